@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Set up livevace's virtual environment and run it: `python3 bootstrap.py run|test [-- ARGS]`.
+
+The one set-up path for every platform (the Makefile and Windows both call it):
+1. create `.venv` beside this file;
+2. install PyTorch unless the venv already has it: the CUDA build where `nvidia-smi` finds
+   a GPU, otherwise a CPU build (a local wheel where pip's find-links offer one, else the
+   PyTorch CPU index), so machines without a GPU never fetch gigabytes of CUDA wheels;
+3. install livevace (with the dev extras for `test`), skipped when nothing changed;
+4. run `livevace run …` or `pytest …`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def step(msg: str) -> None:
+    print(f"[livevace setup] {msg}", flush=True)
+
+
+def pip(*args: str, check: bool = True) -> bool:
+    cmd = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", *args]
+    return subprocess.run(cmd, check=check).returncode == 0
+
+
+def has_gpu() -> bool:
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    return subprocess.run([smi, "-L"], capture_output=True).returncode == 0
+
+
+def ensure_torch() -> None:
+    if subprocess.run([str(PY), "-c", "import torch"], capture_output=True).returncode == 0:
+        return
+    if has_gpu():
+        step("NVIDIA GPU found: installing the CUDA build of PyTorch")
+        if sys.platform == "win32":
+            pip("torch", "--index-url", "https://download.pytorch.org/whl/cu128")
+        else:
+            pip("torch")
+        return
+    step("no NVIDIA GPU: installing a CPU build of PyTorch")
+    if not pip("--no-index", "torch", check=False):  # a local CPU wheel (find-links), if any
+        pip("torch", "--index-url", CPU_INDEX)
+
+
+def ensure_project(extras: str) -> None:
+    stamp = VENV / f".installed-{extras or 'base'}"
+    newest = max(p.stat().st_mtime for p in (ROOT / "pyproject.toml", Path(__file__)))
+    if stamp.exists() and stamp.stat().st_mtime >= newest:
+        return
+    step(f"installing livevace{f'[{extras}]' if extras else ''} (first run takes a few minutes)")
+    pip("-e", f"{ROOT}[{extras}]" if extras else str(ROOT))
+    stamp.touch()
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("run", "test", "setup"):
+        print(__doc__)
+        return 2
+    what, rest = argv[0], [a for a in argv[1:] if a != "--"]
+    if not PY.exists():
+        step(f"creating {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    ensure_torch()
+    ensure_project("dev" if what == "test" else "")
+    if what == "setup":
+        return 0
+    if what == "test":
+        cmd = [str(PY), "-m", "pytest", *rest]
+    else:
+        cmd = [str(BIN / "livevace"), "run", *rest]
+    os.chdir(ROOT)
+    return subprocess.call(cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,5 @@
+import sys
+
+from livevace.cli import main
+
+sys.exit(main())

@@ -1,0 +1,32 @@
+"""Where model files live: our models directory, and Scope's, reused when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def models_dir() -> Path:
+    """`LIVEVACE_MODELS_DIR`, else ~/.cache/livevace/models (created on first pull)."""
+    env = os.environ.get("LIVEVACE_MODELS_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "livevace" / "models"
+
+
+def scope_models_dir() -> Path:
+    """Daydream Scope's folder: files found here are reused instead of downloaded again."""
+    env = os.environ.get("DAYDREAM_SCOPE_MODELS_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".daydream-scope" / "models"
+
+
+def search_dirs() -> list[Path]:
+    """Folders searched for a model file, in order."""
+    return [models_dir(), scope_models_dir()]
+
+
+def find(relative: str) -> Path | None:
+    """The first existing copy of a model file or folder, or None."""
+    for base in search_dirs():
+        path = base / relative
+        if path.exists():
+            return path
+    return None
