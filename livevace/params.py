@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 from livevace.errors import UserError
 
@@ -382,6 +383,13 @@ class ParamStore:
         coerced = {k: param(k).coerce(v)[0] for k, v in values.items()}
         for k, v in coerced.items():
             self.set(k, v)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold the store while several values change (an OSC bundle, a scene, a ramp step):
+        a `snapshot()` taken meanwhile by another thread waits and sees all of them or none."""
+        with self._lock:
+            yield
 
     def get(self, name: str) -> Any:
         with self._lock:

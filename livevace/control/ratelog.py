@@ -1,0 +1,45 @@
+"""Rate-limited logging: a flood of bad packets must not flood the VJ's terminal.
+
+The first event of a kind is logged at once; repeats within `window` seconds are counted
+and the count is reported with the next line of that kind ("… (37 more like this)").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+
+class BurstLog:
+    """Log at most one line per key per window (a "burst"), counting the rest."""
+
+    MAX_KEYS = 512
+    """Distinct keys remembered (unknown addresses are keys: a fuzzer must not grow this)."""
+
+    def __init__(self, logger: logging.Logger, window: float = 2.0) -> None:
+        self._log = logger
+        self._window = window
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, level: int, key: str, message: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._window:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return
+            if len(self._last) >= self.MAX_KEYS:
+                self._last.clear()
+                self._suppressed.clear()
+            self._last[key] = now
+            more = self._suppressed.pop(key, 0)
+        self._log.log(level, "%s%s", message, f" ({more} more like this)" if more else "")
+
+    def warning(self, key: str, message: str) -> None:
+        self(logging.WARNING, key, message)
+
+    def info(self, key: str, message: str) -> None:
+        self(logging.INFO, key, message)

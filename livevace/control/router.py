@@ -1,0 +1,172 @@
+"""From OSC packets to parameter writes: decoding, bundles, wildcards, and the write rules.
+
+Every address the node answers is a route: one per registry parameter (`/livevace/<name>`),
+the control commands (scenes, learn, dump) and the addresses of the loaded controller
+mappings. A message whose address pattern holds OSC wildcards reaches every route it
+matches. A bundle is applied under the store's lock, so a chunk sees all of it or none;
+bundles time-tagged in the future wait in a queue that `tick` drains.
+
+Nothing a sender does can stop the node: malformed packets, wrong types, NaN and unknown
+addresses each cost at most one log line per burst.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import re
+import time
+from typing import Any, Callable
+
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
+
+from livevace.control.ramps import Ramps
+from livevace.control.ratelog import BurstLog
+from livevace.control.transport import Reply
+from livevace.control.values import osc_args, value_from_args
+from livevace.errors import UserError
+from livevace.params import REGISTRY, Param, ParamError, ParamStore, param
+
+log = logging.getLogger("livevace.osc")
+
+Route = Callable[[str, list[Any], Reply], None]
+"""A route's handler: (address as received, arguments, reply to the sender)."""
+
+WILDCARDS = re.compile(r"[*?\[\]{}]")
+MAX_SCHEDULED = 1024
+"""Future-dated bundle messages held at once (beyond: applied at once, logged)."""
+MAX_AHEAD = 60.0
+"""A time tag further ahead than this many seconds is treated as "now" (clock mix-ups)."""
+
+
+def encode(address: str, args: list[Any]) -> bytes:
+    """One OSC message as bytes."""
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        builder.add_arg(arg)
+    return builder.build().dgram
+
+
+class Router:
+    """Routes messages to handlers and applies parameter writes by the registry's rules."""
+
+    def __init__(self, store: ParamStore, ramps: Ramps) -> None:
+        self.store = store
+        self.ramps = ramps
+        self.burst = BurstLog(log)
+        self._routes: dict[str, Route] = {}
+        self._controller_routes: dict[str, Route] = {}
+        self._dispatcher = Dispatcher()
+        self._scheduled: list[tuple[float, int, str, list[Any], Reply]] = []
+        self._order = itertools.count()
+        self.intercept: Callable[[str, list[Any]], bool] | None = None
+        """Sees every message to a non-/livevace address first; True consumes it (learn mode)."""
+        self.defer: Callable[[str, Callable[[], None]], None] = lambda name, apply: apply()
+        """Runs a prompt or scene change now or later (tempo quantisation replaces it)."""
+        self.special: dict[str, Callable[[Any], None]] = {}
+        """Parameters whose writes do more than store a value (scene → recall)."""
+        for p in REGISTRY:
+            self._routes[p.address] = self._param_route(p)
+        self._rebuild()
+
+    # --- routes -------------------------------------------------------------------------
+    def add(self, address: str, route: Route) -> None:
+        """Add a control command (e.g. /livevace/scene/save)."""
+        self._routes[address] = route
+        self._rebuild()
+
+    def set_controller_routes(self, routes: dict[str, Route]) -> None:
+        """Replace the routes of the loaded controller mappings (all at once)."""
+        self._controller_routes = dict(routes)
+        self._rebuild()
+
+    def addresses(self) -> list[str]:
+        return sorted(self._routes) + sorted(self._controller_routes)
+
+    def _rebuild(self) -> None:
+        dispatcher = Dispatcher()
+        for address, route in {**self._controller_routes, **self._routes}.items():
+            dispatcher.map(address, route)
+        self._dispatcher = dispatcher
+
+    def _param_route(self, p: Param) -> Route:
+        def route(address: str, args: list[Any], reply: Reply) -> None:
+            if not args and p.kind != "trigger":
+                reply(encode(p.address, osc_args(p, self.store.get(p.name))))  # a query
+                return
+            self.write(p.name, value_from_args(p, args))
+
+        return route
+
+    # --- writes -------------------------------------------------------------------------
+    def write(self, name: str, raw: Any, slew: float | None = None) -> None:
+        """Write a value as a sender asked: coerced and clamped by the registry, then set,
+        glided (the parameter's slew unless `slew` says otherwise) or deferred to the beat."""
+        p = param(name)
+        if p.readonly:
+            raise ParamError(f"{name} is read only")
+        value, clamped = p.coerce(raw)
+        if clamped:
+            self.burst.info(f"clamp {name}", f"{name}: {str(raw)[:40]} clamped to {value} "
+                            f"(range {p.min:g}..{p.max:g})")
+        if name in self.special:
+            self.special[name](value)
+        elif p.apply == "transition":
+            self.defer(name, lambda: self.ramps.slew(name, value, 0.0))
+        elif p.kind == "trigger":
+            self.store.set(name, True)
+        else:
+            self.ramps.slew(name, value, p.slew if slew is None else slew)
+
+    # --- packets ------------------------------------------------------------------------
+    def handle_packet(self, data: bytes, sender: tuple[str, int], reply: Reply) -> None:
+        """Decode one packet (message or bundle) and apply it; never raises."""
+        try:
+            messages = OscPacket(data).messages
+        except Exception:  # python-osc raises several types for malformed input
+            self.burst.warning(f"malformed {sender[0]}", f"malformed OSC packet from "
+                               f"{sender[0]} ({len(data)} bytes) ignored")
+            return
+        now = time.time()
+        with self.store.batch():
+            for timed in messages:
+                msg = timed.message
+                if now + 0.001 < timed.time < now + MAX_AHEAD and len(self._scheduled) < MAX_SCHEDULED:
+                    heapq.heappush(self._scheduled, (timed.time, next(self._order), msg.address,
+                                                     list(msg.params), reply))
+                    continue
+                self.dispatch(msg.address, list(msg.params), reply)
+
+    def run_due(self, now: float | None = None) -> None:
+        """Apply the future-dated bundle messages whose time has come."""
+        now = time.time() if now is None else now
+        with self.store.batch():
+            while self._scheduled and self._scheduled[0][0] <= now:
+                _, _, address, args, reply = heapq.heappop(self._scheduled)
+                self.dispatch(address, args, reply)
+
+    def dispatch(self, address: str, args: list[Any], reply: Reply) -> None:
+        """Apply one message; every failure is one log line, never an exception."""
+        try:
+            if self.intercept and not address.startswith("/livevace") and self.intercept(address, args):
+                return
+            if WILDCARDS.search(address):
+                routes = [h.callback for h in self._dispatcher.handlers_for_address(address)]
+            else:
+                route = self._routes.get(address) or self._controller_routes.get(address)
+                routes = [route] if route else []
+            if not routes:
+                self.burst.warning(f"unknown {address[:64]}", f"unknown OSC address "
+                                   f"{address[:64]!r} ignored (`livevace osc --list` shows them all)")
+            for route in routes:
+                try:
+                    route(address, args, reply)
+                except UserError as exc:
+                    self.burst.warning(f"reject {address[:64]}", str(exc))
+        except Exception as exc:  # a bug must not take the show down: log it and go on
+            self.burst.warning(f"error {address[:64]}", f"error handling {address[:64]!r}: "
+                               f"{type(exc).__name__}: {exc}")
+            log.debug("traceback", exc_info=True)
