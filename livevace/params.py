@@ -321,6 +321,9 @@ REGISTRY: tuple[Param, ...] = (
           group="scene"),
     Param("beat_phase", "float", 0.0, "Ableton Link beat phase within the bar (read only).",
           min=0.0, max=1.0, readonly=True, live=False, apply="immediate", group="scene"),
+    Param("tempo", "float", 120.0, "Tempo of the Ableton Link session (needs --link); "
+          "follows the session and sets it.", min=20.0, max=999.0, unit="bpm", live=False,
+          apply="immediate", group="scene"),
 )
 
 BY_NAME: dict[str, Param] = {p.name: p for p in REGISTRY}

@@ -11,12 +11,21 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from pathlib import Path
+from typing import Any
 
+from livevace.control.controllers import Controllers
 from livevace.control.feedback import Feedback, Stats, parse_target
+from livevace.control.mapping import resolve_controller
+from livevace.control.oscquery import OscQueryServer
 from livevace.control.ramps import Ramps
-from livevace.control.router import Router
-from livevace.control.transport import AllowList, TcpServer, UdpServer
-from livevace.params import ParamStore
+from livevace.control.router import Router, encode
+from livevace.control.scenes import Scenes, scene_names
+from livevace.control.tempo import Clock, Quantiser
+from livevace.control.tomlfiles import presets_root
+from livevace.control.transport import AllowList, Reply, TcpServer, UdpServer
+from livevace.control.values import osc_args
+from livevace.params import REGISTRY, ParamError, ParamStore
 
 log = logging.getLogger("livevace.osc")
 
@@ -31,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "port; -1: no OSC)")
     g.add_argument("--osc-host", default="127.0.0.1", metavar="HOST",
                    help="address to listen on (default 127.0.0.1: this machine only; "
-                   "0.0.0.0: the network)")
+                   "0.0.0.0: every network interface)")
     g.add_argument("--osc-tcp", action="store_true",
                    help="also accept OSC over TCP on the same port (SLIP or size-prefixed)")
     g.add_argument("--osc-allow", action="append", default=[], metavar="ADDR[,ADDR…]",
@@ -41,16 +50,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="echo every value change and stats to this OSC target; repeatable")
     g.add_argument("--stats-interval", type=float, default=1.0, metavar="SECONDS",
                    help="how often stats go to the feedback targets (default 1; 0: never)")
+    g.add_argument("--oscquery-port", type=int, default=DEFAULT_OSCQUERY_PORT, metavar="PORT",
+                   help=f"HTTP port of the OSCQuery namespace (default {DEFAULT_OSCQUERY_PORT}; "
+                   "0: any free port; -1: off)")
+    g.add_argument("--no-zeroconf", action="store_true",
+                   help="do not advertise OSCQuery/OSC over Zeroconf (Bonjour)")
+    g.add_argument("--controller", action="append", default=[], metavar="MAPPING",
+                   help="controller mapping: a name under presets/controllers (touchosc, "
+                   "generic8) or a .toml path; repeatable")
+    g.add_argument("--learn-file", type=Path, metavar="PATH",
+                   help="where learn mode writes mappings (default: the first --controller "
+                   "file, else presets/controllers/learned.toml)")
+    g.add_argument("--link", action="store_true",
+                   help="join the Ableton Link session (tempo, beat phase, quantize)")
+    g.add_argument("--bpm", type=float, default=120.0,
+                   help="tempo when starting a Link session alone (default 120)")
 
 
 class ControlService:
     """Everything that steers the live parameters; ticked by the node loop."""
 
-    def __init__(self, store: ParamStore, router: Router, servers: list, feedback: Feedback) -> None:
+    def __init__(self, store: ParamStore, router: Router, controllers: Controllers,
+                 quantiser: Quantiser) -> None:
         self.store = store
         self.router = router
-        self.servers = servers
-        self.feedback = feedback
+        self.controllers = controllers
+        self.quantiser = quantiser
+        self.servers: list[Any] = []
+        self.feedback: Feedback | None = None
+        self.oscquery: OscQueryServer | None = None
 
     @property
     def osc_address(self) -> tuple[str, int] | None:
@@ -58,34 +86,83 @@ class ControlService:
         return self.servers[0].address if self.servers else None
 
     def tick(self) -> None:
-        """Advance slews, crossfades and due bundle messages (once per pipeline call)."""
+        """Once per pipeline call, before the parameters are snapshot: apply due bundle
+        messages and beat-quantised changes, pick up edited mapping files, advance slews
+        and scene crossfades by one step."""
         self.router.run_due()
+        self.quantiser.tick()
+        self.controllers.tick()
         self.router.ramps.tick(time.monotonic())
 
     def close(self) -> None:
         for server in self.servers:
             server.close()
-        self.feedback.close()
+        if self.oscquery:
+            self.oscquery.close()
+        if self.feedback:
+            self.feedback.close()
+        if self.quantiser.clock:
+            self.quantiser.clock.close()
+
+
+def _commands(router: Router, scenes: Scenes, quantiser: Quantiser) -> None:
+    """Wire the scene commands and the dump into the router."""
+    store = router.store
+
+    def recall(ref: Any) -> None:
+        scene = scenes.load(ref)  # errors show now, not on the beat
+        quantiser.defer("scene", lambda: scenes.apply(scene))
+
+    def save(address: str, args: list[Any], reply: Reply) -> None:
+        if len(args) != 1 or not isinstance(args[0], str):
+            raise ParamError("/livevace/scene/save: give the scene name as one string")
+        scenes.save(args[0])
+
+    def listing(address: str, args: list[Any], reply: Reply) -> None:
+        reply(encode("/livevace/scene/list", scene_names(scenes.folder)))
+
+    def dump(address: str, args: list[Any], reply: Reply) -> None:
+        values = store.snapshot()
+        for p in REGISTRY:
+            if p.kind != "trigger":
+                reply(encode(p.address, osc_args(p, values[p.name])))
+
+    router.special["scene"] = recall
+    router.add("/livevace/scene/save", save)
+    router.add("/livevace/scene/list", listing)
+    router.add("/livevace/dump", dump)
 
 
 def start(args: argparse.Namespace, store: ParamStore, stats: Stats | None = None) -> ControlService:
     """Open everything the options ask for; raises UserError (one line) when it cannot."""
+    controller_paths = [resolve_controller(c) for c in args.controller]
+    learn_file = args.learn_file or (controller_paths[0] if controller_paths else
+                                     presets_root() / "controllers" / "learned.toml")
     ramps = Ramps(store)
     router = Router(store, ramps)
-    allow = AllowList(args.osc_allow)
-    servers: list = []
+    controllers = Controllers(store, router, controller_paths, learn_file)
+    quantiser = Quantiser(store, Clock(args.bpm) if args.link else None)
+    router.defer = quantiser.defer
+    _commands(router, Scenes(store, ramps), quantiser)
+    service = ControlService(store, router, controllers, quantiser)
     try:
         if args.osc_port >= 0:
+            allow = AllowList(args.osc_allow)
             udp = UdpServer(args.osc_host, args.osc_port, router.handle_packet, allow)
-            servers.append(udp)
+            service.servers.append(udp)
             if args.osc_tcp:
-                servers.append(TcpServer(args.osc_host, udp.address[1], router.handle_packet, allow))
+                service.servers.append(TcpServer(args.osc_host, udp.address[1],
+                                                 router.handle_packet, allow))
             host, port = udp.address
-            log.info("OSC control on %s:%d/udp%s", host, port, " and tcp" if args.osc_tcp else "")
-        feedback = Feedback(store, [parse_target(t) for t in args.feedback], stats,
-                            args.stats_interval)
+            log.info("OSC control on %s:%d (udp%s); `livevace osc --list` shows the addresses",
+                     host, port, ", tcp" if args.osc_tcp else "")
+            if args.oscquery_port >= 0:
+                service.oscquery = OscQueryServer(store, args.osc_host, args.oscquery_port, port,
+                                                  advertise=not args.no_zeroconf)
+                log.info("OSCQuery on http://%s:%d/", *service.oscquery.address)
+        service.feedback = Feedback(store, [parse_target(t) for t in args.feedback], stats,
+                                    args.stats_interval, extra=controllers.feedback)
     except BaseException:
-        for server in servers:
-            server.close()
+        service.close()
         raise
-    return ControlService(store, router, servers, feedback)
+    return service

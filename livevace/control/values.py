@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from livevace.params import Param, ParamError, Prompt, format_prompts
+from livevace.params import Param, ParamError, format_prompts
 
 LIST_KINDS = ("floats", "ints", "strs", "prompts")
 
@@ -65,12 +65,16 @@ def describe_args(p: Param) -> str:
     return forms[p.kind]
 
 
+def _num(v: float | int) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
 def describe_range(p: Param) -> str:
     if p.kind == "enum":
         return " · ".join(p.choices)
     if p.min is not None and p.max is not None:
         unit = f" {p.unit}" if p.unit else ""
-        return f"{p.min:g} … {p.max:g}{unit}"
+        return f"{_num(p.min)} … {_num(p.max)}{unit}"
     return ""
 
 
@@ -79,11 +83,11 @@ def describe_default(p: Param) -> str:
     if p.kind == "trigger":
         return ""
     if p.kind == "prompts":
-        return repr(format_prompts(value) if isinstance(value[0], Prompt) else value)
+        return format_prompts(value)
     if p.kind == "bool":
         return "1" if value else "0"
     if isinstance(value, tuple):
-        return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) or "(none)"
+        return " ".join(_num(v) if isinstance(v, float) else str(v) for v in value) or "(none)"
     if isinstance(value, float):
-        return f"{value:g}"
-    return repr(value) if isinstance(value, str) else str(value)
+        return _num(value)
+    return str(value) if value != "" else "(empty)"

@@ -1,0 +1,74 @@
+"""The OSC address table: what the node answers and what it sends, in one place.
+
+`livevace osc --list`, the README section "OSC control" and OSCQuery are all made from
+the registry plus the commands below, so none of them can drift from the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from livevace.control.values import describe_args, describe_default, describe_range
+from livevace.params import REGISTRY
+
+
+@dataclass(frozen=True)
+class Command:
+    address: str
+    args: str
+    """Arguments in words, for the table."""
+    types: str
+    """OSC type tags of the arguments ('' when none), for OSCQuery."""
+    description: str
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("/livevace/scene/save", "s", "s", "Save the current parameters as scene NAME "
+            "(presets/scenes/NAME.toml)."),
+    Command("/livevace/scene/list", "", "", "Reply with /livevace/scene/list s… : the scene "
+            "names, in index order."),
+    Command("/livevace/learn", "s [s]", "s", "Learn mode: the next control moved is mapped to "
+            "this parameter (optional mode: absolute, toggle, momentary, trigger) and saved "
+            "in the learn file."),
+    Command("/livevace/learn/cancel", "", "", "Leave learn mode."),
+    Command("/livevace/dump", "", "", "Reply with the current value of every parameter, one "
+            "message each."),
+)
+
+SENT: tuple[Command, ...] = (
+    Command("/livevace/<name>", "value", "", "Every accepted change of a parameter, to each "
+            "--feedback target (also the reply to a message without arguments)."),
+    Command("<controller address>", "f", "f", "Where a mapped control should sit after a "
+            "change (motor faders, button LEDs), to each --feedback target."),
+    Command("/livevace/stats/<key>", "f", "f", "Node statistics (fps, latency, GPU memory …) "
+            "every --stats-interval seconds, to each --feedback target."),
+    Command("/livevace/learn/done", "s s", "ss", "Learn mode mapped a control: address, "
+            "parameter (to the sender of /livevace/learn)."),
+)
+
+
+APPLIES = {"chunk": "next chunk", "transition": "fades in", "reset": "cache reset",
+           "reload": "model reload", "immediate": "at once"}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def address_table() -> str:
+    """The address table as Markdown (what `livevace osc --list` prints)."""
+    rows = [
+        "| Address | Arguments | Range / choices | Default | Applies | Description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in REGISTRY:
+        applies = "read only" if p.readonly else APPLIES[p.apply]
+        rows.append(f"| `{p.address}` | {_cell(describe_args(p))} | {_cell(describe_range(p))} "
+                    f"| {_cell(describe_default(p))} | {applies} | {_cell(p.description)} |")
+    for c in COMMANDS:
+        rows.append(f"| `{c.address}` | {c.args or '(none)'} | | | at once | {_cell(c.description)} |")
+    rows += ["", "Sent by the node:", "",
+             "| Address | Arguments | Description |", "|---|---|---|"]
+    for c in SENT:
+        rows.append(f"| `{c.address}` | {c.args} | {_cell(c.description)} |")
+    return "\n".join(rows) + "\n"

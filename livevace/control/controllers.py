@@ -1,0 +1,166 @@
+"""Controller mappings at run time: routes for the router, feedback to the controls,
+hot reload of edited files, and learn mode.
+
+Learn mode: `/livevace/learn <param> [mode]` arms it; the next message to any address
+outside /livevace/ becomes a mapping of that address to the parameter, written into the
+learn file (kept as the user wrote it, one `[[map]]` table added) and active at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from livevace.control.mapping import MODES, Controller, ControllerSet, Mapping, write_learned
+from livevace.control.router import WILDCARDS, Route, Router, encode
+from livevace.control.tomlfiles import PresetError
+from livevace.control.transport import Reply
+from livevace.params import ParamError, ParamStore, param
+
+log = logging.getLogger("livevace.osc")
+
+LEARNABLE = ("float", "int", "bool", "enum", "trigger")
+RELOAD_EVERY = 1.0
+"""Seconds between checks of the mapping files for edits."""
+
+
+def control_value(address: str, args: list[Any], arg: int) -> float:
+    """The number a control sent in argument `arg` (no arguments: a press, 1.0)."""
+    if not args:
+        return 1.0
+    if arg >= len(args):
+        raise ParamError(f"{address}: no argument {arg} (got {len(args)})")
+    v = args[arg]
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)) and math.isfinite(v):
+        return float(v)
+    raise ParamError(f"{address}: {str(v)[:40]!r} is not a control value")
+
+
+class Controllers:
+    """The loaded mappings wired into a router."""
+
+    def __init__(self, store: ParamStore, router: Router, paths: list[Path],
+                 learn_file: Path) -> None:
+        self.store = store
+        self.router = router
+        self.set = ControllerSet()
+        self.set.load(paths)
+        self.learn_file = learn_file
+        self.learning: tuple[str, str, Reply] | None = None
+        self._bank_pos: dict[str, int] = {}
+        self._checked = time.monotonic()
+        router.intercept = self._intercept
+        router.add("/livevace/learn", self._learn_route)
+        router.add("/livevace/learn/cancel", self._cancel_route)
+        self.rewire()
+        for c in self.set.controllers:
+            log.info("controller %s: %d mappings from %s", c.name, len(c.maps), c.path)
+
+    # --- routes ---------------------------------------------------------------------------
+    def rewire(self) -> None:
+        by_address: dict[str, list[tuple[Mapping, Controller]]] = {}
+        for m, c in self.set.mappings():
+            by_address.setdefault(m.address, []).append((m, c))
+        self.router.set_controller_routes({a: self._route(ms) for a, ms in by_address.items()})
+
+    def _route(self, maps: list[tuple[Mapping, Controller]]) -> Route:
+        def route(address: str, args: list[Any], reply: Reply) -> None:
+            for m, c in maps:
+                self.apply(m, c, control_value(address, args, m.arg))
+
+        return route
+
+    def apply(self, m: Mapping, c: Controller, x: float) -> None:
+        """What a control at x does to its parameter, by the mapping's mode."""
+        write = self.router.write
+        if m.mode == "absolute":
+            write(m.param, m.to_param(x), slew=m.slew)
+        elif m.mode == "momentary":
+            write(m.param, m.pressed(x))
+        elif not m.pressed(x) and not (m.mode == "bank" and m.index is None):
+            return
+        elif m.mode == "toggle":
+            write(m.param, not self.store.get(m.param))
+        elif m.mode == "trigger":
+            write(m.param, True if m.value is None else m.value)
+        elif m.index is not None:
+            write("prompt", c.bank[m.index])
+        else:  # a fader scanning the bank: only a new entry changes the prompt
+            i = min(int(m.unit(x) * len(c.bank)), len(c.bank) - 1)
+            if self._bank_pos.get(m.address) != i:
+                self._bank_pos[m.address] = i
+                write("prompt", c.bank[i])
+
+    def feedback(self, name: str, value: Any) -> list[tuple[str, list[Any]]]:
+        """Messages that put the controls mapped to `name` where the value now is."""
+        touched: dict[str, list[tuple[Mapping, Controller]]] = {}
+        all_maps = self.set.mappings()
+        for m, c in all_maps:
+            if m.param == name:
+                touched.setdefault(m.address, [])
+        if not touched:
+            return []
+        for m, c in all_maps:
+            if m.address in touched:
+                touched[m.address].append((m, c))
+        out = []
+        for address, maps in touched.items():
+            args: list[Any] = [None] * (max(m.arg for m, _ in maps) + 1)
+            for m, c in maps:
+                current = value if m.param == name else self.store.get(m.param)
+                args[m.arg] = m.to_control(current, c.bank)
+            if all(a is not None for a in args):
+                out.append((address, [float(a) for a in args]))
+        return out
+
+    # --- hot reload ----------------------------------------------------------------------
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self._checked >= RELOAD_EVERY:
+            self._checked = now
+            if self.set.reload_changed():
+                self.rewire()
+
+    # --- learn mode ----------------------------------------------------------------------
+    def _learn_route(self, address: str, args: list[Any], reply: Reply) -> None:
+        if not args or not isinstance(args[0], str):
+            raise ParamError("/livevace/learn: give the parameter name, e.g. /livevace/learn "
+                             "noise_scale")
+        p = param(args[0])
+        mode = str(args[1]) if len(args) > 1 else ("trigger" if p.kind == "trigger" else "absolute")
+        if p.kind not in LEARNABLE or p.readonly:
+            raise ParamError(f"learn: {p.name} cannot be moved by a control (map it in a file "
+                             "with mode = \"trigger\" and a value)")
+        if mode not in MODES or mode == "bank":
+            raise ParamError(f"learn: mode {mode!r} is not one of absolute, toggle, momentary, "
+                             "trigger")
+        self.learning = (p.name, mode, reply)
+        log.info("learn: move a control to map it to %s", p.name)
+
+    def _cancel_route(self, address: str, args: list[Any], reply: Reply) -> None:
+        if self.learning:
+            log.info("learn: cancelled")
+        self.learning = None
+
+    def _intercept(self, address: str, args: list[Any]) -> bool:
+        """Catch the next control moved while learning; the message then applies as mapped."""
+        if self.learning is None or WILDCARDS.search(address) or not address.startswith("/"):
+            return False
+        name, mode, reply = self.learning
+        self.learning = None
+        m = Mapping(address, name, mode)
+        try:
+            write_learned(self.learn_file, m)
+            self.set.add_or_reload(self.learn_file)
+        except (PresetError, OSError) as exc:
+            log.warning("learn: cannot write %s (%s)", self.learn_file, exc)
+            return True
+        self.rewire()
+        log.info("learn: %s → %s (saved in %s)", address, name, self.learn_file)
+        reply(encode("/livevace/learn/done", [address, name]))
+        return False

@@ -1,0 +1,162 @@
+"""Scenes: named sets of parameter values, recalled with a crossfade over N chunks.
+
+A scene file (`presets/scenes/<name>.toml`; the stratification strategies in
+`presets/stratification/` have the same form)::
+
+    description = "…"
+    crossfade = 4            # optional: chunks to glide over (default: transition_chunks)
+
+    [params]                 # any writable registry parameters
+    prompt = "a neon city at night :: 0.7 | rain :: 0.3"
+    vace_context_scale = 1.2
+    control = "pose"
+
+Recall (`/livevace/scene <name or index>`) glides continuous values over `crossfade`
+chunks, sets the others at once (the prompt fades in by the pipeline over
+transition_chunks) and can wait for the next beat or bar (quantize). A file with an error
+is rejected with its file and line; the parameters stay as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from livevace.control.ramps import Ramps
+from livevace.control.tomlfiles import PresetError, error_at, presets_root, read_toml
+from livevace.params import REGISTRY, ParamError, ParamStore, format_prompts, param
+
+log = logging.getLogger("livevace.osc")
+
+NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}(/[A-Za-z0-9_\-]{1,64})?$")
+TOP_KEYS = {"description", "crossfade", "params"}
+UNSAVED_GROUPS = ("scene",)
+UNSAVED = ("pause",)
+
+
+@dataclass(frozen=True)
+class Scene:
+    name: str
+    path: Path
+    values: dict[str, Any]
+    """Coerced parameter values, in file order."""
+    crossfade: int | None = None
+    description: str = ""
+
+
+def scenes_dir() -> Path:
+    return presets_root() / "scenes"
+
+
+def scene_names(folder: Path | None = None) -> list[str]:
+    """Scenes by index: the sorted file names of the scenes folder."""
+    folder = folder or scenes_dir()
+    return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+
+
+def resolve_scene(ref: str | int, folder: Path | None = None) -> tuple[str, Path]:
+    """A scene name ('neon'), an index into `scene_names` (2 or '2'), a path under the
+    presets folder ('stratification/strong') or a .toml file → (name, file)."""
+    folder = folder or scenes_dir()
+    names = scene_names(folder)
+    text = str(ref).strip()
+    if text.isdigit() and text not in names:
+        if int(text) >= len(names):
+            raise ParamError(f"scene {text}: there are {len(names)} scenes (0..{len(names) - 1})")
+        return names[int(text)], folder / f"{names[int(text)]}.toml"
+    if text.endswith(".toml") and Path(text).is_file():
+        return Path(text).stem, Path(text)
+    if not NAME.match(text):
+        raise ParamError(f"scene {text[:40]!r}: use a name of letters, digits, - and _")
+    return text, (folder.parent / f"{text}.toml") if "/" in text else folder / f"{text}.toml"
+
+
+def load_scene(path: Path, name: str | None = None) -> Scene:
+    """Read and check a scene file; PresetError 'file:line: …' on the first problem."""
+    if not path.is_file():
+        raise PresetError(f"{path}: no such scene (`livevace presets list` shows them)")
+    data, where = read_toml(path)
+    for key in data:
+        if key not in TOP_KEYS:
+            raise error_at(path, where.line(key) if isinstance(data[key], dict)
+                           else where.line(key=key),
+                           f"unknown key {key!r} (expected {', '.join(sorted(TOP_KEYS))})")
+    crossfade = data.get("crossfade")
+    if crossfade is not None and (isinstance(crossfade, bool) or not isinstance(crossfade, int)
+                                  or not 0 <= crossfade <= 256):
+        raise error_at(path, where.line(key="crossfade"), "crossfade must be 0..256 chunks")
+    params = data.get("params", {})
+    if not isinstance(params, dict):
+        raise error_at(path, where.line(key="params"), "params must be a [params] table")
+    values = {}
+    for name, raw in params.items():
+        line = where.line("params", 0, name)
+        try:
+            p = param(name)
+            if p.readonly or p.kind == "trigger" or p.group in UNSAVED_GROUPS:
+                raise ParamError(f"{name} cannot be part of a scene")
+            value, clamped = p.coerce(raw)
+        except ParamError as exc:
+            raise error_at(path, line, str(exc)) from None
+        if clamped:
+            raise error_at(path, line, f"{name} = {raw} is outside {p.min:g}..{p.max:g}")
+        values[name] = value
+    description = data.get("description", "")
+    return Scene(name or path.stem, path, values, crossfade, str(description))
+
+
+def save_scene(store: ParamStore, name: str, folder: Path | None = None) -> Path:
+    """Write the current values as a scene; returns its path."""
+    if not NAME.match(name) or "/" in name:
+        raise ParamError(f"scene name {name[:40]!r}: use letters, digits, - and _")
+    folder = folder or scenes_dir()
+    snap = store.snapshot()
+    params: dict[str, Any] = {}
+    for p in REGISTRY:
+        if p.readonly or p.kind == "trigger" or p.group in UNSAVED_GROUPS or p.name in UNSAVED:
+            continue
+        value = snap[p.name]
+        params[p.name] = format_prompts(value) if p.kind == "prompts" else \
+            list(value) if isinstance(value, tuple) else value
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    header = f"# Scene saved by livevace on {time.strftime('%Y-%m-%d %H:%M')}.\n"
+    path.write_text(header + tomli_w.dumps({"description": "", "params": params}),
+                    encoding="utf-8")
+    return path
+
+
+class Scenes:
+    """Recall with crossfades (driven by the node loop's ticks) and save."""
+
+    def __init__(self, store: ParamStore, ramps: Ramps, folder: Path | None = None) -> None:
+        self.store = store
+        self.ramps = ramps
+        self.folder = folder or scenes_dir()
+
+    def load(self, ref: str | int) -> Scene:
+        name, path = resolve_scene(ref, self.folder)
+        return load_scene(path, name)
+
+    def apply(self, scene: Scene) -> None:
+        """Start the crossfade to a loaded scene (all of it under the store's lock)."""
+        with self.store.batch():
+            if "transition_chunks" in scene.values:
+                self.store.set("transition_chunks", scene.values["transition_chunks"])
+            chunks = scene.crossfade if scene.crossfade is not None else \
+                self.store.get("transition_chunks")
+            for name, value in scene.values.items():
+                self.ramps.fade(name, value, chunks)
+            self.store.set("scene", scene.name)
+        log.info("scene %s (crossfade %d chunks)", scene.name, chunks)
+
+    def save(self, name: str) -> Path:
+        path = save_scene(self.store, name, self.folder)
+        log.info("scene saved: %s", path)
+        return path
