@@ -1,0 +1,190 @@
+"""Wan VAE: equal to diffusers' AutoencoderKLWan (the reference), streaming equal to whole-clip,
+both weight layouts, wrong files rejected, the all-zeros stream computed once."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from diffusers import AutoencoderKLWan
+from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
+from livevace.errors import ModelError
+from livevace.models.wan.vae import LATENT_MEAN, LATENT_STD, WanVAE, WanVAEConfig, load_wan_vae
+
+CFG = WanVAEConfig(base_dim=8)  # Wan2.1's structure with narrow channels
+MEAN = torch.tensor(LATENT_MEAN).view(1, -1, 1, 1, 1)
+STD = torch.tensor(LATENT_STD).view(1, -1, 1, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def reference() -> AutoencoderKLWan:
+    torch.manual_seed(0)
+    ref = AutoencoderKLWan(base_dim=CFG.base_dim, z_dim=16, dim_mult=list(CFG.dim_mult),
+                           num_res_blocks=2, temperal_downsample=[False, True, True]).eval()
+    with torch.no_grad():  # non-trivial norm gains, so a swapped gamma would show
+        for name, p in ref.named_parameters():
+            if name.endswith("gamma"):
+                p.uniform_(0.5, 1.5)
+    return ref
+
+
+def to_original_layout(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """diffusers names → Wan's `Wan2.1_VAE.pth` names (checked below against diffusers' own
+    converter, so the original layout used in these tests is the real one)."""
+    resnet = {"norm1.gamma": "residual.0.gamma", "conv1.": "residual.2.", "norm2.gamma": "residual.3.gamma",
+              "conv2.": "residual.6.", "conv_shortcut.": "shortcut."}
+    out = {}
+    for key, v in sd.items():
+        k = key
+        k = re.sub(r"^quant_conv\.", "conv1.", k)
+        k = re.sub(r"^post_quant_conv\.", "conv2.", k)
+        k = re.sub(r"^(encoder|decoder)\.conv_in\.", r"\1.conv1.", k)
+        k = re.sub(r"^(encoder|decoder)\.norm_out\.", r"\1.head.0.", k)
+        k = re.sub(r"^(encoder|decoder)\.conv_out\.", r"\1.head.2.", k)
+        m = re.match(r"^(encoder|decoder)\.mid_block\.(resnets|attentions)\.(\d)\.(.*)$", k)
+        if m:
+            k = f"{m[1]}.middle.{1 if m[2] == 'attentions' else 2 * int(m[3])}.{m[4]}"
+        m = re.match(r"^decoder\.up_blocks\.(\d)\.(resnets\.(\d)|upsamplers\.0)\.(.*)$", k)
+        if m:
+            k = f"decoder.upsamples.{4 * int(m[1]) + (int(m[3]) if m[3] else 3)}.{m[4]}"
+        k = k.replace("encoder.down_blocks.", "encoder.downsamples.")
+        if ".attentions" not in key and not k.endswith(("head.0.gamma", "head.2.weight", "head.2.bias")) \
+                and re.match(r"^(encoder|decoder)\.(downsamples|upsamples|middle)\.", k):
+            for a, b in resnet.items():
+                k = re.sub(r"\." + re.escape(a), "." + b, k)
+        out[k] = v
+    return out
+
+
+def test_original_layout_is_real(reference):
+    sd = reference.state_dict()
+    converted = convert_wan_vae_to_diffusers(to_original_layout(sd))
+    assert converted.keys() == sd.keys()
+    assert all(converted[k] is sd[k] for k in sd)
+
+
+@pytest.fixture(scope="module")
+def ours(reference, tmp_path_factory) -> WanVAE:
+    path = tmp_path_factory.mktemp("vae") / "Wan2.1_VAE.pth"
+    torch.save(to_original_layout(reference.state_dict()), path)
+    return load_wan_vae(path, cfg=CFG)
+
+
+def clip(frames: int, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, frames, 32, 48, generator=g) * 2 - 1
+
+
+def test_encode_equals_diffusers(reference, ours):
+    x = clip(13)
+    with torch.no_grad():
+        mu = reference.encode(x).latent_dist.mean
+    z = ours.encoder_stream().encode(x)
+    assert z.shape == (1, 16, 4, 4, 6)
+    torch.testing.assert_close(z, (mu - MEAN) / STD, rtol=1e-5, atol=1e-5)
+
+
+def test_decode_equals_diffusers(reference, ours):
+    z = torch.randn(1, 16, 4, 4, 6, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = reference.decode(z * STD + MEAN).sample
+    out = ours.decoder_stream().decode(z)
+    assert out.shape == (1, 3, 13, 32, 48)
+    assert (out.abs() < 0.99).float().mean() > 0.5  # not a saturated, trivially clamped picture
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunks", [(1, 4, 4, 4), (5, 8), (9, 4)])
+def test_streaming_encode_equals_whole_clip(ours, chunks):
+    x = clip(13, seed=3)
+    whole = ours.encoder_stream().encode(x)
+    stream, parts, t = ours.encoder_stream(), [], 0
+    for n in chunks:
+        parts.append(stream.encode(x[:, :, t:t + n]))
+        t += n
+    torch.testing.assert_close(torch.cat(parts, 2), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_streaming_decode_counts_and_equality(ours):
+    z = torch.randn(1, 16, 5, 4, 6, generator=torch.Generator().manual_seed(4))
+    whole = ours.decoder_stream(latents_per_pass=5).decode(z)
+    stream = ours.decoder_stream()
+    parts = [stream.decode(z[:, :, :1]), stream.decode(z[:, :, 1:3]), stream.decode(z[:, :, 3:])]
+    assert [p.shape[2] for p in parts] == [1, 8, 8]
+    torch.testing.assert_close(torch.cat(parts, 2), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_separate_streams_do_not_mix(ours):
+    a, b = clip(9, seed=5), clip(9, seed=6)
+    s1, s2 = ours.encoder_stream(), ours.encoder_stream()
+    interleaved = [s1.encode(a[:, :, :5]), s2.encode(b[:, :, :5]), s1.encode(a[:, :, 5:]), s2.encode(b[:, :, 5:])]
+    torch.testing.assert_close(torch.cat(interleaved[0::2], 2), ours.encoder_stream().encode(a))
+    torch.testing.assert_close(torch.cat(interleaved[1::2], 2), ours.encoder_stream().encode(b))
+
+
+def test_bad_chunk_lengths_refused(ours):
+    s = ours.encoder_stream()
+    with pytest.raises(ValueError, match="1\\+4k"):
+        s.encode(clip(4))
+    s.encode(clip(5))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        s.encode(clip(5))
+
+
+def test_zero_stream_cached_and_exact(ours):
+    first, later, n = (1, 3, 5, 16, 16), (1, 3, 4, 16, 16), 40
+    plain = ours.encoder_stream()
+    expected = [plain.encode(torch.zeros(first))] + [plain.encode(torch.zeros(later)) for _ in range(n - 1)]
+    cached_a, cached_b = ours.encoder_stream(), ours.encoder_stream()
+    got_a = [cached_a.encode_zeros(first, "cpu")] + [cached_a.encode_zeros(later, "cpu") for _ in range(n - 1)]
+    run = ours._zeros._runs[(1, 16, 16, torch.device("cpu"), torch.float32)]
+    computed = len(run)
+    got_b = [cached_b.encode_zeros(first, "cpu")] + [cached_b.encode_zeros(later, "cpu") for _ in range(n - 1)]
+    assert computed < n and len(run) == computed  # converged; the second stream computed nothing
+    assert all(x is y for x, y in zip(got_a, got_b))
+    for e, g in zip(expected, got_a):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
+    real = torch.rand(later, generator=torch.Generator().manual_seed(7))
+    # the stream turns non-zero: it continues from the cached memory as if it had encoded all along
+    torch.testing.assert_close(cached_a.encode(real), plain.encode(real), rtol=1e-4, atol=1e-5)
+
+
+def test_diffusers_folder_loads(reference, tmp_path):
+    reference.save_pretrained(tmp_path / "vae")
+    vae = load_wan_vae(tmp_path / "vae", cfg=CFG)
+    x = clip(5, seed=8)
+    with torch.no_grad():
+        mu = reference.encode(x).latent_dist.mean
+    torch.testing.assert_close(vae.encoder_stream().encode(x), (mu - MEAN) / STD, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16(ours, reference, tmp_path):
+    vae = ours.to(torch.bfloat16)
+    try:
+        z = torch.randn(1, 16, 2, 4, 6, generator=torch.Generator().manual_seed(9))
+        out = vae.decoder_stream().decode(z)
+        assert out.dtype == torch.bfloat16 and out.shape == (1, 3, 5, 32, 48)
+        with torch.no_grad():
+            ref = reference.decode(z * STD + MEAN).sample
+        assert (out.float() - ref).abs().mean() < 0.05
+    finally:
+        ours.to(torch.float32)
+
+
+def test_wrong_files_rejected(tmp_path, reference):
+    with pytest.raises(ModelError, match="does not exist"):
+        load_wan_vae(tmp_path / "missing.pth", cfg=CFG)
+    bad = tmp_path / "taew2_1.pth"
+    torch.save({"encoder.0.weight": torch.zeros(64, 3, 3, 3)}, bad)
+    with pytest.raises(ModelError, match="is not a Wan2.1 VAE.*missing"):
+        load_wan_vae(bad, cfg=CFG)
+    with pytest.raises(ModelError, match="wrong shape"):  # the real-size VAE expected, a tiny one given
+        path = tmp_path / "small.pth"
+        torch.save(to_original_layout(reference.state_dict()), path)
+        load_wan_vae(path)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match="cannot read"):
+        load_wan_vae(junk, cfg=CFG)
