@@ -23,6 +23,8 @@ _FACTORIES: dict[str, str] = {
     "gray": "livevace.annotators.gray:GrayAnnotator",
     "edges": "livevace.annotators.edges:EdgesAnnotator",
     "scribble": "livevace.annotators.edges:ScribbleAnnotator",
+    "flow": "livevace.annotators.flow:FlowAnnotator",
+    "pose": "livevace.annotators.pose:PoseAnnotator",
     "none": "livevace.annotators.identity:IdentityAnnotator",
 }
 
@@ -48,4 +50,8 @@ def make_annotator(name: str, **options: Any) -> Annotator:
     return _load(_FACTORIES[name])(**options)
 
 
-__all__ = ["CONTROLS", "FrameError", "UnknownAnnotatorError", "check_frame", "make_annotator"]
+from livevace.annotators.mask import PersonMask, make_person_mask  # noqa: E402  (after make_annotator)
+from livevace.annotators.worker import AnnotatorWorker  # noqa: E402
+
+__all__ = ["CONTROLS", "AnnotatorWorker", "FrameError", "PersonMask", "UnknownAnnotatorError",
+           "check_frame", "make_annotator", "make_person_mask"]

@@ -1,0 +1,131 @@
+"""Every model file the annotators read, declared once, for `livevace models pull` to fetch.
+
+Annotators never download: they look for these files under the models directory
+(`livevace.models.paths`: $LIVEVACE_MODELS_DIR, then Scope's folder). Each entry lives in
+`<models dir>/<folder>/`; for Hugging Face entries `folder` is the repo id, i.e. the layout
+`huggingface_hub.snapshot_download(repo_id, local_dir=<models dir>/<repo_id>,
+allow_patterns=files)` produces. Entries with a `url` are single files from elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from livevace.errors import ModelError
+from livevace.models import paths
+
+
+@dataclass(frozen=True)
+class WeightFiles:
+    """One downloadable model: where it comes from and which files the loader reads."""
+
+    key: str
+    description: str
+    folder: str
+    files: tuple[str, ...]
+    any_of: tuple[str, ...] = ()
+    """Alternatives of which one is enough (e.g. safetensors or a pickled .bin); `models pull`
+    fetches the first the repository has."""
+    repo_id: str = ""
+    url: str = ""
+    size_mb: float = 0.0
+
+    def find(self) -> Path | None:
+        """The folder holding all `files`, searched in the models directories, or None."""
+        for base in paths.search_dirs():
+            folder = base / self.folder
+            if all((folder / f).is_file() for f in self.files) and (
+                    not self.any_of or any((folder / f).is_file() for f in self.any_of)):
+                return folder
+        return None
+
+    def require(self) -> Path:
+        """The folder holding the files, or a ModelError telling the VJ how to get them."""
+        folder = self.find()
+        if folder is None:
+            looked = " or ".join(str(base / self.folder) for base in paths.search_dirs())
+            raise ModelError(f"{self.description} is not downloaded (looked in {looked}): "
+                             f"run `livevace models pull {self.key}`")
+        return folder
+
+
+DEPTH_ANYTHING_V2_SMALL = WeightFiles(
+    key="depth_anything_v2_small",
+    description="Depth-Anything-V2-Small (depth)",
+    repo_id="depth-anything/Depth-Anything-V2-Small-hf",
+    folder="depth-anything/Depth-Anything-V2-Small-hf",
+    files=("config.json", "preprocessor_config.json"),
+    any_of=("model.safetensors",),
+    size_mb=99,
+)
+DPT_HYBRID = WeightFiles(
+    key="dpt_hybrid",
+    description="DPT-Hybrid / MiDaS 3.0 (depth)",
+    repo_id="Intel/dpt-hybrid-midas",
+    folder="Intel/dpt-hybrid-midas",
+    files=("config.json", "preprocessor_config.json"),
+    any_of=("model.safetensors", "pytorch_model.bin"),
+    size_mb=490,
+)
+MIDAS_SMALL = WeightFiles(
+    key="midas_small",
+    description="MiDaS v2.1 small (depth, ONNX for OpenCV DNN)",
+    repo_id="simonguest/midas_v21_small_256x256-ONNX",
+    folder="simonguest/midas_v21_small_256x256-ONNX",
+    files=("onnx/model.onnx",),
+    size_mb=33,
+)
+DEPTH_WEIGHTS: dict[str, WeightFiles] = {
+    w.key: w for w in (DEPTH_ANYTHING_V2_SMALL, DPT_HYBRID, MIDAS_SMALL)}
+"""By `depth_model` choice (livevace.params)."""
+
+_MEDIAPIPE = "https://storage.googleapis.com/mediapipe-models"
+POSE_LANDMARKER_FULL = WeightFiles(
+    key="pose_landmarker_full",
+    description="MediaPipe pose landmarker (full) for the Tasks API",
+    folder="mediapipe",
+    files=("pose_landmarker_full.task",),
+    url=f"{_MEDIAPIPE}/pose_landmarker/pose_landmarker_full/float16/latest/pose_landmarker_full.task",
+    size_mb=9,
+)
+POSE_LANDMARKER_LITE = WeightFiles(
+    key="pose_landmarker_lite",
+    description="MediaPipe pose landmarker (lite) for the Tasks API",
+    folder="mediapipe",
+    files=("pose_landmarker_lite.task",),
+    url=f"{_MEDIAPIPE}/pose_landmarker/pose_landmarker_lite/float16/latest/pose_landmarker_lite.task",
+    size_mb=6,
+)
+HAND_LANDMARKER = WeightFiles(
+    key="hand_landmarker",
+    description="MediaPipe hand landmarker for the Tasks API",
+    folder="mediapipe",
+    files=("hand_landmarker.task",),
+    url=f"{_MEDIAPIPE}/hand_landmarker/hand_landmarker/float16/latest/hand_landmarker.task",
+    size_mb=8,
+)
+FACE_LANDMARKER = WeightFiles(
+    key="face_landmarker",
+    description="MediaPipe face landmarker for the Tasks API",
+    folder="mediapipe",
+    files=("face_landmarker.task",),
+    url=f"{_MEDIAPIPE}/face_landmarker/face_landmarker/float16/latest/face_landmarker.task",
+    size_mb=4,
+)
+SELFIE_SEGMENTER = WeightFiles(
+    key="selfie_segmenter",
+    description="MediaPipe selfie segmenter for the Tasks API (person mask)",
+    folder="mediapipe",
+    files=("selfie_segmenter.tflite",),
+    url=f"{_MEDIAPIPE}/image_segmenter/selfie_segmenter/float16/latest/selfie_segmenter.tflite",
+    size_mb=0.3,
+)
+MEDIAPIPE_TASKS: dict[str, WeightFiles] = {w.key: w for w in (
+    POSE_LANDMARKER_FULL, POSE_LANDMARKER_LITE, HAND_LANDMARKER, FACE_LANDMARKER,
+    SELFIE_SEGMENTER)}
+"""Only needed where the installed mediapipe lacks the bundled `mp.solutions` models
+(releases from 0.10.30 on), or for several people (the Tasks pose landmarker tracks up to N)."""
+
+ALL: tuple[WeightFiles, ...] = (*DEPTH_WEIGHTS.values(), *MEDIAPIPE_TASKS.values())
+"""Everything the annotators can use, for the models catalogue."""

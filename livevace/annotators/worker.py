@@ -1,0 +1,126 @@
+"""Annotators off the loop's GPU thread: submit a chunk of frames now, collect it later.
+
+    worker = AnnotatorWorker("pose")
+    future = worker.submit(frames)        # returns at once
+    ...                                   # the GPU denoises the previous chunk meanwhile
+    controls = future.result()            # list of control frames, same order
+
+Chunks run in submission order on one lane thread, so stateful annotators (smoothing,
+flow's previous frame, MediaPipe tracking) see frames in order; stateless ones spread the
+frames of a chunk over a thread pool (OpenCV releases the GIL); GPU ones (`batch`) take the
+whole chunk at once on their own CUDA stream. `switch` starts building the new annotator
+at once on a builder thread and the next submitted chunk uses it (waiting for the build if
+it is not done), so a live control change lands on a chunk boundary. An annotator whose
+weights are missing is replaced by `fallback`, with a log line saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from livevace.annotators import make_annotator
+from livevace.errors import ModelError
+
+log = logging.getLogger("livevace.annotators")
+
+Factory = Callable[..., Any]
+
+
+class AnnotatorWorker:
+    """One control signal, computed in the background chunk by chunk.
+
+    factory: builds an annotator from (name, **options) — `make_annotator`, or e.g.
+    `lambda name, **o: make_person_mask(**o)` for masks; fallback: the control used when
+    the requested one cannot load (ModelError), None to let the error through to the
+    chunk's future; threads: pool size for stateless annotators.
+    """
+
+    def __init__(self, control: str = "none", *, factory: Factory = make_annotator,
+                 fallback: str | None = "edges", threads: int = 2, **options: Any) -> None:
+        self._factory = factory
+        self._fallback = fallback
+        self._lane = ThreadPoolExecutor(1, thread_name_prefix="annotator-lane")
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="annotator-build")
+        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="annotator")
+        self._lock = threading.Lock()
+        self._annotator: Any = None
+        self._pending: Future | None = None
+        self._reset = False
+        self.requested = control
+        self.active: str | None = None
+        """The control actually running (differs from `requested` after a fallback)."""
+        self.switch(control, **options)
+
+    def switch(self, control: str, **options: Any) -> None:
+        """Use `control` from the next submitted chunk on (building starts now)."""
+        with self._lock:
+            self.requested = control
+            self._pending = self._builder.submit(self._build, control, options)
+
+    def reset(self) -> None:
+        """Forget temporal state (scene change) before the next submitted chunk."""
+        with self._lock:
+            self._reset = True
+
+    def submit(self, frames: Sequence[np.ndarray]) -> Future:
+        """Queue a chunk; the future yields one control frame per input frame, in order.
+
+        Frames must stay unmodified until the future is done.
+        """
+        with self._lock:
+            pending, self._pending = self._pending, None
+            reset, self._reset = self._reset, False
+        return self._lane.submit(self._run, list(frames), pending, reset)
+
+    def close(self) -> None:
+        """Finish queued chunks, then stop the threads and release the annotator."""
+        self._lane.shutdown(wait=True)
+        self._builder.shutdown(wait=True)
+        self._pool.shutdown(wait=True)
+        self._retire(self._annotator)
+        self._annotator = None
+
+    def __enter__(self) -> "AnnotatorWorker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- lane and builder threads
+
+    def _build(self, control: str, options: dict[str, Any]) -> tuple[str, Any]:
+        try:
+            return control, self._factory(control, **options)
+        except ModelError as err:
+            if self._fallback is None or self._fallback == control:
+                raise
+            log.warning("control %s unavailable (%s); falling back to %s",
+                        control, err, self._fallback)
+            return self._fallback, self._factory(self._fallback)
+
+    def _run(self, frames: list[np.ndarray], pending: Future | None, reset: bool) -> list[np.ndarray]:
+        if pending is not None:
+            name, annotator = pending.result()
+            self._retire(self._annotator)
+            self._annotator, self.active = annotator, name
+        annotator = self._annotator
+        if reset and hasattr(annotator, "reset"):
+            annotator.reset()
+        if not frames:
+            return []
+        if hasattr(annotator, "batch"):
+            return list(annotator.batch(frames))
+        if getattr(annotator, "stateless", False) and len(frames) > 1:
+            return list(self._pool.map(annotator, frames))
+        return [annotator(f) for f in frames]
+
+    @staticmethod
+    def _retire(annotator: Any) -> None:
+        close = getattr(annotator, "close", None)
+        if close is not None:
+            close()
