@@ -165,7 +165,7 @@ class Router:
                 try:
                     route(address, args, reply)
                 except UserError as exc:
-                    self.burst.warning(f"reject {address[:64]}", str(exc))
+                    self.burst.warning(f"reject {address[:64]} {exc}", str(exc))
         except Exception as exc:  # a bug must not take the show down: log it and go on
             self.burst.warning(f"error {address[:64]}", f"error handling {address[:64]!r}: "
                                f"{type(exc).__name__}: {exc}")

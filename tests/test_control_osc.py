@@ -1,0 +1,163 @@
+"""The OSC server against real clients: liblo's oscsend/oscdump and python-osc."""
+
+from __future__ import annotations
+
+import logging
+import math
+import subprocess
+import time
+
+import pytest
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.tcp_client import SimpleTCPClient
+
+from livevace.params import Prompt
+from test_control_support import free_udp_port, oscsend, presets, running  # noqa: F401
+
+
+def settle(r) -> None:
+    """Wait until the node handled what was sent, then let slews finish."""
+    r.client.sync()
+    r.control.tick()
+    time.sleep(0.15)  # the longest default slew in the registry is 0.1 s
+    r.control.tick()
+
+
+def test_oscsend_sets_every_kind_and_clamps(running, caplog):
+    r = running()
+    caplog.set_level(logging.INFO, "livevace.osc")
+    oscsend(r.port, "/livevace/noise_scale", "f", "0.25")
+    oscsend(r.port, "/livevace/seed", "i", "1234")
+    oscsend(r.port, "/livevace/vace_enabled", "F")
+    oscsend(r.port, "/livevace/control", "s", "pose")
+    oscsend(r.port, "/livevace/prompt", "sfsf", "a neon city", "0.7", "a forest", "0.3")
+    oscsend(r.port, "/livevace/denoising_steps", "iii", "1000", "500", "250")
+    oscsend(r.port, "/livevace/vace_context_scale", "f", "7.5")  # out of range → 2.0
+    settle(r)
+    s = r.store
+    assert s.get("noise_scale") == pytest.approx(0.25)
+    assert s.get("seed") == 1234
+    assert s.get("vace_enabled") is False
+    assert s.get("control") == "pose"
+    assert s.get("prompt") == (Prompt("a neon city", pytest.approx(0.7)), Prompt("a forest", pytest.approx(0.3)))
+    assert s.get("denoising_steps") == (1000, 500, 250)
+    assert s.get("vace_context_scale") == 2.0
+    assert "vace_context_scale: 7.5 clamped to 2.0" in caplog.text
+
+
+def test_bad_values_are_refused_and_nothing_changes(running, caplog):
+    r = running()
+    before = r.store.snapshot()
+    oscsend(r.port, "/livevace/noise_scale", "f", "nan")
+    oscsend(r.port, "/livevace/noise_scale", "f", "inf")
+    oscsend(r.port, "/livevace/noise_scale", "s", "loud")
+    oscsend(r.port, "/livevace/control", "s", "canny")
+    oscsend(r.port, "/livevace/seed", "ii", "1", "2")
+    oscsend(r.port, "/livevace/beat_phase", "f", "0.5")  # read only
+    oscsend(r.port, "/livevace/nowhere", "f", "0.5")
+    r.client.send("/livevace/prompt", "x" * 40000)  # a huge string
+    r.client.send("/livevace/prompt", "bad\x01text")
+    settle(r)
+    assert r.store.snapshot() == before
+    for text in ("not a finite number", "'loud' is not a number", "not one of", "expects one value",
+                 "read only", "unknown OSC address '/livevace/nowhere'", "characters"):
+        assert text in caplog.text, text
+    assert len([line for line in caplog.text.splitlines() if "noise_scale" in line]) == 3
+    for _ in range(50):  # a burst of the same mistake is one line
+        r.client.send("/livevace/noise_scale", "loud")
+    settle(r)
+    assert len([line for line in caplog.text.splitlines() if "noise_scale" in line]) == 3
+
+
+def test_wildcards_reach_every_matching_address(running):
+    r = running()
+    oscsend(r.port, "/livevace/vace_*_scale", "f", "0.5")
+    oscsend(r.port, "/livevace/{noise_scale,vace_context_scale}", "f", "0.125")
+    settle(r)
+    assert r.store.get("vace_refinement_scale") == 0.5
+    assert r.store.get("vace_generation_scale") == 0.5
+    assert r.store.get("vace_context_scale") == 0.125
+    assert r.store.get("noise_scale") == 0.125
+
+
+def test_bundle_applies_together_and_future_time_tags_wait(running):
+    r = running()
+    seen: list[tuple[str, int]] = []
+    r.store.subscribe(lambda name, value: seen.append((name, r.store.version)))
+    bundle = OscBundleBuilder(IMMEDIATELY)
+    for address, value in (("/livevace/seed", 7), ("/livevace/control", "gray")):
+        msg = OscMessageBuilder(address)
+        msg.add_arg(value)
+        bundle.add_content(msg.build())
+    r.client.send_raw(bundle.build().dgram)
+    later = OscBundleBuilder(time.time() + 0.4)
+    msg = OscMessageBuilder("/livevace/seed")
+    msg.add_arg(99)
+    later.add_content(msg.build())
+    r.client.send_raw(later.build().dgram)
+    r.client.sync()
+    assert (r.store.get("seed"), r.store.get("control")) == (7, "gray")
+    r.control.tick()
+    assert r.store.get("seed") == 7  # its time has not come
+    time.sleep(0.45)
+    r.control.tick()
+    assert r.store.get("seed") == 99
+
+
+def test_query_replies_and_dump(running):
+    r = running()
+    r.client.send("/livevace/control")
+    assert r.client.receive() == [("/livevace/control", ["depth"])]
+    r.client.send("/livevace/dump")
+    replies = dict(r.client.receive(count=100, timeout=1.0))
+    assert replies["/livevace/noise_scale"] == [pytest.approx(0.7)]
+    assert replies["/livevace/vace_enabled"] == [1]
+    assert "/livevace/reset_cache" not in replies  # triggers have no value
+
+
+def test_feedback_echo_reaches_oscdump(running):
+    port = free_udp_port()
+    dump = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)  # oscdump binding its port
+        r = running("--feedback", f"127.0.0.1:{port}")
+        oscsend(r.port, "/livevace/control", "s", "edges")
+        oscsend(r.port, "/livevace/seed", "i", "5")
+        r.client.sync()
+        lines = [dump.stdout.readline().strip() for _ in range(2)]
+    finally:
+        dump.terminate()
+        dump.wait(timeout=5)
+    assert lines[0].endswith('/livevace/control s "edges"'), lines
+    assert lines[1].endswith("/livevace/seed i 5"), lines
+
+
+def test_tcp_slip_and_size_prefixed(running):
+    r = running("--osc-tcp")
+    oscsend(r.port, "/livevace/seed", "i", "31", url=f"osc.tcp://127.0.0.1:{r.port}")  # liblo: 1.0 framing
+    client = SimpleTCPClient("127.0.0.1", r.port, mode="1.1")  # SLIP
+    client.send_message("/livevace/control", "flow")
+    client.send_message("/livevace/control", [])  # a query, answered over the connection
+    replies = list(client.get_messages(timeout=2))
+    client.close()
+    r.client.sync()
+    assert r.store.get("seed") == 31
+    assert r.store.get("control") == "flow"
+    assert replies and replies[0].address == "/livevace/control" and replies[0].params == ["flow"]
+
+
+def test_allow_list_ignores_other_senders(running, caplog):
+    r = running("--osc-allow", "10.1.2.3")
+    oscsend(r.port, "/livevace/seed", "i", "77")
+    time.sleep(0.3)
+    assert r.store.get("seed") == 42
+    assert "not in --osc-allow" in caplog.text
+
+
+def test_float_precision_is_float32_but_in_range(running):
+    r = running()
+    r.client.send("/livevace/noise_scale", 1.0000001)
+    settle(r)
+    value = r.store.get("noise_scale")
+    assert 0.0 <= value <= 1.0 and math.isclose(value, 1.0)

@@ -1,0 +1,112 @@
+"""Helpers shared by the control tests (no tests here): a running control service on free
+ports with a private copy of the presets, and a real OSC client that hears replies."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pythonosc.osc_packet import OscPacket
+
+from livevace.control import service
+from livevace.control.router import encode
+from livevace.params import ParamStore
+
+REPO_PRESETS = Path(__file__).resolve().parents[1] / "presets"
+
+
+def control_args(*extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    service.add_arguments(parser)
+    return parser.parse_args(["--osc-port", "0", "--oscquery-port", "-1", "--no-zeroconf",
+                              *extra])
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OscClient:
+    """python-osc messages over a UDP socket of our own, so the node's replies reach us."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.target = (host, port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+
+    def send(self, address: str, *args: Any) -> None:
+        self.sock.sendto(encode(address, list(args)), self.target)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendto(data, self.target)
+
+    def receive(self, timeout: float = 2.0, count: int = 1) -> list[tuple[str, list[Any]]]:
+        """Up to `count` messages (fewer when `timeout` passes first)."""
+        out: list[tuple[str, list[Any]]] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < count and time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data, _ = self.sock.recvfrom(65536)
+            except socket.timeout:
+                break
+            out += [(m.message.address, list(m.message.params)) for m in OscPacket(data).messages]
+        return out
+
+    def sync(self) -> None:
+        """Round trip: once the node answers, it has handled everything we sent before."""
+        self.send("/livevace/seed")
+        replies = self.receive(count=1)
+        assert replies and replies[0][0] == "/livevace/seed", "the node stopped answering"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def oscsend(port: int, address: str, types: str = "", *values: str, url: str | None = None) -> None:
+    """Send with liblo's oscsend (a real, independent OSC implementation)."""
+    target = [url] if url else ["127.0.0.1", str(port)]
+    subprocess.run(["oscsend", *target, address, types, *values], check=True, timeout=10)
+
+
+@pytest.fixture
+def presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the shipped presets (scenes saved and mappings learnt land here)."""
+    root = tmp_path / "presets"
+    shutil.copytree(REPO_PRESETS, root)
+    monkeypatch.setenv("LIVEVACE_PRESETS", str(root))
+    return root
+
+
+class Running:
+    def __init__(self, *extra: str, stats: Any = None) -> None:
+        self.store = ParamStore()
+        self.control = service.start(control_args(*extra), self.store, stats)
+        self.port = self.control.osc_address[1]
+        self.client = OscClient(self.port)
+
+    def close(self) -> None:
+        self.client.close()
+        self.control.close()
+
+
+@pytest.fixture
+def running(presets: Path):
+    """Factory: start a control service with extra options; closed after the test."""
+    started: list[Running] = []
+
+    def start(*extra: str, stats: Any = None) -> Running:
+        started.append(Running(*extra, stats=stats))
+        return started[-1]
+
+    yield start
+    for r in started:
+        r.close()
