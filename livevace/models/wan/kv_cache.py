@@ -1,0 +1,257 @@
+"""The static streaming state of one video: a ring-buffer self-attention cache and text K/V.
+
+Layout (LongLive semantics, W = `window`, S = `sink`, C = `chunk` latent frames): the
+buffer has W frame slots per main block. Slots 0…S-1 hold the sink (the first S frames of
+the stream, kept for ever); the other R = W - S slots are a ring: frame f ≥ S lives in slot
+S + (f - S) mod R. A chunk [p, p+C) writes its K/V into its own slots and attends over the
+whole buffer, i.e. the sink plus the last R frames up to its end, itself included, which is
+exactly LongLive's `sink + local window` attention. A frame evicted by the write was out
+of the window of this chunk and of every later one, so overwriting it is always safe.
+
+Static shapes: every buffer is allocated once; a chunk's slots are device index tensors
+(`index_copy_`), its RoPE tables and the slot validity mask are device buffers refreshed by
+`begin_chunk` (host bookkeeping only, a few small copies, once per chunk, outside the step).
+The step itself has no host syncs and no data-dependent shapes. Until the window has filled
+(the first W frames) some slots are empty and attention takes a mask (`mask` is None once the
+buffer is full: the fast, maskless path that CUDA graphs of the steady state capture).
+
+Long runs, RoPE: keys are cached rotated at their frame's position, computed exactly from
+integer positions (see `rope`), so there is no table to overflow. Window keys and queries
+always use true positions (their differences stay below W). The sink's distance to the
+query, however, grows for ever; LongLive (trained and demonstrated within its 1024-row
+table, i.e. < 1024 latent frames ≈ 4 min) never saw it larger. With `rope_span` set
+(default 1024), positions follow the reference exactly while the chunk ends within the first
+`rope_span` frames; after that the sink slides along, its frames placed at
+`i + (chunk end - rope_span)` so that the span from sink to query never exceeds what the
+reference could express. The model thus keeps seeing the configuration of minute four
+instead of extrapolating to ever larger distances; nothing resets and nothing glitches. To
+re-place the sink without accumulating rounding, its keys are also kept un-rotated
+(`sink_raw`) and re-rotated when a chunk starts (S frames per layer, once per chunk).
+`rope_span=None` keeps absolute positions for ever (sink distance unbounded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from livevace.models.wan.config import WanConfig
+from livevace.models.wan.rope import Rope, apply_rope
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """Window geometry. `height`/`width` are latent sizes (pixels / 8)."""
+
+    height: int
+    width: int
+    window: int = 12
+    sink: int = 3
+    chunk: int = 3
+    rope_span: int | None = 1024
+    patch: tuple[int, int] = (2, 2)
+
+    def __post_init__(self) -> None:
+        if self.height % self.patch[0] or self.width % self.patch[1]:
+            raise ValueError(f"latent size {self.height}×{self.width} is not a multiple of the "
+                             f"patch {self.patch}")
+        if not 0 <= self.sink < self.window:
+            raise ValueError(f"sink {self.sink} must be smaller than the window {self.window}")
+        if not 1 <= self.chunk <= self.window - self.sink:
+            raise ValueError(f"a chunk of {self.chunk} frames does not fit the window's "
+                             f"{self.window - self.sink} rolling slots")
+        if self.rope_span is not None and self.rope_span < self.window + self.chunk:
+            raise ValueError(f"rope_span {self.rope_span} is shorter than window + chunk")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Token rows and columns of one latent frame."""
+        return self.height // self.patch[0], self.width // self.patch[1]
+
+    @property
+    def frame_tokens(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    def slot(self, frame: int) -> int:
+        """The slot that holds absolute frame `frame`."""
+        if frame < self.sink:
+            return frame
+        return self.sink + (frame - self.sink) % (self.window - self.sink)
+
+    def sink_shift(self, start: int, frames: int) -> int:
+        """How far the sink is moved along for a chunk [start, start+frames)."""
+        if self.rope_span is None or self.sink == 0:
+            return 0
+        return max(0, start + frames - self.rope_span)
+
+
+class StreamCache:
+    """Preallocated per-stream buffers of one `WanDiT` (see the module docstring).
+
+    Attributes the pipeline may read: `k`, `v` [layers, B, H, W·T, D] (rotated keys, values),
+    `text_k`, `text_v` [layers + vace layers, B, H, text_len, D] (filled by
+    `WanDiT.set_text`), `slot_frame` (host list: absolute frame in each slot, -1 empty).
+    """
+
+    def __init__(self, cfg: WanConfig, layout: CacheLayout, batch: int = 1,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        self.cfg, self.layout = cfg, layout
+        self.batch, self.device, self.dtype = batch, torch.device(device), dtype
+        heads, hd, t = cfg.num_heads, cfg.head_dim, layout.frame_tokens
+        w, s, c = layout.window, layout.sink, layout.chunk
+        kw = dict(device=self.device, dtype=dtype)
+        self.k = torch.zeros(cfg.num_layers, batch, heads, w * t, hd, **kw)
+        self.v = torch.zeros_like(self.k)
+        self.sink_raw = (torch.zeros(cfg.num_layers, batch, heads, (s + c) * t, hd, **kw)
+                         if s and layout.rope_span is not None else None)
+        text_layers = cfg.num_layers + len(cfg.vace_layers)
+        self.text_k = torch.zeros(text_layers, batch, heads, cfg.text_len, hd, **kw)
+        self.text_v = torch.zeros_like(self.text_k)
+        self.text_ready = False
+        # per-chunk plan (device), refreshed by begin_chunk
+        long = dict(device=self.device, dtype=torch.long)
+        self.write_index = torch.zeros(c * t, **long)
+        self.raw_index = torch.zeros(c * t, **long)
+        self.allowed = torch.ones(1, w * t, device=self.device, dtype=torch.bool)
+        self.allowed_without_chunk = torch.ones_like(self.allowed)
+        self.cos = torch.zeros(c * t, hd // 2, device=self.device)
+        self.sin = torch.zeros_like(self.cos)
+        self.rope = Rope(cfg)
+        self.slot_frame: list[int] = [-1] * w
+        self.sink_shift = 0
+        self.chunk_start: int | None = None
+        self.chunk_frames = 0
+        self._all_visible = False
+
+    # ----------------------------------------------------------------- host bookkeeping
+    def reset(self) -> None:
+        """Forget every frame (the text K/V stay): the next chunk starts a new stream."""
+        self.slot_frame = [-1] * self.layout.window
+        self.sink_shift = 0
+        self.chunk_start, self.chunk_frames = None, 0
+
+    @property
+    def full(self) -> bool:
+        """Whether the current chunk sees a frame in every slot (no attention mask needed)."""
+        return self.chunk_start is not None and self._all_visible
+
+    @property
+    def next_frame(self) -> int:
+        """The frame a following chunk starts at."""
+        return 0 if self.chunk_start is None else self.chunk_start + self.chunk_frames
+
+    def frames(self) -> list[tuple[int, int]]:
+        """(frame, slot) of every cached frame, oldest first."""
+        return sorted((f, s) for s, f in enumerate(self.slot_frame) if f >= 0)
+
+    def drop(self, frames: list[int] | range) -> None:
+        """Mark frames as not cached (an abandoned chunk, or the window before a recache)."""
+        gone = set(frames)
+        self.slot_frame = [-1 if f in gone else f for f in self.slot_frame]
+
+    def begin_chunk(self, start: int, frames: int | None = None) -> None:
+        """Plan the forwards of chunk [start, start+frames): slots, RoPE tables, mask.
+
+        Frames are recorded as cached now; every forward of the chunk rewrites their slots
+        (the generation passes with noisy K/V, the refinement pass with clean ones). Call
+        `drop` for a chunk that is abandoned before its refinement pass.
+        """
+        lay, t = self.layout, self.layout.frame_tokens
+        n = lay.chunk if frames is None else frames
+        if not 1 <= n <= lay.chunk:
+            raise ValueError(f"chunk of {n} frames; this cache takes 1..{lay.chunk}")
+        if start < 0:
+            raise ValueError(f"negative start frame {start}")
+        chunk = range(start, start + n)
+        shift = lay.sink_shift(start, n)
+        if shift != self.sink_shift:
+            self._place_sink(shift)
+        slots = [lay.slot(f) for f in chunk]
+        end = start + n
+        allowed_without = [self._visible(f, end) and f not in chunk for f in self.slot_frame]
+        for f, s in zip(chunk, slots):
+            self.slot_frame[s] = f
+        visible = [self._visible(f, end) for f in self.slot_frame]
+        self._all_visible = all(visible)
+        raw_slots = [f if f < lay.sink else lay.sink + j for j, f in enumerate(chunk)]
+        self.write_index[: n * t].copy_(self._token_index(slots))
+        self.raw_index[: n * t].copy_(self._token_index(raw_slots))
+        self.allowed.copy_(self._token_mask(visible))
+        self.allowed_without_chunk.copy_(self._token_mask(allowed_without))
+        cos, sin = self.rope.cos_sin([self.position(f) for f in chunk], *lay.grid)
+        self.cos[: n * t].copy_(cos)
+        self.sin[: n * t].copy_(sin)
+        self.chunk_start, self.chunk_frames = start, n
+
+    def _visible(self, frame: int, end: int) -> bool:
+        """Whether a cached frame is in the window of a chunk ending (exclusive) at `end`."""
+        lay = self.layout
+        return 0 <= frame < end and (frame < lay.sink or frame >= end - (lay.window - lay.sink))
+
+    def position(self, frame: int) -> int:
+        """RoPE frame position of a cached frame under the current sink shift."""
+        return frame + self.sink_shift if frame < self.layout.sink else frame
+
+    def _token_index(self, slots: list[int]) -> torch.Tensor:
+        t = self.layout.frame_tokens
+        return (torch.tensor(slots)[:, None] * t + torch.arange(t)[None]).flatten()
+
+    def _token_mask(self, per_slot: list[bool]) -> torch.Tensor:
+        return torch.tensor(per_slot).repeat_interleave(self.layout.frame_tokens)[None]
+
+    def _place_sink(self, shift: int) -> None:
+        """Re-rotate the cached sink keys from their un-rotated copy to positions i + shift."""
+        lay = self.layout
+        self.sink_shift = shift
+        if self.sink_raw is None:
+            return
+        n = lay.sink * lay.frame_tokens
+        cos, sin = self.rope.cos_sin([i + shift for i in range(lay.sink)], *lay.grid, self.device)
+        for layer in range(self.cfg.num_layers):
+            self.k[layer, :, :, :n] = apply_rope(self.sink_raw[layer, :, :, :n], cos, sin)
+
+    # ------------------------------------------------------------------------ step side
+    @property
+    def tokens(self) -> int:
+        """Tokens of the current chunk."""
+        return self.chunk_frames * self.layout.frame_tokens
+
+    @property
+    def rope_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.tokens
+        return self.cos[:n], self.sin[:n]
+
+    def mask(self) -> torch.Tensor | None:
+        """Slot validity [1, W·T] for attention, or None when every slot holds a visible frame."""
+        return None if self.full else self.allowed
+
+    def writer(self, write: bool = True) -> "CacheKV":
+        """The `SelfKV` of this chunk's forwards: write into the cache, or attend to it plus the
+        chunk without touching it (`write=False`: eager only, allocates)."""
+        if self.chunk_start is None:
+            raise RuntimeError("begin_chunk() before the first forward")
+        return CacheKV(self, write)
+
+
+class CacheKV:
+    """Writes a chunk's K/V into its slots and returns the window to attend over."""
+
+    def __init__(self, cache: StreamCache, write: bool) -> None:
+        self.cache, self.write = cache, write
+        self.mask = cache.mask() if write else None
+
+    def __call__(self, layer: int, k_raw: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        c = self.cache
+        n = c.tokens
+        keys, values = c.k[layer], c.v[layer]
+        if not self.write:
+            allowed = torch.cat([c.allowed_without_chunk, c.allowed.new_ones(1, n)], dim=1)
+            return torch.cat([keys, k], dim=2), torch.cat([values, v], dim=2), allowed
+        index = c.write_index[:n]
+        keys.index_copy_(2, index, k.to(keys.dtype))
+        values.index_copy_(2, index, v.to(values.dtype))
+        if c.sink_raw is not None:
+            c.sink_raw[layer].index_copy_(2, c.raw_index[:n], k_raw.to(keys.dtype))
+        return keys, values, self.mask

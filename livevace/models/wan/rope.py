@@ -1,0 +1,56 @@
+"""3-D rotary position embedding of Wan2.1, computed from positions instead of a table.
+
+Each head's channels are split 44/42/42 (at head_dim 128) over (frame, height, width);
+consecutive channel pairs rotate by `position × θ^(-2i/d)`, θ = 10000, the pair's axis
+deciding which position. The reference implementations index a precomputed 1024-row
+table by absolute frame index, which is what makes Scope reset its cache at ~1021 latent
+frames. Here angles are computed in float64 from integer positions when a chunk starts,
+so any position is exact and nothing can run out; `kv_cache.StreamCache` decides which
+positions a chunk and its cached keys use (see there for the long-run rule).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from livevace.models.wan.config import WanConfig
+
+
+def axis_frequencies(dim: int, theta: float) -> torch.Tensor:
+    """Angular frequency of each channel pair of one axis (float64, dim/2 values)."""
+    return 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float64, device="cpu") / dim)
+
+
+class Rope:
+    """cos/sin tables for one config; token order is frame-major, then row, then column."""
+
+    def __init__(self, cfg: WanConfig) -> None:
+        self.cfg = cfg
+        dt, dh, dw = cfg.rope_dims
+        self.freqs = tuple(axis_frequencies(d, cfg.rope_theta) for d in (dt, dh, dw))
+
+    def angles(self, frame_positions: Sequence[float] | torch.Tensor, height: int,
+               width: int) -> torch.Tensor:
+        """Angles [frames·height·width, head_dim/2] in float64 for tokens of the given frames."""
+        ft, fh, fw = self.freqs
+        pos = torch.as_tensor(frame_positions, dtype=torch.float64)
+        f, h, w = len(pos), height, width
+        a_t = torch.outer(pos, ft)[:, None, None, :].expand(f, h, w, -1)
+        a_h = torch.outer(torch.arange(h, dtype=torch.float64), fh)[None, :, None, :].expand(f, h, w, -1)
+        a_w = torch.outer(torch.arange(w, dtype=torch.float64), fw)[None, None, :, :].expand(f, h, w, -1)
+        return torch.cat([a_t, a_h, a_w], dim=-1).reshape(f * h * w, -1)
+
+    def cos_sin(self, frame_positions: Sequence[float] | torch.Tensor, height: int, width: int,
+                device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 (cos, sin) tables [tokens, head_dim/2] on `device`."""
+        a = self.angles(frame_positions, height, width)
+        return a.cos().float().to(device), a.sin().float().to(device)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved channel pairs of x [..., tokens, head_dim] (math in float32)."""
+    x0, x1 = x.float().unflatten(-1, (-1, 2)).unbind(-1)
+    out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2)
+    return out.type_as(x)

@@ -1,0 +1,178 @@
+"""Few-step flow-matching sampling of a stream, chunk by chunk, and LongLive's recache.
+
+Schedule (Self-Forcing / LongLive `FlowMatchScheduler`: shift 5, 1000 training steps,
+σ_min 0, extra_one_step): σ = linspace(1, 0, 1001)[:-1], σ' = shift·σ / (1 + (shift-1)·σ),
+t = 1000·σ'. A step list such as [1000, 750, 500, 250] is *warped* through that table
+(index 1000 - step), so the model sees t = [1000, 937.5, 833.3, 625.0]; `warp=False` passes
+the raw values (Scope's behaviour). Each step predicts the flow v, x0 = x_t − σ'·v, and
+re-noises with seeded noise, x_t' = (1 − σ'_next)·x0 + σ'_next·ε. After the last step one
+more forward of the clean chunk at t = 0 (the refinement pass) writes clean K/V into the
+cache. Noise depends only on (seed, chunk start frame, step), so changing the seed takes
+effect at the next chunk and a replay is reproducible.
+
+Pipeline use:
+
+    sampler = StreamSampler(model, cache)              # steps/seed default to the registry's
+    sampler.set_text(embeddings)                       # on prompt change / each transition step
+    sampler.set_strength(VaceStrength.from_params(snapshot))   # every chunk; never rebuilds
+    x0 = sampler.generate_chunk(vace=ctx)              # [B, 16, C, h, w] clean latents
+    sampler.set_text(new_embeddings); sampler.recache()        # hard prompt cut (LongLive)
+    sampler.reset()                                    # start afresh, keeps the text
+
+`recache` re-runs the cached window at t = 0 with the current text K/V: the latents (and VACE
+contexts) of every cached frame are kept in slot-aligned history buffers, the rolling frames
+are dropped and replayed chunk by chunk in their original order (each attends to the sink and
+to the replayed frames before it, as when it was generated). The sink keeps its K/V unless
+`include_sink=True` (LongLive's global sink).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.kv_cache import StreamCache
+from livevace.models.wan.vace import PassKind, VaceStrength
+from livevace.params import param
+
+
+class FlowMatchSchedule:
+    """The shifted flow-matching table of Self-Forcing / LongLive (float64)."""
+
+    def __init__(self, shift: float = 5.0, train_steps: int = 1000) -> None:
+        self.shift, self.train_steps = shift, train_steps
+        sigma = torch.linspace(1.0, 0.0, train_steps + 1, dtype=torch.float64)[:-1]
+        self.sigmas = shift * sigma / (1 + (shift - 1) * sigma)
+        self.timesteps = self.sigmas * train_steps
+
+    def warp(self, steps: Sequence[int]) -> list[float]:
+        """The timesteps the model sees for a step list (`warp_denoising_step: true`)."""
+        table = torch.cat([self.timesteps, self.timesteps.new_zeros(1)])
+        for s in steps:
+            if not 0 <= int(s) <= self.train_steps:
+                raise ValueError(f"step {s} outside 0..{self.train_steps}")
+        return [float(table[self.train_steps - int(s)]) for s in steps]
+
+    def sigma(self, t: float) -> float:
+        """σ' of the table entry nearest to timestep t (0 for t = 0)."""
+        if t == 0:
+            return 0.0
+        return float(self.sigmas[(self.timesteps - t).abs().argmin()])
+
+
+class StreamSampler:
+    """Generates a stream chunk by chunk with a `WanDiT` and its `StreamCache`."""
+
+    def __init__(self, model: WanDiT, cache: StreamCache, steps: Sequence[int] | None = None,
+                 seed: int | None = None, shift: float = 5.0, warp: bool = True) -> None:
+        self.model, self.cache = model, cache
+        self.schedule = FlowMatchSchedule(shift)
+        self.warp = warp
+        self.steps: tuple[int, ...] = ()
+        self.set_steps(param("denoising_steps").default if steps is None else steps)
+        self.seed = int(param("seed").default if seed is None else seed)
+        lay, cfg, dev = cache.layout, model.cfg, cache.device
+        b, w = cache.batch, lay.window
+        self.latents = torch.zeros(b, cfg.out_channels, w, lay.height, lay.width, device=dev)
+        self.contexts = (torch.zeros(b, cfg.vace_in_channels, w, lay.height, lay.width, device=dev)
+                         if cfg.has_vace else None)
+        self.slot_has_vace = [False] * w
+        n = max(1, len(cfg.vace_layers))
+        self.hint_scales = {kind: torch.ones(n, device=dev) for kind in ("generation", "refinement")}
+
+    # ------------------------------------------------------------------------ settings
+    def set_steps(self, steps: Sequence[int]) -> None:
+        """Denoising step list, descending (Self-Forcing's raw values, warped if `warp`)."""
+        steps = tuple(int(s) for s in steps)
+        if not steps or list(steps) != sorted(steps, reverse=True):
+            raise ValueError(f"steps must be a non-empty descending list, got {steps}")
+        self.steps = steps
+        self.timesteps = self.schedule.warp(steps) if self.warp else [float(s) for s in steps]
+
+    def set_text(self, context: torch.Tensor) -> None:
+        self.model.set_text(self.cache, context)
+
+    def set_strength(self, strength: VaceStrength) -> None:
+        """Copy the stratified hint scales into the static buffers the forwards read."""
+        layers = len(self.model.cfg.vace_layers)
+        if not layers:
+            return
+        for kind in ("generation", "refinement"):
+            values = torch.tensor(strength.scales(kind, layers), dtype=torch.float32)  # type: ignore[arg-type]
+            self.hint_scales[kind].copy_(values)
+
+    def reset(self) -> None:
+        """Forget the stream (cache and history); text K/V and settings stay."""
+        self.cache.reset()
+        self.slot_has_vace = [False] * self.cache.layout.window
+
+    # ------------------------------------------------------------------------ sampling
+    def noise(self, start: int, step: int, shape: Sequence[int]) -> torch.Tensor:
+        """ε for (seed, chunk start frame, step): independent of anything else."""
+        g = torch.Generator(device=self.cache.device)
+        g.manual_seed((self.seed * 2654435761 + start * 40503 + step * 97) % 2**63)
+        return torch.randn(*shape, generator=g, device=self.cache.device)
+
+    @torch.no_grad()
+    def generate_chunk(self, vace: torch.Tensor | None = None, init: torch.Tensor | None = None,
+                       timesteps: Sequence[float] | None = None) -> torch.Tensor:
+        """Denoise the next chunk and write its clean K/V into the cache; returns x0.
+
+        `init`: x_t for the first step (default: seeded noise, i.e. text/VACE-to-video);
+        `timesteps`: what the model sees, overriding the warped step list (video-to-video
+        starts lower, e.g. Scope's 1000·s − 100).
+        """
+        cache, lay = self.cache, self.cache.layout
+        start = cache.next_frame
+        b, c = cache.batch, lay.chunk
+        shape = (b, self.model.cfg.in_channels, c, lay.height, lay.width)
+        x = self.noise(start, 0, shape) if init is None else init.float()
+        ts = list(self.timesteps if timesteps is None else timesteps)
+        cache.begin_chunk(start)
+        for i, t in enumerate(ts):
+            flow = self._forward(x, t, vace, "generation")
+            x0 = x - self.schedule.sigma(t) * flow
+            if i + 1 < len(ts):
+                s = self.schedule.sigma(ts[i + 1])
+                x = (1 - s) * x0 + s * self.noise(start, i + 1, shape)
+        self._forward(x0, 0.0, vace, "refinement")
+        self._remember(range(start, start + c), x0, vace)
+        return x0
+
+    def _forward(self, x: torch.Tensor, t: float, vace: torch.Tensor | None,
+                 kind: PassKind) -> torch.Tensor:
+        tt = torch.full((x.shape[0], x.shape[2]), t, device=x.device)
+        scale = self.hint_scales[kind] if vace is not None else None
+        return self.model(x, tt, self.cache, vace=vace, hint_scale=scale)
+
+    def _remember(self, frames: range, x0: torch.Tensor, vace: torch.Tensor | None) -> None:
+        for j, f in enumerate(frames):
+            slot = self.cache.layout.slot(f)
+            self.latents[:, :, slot] = x0[:, :, j]
+            self.slot_has_vace[slot] = vace is not None
+            if vace is not None and self.contexts is not None:
+                self.contexts[:, :, slot] = vace[:, :, j]
+
+    @torch.no_grad()
+    def recache(self, include_sink: bool = False) -> int:
+        """Re-run the cached frames at t = 0 with the current text; returns frames replayed."""
+        cache, lay = self.cache, self.cache.layout
+        if cache.chunk_start is None:
+            return 0
+        last = (cache.chunk_start, cache.chunk_frames)
+        frames = [f for f, _ in cache.frames() if include_sink or f >= lay.sink]
+        cache.drop(frames)
+        groups: dict[int, list[int]] = {}
+        for f in frames:
+            groups.setdefault(f // lay.chunk, []).append(f)
+        for chunk in groups.values():
+            slots = [lay.slot(f) for f in chunk]
+            cache.begin_chunk(chunk[0], len(chunk))
+            x0 = self.latents[:, :, slots]
+            with_vace = self.contexts is not None and all(self.slot_has_vace[s] for s in slots)
+            vace = self.contexts[:, :, slots] if with_vace else None  # type: ignore[index]
+            self._forward(x0, 0.0, vace, "refinement")
+        cache.chunk_start, cache.chunk_frames = last
+        return len(frames)

@@ -1,0 +1,292 @@
+"""DiT and VACE checkpoints in every layout a user will have, loaded strictly.
+
+Layouts (all end up in the original Wan names that `WanDiT` uses):
+
+- **wan** — original Wan2.1 (`diffusion_pytorch_model.safetensors` of Wan-AI/Wan2.1-T2V-1.3B,
+  Wan2.1-VACE-1.3B, sharded 14B with its `.index.json`); also with a `model.diffusion_model.`
+  (ComfyUI) or `model.` (Self-Forcing / LongLive wrapper) prefix.
+- **diffusers** — `WanTransformer3DModel` / `WanVACETransformer3DModel` names
+  (`condition_embedder.*`, `attn1.to_q`, `scale_shift_table`, `proj_in/out` …), renamed here.
+- **generator** — Self-Forcing `self_forcing_dmd.pt` (`generator` / `generator_ema`), LongLive
+  `longlive_base.pt` (`generator`), torch pickles read with `weights_only=True`.
+- **lora** — LongLive `lora.pt`: PEFT LoRA (`generator_lora` or a bare PEFT state dict,
+  `base_model.model.blocks.N.<linear>.lora_A/B.weight`) on the Linear layers of the main
+  blocks; merged into the weights at load (W += α/r · B·A, α = r = 256 for LongLive).
+- **vace module** — `Wan2_1-VACE_module_1_3B_bf16.safetensors`: only `vace_blocks.*` and
+  `vace_patch_embedding.*`; a full VACE checkpoint given as the VACE source lends only those.
+
+Strict: a key missing or left over, or a shape that differs, is a `ModelError` naming the file,
+the layout guessed and the first offending keys. Only safetensors and `torch.load(...,
+weights_only=True)` are read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import torch
+from tqdm import tqdm
+
+from livevace.errors import ModelError
+from livevace.models.wan.config import WanConfig
+from livevace.models.wan.dit import WanDiT
+
+StateDict = dict[str, torch.Tensor]
+
+WRAPPER_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "_orig_mod.", "module.",
+                    "_fsdp_wrapped_module.", "base_model.model.", "model.")
+"""Prefixes that training wrappers put before every key; stripped when all keys carry one."""
+
+NESTED_KEYS = ("generator_ema", "generator", "generator_lora", "state_dict", "module")
+"""Top-level keys of torch checkpoints whose value is the state dict (first found wins,
+`generator_ema` preferred unless asked otherwise)."""
+
+VACE_PREFIXES = ("vace_blocks.", "vace_patch_embedding.")
+
+_DIFFUSERS_RENAMES: tuple[tuple[str, str], ...] = (
+    (r"^condition_embedder\.time_embedder\.linear_1\.", "time_embedding.0."),
+    (r"^condition_embedder\.time_embedder\.linear_2\.", "time_embedding.2."),
+    (r"^condition_embedder\.text_embedder\.linear_1\.", "text_embedding.0."),
+    (r"^condition_embedder\.text_embedder\.linear_2\.", "text_embedding.2."),
+    (r"^condition_embedder\.time_proj\.", "time_projection.1."),
+    (r"^scale_shift_table$", "head.modulation"),
+    (r"^proj_out\.", "head.head."),
+    (r"^((?:vace_)?blocks\.\d+)\.scale_shift_table$", r"\1.modulation"),
+    (r"^((?:vace_)?blocks\.\d+)\.attn1\.", r"\1.self_attn."),
+    (r"^((?:vace_)?blocks\.\d+)\.attn2\.", r"\1.cross_attn."),
+    (r"\.(self_attn|cross_attn)\.to_([qkv])\.", r".\1.\2."),
+    (r"\.(self_attn|cross_attn)\.to_out\.0\.", r".\1.o."),
+    (r"^((?:vace_)?blocks\.\d+)\.norm2\.", r"\1.norm3."),
+    (r"^((?:vace_)?blocks\.\d+)\.ffn\.net\.0\.proj\.", r"\1.ffn.0."),
+    (r"^((?:vace_)?blocks\.\d+)\.ffn\.net\.2\.", r"\1.ffn.2."),
+    (r"^(vace_blocks\.\d+)\.proj_in\.", r"\1.before_proj."),
+    (r"^(vace_blocks\.\d+)\.proj_out\.", r"\1.after_proj."),
+)
+_DIFFUSERS_MARKERS = ("condition_embedder.", ".attn1.", ".attn2.", "scale_shift_table", ".ffn.net.")
+
+LORA_KEY = re.compile(r"^(blocks\.\d+\..+)\.lora_([AB])(?:\.default)?\.weight$")
+
+
+@dataclass
+class Checkpoint:
+    """A state dict in the original Wan names, with where it came from (for messages)."""
+
+    path: Path
+    layout: str
+    tensors: StateDict
+
+    def where(self) -> str:
+        return f"{self.path} (layout: {self.layout})"
+
+
+# ------------------------------------------------------------------------------ reading
+def read_checkpoint(path: str | Path, prefer_ema: bool = True) -> Checkpoint:
+    """Read any supported file (or folder / shard index) and rename it to the Wan layout."""
+    path = Path(path).expanduser()
+    files = _shards(path)
+    raw: dict[str, object] = {}
+    for file in files:
+        raw.update(_read_file(file))
+    layout = [path.suffix.lstrip(".") or "folder"]
+    tensors = _unnest(raw, path, layout, prefer_ema)
+    tensors = _strip_prefixes(tensors, layout)
+    if any(m in k for k in tensors for m in _DIFFUSERS_MARKERS):
+        tensors = {_diffusers_to_wan(k): v for k, v in tensors.items()}
+        layout.append("diffusers")
+    elif all(k.startswith(VACE_PREFIXES) for k in tensors):
+        layout.append("vace module")
+    elif any(LORA_KEY.match(k) for k in tensors):
+        layout.append("peft lora")
+    else:
+        layout.append("wan")
+    return Checkpoint(path, " / ".join(layout), tensors)
+
+
+def _shards(path: Path) -> list[Path]:
+    if path.is_dir():
+        index = sorted(path.glob("*.safetensors.index.json"))
+        singles = sorted(path.glob("*.safetensors"))
+        if index:
+            return _shards(index[0])
+        if len(singles) == 1:
+            return singles
+        raise ModelError(f"{path}: expected one .safetensors file or an .index.json in this "
+                         f"folder, found {len(singles)}")
+    if not path.is_file():
+        raise ModelError(f"{path}: no such checkpoint file")
+    if path.name.endswith(".index.json"):
+        try:
+            weight_map = json.loads(path.read_text())["weight_map"]
+        except (ValueError, KeyError) as exc:
+            raise ModelError(f"{path}: not a safetensors shard index ({exc})") from None
+        return [path.parent / name for name in sorted(set(weight_map.values()))]
+    return [path]
+
+
+def _read_file(path: Path) -> dict[str, object]:
+    if not path.is_file():
+        raise ModelError(f"{path}: shard missing")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                keys = list(f.keys())
+                return {k: f.get_tensor(k) for k in tqdm(keys, desc=f"reading {path.name}",
+                                                         unit="tensor", leave=False)}
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # safetensors/pickle raise many types for damaged files
+        raise ModelError(f"{path}: truncated or not a checkpoint ({type(exc).__name__}: "
+                         f"{str(exc)[:120]}); download it again with `livevace models pull`"
+                         ) from None
+    if not isinstance(obj, Mapping):
+        raise ModelError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+    return dict(obj)
+
+
+def _unnest(raw: Mapping[str, object], path: Path, layout: list[str], prefer_ema: bool) -> StateDict:
+    order = NESTED_KEYS if prefer_ema else ("generator",) + NESTED_KEYS
+    for key in order:
+        if isinstance(raw.get(key), Mapping):
+            layout.append(f"[{key}]")
+            return _unnest(raw[key], path, layout, prefer_ema)  # type: ignore[arg-type]
+    bad = [k for k, v in raw.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ModelError(f"{path}: entries that are not tensors ({', '.join(bad[:5])}); "
+                         f"known nestings are {', '.join(NESTED_KEYS)}")
+    return dict(raw)  # type: ignore[arg-type]
+
+
+def _strip_prefixes(tensors: StateDict, layout: list[str]) -> StateDict:
+    stripped = True
+    while stripped and tensors:
+        stripped = False
+        for prefix in WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in tensors):
+                tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+                layout.append(f"-{prefix}")
+                stripped = True
+                break
+    return tensors
+
+
+def _diffusers_to_wan(key: str) -> str:
+    for pattern, repl in _DIFFUSERS_RENAMES:
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+# ------------------------------------------------------------------------------ config
+def infer_config(tensors: Mapping[str, torch.Tensor], name: str = "checkpoint") -> WanConfig:
+    """Shapes of a Wan layout state dict (head_dim 128, as every Wan2.1 model)."""
+    try:
+        dim, in_ch, *patch = tensors["patch_embedding.weight"].shape
+        ffn = tensors["blocks.0.ffn.0.weight"].shape[0]
+        text_dim = tensors["text_embedding.0.weight"].shape[1]
+        freq_dim = tensors["time_embedding.0.weight"].shape[1]
+        out_ch = tensors["head.head.weight"].shape[0] // (patch[0] * patch[1] * patch[2])
+    except KeyError as exc:
+        raise ModelError(f"{name}: not a Wan DiT checkpoint (no {exc.args[0]})") from None
+    layers = 1 + max(int(k.split(".")[1]) for k in tensors if k.startswith("blocks."))
+    vace_n = len({k.split(".")[1] for k in tensors if k.startswith("vace_blocks.")})
+    vace = tuple(range(0, layers, layers // vace_n))[:vace_n] if vace_n else ()
+    return WanConfig(name, dim=dim, ffn_dim=ffn, num_heads=max(1, dim // 128), num_layers=layers,
+                     in_channels=in_ch, out_channels=out_ch, patch=tuple(patch),  # type: ignore[arg-type]
+                     freq_dim=freq_dim, text_dim=text_dim, vace_layers=vace)
+
+
+# ------------------------------------------------------------------------------ LoRA
+def merge_lora(tensors: StateDict, lora: Checkpoint, alpha: float | None = None) -> StateDict:
+    """Merge a PEFT LoRA (main-block Linear layers) into Wan-layout weights, strictly.
+
+    `alpha` None means α = rank (LongLive: r = α = 256), i.e. a scale of 1."""
+    pairs: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in lora.tensors.items():
+        m = LORA_KEY.match(key)
+        if not m:
+            raise ModelError(f"{lora.where()}: unexpected key {key!r} (a PEFT LoRA on main-block "
+                             f"Linear layers has blocks.N.<layer>.lora_A/B.weight)")
+        pairs.setdefault(m.group(1), {})[m.group(2)] = value
+    out = dict(tensors)
+    for module, ab in pairs.items():
+        target = f"{module}.weight"
+        if set(ab) != {"A", "B"}:
+            raise ModelError(f"{lora.where()}: {module} has lora_{''.join(ab)} only")
+        if target not in out:
+            raise ModelError(f"{lora.where()}: LoRA for {module}, which the model lacks")
+        a, b = ab["A"].float(), ab["B"].float()
+        w = out[target]
+        if b.shape[1] != a.shape[0] or (b.shape[0], a.shape[1]) != tuple(w.shape):
+            raise ModelError(f"{lora.where()}: {module} LoRA {tuple(b.shape)}·{tuple(a.shape)} "
+                             f"does not fit the weight {tuple(w.shape)}")
+        scale = (alpha if alpha is not None else a.shape[0]) / a.shape[0]
+        out[target] = (w.float() + scale * (b @ a)).to(w.dtype)
+    return out
+
+
+# ------------------------------------------------------------------------------ loading
+def load_dit(base: str | Path, *, vace: str | Path | None = None, lora: str | Path | None = None,
+             lora_alpha: float | None = None, prefer_ema: bool = True,
+             device: torch.device | str = "cpu", dtype: torch.dtype = torch.bfloat16) -> WanDiT:
+    """Build a `WanDiT` from a generator checkpoint, an optional VACE source and LoRA.
+
+    `base`: any DiT layout (a full VACE checkpoint brings its VACE blocks along);
+    `vace`: a VACE module file or a full VACE checkpoint (only its VACE keys are taken);
+    `lora`: LongLive's lora.pt, merged into the main blocks.
+    """
+    main = read_checkpoint(base, prefer_ema)
+    tensors = dict(main.tensors)
+    sources = {k: main for k in tensors}
+    if vace is not None:
+        extra = read_checkpoint(vace, prefer_ema)
+        own = [k for k in tensors if k.startswith(VACE_PREFIXES)]
+        if own:
+            raise ModelError(f"{main.where()} already contains VACE blocks ({own[0]}, …) and "
+                             f"{extra.path} was given as VACE too; pass only one of them")
+        picked = {k: v for k, v in extra.tensors.items() if k.startswith(VACE_PREFIXES)}
+        if not picked:
+            raise ModelError(f"{extra.where()}: no VACE keys (vace_blocks.*, "
+                             f"vace_patch_embedding.*)")
+        tensors.update(picked)
+        sources.update({k: extra for k in picked})
+    cfg = infer_config(tensors, main.path.name)
+    if lora is not None:
+        tensors = merge_lora(tensors, read_checkpoint(lora, prefer_ema), lora_alpha)
+    with torch.device("meta"):
+        model = WanDiT(cfg)
+    check_keys(model.state_dict(), tensors, sources)
+    model.load_state_dict(tensors, strict=True, assign=True)
+    return model.to(device).for_inference(dtype)
+
+
+def check_keys(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor],
+               sources: Mapping[str, Checkpoint]) -> None:
+    """Raise a ModelError naming file, layout and first keys for any key or shape mismatch."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    wrong = [k for k in expected if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
+    if not (missing or unexpected or wrong):
+        return
+    blamed = sources.get((unexpected + wrong + [""])[0]) or next(iter(sources.values()))
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} keys ({_first(missing)})")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} keys ({_first(unexpected)})")
+    if wrong:
+        k = wrong[0]
+        problems.append(f"{len(wrong)} shapes differ ({k}: {tuple(given[k].shape)} in the file, "
+                        f"{tuple(expected[k].shape)} expected)")
+    files = sorted({str(c.where()) for c in sources.values()})
+    where = blamed.where() if len(files) > 1 else files[0]
+    raise ModelError(f"{where}: does not match a Wan DiT: {'; '.join(problems)}")
+
+
+def _first(keys: Sequence[str] | Iterable[str], n: int = 3) -> str:
+    keys = list(keys)
+    more = ", …" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
