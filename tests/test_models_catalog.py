@@ -347,3 +347,17 @@ def test_models_command_lists_and_verifies(dirs: tuple[Path, Path],
 
     assert main(["models", "pull", "taew2_1"]) == 2  # offline: one clear line, no traceback
     assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+
+
+def test_docs_show_the_catalogue_and_the_numbers_it_implies(capsys: pytest.CaptureFixture[str]) -> None:
+    from livevace.models import vram
+
+    root = Path(__file__).resolve().parents[1]
+    assert main(["models", "list", "--markdown"]) == 0
+    table = capsys.readouterr().out.strip()
+    assert table in (root / "docs" / "models.md").read_text()  # regenerate: see docs/models.md
+    readme = (root / "README.md").read_text()
+    assert f"about {catalog.fresh_pull_bytes() / 1e9:.0f} GB of weights" in readme
+    on_gpu = vram.estimate(vram.VramSettings()).total / vram.GB
+    on_cpu = vram.estimate(vram.VramSettings(text_encoder="cpu")).total / vram.GB
+    assert f"about {on_gpu:.0f} GB at 832×480" in readme and f"{on_cpu:.0f} GB with it on" in readme

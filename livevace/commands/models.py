@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "$DAYDREAM_SCOPE_MODELS_DIR) are used in place, never downloaded twice.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = actions.add_parser("list", help="every model file, its size and where it is")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the catalogue as a Markdown table (docs/models.md)")
     p.set_defaults(func=_list)
     p = actions.add_parser("pull", help="download what is missing (default: what the vace "
                            f"pipeline needs, {format_size(catalog.fresh_pull_bytes())} from "
@@ -29,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(markdown_table())
+        return 0
     print(f"models directory: {paths.models_dir()}")
     print(f"Scope's folder:   {paths.scope_models_dir()}")
     default = set(catalog.default_keys())
@@ -45,6 +50,22 @@ def _list(args: argparse.Namespace) -> int:
     print("* pulled by `livevace models pull`; status: ok (models directory), scope (used in "
           "place from Scope's folder), missing")
     return 0
+
+
+def markdown_table() -> str:
+    """The catalogue for docs/models.md (a test keeps the two equal)."""
+    lines = ["| name | download from | in the models directory | in Scope's folder | size | "
+             "what for |", "|---|---|---|---|---:|---|"]
+    for entry in catalog.CATALOG:
+        w = entry.weights
+        names = (*w.files, *(n for n in w.any_of if n not in w.files))
+        where = "<br>".join(f"`{w.folder}/{n}`" for n in names)
+        scope = "<br>".join(f"`{p}`" for p in entry.scope) or "–"
+        source = f"[{w.repo_id}](https://huggingface.co/{w.repo_id})" if w.repo_id else w.url
+        lines.append(f"| `{entry.key}` | {source} | {where} | {scope} | "
+                     f"{format_size(entry.size_bytes)} | {entry.purpose}; for "
+                     f"{', '.join(entry.features)} |")
+    return "\n".join(lines)
 
 
 def _pull(args: argparse.Namespace) -> int:
