@@ -4,6 +4,7 @@ Wan's original key layout, and Wan's T5 encoder maths as an independent referenc
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import torch
@@ -99,3 +100,22 @@ def tiny_encoder(folder: Path, seed: int = 0) -> tuple[WanTextEncoder, dict[str,
     model = load_umt5(folder / "models_t5_umt5-xxl-enc-bf16.pth", dtype=torch.float32,
                       config=umt5_config(vocab_size=len(tokenizer), **TINY))
     return WanTextEncoder(model, tokenizer, text_len=TEXT_LEN), sd
+
+
+class HeldEncoder(WanTextEncoder):
+    """The real encoder, made to wait until the test releases it (like a slow 5.7B model), and
+    to fail on texts listed in `fail` (like a GPU out of memory)."""
+
+    def __init__(self, inner: WanTextEncoder, fail: tuple[str, ...] = ()) -> None:
+        super().__init__(inner.model, inner.tokenizer, inner.text_len)
+        self.release = threading.Event()
+        self.release.set()
+        self.fail = fail
+        self.calls: list[tuple[str, threading.Thread]] = []
+
+    def encode(self, texts):
+        self.calls.append((texts[0], threading.current_thread()))
+        assert self.release.wait(10)
+        if texts[0] in self.fail:
+            raise RuntimeError("CUDA out of memory")
+        return super().encode(texts)

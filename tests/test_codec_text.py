@@ -7,7 +7,7 @@ import threading
 
 import pytest
 import torch
-from codec_support import TEXT_LEN, TINY, tiny_encoder, wan_t5_reference
+from codec_support import TEXT_LEN, TINY, HeldEncoder, tiny_encoder, wan_t5_reference
 from safetensors.torch import save_file
 
 from livevace.errors import ModelError
@@ -105,30 +105,17 @@ def test_clean_text():
     assert clean_text("  a  neon&amp;amp;city \n at night ") == "a neon&city at night"
 
 
-class HeldEncoder(WanTextEncoder):
-    """The real encoder, made to wait until the test releases it (a slow 5.7B model)."""
-
-    def __init__(self, inner: WanTextEncoder) -> None:
-        super().__init__(inner.model, inner.tokenizer, inner.text_len)
-        self.release = threading.Event()
-        self.calls: list[threading.Thread] = []
-
-    def encode(self, texts):
-        self.calls.append(threading.current_thread())
-        assert self.release.wait(10)
-        return super().encode(texts)
-
-
 def test_prompt_embeddings_off_thread_and_cached(tiny):
     _, encoder, sd = tiny
     held = HeldEncoder(encoder)
+    held.release.clear()
     prompts = PromptEmbeddings(held)
     try:
         fut = prompts.request(PROMPTS[0])
         assert not fut.done()  # the caller got control back while the encoder works
         held.release.set()
         emb = fut.result(10)
-        assert held.calls[0] is not threading.current_thread()
+        assert held.calls[0][1] is not threading.current_thread()
         full = reference(encoder, sd, PROMPTS[:1])[0]
         n = emb.shape[0]
         assert full[n:].abs().sum() == 0 and full[n - 1].abs().sum() > 0  # trimmed to its tokens
