@@ -34,6 +34,7 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     ours, scope = tmp_path / "ours", tmp_path / "scope"
     monkeypatch.setenv("LIVEVACE_MODELS_DIR", str(ours))
     monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(scope))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # whatever the caller's environment says
     return ours, scope
 
 
@@ -361,3 +362,24 @@ def test_docs_show_the_catalogue_and_the_numbers_it_implies(capsys: pytest.Captu
     on_gpu = vram.estimate(vram.VramSettings()).total / vram.GB
     on_cpu = vram.estimate(vram.VramSettings(text_encoder="cpu")).total / vram.GB
     assert f"about {on_gpu:.0f} GB at 832×480" in readme and f"{on_cpu:.0f} GB with it on" in readme
+
+
+def test_roles_resolve_to_whatever_option_is_on_disk(dirs: tuple[Path, Path]) -> None:
+    ours, scope = dirs
+    chosen = {"self_forcing", "vace_module", "umt5_bf16", "umt5_tokenizer", "wan_vae", "taew2_1",
+              param("depth_model").default}
+    for key in chosen:  # presence is what counts here; `verify` judges the contents
+        w = catalog.get(key).weights
+        base = scope if key in ("vace_module", "wan_vae") else ours
+        for name in (*w.files, *w.any_of[:1]):
+            (base / w.folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (base / w.folder / name).touch()
+    roles = catalog.resolve_roles()
+    assert roles["generator"] == {"self_forcing": ours / "Self-Forcing/checkpoints/self_forcing_dmd.pt"}
+    assert roles["text encoder"] == {"umt5_bf16": ours / "Wan2.1-T2V-1.3B/models_t5_umt5-xxl-enc-bf16.pth"}
+    assert roles["vace"] == {"vace_module": scope / "WanVideo_comfy/Wan2_1-VACE_module_1_3B_bf16.safetensors"}
+    assert roles["tokenizer"] == {"umt5_tokenizer": ours / "Wan2.1-T2V-1.3B/google/umt5-xxl"}
+
+    (ours / "Autoencoders/taew2_1.pth").unlink()
+    with pytest.raises(ModelError, match=r"TAEW2.1 tiny autoencoder \(taew2_1.pth\).*pull taew2_1`"):
+        catalog.resolve_roles()

@@ -23,6 +23,7 @@ tensors that identify the model.
 from __future__ import annotations
 
 import fnmatch
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,17 @@ class ModelFile:
             if name.endswith(WEIGHT_SUFFIXES) and (folder / name).is_file():
                 return folder / name
         return None
+
+    def path(self, folder: Path) -> Path:
+        """What a loader opens: the weights file or the single file, else the folder holding
+        all the files (e.g. `…/Wan2.1-T2V-1.3B/google/umt5-xxl` for the tokenizer)."""
+        names = list(dict.fromkeys((*self.weights.files, *self.weights.any_of)))
+        weights = self.weights_path(folder)
+        if weights is not None:
+            return weights
+        if len(names) == 1:
+            return folder / names[0]
+        return folder / os.path.commonpath([str(Path(n).parent) for n in names])
 
     def present_files(self, folder: Path) -> list[Path]:
         w = self.weights
@@ -261,7 +273,7 @@ def require(*keys: str) -> dict[str, Path]:
         if folder is None:
             missing.append(entry)
         else:
-            found[key] = entry.weights_path(folder) or folder
+            found[key] = entry.path(folder)
     if missing:
         names = "; ".join(f"{m.weights.description} ({', '.join(m.weights.files)})"
                           for m in missing)
@@ -269,6 +281,14 @@ def require(*keys: str) -> dict[str, Path]:
         raise ModelError(f"missing model files: {names} — looked in {looked}; fetch them with "
                          f"`livevace models pull {' '.join(m.key for m in missing)}`")
     return found
+
+
+def resolve_roles() -> dict[str, dict[str, Path]]:
+    """What the vace pipeline loads: for each role, the entries of the option on disk and
+    their paths, e.g. `{"generator": {"longlive_base": …, "longlive_lora": …}, "vace": …}`.
+    ModelError naming every missing file (and the pull command) when something is absent."""
+    found = require(*default_keys())
+    return {role.name: {k: found[k] for k in role_choice(role)} for role in ROLES}
 
 
 def verify(entry: ModelFile, folder: Path) -> list[str]:

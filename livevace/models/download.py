@@ -97,8 +97,8 @@ def _hub_file(entry: ModelFile, name: str, target: Path, force: bool,
               optional: bool = False) -> bool:
     """One file from the hub; False when `optional` and the repo does not have it."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        RemoteEntryNotFoundError, RepositoryNotFoundError)
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError,
+                                        LocalEntryNotFoundError, RepositoryNotFoundError)
 
     if (target / name).is_file() and not force:
         return True
@@ -113,7 +113,7 @@ def _hub_file(entry: ModelFile, name: str, target: Path, force: bool,
                              f"{by_hand}") from None
         raise ModelError(f"cannot reach huggingface.co to download {entry.key}: check the "
                          f"network, {by_hand}") from None
-    except RemoteEntryNotFoundError:
+    except EntryNotFoundError:  # after LocalEntryNotFoundError, its subclass
         if optional:
             return False
         raise ModelError(f"{repo} has no file {name} ({entry.key}); the repository changed: "
