@@ -64,8 +64,12 @@ class OscClient:
     def sync(self) -> None:
         """Round trip: once the node answers, it has handled everything we sent before."""
         self.send("/livevace/seed")
-        replies = self.receive(count=1)
-        assert replies and replies[0][0] == "/livevace/seed", "the node stopped answering"
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:  # skip other replies (queries sent before)
+            replies = self.receive(timeout=deadline - time.monotonic())
+            if any(address == "/livevace/seed" for address, _ in replies):
+                return
+        raise AssertionError("the node stopped answering")
 
     def close(self) -> None:
         self.sock.close()

@@ -42,6 +42,39 @@ MAX_AHEAD = 60.0
 """A time tag further ahead than this many seconds is treated as "now" (clock mix-ups)."""
 
 
+class _QuietPythonOsc(logging.Filter):
+    """python-osc logs a root-logger warning for every odd packet it parses; a flood of them
+    would bury the show's log. Our own rate-limited lines report bad packets instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pythonosc" not in record.pathname
+
+
+def _quiet_python_osc() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(f, _QuietPythonOsc) for f in root.filters):
+        root.addFilter(_QuietPythonOsc())
+
+
+def well_formed_bundle(data: bytes, depth: int = 0) -> bool:
+    """Check a bundle's element framing before python-osc parses it: python-osc 1.10 loops
+    forever on an element with a negative size (one 40-byte packet would hang the server)."""
+    if not data.startswith(b"#bundle\0"):
+        return True
+    if depth > 8 or len(data) < 16:
+        return False
+    i = 16
+    while i < len(data):
+        if i + 4 > len(data):
+            return False
+        size = int.from_bytes(data[i:i + 4], "big", signed=True)
+        i += 4
+        if size <= 0 or i + size > len(data) or not well_formed_bundle(data[i:i + size], depth + 1):
+            return False
+        i += size
+    return True
+
+
 def encode(address: str, args: list[Any]) -> bytes:
     """One OSC message as bytes."""
     builder = OscMessageBuilder(address)
@@ -57,6 +90,7 @@ class Router:
         self.store = store
         self.ramps = ramps
         self.burst = BurstLog(log)
+        _quiet_python_osc()
         self._routes: dict[str, Route] = {}
         self._controller_routes: dict[str, Route] = {}
         self._dispatcher = Dispatcher()
@@ -125,6 +159,8 @@ class Router:
     def handle_packet(self, data: bytes, sender: tuple[str, int], reply: Reply) -> None:
         """Decode one packet (message or bundle) and apply it; never raises."""
         try:
+            if not well_formed_bundle(data):
+                raise ValueError("bad bundle framing")
             messages = OscPacket(data).messages
         except Exception:  # python-osc raises several types for malformed input
             self.burst.warning(f"malformed {sender[0]}", f"malformed OSC packet from "
