@@ -79,15 +79,11 @@ def test_catalogue_is_consistent() -> None:
             assert all(k in catalog.BY_KEY for k in option), role
     # every depth estimator the registry offers can be pulled
     assert set(param("depth_model").choices) <= set(keys)
-    locations = set()
+    locations = [(m.weights.folder, n) for m in catalog.CATALOG for n in m.names]
+    assert len(locations) == len(set(locations))  # no two entries claim the same file
     for m in catalog.CATALOG:
-        w = m.weights
-        assert bool(w.repo_id) != bool(w.url), m.key
+        assert bool(m.weights.repo_id) != bool(m.weights.url), m.key
         assert m.size_bytes > 0 and m.purpose and m.features, m.key
-        for name in (*w.files, *w.any_of):
-            locations.add((w.folder, name))
-    assert len(locations) == len({(m.weights.folder, n) for m in catalog.CATALOG
-                                  for n in dict.fromkeys((*m.weights.files, *m.weights.any_of))})
     for m in catalog.GENERATOR_FILES:
         w = m.weights
         # Scope's downloader: local_dir = models_root / repo_id.split("/")[-1]

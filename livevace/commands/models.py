@@ -58,8 +58,7 @@ def markdown_table() -> str:
              "what for |", "|---|---|---|---|---:|---|"]
     for entry in catalog.CATALOG:
         w = entry.weights
-        names = (*w.files, *(n for n in w.any_of if n not in w.files))
-        where = "<br>".join(f"`{w.folder}/{n}`" for n in names)
+        where = "<br>".join(f"`{w.folder}/{n}`" for n in entry.names)
         scope = "<br>".join(f"`{p}`" for p in entry.scope) or "–"
         source = f"[{w.repo_id}](https://huggingface.co/{w.repo_id})" if w.repo_id else w.url
         lines.append(f"| `{entry.key}` | {source} | {where} | {scope} | "

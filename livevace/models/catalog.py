@@ -76,6 +76,11 @@ class ModelFile:
     def size_bytes(self) -> int:
         return int(self.weights.size_mb * 1e6)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every file the entry may have, relative to its folder, without repeats."""
+        return tuple(dict.fromkeys((*self.weights.files, *self.weights.any_of)))
+
     def find(self) -> Path | None:
         """The folder holding the files (ours first, then Scope's), or None."""
         return self.weights.find()
@@ -90,17 +95,15 @@ class ModelFile:
     def path(self, folder: Path) -> Path:
         """What a loader opens: the weights file or the single file, else the folder holding
         all the files (e.g. `…/Wan2.1-T2V-1.3B/google/umt5-xxl` for the tokenizer)."""
-        names = list(dict.fromkeys((*self.weights.files, *self.weights.any_of)))
         weights = self.weights_path(folder)
         if weights is not None:
             return weights
-        if len(names) == 1:
-            return folder / names[0]
-        return folder / os.path.commonpath([str(Path(n).parent) for n in names])
+        if len(self.names) == 1:
+            return folder / self.names[0]
+        return folder / os.path.commonpath([str(Path(n).parent) for n in self.names])
 
     def present_files(self, folder: Path) -> list[Path]:
-        w = self.weights
-        return [folder / n for n in dict.fromkeys((*w.files, *w.any_of)) if (folder / n).is_file()]
+        return [folder / n for n in self.names if (folder / n).is_file()]
 
 
 def _hf(key: str, description: str, repo_id: str, file: str, size_mb: float, purpose: str,
