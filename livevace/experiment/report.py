@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -90,7 +91,7 @@ def write_video(frames: Iterable[np.ndarray], path: Path, fps: float) -> int:
         for frame in frames:
             if stream is None:
                 h, w = frame.shape[:2]
-                stream = container.add_stream("libx264", rate=round(fps))
+                stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
                 stream.width, stream.height = w + w % 2, h + h % 2
                 stream.pix_fmt = "yuv420p"
                 stream.options = {"crf": "18", "preset": "veryfast"}
