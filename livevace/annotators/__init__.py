@@ -25,6 +25,7 @@ _FACTORIES: dict[str, str] = {
     "scribble": "livevace.annotators.edges:ScribbleAnnotator",
     "flow": "livevace.annotators.flow:FlowAnnotator",
     "pose": "livevace.annotators.pose:PoseAnnotator",
+    "depth": "livevace.annotators.depth:DepthAnnotator",
     "none": "livevace.annotators.identity:IdentityAnnotator",
 }
 

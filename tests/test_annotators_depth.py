@@ -1,0 +1,124 @@
+"""Depth through our loading code: tiny random transformers / ONNX models saved in the real
+folder layout of the models directory, compared with transformers' own preprocessing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from annotators_support import TinyMidas, astronaut, write_depth_anything, write_dpt_hybrid
+from livevace.annotators import make_annotator
+from livevace.annotators.depth import load_estimator, resize_target
+from livevace.errors import ModelError
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    write_depth_anything(root)
+    write_dpt_hybrid(root)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def models_dir(models: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("LIVEVACE_MODELS_DIR", str(models))
+    monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(models / "no-scope"))
+    return models
+
+
+def test_our_preprocessing_matches_transformers(models: Path) -> None:
+    from transformers import AutoModelForDepthEstimation, DPTImageProcessorPil
+
+    folder = models / "depth-anything/Depth-Anything-V2-Small-hf"
+    img = astronaut((200, 120))
+    ours = load_estimator("depth_anything_v2_small")(torch.from_numpy(img[None]))
+    processor = DPTImageProcessorPil.from_pretrained(folder)
+    model = AutoModelForDepthEstimation.from_pretrained(folder).eval()
+    with torch.no_grad():
+        ref = model(**processor(images=img, return_tensors="pt")).predicted_depth
+    assert ours.shape == ref.shape == (1, 308, 518)
+    corr = np.corrcoef(ours.flatten().numpy(), ref.flatten().numpy())[0, 1]
+    assert corr > 0.999  # bicubic resampling differs only in rounding (torch vs PIL)
+
+
+def test_resize_target_follows_dpt_rules() -> None:
+    assert resize_target(320, 576, (518, 518), True, 14) == (294, 518)
+    assert resize_target(576, 320, (518, 518), True, 14) == (518, 294)
+    assert resize_target(3, 5, (518, 518), True, 14) == (308, 518)
+    assert resize_target(320, 576, (384, 384), False, 1) == (384, 384)
+
+
+@pytest.mark.parametrize("model", ["depth_anything_v2_small", "dpt_hybrid"])
+@pytest.mark.parametrize("shape", [(1, 1), (17, 33), (320, 176), (120, 200)])
+def test_depth_map_shape_and_range(model: str, shape: tuple[int, int]) -> None:
+    depth = make_annotator("depth", model=model, smoothing=0, input_size=126)
+    img = astronaut((shape[1], shape[0]))
+    out = depth(img)
+    assert out.shape == (*shape, 3) and out.dtype == np.uint8
+    assert np.all(out == out[..., :1])
+    if min(shape) > 16:
+        assert out.min() <= 10 and out.max() >= 245  # normalised per frame to the full range
+
+
+def test_a_chunk_equals_frame_by_frame() -> None:
+    frames = [astronaut((96, 64)), astronaut((96, 64))[::-1].copy(), astronaut((96, 64))[:, ::-1].copy()]
+    batched = make_annotator("depth", smoothing=0, input_size=98).batch(frames)
+    single = make_annotator("depth", smoothing=0, input_size=98)
+    for got, frame in zip(batched, frames):
+        assert np.abs(got.astype(int) - single(frame).astype(int)).max() <= 1
+
+
+def test_smoothing_steadies_noisy_video_and_restarts_on_a_cut() -> None:
+    rng = np.random.default_rng(0)
+    base = astronaut((112, 84))
+    clip = [np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8) for _ in range(10)]
+
+    def run(smoothing: float) -> np.ndarray:
+        depth = make_annotator("depth", smoothing=smoothing, input_size=98)
+        return np.array([depth(f)[..., 0] for f in clip], np.float32)
+
+    raw, smooth = run(0.0), run(0.7)
+    flicker = lambda maps: float(np.abs(np.diff(maps[3:], axis=0)).mean())  # noqa: E731
+    assert flicker(smooth) < 0.6 * flicker(raw)
+
+    depth = make_annotator("depth", smoothing=0.9, input_size=98)
+    fresh = make_annotator("depth", smoothing=0, input_size=98)
+    for f in clip[:4]:
+        depth(f)
+    cut = 255 - base  # a different scene: the average starts again, no ghost of the last
+    np.testing.assert_array_equal(depth(cut), fresh(cut))
+
+
+def test_midas_small_onnx_through_opencv(models: Path) -> None:
+    tiny = TinyMidas()
+    tiny.write(models)
+    img = astronaut((160, 96))
+    estimator = load_estimator("midas_small")
+    ours = estimator(torch.from_numpy(np.stack([img, img[::-1].copy()]))).numpy()
+    assert ours.shape == (2, 256, 256)
+    np.testing.assert_allclose(ours[0], tiny(img), atol=1e-4)
+    np.testing.assert_allclose(ours[1], tiny(img[::-1].copy()), atol=1e-4)
+    out = make_annotator("depth", model="midas_small")(img)
+    assert out.shape == img.shape
+
+
+def test_missing_weights_name_models_pull(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LIVEVACE_MODELS_DIR", str(tmp_path))
+    with pytest.raises(ModelError, match="livevace models pull depth_anything_v2_small"):
+        make_annotator("depth")
+    with pytest.raises(ModelError, match="livevace models pull midas_small"):
+        make_annotator("depth", model="midas_small")
+    with pytest.raises(ModelError, match="unknown depth model"):
+        make_annotator("depth", model="zoe")
+
+
+@pytest.mark.gpu
+def test_cuda_fp16_matches_cpu() -> None:
+    img = astronaut((176, 96))
+    cpu = make_annotator("depth", smoothing=0, device="cpu")(img).astype(int)
+    gpu = make_annotator("depth", smoothing=0, device="cuda")(img).astype(int)
+    assert np.abs(cpu - gpu).mean() < 3

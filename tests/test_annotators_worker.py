@@ -1,0 +1,95 @@
+"""The off-thread worker: chunk order, live switching, fallback, errors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livevace.annotators import AnnotatorWorker, FrameError, make_annotator, make_person_mask
+
+
+def clip(n: int = 6, h: int = 48, w: int = 64, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (h, w + 2 * n, 3), dtype=np.uint8)
+    return [np.ascontiguousarray(base[:, i:i + w]) for i in range(n)]  # a panning picture
+
+
+def test_chunks_come_back_in_order_and_equal_direct_calls() -> None:
+    frames = clip(8)
+    with AnnotatorWorker("edges") as worker:
+        futures = [worker.submit(frames[:4]), worker.submit(frames[4:])]
+        out = futures[0].result() + futures[1].result()
+    direct = make_annotator("edges")
+    for got, frame in zip(out, frames):
+        np.testing.assert_array_equal(got, direct(frame))
+
+
+def test_stateful_annotator_sees_frames_in_order_across_chunks() -> None:
+    frames = clip(6)
+    with AnnotatorWorker("flow") as worker:
+        futures = [worker.submit(frames[i:i + 2]) for i in range(0, 6, 2)]
+        out = [f for fut in futures for f in fut.result()]
+    direct = make_annotator("flow")
+    for got, frame in zip(out, frames):
+        np.testing.assert_array_equal(got, direct(frame))
+
+
+def test_switch_takes_effect_at_the_next_chunk() -> None:
+    frames = clip(4)
+    with AnnotatorWorker("gray") as worker:
+        first = worker.submit(frames[:2])
+        worker.switch("edges")
+        second = worker.submit(frames[2:])
+        a, b = first.result(), second.result()
+        assert worker.active == "edges"
+    np.testing.assert_array_equal(a[0], make_annotator("gray")(frames[0]))
+    np.testing.assert_array_equal(b[0], make_annotator("edges")(frames[2]))
+
+
+def test_work_runs_off_the_calling_thread() -> None:
+    seen: list[str] = []
+
+    class Spy:
+        name, stateless = "spy", False
+
+        def __call__(self, image: np.ndarray) -> np.ndarray:
+            seen.append(threading.current_thread().name)
+            return image
+
+    with AnnotatorWorker("spy", factory=lambda name, **o: Spy()) as worker:
+        worker.submit(clip(2)).result()
+    assert seen and all(name.startswith("annotator-lane") for name in seen)
+
+
+def test_missing_depth_weights_fall_back_to_edges_and_say_so(tmp_path: Path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("LIVEVACE_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(tmp_path / "scope"))
+    frames = clip(2)
+    with caplog.at_level(logging.WARNING, logger="livevace.annotators"):
+        with AnnotatorWorker("depth") as worker:
+            out = worker.submit(frames).result()
+            assert (worker.requested, worker.active) == ("depth", "edges")
+    assert "livevace models pull depth_anything_v2_small" in caplog.text
+    assert "falling back to edges" in caplog.text
+    np.testing.assert_array_equal(out[0], make_annotator("edges")(frames[0]))
+
+
+def test_bad_frames_fail_their_chunk_only() -> None:
+    with AnnotatorWorker("gray") as worker:
+        bad = worker.submit([np.zeros((4, 4), np.uint8)])
+        good = worker.submit(clip(1))
+        with pytest.raises(FrameError):
+            bad.result()
+        assert good.result()[0].shape == (48, 64, 3)
+
+
+def test_person_masks_through_the_worker() -> None:
+    frames = [np.zeros((64, 96, 3), np.uint8)] * 3
+    with AnnotatorWorker("person", factory=lambda name, **o: make_person_mask(**o),
+                         fallback=None) as worker:
+        masks = worker.submit(frames).result()
+    assert [m.shape for m in masks] == [(64, 96)] * 3 and masks[0].dtype == np.float32
