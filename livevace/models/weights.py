@@ -181,8 +181,10 @@ def _diffusers_to_wan(key: str) -> str:
 
 
 # ------------------------------------------------------------------------------ config
-def infer_config(tensors: Mapping[str, torch.Tensor], name: str = "checkpoint") -> WanConfig:
-    """Shapes of a Wan layout state dict (head_dim 128, as every Wan2.1 model)."""
+def infer_config(tensors: Mapping[str, torch.Tensor], name: str = "checkpoint",
+                 num_heads: int | None = None) -> WanConfig:
+    """Shapes of a Wan layout state dict. The head count is not in the tensors: it comes from
+    a config.json beside the file, else head_dim 128 (every Wan2.1 model)."""
     try:
         dim, in_ch, *patch = tensors["patch_embedding.weight"].shape
         ffn = tensors["blocks.0.ffn.0.weight"].shape[0]
@@ -194,7 +196,8 @@ def infer_config(tensors: Mapping[str, torch.Tensor], name: str = "checkpoint") 
     layers = 1 + max(int(k.split(".")[1]) for k in tensors if k.startswith("blocks."))
     vace_n = len({k.split(".")[1] for k in tensors if k.startswith("vace_blocks.")})
     vace = tuple(range(0, layers, layers // vace_n))[:vace_n] if vace_n else ()
-    return WanConfig(name, dim=dim, ffn_dim=ffn, num_heads=max(1, dim // 128), num_layers=layers,
+    heads = num_heads or max(1, dim // 128)
+    return WanConfig(name, dim=dim, ffn_dim=ffn, num_heads=heads, num_layers=layers,
                      in_channels=in_ch, out_channels=out_ch, patch=tuple(patch),  # type: ignore[arg-type]
                      freq_dim=freq_dim, text_dim=text_dim, vace_layers=vace)
 
@@ -230,13 +233,15 @@ def merge_lora(tensors: StateDict, lora: Checkpoint, alpha: float | None = None)
 
 # ------------------------------------------------------------------------------ loading
 def load_dit(base: str | Path, *, vace: str | Path | None = None, lora: str | Path | None = None,
-             lora_alpha: float | None = None, prefer_ema: bool = True,
-             device: torch.device | str = "cpu", dtype: torch.dtype = torch.bfloat16) -> WanDiT:
+             cfg: WanConfig | None = None, lora_alpha: float | None = None,
+             prefer_ema: bool = True, device: torch.device | str = "cpu",
+             dtype: torch.dtype = torch.bfloat16) -> WanDiT:
     """Build a `WanDiT` from a generator checkpoint, an optional VACE source and LoRA.
 
     `base`: any DiT layout (a full VACE checkpoint brings its VACE blocks along);
     `vace`: a VACE module file or a full VACE checkpoint (only its VACE keys are taken);
-    `lora`: LongLive's lora.pt, merged into the main blocks.
+    `lora`: LongLive's lora.pt, merged into the main blocks; `cfg`: the expected shapes
+    (default: inferred from the tensors). Everything is checked strictly.
     """
     main = read_checkpoint(base, prefer_ema)
     tensors = dict(main.tensors)
@@ -253,7 +258,7 @@ def load_dit(base: str | Path, *, vace: str | Path | None = None, lora: str | Pa
                              f"vace_patch_embedding.*)")
         tensors.update(picked)
         sources.update({k: extra for k in picked})
-    cfg = infer_config(tensors, main.path.name)
+    cfg = cfg or infer_config(tensors, main.path.name, _heads_from_config_json(main.path))
     if lora is not None:
         tensors = merge_lora(tensors, read_checkpoint(lora, prefer_ema), lora_alpha)
     with torch.device("meta"):
@@ -261,6 +266,17 @@ def load_dit(base: str | Path, *, vace: str | Path | None = None, lora: str | Pa
     check_keys(model.state_dict(), tensors, sources)
     model.load_state_dict(tensors, strict=True, assign=True)
     return model.to(device).for_inference(dtype)
+
+
+def _heads_from_config_json(path: Path) -> int | None:
+    """num_heads (Wan) / num_attention_heads (diffusers) from a config.json beside the file."""
+    folder = path if path.is_dir() else path.parent
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    heads = config.get("num_heads") or config.get("num_attention_heads")
+    return int(heads) if isinstance(heads, int) else None
 
 
 def check_keys(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor],
@@ -271,7 +287,6 @@ def check_keys(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.T
     wrong = [k for k in expected if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
     if not (missing or unexpected or wrong):
         return
-    blamed = sources.get((unexpected + wrong + [""])[0]) or next(iter(sources.values()))
     problems = []
     if missing:
         problems.append(f"missing {len(missing)} keys ({_first(missing)})")
@@ -281,9 +296,17 @@ def check_keys(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.T
         k = wrong[0]
         problems.append(f"{len(wrong)} shapes differ ({k}: {tuple(given[k].shape)} in the file, "
                         f"{tuple(expected[k].shape)} expected)")
-    files = sorted({str(c.where()) for c in sources.values()})
-    where = blamed.where() if len(files) > 1 else files[0]
-    raise ModelError(f"{where}: does not match a Wan DiT: {'; '.join(problems)}")
+    blamed = _source_of((wrong + unexpected + missing)[0], sources)
+    raise ModelError(f"{blamed.where()}: does not match the model: {'; '.join(problems)}")
+
+
+def _source_of(key: str, sources: Mapping[str, Checkpoint]) -> Checkpoint:
+    """The file a key came from, or for a missing key the file that should have held it."""
+    if key in sources:
+        return sources[key]
+    is_vace = key.startswith(VACE_PREFIXES)
+    same_part = [c for k, c in sources.items() if k.startswith(VACE_PREFIXES) == is_vace]
+    return (same_part or list(sources.values()))[0]
 
 
 def _first(keys: Sequence[str] | Iterable[str], n: int = 3) -> str:

@@ -1,0 +1,107 @@
+"""Chunk-by-chunk streaming with the ring KV cache equals one masked forward of the sequence.
+
+The reference is diffusers over the whole sequence with LongLive's streaming attention as a
+mask (block-causal, a window of W frames of which the first S are a sink) and per-token
+timesteps: past frames clean (t = 0, as the refinement pass writes them), the chunk under
+test at its denoising timestep.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from wan_support import (chunk_mask, mask_self_attention, one_thread, ours_from, reference,  # noqa: F401
+                         rel_err, wan_timestep_precision, window_mask)
+
+from livevace.models.wan.config import TINY, TINY_VACE
+from livevace.models.wan.kv_cache import CacheLayout
+
+H, W = 4, 6
+TOKENS = (H // 2) * (W // 2)
+LAYOUT = CacheLayout(height=H, width=W, window=6, sink=2, chunk=2)
+FRAMES = 14  # 7 chunks: the ring (4 slots) wraps twice past the sink
+
+
+def stream_inputs(cfg, frames=FRAMES, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    latents = torch.randn(1, cfg.in_channels, frames, H, W, generator=g)
+    ctx = torch.randn(1, cfg.text_len, cfg.text_dim, generator=g)
+    control = torch.randn(1, cfg.vace_in_channels, frames, H, W, generator=g)
+    return latents, ctx, control
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "explicit"])
+def test_generation_and_cache_writes_equal_masked_full_sequence(tmp_path, impl):
+    ref = wan_timestep_precision(reference(TINY, seed=7))
+    ours = ours_from(ref, TINY, tmp_path)
+    ours.attn_impl = impl
+    mask_self_attention(ref.blocks, window_mask(FRAMES, 2, 6, 2), TOKENS)
+    latents, ctx, _ = stream_inputs(TINY)
+    noisy = torch.randn_like(latents)
+    cache = ours.new_cache(LAYOUT)
+    ours.set_text(cache, ctx)
+    step_t = torch.tensor([937.5, 625.0])  # per-frame timesteps of the chunk being denoised
+    for start in range(0, FRAMES, 2):
+        chunk = slice(start, start + 2)
+        cache.begin_chunk(start)
+        with torch.no_grad():
+            got = ours(noisy[:, :, chunk], step_t[None], cache)          # generation pass
+            ours(latents[:, :, chunk], torch.zeros(1, 2), cache)          # t = 0 cache write
+            t_ref = torch.zeros(FRAMES)
+            t_ref[chunk] = step_t
+            x_ref = latents.clone()
+            x_ref[:, :, chunk] = noisy[:, :, chunk]
+            want = ref(x_ref, t_ref.repeat_interleave(TOKENS)[None], ctx).sample
+        assert rel_err(got, want[:, :, chunk]) < 1e-5, f"chunk at frame {start}"
+    assert cache.full and cache.mask() is None
+    assert [f for f, _ in cache.frames()] == [0, 1, 10, 11, 12, 13]
+
+
+def test_vace_streaming_equals_masked_full_sequence(tmp_path):
+    ref = wan_timestep_precision(reference(TINY_VACE, seed=8))
+    ours = ours_from(ref, TINY_VACE, tmp_path)
+    mask_self_attention(ref.blocks, window_mask(FRAMES, 2, 6, 2), TOKENS)
+    mask_self_attention(ref.vace_blocks, chunk_mask(FRAMES, 2), TOKENS)
+    latents, ctx, control = stream_inputs(TINY_VACE, seed=1)
+    scale = torch.tensor([0.6, 1.4])
+    cache = ours.new_cache(LAYOUT)
+    ours.set_text(cache, ctx)
+    outs = []
+    with torch.no_grad():
+        for start in range(0, FRAMES, 2):
+            cache.begin_chunk(start)
+            part = slice(start, start + 2)
+            outs.append(ours(latents[:, :, part], torch.zeros(1, 2), cache,
+                             vace=control[:, :, part], hint_scale=scale))
+        want = ref(latents, torch.zeros(1), ctx, control_hidden_states=control,
+                   control_hidden_states_scale=scale).sample
+    assert rel_err(torch.cat(outs, dim=2), want) < 1e-5
+
+
+def test_forward_without_cache_write_leaves_the_cache_alone(tmp_path):
+    ours = ours_from(reference(TINY, seed=9), TINY, tmp_path)
+    latents, ctx, _ = stream_inputs(TINY, frames=10, seed=2)
+    cache = ours.new_cache(LAYOUT)
+    ours.set_text(cache, ctx)
+    with torch.no_grad():
+        for start in range(0, 8, 2):
+            cache.begin_chunk(start)
+            ours(latents[:, :, start:start + 2], torch.zeros(1, 2), cache)
+        cache.begin_chunk(8)  # this chunk evicts frames 2 and 3 from the ring
+        before = cache.k.clone(), cache.v.clone()
+        peek = ours(latents[:, :, 8:], torch.full((1, 2), 500.0), cache, write_cache=False)
+        assert torch.equal(cache.k, before[0]) and torch.equal(cache.v, before[1])
+        real = ours(latents[:, :, 8:], torch.full((1, 2), 500.0), cache)
+    assert rel_err(peek, real) < 1e-6
+    assert not torch.equal(cache.k, before[0])
+
+
+def test_layout_slots_and_window_semantics():
+    lay = CacheLayout(height=2, width=2, window=12, sink=3, chunk=3)
+    assert [lay.slot(f) for f in range(3)] == [0, 1, 2]
+    assert [lay.slot(f) for f in (3, 11, 12, 20, 21)] == [3, 11, 3, 11, 3]
+    assert lay.sink_shift(1020, 3) == 0 and lay.sink_shift(1023, 3) == 2
+    assert CacheLayout(height=2, width=2, rope_span=None).sink_shift(10**6, 3) == 0
+    for bad in (dict(sink=12), dict(chunk=10), dict(height=3), dict(rope_span=12)):
+        with pytest.raises(ValueError):
+            CacheLayout(**{"height": 2, "width": 2, **bad})
