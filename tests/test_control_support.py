@@ -61,15 +61,22 @@ class OscClient:
             out += [(m.message.address, list(m.message.params)) for m in OscPacket(data).messages]
         return out
 
+    def receive_until(self, address: str, timeout: float = 2.0) -> list[tuple[str, list[Any]]]:
+        """Messages up to and including the first to `address` (all, if it never comes)."""
+        out: list[tuple[str, list[Any]]] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.receive(timeout=deadline - time.monotonic())
+            out += got
+            if any(a == address for a, _ in got):
+                break
+        return out
+
     def sync(self) -> None:
         """Round trip: once the node answers, it has handled everything we sent before."""
         self.send("/livevace/seed")
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline:  # skip other replies (queries sent before)
-            replies = self.receive(timeout=deadline - time.monotonic())
-            if any(address == "/livevace/seed" for address, _ in replies):
-                return
-        raise AssertionError("the node stopped answering")
+        replies = self.receive_until("/livevace/seed", timeout=3.0)  # skips earlier replies
+        assert any(a == "/livevace/seed" for a, _ in replies), "the node stopped answering"
 
     def close(self) -> None:
         self.sock.close()

@@ -324,7 +324,7 @@ def mapping_entry(m: Mapping) -> dict[str, Any]:
 def write_learned(path: Path, m: Mapping) -> None:
     """Add (or replace) the mapping of `m.address` in a mapping file, keeping the rest of
     the file (comments included) as it was."""
-    block = tomli_w.dumps({"map": [mapping_entry(m)]})
+    block = "[[map]]\n" + tomli_w.dumps(mapping_entry(m))
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f'# Controller mappings written by livevace learn mode; edit freely.\n'

@@ -95,18 +95,18 @@ def load_scene(path: Path, name: str | None = None) -> Scene:
     if not isinstance(params, dict):
         raise error_at(path, where.line(key="params"), "params must be a [params] table")
     values = {}
-    for name, raw in params.items():
-        line = where.line("params", 0, name)
+    for key, raw in params.items():
+        line = where.line("params", 0, key)
         try:
-            p = param(name)
+            p = param(key)
             if p.readonly or p.kind == "trigger" or p.group in UNSAVED_GROUPS:
-                raise ParamError(f"{name} cannot be part of a scene")
+                raise ParamError(f"{key} cannot be part of a scene")
             value, clamped = p.coerce(raw)
         except ParamError as exc:
             raise error_at(path, line, str(exc)) from None
         if clamped:
-            raise error_at(path, line, f"{name} = {raw} is outside {p.min:g}..{p.max:g}")
-        values[name] = value
+            raise error_at(path, line, f"{key} = {raw} is outside {p.min:g}..{p.max:g}")
+        values[key] = value
     description = data.get("description", "")
     return Scene(name or path.stem, path, values, crossfade, str(description))
 
