@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from livevace.models.wan.text import WanTextEncoder, load_tokenizer, load_umt5, umt5_config
+from livevace.models.wan.text import WanTextEncoder, load_text_encoder, load_tokenizer, umt5_config
 
 CORPUS = ["a neon city at night, rain on the street", "a forest in the rain, cinematic light",
           "a dancer in a dark club with volumetric light", "slow motion smoke, red and blue"] * 10
@@ -94,12 +94,14 @@ def wan_t5_reference(sd: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch
 
 def tiny_encoder(folder: Path, seed: int = 0) -> tuple[WanTextEncoder, dict[str, torch.Tensor]]:
     """A working tiny text encoder loaded through the original-layout loader."""
-    tokenizer = load_tokenizer(train_tokenizer(folder / "tokenizer"))
-    sd = wan_t5_state_dict(len(tokenizer), seed)
+    tokenizer_dir = train_tokenizer(folder / "tokenizer")
+    vocab = len(load_tokenizer(tokenizer_dir))
+    sd = wan_t5_state_dict(vocab, seed)
     torch.save(sd, folder / "models_t5_umt5-xxl-enc-bf16.pth")
-    model = load_umt5(folder / "models_t5_umt5-xxl-enc-bf16.pth", dtype=torch.float32,
-                      config=umt5_config(vocab_size=len(tokenizer), **TINY))
-    return WanTextEncoder(model, tokenizer, text_len=TEXT_LEN), sd
+    encoder = load_text_encoder(folder / "models_t5_umt5-xxl-enc-bf16.pth", tokenizer_dir, dtype=torch.float32,
+                                config=umt5_config(vocab_size=vocab, **TINY))
+    encoder.text_len = TEXT_LEN
+    return encoder, sd
 
 
 class HeldEncoder(WanTextEncoder):

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from livevace.errors import ModelError
 from livevace.models.wan.codec_weights import check_state_dict, read_state_dict
@@ -95,21 +96,25 @@ _KEEP_UPCAST = ("relative_attention_bias.weight", "DenseReluDense.wo.weight")
 """Never kept in fp8: an embedding table, and `wo`, whose input transformers casts to wo's dtype."""
 
 
-def _split_fp8(sd: dict[str, Tensor], dtype: torch.dtype, keep_fp8: bool
-               ) -> tuple[dict[str, Tensor], dict[str, tuple[Tensor, Tensor | None]]]:
-    """Upcast fp8 tensors (applying ComfyUI-style `.scale_weight`s); with `keep_fp8` the fp8
-    Linear weights of the blocks are set aside instead, with their scales."""
+def _prepare(sd: dict[str, Tensor], device: torch.device | str, dtype: torch.dtype, keep_fp8: bool
+             ) -> tuple[dict[str, Tensor], dict[str, tuple[Tensor, Tensor | None]]]:
+    """Move every tensor to `device` in `dtype` (a progress bar: gigabytes for the real model),
+    upcasting fp8 ones with their ComfyUI-style `.scale_weight`s; with `keep_fp8` the fp8
+    Linear weights of the blocks are set aside in fp8 instead, with their scales."""
     scales = {k.removesuffix(".scale_weight"): v for k, v in sd.items() if k.endswith(".scale_weight")}
     out, kept = {}, {}
-    for key, v in sd.items():
+    big = sum(v.numel() * v.element_size() for v in sd.values()) > 1 << 30
+    for key, v in tqdm(sd.items(), desc="text encoder", unit="tensor", disable=not big, leave=False):
         if key.endswith(".scale_weight") or key in ("scaled_fp8", "spiece_model"):
             continue
+        scale = scales.get(key.removesuffix(".weight"))
+        if v.dtype in FP8_DTYPES and keep_fp8 and ".block." in key and v.dim() == 2 \
+                and not key.endswith(_KEEP_UPCAST):
+            kept[key] = (v.to(device), None if scale is None else scale.to(device, torch.float32))
+            continue
+        v = v.to(device)
         if v.dtype in FP8_DTYPES:
-            scale = scales.get(key.removesuffix(".weight"))
-            if keep_fp8 and ".block." in key and v.dim() == 2 and not key.endswith(_KEEP_UPCAST):
-                kept[key] = (v, None if scale is None else scale.float())
-                continue
-            v = v.to(torch.float32) * (1.0 if scale is None else scale.float())
+            v = v.to(torch.float32) * (1.0 if scale is None else scale.to(device, torch.float32))
         out[key] = v.to(dtype) if v.is_floating_point() else v
     return out, kept
 
@@ -126,7 +131,7 @@ def load_umt5(path: str | Path, device: torch.device | str = "cpu", dtype: torch
     raw = read_state_dict(path, "UMT5 text encoder")
     if "blocks.0.attn.q.weight" in raw or "token_embedding.weight" in raw:
         raw = convert_wan_t5_keys(raw)
-    sd, fp8 = _split_fp8(raw, dtype, keep_fp8)
+    sd, fp8 = _prepare(raw, device, dtype, keep_fp8)
     for a, b in (("shared.weight", "encoder.embed_tokens.weight"), ("encoder.embed_tokens.weight", "shared.weight")):
         if a in sd and b not in sd:
             sd[b] = sd[a]  # tied embedding, often saved once
@@ -140,7 +145,14 @@ def load_umt5(path: str | Path, device: torch.device | str = "cpu", dtype: torch
         setattr(model.get_submodule(parent), name, Fp8Linear(weight, scale))
     model.load_state_dict(sd, assign=True, strict=not fp8)
     model.encoder.embed_tokens.weight = model.shared.weight
-    return model.to(device=device).eval().requires_grad_(False)
+    return model.eval().requires_grad_(False)
+
+
+def load_text_encoder(weights: str | Path, tokenizer: str | Path, device: torch.device | str = "cpu",
+                      dtype: torch.dtype = torch.bfloat16, keep_fp8: bool = False,
+                      config: Any = None) -> "WanTextEncoder":
+    """The encoder from its weights (any supported form) and the umt5-xxl tokenizer folder."""
+    return WanTextEncoder(load_umt5(weights, device, dtype, config, keep_fp8), load_tokenizer(tokenizer))
 
 
 def load_tokenizer(path: str | Path):
