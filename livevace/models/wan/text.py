@@ -92,29 +92,29 @@ class Fp8Linear(nn.Module):
         return F.linear(x, w if self.scale is None else w * self.scale.to(x.dtype))
 
 
+_MARKERS = ("scaled_fp8", "spiece_model")
+"""Non-weight entries some single-file checkpoints carry."""
 _KEEP_UPCAST = ("relative_attention_bias.weight", "DenseReluDense.wo.weight")
 """Never kept in fp8: an embedding table, and `wo`, whose input transformers casts to wo's dtype."""
 
 
-def _prepare(sd: dict[str, Tensor], device: torch.device | str, dtype: torch.dtype, keep_fp8: bool
-             ) -> tuple[dict[str, Tensor], dict[str, tuple[Tensor, Tensor | None]]]:
+def _prepare(sd: dict[str, Tensor], scales: dict[str, Tensor], device: torch.device | str, dtype: torch.dtype,
+             keep_fp8: bool) -> tuple[dict[str, Tensor], dict[str, tuple[Tensor, Tensor | None]]]:
     """Move every tensor to `device` in `dtype` (a progress bar: gigabytes for the real model),
-    upcasting fp8 ones with their ComfyUI-style `.scale_weight`s; with `keep_fp8` the fp8
-    Linear weights of the blocks are set aside in fp8 instead, with their scales."""
-    scales = {k.removesuffix(".scale_weight"): v for k, v in sd.items() if k.endswith(".scale_weight")}
+    upcasting fp8 ones with their ComfyUI-style scale; with `keep_fp8` the fp8 Linear weights of
+    the blocks are set aside in fp8 instead, with their scales."""
     out, kept = {}, {}
     big = sum(v.numel() * v.element_size() for v in sd.values()) > 1 << 30
     for key, v in tqdm(sd.items(), desc="text encoder", unit="tensor", disable=not big, leave=False):
-        if key.endswith(".scale_weight") or key in ("scaled_fp8", "spiece_model"):
-            continue
         scale = scales.get(key.removesuffix(".weight"))
+        scale = None if scale is None else scale.to(device, torch.float32)
         if v.dtype in FP8_DTYPES and keep_fp8 and ".block." in key and v.dim() == 2 \
                 and not key.endswith(_KEEP_UPCAST):
-            kept[key] = (v.to(device), None if scale is None else scale.to(device, torch.float32))
+            kept[key] = (v.to(device), scale)
             continue
         v = v.to(device)
         if v.dtype in FP8_DTYPES:
-            v = v.to(torch.float32) * (1.0 if scale is None else scale.to(device, torch.float32))
+            v = v.to(torch.float32) * (1.0 if scale is None else scale)
         out[key] = v.to(dtype) if v.is_floating_point() else v
     return out, kept
 
@@ -131,14 +131,17 @@ def load_umt5(path: str | Path, device: torch.device | str = "cpu", dtype: torch
     raw = read_state_dict(path, "UMT5 text encoder")
     if "blocks.0.attn.q.weight" in raw or "token_embedding.weight" in raw:
         raw = convert_wan_t5_keys(raw)
-    sd, fp8 = _prepare(raw, device, dtype, keep_fp8)
+    scales = {k.removesuffix(".scale_weight"): v for k, v in raw.items() if k.endswith(".scale_weight")}
+    tensors = {k: v for k, v in raw.items() if not k.endswith(".scale_weight") and k not in _MARKERS}
     for a, b in (("shared.weight", "encoder.embed_tokens.weight"), ("encoder.embed_tokens.weight", "shared.weight")):
-        if a in sd and b not in sd:
-            sd[b] = sd[a]  # tied embedding, often saved once
+        if a in tensors and b not in tensors:
+            tensors[b] = tensors[a]  # tied embedding, often saved once
     with torch.device("meta"):
         model = UMT5EncoderModel(config)
-    check_state_dict(model, {**sd, **{k: w for k, (w, _) in fp8.items()}}, path,
-                     "UMT5-XXL encoder (models_t5_umt5-xxl-enc-bf16.pth or a text_encoder/ folder)")
+    check_state_dict(model, tensors, path, "UMT5-XXL encoder (models_t5_umt5-xxl-enc-bf16.pth or a text_encoder/ folder)")
+    tensors.pop("encoder.embed_tokens.weight")  # moved once, tied below
+    sd, fp8 = _prepare(tensors, scales, device, dtype, keep_fp8)
+    sd["encoder.embed_tokens.weight"] = sd["shared.weight"]
     for key, (weight, scale) in fp8.items():
         parent, _, _ = key.removesuffix(".weight").rpartition(".")
         name = key.removesuffix(".weight").rsplit(".", 1)[1]
