@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
             del model
             _free(device)
     text = None if args.no_text else _time_text(args.tiny, device, dtype, timer)
+    _free(device)
     columns = ["codec", "size", "encode_ms", "encode_p95_ms", "decode_ms", "decode_p95_ms", "decode_fps",
                "peak_mem_gb"]
     print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}), {args.dtype}, "
@@ -127,8 +128,6 @@ def _time_text(tiny: bool, device: torch.device, dtype: torch.dtype,
     t = timer(lambda: encoder.encode_ids(ids, mask))
     result = {"config": "tiny" if tiny else "umt5-xxl", "encode_ms": t.p50, "encode_p95_ms": t.p95,
               "peak_mem_gb": _peak(device), "timing": t.as_dict()}
-    del model, encoder
-    _free(device)
     return result
 
 

@@ -17,7 +17,6 @@ original `Wan2.1_VAE.pth` layout is converted by `convert_original_keys`.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -450,7 +449,7 @@ def convert_original_keys(sd: dict[str, Tensor], cfg: WanVAEConfig = WanVAEConfi
         m = re.match(r"^decoder\.upsamples\.(\d+)\.(.*)$", new)
         if m:
             level, j = divmod(int(m[1]), per_level)
-            inner = f"upsamplers.0" if j == cfg.num_res_blocks + 1 else f"resnets.{j}"
+            inner = "upsamplers.0" if j == cfg.num_res_blocks + 1 else f"resnets.{j}"
             new = f"decoder.up_blocks.{level}.{inner}.{m[2]}"
         for old_part, new_part in _RESNET_KEYS.items():
             new = new.replace("." + old_part, "." + new_part)
@@ -471,7 +470,3 @@ def load_wan_vae(path: str | Path, device: torch.device | str = "cpu", dtype: to
     vae.load_state_dict(sd, assign=True)
     return vae.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
-
-def num_latent_frames(frames: int) -> int:
-    """Latent frames of a clip of 1+4k frames (the first frame gets its own latent)."""
-    return 1 + math.ceil((frames - 1) / TIME_STRIDE)
