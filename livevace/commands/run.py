@@ -1,0 +1,136 @@
+"""`livevace run`: start the node and keep it running until Ctrl-C (or a bound is met)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+import threading
+from typing import Callable, Iterator
+
+from livevace import config as run_config
+from livevace.loop import Node
+from livevace.params import ParamStore
+from livevace.pipelines import create as create_pipeline
+from livevace.stats import Stats, status_line
+
+log = logging.getLogger("livevace.run")
+
+EXAMPLES = """\
+examples:
+  livevace run                                   test pattern -> NDI "livevace"
+  livevace run --source camera:0 --pipeline controlmap --control edges
+  livevace run --source ndi:"STUDIO (TouchDesigner)" --sink ndi:livevace --sink record:show.mp4
+  livevace run --source video:clip.mp4 --preset 720p --duration 60
+  livevace run --sink spout:livevace             Windows: Spout Out for TouchDesigner/Resolume
+
+In TouchDesigner add an NDI In TOP and pick "<this machine> (livevace)"; in Resolume use
+Sources > NDI; in OBS add an NDI Source (obs-ndi plugin). Stop with Ctrl-C: files are
+finished properly.
+"""
+
+
+def _control_service():
+    """livevace.control.service when installed (another part of livevace; optional here)."""
+    try:
+        return importlib.import_module("livevace.control.service")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("livevace.control.service", "livevace.control"):
+            raise
+        return None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "run", help="start the node (default: test pattern -> NDI 'livevace')",
+        description="Start the live node: a source, a pipeline, paced output to sinks. "
+        "With no options it runs the default preset (test pattern -> auto pipeline -> "
+        "NDI 'livevace', plus a preview window when a display exists) until Ctrl-C.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run_config.add_arguments(parser)
+    service = _control_service()
+    if service is not None:
+        service.add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+@contextlib.contextmanager
+def stop_signals(stop: Callable[[], None]) -> Iterator[Callable[[], None]]:
+    """Ctrl-C and SIGTERM ask the node to stop; a second Ctrl-C says we are finishing
+    files instead of killing that work. Yields `closing()` to call when shutdown starts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    presses = [0]
+
+    def handler(signum: int, frame: object) -> None:
+        presses[0] += 1
+        stop()
+        if presses[0] > 1:
+            print("\nlivevace: finishing files, one moment…", file=sys.stderr, flush=True)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: presses.__setitem__(0, max(presses[0], 1))
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class StatusLine:
+    """A live line on a terminal; a log line every few seconds otherwise."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+        self.tty = sys.stderr.isatty()
+        self.every = 0.5 if self.tty else 5.0
+
+    def show(self) -> None:
+        line = status_line(self.stats.snapshot())
+        if self.tty:
+            print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
+        else:
+            log.info("%s", line)
+
+    def end(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = run_config.from_args(args)
+    store = ParamStore()
+    store.update(cfg.params)
+    stats = Stats()
+    for path in cfg.presets:
+        log.info("preset %s", path)
+    pipeline = create_pipeline(cfg.pipeline, cfg, store)
+    service = _control_service()
+    try:
+        control = service.start(args, store, stats) if service is not None else None
+    except BaseException:
+        pipeline.close()
+        raise
+    node = Node.from_config(cfg, store, pipeline, stats, control)
+    status = StatusLine(stats)
+    try:
+        with stop_signals(node.stop) as closing:
+            try:
+                node.start()
+                while not node.wait(status.every):
+                    status.show()
+            finally:
+                closing()
+                status.end()
+                node.close()
+    finally:
+        if control is not None:
+            control.close()
+    s = stats.snapshot()
+    log.info("stopped after %.1f s: %d frames out, %d held, %d dropped, latency p50 %.1f ms "
+             "p95 %.1f ms", s["uptime_s"], s["frames_out"], s["held"], s["dropped"],
+             s["latency_p50_ms"], s["latency_p95_ms"])
+    return 0

@@ -1,0 +1,257 @@
+"""Run configuration: the embedded default, TOML presets layered on top, then the command
+line; validated once into a `RunConfig` before anything opens.
+
+A preset file has a `[node]` table (how the node runs) and a `[params]` table (live
+parameter values at start, checked against the registry in `livevace.params`; top-level
+parameter names are accepted too, so a scene or stratification file can be layered):
+
+    [node]
+    source = "camera:0"
+    sinks = ["ndi:livevace", "record:show-%Y%m%d-%H%M%S.mp4"]
+    width = 832
+    height = 480
+    fps = 30
+
+    [params]
+    control = "edges"
+
+`--preset NAME` looks in presets/ then presets/resolutions/; a path works too; several
+`--preset` apply in order. `presets/default.toml` documents the embedded default (a test
+keeps the two equal); `livevace run` with no options runs exactly that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from livevace.errors import UserError
+from livevace.io.specs import SinkSpec, SourceSpec, parse_sink, parse_source
+from livevace.params import BY_NAME, param
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+PRESET_SUBDIRS = ("", "resolutions")
+PREVIEW = ("auto", "on", "off")
+NO_SIGNAL = ("slate", "hold")
+
+
+class ConfigError(UserError, ValueError):
+    """A preset or option value that does not make a valid run."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    source: str = "pattern"
+    sinks: tuple[str, ...] = ("ndi:livevace",)
+    preview: str = "auto"
+    """auto: add a preview window when a display exists; on: always; off: never."""
+    pipeline: str = "auto"
+    width: int = 832
+    height: int = 480
+    fps: float = 30.0
+    max_frames: int | None = None
+    duration: float | None = None
+    no_signal: str = "slate"
+    """What a silent source shows: the slate, or hold the last picture."""
+    ndi_extra_ips: tuple[str, ...] = ("127.0.0.1",)
+    """Addresses NDI discovery asks directly (mDNS needs avahi on Linux)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    presets: tuple[str, ...] = ()
+    """Preset files applied (for the log)."""
+
+    @property
+    def source_spec(self) -> SourceSpec:
+        return parse_source(self.source)
+
+    @property
+    def sink_specs(self) -> list[SinkSpec]:
+        return [parse_sink(s) for s in self.sinks]
+
+    def validate(self) -> "RunConfig":
+        """Check everything a VJ can get wrong; raises ConfigError/SpecError (one line)."""
+        from livevace.pipelines import pipeline_names
+
+        self.source_spec
+        self.sink_specs
+        for name, lo, hi in (("width", 64, 7680), ("height", 64, 4320)):
+            v = getattr(self, name)
+            if not lo <= v <= hi or v % 2:
+                raise ConfigError(f"{name} {v}: must be an even number of pixels in {lo}..{hi}")
+        if not 1 <= self.fps <= 240:
+            raise ConfigError(f"fps {self.fps:g}: must be within 1..240")
+        if self.pipeline not in ("auto", *pipeline_names()):
+            raise ConfigError(f"pipeline {self.pipeline!r}: choose auto, "
+                              f"{', '.join(pipeline_names())}")
+        if self.preview not in PREVIEW:
+            raise ConfigError(f"preview {self.preview!r}: choose {', '.join(PREVIEW)}")
+        if self.no_signal not in NO_SIGNAL:
+            raise ConfigError(f"no_signal {self.no_signal!r}: choose {', '.join(NO_SIGNAL)}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"max_frames {self.max_frames}: must be at least 1")
+        if self.duration is not None and self.duration <= 0:
+            raise ConfigError(f"duration {self.duration:g}: must be positive")
+        for name, value in self.params.items():
+            param(name).coerce(value)
+        return self
+
+
+NODE_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("params", "presets"))
+
+
+def find_preset(name: str) -> Path:
+    """A preset by name (presets/NAME.toml, presets/resolutions/NAME.toml) or by path."""
+    path = Path(name).expanduser()
+    if path.suffix == ".toml" or path.parent != Path("."):
+        if path.is_file():
+            return path
+        raise ConfigError(f"preset file {name!r} does not exist")
+    for sub in PRESET_SUBDIRS:
+        candidate = PRESETS_DIR / sub / f"{name}.toml"
+        if candidate.is_file():
+            return candidate
+    known = sorted(p.stem for sub in PRESET_SUBDIRS for p in (PRESETS_DIR / sub).glob("*.toml"))
+    near = difflib.get_close_matches(name, known, n=3)
+    hint = f" (did you mean {', '.join(near)}?)" if near else f"; presets: {', '.join(known)}"
+    raise ConfigError(f"no preset named {name!r}{hint}")
+
+
+def read_preset(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(node settings, live parameter values) of one preset file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read preset {path}: {exc.strerror}") from None
+    node = data.pop("node", {})
+    params = dict(data.pop("params", {}))
+    for key in list(data):
+        if key in BY_NAME:
+            params[key] = data.pop(key)
+    if data:
+        raise ConfigError(f"{path}: unknown entries {', '.join(sorted(data))} "
+                          "(expected [node], [params] or parameter names)")
+    for key in node:
+        if key not in NODE_KEYS:
+            near = difflib.get_close_matches(key, NODE_KEYS, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise ConfigError(f"{path}: unknown [node] key {key!r}{hint}")
+    for key, value in params.items():
+        try:
+            param(key).coerce(value)
+        except UserError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    return node, params
+
+
+def _merge(values: dict[str, Any], node: dict[str, Any], where: str) -> None:
+    for key, value in node.items():
+        if key in ("sinks", "ndi_extra_ips"):
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: {key} must be a list of strings")
+            value = tuple(value)
+        elif key in ("width", "height", "max_frames"):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{where}: {key} must be a whole number, not {value!r}")
+        elif key in ("fps", "duration"):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ConfigError(f"{where}: {key} must be a number, not {value!r}")
+            value = float(value)
+        elif not isinstance(value, str):
+            raise ConfigError(f"{where}: {key} must be text, not {value!r}")
+        values[key] = value
+
+
+def load(presets: list[str] | tuple[str, ...] = (), overrides: dict[str, Any] | None = None,
+         params: dict[str, Any] | None = None) -> RunConfig:
+    """Default ← presets in order ← overrides (node keys) ← params; validated."""
+    values: dict[str, Any] = {f.name: getattr(RunConfig(), f.name) for f in dataclasses.fields(RunConfig)}
+    values["params"] = {}
+    applied = []
+    for name in presets:
+        path = find_preset(name)
+        node, preset_params = read_preset(path)
+        _merge(values, node, str(path))
+        values["params"].update(preset_params)
+        applied.append(str(path))
+    if overrides:
+        _merge(values, {k: v for k, v in overrides.items() if v is not None}, "command line")
+    if params:
+        values["params"].update(params)
+    values["presets"] = tuple(applied)
+    return RunConfig(**values).validate()
+
+
+def _set_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE, e.g. control=edges")
+    return name.strip(), value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The node options of `livevace run` (control options come from livevace.control)."""
+    g = parser.add_argument_group("node")
+    g.add_argument("--preset", action="append", default=[], metavar="NAME|PATH",
+                   help="apply a preset (presets/NAME.toml or presets/resolutions/NAME.toml, "
+                   "or a .toml path); repeatable, later ones win")
+    g.add_argument("--source", metavar="SPEC",
+                   help="input: pattern (default) | camera[:INDEX] | video:PATH | ndi:NAME | "
+                   "ndi:HOST:PORT | spout:NAME")
+    g.add_argument("--sink", action="append", metavar="SPEC",
+                   help="output, repeatable (replaces the preset's list): ndi[:NAME] | "
+                   "spout[:NAME] | syphon[:NAME] | vcam | record:PATH | preview "
+                   "(default: ndi:livevace)")
+    g.add_argument("--pipeline", metavar="NAME",
+                   help="auto (default: the best available) | passthrough | controlmap")
+    g.add_argument("--control", metavar="TYPE",
+                   help="control signal shown by controlmap (and fed to VACE): "
+                   + ", ".join(param("control").choices))
+    g.add_argument("--width", type=int, help="output width in pixels (default 832)")
+    g.add_argument("--height", type=int, help="output height in pixels (default 480)")
+    g.add_argument("--fps", type=float, help="output frame rate (default 30)")
+    g.add_argument("--max-frames", type=int, metavar="N", help="stop after N output frames")
+    g.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    g.add_argument("--preview", dest="preview", action="store_const", const="on",
+                   help="always open a preview window")
+    g.add_argument("--no-preview", dest="preview", action="store_const", const="off",
+                   help="never open a preview window (default: one when a display exists)")
+    g.add_argument("--no-signal", choices=NO_SIGNAL,
+                   help="when the source goes silent: show the slate (default) or hold the "
+                   "last picture")
+    g.add_argument("--ndi-ip", action="append", metavar="IP", dest="ndi_extra_ips",
+                   help="ask this address for NDI sources directly (no mDNS needed); repeatable")
+    g.add_argument("--set", action="append", default=[], type=_set_value, metavar="NAME=VALUE",
+                   help="set a live parameter at start (see `livevace osc --list`); repeatable")
+
+
+def from_args(args: argparse.Namespace) -> RunConfig:
+    overrides = {
+        "source": args.source,
+        "sinks": args.sink,
+        "pipeline": args.pipeline,
+        "width": args.width,
+        "height": args.height,
+        "fps": args.fps,
+        "max_frames": args.max_frames,
+        "duration": args.duration,
+        "preview": args.preview,
+        "no_signal": args.no_signal,
+        "ndi_extra_ips": (["127.0.0.1", *args.ndi_extra_ips] if args.ndi_extra_ips else None),
+    }
+    params = dict(args.set)
+    if args.control is not None:
+        params["control"] = args.control
+    return load(["default", *args.preset] if default_preset_exists() else args.preset,
+                overrides, params)
+
+
+def default_preset_exists() -> bool:
+    return (PRESETS_DIR / "default.toml").is_file()

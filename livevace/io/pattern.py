@@ -1,0 +1,115 @@
+"""Animated test pattern: the default source, so a fresh install shows a picture at once.
+
+Moving shapes make motion and dropped frames visible, the burned-in clock and frame counter
+make latency readable on any screen (photograph the pattern next to the output), and a row
+of black/white blocks carries the frame index in a form that survives NDI and H.264
+compression, so tests and benchmarks can identify every frame that comes out.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import cv2
+import numpy as np
+
+from livevace.frames import Frame, now
+from livevace.io.draw import put_text, text_scale
+
+INDEX_BITS = 16
+
+
+def _index_strip(width: int, height: int) -> tuple[int, int, int]:
+    """(y0, y1, block width) of the index strip at the bottom of the picture."""
+    bh = max(8, height // 24)
+    return height - bh, height, width // (INDEX_BITS + 2)
+
+
+def encode_index(img: np.ndarray, index: int) -> None:
+    """Burn `index` (mod 2**16) into the bottom strip as white (1) / black (0) blocks."""
+    h, w = img.shape[:2]
+    y0, y1, bw = _index_strip(w, h)
+    img[y0:y1] = 0
+    for bit in range(INDEX_BITS):
+        if (index >> bit) & 1:
+            x0 = (bit + 1) * bw
+            img[y0:y1, x0:x0 + bw] = 255
+
+
+def decode_index(img: np.ndarray) -> int:
+    """Read back what `encode_index` wrote (after any resize-free lossy transport)."""
+    h, w = img.shape[:2]
+    y0, y1, bw = _index_strip(w, h)
+    yc = (y0 + y1) // 2
+    value = 0
+    for bit in range(INDEX_BITS):
+        xc = (bit + 1) * bw + bw // 2
+        if img[yc, xc].mean() > 127:
+            value |= 1 << bit
+    return value
+
+
+def _background(width: int, height: int) -> np.ndarray:
+    """Colour bars over a luminance ramp: checks colour order (RGB vs BGR) at a glance."""
+    bars = np.array([[192, 192, 192], [192, 192, 0], [0, 192, 192], [0, 192, 0],
+                     [192, 0, 192], [192, 0, 0], [0, 0, 192], [16, 16, 16]], np.float32)
+    cols = (np.arange(width) * len(bars) // width)
+    img = bars[cols][None, :, :].repeat(height, axis=0)
+    ramp = np.linspace(0.35, 1.0, height, dtype=np.float32)[:, None, None]
+    return (img * ramp).astype(np.uint8)
+
+
+class PatternSource:
+    """Frames generated at the configured rate, stamped when each one is complete."""
+
+    name = "pattern"
+
+    def __init__(self, width: int, height: int, fps: float) -> None:
+        self.width, self.height, self.period = width, height, 1.0 / fps
+        self._bg = _background(width, height)
+        self._t0 = 0.0
+        self._k = 0
+
+    def open(self) -> None:
+        self._t0 = now()
+        self._k = 0
+
+    def read(self, timeout: float) -> Frame | None:
+        due = self._t0 + self._k * self.period
+        wait = due - now()
+        if wait > timeout:
+            time.sleep(max(timeout, 0.0))
+            return None
+        if wait > 0:
+            time.sleep(wait)
+        elif -wait > self.period:  # fell behind: skip ahead, stay on the wall clock
+            self._k = int((now() - self._t0) / self.period)
+        img = self.render(self._k)
+        frame = Frame(img, now(), self._k)
+        self._k += 1
+        return frame
+
+    def render(self, k: int) -> np.ndarray:
+        w, h = self.width, self.height
+        img = self._bg.copy()
+        t = k * self.period
+        r = max(6, h // 10)
+        cx = int((0.5 + 0.4 * math.sin(2 * math.pi * t / 4.0)) * w)
+        cy = int((0.45 + 0.25 * math.cos(2 * math.pi * t / 3.0)) * h)
+        cv2.circle(img, (cx, cy), r, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(img, (cx, cy), r // 2, (230, 40, 40), -1, cv2.LINE_AA)
+        a = 2 * math.pi * (k % 60) / 60  # one turn per 60 frames: a skipped frame shows
+        c, s = math.cos(a), math.sin(a)
+        hx, hy = w // 2, h // 2
+        cv2.line(img, (int(hx - c * r * 2), int(hy - s * r * 2)),
+                 (int(hx + c * r * 2), int(hy + s * r * 2)), (255, 255, 0), max(2, h // 120))
+        scale = text_scale(h)
+        stamp = time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+        put_text(img, f"livevace  {w}x{h}  frame {k:07d}", int(12 * scale), int(40 * scale), scale)
+        put_text(img, stamp, int(12 * scale), int(90 * scale), scale * 1.4, (255, 255, 0))
+        encode_index(img, k)
+        return img
+
+    def close(self) -> None:
+        pass

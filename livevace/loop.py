@@ -1,0 +1,199 @@
+"""The node: source → capture thread → loop thread (pipeline) → pacer → one thread per sink.
+
+The loop thread is the only one that runs the pipeline (the GPU's thread, later). Once per
+call it asks the pipeline how many input frames it wants, takes the newest that many from
+the capture queue, ticks the control service, snapshots the live parameters (triggers are
+consumed into the snapshot), runs the pipeline and hands the burst to the pacer. It never
+waits on a sink, and a source's trouble reaches it only as slate frames, which skip the
+pipeline. `pause` stops the calls; the pacer then holds the last picture.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Protocol
+
+from livevace.config import RunConfig
+from livevace.errors import UserError
+from livevace.frames import Frame, Pipeline, Sink, Source, now
+from livevace.io import make_sink, make_source
+from livevace.io.capture import Capture, is_slate
+from livevace.io.sinkrunner import SinkRunner
+from livevace.pacing import Pacer
+from livevace.params import REGISTRY, ParamStore
+from livevace.stats import Stats
+
+log = logging.getLogger("livevace.loop")
+
+TRIGGERS = tuple(p.name for p in REGISTRY if p.kind == "trigger")
+TAKE_TIMEOUT = 0.1
+
+
+class Ticker(Protocol):
+    """What the loop needs of the control service."""
+
+    def tick(self) -> None: ...
+
+
+def sink_keys(sinks: list[Sink]) -> list[str]:
+    """Short unique stats names: ndi, record, record_2…"""
+    keys: list[str] = []
+    for sink in sinks:
+        base = sink.name.split(":", 1)[0]
+        key, n = base, 2
+        while key in keys:
+            key, n = f"{base}_{n}", n + 1
+        keys.append(key)
+    return keys
+
+
+class Node:
+    def __init__(self, config: RunConfig, store: ParamStore, pipeline: Pipeline, source: Source,
+                 sinks: list[Sink], stats: Stats | None = None, control: Ticker | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.pipeline = pipeline
+        self.stats = stats or Stats()
+        self.control = control
+        w, h, fps = config.width, config.height, config.fps
+        self.capture = Capture(source, w, h, fps, self.stats, no_signal=config.no_signal)  # type: ignore[arg-type]
+        self.runners = [SinkRunner(s, k, w, h, fps, self.stats) for s, k in zip(sinks, sink_keys(sinks))]
+        self.pacer = Pacer(fps, self._emit, self.stats, max_frames=config.max_frames)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._deadline = float("inf")
+        self._errors: dict[str, int] = {}
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, config: RunConfig, store: ParamStore, pipeline: Pipeline,
+                    stats: Stats | None = None, control: Ticker | None = None) -> "Node":
+        source = make_source(config.source_spec, config.width, config.height, config.fps,
+                             config.ndi_extra_ips)
+        sinks = [make_sink(spec) for spec in config.sink_specs]
+        if config.preview != "off" and not any(s.name == "preview" for s in sinks):
+            from livevace.io.preview import PreviewSink, has_display
+
+            if config.preview == "on" or has_display():
+                sinks.append(PreviewSink())
+        return cls(config, store, pipeline, source, sinks, stats, control)
+
+    # --- lifecycle
+    def start(self) -> None:
+        """Open the source and every sink (raising the first one-line error), then run."""
+        started: list[SinkRunner] = []
+        try:
+            self.capture.start()
+            for runner in self.runners:
+                runner.start()
+                started.append(runner)
+        except BaseException:
+            for runner in started:
+                runner.close(drain=0)
+            self.capture.stop()
+            raise
+        self.pacer.start()
+        if self.config.duration is not None:
+            self._deadline = now() + self.config.duration
+        self._thread = threading.Thread(target=self._run, name="livevace-loop", daemon=True)
+        self._thread.start()
+        log.info("running: %s -> %s -> %s at %dx%d %g fps", self.capture.source.name,
+                 self.pipeline.name, ", ".join(r.sink.name for r in self.runners),
+                 self.config.width, self.config.height, self.config.fps)
+
+    def stop(self) -> None:
+        """Ask the node to stop (safe from signal handlers and any thread)."""
+        self._stop.set()
+
+    @property
+    def finished(self) -> bool:
+        return (self._stop.is_set() or self.pacer.done.is_set() or now() >= self._deadline
+                or any(getattr(r.sink, "quit_requested", False) for r in self.runners))
+
+    def pump(self) -> None:
+        """Main-thread duties: write to main-thread sinks (the preview window)."""
+        for runner in self.runners:
+            if not runner.threaded:
+                runner.pump()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block (pumping main-thread sinks) until finished or `timeout`; True when finished."""
+        end = now() + (timeout if timeout is not None else float("inf"))
+        while not self.finished:
+            if now() >= end:
+                return False
+            self.pump()
+            self._stop.wait(0.005 if any(not r.threaded for r in self.runners) else 0.05)
+        return True
+
+    def close(self) -> None:
+        """Stop everything in order and leave finished files behind: loop, capture, pacer,
+        then each sink drains its queue and closes, then the pipeline."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                log.warning("the pipeline did not return within 10 s; closing around it")
+        self.capture.stop()
+        self.pacer.stop()
+        for runner in self.runners:
+            runner.close()
+        try:
+            self.pipeline.close()
+        except Exception as exc:
+            log.error("closing pipeline %s: %s", self.pipeline.name, exc)
+
+    # --- threads
+    def _emit(self, frame: Frame, fresh: bool) -> None:
+        for runner in self.runners:
+            runner.put(frame, fresh)
+
+    def _params(self) -> dict[str, Any]:
+        if self.control is not None:
+            self.control.tick()
+        params = self.store.snapshot()
+        for name in TRIGGERS:
+            params[name] = self.store.take_trigger(name)
+        return params
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.store.get("pause"):
+                if self.control is not None:
+                    self.control.tick()
+                self._stop.wait(0.02)
+                continue
+            n = max(1, int(self.pipeline.frames_per_call))
+            frames = self.capture.take(n, TAKE_TIMEOUT)
+            if not frames:
+                continue
+            if is_slate(frames[0]):
+                self.pacer.push(frames)
+                continue
+            params = self._params()
+            t0 = time.perf_counter()
+            try:
+                out = self.pipeline(frames, params)
+            except Exception as exc:  # the show goes on: hold the picture, log, try again
+                self._report(exc)
+                continue
+            self.stats.timing("pipeline", (time.perf_counter() - t0) * 1e3)
+            self.pacer.push(out)
+
+    def _report(self, exc: Exception) -> None:
+        key = f"{type(exc).__name__}: {exc}"
+        seen = self._errors.get(key, 0)
+        self._errors[key] = seen + 1
+        if seen == 0:
+            if isinstance(exc, UserError):
+                log.error("pipeline %s: %s (holding the picture)", self.pipeline.name, exc)
+            else:
+                log.exception("pipeline %s failed (holding the picture)", self.pipeline.name)
+        elif (seen + 1) % 100 == 0:
+            log.error("pipeline %s: the same error %d times: %s", self.pipeline.name, seen + 1, key)
+        self.stats.count("pipeline_errors")
