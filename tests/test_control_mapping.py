@@ -114,9 +114,10 @@ def test_touchosc_layout_over_real_osc(running, presets):
     assert s.take_trigger("reset_cache")
     assert s.get("vace_generation_scale") == pytest.approx(0.5)
     assert s.get("vace_refinement_scale") == pytest.approx(1.5)
-    oscsend(r.port, "/2/push10", "f", "1")  # stratification/strong, a 2-chunk crossfade
-    settle(r, 0.0)
-    r.control.tick()
+    oscsend(r.port, "/2/push10", "f", "1")  # stratification/strong: over transition_chunks (4)
+    r.client.sync()
+    for _ in range(4):
+        r.control.tick()
     assert s.get("scene") == "stratification/strong"
     assert (s.get("vace_refinement_scale"), s.get("vace_generation_scale")) == (0.2, 1.0)
 

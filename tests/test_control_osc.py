@@ -163,3 +163,16 @@ def test_float_precision_is_float32_but_in_range(running):
     settle(r)
     value = r.store.get("noise_scale")
     assert 0.0 <= value <= 1.0 and math.isclose(value, 1.0)
+
+
+def test_stats_go_to_feedback_targets(running):
+    from livevace.stats import Stats
+
+    listener = running()
+    port = listener.client.sock.getsockname()[1]
+    stats = Stats()
+    stats.count("frames_in", 3)
+    running("--feedback", f"127.0.0.1:{port}", "--stats-interval", "0.05", stats=stats)
+    got = dict(listener.client.receive_until("/livevace/stats/frames_in"))
+    assert got["/livevace/stats/frames_in"] == [3.0]
+    assert "/livevace/stats/uptime_s" in got

@@ -21,11 +21,11 @@ from livevace.params import ParamStore
 REPO_PRESETS = Path(__file__).resolve().parents[1] / "presets"
 
 
-def control_args(*extra: str) -> argparse.Namespace:
+def control_args(*extra: str, zeroconf: bool = False) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     service.add_arguments(parser)
-    return parser.parse_args(["--osc-port", "0", "--oscquery-port", "-1", "--no-zeroconf",
-                              *extra])
+    quiet = [] if zeroconf else ["--no-zeroconf"]
+    return parser.parse_args(["--osc-port", "0", "--oscquery-port", "-1", *quiet, *extra])
 
 
 def free_udp_port() -> int:
@@ -98,9 +98,9 @@ def presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 class Running:
-    def __init__(self, *extra: str, stats: Any = None) -> None:
+    def __init__(self, *extra: str, stats: Any = None, zeroconf: bool = False) -> None:
         self.store = ParamStore()
-        self.control = service.start(control_args(*extra), self.store, stats)
+        self.control = service.start(control_args(*extra, zeroconf=zeroconf), self.store, stats)
         self.port = self.control.osc_address[1]
         self.client = OscClient(self.port)
 
@@ -114,8 +114,8 @@ def running(presets: Path):
     """Factory: start a control service with extra options; closed after the test."""
     started: list[Running] = []
 
-    def start(*extra: str, stats: Any = None) -> Running:
-        started.append(Running(*extra, stats=stats))
+    def start(*extra: str, stats: Any = None, zeroconf: bool = False) -> Running:
+        started.append(Running(*extra, stats=stats, zeroconf=zeroconf))
         return started[-1]
 
     yield start

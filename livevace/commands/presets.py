@@ -53,11 +53,19 @@ def _list(args: argparse.Namespace) -> int:
         for path in preset_files(kind):
             try:
                 item = KINDS[kind](path)
-                about = getattr(item, "description", "") or getattr(item, "name", "")
+                about = getattr(item, "description", "") or _first_comment(path) or \
+                    getattr(item, "name", "")
             except PresetError as exc:
                 about = f"INVALID: {exc}"
             print(f"  {path.stem:<20} {about}")
     return 0
+
+
+def _first_comment(path: Path) -> str:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
 
 
 def _show(args: argparse.Namespace) -> int:

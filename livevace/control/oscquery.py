@@ -92,7 +92,7 @@ class OscQueryServer:
             raise UserError(f"cannot serve OSCQuery on {host}:{port} ({exc.strerror or exc}); "
                             "choose another --oscquery-port") from None
         self._http.daemon_threads = True
-        self._thread = threading.Thread(target=self._http.serve_forever, name="oscquery",
+        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), name="oscquery",
                                         daemon=True)
         self._thread.start()
         self._zeroconf = None

@@ -105,6 +105,11 @@ class UdpServer:
 
     def close(self) -> None:
         self._stop.set()
+        host, port = self.address
+        try:  # an empty datagram wakes the receiving thread at once
+            self._sock.sendto(b"", ("127.0.0.1" if host == "0.0.0.0" else host, port))
+        except OSError:
+            pass
         self._thread.join(timeout=2)
         self._sock.close()
 

@@ -1,0 +1,173 @@
+"""Scenes: crossfades over N chunks, recall by name/index/path, save, bad files, the four
+stratification strategies, and beat quantisation against a real Ableton Link session."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from livevace.control.ramps import Ramps
+from livevace.control.scenes import Scenes, load_scene, scene_names
+from livevace.control.tempo import Clock, Quantiser
+from livevace.control.tomlfiles import PresetError
+from livevace.params import ParamStore, parse_prompts
+from test_control_support import REPO_PRESETS, oscsend, presets, running  # noqa: F401
+
+FADE = """description = "test"
+crossfade = 4
+
+[params]
+prompt = "a glass city"
+control = "edges"
+vace_context_scale = 2.0
+vace_layer_profile = [0.0]
+seed = 5
+"""
+
+
+def test_crossfade_over_n_chunks(presets):
+    (presets / "scenes" / "glass.toml").write_text(FADE)
+    store = ParamStore()
+    ramps = Ramps(store)
+    scenes = Scenes(store, ramps)
+    scenes.apply(scenes.load("glass"))
+    # at once: the non-continuous values (the pipeline fades the prompt itself)
+    assert store.get("prompt") == parse_prompts("a glass city")
+    assert (store.get("control"), store.get("seed"), store.get("scene")) == ("edges", 5, "glass")
+    assert store.get("vace_context_scale") == 1.0
+    steps = []
+    for _ in range(5):
+        ramps.tick()
+        steps.append((store.get("vace_context_scale"), store.get("vace_layer_profile")))
+    assert steps == [(1.25, (0.75,)), (1.5, (0.5,)), (1.75, (0.25,)), (2.0, (0.0,)), (2.0, (0.0,))]
+
+
+def test_a_control_moved_during_a_crossfade_wins(presets):
+    (presets / "scenes" / "glass.toml").write_text(FADE)
+    store = ParamStore()
+    ramps = Ramps(store)
+    scenes = Scenes(store, ramps)
+    scenes.apply(scenes.load("glass"))
+    ramps.tick()
+    ramps.slew("vace_context_scale", 0.5, 0.0)  # what the router does for a fader
+    for _ in range(4):
+        ramps.tick()
+    assert store.get("vace_context_scale") == 0.5
+
+
+def test_stratification_strategies():
+    want = {"baseline": (1.0, 1.0), "strong": (0.2, 1.0), "moderate": (0.5, 1.0), "inverse": (1.0, 0.2)}
+    for name, (refinement, generation) in want.items():
+        scene = load_scene(REPO_PRESETS / "stratification" / f"{name}.toml")
+        assert scene.values == {"vace_refinement_scale": refinement, "vace_generation_scale": generation}
+
+
+def test_recall_by_osc_name_index_and_path(running, presets):
+    r = running()
+    names = scene_names(presets / "scenes")
+    oscsend(r.port, "/livevace/scene", "i", str(names.index("ink_wash")))
+    r.client.sync()
+    for _ in range(6):  # ink_wash crossfades over 6 chunks
+        r.control.tick()
+    ink = load_scene(presets / "scenes" / "ink_wash.toml")
+    assert {k: r.store.get(k) for k in ink.values} == ink.values
+    assert r.store.get("scene") == "ink_wash"
+    oscsend(r.port, "/livevace/scene", "s", "stratification/inverse")
+    r.client.sync()
+    r.control.tick()
+    assert r.store.get("vace_generation_scale") == pytest.approx((0.2 + 1.0) / 2)
+    r.control.tick()
+    assert r.store.get("vace_generation_scale") == 0.2
+    r.client.send("/livevace/scene/list")
+    assert r.client.receive_until("/livevace/scene/list")[-1] == ("/livevace/scene/list", names)
+
+
+def test_save_then_recall(running, presets):
+    r = running()
+    r.client.send("/livevace/prompt", "a paper lantern festival :: 0.6 | rain :: 0.4")
+    r.client.send("/livevace/control", "gray")
+    r.client.send("/livevace/outpaint", 0.1, 0.0, 0.1, 0.0)
+    r.client.send("/livevace/scene/save", "mine")
+    r.client.send("/livevace/scene/save", "../escape")  # refused: not a plain name
+    r.client.sync()
+    saved = load_scene(presets / "scenes" / "mine.toml")
+    assert saved.values["control"] == "gray"
+    assert saved.values["prompt"] == parse_prompts("a paper lantern festival :: 0.6 | rain :: 0.4")
+    assert saved.values["outpaint"] == pytest.approx((0.1, 0.0, 0.1, 0.0))
+    assert not (presets / "escape.toml").exists()
+    r.client.send("/livevace/control", "depth")
+    r.client.send("/livevace/scene", "mine")
+    r.client.sync()
+    assert r.store.get("control") == "gray"
+
+
+BAD_SCENES = [
+    ('[params]\nnoise_scale = 3\n', 2, "outside 0..1"),
+    ('[params]\nseed = 1\ncontrl = "pose"\n', 3, "did you mean control"),
+    ('crossfade = -1\n', 1, "crossfade must be"),
+    ('[params]\nbeat_phase = 0.5\n', 2, "cannot be part of a scene"),
+    ('[params]\nprompt = ""\n', 2, "empty prompt"),
+    ('fade = 2\n', 1, "unknown key 'fade'"),
+    ('[params\n', 1, ""),
+]
+
+
+@pytest.mark.parametrize("text,line,message", BAD_SCENES)
+def test_bad_scene_files_name_file_and_line(tmp_path, text, line, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(PresetError) as err:
+        load_scene(path)
+    assert str(err.value).startswith(f"{path}:{line}: ") and message in str(err.value)
+
+
+def test_a_bad_scene_recalled_live_changes_nothing(running, presets, caplog):
+    (presets / "scenes" / "broken.toml").write_text('[params]\ncontrol = "pose"\nnoise_scale = "x"\n')
+    r = running()
+    before = r.store.snapshot()
+    r.client.send("/livevace/scene", "broken")
+    r.client.send("/livevace/scene", "missing")
+    r.client.sync()
+    r.control.tick()
+    assert r.store.snapshot() == before
+    assert f"broken.toml:3: noise_scale: 'x' is not a number" in caplog.text
+    assert "missing.toml: no such scene" in caplog.text
+
+
+def test_quantised_scene_waits_for_the_next_link_beat(presets):
+    (presets / "scenes" / "glass.toml").write_text(FADE.replace("crossfade = 4", "crossfade = 0"))
+    store = ParamStore()
+    clock = Clock(bpm=240.0)  # a real Link session (alone on this machine): a beat every 0.25 s
+    try:
+        quantiser = Quantiser(store, clock)
+        scenes = Scenes(store, Ramps(store))
+        store.set("quantize", "beat")
+        scene = scenes.load("glass")
+        while clock.beat % 1.0 > 0.6:  # leave time to look before the beat line passes
+            time.sleep(0.01)
+        quantiser.defer("scene", lambda: scenes.apply(scene))
+        quantiser.tick()
+        assert quantiser.waiting == ["scene"] and store.get("control") == "depth"
+        deadline = time.monotonic() + 2
+        while quantiser.waiting and time.monotonic() < deadline:
+            time.sleep(0.01)
+            beat = clock.beat
+            quantiser.tick()
+        assert store.get("control") == "edges" and store.get("vace_context_scale") == 2.0
+        assert beat % 1.0 < 0.5  # applied just after a beat line
+        assert 0.0 <= store.get("beat_phase") < 1.0
+        assert store.get("tempo") == pytest.approx(240.0)
+        store.set("tempo", 128.0)  # the node can set the session tempo too
+        assert clock.tempo == pytest.approx(128.0)
+    finally:
+        clock.close()
+
+
+def test_quantize_without_link_applies_at_once(caplog):
+    store = ParamStore()
+    quantiser = Quantiser(store, None)
+    store.set("quantize", "bar")
+    done = []
+    quantiser.defer("prompt", lambda: done.append(1))
+    assert done == [1] and "needs Ableton Link" in caplog.text
