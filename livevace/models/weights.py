@@ -263,7 +263,7 @@ def load_dit(base: str | Path, *, vace: str | Path | None = None, lora: str | Pa
         tensors = merge_lora(tensors, read_checkpoint(lora, prefer_ema), lora_alpha)
     with torch.device("meta"):
         model = WanDiT(cfg)
-    check_keys(model.state_dict(), tensors, sources)
+    check_keys(model.state_dict(), tensors, sources, f"the {cfg.name} DiT")
     model.load_state_dict(tensors, strict=True, assign=True)
     return model.to(device).for_inference(dtype)
 
@@ -280,7 +280,7 @@ def _heads_from_config_json(path: Path) -> int | None:
 
 
 def check_keys(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor],
-               sources: Mapping[str, Checkpoint]) -> None:
+               sources: Mapping[str, Checkpoint], target: str = "the model") -> None:
     """Raise a ModelError naming file, layout and first keys for any key or shape mismatch."""
     missing = [k for k in expected if k not in given]
     unexpected = [k for k in given if k not in expected]
@@ -297,7 +297,7 @@ def check_keys(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.T
         problems.append(f"{len(wrong)} shapes differ ({k}: {tuple(given[k].shape)} in the file, "
                         f"{tuple(expected[k].shape)} expected)")
     blamed = _source_of((wrong + unexpected + missing)[0], sources)
-    raise ModelError(f"{blamed.where()}: does not match the model: {'; '.join(problems)}")
+    raise ModelError(f"{blamed.where()}: does not match {target}: {'; '.join(problems)}")
 
 
 def _source_of(key: str, sources: Mapping[str, Checkpoint]) -> Checkpoint:
