@@ -14,7 +14,7 @@ from livevace.control import controllers as controllers_module
 from livevace.control.mapping import CURVES, Mapping, curve, curve_inverse, load_controller
 from livevace.control.tomlfiles import PresetError
 from livevace.params import parse_prompts
-from test_control_support import REPO_PRESETS, oscsend, presets, running  # noqa: F401
+from test_control_support import REPO_PRESETS, assert_file_error, oscsend, presets, running  # noqa: F401
 
 
 def settle(r, seconds: float = 0.35) -> None:
@@ -77,12 +77,7 @@ BAD_FILES = [
 
 @pytest.mark.parametrize("text,line,message", BAD_FILES)
 def test_bad_mapping_files_name_file_and_line(tmp_path, text, line, message):
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    with pytest.raises(PresetError) as err:
-        load_controller(path)
-    assert str(err.value).startswith(f"{path}:{line}: "), str(err.value)
-    assert message in str(err.value)
+    assert_file_error(load_controller, tmp_path / "bad.toml", text, line, message)
 
 
 def test_shipped_layouts_load():

@@ -10,9 +10,8 @@ import pytest
 from livevace.control.ramps import Ramps
 from livevace.control.scenes import Scenes, load_scene, scene_names
 from livevace.control.tempo import Clock, Quantiser
-from livevace.control.tomlfiles import PresetError
 from livevace.params import ParamStore, parse_prompts
-from test_control_support import REPO_PRESETS, oscsend, presets, running  # noqa: F401
+from test_control_support import REPO_PRESETS, assert_file_error, oscsend, presets, running  # noqa: F401
 
 FADE = """description = "test"
 crossfade = 4
@@ -26,12 +25,19 @@ seed = 5
 """
 
 
-def test_crossfade_over_n_chunks(presets):
+@pytest.fixture
+def fading(presets):
+    """A store crossfading to the 'glass' scene (FADE), not yet ticked."""
     (presets / "scenes" / "glass.toml").write_text(FADE)
     store = ParamStore()
     ramps = Ramps(store)
     scenes = Scenes(store, ramps)
     scenes.apply(scenes.load("glass"))
+    return store, ramps
+
+
+def test_crossfade_over_n_chunks(fading):
+    store, ramps = fading
     # at once: the non-continuous values (the pipeline fades the prompt itself)
     assert store.get("prompt") == parse_prompts("a glass city")
     assert (store.get("control"), store.get("seed"), store.get("scene")) == ("edges", 5, "glass")
@@ -43,12 +49,8 @@ def test_crossfade_over_n_chunks(presets):
     assert steps == [(1.25, (0.75,)), (1.5, (0.5,)), (1.75, (0.25,)), (2.0, (0.0,)), (2.0, (0.0,))]
 
 
-def test_a_control_moved_during_a_crossfade_wins(presets):
-    (presets / "scenes" / "glass.toml").write_text(FADE)
-    store = ParamStore()
-    ramps = Ramps(store)
-    scenes = Scenes(store, ramps)
-    scenes.apply(scenes.load("glass"))
+def test_a_control_moved_during_a_crossfade_wins(fading):
+    store, ramps = fading
     ramps.tick()
     ramps.slew("vace_context_scale", 0.5, 0.0)  # what the router does for a fader
     for _ in range(4):
@@ -115,11 +117,7 @@ BAD_SCENES = [
 
 @pytest.mark.parametrize("text,line,message", BAD_SCENES)
 def test_bad_scene_files_name_file_and_line(tmp_path, text, line, message):
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    with pytest.raises(PresetError) as err:
-        load_scene(path)
-    assert str(err.value).startswith(f"{path}:{line}: ") and message in str(err.value)
+    assert_file_error(load_scene, tmp_path / "bad.toml", text, line, message)
 
 
 def test_a_bad_scene_recalled_live_changes_nothing(running, presets, caplog):

@@ -82,6 +82,17 @@ class OscClient:
         self.sock.close()
 
 
+def assert_file_error(load: Any, path: Path, text: str, line: int, message: str) -> None:
+    """Loading `text` from `path` fails with 'path:line: …message…' (a preset file error)."""
+    from livevace.control.tomlfiles import PresetError
+
+    path.write_text(text)
+    with pytest.raises(PresetError) as err:
+        load(path)
+    assert str(err.value).startswith(f"{path}:{line}: "), str(err.value)
+    assert message in str(err.value), str(err.value)
+
+
 def oscsend(port: int, address: str, types: str = "", *values: str, url: str | None = None) -> None:
     """Send with liblo's oscsend (a real, independent OSC implementation)."""
     target = [url] if url else ["127.0.0.1", str(port)]

@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import socket
+import sys
 import threading
 from typing import Any, Callable, Iterable, Protocol
 
@@ -41,6 +42,15 @@ def parse_target(spec: str) -> tuple[str, int]:
     if not 0 < number < 65536:
         raise UserError(f"--feedback {spec!r}: expected HOST:PORT, e.g. 192.168.1.30:9001")
     return host or "127.0.0.1", number
+
+
+def gpu_memory() -> dict[str, float]:
+    """GPU memory in use, when this process already uses CUDA (never initialises it)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return {}
+    return {"gpu_memory_mb": torch.cuda.memory_allocated() / 2**20,
+            "gpu_memory_reserved_mb": torch.cuda.memory_reserved() / 2**20}
 
 
 def stats_key(name: str) -> str:
@@ -90,7 +100,7 @@ class Feedback:
         except Exception as exc:  # the stats owner's bug must not stop feedback
             self._burst.warning("stats", f"stats unavailable ({type(exc).__name__}: {exc})")
             return
-        for key, value in snap.items():
+        for key, value in {**gpu_memory(), **snap}.items():
             if isinstance(value, (int, float)) and math.isfinite(value):
                 self.send(f"/livevace/stats/{stats_key(key)}", [float(value)])
 

@@ -54,34 +54,50 @@ class AllowList:
         return any(ip in net for net in self.networks)
 
 
-def _bind_error(kind: str, host: str, port: int, exc: OSError) -> UserError:
-    return UserError(f"cannot listen for OSC over {kind} on {host}:{port} ({exc.strerror or exc}); "
-                     "another program may hold the port: pick one with --osc-port")
+class _Server:
+    """A bound socket, the callbacks and a daemon thread running `self._run`."""
 
+    KIND = ""
 
-class UdpServer:
-    """Receives OSC datagrams on one socket in a daemon thread."""
-
-    def __init__(self, host: str, port: int, handler: PacketHandler, allow: AllowList) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    def __init__(self, sock: socket.socket, host: str, port: int, handler: PacketHandler,
+                 allow: AllowList) -> None:
+        self._sock = sock
         try:
-            self._sock.bind((host, port))
+            sock.bind((host, port))
+            if sock.type == socket.SOCK_STREAM:
+                sock.listen(8)
         except OSError as exc:
-            self._sock.close()
-            raise _bind_error("UDP", host, port, exc) from None
-        self._sock.settimeout(0.2)
+            sock.close()
+            raise UserError(f"cannot listen for OSC over {self.KIND} on {host}:{port} "
+                            f"({exc.strerror or exc}); another program may hold the port: "
+                            "pick one with --osc-port") from None
+        sock.settimeout(0.2)
         self._handler = handler
         self._allow = allow
         self._stop = threading.Event()
         self._burst = BurstLog(log)
-        self._thread = threading.Thread(target=self._serve, name="osc-udp", daemon=True)
-        self._thread.start()
+        self._thread = threading.Thread(target=self._run, name=f"osc-{self.KIND.lower()}",
+                                        daemon=True)
 
     @property
     def address(self) -> tuple[str, int]:
         return self._sock.getsockname()[:2]
 
-    def _serve(self) -> None:
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class UdpServer(_Server):
+    """Receives OSC datagrams on one socket in a daemon thread."""
+
+    KIND = "UDP"
+
+    def __init__(self, host: str, port: int, handler: PacketHandler, allow: AllowList) -> None:
+        super().__init__(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), host, port, handler,
+                         allow)
+        self._thread.start()
+
+    def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 data, sender = self._sock.recvfrom(MAX_PACKET)
@@ -114,37 +130,24 @@ class UdpServer:
         self._sock.close()
 
 
-class TcpServer:
+class TcpServer(_Server):
     """OSC over TCP: OSC 1.1 SLIP frames or OSC 1.0 length-prefixed packets.
 
     The framing is detected per connection from its first byte (SLIP starts with 0xC0;
     a 1.0 size prefix of a packet under 64 KiB starts with 0x00); replies use the same.
     """
 
+    KIND = "TCP"
+
     def __init__(self, host: str, port: int, handler: PacketHandler, allow: AllowList) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._sock.bind((host, port))
-            self._sock.listen(8)
-        except OSError as exc:
-            self._sock.close()
-            raise _bind_error("TCP", host, port, exc) from None
-        self._sock.settimeout(0.2)
-        self._handler = handler
-        self._allow = allow
-        self._stop = threading.Event()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        super().__init__(sock, host, port, handler, allow)
         self._peers: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self._burst = BurstLog(log)
-        self._thread = threading.Thread(target=self._accept, name="osc-tcp", daemon=True)
         self._thread.start()
 
-    @property
-    def address(self) -> tuple[str, int]:
-        return self._sock.getsockname()[:2]
-
-    def _accept(self) -> None:
+    def _run(self) -> None:  # accepts connections
         while not self._stop.is_set():
             try:
                 conn, peer = self._sock.accept()
