@@ -131,6 +131,8 @@ def test_bad_chunk_lengths_refused(ours):
     s.encode(clip(5))
     with pytest.raises(ValueError, match="multiple of 4"):
         s.encode(clip(5))
+    with pytest.raises(ValueError, match="multiples of 8"):
+        s.encode(torch.zeros(1, 3, 4, 32, 44))
 
 
 def test_zero_stream_cached_and_exact(ours):

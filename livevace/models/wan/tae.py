@@ -183,7 +183,7 @@ class TAEEncoderStream:
     def encode(self, pixels: Tensor) -> Tensor:
         """[B, 3, T, H, W] in [-1, 1] → normalised latents [B, 16, T', H/8, W/8]."""
         stride = self.tae.config.time_stride
-        check_chunk(pixels.shape[2], self.chunks == 0, stride)
+        check_chunk(tuple(pixels.shape), self.chunks == 0, stride)
         if self.chunks == 0:  # align 4-frame groups with the Wan VAE's (frame 0 alone)
             pixels = torch.cat([pixels[:, :, :1].expand(-1, -1, stride - 1, -1, -1), pixels], 2)
         self.chunks += 1

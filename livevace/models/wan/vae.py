@@ -303,12 +303,15 @@ class WanVAE(nn.Module):
         return self.encoder.conv_in.weight.dtype
 
 
-def check_chunk(frames: int, first: bool, time_stride: int = TIME_STRIDE) -> None:
-    """Chunk lengths that stream seamlessly: 1+4k first, then multiples of 4."""
-    ok = frames % time_stride == (1 % time_stride if first else 0) and frames > 0
-    if not ok:
+def check_chunk(shape: tuple[int, ...], first: bool, time_stride: int = TIME_STRIDE) -> None:
+    """Pixel chunks [B, 3, T, H, W] that stream seamlessly: T = 1+4k first, then multiples of
+    4; H and W multiples of 8."""
+    frames, height, width = shape[2], shape[3], shape[4]
+    if frames <= 0 or frames % time_stride != (1 % time_stride if first else 0):
         want = f"1+{time_stride}k" if first else f"a multiple of {time_stride}"
         raise ValueError(f"{'first' if first else 'later'} chunk has {frames} frames; needs {want}")
+    if height % SPACE_STRIDE or width % SPACE_STRIDE:
+        raise ValueError(f"frames of {width}x{height}: both sides must be multiples of {SPACE_STRIDE}")
 
 
 class VAEEncoderStream:
@@ -326,7 +329,7 @@ class VAEEncoderStream:
     @torch.no_grad()
     def encode(self, pixels: Tensor) -> Tensor:
         """[B, 3, T, H, W] in [-1, 1] → normalised latents [B, 16, T', H/8, W/8]."""
-        check_chunk(pixels.shape[2], not self.history, self.vae.config.time_stride)
+        check_chunk(tuple(pixels.shape), not self.history, self.vae.config.time_stride)
         self.all_zeros = False
         self.history += (pixels.shape[2],)
         return self.vae.encode_step(pixels, self.state)
@@ -342,7 +345,7 @@ class VAEEncoderStream:
         continue seamlessly.
         """
         device = torch.device(device)
-        check_chunk(shape[2], not self.history, self.vae.config.time_stride)
+        check_chunk(tuple(shape), not self.history, self.vae.config.time_stride)
         if self.all_zeros:
             history = self.history + (shape[2],)
             hit = self.vae._zeros.get(tuple(shape), device, history)
