@@ -123,8 +123,9 @@ class Controllers:
         now = time.monotonic()
         if now - self._checked >= RELOAD_EVERY:
             self._checked = now
-            if self.set.reload_changed():
-                self.rewire()
+            with self.store.batch():  # learn mode changes the same files from the OSC thread
+                if self.set.reload_changed():
+                    self.rewire()
 
     # --- learn mode ----------------------------------------------------------------------
     def _learn_route(self, address: str, args: list[Any], reply: Reply) -> None:
@@ -154,13 +155,14 @@ class Controllers:
         name, mode, reply = self.learning
         self.learning = None
         m = Mapping(address, name, mode)
-        try:
-            write_learned(self.learn_file, m)
-            self.set.add_or_reload(self.learn_file)
-        except (PresetError, OSError) as exc:
-            log.warning("learn: cannot write %s (%s)", self.learn_file, exc)
-            return True
-        self.rewire()
+        with self.store.batch():  # the loop thread reloads edited files under the same lock
+            try:
+                write_learned(self.learn_file, m)
+                self.set.add_or_reload(self.learn_file)
+            except (PresetError, OSError) as exc:
+                log.warning("learn: cannot write %s (%s)", self.learn_file, exc)
+                return True
+            self.rewire()
         log.info("learn: %s → %s (saved in %s)", address, name, self.learn_file)
         reply(encode("/livevace/learn/done", [address, name]))
         return False

@@ -12,6 +12,7 @@ addresses each cost at most one log line per burst.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -167,7 +168,8 @@ class Router:
                                f"{sender[0]} ({len(data)} bytes) ignored")
             return
         now = time.time()
-        with self.store.batch():
+        # a bundle holds the store so a chunk sees all of it or none; a lone message need not
+        with self.store.batch() if len(messages) > 1 else contextlib.nullcontext():
             for timed in messages:
                 msg = timed.message
                 if now + 0.001 < timed.time < now + MAX_AHEAD and len(self._scheduled) < MAX_SCHEDULED:
