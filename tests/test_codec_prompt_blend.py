@@ -77,6 +77,10 @@ def test_conditioner_cut_pending_transition(encoder):
         assert first.changed and not first.recache and first.embeddings.shape == (1, text_len, a.shape[1])
         assert torch.equal(first.embeddings[0], pad(a, text_len))
         assert not cond.update(A).changed
+        cond.invalidate()  # reset_cache: same prompt, its K/V rebuilt in the fresh cache
+        again = cond.update(A)
+        assert again.changed and not again.recache and again.embeddings is first.embeddings
+        assert not cond.update(A).changed
 
         held.release.clear()  # a new prompt that takes a while: the old one keeps playing
         c_text = "slow motion smoke, red and blue"

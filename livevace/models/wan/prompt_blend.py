@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from livevace.errors import ModelError
 from livevace.params import Prompt
 
 _EPS = 1e-8
@@ -119,6 +120,13 @@ class TextConditioner:
         self._method = "linear"
         self._step = self._steps = 0
         self._error: str | None = None
+        self._stale = False
+
+    def invalidate(self) -> None:
+        """The model core's caches were reset (reset_cache, new steps): the next update says
+        `changed`, so the cross-attention K/V of the current prompt are rebuilt. The prompt
+        itself is kept, and a running transition goes on."""
+        self._stale = True
 
     def update(self, prompts: Sequence[Prompt], blend_method: str = "linear", transition_chunks: int = 0,
                wait: bool = False) -> TextUpdate:
@@ -129,9 +137,10 @@ class TextConditioner:
             self._target = target
             self._futures = [self.source.request(p.text) for p in target[0]]
             self._error = None
-        recache = changed = False
+        recache, changed, self._stale = False, self._stale, False
         if self._futures is not None and (wait or self.current is None or all(f.done() for f in self._futures)):
-            changed, recache = self._arrive(transition_chunks)
+            arrived, recache = self._arrive(transition_chunks)
+            changed |= arrived
         if self._to is not None:
             self._step += 1
             t = self._step / self._steps
@@ -141,7 +150,7 @@ class TextConditioner:
             if self._step >= self._steps:
                 self._from = self._to = None
         if self.current is None:
-            raise RuntimeError(self._error or "no prompt encoded yet")
+            raise ModelError(self._error or "no prompt encoded yet")
         running = self._to is not None
         return TextUpdate(self.current, changed, recache, self._futures is not None,
                           self._step / self._steps if running else 1.0, self._error)
