@@ -3,10 +3,8 @@ real OSC, feedback to the controls, learn mode and live reload."""
 
 from __future__ import annotations
 
-import logging
 import os
 import time
-from pathlib import Path
 
 import pytest
 

@@ -169,3 +169,18 @@ def test_quantize_without_link_applies_at_once(caplog):
     done = []
     quantiser.defer("prompt", lambda: done.append(1))
     assert done == [1] and "needs Ableton Link" in caplog.text
+
+
+def test_link_option_quantises_osc_recalls(running):
+    r = running("--link", "--bpm", "480")  # a bar of 4 beats every half second
+    assert r.store.get("tempo") == pytest.approx(480.0)
+    r.client.send("/livevace/quantize", "bar")
+    r.client.send("/livevace/scene", "stratification/strong")
+    r.client.sync()
+    assert r.control.quantiser.waiting == ["scene"] and r.store.get("scene") == ""
+    deadline = time.monotonic() + 3
+    while r.store.get("vace_refinement_scale") != 0.2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        r.control.tick()
+    assert r.store.get("scene") == "stratification/strong"
+    assert r.store.get("vace_refinement_scale") == 0.2

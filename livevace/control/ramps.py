@@ -72,15 +72,6 @@ class Ramps:
             else:
                 self._store.set(name, target)
 
-    def cancel(self, name: str) -> None:
-        with self._lock():
-            self._ramps.pop(name, None)
-
-    def active(self) -> dict[str, Any]:
-        """Targets of the ramps still moving."""
-        with self._lock():
-            return {name: r.target for name, r in self._ramps.items()}
-
     def tick(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._lock():

@@ -118,9 +118,6 @@ class Router:
         self._controller_routes = dict(routes)
         self._rebuild()
 
-    def addresses(self) -> list[str]:
-        return sorted(self._routes) + sorted(self._controller_routes)
-
     def _rebuild(self) -> None:
         dispatcher = Dispatcher()
         for address, route in {**self._controller_routes, **self._routes}.items():

@@ -142,6 +142,8 @@ def start(args: argparse.Namespace, store: ParamStore, stats: Stats | None = Non
     router = Router(store, ramps)
     controllers = Controllers(store, router, controller_paths, learn_file)
     quantiser = Quantiser(store, Clock(args.bpm) if args.link else None)
+    if quantiser.clock:
+        log.info("Ableton Link: %.1f bpm, %d peers", quantiser.clock.tempo, quantiser.clock.peers)
     router.defer = quantiser.defer
     _commands(router, Scenes(store, ramps), quantiser)
     service = ControlService(store, router, controllers, quantiser)
