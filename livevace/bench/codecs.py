@@ -9,6 +9,7 @@ runs narrow models at a small size so the whole path can be exercised on a CPU.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -36,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cuda, cpu or auto (default: %(default)s)")
     parser.add_argument("--dtype", default="bf16", choices=sorted(DTYPES), help="(default: %(default)s)")
     parser.add_argument("--no-text", action="store_true", help="skip the UMT5-XXL prompt encoder")
+    parser.add_argument("--no-cudnn-benchmark", action="store_true",
+                        help="keep cuDNN's default algorithm choice (the pipeline's shapes are static, so it tunes)")
     parser.add_argument("--tiny", action="store_true", help="narrow random models at 32x32 (CPU smoke run)")
     parser.add_argument("--out", default=None, help="results folder (default: bench/results)")
 
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
     dtype = DTYPES[args.dtype]
+    torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
     sizes = ["32x32"] if args.tiny else args.sizes.split(",")
     timer = _timer(device, args.repeat, args.warmup)
     rows: list[dict[str, Any]] = []
@@ -61,15 +65,15 @@ def run(args: argparse.Namespace) -> int:
     columns = ["codec", "size", "encode_ms", "encode_p95_ms", "decode_ms", "decode_p95_ms", "decode_fps",
                "peak_mem_gb"]
     print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}), {args.dtype}, "
-          f"per chunk of 12 frames (3 latents), p50 over {args.repeat}")
+          f"per chunk of 12 frames (3 latents), p50 over {args.repeat}, "
+          f"cudnn.benchmark {torch.backends.cudnn.benchmark}")
     print(table(rows, columns))
     if text:
         print(f"UMT5 {'tiny' if args.tiny else 'XXL'} prompt encode ({TEXT_LEN} tokens): "
               f"p50 {text['encode_ms']:.1f} ms, p95 {text['encode_p95_ms']:.1f} ms, "
               f"peak {text['peak_mem_gb']:.1f} GB")
-    from pathlib import Path
-
     path = write_result("codecs", {"device": str(device), "dtype": args.dtype, "tiny": args.tiny,
+                                   "cudnn_benchmark": torch.backends.cudnn.benchmark,
                                    "rows": rows, "text": text}, Path(args.out) if args.out else None)
     print(f"wrote {path}")
     return 0
