@@ -15,8 +15,8 @@ parameter names are accepted too, so a scene or stratification file can be layer
     [params]
     control = "edges"
 
-`--preset NAME` looks in presets/ then presets/resolutions/; a path works too; several
-`--preset` apply in order. `presets/default.toml` documents the embedded default (a test
+`--preset NAME` looks in presets/ then presets/resolutions/ (`stratification/strong` and
+`scenes/ink_wash` work too); a path works too; several `--preset` apply in order. `presets/default.toml` documents the embedded default (a test
 keeps the two equal); `livevace run` with no options runs exactly that.
 """
 
@@ -30,14 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from livevace.control.tomlfiles import presets_root
 from livevace.errors import UserError
 from livevace.io.specs import SinkSpec, SourceSpec, parse_sink, parse_source
 from livevace.params import BY_NAME, param
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 PRESET_SUBDIRS = ("", "resolutions")
 PREVIEW = ("auto", "on", "off")
 NO_SIGNAL = ("slate", "hold")
+SCENE_KEYS = ("description", "crossfade")
+"""Scene-file entries that only matter to live scene recall; a preset run ignores them."""
 
 
 class ConfigError(UserError, ValueError):
@@ -104,17 +106,19 @@ NODE_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in
 
 
 def find_preset(name: str) -> Path:
-    """A preset by name (presets/NAME.toml, presets/resolutions/NAME.toml) or by path."""
+    """A preset by path, or by name: presets/NAME.toml, presets/resolutions/NAME.toml
+    (NAME may name a folder too: `stratification/strong`, `scenes/ink_wash`)."""
     path = Path(name).expanduser()
-    if path.suffix == ".toml" or path.parent != Path("."):
-        if path.is_file():
-            return path
+    if path.is_file():
+        return path
+    if path.suffix == ".toml":
         raise ConfigError(f"preset file {name!r} does not exist")
+    root = presets_root()
     for sub in PRESET_SUBDIRS:
-        candidate = PRESETS_DIR / sub / f"{name}.toml"
+        candidate = root / sub / f"{name}.toml"
         if candidate.is_file():
             return candidate
-    known = sorted(p.stem for sub in PRESET_SUBDIRS for p in (PRESETS_DIR / sub).glob("*.toml"))
+    known = sorted(p.stem for sub in PRESET_SUBDIRS for p in (root / sub).glob("*.toml"))
     near = difflib.get_close_matches(name, known, n=3)
     hint = f" (did you mean {', '.join(near)}?)" if near else f"; presets: {', '.join(known)}"
     raise ConfigError(f"no preset named {name!r}{hint}")
@@ -133,6 +137,8 @@ def read_preset(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     for key in list(data):
         if key in BY_NAME:
             params[key] = data.pop(key)
+        elif key in SCENE_KEYS:
+            data.pop(key)
     if data:
         raise ConfigError(f"{path}: unknown entries {', '.join(sorted(data))} "
                           "(expected [node], [params] or parameter names)")
@@ -254,4 +260,4 @@ def from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def default_preset_exists() -> bool:
-    return (PRESETS_DIR / "default.toml").is_file()
+    return (presets_root() / "default.toml").is_file()

@@ -11,9 +11,10 @@ even stream. The pacer runs its own clock thread and, at every output slot, emit
 - the last frame again ("held") when nothing came by the slot plus a grace of a quarter
   period; consecutive holds keep the exact period, so output never stops or slows.
 
-When the queue never empties over `trim_window` seconds the producer is ahead: the frames
-that stood in the queue all that time are dropped (oldest first), so a slightly faster source cannot build up latency; a hard cap bounds the
-queue whatever happens. Output intervals stay within [0.75, 1.25] periods.
+When the queue does not empty for two burst intervals the producer is ahead: the frames
+that stood in the queue all that time are dropped (oldest first), so a faster source (a
+60 fps camera into 30 fps output) cannot build up latency; a hard cap bounds the queue
+whatever happens. Output intervals stay within [0.75, 1.25] periods.
 """
 
 from __future__ import annotations
@@ -56,11 +57,14 @@ class Pacer:
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._last_frame: Frame | None = None
-        self._last_t = 0.0
+        self._last_t = 0.0  # the slot of the last emission (the grid)
+        self._last_emit = 0.0  # when it actually went out
         self._last_was_hold = False
         self._emitted = 0
         self._min_depth = 0
         self._min_since = 0.0
+        self._last_push = 0.0
+        self._push_gap = self.period  # running mean of the time between bursts
 
     # --- producer side
     def push(self, frames: list[Frame]) -> None:
@@ -69,6 +73,9 @@ class Pacer:
             return
         t = now()
         with self._cond:
+            if self._last_push:
+                self._push_gap += 0.2 * (t - self._last_push - self._push_gap)
+            self._last_push = t
             self._queue.extend((f, t) for f in frames)
             while len(self._queue) > self.max_queue:
                 self._queue.popleft()
@@ -137,7 +144,10 @@ class Pacer:
             return self._last_frame, False
         _, arrived = self._queue[0]
         live = arrived > self._last_t
-        earliest = slot - EARLY * self.period if live else slot
+        earliest = slot
+        if live:
+            earliest = max(slot - EARLY * self.period,
+                           self._last_emit + (1 - EARLY) * self.period)
         self._wait_until(earliest, for_frame=False)
         if self._stopped:
             return None
@@ -157,15 +167,19 @@ class Pacer:
 
     def _record_emit(self, t: float, slot: float | None = None) -> None:
         if self._last_frame is not None:
-            self.stats.jitter((t - self._last_t - self.period) * 1e3)
+            self.stats.jitter((t - self._last_emit - self.period) * 1e3)
+        self._last_emit = t
         self._last_t = t if slot is None else slot
         self.stats.count("frames_out")
         self.stats.event("fps_out")
 
     def _trim(self, t: float) -> None:
-        """Drop the standing backlog when the queue has not emptied for `trim_window` seconds."""
+        """Drop the standing backlog when the queue has not emptied for two burst
+        intervals (at most `trim_window` seconds): longer than any on-rate producer keeps
+        frames queued, short enough that a faster source adds little latency."""
         depth = len(self._queue)
-        if depth == 0 or t - self._min_since > self.trim_window:
+        window = min(self.trim_window, max(2 * self._push_gap, 2 * self.period))
+        if depth == 0 or t - self._min_since > window:
             if depth > 0 and self._min_depth > 0:
                 standing = min(self._min_depth, depth)
                 for _ in range(standing):

@@ -1,0 +1,112 @@
+"""Real NDI on loopback: our sender to our receiver inside the test process (NDIlib finds
+local senders through `extra_ips=127.0.0.1`, no avahi needed)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import numpy as np
+import pytest
+
+from livevace.frames import Frame, now
+from livevace.io.capture import Capture, is_slate
+from livevace.io.ndi import Discovery
+from livevace.io.ndi_in import NdiSource
+from livevace.io.ndi_out import NdiSink
+from livevace.io.pattern import PatternSource, decode_index
+from livevace.stats import Stats
+
+pytest.importorskip("NDIlib")
+
+W, H, FPS = 192, 112, 30.0
+
+
+def unique_name() -> str:
+    return f"livevace-test-{uuid.uuid4().hex[:8]}"
+
+
+class Sender:
+    """Sends the test pattern through a real NdiSink from a thread, like a remote host."""
+
+    def __init__(self, name: str) -> None:
+        self.sink = NdiSink(name)
+        self.sink.open(W, H, FPS)
+        self.pattern = PatternSource(W, H, FPS)
+        self.sent: dict[int, np.ndarray] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        k = 0
+        while not self._stop.wait(1 / FPS):
+            image = self.pattern.render(k)
+            self.sent[k] = image
+            self.sink.write(Frame(image, now(), k))
+            k += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sink.close()
+
+
+def test_ndi_send_receive_loopback():
+    name = unique_name()
+    sender = Sender(name)
+    source = NdiSource(name)
+    try:
+        source.open()
+        got: list[Frame] = []
+        deadline = now() + 10
+        while len(got) < 15 and now() < deadline:
+            frame = source.read(0.1)
+            if frame is not None:
+                got.append(frame)
+        assert len(got) >= 15, "no NDI frames arrived on loopback"
+        for frame in got[-5:]:
+            assert frame.image.shape == (H, W, 3) and frame.image.dtype == np.uint8
+            index = decode_index(frame.image)
+            assert index in sender.sent  # the frame counter survived NDI's compression
+            diff = np.abs(frame.image.astype(int) - sender.sent[index].astype(int)).mean()
+            # Close to what was sent, in RGB order (swapped channels would turn the colour
+            # bars into others and fail this by far).
+            assert diff < 6, f"received picture differs from the sent one by {diff:.1f}"
+        assert name in {s.short for s in Discovery.shared().sources()}
+    finally:
+        source.close()
+        sender.close()
+
+
+def take_until(capture: Capture, want_slate: bool, timeout: float) -> Frame | None:
+    deadline = now() + timeout
+    while now() < deadline:
+        frames = capture.take(1, 0.2)
+        if frames and is_slate(frames[0]) == want_slate:
+            return frames[0]
+    return None
+
+
+def test_ndi_source_vanishes_shows_slate_and_reconnects():
+    name = unique_name()
+    sender = Sender(name)
+    stats = Stats()
+    capture = Capture(NdiSource(name), W, H, FPS, stats, no_signal_after=0.3, reopen_after=0.6)
+    capture.start()
+    try:
+        first = take_until(capture, want_slate=False, timeout=8)
+        assert first is not None and decode_index(first.image) in sender.sent
+        sender.close()  # the sending program quits mid-show
+        slate = take_until(capture, want_slate=True, timeout=5)
+        assert slate is not None, "no slate while the source was gone"
+        assert stats.snapshot()["no_signal"] == 1
+        assert slate.image.shape == (H, W, 3)
+        sender = Sender(name)  # it comes back (NDI gives it a new port)
+        back = take_until(capture, want_slate=False, timeout=10)
+        assert back is not None, "did not reconnect to the returning sender"
+        assert decode_index(back.image) in sender.sent
+        assert stats.snapshot()["no_signal"] == 0
+    finally:
+        capture.stop()
+        sender.close()
