@@ -116,3 +116,41 @@ def test_missing_tasks_file_names_models_pull(tmp_path: Path, monkeypatch) -> No
     monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(tmp_path / "scope"))
     with pytest.raises(ModelError, match="livevace models pull pose_landmarker_full"):
         make_annotator("pose", backend="tasks")
+
+
+def _panning_clip(n: int = 12, step: int = 4) -> list[np.ndarray]:
+    person = astronaut((200, 200))
+    frames = []
+    for i in range(n):
+        frame = np.zeros((200, 320, 3), np.uint8)
+        frame[:, 40 + i * step:240 + i * step] = person
+        frames.append(frame)
+    return frames
+
+
+def _nose(pose_map: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(np.all(pose_map == COLOURS[0], axis=2))
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_a_chunk_with_stride_1_equals_frame_by_frame() -> None:
+    clip = _panning_clip(6)
+    a, b = make_annotator("pose", stride=1), make_annotator("pose")
+    for got, frame in zip(a.batch(clip), clip):
+        np.testing.assert_array_equal(got, b(frame))
+    a.close()
+    b.close()
+
+
+def test_stride_2_interpolates_between_key_frames() -> None:
+    clip = _panning_clip(12)
+    every = make_annotator("pose", stride=1, smoothing=False)
+    half = make_annotator("pose", stride=2, smoothing=False)
+    full = [_nose(m) for m in every.batch(clip)]
+    strided = [_nose(m) for m in half.batch(clip[:6]) + half.batch(clip[6:])]  # across chunks too
+    every.close()
+    half.close()
+    # frame 0 of the very first chunk has no earlier key frame and borrows frame 1's
+    assert np.abs(np.array(full[1:]) - np.array(strided[1:])).max() <= 2.5  # pixels
+    xs = [p[0] for p in strided[1:]]
+    assert all(b > a for a, b in zip(xs, xs[1:]))  # the nose keeps moving right, no stalls

@@ -56,3 +56,16 @@ def test_exponential_average_and_restart() -> None:
     np.testing.assert_allclose(avg(np.ones(4)), 0.25)
     np.testing.assert_allclose(avg(np.full(4, 3.0), restart=True), 3.0)
     np.testing.assert_allclose(avg(np.ones(5)), 1.0)  # a new shape restarts too
+
+
+def test_interpolated_sets_follow_tracks_and_swap_newcomers_at_half_way() -> None:
+    from livevace.annotators.smoothing import interpolate_sets
+
+    stay_a, stay_b = np.zeros((2, 3)), np.ones((2, 3))
+    gone, new = np.full((2, 3), 5.0), np.full((2, 3), 9.0)
+    early = interpolate_sets([stay_a, gone], [1, 2], [stay_b, new], [1, 3], 0.25)
+    late = interpolate_sets([stay_a, gone], [1, 2], [stay_b, new], [1, 3], 0.75)
+    np.testing.assert_allclose(early[0], 0.25)
+    assert len(early) == 2 and early[1][0, 0] == 5.0  # the leaving person, not yet the newcomer
+    np.testing.assert_allclose(late[0], 0.75)
+    assert len(late) == 2 and late[1][0, 0] == 9.0

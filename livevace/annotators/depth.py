@@ -61,25 +61,30 @@ def resize_target(height: int, width: int, size: tuple[int, int], keep_aspect_ra
     return to_multiple(scale_h * height), to_multiple(scale_w * width)
 
 
+def pick_device(device: str = "auto") -> Any:
+    """torch.device for "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 class TransformersDepth:
-    """A transformers depth model from a folder in the Hugging Face layout (config.json,
-    weights, preprocessor_config.json). `input_size` overrides the preprocessor's square
-    target size (smaller is faster; the aspect ratio is kept the same way); DPT-Hybrid
-    only accepts its trained size (384²) and ignores it."""
+    """A transformers depth model plus its preprocessing, done in torch on the device.
 
-    def __init__(self, folder: Path, device: str = "auto", dtype: str | None = None,
-                 input_size: int | None = None) -> None:
+    `preprocessor` is the model's preprocessor_config.json as a dict. `input_size`
+    overrides its square target size (smaller is faster; the aspect ratio is kept the same
+    way); DPT-Hybrid only accepts its trained size (384²) and ignores it.
+    """
+
+    def __init__(self, model: Any, preprocessor: dict[str, Any], input_size: int | None = None) -> None:
         import torch
-        from transformers import AutoModelForDepthEstimation
 
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
-                                   else ("cpu" if device == "auto" else device))
-        self.dtype = getattr(torch, dtype) if dtype else (
-            torch.float16 if self.device.type == "cuda" else torch.float32)
-        self.model = AutoModelForDepthEstimation.from_pretrained(folder, dtype=self.dtype)
-        self.model.to(self.device).eval().requires_grad_(False)
-        pre = json.loads((folder / "preprocessor_config.json").read_text()) if (
-            folder / "preprocessor_config.json").is_file() else {}
+        self.model = model.eval().requires_grad_(False)
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        pre = preprocessor
         size = pre.get("size", {"height": 384, "width": 384})
         if isinstance(size, int):
             size = {"height": size, "width": size}
@@ -93,11 +98,27 @@ class TransformersDepth:
             side = config.image_size
             self.size = (side, side) if isinstance(side, int) else tuple(side)
             self.keep_aspect_ratio = False
-        self.rescale = float(pre.get("rescale_factor", 1 / 255))
+        rescale = float(pre.get("rescale_factor", 1 / 255))
         mean = pre.get("image_mean", IMAGENET_MEAN) if pre.get("do_normalize", True) else (0, 0, 0)
         std = pre.get("image_std", IMAGENET_STD) if pre.get("do_normalize", True) else (1, 1, 1)
-        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1) / self.rescale
-        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1) / self.rescale
+        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1) / rescale
+        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1) / rescale
+
+    @classmethod
+    def from_folder(cls, folder: Path, device: str = "auto", dtype: str | None = None,
+                    input_size: int | None = None) -> "TransformersDepth":
+        """Load a folder in the Hugging Face layout (config.json, weights,
+        preprocessor_config.json); fp16 on CUDA unless `dtype` says otherwise."""
+        import torch
+        from transformers import AutoModelForDepthEstimation
+
+        where = pick_device(device)
+        torch_dtype = getattr(torch, dtype) if dtype else (
+            torch.float16 if where.type == "cuda" else torch.float32)
+        model = AutoModelForDepthEstimation.from_pretrained(folder, dtype=torch_dtype).to(where)
+        pre_file = folder / "preprocessor_config.json"
+        pre = json.loads(pre_file.read_text()) if pre_file.is_file() else {}
+        return cls(model, pre, input_size)
 
     def input_shape(self, height: int, width: int) -> tuple[int, int]:
         return resize_target(height, width, self.size, self.keep_aspect_ratio, self.multiple)
@@ -156,7 +177,7 @@ def load_estimator(model: str, device: str = "auto", dtype: str | None = None,
     from tqdm import tqdm
 
     with tqdm(total=1, desc=f"loading {entry.description}", unit="model", leave=False) as bar:
-        estimator = TransformersDepth(folder, device, dtype, input_size)
+        estimator = TransformersDepth.from_folder(folder, device, dtype, input_size)
         bar.update()
     return estimator
 

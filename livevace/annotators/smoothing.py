@@ -58,20 +58,22 @@ class TrackSmoother:
 
     Sets are matched to the previous frame's by nearest centroid (greedy), so two dancers do
     not swap filters; a set further than `max_jump` (normalised units) from every track
-    starts a new one, and tracks not seen this frame are dropped.
+    starts a new one, and tracks not seen this frame are dropped. `ids` holds the track id
+    of each set of the last call (stable across frames for the same person).
     """
 
     min_cutoff: float = 1.5
     beta: float = 5.0
     max_jump: float = 0.25
-    _tracks: list[tuple[np.ndarray, OneEuroFilter]] = field(default_factory=list, repr=False)
+    ids: list[int] = field(default_factory=list)
+    _tracks: list[tuple[np.ndarray, OneEuroFilter, int]] = field(default_factory=list, repr=False)
+    _next_id: int = field(default=0, repr=False)
 
     def __call__(self, sets: list[np.ndarray], dt: float) -> list[np.ndarray]:
         centres = [s[:, :2].mean(axis=0) for s in sets]
-        free = list(range(len(self._tracks)))
         pairs: list[tuple[float, int, int]] = sorted(
-            (float(np.linalg.norm(c - self._tracks[t][0])), i, t)
-            for i, c in enumerate(centres) for t in free)
+            (float(np.linalg.norm(c - track[0])), i, t)
+            for i, c in enumerate(centres) for t, track in enumerate(self._tracks))
         chosen: dict[int, int] = {}
         used: set[int] = set()
         for dist, i, t in pairs:
@@ -80,17 +82,34 @@ class TrackSmoother:
                 used.add(t)
         tracks, out = [], []
         for i, points in enumerate(sets):
-            filt = self._tracks[chosen[i]][1] if i in chosen else OneEuroFilter(
-                self.min_cutoff, self.beta)
+            if i in chosen:
+                _, filt, track_id = self._tracks[chosen[i]]
+            else:
+                filt, track_id = OneEuroFilter(self.min_cutoff, self.beta), self._next_id
+                self._next_id += 1
             smooth = points.astype(np.float64).copy()
             smooth[:, :2] = filt(points[:, :2], dt)
-            tracks.append((centres[i], filt))
+            tracks.append((centres[i], filt, track_id))
             out.append(smooth)
         self._tracks = tracks
+        self.ids = [t[2] for t in tracks]
         return out
 
     def reset(self) -> None:
         self._tracks = []
+        self.ids = []
+
+
+def interpolate_sets(a: list[np.ndarray], a_ids: list[int], b: list[np.ndarray], b_ids: list[int],
+                     f: float) -> list[np.ndarray]:
+    """Point sets a fraction `f` of the way from frame a to frame b: the same track in both
+    is interpolated linearly; one seen in a only shows for the first half, one in b only
+    for the second."""
+    by_id = dict(zip(a_ids, a))
+    out = [((1 - f) * by_id[i] + f * p) if i in by_id else p for i, p in zip(b_ids, b) if i in by_id or f >= 0.5]
+    if f < 0.5:
+        out += [p for i, p in zip(a_ids, a) if i not in set(b_ids)]
+    return out
 
 
 @dataclass
