@@ -44,6 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    previous = torch.backends.cudnn.benchmark
+    try:
+        return _run(args)
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def _run(args: argparse.Namespace) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
     dtype = DTYPES[args.dtype]
