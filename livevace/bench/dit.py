@@ -11,20 +11,25 @@ give the floor; MFU = floor / measured time. `--tiny` runs a tiny config on the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from livevace.errors import UserError
 from livevace.bench.report import Timing, table, time_cpu, time_cuda, write_result
+from livevace.errors import UserError
 from livevace.models.wan.config import TINY_VACE, WAN21_VACE_1_3B, WanConfig
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import CacheLayout
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+SDPA_BACKENDS = {"auto": None, "flash": SDPBackend.FLASH_ATTENTION,
+                 "cudnn": SDPBackend.CUDNN_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                 "math": SDPBackend.MATH}
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sink", type=int, default=3, help="sink frames of the window")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     parser.add_argument("--attn", choices=("sdpa", "explicit"), default="sdpa")
+    parser.add_argument("--sdpa-backend", choices=sorted(SDPA_BACKENDS), default="auto",
+                        help="force one SDPA kernel (default: PyTorch's choice)")
     parser.add_argument("--repeat", type=int, default=20, help="timed forwards per row")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
@@ -129,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     record: dict[str, Any] = {"config": cfg.name, "device": str(device), "dtype": str(dtype),
                               "matmul_tflops": rate / 1e12, "window": args.window,
                               "sink": args.sink, "chunk": args.chunk, "attn": args.attn,
+                              "sdpa_backend": args.sdpa_backend,
                               "rows": rows}
     path = write_result("dit", record, args.out)
     print(f"wrote {path}")
@@ -156,7 +164,9 @@ def _measure(model: WanDiT, args: argparse.Namespace, device: torch.device, widt
         with torch.no_grad():
             model(x, t, cache, vace=ctx, hint_scale=scale)
 
-    timing = _timer(device)(step, args.repeat, args.warmup)
+    backend = SDPA_BACKENDS[args.sdpa_backend]
+    with sdpa_kernel(backend) if backend is not None else contextlib.nullcontext():
+        timing = _timer(device)(step, args.repeat, args.warmup)
     flops = forward_flops(cfg, layout, vace)
     floor_ms = flops.total / rate * 1e3
     video_frames = 4 * args.chunk  # a chunk of C latent frames decodes to 4·C video frames

@@ -130,6 +130,7 @@ class StreamCache:
         self.slot_frame = [-1] * self.layout.window
         self.sink_shift = 0
         self.chunk_start, self.chunk_frames = None, 0
+        self._all_visible = False
 
     @property
     def full(self) -> bool:
@@ -149,6 +150,7 @@ class StreamCache:
         """Mark frames as not cached (an abandoned chunk, or the window before a recache)."""
         gone = set(frames)
         self.slot_frame = [-1 if f in gone else f for f in self.slot_frame]
+        self._all_visible = False  # begin_chunk recomputes it
 
     def begin_chunk(self, start: int, frames: int | None = None) -> None:
         """Plan the forwards of chunk [start, start+frames): slots, RoPE tables, mask.
