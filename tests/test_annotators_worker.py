@@ -18,23 +18,18 @@ def clip(n: int = 6, h: int = 48, w: int = 64, seed: int = 0) -> list[np.ndarray
     return [np.ascontiguousarray(base[:, i:i + w]) for i in range(n)]  # a panning picture
 
 
-def test_chunks_come_back_in_order_and_equal_direct_calls() -> None:
+def through_worker(control: str, frames: list[np.ndarray], chunk: int) -> list[np.ndarray]:
+    """Submit every chunk before collecting any, as the pipeline does."""
+    with AnnotatorWorker(control) as worker:
+        futures = [worker.submit(frames[i:i + chunk]) for i in range(0, len(frames), chunk)]
+        return [out for future in futures for out in future.result()]
+
+
+@pytest.mark.parametrize("control", ["edges", "flow"])  # stateless (pooled) and stateful (in order)
+def test_chunks_come_back_in_order_and_equal_direct_calls(control: str) -> None:
     frames = clip(8)
-    with AnnotatorWorker("edges") as worker:
-        futures = [worker.submit(frames[:4]), worker.submit(frames[4:])]
-        out = futures[0].result() + futures[1].result()
-    direct = make_annotator("edges")
-    for got, frame in zip(out, frames):
-        np.testing.assert_array_equal(got, direct(frame))
-
-
-def test_stateful_annotator_sees_frames_in_order_across_chunks() -> None:
-    frames = clip(6)
-    with AnnotatorWorker("flow") as worker:
-        futures = [worker.submit(frames[i:i + 2]) for i in range(0, 6, 2)]
-        out = [f for fut in futures for f in fut.result()]
-    direct = make_annotator("flow")
-    for got, frame in zip(out, frames):
+    direct = make_annotator(control)
+    for got, frame in zip(through_worker(control, frames, 3), frames, strict=True):
         np.testing.assert_array_equal(got, direct(frame))
 
 

@@ -80,47 +80,23 @@ DEPTH_WEIGHTS: dict[str, WeightFiles] = {
     w.key: w for w in (DEPTH_ANYTHING_V2_SMALL, DPT_HYBRID, MIDAS_SMALL)}
 """By `depth_model` choice (livevace.params)."""
 
-_MEDIAPIPE = "https://storage.googleapis.com/mediapipe-models"
-POSE_LANDMARKER_FULL = WeightFiles(
-    key="pose_landmarker_full",
-    description="MediaPipe pose landmarker (full) for the Tasks API",
-    folder="mediapipe",
-    files=("pose_landmarker_full.task",),
-    url=f"{_MEDIAPIPE}/pose_landmarker/pose_landmarker_full/float16/latest/pose_landmarker_full.task",
-    size_mb=9,
-)
-POSE_LANDMARKER_LITE = WeightFiles(
-    key="pose_landmarker_lite",
-    description="MediaPipe pose landmarker (lite) for the Tasks API",
-    folder="mediapipe",
-    files=("pose_landmarker_lite.task",),
-    url=f"{_MEDIAPIPE}/pose_landmarker/pose_landmarker_lite/float16/latest/pose_landmarker_lite.task",
-    size_mb=6,
-)
-HAND_LANDMARKER = WeightFiles(
-    key="hand_landmarker",
-    description="MediaPipe hand landmarker for the Tasks API",
-    folder="mediapipe",
-    files=("hand_landmarker.task",),
-    url=f"{_MEDIAPIPE}/hand_landmarker/hand_landmarker/float16/latest/hand_landmarker.task",
-    size_mb=8,
-)
-FACE_LANDMARKER = WeightFiles(
-    key="face_landmarker",
-    description="MediaPipe face landmarker for the Tasks API",
-    folder="mediapipe",
-    files=("face_landmarker.task",),
-    url=f"{_MEDIAPIPE}/face_landmarker/face_landmarker/float16/latest/face_landmarker.task",
-    size_mb=4,
-)
-SELFIE_SEGMENTER = WeightFiles(
-    key="selfie_segmenter",
-    description="MediaPipe selfie segmenter for the Tasks API (person mask)",
-    folder="mediapipe",
-    files=("selfie_segmenter.tflite",),
-    url=f"{_MEDIAPIPE}/image_segmenter/selfie_segmenter/float16/latest/selfie_segmenter.tflite",
-    size_mb=0.3,
-)
+def _mediapipe_task(family: str, name: str, what: str, size_mb: float,
+                    suffix: str = ".task") -> WeightFiles:
+    """A MediaPipe Tasks model as Google publishes it (float16, latest), kept in
+    `<models dir>/mediapipe/`."""
+    file = f"{name}{suffix}"
+    return WeightFiles(
+        key=name, description=f"MediaPipe {what} for the Tasks API", folder="mediapipe",
+        files=(file,), size_mb=size_mb,
+        url=f"https://storage.googleapis.com/mediapipe-models/{family}/{name}/float16/latest/{file}")
+
+
+POSE_LANDMARKER_FULL = _mediapipe_task("pose_landmarker", "pose_landmarker_full", "pose landmarker (full)", 9)
+POSE_LANDMARKER_LITE = _mediapipe_task("pose_landmarker", "pose_landmarker_lite", "pose landmarker (lite)", 6)
+HAND_LANDMARKER = _mediapipe_task("hand_landmarker", "hand_landmarker", "hand landmarker", 8)
+FACE_LANDMARKER = _mediapipe_task("face_landmarker", "face_landmarker", "face landmarker", 4)
+SELFIE_SEGMENTER = _mediapipe_task("image_segmenter", "selfie_segmenter",
+                                   "selfie segmenter (person mask)", 0.3, suffix=".tflite")
 MEDIAPIPE_TASKS: dict[str, WeightFiles] = {w.key: w for w in (
     POSE_LANDMARKER_FULL, POSE_LANDMARKER_LITE, HAND_LANDMARKER, FACE_LANDMARKER,
     SELFIE_SEGMENTER)}
