@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from livevace.control.service import DEFAULT_OSC_PORT
 from livevace.params import BY_NAME
 from livevace.patches.inputs import DIALS, gather
 from test_control_support import presets, running  # noqa: F401
+from test_patches_support import eventually, play_mapping
 
 FOLDER = Path(__file__).resolve().parents[1] / "patches" / "ableton"
 
@@ -121,12 +121,13 @@ def test_what_the_device_sends_moves_a_running_node(graph, running):
         p = BY_NAME[name]
         r.client.send(p.address, p.min + 0.3 * (p.max - p.min))
     r.client.send(BY_NAME["reset_cache"].address)
-    r.client.sync()
-    time.sleep(0.12)  # slews
-    r.control.tick()
-    for name in DIALS:
-        p = BY_NAME[name]
-        assert r.store.get(name) == pytest.approx(p.min + 0.3 * (p.max - p.min))
+
+    def dials_turned() -> None:
+        for name in DIALS:
+            p = BY_NAME[name]
+            assert r.store.get(name) == pytest.approx(p.min + 0.3 * (p.max - p.min))
+
+    eventually(r, dials_turned)
     assert r.store.take_trigger("reset_cache")
     menu = graph.by(maxclass="live.menu", varname="scene")[0]
     for scene in menu["saved_attribute_attributes"]["valueof"]["parameter_enum"]:
@@ -138,17 +139,5 @@ def test_what_the_device_sends_moves_a_running_node(graph, running):
 def test_the_osc_send_mapping_drives_a_running_node(running):
     path = FOLDER / "osc-send.toml"
     controller = load_controller(path)
-    r = running("--controller", str(path))
-    for m in controller.maps:
-        r.client.send(m.address, 0.4 if m.mode == "absolute" else 1.0)
-        r.client.sync()
-        for _ in range(3):
-            time.sleep(0.05 if m.mode == "absolute" else 0)
-            r.control.tick()
-        if m.mode == "absolute":
-            assert r.store.get(m.param) == pytest.approx(m.to_param(0.4))
-        elif m.value is not None:
-            assert r.store.get(m.param) == m.value
-        else:
-            assert r.store.take_trigger(m.param)
+    play_mapping(running("--controller", str(path)), controller)
     assert {m.param for m in controller.maps} == {*DIALS, "scene", "reset_cache"}
