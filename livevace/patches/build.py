@@ -14,8 +14,10 @@ HOSTS = (touchdesigner, ableton, touchosc, obs, resolume)
 
 
 def default_folder() -> Path:
-    """The `patches/` folder at the top of the livevace checkout."""
-    return Path(__file__).resolve().parents[2] / "patches"
+    """The `patches/` folder at the top of the livevace checkout (of the current folder
+    when livevace is installed without one)."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout / "patches" if (checkout / "pyproject.toml").is_file() else Path("patches")
 
 
 def build(inputs: Inputs) -> dict[str, bytes]:
