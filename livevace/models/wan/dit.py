@@ -9,7 +9,9 @@ API for the pipeline (see also `kv_cache`, `vace` and `sampler`):
     cache.begin_chunk(start_frame)                      # once per chunk (host bookkeeping)
     v = model(x_t, t, cache, vace=ctx, hint_scale=s)    # x_t [B,16,F,h,w], t [B,F] → flow [B,16,F,h,w]
 
-Every forward writes the chunk's K/V into its own cache slots (`write_cache=False`: attend
+The cache is an object of its own, not part of the model, so one model can run several
+streams (the stratification experiment renders strategies side by side). Every forward
+writes the chunk's K/V into its own cache slots (`write_cache=False`: attend
 to the cache and the chunk without writing, eager only). Whether a forward is a generation
 or a refinement pass only changes `hint_scale` (cache-stratified VACE, see `vace`).
 `forward_full` is the one-shot, cache-free forward (all given frames attend to each other).

@@ -13,7 +13,9 @@ Static shapes: every buffer is allocated once; a chunk's slots are device index 
 `begin_chunk` (host bookkeeping only, a few small copies, once per chunk, outside the step).
 The step itself has no host syncs and no data-dependent shapes. Until the window has filled
 (the first W frames) some slots are empty and attention takes a mask (`mask` is None once the
-buffer is full: the fast, maskless path that CUDA graphs of the steady state capture).
+buffer is full: the fast, maskless path that CUDA graphs of the steady state capture). Empty
+slots are masked out; LongLive instead attends to its zero-initialised sink slots when chunks
+are shorter than the sink (1-frame chunks), which only dilutes the first frames' attention.
 
 Long runs, RoPE: keys are cached rotated at their frame's position, computed exactly from
 integer positions (see `rope`), so there is no table to overflow. Window keys and queries

@@ -16,6 +16,7 @@ Pipeline use:
     sampler.set_text(embeddings)                       # on prompt change / each transition step
     sampler.set_strength(VaceStrength.from_params(snapshot))   # every chunk; never rebuilds
     x0 = sampler.generate_chunk(vace=ctx)              # [B, 16, C, h, w] clean latents
+    # or a custom loop: cache.begin_chunk(f); sampler.forward_pass(x, t, ctx, "generation") …
     sampler.set_text(new_embeddings); sampler.recache()        # hard prompt cut (LongLive)
     sampler.reset()                                    # start afresh, keeps the text
 
@@ -132,17 +133,18 @@ class StreamSampler:
         ts = list(self.timesteps if timesteps is None else timesteps)
         cache.begin_chunk(start)
         for i, t in enumerate(ts):
-            flow = self._forward(x, t, vace, "generation")
+            flow = self.forward_pass(x, t, vace, "generation")
             x0 = x - self.schedule.sigma(t) * flow
             if i + 1 < len(ts):
                 s = self.schedule.sigma(ts[i + 1])
                 x = (1 - s) * x0 + s * self.noise(start, i + 1, shape)
-        self._forward(x0, 0.0, vace, "refinement")
+        self.forward_pass(x0, 0.0, vace, "refinement")
         self._remember(range(start, start + c), x0, vace)
         return x0
 
-    def _forward(self, x: torch.Tensor, t: float, vace: torch.Tensor | None,
-                 kind: PassKind) -> torch.Tensor:
+    def forward_pass(self, x: torch.Tensor, t: float, vace: torch.Tensor | None,
+                     kind: PassKind) -> torch.Tensor:
+        """One forward of the planned chunk at timestep t, hints scaled for its role."""
         tt = torch.full((x.shape[0], x.shape[2]), t, device=x.device)
         scale = self.hint_scales[kind] if vace is not None else None
         return self.model(x, tt, self.cache, vace=vace, hint_scale=scale)
@@ -173,6 +175,6 @@ class StreamSampler:
             x0 = self.latents[:, :, slots]
             with_vace = self.contexts is not None and all(self.slot_has_vace[s] for s in slots)
             vace = self.contexts[:, :, slots] if with_vace else None  # type: ignore[index]
-            self._forward(x0, 0.0, vace, "refinement")
+            self.forward_pass(x0, 0.0, vace, "refinement")
         cache.chunk_start, cache.chunk_frames = last
         return len(frames)
