@@ -4,6 +4,7 @@ running node (both directions), and the whole script executed as the Textport wo
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 import socket
 import sys
@@ -17,6 +18,7 @@ from pythonosc.osc_packet import OscPacket
 from livevace.control.addresses import COMMANDS
 from livevace.params import BY_NAME, format_prompts
 from livevace.patches.inputs import gather, live_params
+from livevace.patches import td_runtime
 from livevace.patches.td_runtime import EchoGuard, incoming, outgoing
 from test_control_support import free_udp_port, presets, running  # noqa: F401
 from test_patches_td_standin import td_module
@@ -60,6 +62,11 @@ def test_every_live_parameter_with_the_registry_range_default_and_choices():
             assert tuple(v for v in default if v != "") == p.default
         elif p.name != "scene" and p.kind != "trigger":
             assert default == p.default, p.name
+
+
+def test_the_runtime_in_the_script_is_the_tested_module_and_the_script_is_ascii():
+    assert literal("RUNTIME") == inspect.getsource(td_runtime)
+    SCRIPT.read_bytes().decode("ascii")  # any Textport encoding reads it
 
 
 def test_custom_parameter_names_are_valid_and_unique():

@@ -5,6 +5,7 @@ scene N."""
 
 from __future__ import annotations
 
+from livevace.control.values import describe_range
 from livevace.params import BY_NAME
 from livevace.patches.inputs import DIALS, Inputs
 from livevace.patches.mappingfile import entry, mapping_file
@@ -28,7 +29,7 @@ def mapping(inputs: Inputs) -> str:
 
 
 def readme(inputs: Inputs) -> str:
-    links = [(f"`{DASHBOARD.format(i + 1)}`", f"`{n}`", f"{BY_NAME[n].min:g} … {BY_NAME[n].max:g}")
+    links = [(f"`{DASHBOARD.format(i + 1)}`", f"`{n}`", describe_range(BY_NAME[n]))
              for i, n in enumerate(DIALS)]
     columns = [(f"`{COLUMN.format(i + 1)}`", f"`{s}`") for i, s in enumerate(inputs.scenes)]
     return render("resolume.md", inputs, mapping=f"patches/{MAPPING}",

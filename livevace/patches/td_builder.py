@@ -70,9 +70,9 @@ def build(params, settings, runtime, parent_path="/project1", name="livevace"):
                 par.max = par.normMax = spec["max"]
                 par.clampMin = par.clampMax = True
             if style != "Pulse":
-                default = spec["default"][i] if isinstance(spec["default"], list) else spec["default"]
-                par.default = default
-                par.val = default
+                default = spec["default"]
+                par.default = default[i] if isinstance(default, list) else default
+                par.val = par.default
 
     root = td.op(parent_path)
     old = root.op(name)

@@ -1,5 +1,6 @@
 """Runs inside TouchDesigner as the `runtime` Text DAT of the livevace COMP (copied there by
-the generated build script): custom parameter ⇄ OSC, both ways.
+the generated build script): custom parameters <-> OSC, both ways (ASCII only: the
+Textport may read the build script in a legacy Windows encoding).
 
 Standard library only: TouchDesigner's Python has no livevace. The pure functions
 (`outgoing`, `incoming`, `EchoGuard`) carry the logic and are tested against a real node;
@@ -25,7 +26,7 @@ CONNECTION_PAGE = "Connection"
 
 def td_name(name: str) -> str:
     """A registry name as a TouchDesigner custom parameter name (capital, then lowercase
-    letters and digits only): vace_context_scale → Vacecontextscale."""
+    letters and digits only): vace_context_scale -> Vacecontextscale."""
     flat = "".join(ch for ch in name.lower() if ch.isalnum())
     return flat[:1].upper() + flat[1:]
 
@@ -74,7 +75,7 @@ def outgoing(spec: dict, values: list) -> list:
 
 
 def incoming(spec: dict, args: list):
-    """The custom values for an echoed `/livevace/<name> args…`, or None when the
+    """The custom values for an echoed `/livevace/<name> args...`, or None when the
     message cannot be shown (a trigger, no arguments)."""
     kind, size = spec["kind"], len(spec["pars"])
     if kind == "trigger" or not args:
