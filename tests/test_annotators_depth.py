@@ -12,6 +12,7 @@ import torch
 from annotators_support import TinyMidas, astronaut, write_depth_anything, write_dpt_hybrid
 from livevace.annotators import make_annotator
 from livevace.annotators.depth import load_estimator, resize_target
+from livevace.annotators.weights import DEPTH_ANYTHING_V2_SMALL
 from livevace.errors import ModelError
 
 
@@ -33,7 +34,7 @@ def models_dir(models: Path, monkeypatch) -> Path:
 def test_our_preprocessing_matches_transformers(models: Path) -> None:
     from transformers import AutoModelForDepthEstimation, DPTImageProcessorPil
 
-    folder = models / "depth-anything/Depth-Anything-V2-Small-hf"
+    folder = models / DEPTH_ANYTHING_V2_SMALL.folder
     img = astronaut((200, 120))
     ours = load_estimator("depth_anything_v2_small")(torch.from_numpy(img[None]))
     processor = DPTImageProcessorPil.from_pretrained(folder)

@@ -2,9 +2,9 @@
 
 Annotators never download: they look for these files under the models directory
 (`livevace.models.paths`: $LIVEVACE_MODELS_DIR, then Scope's folder). Each entry lives in
-`<models dir>/<folder>/`; for Hugging Face entries `folder` is the repo id, i.e. the layout
-`huggingface_hub.snapshot_download(repo_id, local_dir=<models dir>/<repo_id>,
-allow_patterns=files)` produces. Entries with a `url` are single files from elsewhere.
+`<models dir>/<folder>/`; for Hugging Face entries `folder` is the repo name (the part after
+the slash, Scope's layout), holding the repo's files at their paths in the repo. Entries with
+a `url` are single files from elsewhere.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ DEPTH_ANYTHING_V2_SMALL = WeightFiles(
     key="depth_anything_v2_small",
     description="Depth-Anything-V2-Small (depth)",
     repo_id="depth-anything/Depth-Anything-V2-Small-hf",
-    folder="depth-anything/Depth-Anything-V2-Small-hf",
+    folder="Depth-Anything-V2-Small-hf",
     files=("config.json", "preprocessor_config.json"),
     any_of=("model.safetensors",),
     size_mb=99,
@@ -63,7 +63,7 @@ DPT_HYBRID = WeightFiles(
     key="dpt_hybrid",
     description="DPT-Hybrid / MiDaS 3.0 (depth)",
     repo_id="Intel/dpt-hybrid-midas",
-    folder="Intel/dpt-hybrid-midas",
+    folder="dpt-hybrid-midas",
     files=("config.json", "preprocessor_config.json"),
     any_of=("model.safetensors", "pytorch_model.bin"),
     size_mb=490,
@@ -72,7 +72,7 @@ MIDAS_SMALL = WeightFiles(
     key="midas_small",
     description="MiDaS v2.1 small (depth, ONNX for OpenCV DNN)",
     repo_id="simonguest/midas_v21_small_256x256-ONNX",
-    folder="simonguest/midas_v21_small_256x256-ONNX",
+    folder="midas_v21_small_256x256-ONNX",
     files=("onnx/model.onnx",),
     size_mb=33,
 )
