@@ -98,6 +98,13 @@ def test_build_then_check_reports_every_kind_of_drift(tmp_path, capsys):
         (COMMITTED / "touchosc" / "touchosc.tosc").read_bytes()
 
 
+def test_an_unwritable_folder_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+    assert cli.main(["patches", "build", "--out", str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("livevace: cannot write the host files into") and "Traceback" not in err
+
+
 def test_ndi_machine_personalises_the_obs_collection(tmp_path):
     out = tmp_path / "mine"
     assert cli.main(["patches", "build", "--out", str(out), "--ndi-machine", "STAGE-PC"]) == 0

@@ -46,7 +46,11 @@ def _build(args: argparse.Namespace) -> int:
     from livevace.patches.build import write
 
     files, folder = _files(args)
-    written = write(files, folder)
+    try:
+        written = write(files, folder)
+    except OSError as exc:
+        raise UserError(f"cannot write the host files into {folder} ({exc.strerror}: "
+                        f"{exc.filename})") from None
     for path in written:
         print(f"wrote {path}")
     print(f"{len(files)} host files in {folder}, {len(written)} updated")
