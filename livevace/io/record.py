@@ -1,7 +1,8 @@
 """Recorder: the paced output to an H.264 .mp4 (PyAV), one file per run.
 
-The file is a fragmented MP4 (a fragment per keyframe, one keyframe a second): if the
-process is killed outright, everything up to the last fragment still plays. A normal stop
+The file is a fragmented MP4 (a fragment per keyframe, one keyframe a second, each flushed
+to disk as it completes): if the process is killed outright, everything up to the last
+fragment still plays. A normal stop
 (Ctrl-C, SIGTERM, --max-frames, --duration) drains the queue, flushes the encoder and
 closes the file properly. An existing file is never overwritten: the next free name
 (`show-1.mp4`, `show-2.mp4`…) is used and logged; `%Y%m%d-%H%M%S`-style fields expand.
@@ -52,7 +53,7 @@ class RecordSink:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             container = av.open(str(path), "w", options={
-                "movflags": "frag_keyframe+empty_moov+default_base_moof"})
+                "movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"})
         except (OSError, av.FFmpegError) as exc:
             raise SinkError(f"cannot write {str(path)!r}: {exc}") from None
         rate = Fraction(fps).limit_denominator(1001)
