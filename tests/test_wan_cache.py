@@ -105,3 +105,30 @@ def test_layout_slots_and_window_semantics():
     for bad in (dict(sink=12), dict(chunk=10), dict(height=3), dict(rope_span=12)):
         with pytest.raises(ValueError):
             CacheLayout(**{"height": 2, "width": 2, **bad})
+
+
+def test_streaming_step_compiles_to_one_graph(tmp_path):
+    """No graph breaks (so no host syncs, no data-dependent Python) in a steady-state step with
+    VACE and cache writes: what torch.compile / CUDA graphs need. aot_eager keeps it quick."""
+    ours = ours_from(reference(TINY_VACE, seed=12), TINY_VACE, tmp_path)
+    latents, ctx, control = stream_inputs(TINY_VACE, frames=8, seed=3)
+    cache = ours.new_cache(LAYOUT)
+    ours.set_text(cache, ctx)
+    with torch.no_grad():
+        for start in range(0, 6, 2):
+            cache.begin_chunk(start)
+            ours(latents[:, :, start:start + 2], torch.zeros(1, 2), cache)
+        cache.begin_chunk(6)
+        assert cache.full
+        x, v = latents[:, :, 6:], control[:, :, 6:]
+        t, scale = torch.full((1, 2), 500.0), torch.ones(2)
+        before = cache.k.clone(), cache.v.clone()
+        eager = ours(x, t, cache, vace=v, hint_scale=scale)
+        written = cache.k.clone()
+        cache.k.copy_(before[0])
+        cache.v.copy_(before[1])
+        step = torch.compile(lambda x, t, v, s: ours(x, t, cache, vace=v, hint_scale=s),
+                             backend="aot_eager", fullgraph=True)
+        compiled = step(x, t, v, scale)
+    assert rel_err(compiled, eager) < 1e-6
+    assert torch.allclose(cache.k, written, atol=1e-6)  # the cache write survived compilation

@@ -20,7 +20,8 @@ def model():
 
 
 def prompt(seed):
-    return torch.randn(1, TINY.text_len, TINY.text_dim, generator=torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, TINY.text_len, TINY.text_dim, generator=g)
 
 
 def test_warped_steps_are_what_self_forcing_feeds_the_model():

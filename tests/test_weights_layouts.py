@@ -139,7 +139,8 @@ def test_longlive_base_with_vace_module_file(tmp_path, source):
     save_file(other.state_dict(), full)
     mixed = load_dit(base, vace=full, cfg=TINY_VACE, dtype=torch.float32)
     assert torch.equal(mixed.blocks[1].ffn[2].weight, source.blocks[1].ffn[2].weight)
-    assert torch.equal(mixed.vace_blocks[1].after_proj.weight, other.vace_blocks[1].after_proj.weight)
+    assert torch.equal(mixed.vace_blocks[1].after_proj.weight,
+                       other.vace_blocks[1].after_proj.weight)
 
 
 def test_real_shapes_are_inferred_from_the_tensors():

@@ -175,5 +175,5 @@ def _measure(model: WanDiT, args: argparse.Namespace, device: torch.device, widt
             "floor_ms": floor_ms, "p50_ms": timing.p50, "p95_ms": timing.p95,
             "mfu_%": 100 * floor_ms / timing.p50,
             "dit_fps_4step": video_frames / (5 * timing.p50 / 1e3),
-            "peak_GB": (torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0),
+            "peak_GB": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0,
             "flops": flops.__dict__, "timing_ms": timing.as_dict()}

@@ -148,7 +148,8 @@ def _read_file(path: Path) -> dict[str, object]:
     return dict(obj)
 
 
-def _unnest(raw: Mapping[str, object], path: Path, layout: list[str], prefer_ema: bool) -> StateDict:
+def _unnest(raw: Mapping[str, object], path: Path, layout: list[str],
+            prefer_ema: bool) -> StateDict:
     order = NESTED_KEYS if prefer_ema else ("generator",) + NESTED_KEYS
     for key in order:
         if isinstance(raw.get(key), Mapping):
@@ -197,8 +198,9 @@ def infer_config(tensors: Mapping[str, torch.Tensor], name: str = "checkpoint",
     vace_n = len({k.split(".")[1] for k in tensors if k.startswith("vace_blocks.")})
     vace = tuple(range(0, layers, layers // vace_n))[:vace_n] if vace_n else ()
     heads = num_heads or max(1, dim // 128)
+    pt, ph, pw = patch
     return WanConfig(name, dim=dim, ffn_dim=ffn, num_heads=heads, num_layers=layers,
-                     in_channels=in_ch, out_channels=out_ch, patch=tuple(patch),  # type: ignore[arg-type]
+                     in_channels=in_ch, out_channels=out_ch, patch=(pt, ph, pw),
                      freq_dim=freq_dim, text_dim=text_dim, vace_layers=vace)
 
 
@@ -284,7 +286,8 @@ def check_keys(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.T
     """Raise a ModelError naming file, layout and first keys for any key or shape mismatch."""
     missing = [k for k in expected if k not in given]
     unexpected = [k for k in given if k not in expected]
-    wrong = [k for k in expected if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
+    wrong = [k for k in expected
+             if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
     if not (missing or unexpected or wrong):
         return
     problems = []

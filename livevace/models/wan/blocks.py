@@ -121,7 +121,7 @@ class CrossAttention(Attention):
 
 
 class WanBlock(nn.Module):
-    """norm1 → self-attn → gated residual; norm3 → text cross-attn; norm2 → FFN → gated."""
+    """norm1, self-attention, gated residual; norm3, cross-attention; norm2, FFN, gated."""
 
     def __init__(self, cfg: WanConfig) -> None:
         super().__init__()

@@ -5,9 +5,9 @@ API for the pipeline (see also `kv_cache`, `vace` and `sampler`):
     model = WanDiT(cfg)                                 # weights: livevace.models.weights
     model.for_inference(torch.bfloat16)                 # bf16 linears, fp32 time path and norms
     cache = model.new_cache(CacheLayout(height=40, width=72), batch=1)
-    model.set_text(cache, text_embeddings)              # [B, ≤512, 4096]; only when the prompt changes
+    model.set_text(cache, text_embeddings)              # [B, ≤512, 4096], on prompt change
     cache.begin_chunk(start_frame)                      # once per chunk (host bookkeeping)
-    v = model(x_t, t, cache, vace=ctx, hint_scale=s)    # x_t [B,16,F,h,w], t [B,F] → flow [B,16,F,h,w]
+    v = model(x_t, t, cache, vace=ctx, hint_scale=s)    # [B,16,F,h,w], t [B,F] → flow, same shape
 
 The cache is an object of its own, not part of the model, so one model can run several
 streams (the stratification experiment renders strategies side by side). Every forward
@@ -87,7 +87,8 @@ class WanDiT(nn.Module):
         """A preallocated cache on this model's device and dtype."""
         w = self.patch_embedding.weight
         if layout.patch != self.cfg.patch[1:]:
-            raise ValueError(f"layout patch {layout.patch} differs from the model's {self.cfg.patch}")
+            raise ValueError(f"layout patch {layout.patch} differs from the model's "
+                             f"{self.cfg.patch}")
         return StreamCache(self.cfg, layout, batch, w.device, w.dtype)
 
     def embed_text(self, context: torch.Tensor) -> torch.Tensor:

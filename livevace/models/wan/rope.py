@@ -37,9 +37,10 @@ class Rope:
         ft, fh, fw = self.freqs
         pos = torch.as_tensor(frame_positions, dtype=torch.float64)
         f, h, w = len(pos), height, width
+        rows, cols = (torch.arange(n, dtype=torch.float64) for n in (h, w))
         a_t = torch.outer(pos, ft)[:, None, None, :].expand(f, h, w, -1)
-        a_h = torch.outer(torch.arange(h, dtype=torch.float64), fh)[None, :, None, :].expand(f, h, w, -1)
-        a_w = torch.outer(torch.arange(w, dtype=torch.float64), fw)[None, None, :, :].expand(f, h, w, -1)
+        a_h = torch.outer(rows, fh)[None, :, None, :].expand(f, h, w, -1)
+        a_w = torch.outer(cols, fw)[None, None, :, :].expand(f, h, w, -1)
         return torch.cat([a_t, a_h, a_w], dim=-1).reshape(f * h * w, -1)
 
     def cos_sin(self, frame_positions: Sequence[float] | torch.Tensor, height: int, width: int,

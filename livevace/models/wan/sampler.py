@@ -81,7 +81,8 @@ class StreamSampler:
                          if cfg.has_vace else None)
         self.slot_has_vace = [False] * w
         n = max(1, len(cfg.vace_layers))
-        self.hint_scales = {kind: torch.ones(n, device=dev) for kind in ("generation", "refinement")}
+        self.hint_scales = {kind: torch.ones(n, device=dev)
+                            for kind in ("generation", "refinement")}
 
     # ------------------------------------------------------------------------ settings
     def set_steps(self, steps: Sequence[int]) -> None:
@@ -100,9 +101,9 @@ class StreamSampler:
         layers = len(self.model.cfg.vace_layers)
         if not layers:
             return
-        for kind in ("generation", "refinement"):
-            values = torch.tensor(strength.scales(kind, layers), dtype=torch.float32)  # type: ignore[arg-type]
-            self.hint_scales[kind].copy_(values)
+        for kind, buffer in self.hint_scales.items():
+            values = strength.scales(kind, layers)  # type: ignore[arg-type]
+            buffer.copy_(torch.tensor(values, dtype=torch.float32))
 
     def reset(self) -> None:
         """Forget the stream (cache and history); text K/V and settings stay."""
