@@ -205,10 +205,12 @@ def infer_config(tensors: Mapping[str, torch.Tensor], name: str = "checkpoint",
 
 
 # ------------------------------------------------------------------------------ LoRA
-def merge_lora(tensors: StateDict, lora: Checkpoint, alpha: float | None = None) -> StateDict:
+def merge_lora(tensors: StateDict, lora: Checkpoint, alpha: float | None = None,
+               device: torch.device | str = "cpu") -> StateDict:
     """Merge a PEFT LoRA (main-block Linear layers) into Wan-layout weights, strictly.
 
-    `alpha` None means α = rank (LongLive: r = α = 256), i.e. a scale of 1."""
+    `alpha` None means α = rank (LongLive: r = α = 256), i.e. a scale of 1. The products B·A
+    (≈0.6 TFLOP for LongLive) are computed on `device`."""
     pairs: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in lora.tensors.items():
         m = LORA_KEY.match(key)
@@ -217,19 +219,20 @@ def merge_lora(tensors: StateDict, lora: Checkpoint, alpha: float | None = None)
                              f"Linear layers has blocks.N.<layer>.lora_A/B.weight)")
         pairs.setdefault(m.group(1), {})[m.group(2)] = value
     out = dict(tensors)
-    for module, ab in pairs.items():
+    for module, ab in tqdm(pairs.items(), desc=f"merging {lora.path.name}", unit="layer",
+                           leave=False):
         target = f"{module}.weight"
         if set(ab) != {"A", "B"}:
             raise ModelError(f"{lora.where()}: {module} has lora_{''.join(ab)} only")
         if target not in out:
             raise ModelError(f"{lora.where()}: LoRA for {module}, which the model lacks")
-        a, b = ab["A"].float(), ab["B"].float()
-        w = out[target]
+        a, b, w = ab["A"], ab["B"], out[target]
         if b.shape[1] != a.shape[0] or (b.shape[0], a.shape[1]) != tuple(w.shape):
             raise ModelError(f"{lora.where()}: {module} LoRA {tuple(b.shape)}·{tuple(a.shape)} "
                              f"does not fit the weight {tuple(w.shape)}")
         scale = (alpha if alpha is not None else a.shape[0]) / a.shape[0]
-        out[target] = (w.float() + scale * (b @ a)).to(w.dtype)
+        delta = b.to(device, torch.float32) @ a.to(device, torch.float32)
+        out[target] = (w.float() + scale * delta.cpu()).to(w.dtype)
     return out
 
 
@@ -262,12 +265,12 @@ def load_dit(base: str | Path, *, vace: str | Path | None = None, lora: str | Pa
         sources.update({k: extra for k in picked})
     cfg = cfg or infer_config(tensors, main.path.name, _heads_from_config_json(main.path))
     if lora is not None:
-        tensors = merge_lora(tensors, read_checkpoint(lora, prefer_ema), lora_alpha)
+        tensors = merge_lora(tensors, read_checkpoint(lora, prefer_ema), lora_alpha, device)
     with torch.device("meta"):
         model = WanDiT(cfg)
     check_keys(model.state_dict(), tensors, sources, f"the {cfg.name} DiT")
     model.load_state_dict(tensors, strict=True, assign=True)
-    return model.to(device).for_inference(dtype)
+    return model.for_inference(dtype).to(device)  # cast on the host: no fp32 copy on the GPU
 
 
 def _heads_from_config_json(path: Path) -> int | None:
