@@ -16,15 +16,14 @@ Pipeline use:
     sampler.set_text(embeddings)                       # on prompt change / each transition step
     sampler.set_strength(VaceStrength.from_params(snapshot))   # every chunk; never rebuilds
     x0 = sampler.generate_chunk(vace=ctx)              # [B, 16, C, h, w] clean latents
-    # or a custom loop: cache.begin_chunk(f); sampler.forward_pass(x, t, ctx, "generation") …
     sampler.set_text(new_embeddings); sampler.recache()        # hard prompt cut (LongLive)
     sampler.reset()                                    # start afresh, keeps the text
 
 `recache` re-runs the cached window at t = 0 with the current text K/V: the latents (and VACE
 contexts) of every cached frame are kept in slot-aligned history buffers, the rolling frames
 are dropped and replayed chunk by chunk in their original order (each attends to the sink and
-to the replayed frames before it, as when it was generated). The sink keeps its K/V unless
-`include_sink=True` (LongLive's global sink).
+to the replayed frames before it, as when it was generated). The sink keeps its K/V, like
+LongLive's global sink, unless `include_sink=True`.
 """
 
 from __future__ import annotations
@@ -145,7 +144,8 @@ class StreamSampler:
 
     def forward_pass(self, x: torch.Tensor, t: float, vace: torch.Tensor | None,
                      kind: PassKind) -> torch.Tensor:
-        """One forward of the planned chunk at timestep t, hints scaled for its role."""
+        """One forward of the planned chunk at timestep t, hints scaled for its role (for loops
+        of the pipeline's own; frames made so are not kept for `recache`)."""
         tt = torch.full((x.shape[0], x.shape[2]), t, device=x.device)
         scale = self.hint_scales[kind] if vace is not None else None
         return self.model(x, tt, self.cache, vace=vace, hint_scale=scale)
