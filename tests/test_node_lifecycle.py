@@ -1,0 +1,176 @@
+"""The loop's contracts and a clean shutdown: params snapshot per call, triggers taken once,
+control ticked before the snapshot, pause holds the picture, controlmap follows `control`
+live, and closing leaves no thread or open file behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from livevace.config import RunConfig
+from livevace.frames import Frame
+from livevace.io.ndi_out import NdiSink
+from livevace.io.pattern import PatternSource
+from livevace.io.record import RecordSink
+from livevace.io.video import VideoSource
+from livevace.loop import Node
+from livevace.params import ParamStore
+from livevace.pipelines import create
+from livevace.pipelines.controlmap import ControlMap
+from livevace.pipelines.passthrough import Passthrough
+from livevace.stats import Stats
+
+W, H, FPS = 160, 96, 30.0
+
+
+def small_config(**kw: Any) -> RunConfig:
+    return RunConfig(width=W, height=H, fps=FPS, sinks=(), preview="off", **kw)
+
+
+class Collect:
+    """A sink that keeps what it is given."""
+
+    name = "collect"
+    queue_size = 8
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+    def open(self, width: int, height: int, fps: float) -> None:
+        pass
+
+    def write(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+    def close(self) -> None:
+        pass
+
+
+class Probe:
+    """A pipeline that records the params each call saw."""
+
+    name = "probe"
+    frames_per_call = 2
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def __call__(self, frames: list[Frame], params: dict[str, Any]) -> list[Frame]:
+        self.seen.append(params)
+        return frames
+
+    def close(self) -> None:
+        pass
+
+
+class CountingControl:
+    """Stands in for the control service: every tick writes the tick count into `seed`."""
+
+    def __init__(self, store: ParamStore) -> None:
+        self.store = store
+        self.ticks = 0
+
+    def tick(self) -> None:
+        self.ticks += 1
+        self.store.set("seed", self.ticks)
+
+
+def test_loop_ticks_control_then_snapshots_and_takes_triggers_once():
+    store = ParamStore()
+    control = CountingControl(store)
+    probe = Probe()
+    node = Node(small_config(duration=1.0), store, probe, PatternSource(W, H, FPS), [Collect()],
+                control=control)
+    node.start()
+    time.sleep(0.3)
+    store.set("reset_cache", True)
+    node.wait(5)
+    node.close()
+    assert len(probe.seen) >= 5
+    # Each call saw the value its own tick wrote: tick happens right before the snapshot.
+    assert [p["seed"] for p in probe.seen] == list(range(1, len(probe.seen) + 1))
+    assert sum(p["reset_cache"] for p in probe.seen) == 1
+
+
+def test_pause_holds_the_last_picture():
+    store = ParamStore()
+    sink = Collect()
+    node = Node(small_config(), store, Passthrough(), PatternSource(W, H, FPS), [sink])
+    node.start()
+    try:
+        time.sleep(0.4)
+        store.set("pause", True)
+        time.sleep(0.15)  # whatever was in flight comes out
+        mark = len(sink.frames)
+        time.sleep(0.5)
+        paused = sink.frames[mark:]
+        store.set("pause", False)
+        time.sleep(0.3)
+    finally:
+        node.close()
+    assert len(paused) >= 8  # output went on while paused…
+    assert all(f is paused[0] for f in paused)  # …showing one held picture
+    assert sink.frames[-1].index > paused[0].index  # and moves again after
+
+
+def test_controlmap_follows_the_control_parameter_live():
+    pipeline = ControlMap("gray")
+    frame = Frame(PatternSource(W, H, FPS).render(5), 1.0, 5)
+    (gray,) = pipeline([frame], {"control": "gray"})
+    assert gray.t_capture == frame.t_capture and gray.index == 5  # the stamp travels
+    assert np.array_equal(gray.image[..., 0], gray.image[..., 1])
+    (edges,) = pipeline([frame], {"control": "edges"})
+    assert pipeline.showing == "edges"
+    assert not np.array_equal(edges.image, gray.image)
+    assert (edges.image < 32).mean() > 0.6  # an edge map: thin lines on black
+    # A control that cannot be made keeps the previous one on screen (logged, not raised).
+    (still,) = pipeline([frame], {"control": "no-such-control"})
+    assert pipeline.showing == "edges" and np.array_equal(still.image, edges.image)
+    pipeline.close()
+
+
+def test_auto_picks_the_most_capable_pipeline_that_runs(caplog):
+    caplog.set_level("INFO", logger="livevace.pipeline")
+    pipeline = create("auto", small_config(), ParamStore())
+    assert pipeline.name == "controlmap"  # the annotators are installed here
+    assert any("pipeline auto -> controlmap" in r.message for r in caplog.records)
+    pipeline.close()
+
+
+def open_files() -> set[str]:
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
+def test_shutdown_leaves_no_thread_or_file_behind(tmp_path):
+    clip = tmp_path / "in.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={W}x{H}:rate=30",
+                    "-frames:v", "30", "-pix_fmt", "yuv420p", str(clip)], check=True)
+    out = tmp_path / "out.mp4"
+    threads_before = set(threading.enumerate())
+    stats = Stats()
+    node = Node(small_config(max_frames=40), ParamStore(), Passthrough(), VideoSource(str(clip)),
+                [RecordSink(str(out)), NdiSink("livevace-shutdown-test")], stats)
+    node.start()
+    assert str(clip) in open_files()
+    assert node.wait(15)
+    node.close()
+    leftover = [t.name for t in set(threading.enumerate()) - threads_before if t.is_alive()]
+    assert leftover == []
+    still_open = {str(clip), str(out)} & open_files()
+    assert still_open == set()
+    assert stats.snapshot()["frames_out"] == 40
+    assert out.stat().st_size > 0
