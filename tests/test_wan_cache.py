@@ -78,20 +78,27 @@ def test_vace_streaming_equals_masked_full_sequence(tmp_path):
     assert rel_err(torch.cat(outs, dim=2), want) < 1e-5
 
 
+def streamed(model, cfg, frames, seed):
+    """A cache holding the chunks before the last two frames, that chunk planned next."""
+    latents, ctx, control = stream_inputs(cfg, frames=frames, seed=seed)
+    cache = model.new_cache(LAYOUT)
+    model.set_text(cache, ctx)
+    with torch.no_grad():
+        for start in range(0, frames - 2, 2):
+            cache.begin_chunk(start)
+            model(latents[:, :, start:start + 2], torch.zeros(1, 2), cache)
+    cache.begin_chunk(frames - 2)
+    return cache, latents[:, :, -2:], control[:, :, -2:]
+
+
 def test_forward_without_cache_write_leaves_the_cache_alone(tmp_path):
     ours = ours_from(reference(TINY, seed=9), TINY, tmp_path)
-    latents, ctx, _ = stream_inputs(TINY, frames=10, seed=2)
-    cache = ours.new_cache(LAYOUT)
-    ours.set_text(cache, ctx)
+    cache, last, _ = streamed(ours, TINY, frames=10, seed=2)  # the last chunk evicts 2 and 3
     with torch.no_grad():
-        for start in range(0, 8, 2):
-            cache.begin_chunk(start)
-            ours(latents[:, :, start:start + 2], torch.zeros(1, 2), cache)
-        cache.begin_chunk(8)  # this chunk evicts frames 2 and 3 from the ring
         before = cache.k.clone(), cache.v.clone()
-        peek = ours(latents[:, :, 8:], torch.full((1, 2), 500.0), cache, write_cache=False)
+        peek = ours(last, torch.full((1, 2), 500.0), cache, write_cache=False)
         assert torch.equal(cache.k, before[0]) and torch.equal(cache.v, before[1])
-        real = ours(latents[:, :, 8:], torch.full((1, 2), 500.0), cache)
+        real = ours(last, torch.full((1, 2), 500.0), cache)
     assert rel_err(peek, real) < 1e-6
     assert not torch.equal(cache.k, before[0])
 
@@ -111,17 +118,10 @@ def test_streaming_step_compiles_to_one_graph(tmp_path):
     """No graph breaks (so no host syncs, no data-dependent Python) in a steady-state step with
     VACE and cache writes: what torch.compile / CUDA graphs need. aot_eager keeps it quick."""
     ours = ours_from(reference(TINY_VACE, seed=12), TINY_VACE, tmp_path)
-    latents, ctx, control = stream_inputs(TINY_VACE, frames=8, seed=3)
-    cache = ours.new_cache(LAYOUT)
-    ours.set_text(cache, ctx)
+    cache, x, v = streamed(ours, TINY_VACE, frames=8, seed=3)
+    assert cache.full
+    t, scale = torch.full((1, 2), 500.0), torch.ones(2)
     with torch.no_grad():
-        for start in range(0, 6, 2):
-            cache.begin_chunk(start)
-            ours(latents[:, :, start:start + 2], torch.zeros(1, 2), cache)
-        cache.begin_chunk(6)
-        assert cache.full
-        x, v = latents[:, :, 6:], control[:, :, 6:]
-        t, scale = torch.full((1, 2), 500.0), torch.ones(2)
         before = cache.k.clone(), cache.v.clone()
         eager = ours(x, t, cache, vace=v, hint_scale=scale)
         written = cache.k.clone()
