@@ -83,9 +83,12 @@ def run(args: argparse.Namespace) -> int:
             rows += _time_pose_and_edges(clip, args.repeat, args.warmup, args.chunk)
         elif name == "depth":
             rows += _time_depth(clip, args)
-    print(f"{width}x{height}, {_cpu_count()} CPU cores, p50/p95 over {args.repeat} timed calls")
-    print(table(rows, ["annotator", "device", "batch", "ms_per_frame", "p95_ms", "fps"]))
-    path = write_result("annotators", {"size": [width, height], "rows": rows},
+    load = _load_average()
+    print(f"{width}x{height}, {_cpu_count()} CPU cores, load average {load} (other work on the "
+          f"machine slows CPU rows), p50/p95 over {args.repeat} timed calls")
+    print(table(rows, ["annotator", "device", "batch", "ms_per_frame", "p95_ms", "fps", "cpu_ms_per_frame"]))
+    path = write_result("annotators", {"size": [width, height], "cpu_cores": _cpu_count(),
+                                       "load_average": load, "rows": rows},
                         Path(args.out) if args.out else None)
     print(f"wrote {path}")
     return 0
@@ -95,11 +98,25 @@ def _make(name: str) -> Callable[[np.ndarray], np.ndarray]:
     return make_person_mask() if name == "person_mask" else make_annotator(name)
 
 
-def _row(name: str, device: str, batch: int, timing: Timing, per: int = 1) -> dict[str, Any]:
+Measured = tuple[Timing, "float | None"]
+
+
+def _measure(fn: Callable[[], Any], repeat: int, warmup: int) -> Measured:
+    """Wall-clock timing, and the CPU time (all threads) per call: on a busy machine the
+    wall clock includes waiting for a core, the CPU time is the work itself."""
+    import time
+
+    start = time.process_time()
+    timing = time_cpu(fn, repeat, warmup)
+    return timing, (time.process_time() - start) * 1e3 / (repeat + warmup)
+
+
+def _row(name: str, device: str, batch: int, measured: Measured, per: int = 1) -> dict[str, Any]:
+    timing, cpu_ms = measured
     ms = timing.p50 / per
     return {"annotator": name, "device": device, "batch": batch, "ms_per_frame": ms,
             "p95_ms": timing.p95 / per, "fps": 1000.0 / ms if ms > 0 else float("inf"),
-            "timing": timing.as_dict()}
+            "cpu_ms_per_frame": cpu_ms / per if cpu_ms is not None else "", "timing": timing.as_dict()}
 
 
 def _cycle(clip: list[np.ndarray]) -> Callable[[], np.ndarray]:
@@ -115,7 +132,7 @@ def _cycle(clip: list[np.ndarray]) -> Callable[[], np.ndarray]:
 def _time_frames(name: str, annotator: Callable[[np.ndarray], Any], clip: list[np.ndarray],
                  repeat: int, warmup: int) -> dict[str, Any]:
     frame = _cycle(clip)
-    return _row(name, "cpu", 1, time_cpu(lambda: annotator(frame()), repeat, warmup))
+    return _row(name, "cpu", 1, _measure(lambda: annotator(frame()), repeat, warmup))
 
 
 def _chunks(clip: list[np.ndarray], chunk: int) -> Callable[[], list[np.ndarray]]:
@@ -125,7 +142,7 @@ def _chunks(clip: list[np.ndarray], chunk: int) -> Callable[[], list[np.ndarray]
 def _time_chunks(name: str, annotator: Any, clip: list[np.ndarray], chunk: int, repeat: int,
                  warmup: int) -> dict[str, Any]:
     frames = _chunks(clip, chunk)
-    return _row(name, "cpu", chunk, time_cpu(lambda: annotator.batch(frames()), repeat, warmup), per=chunk)
+    return _row(name, "cpu", chunk, _measure(lambda: annotator.batch(frames()), repeat, warmup), per=chunk)
 
 
 def _time_pose_and_edges(clip: list[np.ndarray], repeat: int, warmup: int, chunk: int) -> list[dict[str, Any]]:
@@ -137,7 +154,7 @@ def _time_pose_and_edges(clip: list[np.ndarray], repeat: int, warmup: int, chunk
         pose(f)
         edges(f)
 
-    rows = [_row("pose+edges (in turn)", "cpu", 1, time_cpu(both, repeat, warmup))]
+    rows = [_row("pose+edges (in turn)", "cpu", 1, _measure(both, repeat, warmup))]
     pose.close()
     which = _chunks(clip, chunk)
     with AnnotatorWorker("pose") as pw, AnnotatorWorker("edges") as ew:
@@ -147,8 +164,8 @@ def _time_pose_and_edges(clip: list[np.ndarray], repeat: int, warmup: int, chunk
             a.result()
             b.result()
 
-        timing = time_cpu(overlapped, max(3, repeat // chunk), 2)
-    rows.append(_row("pose+edges (2 workers)", "cpu", chunk, timing, per=chunk))
+        measured = _measure(overlapped, max(3, repeat // chunk), 2)
+    rows.append(_row("pose+edges (2 workers)", "cpu", chunk, measured, per=chunk))
     return rows
 
 
@@ -173,15 +190,16 @@ def _time_depth(clip: list[np.ndarray], args: argparse.Namespace) -> list[dict[s
     for batch in batches:
         frames = _chunks(clip, batch)
         rows.append(_row(f"{label} end to end", str(device), batch,
-                         time_cpu(lambda: depth.batch(frames()), repeat, args.warmup), per=batch))
+                         _measure(lambda: depth.batch(frames()), repeat, args.warmup), per=batch))
         on_device = torch.from_numpy(np.stack(clip[:batch])).to(device)
-        timer = time_cuda if device.type == "cuda" else time_cpu
 
         def network() -> None:
             with torch.inference_mode():
                 estimator(on_device)
 
-        rows.append(_row(f"{label} network", str(device), batch, timer(network, repeat, args.warmup), per=batch))
+        measured = ((time_cuda(network, repeat, args.warmup), None) if device.type == "cuda"
+                    else _measure(network, repeat, args.warmup))
+        rows.append(_row(f"{label} network", str(device), batch, measured, per=batch))
     return rows
 
 
@@ -217,6 +235,12 @@ def _clip(width: int, height: int, n: int, video: str | None) -> list[np.ndarray
         frame[:side, x:x + side] = person[:, : width - x]
         frames.append(frame)
     return frames
+
+
+def _load_average() -> str:
+    import os
+
+    return "/".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 def _cpu_count() -> int:
