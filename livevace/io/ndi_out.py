@@ -2,9 +2,12 @@
 
 The pacer is the node's clock, so the sender is created unclocked (`clock_video=False`):
 a clocked sender would pace a second time, and two clocks beating against each other add
-up to a frame of latency and jitter. Frames go out as BGRX converted with one SIMD pass
-into a reused buffer (NDI compresses them itself); each carries its capture stamp and index
-in the frame metadata, so a receiver on the same host can measure glass-to-glass latency.
+up to a frame of latency and jitter. Frames go out as BGRX, converted with one SIMD pass
+into one of two reused buffers and sent asynchronously: NDI compresses a frame on its own
+thread while the next one is prepared, and releases a buffer when the next send returns,
+so the double buffer is never written while NDI reads it. Each frame carries its capture
+stamp and index in the frame metadata, so a receiver on the same host can measure
+glass-to-glass latency.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ class NdiSink:
         self.name = f"ndi:{sender_name}"
         self._ndi = None
         self._sender = None
-        self._buf: np.ndarray | None = None
-        self._video = None
+        self._frames: list[tuple[object, np.ndarray]] = []
+        self._n = 0
 
     def open(self, width: int, height: int, fps: float) -> None:
         ndi = ndilib()
@@ -36,19 +39,23 @@ class NdiSink:
         sender = ndi.send_create(settings)
         if sender is None:
             raise SinkError(f"cannot create the NDI sender {self.sender_name!r}")
-        video = ndi.VideoFrameV2()
-        video.FourCC = ndi.FOURCC_VIDEO_TYPE_BGRX
-        video.frame_rate_N, video.frame_rate_D = int(round(fps * 1000)), 1000
-        video.frame_format_type = ndi.FRAME_FORMAT_TYPE_PROGRESSIVE
-        self._ndi, self._sender, self._video = ndi, sender, video
-        self._buf = np.empty((height, width, 4), np.uint8)
+        frames = []
+        for _ in range(2):
+            video = ndi.VideoFrameV2()
+            video.FourCC = ndi.FOURCC_VIDEO_TYPE_BGRX
+            video.frame_rate_N, video.frame_rate_D = int(round(fps * 1000)), 1000
+            video.frame_format_type = ndi.FRAME_FORMAT_TYPE_PROGRESSIVE
+            frames.append((video, np.empty((height, width, 4), np.uint8)))
+        self._ndi, self._sender, self._frames, self._n = ndi, sender, frames, 0
 
     def write(self, frame: Frame) -> None:
-        assert self._ndi is not None and self._buf is not None
-        cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGRA, dst=self._buf)
-        self._video.data = self._buf
-        self._video.metadata = f'<livevace t_capture="{frame.t_capture:.6f}" index="{frame.index}"/>'
-        self._ndi.send_send_video_v2(self._sender, self._video)
+        assert self._ndi is not None
+        video, buf = self._frames[self._n % 2]
+        self._n += 1
+        cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGRA, dst=buf)
+        video.data = buf
+        video.metadata = f'<livevace t_capture="{frame.t_capture:.6f}" index="{frame.index}"/>'
+        self._ndi.send_send_video_async_v2(self._sender, video)
 
     @property
     def connections(self) -> int:
@@ -59,5 +66,7 @@ class NdiSink:
 
     def close(self) -> None:
         if self._ndi is not None and self._sender is not None:
+            self._ndi.send_send_video_async_v2(self._sender, None)  # NDI lets go of our buffers
             self._ndi.send_destroy(self._sender)
-        self._ndi = self._sender = self._video = self._buf = None
+        self._ndi = self._sender = None
+        self._frames = []
