@@ -149,8 +149,16 @@ def test_zero_stream_cached_and_exact(ours):
     for e, g in zip(expected, got_a):
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
     real = torch.rand(later, generator=torch.Generator().manual_seed(7))
-    # the stream turns non-zero: it continues from the cached memory as if it had encoded all along
+    # the stream turns non-zero: it continues from the zeros' memory as if it had encoded all along
     torch.testing.assert_close(cached_a.encode(real), plain.encode(real), rtol=1e-4, atol=1e-5)
+    # a stream that took early cached latents (no memory kept for them) replays the zeros first
+    late, replayed = ours.encoder_stream(), ours.encoder_stream()
+    late.encode_zeros(first, "cpu")
+    late.encode_zeros(later, "cpu")
+    assert late.state is None
+    replayed.encode(torch.zeros(first))
+    replayed.encode(torch.zeros(later))
+    torch.testing.assert_close(late.encode(real), replayed.encode(real), rtol=1e-4, atol=1e-5)
 
 
 def test_diffusers_folder_loads(reference, tmp_path):

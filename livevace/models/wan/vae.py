@@ -330,6 +330,12 @@ class VAEEncoderStream:
     def encode(self, pixels: Tensor) -> Tensor:
         """[B, 3, T, H, W] in [-1, 1] → normalised latents [B, 16, T', H/8, W/8]."""
         check_chunk(tuple(pixels.shape), not self.history, self.vae.config.time_stride)
+        if self.state is None:  # took cached zero latents without their memory: replay them
+            self.state = {}
+            for frames in self.history:
+                zeros = torch.zeros(*pixels.shape[:2], frames, *pixels.shape[3:], device=pixels.device,
+                                    dtype=self.vae.dtype)
+                self.vae.encode_step(zeros, self.state)
         self.all_zeros = False
         self.history += (pixels.shape[2],)
         return self.vae.encode_step(pixels, self.state)
@@ -337,12 +343,11 @@ class VAEEncoderStream:
     @torch.no_grad()
     def encode_zeros(self, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
         """The latents of an all-zeros chunk [B, 3, T, H, W] (VACE's inactive video when the
-        mask is 1 everywhere).
+        mask is 1 everywhere). The tensor may be shared: never modify it in place.
 
         While a stream has only ever seen zeros, its latents come from a cache shared by all
         streams of this VAE, computed once per chunk index until they repeat and then reused
-        for ever; the stream takes over the cached memory too, so real frames that follow
-        continue seamlessly.
+        for ever; real frames that follow continue from the zeros' causal memory.
         """
         device = torch.device(device)
         check_chunk(tuple(shape), not self.history, self.vae.config.time_stride)
@@ -350,7 +355,7 @@ class VAEEncoderStream:
             history = self.history + (shape[2],)
             hit = self.vae._zeros.get(tuple(shape), device, history)
             if hit is not None:
-                self.history, self.state = history, dict(hit[1])
+                self.history, self.state = history, None if hit[1] is None else dict(hit[1])
                 return hit[0]
         return self.encode(torch.zeros(shape, device=device, dtype=self.vae.dtype))
 
@@ -359,42 +364,45 @@ class ZeroStreamLatents:
     """Latents of all-zeros streams per chunk index, computed once and shared.
 
     An all-zeros input is constant in time, so once the causal receptive field has passed
-    the latents (and the encoder memory) repeat; from then on nothing is recomputed.
+    the latents (and the encoder memory) repeat; from then on nothing is recomputed. Only the
+    memory after the newest chunk is kept (it is about a gigabyte at 832×480): a stream that
+    takes older latents gets none and replays the zeros if it ever turns to real frames.
     """
 
     MAX_CHUNKS = 64
 
     def __init__(self, vae: WanVAE) -> None:
         self._vae = [vae]  # a list keeps it out of the module tree
-        self._runs: dict[tuple[Any, ...], list[tuple[tuple[int, ...], Tensor, State]]] = {}
+        self._runs: dict[tuple[Any, ...], list[tuple[tuple[int, ...], Tensor]]] = {}
+        self._frontier: dict[tuple[Any, ...], tuple[State, bool]] = {}  # memory after the last, converged
 
     def get(self, shape: tuple[int, ...], device: torch.device,
-            history: tuple[int, ...]) -> tuple[Tensor, State] | None:
-        """(latents, memory after them) for a zeros stream with these chunk lengths, or None
-        when this history is not the cached one (the caller then encodes by itself)."""
+            history: tuple[int, ...]) -> tuple[Tensor, State | None] | None:
+        """(latents, memory after them or None) for a zeros stream with these chunk lengths,
+        or None when this history is not the cached one (the caller then encodes by itself)."""
         vae = self._vae[0]
-        run = self._runs.setdefault((shape[0], *shape[3:], device, vae.dtype), [])
+        key = (shape[0], *shape[3:], device, vae.dtype)
+        run = self._runs.setdefault(key, [])
+        state, converged = self._frontier.get(key, ({}, False))
         i = len(history) - 1
         if i < len(run):
-            return run[i][1:] if run[i][0] == history else None
+            if run[i][0] != history:
+                return None
+            return run[i][1], (state if i >= len(run) - (2 if converged else 1) else None)
         if run and run[-1][0] != history[: len(run)]:
             return None
-        if self._converged(run) and set(history[len(run):]) == {run[-1][0][-1]}:
-            return run[-1][1:]
+        if converged and set(history[len(run):]) == {run[-1][0][-1]}:
+            return run[-1][1], state
         if i > len(run) or len(run) >= self.MAX_CHUNKS:
             return None
-        state = dict(run[-1][2]) if run else {}
+        new_state = dict(state)
         zeros = torch.zeros(*shape[:2], history[-1], *shape[3:], device=device, dtype=vae.dtype)
-        latents = vae.encode_step(zeros, state)
-        run.append((history, latents, state))
-        return latents, state
-
-    @staticmethod
-    def _converged(run: list[tuple[tuple[int, ...], Tensor, State]]) -> bool:
-        if len(run) < 2 or run[-1][0][-1] != run[-2][0][-1]:
-            return False
-        (_, a, sa), (_, b, sb) = run[-2], run[-1]
-        return _close(a, b) and all(_close(sa[m], sb[m]) for m in sb if isinstance(sb[m], Tensor))
+        latents = vae.encode_step(zeros, new_state)
+        same = bool(run) and run[-1][0][-1] == history[-1] and _close(run[-1][1], latents) and all(
+            m in state and _close(state[m], t) for m, t in new_state.items() if isinstance(t, Tensor))
+        run.append((history, latents))
+        self._frontier[key] = (new_state, same)
+        return latents, new_state
 
 
 def _close(a: Tensor, b: Tensor) -> bool:
