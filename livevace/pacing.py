@@ -8,13 +8,15 @@ even stream. The pacer runs its own clock thread and, at every output slot, emit
 - a frame that arrives live (after the previous emission) as soon as it comes, up to a
   quarter period early, so a steady source passes with no added latency and the output
   phase follows the input instead of drifting against it;
-- the last frame again ("held") when nothing came by the slot plus a grace of a quarter
-  period; consecutive holds keep the exact period, so output never stops or slows.
+- the last frame again ("held") when nothing came by the slot plus a grace of half a
+  period; consecutive holds keep the exact period, so output never stops or slows; a late
+  frame that comes after a hold follows it half a period later (not a full one: it is
+  already late).
 
 When the queue does not empty for two burst intervals the producer is ahead: the frames
 that stood in the queue all that time are dropped (oldest first), so a faster source (a
 60 fps camera into 30 fps output) cannot build up latency; a hard cap bounds the queue
-whatever happens. Output intervals stay within [0.75, 1.25] periods.
+whatever happens. Output intervals stay within [0.5, 1.5] periods.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ Emit = Callable[[Frame, bool], None]
 
 EARLY = 0.25
 """Fraction of a period a live frame may come early (lets the phase follow the input)."""
-GRACE = 0.25
+GRACE = 0.5
 """Fraction of a period the pacer waits past a slot before it holds."""
+AFTER_HOLD = 0.5
+"""Fraction of a period after a hold before a late frame may follow it."""
 
 
 class Pacer:
@@ -145,7 +149,9 @@ class Pacer:
         _, arrived = self._queue[0]
         live = arrived > self._last_t
         earliest = slot
-        if live:
+        if live and self._last_was_hold:  # late, after a repeat: show it soon, not doubled up
+            earliest = self._last_emit + AFTER_HOLD * self.period
+        elif live:
             earliest = max(slot - EARLY * self.period,
                            self._last_emit + (1 - EARLY) * self.period)
         self._wait_until(earliest, for_frame=False)

@@ -72,7 +72,7 @@ def test_bursts_play_out_evenly_in_order():
     times = np.diff(out.fresh_times())
     period = 1 / fps
     # A burst is spread out, not forwarded at once (a lower bound holds under load).
-    assert times.min() >= 0.6 * period
+    assert times.min() >= 0.45 * period
     # And close to the period on the whole.
     assert abs(np.median(times) - period) < 0.2 * period
 
