@@ -62,6 +62,11 @@ def write_selfie_segmenter(models_dir: Path) -> Path:
 
 # --- tiny random depth models in the folder layout `livevace models pull` produces
 
+INIT = 0.2
+"""Weight init scale of the tiny depth models: transformers' default (0.02) shrinks a tiny
+random network's output to ~1e-7, below fp16's normal range; at 0.2 it is ~20, like a real
+model's relative inverse depth, so the fp16 GPU path is tested on meaningful numbers."""
+
 
 def write_depth_anything(models_dir: Path, seed: int = 0) -> Path:
     """A tiny random Depth-Anything (DINOv2 backbone) with the real preprocessor settings."""
@@ -75,10 +80,11 @@ def write_depth_anything(models_dir: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
                             intermediate_size=64, patch_size=14, image_size=518,
-                            out_indices=[1, 2, 3, 4], reshape_hidden_states=False)
+                            out_indices=[1, 2, 3, 4], reshape_hidden_states=False,
+                            initializer_range=INIT)
     config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32,
                                  neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16,
-                                 head_hidden_size=8, patch_size=14)
+                                 head_hidden_size=8, patch_size=14, initializer_range=INIT)
     DepthAnythingForDepthEstimation(config).save_pretrained(folder)
     DPTImageProcessorPil(size={"height": 518, "width": 518}, keep_aspect_ratio=True,
                          ensure_multiple_of=14, resample=3, do_pad=False,
@@ -103,7 +109,8 @@ def write_dpt_hybrid(models_dir: Path, seed: int = 0) -> Path:
                        intermediate_size=64, image_size=64, patch_size=16,
                        backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[16, 32, 32, 32],
                        fusion_hidden_size=16, readout_type="project", backbone_config=bit,
-                       backbone_featmap_shape=[1, 64, 4, 4], reassemble_factors=[1, 1, 1, 0.5])
+                       backbone_featmap_shape=[1, 64, 4, 4], reassemble_factors=[1, 1, 1, 0.5],
+                       initializer_range=INIT)
     DPTForDepthEstimation(config).save_pretrained(folder)
     DPTImageProcessorPil(size={"height": 64, "width": 64}, keep_aspect_ratio=False,
                          image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5]).save_pretrained(folder)
