@@ -88,3 +88,26 @@ def test_person_masks_through_the_worker() -> None:
                          fallback=None) as worker:
         masks = worker.submit(frames).result()
     assert [m.shape for m in masks] == [(64, 96)] * 3 and masks[0].dtype == np.float32
+
+
+def test_a_control_switched_away_before_use_is_released() -> None:
+    closed: list[str] = []
+
+    class Closing:
+        stateless = False
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __call__(self, image: np.ndarray) -> np.ndarray:
+            return image
+
+        def close(self) -> None:
+            closed.append(self.name)
+
+    with AnnotatorWorker("a", factory=lambda name, **o: Closing(name)) as worker:
+        worker.switch("b")  # "a" was never used by a chunk
+        worker.switch("c")
+        worker.submit(clip(1)).result()
+        assert worker.active == "c"
+    assert sorted(closed) == ["a", "b", "c"]  # a and b when superseded, c at close

@@ -60,7 +60,9 @@ class AnnotatorWorker:
         """Use `control` from the next submitted chunk on (building starts now)."""
         with self._lock:
             self.requested = control
-            self._pending = self._builder.submit(self._build, control, options)
+            superseded, self._pending = self._pending, self._builder.submit(self._build, control, options)
+        if superseded is not None:  # switched again before a chunk used it: release it when built
+            superseded.add_done_callback(self._discard)
 
     def reset(self) -> None:
         """Forget temporal state (scene change) before the next submitted chunk."""
@@ -118,6 +120,11 @@ class AnnotatorWorker:
         if getattr(annotator, "stateless", False) and len(frames) > 1:
             return list(self._pool.map(annotator, frames))
         return [annotator(f) for f in frames]
+
+    @classmethod
+    def _discard(cls, built: Future) -> None:
+        if built.exception() is None:
+            cls._retire(built.result()[1])
 
     @staticmethod
     def _retire(annotator: Any) -> None:
