@@ -19,6 +19,7 @@ Keys of `snapshot()` (rates and timings over the last `window` seconds, counters
 - `dropped_capture`, `dropped_pacer`, `dropped_sink_<sink>`   frames dropped there (counters)
 - `dropped`                  all drops together
 - `held`                     output ticks that repeated the last frame (generation was late)
+- `pipeline_errors`          pipeline calls that raised (the picture held; logged once each)
 - `frames_in`, `frames_out`  counters
 - `no_signal`                1 while the source is silent and the slate is shown, else 0
 - `pacer_jitter_ms`          p95 of |output interval − frame period|

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -42,30 +43,36 @@ def frame(i: int) -> Frame:
     return Frame(np.full((4, 4, 3), i % 256, np.uint8), now(), i)
 
 
-def push_bursts(pacer: Pacer, burst: int, every: float, count: int, start: int = 0) -> int:
-    """Push `count` bursts of `burst` frames, one every `every` seconds; returns next index."""
-    i = start
+def push_bursts(pacer: Pacer, burst: int, every: float, count: int) -> list[int]:
+    """Push `count` bursts of `burst` frames, one every `every` seconds; returns the queue
+    depth after each push."""
+    depths = []
     t0 = now()
     for k in range(count):
         delay = t0 + k * every - now()
         if delay > 0:
             time.sleep(delay)
-        pacer.push([frame(i + j) for j in range(burst)])
-        i += burst
-    return i
+        pacer.push([frame(k * burst + j) for j in range(burst)])
+        depths.append(pacer.depth)
+    return depths
+
+
+@contextmanager
+def running(fps: float) -> Iterator[tuple[Pacer, Recorder, Stats]]:
+    out, stats = Recorder(), Stats()
+    pacer = Pacer(fps, out, stats)
+    pacer.start()
+    try:
+        yield pacer, out, stats
+    finally:
+        pacer.stop()
 
 
 def test_bursts_play_out_evenly_in_order():
     fps = 40.0
-    out = Recorder()
-    stats = Stats()
-    pacer = Pacer(fps, out, stats)
-    pacer.start()
-    try:
+    with running(fps) as (pacer, out, _):
         push_bursts(pacer, burst=8, every=8 / fps, count=6)
         time.sleep(10 / fps)
-    finally:
-        pacer.stop()
     fresh = [f.index for _, f, is_fresh in out.items if is_fresh]
     assert fresh == sorted(fresh)
     assert len(fresh) >= 40  # 48 pushed; at most a few trimmed if the machine stalls
@@ -79,17 +86,11 @@ def test_bursts_play_out_evenly_in_order():
 
 def test_holds_last_frame_when_generation_is_late():
     fps = 50.0
-    out = Recorder()
-    stats = Stats()
-    pacer = Pacer(fps, out, stats)
-    pacer.start()
-    try:
+    with running(fps) as (pacer, out, stats):
         pacer.push([frame(1)])
         time.sleep(0.5)  # the generator stalls for 25 periods
         pacer.push([frame(2)])
         time.sleep(0.1)
-    finally:
-        pacer.stop()
     held = [(t, f) for t, f, fresh in out.items if not fresh]
     assert len(held) >= 10  # output never stopped
     assert all(f.index == 1 for t, f in held if t < out.fresh_times()[1])
@@ -103,23 +104,10 @@ def test_holds_last_frame_when_generation_is_late():
 
 def test_drops_when_the_producer_runs_ahead_and_latency_stays_bounded():
     fps = 40.0
-    out = Recorder()
-    stats = Stats()
-    pacer = Pacer(fps, out, stats)
-    pacer.start()
-    depths = []
-    try:
-        t0 = now()
-        i = 0
-        while now() - t0 < 2.0:  # twice the output rate, in bursts of 8
-            pacer.push([frame(i + j) for j in range(8)])
-            i += 8
-            depths.append(pacer.depth)
-            time.sleep(8 / (2 * fps))
-    finally:
-        pacer.stop()
-    s = stats.snapshot()
-    assert s["dropped_pacer"] > 0.25 * i
+    with running(fps) as (pacer, out, stats):
+        # Twice the output rate, in bursts of 8, for two seconds.
+        depths = push_bursts(pacer, burst=8, every=8 / (2 * fps), count=20)
+    assert stats.snapshot()["dropped_pacer"] > 0.25 * 8 * 20
     # Bounded: the standing backlog is trimmed every two burst intervals (0.2 s here).
     assert max(depths) <= 32
     fresh = [f.index for _, f, is_fresh in out.items if is_fresh]

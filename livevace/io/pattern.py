@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from livevace.frames import Frame, now
+from livevace.io.clock import sleep_until
 from livevace.io.draw import FONT, put_text, text_scale
 
 INDEX_BITS = 16
@@ -112,14 +113,10 @@ class PatternSource:
         self._k = 0
 
     def read(self, timeout: float) -> Frame | None:
-        due = self._t0 + self._k * self.period
-        wait = due - now()
-        if wait > timeout:
-            time.sleep(max(timeout, 0.0))
+        late = sleep_until(self._t0 + self._k * self.period, timeout)
+        if late is None:
             return None
-        if wait > 0:
-            time.sleep(wait)
-        elif -wait > self.period:  # fell behind: skip ahead, stay on the wall clock
+        if late > self.period:  # fell behind: skip ahead, stay on the wall clock
             self._k = int((now() - self._t0) / self.period)
         img = self.render(self._k)
         frame = Frame(img, now(), self._k)

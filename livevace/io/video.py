@@ -4,13 +4,13 @@ can stand in for a camera during rehearsal."""
 from __future__ import annotations
 
 import os
-import time
 from typing import Iterator
 
 import av
 
 from livevace.errors import SourceError
 from livevace.frames import Frame, now
+from livevace.io.clock import sleep_until
 
 
 class VideoSource:
@@ -82,15 +82,12 @@ class VideoSource:
                 if self._pending is None:
                     raise SourceError(f"video {self.path!r} yields no frames")
         due = self._due(self._pending)
-        wait = due - now()
-        if wait > timeout:
-            time.sleep(max(timeout, 0.0))
+        late = sleep_until(due, timeout)
+        if late is None:
             return None
-        if wait > 0:
-            time.sleep(wait)
-        elif -wait > 1.0:  # stalled (machine busy): resume from here rather than race
-            self._origin += -wait
-            due = now()
+        if late > 1.0:  # stalled (machine busy): resume from here rather than race
+            self._origin += late
+            due += late
         image = self._pending.to_ndarray(format="rgb24")
         self._pending = None
         self._last_due = due
