@@ -144,6 +144,25 @@ def test_auto_picks_the_most_capable_pipeline_that_runs(caplog):
     pipeline.close()
 
 
+def needs_gpu(config: RunConfig, store: ParamStore) -> Passthrough:
+    from livevace.errors import UserError
+
+    raise UserError("needs a CUDA GPU")
+
+
+def test_auto_passes_over_what_cannot_run_and_says_why(caplog, monkeypatch):
+    from livevace.pipelines import REGISTRY, PipelineEntry
+
+    monkeypatch.setitem(REGISTRY, "dream", PipelineEntry(
+        "dream", f"{__name__}:needs_gpu", "a pipeline this machine cannot run", rank=1000))
+    caplog.set_level("INFO", logger="livevace.pipeline")
+    pipeline = create("auto", small_config(), ParamStore())
+    assert pipeline.name == "controlmap"
+    (line,) = [r.message for r in caplog.records if "pipeline auto" in r.message]
+    assert "dream: needs a CUDA GPU" in line
+    pipeline.close()
+
+
 def open_files() -> set[str]:
     found = set()
     for fd in os.listdir("/proc/self/fd"):
