@@ -25,12 +25,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livevace.control.tomlfiles import presets_root
+from livevace.control.tomlfiles import error_at, presets_root, read_toml
 from livevace.errors import UserError
 from livevace.io.specs import SinkSpec, SourceSpec, parse_sink, parse_source
 from livevace.params import BY_NAME, param
@@ -125,54 +124,62 @@ def find_preset(name: str) -> Path:
 
 
 def read_preset(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(node settings, live parameter values) of one preset file."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read preset {path}: {exc.strerror}") from None
+    """(node settings, live parameter values) of one preset file; errors say 'file:line:'."""
+    data, where = read_toml(path)
     node = data.pop("node", {})
-    params = dict(data.pop("params", {}))
+    params = data.pop("params", {})
+    for table, value in (("node", node), ("params", params)):
+        if not isinstance(value, dict):
+            raise error_at(path, where.line(key=table), f"{table} must be a table ([{table}])")
+    params = dict(params)
+    lines = {key: where.line("params", key=key) for key in params}
     for key in list(data):
         if key in BY_NAME:
             params[key] = data.pop(key)
+            lines[key] = where.line(key=key)
         elif key in SCENE_KEYS:
             data.pop(key)
-    if data:
-        raise ConfigError(f"{path}: unknown entries {', '.join(sorted(data))} "
-                          "(expected [node], [params] or parameter names)")
-    for key in node:
+    for key in data:
+        raise error_at(path, where.line(key=key), f"unknown entry {key!r} (expected [node], "
+                       "[params] or parameter names)")
+    typed = {}
+    for key, value in node.items():
+        line = where.line("node", key=key)
         if key not in NODE_KEYS:
             near = difflib.get_close_matches(key, NODE_KEYS, n=1)
             hint = f" (did you mean {near[0]}?)" if near else ""
-            raise ConfigError(f"{path}: unknown [node] key {key!r}{hint}")
+            raise error_at(path, line, f"unknown [node] key {key!r}{hint}")
+        try:
+            typed[key] = _typed(key, value)
+        except ValueError as exc:
+            raise error_at(path, line, str(exc)) from None
     for key, value in params.items():
         try:
             param(key).coerce(value)
         except UserError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-    return node, params
+            raise error_at(path, lines[key], str(exc)) from None
+    return typed, params
 
 
-def _merge(values: dict[str, Any], node: dict[str, Any], where: str) -> None:
-    for key, value in node.items():
-        if key in ("sinks", "ndi_extra_ips"):
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{where}: {key} must be a list of strings")
-            value = tuple(value)
-        elif key in ("width", "height", "max_frames"):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"{where}: {key} must be a whole number, not {value!r}")
-        elif key in ("fps", "duration"):
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ConfigError(f"{where}: {key} must be a number, not {value!r}")
-            value = float(value)
-        elif not isinstance(value, str):
-            raise ConfigError(f"{where}: {key} must be text, not {value!r}")
-        values[key] = value
+def _typed(key: str, value: Any) -> Any:
+    """A [node] value as RunConfig holds it; ValueError says what was expected."""
+    if key in ("sinks", "ndi_extra_ips"):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{key} must be a list of strings")
+        return tuple(value)
+    if key in ("width", "height", "max_frames"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{key} must be a whole number, not {value!r}")
+        return value
+    if key in ("fps", "duration"):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"{key} must be a number, not {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be text, not {value!r}")
+    return value
 
 
 def load(presets: list[str] | tuple[str, ...] = (), overrides: dict[str, Any] | None = None,
@@ -184,11 +191,12 @@ def load(presets: list[str] | tuple[str, ...] = (), overrides: dict[str, Any] | 
     for name in presets:
         path = find_preset(name)
         node, preset_params = read_preset(path)
-        _merge(values, node, str(path))
+        values.update(node)
         values["params"].update(preset_params)
         applied.append(str(path))
-    if overrides:
-        _merge(values, {k: v for k, v in overrides.items() if v is not None}, "command line")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _typed(key, value)
     if params:
         values["params"].update(params)
     values["presets"] = tuple(applied)

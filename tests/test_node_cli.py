@@ -11,7 +11,8 @@ import pytest
 
 from livevace import __version__, config
 from livevace.cli import build_parser, main
-from livevace.config import ConfigError, RunConfig
+from livevace.config import RunConfig
+from livevace.errors import UserError
 
 NO_OSC = ["--osc-port", "-1", "--oscquery-port", "-1", "--no-zeroconf"]
 QUIET = [*NO_OSC, "--no-preview"]
@@ -91,16 +92,16 @@ def test_presets_layer_and_the_command_line_wins(tmp_path):
     assert strong.params["vace_refinement_scale"] == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize("text, says", [
-    ("[node]\nwidht = 640\n", "unknown [node] key 'widht' (did you mean width?)"),
-    ("[node]\nwidth = '640'\n", "width must be a whole number"),
-    ("[params]\nnoise_scale = 'lots'\n", "noise_scale: 'lots' is not a number"),
-    ("[node\nwidth = 640\n", "line 1"),
-    ("colour = 'red'\n", "unknown entries colour"),
+@pytest.mark.parametrize("text, line, says", [
+    ("[node]\nfps = 30\nwidht = 640\n", 3, "unknown [node] key 'widht' (did you mean width?)"),
+    ("[node]\nwidth = '640'\n", 2, "width must be a whole number"),
+    ("# mine\n[params]\nnoise_scale = 'lots'\n", 3, "noise_scale: 'lots' is not a number"),
+    ("[node\nwidth = 640\n", 1, ""),
+    ("\ncolour = 'red'\n", 2, "unknown entry 'colour'"),
 ])
-def test_bad_preset_names_the_file_and_the_problem(tmp_path, text, says):
+def test_bad_preset_names_the_file_line_and_problem(tmp_path, text, line, says):
     bad = tmp_path / "bad.toml"
     bad.write_text(text)
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(UserError) as exc:
         config.load([str(bad)])
-    assert str(bad) in str(exc.value) and says in str(exc.value)
+    assert str(exc.value).startswith(f"{bad}:{line}: ") and says in str(exc.value)
