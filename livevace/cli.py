@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import logging
 import sys
+from importlib.util import find_spec
+from pathlib import Path
 
 from livevace import __version__
 from livevace.errors import UserError
@@ -14,7 +17,36 @@ COMMANDS = ("run", "sources", "bench", "models", "osc", "presets", "patches", "e
 """Subcommands, each a module livevace.commands.<name> with `register(subparsers)`."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def summary(module: str) -> str:
+    """First docstring line of a module, read without importing it (imports can be heavy)."""
+    spec = find_spec(module)
+    if spec is None or spec.origin is None:
+        return ""
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def import_command(module: str) -> object:
+    """Import the module of the command being run; a missing optional package is one line."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == "livevace":
+            raise
+        raise UserError(f"this command needs the Python package {exc.name!r}, which is not "
+                        "installed here: run `make setup` (or pip install livevace)") from None
+
+
+def chosen(argv: list[str], names: list[str] | tuple[str, ...]) -> str | None:
+    """The first positional word of argv if it names one of `names`."""
+    words = [a for a in argv if not a.startswith("-")]
+    return words[0] if words and words[0] in names else None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The CLI; only the command being run is imported (`livevace osc --list` stays quick
+    and `livevace bench` runs where the node's I/O packages are missing)."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
         prog="livevace",
         description="Live-performance node: camera / NDI / Spout in, real-time causal VACE "
@@ -25,19 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"livevace {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run_now = chosen(argv, COMMANDS)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"livevace.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"livevace.commands.{name}":
-                raise
-            continue
-        module.register(sub)
+        module = f"livevace.commands.{name}"
+        if name == run_now:
+            import_command(module).register(sub)  # type: ignore[attr-defined]
+        elif find_spec(module) is not None:
+            sub.add_parser(name, help=summary(module).removeprefix(f"`livevace {name}`: "))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser(argv)
+    except UserError as exc:
+        print(f"livevace: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import pkgutil
+import sys
 
 import livevace.bench
+from livevace.cli import chosen, import_command, summary
 
 
 def _targets() -> list[str]:
-    skip = {"report"}
-    return sorted(m.name for m in pkgutil.iter_modules(livevace.bench.__path__) if m.name not in skip)
+    return sorted(m.name for m in pkgutil.iter_modules(livevace.bench.__path__)
+                  if m.name != "report")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,8 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description="Run a benchmark; prints a table and writes JSON under "
                             "bench/results/.")
     targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
-    for name in _targets():
-        module = importlib.import_module(f"livevace.bench.{name}")
-        p = targets.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
-        module.add_arguments(p)
-        p.set_defaults(func=module.run)
+    names = _targets()
+    argv = sys.argv[1:]
+    run_now = chosen(argv[argv.index("bench") + 1:] if "bench" in argv else [], names)
+    for name in names:
+        module = f"livevace.bench.{name}"
+        p = targets.add_parser(name, help=summary(module))
+        if name == run_now:
+            bench = import_command(module)
+            bench.add_arguments(p)  # type: ignore[attr-defined]
+            p.set_defaults(func=bench.run)  # type: ignore[attr-defined]
