@@ -134,10 +134,10 @@ class Capture:
         self.stats.timing("capture", (time.perf_counter() - t0) * 1e3)
         self.stats.event("fps_in")
         self.stats.count("frames_in")
-        self._count += 1
-        if image is frame.image and frame.index == self._count:
+        index, self._count = self._count, self._count + 1  # input frames numbered from 0
+        if image is frame.image and frame.index == index:
             return frame
-        return Frame(image, frame.t_capture, self._count, frame.meta)
+        return Frame(image, frame.t_capture, index, frame.meta)
 
     def _push(self, frame: Frame) -> None:
         with self._cond:
