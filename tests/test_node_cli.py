@@ -66,7 +66,7 @@ def test_version_and_sources(capsys):
 
 
 def run_args(*argv: str):
-    return build_parser().parse_args(["run", *NO_OSC, *argv])
+    return build_parser(["run"]).parse_args(["run", *NO_OSC, *argv])
 
 
 def test_default_preset_file_is_the_embedded_default():
