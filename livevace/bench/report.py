@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -79,8 +80,8 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu": platform.processor() or platform.machine(),
     }
-    try:
-        info["commit"] = subprocess.run(
+    try:  # LIVEVACE_COMMIT: set where the tree travels without .git (the lent GPU machine)
+        info["commit"] = os.environ.get("LIVEVACE_COMMIT") or subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
