@@ -37,6 +37,14 @@ def import_command(module: str) -> object:
                         "installed here: run `make setup` (or pip install livevace)") from None
 
 
+_argv: list[str] = []
+
+
+def current_argv() -> list[str]:
+    """The arguments being parsed (for commands that import only their chosen sub-target)."""
+    return list(_argv)
+
+
 def chosen(argv: list[str], names: list[str] | tuple[str, ...]) -> str | None:
     """The first positional word of argv if it names one of `names`."""
     words = [a for a in argv if not a.startswith("-")]
@@ -46,7 +54,9 @@ def chosen(argv: list[str], names: list[str] | tuple[str, ...]) -> str | None:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The CLI; only the command being run is imported (`livevace osc --list` stays quick
     and `livevace bench` runs where the node's I/O packages are missing)."""
+    global _argv
     argv = sys.argv[1:] if argv is None else argv
+    _argv = list(argv)
     parser = argparse.ArgumentParser(
         prog="livevace",
         description="Live-performance node: camera / NDI / Spout in, real-time causal VACE "

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import pkgutil
-import sys
 
 import livevace.bench
-from livevace.cli import chosen, import_command, summary
+from livevace.cli import chosen, current_argv, import_command, summary
 
 
 def _targets() -> list[str]:
@@ -21,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "bench/results/.")
     targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
     names = _targets()
-    argv = sys.argv[1:]
+    argv = current_argv()
     run_now = chosen(argv[argv.index("bench") + 1:] if "bench" in argv else [], names)
     for name in names:
         module = f"livevace.bench.{name}"
