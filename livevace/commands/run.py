@@ -15,6 +15,7 @@ from livevace import config as run_config
 from livevace.loop import Node
 from livevace.params import ParamStore
 from livevace.pipelines import create as create_pipeline
+from livevace.pipelines.vace import MODEL_CHOICES
 from livevace.stats import Stats, status_line
 
 log = logging.getLogger("livevace.run")
@@ -51,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "NDI 'livevace', plus a preview window when a display exists) until Ctrl-C.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     run_config.add_arguments(parser)
+    parser.add_argument("--model", metavar="NAME", choices=MODEL_CHOICES,
+                        help="weights of the vace pipeline: auto (the files `livevace models "
+                        "pull` fetches; default) | tiny-random (tiny random models, runs on a "
+                        "CPU: try the node without a GPU)")
     service = _control_service()
     if service is not None:
         service.add_arguments(parser)
@@ -107,7 +112,10 @@ def run(args: argparse.Namespace) -> int:
     stats = Stats()
     for path in cfg.presets:
         log.info("preset %s", path)
-    pipeline = create_pipeline(cfg.pipeline, cfg, store)
+    pipeline = create_pipeline(cfg.pipeline, cfg, store, model=getattr(args, "model", None))
+    bind_stats = getattr(pipeline, "bind_stats", None)
+    if bind_stats is not None:  # the generator times its stages into the node's stats
+        bind_stats(stats)
     service = _control_service()
     try:
         control = service.start(args, store, stats) if service is not None else None

@@ -33,6 +33,8 @@ class PipelineEntry:
     summary: str
     rank: int
     """`auto` tries higher ranks first."""
+    options: tuple[str, ...] = ()
+    """Keyword options its factory takes besides (config, store), e.g. `model`."""
 
     def factory(self) -> Factory:
         module, _, attr = self.target.partition(":")
@@ -51,22 +53,33 @@ register(PipelineEntry("passthrough", "livevace.pipelines.passthrough:create",
 register(PipelineEntry("controlmap", "livevace.pipelines.controlmap:create",
                        "the control signal of the chosen annotator (what VACE will follow)",
                        rank=10))
+register(PipelineEntry("vace", "livevace.pipelines.vace:create",
+                       "causal VACE generation on Wan2.1-1.3B (needs the weights and a CUDA "
+                       "GPU; --model tiny-random runs anywhere)", rank=100, options=("model",)))
 
 
 def pipeline_names() -> list[str]:
     return sorted(REGISTRY, key=lambda n: -REGISTRY[n].rank)
 
 
-def create(name: str, config: "RunConfig", store: ParamStore) -> Pipeline:
-    """Make pipeline `name`, or for `auto` the most capable one that can run here."""
+def _make(entry: PipelineEntry, config: "RunConfig", store: ParamStore,
+          options: dict[str, object]) -> Pipeline:
+    """Call the factory with the options it takes (unset ones left out)."""
+    given = {k: v for k, v in options.items() if k in entry.options and v is not None}
+    return entry.factory()(config, store, **given)
+
+
+def create(name: str, config: "RunConfig", store: ParamStore, **options: object) -> Pipeline:
+    """Make pipeline `name`, or for `auto` the most capable one that can run here.
+    `options` (e.g. model="tiny-random") reach the pipelines that take them."""
     if name != "auto":
         if name not in REGISTRY:
             raise UserError(f"no pipeline {name!r}; choose auto, {', '.join(pipeline_names())}")
-        return REGISTRY[name].factory()(config, store)
+        return _make(REGISTRY[name], config, store, options)
     passed: list[str] = []
     for candidate in pipeline_names():
         try:
-            pipeline = REGISTRY[candidate].factory()(config, store)
+            pipeline = _make(REGISTRY[candidate], config, store, options)
         except UserError as exc:
             passed.append(f"{candidate}: {exc}")
             continue

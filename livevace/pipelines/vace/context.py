@@ -1,0 +1,144 @@
+"""The VACE context of a chunk: 96 channels per latent frame, as Wan2.1-VACE was trained on.
+
+    [ inactive 16 | reactive 16 | mask 64 ]
+
+with the mask m binarised at 0.5 (1 = generate), inactive = VAE(video · (1 − m)) — the
+part to keep — and reactive = VAE(video · m) — the part to generate, holding the control
+signal when there is one — each from its own causal encoder stream; the mask folded from
+8×8 pixel blocks into 64 channels at latent resolution and resized in time to the latent
+frame count (nearest-exact), exactly as diffusers' `WanVACEPipeline` prepares it.
+
+With no mask (a control video, or nothing but references) m = 1: inactive is all zeros,
+whose latents the VAE computes once and shares (`encode_zeros`), and the mask channels are
+a constant buffer. Reference images use `reference_context`: their latent as inactive, zeros
+as reactive and mask 0 ("given, keep"), as in VACE.
+
+`StreamEncoder` lets a stream sit out chunks (VACE switched off, then on again) and start
+in the middle of a video: a causal VAE stream must begin with a 1 + 4k chunk, so a stream
+(re)started on a later chunk of 4k frames is fed its first frame twice and the extra latent
+dropped — the 4-frame groups then line up with the generator's latent frames again.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from livevace.models.wan.vae import SPACE_STRIDE, WanVAE
+
+LATENT = 16
+TIME_STRIDE = 4
+
+
+def latent_frames(frames: int) -> int:
+    """Latent frames of a pixel chunk (first chunks 1 + 4k → 1 + k, later 4k → k)."""
+    return (frames + TIME_STRIDE - 1) // TIME_STRIDE
+
+
+def mask_channels(mask: Tensor) -> Tensor:
+    """Binary mask [T, H, W] → [1, 64, T', H/8, W/8] (8×8 blocks to channels, nearest in time)."""
+    t, h, w = mask.shape
+    hh, ww = h // SPACE_STRIDE, w // SPACE_STRIDE
+    blocks = mask.view(t, hh, SPACE_STRIDE, ww, SPACE_STRIDE).permute(2, 4, 0, 1, 3)
+    blocks = blocks.reshape(SPACE_STRIDE * SPACE_STRIDE, t, hh, ww)
+    return F.interpolate(blocks[None], size=(latent_frames(t), hh, ww), mode="nearest-exact")
+
+
+class StreamEncoder:
+    """One causal VAE encoder stream of a generation stream, chunk by chunk (see module doc).
+
+    `encode(pixels, chunk, first)`: pixels [1, 3, T, H, W] in [-1, 1], or None for all-zero
+    frames of `shape`; `chunk` counts the generation stream's chunks and `first` says whether
+    this is its first (1 + 4k frames). A skipped chunk restarts the stream.
+    """
+
+    def __init__(self, vae: WanVAE) -> None:
+        self.vae = vae
+        self.stream = vae.encoder_stream()
+        self.last_chunk: int | None = None
+
+    def reset(self) -> None:
+        self.stream.reset()
+        self.last_chunk = None
+
+    def encode(self, pixels: Tensor | None, shape: tuple[int, ...], device: torch.device,
+               chunk: int, first: bool) -> Tensor:
+        if self.last_chunk is not None and self.last_chunk != chunk - 1:
+            self.reset()  # sat out a chunk: its causal memory no longer fits
+        if pixels is None and not self.stream.all_zeros:
+            # back to zeros (after a keyframe or a mask): restart so the zeros come from the
+            # VAE's shared cache again instead of a full encode per chunk
+            self.reset()
+        self.last_chunk = chunk
+        restart = not self.stream.history and not first
+        if pixels is None:
+            b, c, t, h, w = shape
+            out = self.stream.encode_zeros((b, c, t + restart, h, w), device)
+        else:
+            if restart:
+                pixels = torch.cat([pixels[:, :, :1], pixels], dim=2)
+            out = self.stream.encode(pixels)
+        return out[:, :, 1:] if restart else out
+
+
+def reference_context(latents: Tensor) -> Tensor:
+    """Context of reference latents [1, 16, R, h, w]: inactive = the image, reactive = 0,
+    mask = 0 (kept as given), i.e. VACE's encoding of reference frames."""
+    b, _, r, h, w = latents.shape
+    ctx = latents.new_zeros(b, 2 * LATENT + SPACE_STRIDE * SPACE_STRIDE, r, h, w)
+    ctx[:, :LATENT] = latents
+    return ctx
+
+
+class ContextEncoder:
+    """Builds a chunk's context into one preallocated buffer (the sampler copies what it
+    keeps for recache, so the buffer is reused for every chunk)."""
+
+    def __init__(self, vae: WanVAE, latent_count: int, height: int, width: int,
+                 device: torch.device) -> None:
+        self.inactive = StreamEncoder(vae)
+        self.reactive = StreamEncoder(vae)
+        self.device = device
+        hh, ww = height // SPACE_STRIDE, width // SPACE_STRIDE
+        self.buffer = torch.zeros(1, 2 * LATENT + SPACE_STRIDE ** 2, latent_count, hh, ww,
+                                  device=device)
+        self.buffer[:, 2 * LATENT:] = 1.0
+        self._mask_is_ones = True
+
+    def reset(self) -> None:
+        self.inactive.reset()
+        self.reactive.reset()
+
+    @torch.no_grad()
+    def encode(self, shape: tuple[int, ...], chunk: int, first: bool, *,
+               video: Tensor | None = None, source: Tensor | None = None,
+               mask: Tensor | None = None) -> Tensor:
+        """The context [1, 96, C, h, w] of a chunk of pixel `shape` [1, 3, T, H, W].
+
+        video: what to generate from (control frames; None: zeros), source: the frames to keep
+        where the mask is 0 (the input; keyframes written in), mask: [T, H, W], 1 = generate
+        (None: generate everywhere, nothing kept)."""
+        if mask is None:
+            inactive = self.inactive.encode(None, shape, self.device, chunk, first)
+            reactive = self.reactive.encode(video, shape, self.device, chunk, first)
+        else:
+            m = (mask > 0.5).to(torch.float32)
+            keep = (1.0 - m)[None, None]
+            assert source is not None, "a mask keeps part of the source"
+            inactive = self.inactive.encode(source * keep.to(source.dtype), shape, self.device,
+                                            chunk, first)
+            reactive = (self.reactive.encode(video * m[None, None].to(video.dtype), shape,
+                                             self.device, chunk, first)
+                        if video is not None else
+                        self.reactive.encode(None, shape, self.device, chunk, first))
+        self.buffer[:, :LATENT] = inactive
+        self.buffer[:, LATENT:2 * LATENT] = reactive
+        if mask is None:
+            if not self._mask_is_ones:
+                self.buffer[:, 2 * LATENT:] = 1.0
+                self._mask_is_ones = True
+        else:
+            self.buffer[:, 2 * LATENT:] = mask_channels(m)
+            self._mask_is_ones = False
+        return self.buffer

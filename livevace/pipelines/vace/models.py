@@ -1,0 +1,138 @@
+"""The model set the vace pipeline runs on, and loading it — refused early and clearly.
+
+    models = load_models(choice, VramSettings(...))   # choice: None / "auto" or "tiny-random"
+
+`auto` takes the files of the models catalogue (`livevace models pull` fetches them; Scope's
+folder is reused): the LongLive generator with its LoRA (or Self-Forcing), the Wan2.1 VACE
+module, UMT5-XXL (fp8 or bf16) with its tokenizer, the Wan VAE and the tiny decoder. Before
+reading a byte of weights it checks, in one go, that every file is there and that a CUDA GPU
+exists (one ModelError naming what is missing, where it looked and the pull command), then
+that the estimated peak memory fits the GPU (`vram.ensure_fits`, refused with the estimate).
+Real weights are only ever read from the models directories.
+
+`tiny-random` (see `tiny`) builds toy-sized random models in memory, for tests and for trying
+the node without a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from livevace.errors import ModelError, UserError
+from livevace.models import catalog, vram
+from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.tae import TinyAutoencoder
+from livevace.models.wan.text import PromptEmbeddings, WanTextEncoder
+from livevace.models.wan.vae import WanVAE
+from livevace.pipelines.vace import MODEL_CHOICES
+
+log = logging.getLogger("livevace.vace")
+
+TINY_RANDOM = MODEL_CHOICES[1]
+ROLES = ("generator", "vace", "text encoder", "tokenizer", "vae", "tiny decoder")
+"""Catalogue roles the pipeline loads (the depth annotator finds its own weights and falls
+back to edges without them)."""
+
+
+@dataclass
+class ModelSet:
+    """Everything the pipeline runs; one set can serve several streams at once."""
+
+    name: str
+    dit: WanDiT
+    vae: WanVAE
+    tae: TinyAutoencoder
+    text: WanTextEncoder
+    device: torch.device
+    _embeddings: PromptEmbeddings | None = field(default=None, repr=False)
+
+    @property
+    def embeddings(self) -> PromptEmbeddings:
+        """Prompt embeddings, encoded off the loop thread and cached per text."""
+        if self._embeddings is None:
+            self._embeddings = PromptEmbeddings(self.text, output_device=self.device)
+        return self._embeddings
+
+    def close(self) -> None:
+        if self._embeddings is not None:
+            self._embeddings.close()
+            self._embeddings = None
+
+
+def load_models(choice: str | None, settings: vram.VramSettings) -> ModelSet:
+    """The model set for `--model` (see module doc)."""
+    choice = choice or "auto"
+    if choice == TINY_RANDOM:
+        from livevace.pipelines.vace.tiny import tiny_random
+
+        return tiny_random()
+    if choice != "auto":
+        raise UserError(f"unknown model {choice!r}: use auto (the files `livevace models pull` "
+                        f"fetches) or {TINY_RANDOM} (tiny random weights, runs on a CPU)")
+    files = _find_files()
+    vram.ensure_fits(settings)
+    return _load(files, settings)
+
+
+def _find_files() -> dict[str, dict[str, Path]]:
+    """Paths per role, or one ModelError for missing files and/or a missing CUDA GPU."""
+    wanted = {role.name: catalog.role_choice(role) for role in catalog.ROLES if role.name in ROLES}
+    try:
+        found = catalog.require(*(k for keys in wanted.values() for k in keys))
+        weights_error = None
+    except ModelError as exc:
+        found, weights_error = {}, str(exc)
+    if vram.gpu_memory() is None:
+        no_gpu = ("the vace pipeline needs a CUDA GPU and this machine has none; "
+                  f"`--model {TINY_RANDOM}` runs it on the CPU with random weights")
+        raise ModelError(f"{weights_error}; {no_gpu}" if weights_error else no_gpu)
+    if weights_error:
+        raise ModelError(weights_error)
+    return {role: {k: found[k] for k in keys} for role, keys in wanted.items()}
+
+
+def _load(files: dict[str, dict[str, Path]], settings: vram.VramSettings) -> ModelSet:
+    from livevace.models.wan.tae import load_tae
+    from livevace.models.wan.text import load_text_encoder
+    from livevace.models.wan.vae import load_wan_vae
+    from livevace.models.weights import load_dit
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    dtype = torch.bfloat16 if settings.dtype == "bf16" else torch.float16
+    generator, vace, text = files["generator"], files["vace"], files["text encoder"]
+    base = generator.get("longlive_base") or generator["self_forcing"]
+    steps = tqdm(total=4, desc="loading the vace pipeline", unit="part")
+    try:
+        steps.set_postfix_str("DiT + VACE")
+        dit = load_dit(base, vace=next(iter(vace.values())), lora=generator.get("longlive_lora"),
+                       device=device, dtype=dtype)
+        steps.update()
+        steps.set_postfix_str("VAE")
+        vae = load_wan_vae(files["vae"]["wan_vae"], device=device, dtype=dtype)
+        steps.update()
+        steps.set_postfix_str("tiny decoder")
+        tae = load_tae(files["tiny decoder"]["taew2_1"], device=device, dtype=dtype)
+        steps.update()
+        steps.set_postfix_str("text encoder")
+        encoder = load_text_encoder(next(iter(text.values())), files["tokenizer"]["umt5_tokenizer"],
+                                    device=device, dtype=dtype, keep_fp8="umt5_fp8" in text)
+        steps.update()
+    finally:
+        steps.close()
+    log.info("vace pipeline loaded on %s (%s)", torch.cuda.get_device_name(device),
+             ", ".join(str(p) for p in (base, *vace.values())))
+    return ModelSet("wan2.1-1.3b+vace", dit, vae, tae, encoder, device)
+
+
+def vram_settings(width: int, height: int, params: dict) -> vram.VramSettings:
+    """The estimate's inputs for this run (text encoder dtype from what is on disk)."""
+    text_role = next(r for r in catalog.ROLES if r.name == "text encoder")
+    fp8 = catalog.role_choice(text_role) == ("umt5_fp8",)
+    return vram.VramSettings(width=width, height=height, chunk_frames=int(params["chunk_frames"]),
+                             decoder=str(params["decoder"]),
+                             text_encoder_dtype="fp8" if fp8 else "bf16")

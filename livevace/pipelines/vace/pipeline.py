@@ -1,0 +1,287 @@
+"""`StreamingVace`: the node's generator — input chunks in, generated chunks out.
+
+Per call the loop hands over `frames_per_call` input frames and a parameter snapshot. The
+pipeline submits the chunk's annotation at once and then generates the chunk before it
+(`lookahead=1`: the annotators work on chunk n+1 while the DiT runs chunk n; 0 = no overlap,
+one chunk less latency). Generating a chunk:
+
+1. live parameters land (see `_apply`): resets, steps, seed, strengths, chunk size,
+   references, keyframes — all at this chunk boundary;
+2. annotate: wait for the chunk's control frames / person masks (usually already done);
+3. text: `TextConditioner` gives this chunk's prompt embedding (transition step, cut with
+   recache);
+4. encode: the VACE context (`context`) and, for video-to-video, the noised input latents;
+5. dit: references into the sink if due, recache if due, `StreamSampler.generate_chunk`;
+6. decode: `LiveDecoder` (wan or tae, switchable live) → uint8 frames, one per input frame,
+   each stamped with its input's capture time.
+Each stage is timed into the node's stats (`stage_annotate_ms`, `stage_annotate_wait_ms`,
+`stage_encode_ms`, `stage_dit_ms`, `stage_decode_ms`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from livevace.frames import Frame
+from livevace.models.wan.codec import pixels_to_frames
+from livevace.models.wan.prompt_blend import TextConditioner
+from livevace.models.wan.vace import VaceStrength
+from livevace.params import param
+from livevace.pipelines.vace import modes
+from livevace.pipelines.vace.annotation import Annotation, Chunk
+from livevace.pipelines.vace.geometry import (border_mask, fit_frames, generation_size,
+                                              outpaint_rect, place)
+from livevace.pipelines.vace.images import ImageCache
+from livevace.pipelines.vace.models import ModelSet
+from livevace.pipelines.vace.motion import start_timesteps
+from livevace.pipelines.vace.references import References, write_sink
+from livevace.pipelines.vace.staging import Staging
+from livevace.pipelines.vace.stream import GenerationStream, pixel_frames
+from livevace.pipelines.vace.timing import StageTimer
+from livevace.stats import Stats
+
+log = logging.getLogger("livevace.vace")
+
+STRENGTH = ("vace_context_scale", "vace_generation_scale", "vace_refinement_scale",
+            "vace_layer_profile")
+KEYFRAMES = {"first": "first_frame_image", "last": "last_frame_image"}
+
+
+def step_list(params: dict[str, Any]) -> list[int]:
+    """The sampler's steps: descending, without repeats, whatever order they came in."""
+    return sorted({int(s) for s in params["denoising_steps"]}, reverse=True)
+
+
+class StreamingVace:
+    """The `vace` pipeline (see module doc). `params`: the registry snapshot at start."""
+
+    name = "vace"
+
+    def __init__(self, models: ModelSet, width: int, height: int, params: dict[str, Any], *,
+                 lookahead: int = 1, stats: Stats | None = None,
+                 owns_models: bool = False) -> None:
+        self.models = models
+        self.width, self.height = width, height
+        self.gen_width, self.gen_height = generation_size(width, height)
+        self.lookahead = lookahead
+        self.stats = stats or Stats()
+        self.owns_models = owns_models
+        self.params = dict(params)
+        self.images = ImageCache(self.gen_width, self.gen_height)
+        self.references = References(models.vae, self.images, models.device)
+        self.text = TextConditioner(models.embeddings, models.dit.cfg.text_len)
+        self.annotation = Annotation(str(params["depth_model"]), lambda: self.stats)
+        self.staging = Staging(models.device)
+        self.timer = StageTimer(models.device)
+        self.pending: deque[Chunk] = deque()
+        self.stream = self._new_stream(params)
+        self.due: set[str] = set(KEYFRAMES)
+        """Keyframes to place in the next chunk (at a stream's start and when changed)."""
+        self.chunks_out = 0
+        self._mode = ""
+        self._text_error: str | None = None
+        for prompt in params["prompt"]:  # start encoding now; the first chunk waits for it
+            models.embeddings.request(prompt.text)
+        self.references.update(tuple(params["reference_images"]))
+
+    def bind_stats(self, stats: Stats) -> None:
+        """Time the stages into the node's stats."""
+        self.stats = stats
+
+    @property
+    def frames_per_call(self) -> int:
+        """Frames of the next chunk submitted (it follows any pending one, so it is a later
+        chunk then; a longer chunk than needed is trimmed to its newest frames)."""
+        return pixel_frames(self.stream.chunk, self.stream.first and not self.pending)
+
+    # ------------------------------------------------------------------------------ call
+    def __call__(self, frames: list[Frame], params: dict[str, Any]) -> list[Frame]:
+        plan = modes.plan(params)
+        self.annotation.follow(plan, str(params["depth_model"]))
+        self.pending.append(self.annotation.submit(frames, plan))
+        self._apply(params)
+        out: list[Frame] = []
+        while len(self.pending) > self.lookahead:
+            out += self._generate(self.pending.popleft(), params, plan)
+        return out
+
+    def close(self) -> None:
+        self.pending.clear()
+        self.annotation.close()
+        if self.owns_models:
+            self.models.close()
+
+    # ------------------------------------------------------------------- live parameters
+    def _new_stream(self, params: dict[str, Any]) -> GenerationStream:
+        return GenerationStream(self.models, self.gen_width, self.gen_height,
+                                int(params["chunk_frames"]), str(params["decoder"]),
+                                step_list(params), int(params["seed"]),
+                                VaceStrength.from_params(params))
+
+    def _apply(self, params: dict[str, Any]) -> None:
+        """Land the changes since the last call; parameters that need a reset say so."""
+        old, self.params = self.params, dict(params)
+        changed = {k for k, v in params.items()
+                   if param(k).kind != "trigger" and old.get(k) != v}
+        resets = sorted(k for k in changed if param(k).apply == "reset")
+        if params.get("reset_cache"):
+            resets.append("reset_cache")
+        sampler = self.stream.sampler
+        if "chunk_frames" in changed:
+            self.stream = self._new_stream(params)
+            self.text.invalidate()  # a new cache: the current prompt's K/V are rebuilt
+        else:
+            if "denoising_steps" in changed:
+                sampler.set_steps(step_list(params))
+            if "seed" in changed:
+                sampler.seed = int(params["seed"])
+            if changed & set(STRENGTH):
+                sampler.set_strength(VaceStrength.from_params(params))
+        if self.references.update(tuple(params["reference_images"])):
+            self.stream.sink_written = False  # written (again) before the next chunk
+            if not self.references.used and not self.stream.first:
+                resets.append("reference_images")  # the sink must stop steering
+        if resets:
+            log.info("%s: cache reset, the stream starts afresh with the current prompt",
+                     ", ".join(resets))
+            self._reset(keep_stream="chunk_frames" in resets)
+        for key, name in KEYFRAMES.items():
+            if name in changed and params[name]:
+                self.due.add(key)
+        self.images.forget({*params["reference_images"], params["mask_image"],
+                            params["first_frame_image"], params["last_frame_image"]})
+
+    def _reset(self, keep_stream: bool = False) -> None:
+        """Start the stream afresh; the text K/V (the *current* prompt) stay."""
+        if not keep_stream:
+            self.stream.reset()
+        self.annotation.reset()
+        self.due = set(KEYFRAMES)
+
+    # ------------------------------------------------------------------------ generation
+    def _generate(self, chunk: Chunk, params: dict[str, Any], plan: modes.Plan) -> list[Frame]:
+        stream = self.stream
+        need = stream.frames_needed
+        if len(chunk.frames) < need:  # the chunk size grew since it was taken
+            self.stats.count("dropped_vace", len(chunk.frames))
+            return []
+        cut = len(chunk.frames) - need
+        if cut:
+            self.stats.count("dropped_vace", cut)
+        frames = chunk.frames[cut:]
+        self._log_mode(plan)
+
+        t0 = time.perf_counter()
+        controls = self.annotation.controls(chunk, plan)
+        masks = self.annotation.masks(chunk, plan)
+        self.stats.timing("annotate_wait", (time.perf_counter() - t0) * 1e3)
+
+        update = self.text.update(params["prompt"], str(params["prompt_blend"]),
+                                  int(params["transition_chunks"]), wait=not stream.text_ready)
+        if update.error and update.error != self._text_error:
+            log.error("%s; the previous prompt keeps playing", update.error)
+        self._text_error = update.error
+
+        with self.timer.stage("encode"):
+            context, init, timesteps = self._condition(
+                stream, [f.image for f in frames],
+                None if controls is None else controls[cut:],
+                None if masks is None else masks[cut:], plan, params)
+        with self.timer.stage("dit"):
+            if update.changed:
+                stream.sampler.set_text(update.embeddings)
+            if update.recache and not stream.first:
+                replayed = stream.sampler.recache()
+                log.info("prompt cut: re-ran %d cached frames with the new prompt", replayed)
+            if self.references.latents is not None and not stream.sink_written:
+                write_sink(stream.sampler, *self.references.sink_frames(stream.cache.layout.sink))
+                stream.sink_written = True
+            latents = stream.sampler.generate_chunk(vace=context, init=init, timesteps=timesteps)
+        with self.timer.stage("decode"):
+            pixels = stream.decoder.decode(latents, str(params["decoder"]))
+            images = pixels_to_frames(pixels)[0].cpu().numpy()
+        stream.chunks += 1
+        self.timer.report(self.stats)
+        meta = {"chunk": self.chunks_out}
+        self.chunks_out += 1
+        return [Frame(self._output(image), f.t_capture, f.index, meta)
+                for image, f in zip(images, frames)]
+
+    def _condition(self, stream: GenerationStream, images: list[np.ndarray],
+                   controls: list[np.ndarray] | None, masks: list[np.ndarray] | None,
+                   plan: modes.Plan, params: dict[str, Any]
+                   ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[float] | None]:
+        """The chunk's VACE context and video-to-video start (each None when unused)."""
+        w, h = self.gen_width, self.gen_height
+        raw = fit_frames(images, w, h)
+        init = timesteps = None
+        if plan.latent_init:
+            scale = float(params["noise_scale"])
+            if params["noise_controller"]:
+                scale = stream.motion(raw, scale)
+            latents = stream.encode_input(self.staging.pixels("input", raw)).float()
+            noise = stream.sampler.noise(stream.cache.next_frame, 0, latents.shape)
+            init = noise * scale + latents * (1.0 - scale)
+            timesteps = start_timesteps(stream.sampler.timesteps, scale)
+
+        video = raw if plan.control == "none" else (
+            fit_frames(controls, w, h) if controls is not None else None)
+        region = self._region(masks, plan, len(images))
+        rect = outpaint_rect(plan.outpaint, w, h) if plan.outpaint else None
+        if rect is not None:
+            raw = place(raw, rect)
+            video = None if video is None else place(video, rect)
+            region = np.maximum(place(region, rect) if region is not None else 0.0,
+                                border_mask(rect, w, h)[None])
+        keyframes = {k: self.images.rgb(params[name], name.replace("_", " "))
+                     for k, name in KEYFRAMES.items() if k in self.due and params[name]}
+        keyframes = {k: v for k, v in keyframes.items() if v is not None}
+        self.due.clear()
+        if not (video is not None or region is not None or keyframes
+                or self.references.latents is not None):
+            return None, init, timesteps
+        if keyframes:
+            region = np.ones((len(raw), h, w), np.float32) if region is None else region.copy()
+            raw = raw.copy()
+            for key, image in keyframes.items():
+                at = 0 if key == "first" else -1
+                raw[at], region[at] = image, 0.0
+        context = stream.context.encode(
+            (1, 3, len(raw), h, w), stream.chunks, stream.first,
+            video=None if video is None else self.staging.pixels("video", video),
+            source=None if region is None else self.staging.pixels("source", raw),
+            mask=None if region is None else self.staging.values("mask", region))
+        return context, init, timesteps
+
+    def _region(self, masks: list[np.ndarray] | None, plan: modes.Plan,
+                frames: int) -> np.ndarray | None:
+        """[T, H, W] float32, 1 = regenerate: the person masks and the mask image together."""
+        w, h = self.gen_width, self.gen_height
+        parts = []
+        if masks is not None:
+            parts.append(fit_frames(masks, w, h).astype(np.float32))
+        if plan.mask_image:
+            image = self.images.mask(plan.mask_image, "mask image")
+            if image is not None:
+                parts.append(np.broadcast_to(image, (frames, h, w)))
+        if not parts:
+            return None
+        return np.maximum.reduce(parts) if len(parts) > 1 else np.array(parts[0], np.float32)
+
+    def _output(self, image: np.ndarray) -> np.ndarray:
+        if (self.gen_width, self.gen_height) == (self.width, self.height):
+            return image
+        return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+
+    def _log_mode(self, plan: modes.Plan) -> None:
+        mode = plan.describe()
+        if mode != self._mode:
+            log.info("vace: %s", mode)
+            self._mode = mode

@@ -1,0 +1,83 @@
+"""One uninterrupted generation stream: the state that lives from one cache reset to the next.
+
+A stream owns the static KV cache and its sampler (fixed layout: LongLive's 12-frame window
+with a 3-frame sink, chunks of 1 or 3 latent frames), the output decoder and the causal
+encoder streams of the VACE context and of the video-to-video input. `reset` starts it afresh
+in place (same buffers, text K/V kept — so the *current* prompt survives a reset); a chunk
+size change makes a new stream (new static shapes).
+
+Chunk sizes in pixel frames: a stream's first chunk is 1 + 4(C − 1) frames (the causal VAE
+turns its first frame alone into a latent): 9 for C = 3, 1 for C = 1; every later one 4C.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from livevace.models.wan.codec import LiveDecoder
+from livevace.models.wan.kv_cache import CacheLayout
+from livevace.models.wan.sampler import StreamSampler
+from livevace.pipelines.vace.context import ContextEncoder, StreamEncoder
+from livevace.pipelines.vace.geometry import BLOCK
+from livevace.pipelines.vace.motion import MotionNoise
+from livevace.models.wan.vace import VaceStrength
+from livevace.pipelines.vace.models import ModelSet
+
+WINDOW = 12
+"""Latent frames in the self-attention cache (LongLive)."""
+SINK = 3
+"""Of which the first chunk's (or the references') frames are kept for ever."""
+
+
+def pixel_frames(chunk: int, first: bool) -> int:
+    """Input/output frames of a chunk of `chunk` latent frames."""
+    return 1 + 4 * (chunk - 1) if first else 4 * chunk
+
+
+class GenerationStream:
+    def __init__(self, models: ModelSet, width: int, height: int, chunk: int, decoder: str,
+                 steps: Sequence[int], seed: int, strength: VaceStrength) -> None:
+        h, w = height // (BLOCK // 2), width // (BLOCK // 2)
+        self.chunk = chunk
+        self.cache = models.dit.new_cache(
+            CacheLayout(height=h, width=w, window=WINDOW, sink=SINK, chunk=chunk))
+        self.sampler = StreamSampler(models.dit, self.cache, steps=steps, seed=seed)
+        self.sampler.set_strength(strength)
+        self.decoder = LiveDecoder({"wan": models.vae, "tae": models.tae}, decoder)
+        self.context = ContextEncoder(models.vae, chunk, height, width, models.device)
+        self.input = StreamEncoder(models.vae)
+        self.motion = MotionNoise()
+        self.chunks = 0
+        """Chunks generated since the stream started."""
+        self.sink_written = False
+        """The references occupy the sink."""
+
+    @property
+    def first(self) -> bool:
+        return self.chunks == 0
+
+    @property
+    def frames_needed(self) -> int:
+        return pixel_frames(self.chunk, self.first)
+
+    @property
+    def text_ready(self) -> bool:
+        return self.cache.text_ready
+
+    def reset(self) -> None:
+        """Start afresh (cache, codecs, controller); the text K/V and settings stay."""
+        self.sampler.reset()
+        self.decoder.reset()
+        self.context.reset()
+        self.input.reset()
+        self.motion.reset()
+        self.chunks = 0
+        self.sink_written = False
+
+    @torch.no_grad()
+    def encode_input(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Latents of the input video (video-to-video), on this stream's encoder."""
+        return self.input.encode(pixels, tuple(pixels.shape), pixels.device, self.chunks,
+                                 self.first)

@@ -1,0 +1,56 @@
+"""`--model tiny-random`: the whole model set at toy sizes with random weights, made in memory.
+
+Every stage of the real pipeline runs — a UMT5 text encoder, the causal DiT with VACE blocks
+(`TINY_VACE`: 4 layers, 2 VACE blocks), the Wan VAE encoder and decoder and the tiny decoder,
+all in the real architectures — fast enough on a CPU for tests and for trying the node on a
+laptop. The pictures are noise that moves and reacts to every parameter, at the right sizes
+and rates. Nothing is downloaded: the tokenizer is a character vocabulary built here. The
+same seed gives the same weights.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from livevace.models.wan.config import TINY_VACE
+from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.tae import TAEConfig, TinyAutoencoder
+from livevace.models.wan.text import WanTextEncoder, umt5_config
+from livevace.models.wan.vae import WanVAE, WanVAEConfig
+from livevace.pipelines.vace.models import TINY_RANDOM, ModelSet
+
+TINY_VAE = WanVAEConfig(base_dim=4)
+TINY_TAE = TAEConfig(encoder_width=8, decoder_widths=(16, 8, 8, 8))
+TINY_TEXT = dict(d_model=TINY_VACE.text_dim, d_kv=8, num_heads=3, d_ff=48, num_layers=2)
+SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
+"""UMT5's conventions: padding 0, end of sequence 1 (appended), unknown 2."""
+
+
+def char_tokenizer():
+    """A tokenizer with one token per printable ASCII character (others are <unk>)."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate([*SPECIAL_TOKENS, *map(chr, range(32, 127))])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>",
+                                                             special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>",
+                                   eos_token="</s>", unk_token="<unk>")
+
+
+def tiny_random(seed: int = 0) -> ModelSet:
+    """The tiny model set on the CPU in float32 (the global random state is left alone)."""
+    from transformers import UMT5EncoderModel
+
+    tokenizer = char_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        dit = WanDiT(TINY_VACE).for_inference(torch.float32)
+        vae = WanVAE(TINY_VAE).eval().requires_grad_(False)
+        tae = TinyAutoencoder(TINY_TAE).eval().requires_grad_(False)
+        text = UMT5EncoderModel(umt5_config(vocab_size=len(tokenizer), **TINY_TEXT))
+    encoder = WanTextEncoder(text.eval().requires_grad_(False), tokenizer,
+                             text_len=TINY_VACE.text_len)
+    return ModelSet(TINY_RANDOM, dit, vae, tae, encoder, torch.device("cpu"))
