@@ -11,6 +11,7 @@ same seed gives the same weights.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from livevace.models.wan.config import TINY_VACE
 from livevace.models.wan.dit import WanDiT
@@ -40,6 +41,29 @@ def char_tokenizer():
                                    eos_token="</s>", unk_token="<unk>")
 
 
+@torch.no_grad()
+def visible(tae: TinyAutoencoder, mean: float = 0.5, std: float = 0.2) -> TinyAutoencoder:
+    """Random taehv weights decode everything to black (default inits shrink the signal
+    through its ReLU stack): He-initialise the convolutions and scale the last one so random
+    latents decode to pictures around mid-grey with visible structure, as a trained decoder's
+    would be. Uses the global random state (the caller seeds it)."""
+    for module in tae.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    last: nn.Conv2d = tae.decoder[-1]
+    seen: list[torch.Tensor] = []
+    hook = last.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    tae.decoder_stream().decode(torch.randn(1, TINY_TAE.latent_channels, 3, 8, 8))
+    hook.remove()
+    out = seen[0]
+    scale = std / out.std()
+    last.weight.mul_(scale)
+    last.bias.copy_(mean - out.mean(dim=(0, 2, 3)) * scale)
+    return tae
+
+
 def tiny_random(seed: int = 0) -> ModelSet:
     """The tiny model set on the CPU in float32 (the global random state is left alone)."""
     from transformers import UMT5EncoderModel
@@ -49,7 +73,7 @@ def tiny_random(seed: int = 0) -> ModelSet:
         torch.manual_seed(seed)
         dit = WanDiT(TINY_VACE).for_inference(torch.float32)
         vae = WanVAE(TINY_VAE).eval().requires_grad_(False)
-        tae = TinyAutoencoder(TINY_TAE).eval().requires_grad_(False)
+        tae = visible(TinyAutoencoder(TINY_TAE).eval().requires_grad_(False))
         text = UMT5EncoderModel(umt5_config(vocab_size=len(tokenizer), **TINY_TEXT))
     encoder = WanTextEncoder(text.eval().requires_grad_(False), tokenizer,
                              text_len=TINY_VACE.text_len)
