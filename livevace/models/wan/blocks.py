@@ -12,7 +12,8 @@ a `StreamCache` and returns the whole window to attend over.
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from torch import nn
 
 from livevace.models.wan.attention import AttnImpl, attend
 from livevace.models.wan.config import WanConfig
+from livevace.models.wan.fp8 import buffer_linear, linear, set_fp8
 from livevace.models.wan.rope import apply_rope
 
 KV = tuple[torch.Tensor, torch.Tensor]
@@ -94,17 +96,49 @@ class Attention(nn.Module):
         """[B, N, dim] → [B, H, N, D]."""
         return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
 
+    def output(self, attn: torch.Tensor) -> torch.Tensor:
+        """Attention output [B, H, N, D] → o-projection [B, N, dim]."""
+        return linear(self.o, attn.transpose(1, 2).flatten(2))
+
 
 class SelfAttention(Attention):
-    def forward(self, h: torch.Tensor, rope: KV, self_kv: SelfKV, layer: int,
-                impl: AttnImpl) -> torch.Tensor:
+    """Self-attention's projections; the attention itself runs in `WanBlock.forward`.
+
+    `fuse_qkv` makes q, k and v one [3·dim, dim] matrix product (one GEMM launch, better
+    tile occupancy at a few thousand tokens); q/k/v weights then become views into the fused
+    weight, so the checkpoint layout and `state_dict` stay as they are. Fuse after the last
+    cast or move (`Module.to` gives each parameter its own storage again); fusing again
+    rebuilds from the current q/k/v weights.
+    """
+
+    def __init__(self, cfg: WanConfig) -> None:
+        super().__init__(cfg)
+        self.register_buffer("qkv_weight", None, persistent=False)
+        self.register_buffer("qkv_bias", None, persistent=False)
+
+    def fuse_qkv(self, on: bool = True) -> None:
+        parts = (self.q, self.k, self.v)
+        if not on:
+            for p in parts:  # own storage again, so the fused buffer can go
+                p.weight.data, p.bias.data = p.weight.data.clone(), p.bias.data.clone()
+            self.qkv_weight = self.qkv_bias = None
+            set_fp8(self, False, "qkv_")
+            return
+        self.qkv_weight = torch.cat([p.weight.data for p in parts])
+        self.qkv_bias = torch.cat([p.bias.data for p in parts])
+        for p, w, b in zip(parts, self.qkv_weight.chunk(3), self.qkv_bias.chunk(3)):
+            p.weight.data, p.bias.data = w, b
+
+    def qkv(self, h: torch.Tensor, rope: KV) -> tuple[torch.Tensor, ...]:
+        """(q, k un-rotated, k, v) [B, H, N, D] of the modulated tokens h."""
+        if self.qkv_weight is None:
+            q, k, v = linear(self.q, h), linear(self.k, h), linear(self.v, h)
+        else:
+            q, k, v = buffer_linear(self, "qkv_", h).chunk(3, dim=-1)
         cos, sin = rope
-        q = apply_rope(self.heads(self.norm_q(self.q(h))), cos, sin)
-        k_raw = self.heads(self.norm_k(self.k(h)))
-        k = apply_rope(k_raw, cos, sin)
-        keys, values, allowed = self_kv(layer, k_raw, k, self.heads(self.v(h)))
-        out = attend(q, keys, values, allowed, impl)
-        return self.o(out.transpose(1, 2).flatten(2))
+        k_raw = self.heads(self.norm_k(k))
+        return (apply_rope(self.heads(self.norm_q(q)), cos, sin), k_raw,
+                apply_rope(k_raw, cos, sin), self.heads(v))
 
 
 class CrossAttention(Attention):
@@ -114,14 +148,18 @@ class CrossAttention(Attention):
         """K/V [B, H, text_len, D] of the embedded text (cached per block by the caller)."""
         return self.heads(self.norm_k(self.k(context))), self.heads(self.v(context))
 
-    def forward(self, h: torch.Tensor, text: KV, impl: AttnImpl) -> torch.Tensor:
-        q = self.heads(self.norm_q(self.q(h)))
-        out = attend(q, text[0], text[1], None, impl)
-        return self.o(out.transpose(1, 2).flatten(2))
+    def query(self, h: torch.Tensor) -> torch.Tensor:
+        return self.heads(self.norm_q(linear(self.q, h)))
 
 
 class WanBlock(nn.Module):
-    """norm1, self-attention, gated residual; norm3, cross-attention; norm2, FFN, gated."""
+    """norm1, self-attention, gated residual; norm3, cross-attention; norm2, FFN, gated.
+
+    The work between the two attentions is split into three phases (`self_in`, `cross_in`,
+    `ffn_out`): element-wise chains plus matrix products with no attention inside, which
+    `compiled` hands to torch.compile as they are (one compiled graph per phase serves every
+    block). `forward` runs the attentions and the cache write between them.
+    """
 
     def __init__(self, cfg: WanConfig) -> None:
         super().__init__()
@@ -136,15 +174,63 @@ class WanBlock(nn.Module):
         self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor, rope: KV, self_kv: SelfKV, layer: int,
-                text: KV, impl: AttnImpl) -> torch.Tensor:
+                text: KV, impl: AttnImpl, phases: Phases | None = None) -> torch.Tensor:
         """x [B, F·T, dim] float32, e [B, F, 6, dim] float32 (per-frame timestep projection)."""
-        dtype = self.ffn[0].weight.dtype
-        shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.float() + e).unbind(2)
-        h = modulate(self.norm1(x), shift1, scale1).to(dtype)
-        x = x + gated(self.self_attn(h, rope, self_kv, layer, impl), gate1)
-        x = x + self.cross_attn(self.norm3(x).to(dtype), text, impl).float()
-        h = modulate(self.norm2(x), shift2, scale2).to(dtype)
-        return x + gated(self.ffn(h), gate2)
+        ph = phases or EAGER
+        q, k_raw, k, v = ph.self_in(self, x, e, rope)
+        keys, values, allowed = self_kv(layer, k_raw, k, v)
+        x, q_text = ph.cross_in(self, x, e, attend(q, keys, values, allowed, impl))
+        return ph.ffn_out(self, x, e, attend(q_text, text[0], text[1], None, impl))
+
+    def modulations(self, e: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(shift1, scale1, gate1, shift2, scale2, gate2), each [B, F, dim] float32."""
+        return (self.modulation.float() + e).unbind(2)
+
+    def self_in(self, x: torch.Tensor, e: torch.Tensor, rope: KV) -> tuple[torch.Tensor, ...]:
+        """norm1 · (1 + scale1) + shift1 → q, k un-rotated, k, v for self-attention."""
+        shift, scale = self.modulations(e)[:2]
+        h = modulate(self.norm1(x), shift, scale).to(self.compute_dtype)
+        return self.self_attn.qkv(h, rope)
+
+    def cross_in(self, x: torch.Tensor, e: torch.Tensor, attn: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gated self-attention residual, then norm3 → the cross-attention queries."""
+        x = x + gated(self.self_attn.output(attn), self.modulations(e)[2])
+        return x, self.cross_attn.query(self.norm3(x).to(self.compute_dtype))
+
+    def ffn_out(self, x: torch.Tensor, e: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        """Cross-attention residual, then norm2 · (1 + scale2) + shift2 → FFN → gated residual."""
+        shift, scale, gate = self.modulations(e)[3:]
+        x = x + self.cross_attn.output(attn).float()
+        h = modulate(self.norm2(x), shift, scale).to(self.compute_dtype)
+        y = linear(self.ffn[2], F.gelu(linear(self.ffn[0], h), approximate="tanh"))
+        return x + gated(y, gate)
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The linear layers' dtype: what modulated activations are cast to."""
+        return self.ffn[0].weight.dtype
+
+    def fast_linears(self) -> list[tuple[nn.Module, str]]:
+        """(owner, prefix) of every large matrix product of the block (FP8 candidates)."""
+        sa = self.self_attn
+        qkv = [(sa, "qkv_")] if sa.qkv_weight is not None else [(sa.q, ""), (sa.k, ""),
+                                                                 (sa.v, "")]
+        return qkv + [(sa.o, ""), (self.cross_attn.q, ""), (self.cross_attn.o, ""),
+                      (self.ffn[0], ""), (self.ffn[2], "")]
+
+
+@dataclass(frozen=True)
+class Phases:
+    """The three attention-free phases of a block, as called by `WanBlock.forward`:
+    the methods themselves (eager) or compiled versions of them."""
+
+    self_in: Callable[..., tuple[torch.Tensor, ...]]
+    cross_in: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    ffn_out: Callable[..., torch.Tensor]
+
+
+EAGER = Phases(WanBlock.self_in, WanBlock.cross_in, WanBlock.ffn_out)
 
 
 class Head(nn.Module):

@@ -8,6 +8,7 @@ API for the pipeline (see also `kv_cache`, `vace` and `sampler`):
     model.set_text(cache, text_embeddings)              # [B, ≤512, 4096], on prompt change
     cache.begin_chunk(start_frame)                      # once per chunk (host bookkeeping)
     v = model(x_t, t, cache, vace=ctx, hint_scale=s)    # [B,16,F,h,w], t [B,F] → flow, same shape
+    model.accelerate(Acceleration(compile="default", cuda_graph=True))   # fast path, see `compiled`
 
 The cache is an object of its own, not part of the model, so one model can run several
 streams (the stratification experiment renders strategies side by side). Every forward
@@ -19,8 +20,8 @@ or a refinement pass only changes `hint_scale` (cache-stratified VACE, see `vace
 Static shapes: for a fixed layout and chunk size the step's tensors never change shape and
 the step never syncs with the host; the inputs x, t, vace and hint_scale can live in static
 buffers for CUDA graphs / torch.compile. The step branches on host state only in two places:
-`cache.full` (mask or no mask: capture the steady state, run the first W frames eagerly)
-and whether `vace` is given.
+the cache's visible slots (a prefix of the buffer, or a mask) and whether `vace` is given;
+`compiled.StepGraphs` keys its graphs on exactly these.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import torch
 from torch import nn
 
 from livevace.models.wan.attention import AttnImpl
-from livevace.models.wan.blocks import KV, Head, SelfKV, WanBlock, chunk_only
+from livevace.models.wan.blocks import EAGER, KV, Head, Phases, SelfKV, WanBlock, chunk_only
+from livevace.models.wan.compiled import Acceleration, StepGraphs, accelerate
 from livevace.models.wan.config import WanConfig
 from livevace.models.wan.kv_cache import CacheLayout, StreamCache
 from livevace.models.wan.rope import Rope
@@ -69,6 +71,10 @@ class WanDiT(nn.Module):
         self.rope = Rope(cfg)
         self.attn_impl: AttnImpl = "sdpa"
         """"explicit" switches every attention to the slow float32 reference path."""
+        self.phases: Phases = EAGER
+        self.graphs: StepGraphs | None = None
+        self.acceleration = Acceleration()
+        """How the model steps now; set with `accelerate` (see `compiled`)."""
 
     # ------------------------------------------------------------------ set-up helpers
     def for_inference(self, dtype: torch.dtype = torch.bfloat16) -> "WanDiT":
@@ -82,6 +88,12 @@ class WanDiT(nn.Module):
     @property
     def compute_dtype(self) -> torch.dtype:
         return self.patch_embedding.weight.dtype
+
+    def accelerate(self, settings: Acceleration | None = None) -> "WanDiT":
+        """Compile / CUDA-graph / fuse / FP8 the step (`compiled.Acceleration`; default: plain
+        eager). Call after the last cast or move of the model."""
+        accelerate(self, settings or Acceleration())
+        return self
 
     def new_cache(self, layout: CacheLayout, batch: int = 1) -> StreamCache:
         """A preallocated cache on this model's device and dtype."""
@@ -124,6 +136,16 @@ class WanDiT(nn.Module):
             raise RuntimeError("set_text() before the first forward")
         if x.shape[2] != cache.chunk_frames:
             raise ValueError(f"{x.shape[2]} frames given, the chunk has {cache.chunk_frames}")
+        if self.graphs is not None and self.graphs.handles(cache, write_cache):
+            return self.graphs.run(x, t, cache, vace, hint_scale)
+        return self.cached_forward(x, t, cache, vace=vace, hint_scale=hint_scale,
+                                   write_cache=write_cache)
+
+    def cached_forward(self, x: torch.Tensor, t: torch.Tensor, cache: StreamCache, *,
+                       vace: torch.Tensor | None = None,
+                       hint_scale: torch.Tensor | float | None = None,
+                       write_cache: bool = True) -> torch.Tensor:
+        """`forward` without the CUDA-graph dispatch: what the graphs capture."""
         n_text = len(cache.text_k)
         text = [(cache.text_k[i], cache.text_v[i]) for i in range(n_text)]
         return self._run(x, t, text, cache.rope_tables, cache.writer(write_cache), vace, hint_scale)
@@ -143,7 +165,7 @@ class WanDiT(nn.Module):
         if t.shape != (b, f):
             raise ValueError(f"timesteps {tuple(t.shape)}, expected per-frame [{b}, {f}]")
         dtype, impl = self.compute_dtype, self.attn_impl
-        tokens = self.patch_embedding(x.to(dtype)).flatten(2).transpose(1, 2).float()
+        tokens = self._embed(self.patch_embedding, x)
         e = self.time_embedding(sinusoidal_embedding(self.cfg.freq_dim, t)).float()
         e6 = self.time_projection(e).float().unflatten(1, (6, -1)).unflatten(0, (b, f))
         e = e.unflatten(0, (b, f))
@@ -159,7 +181,7 @@ class WanDiT(nn.Module):
         inject = {layer: j for j, layer in enumerate(self.cfg.vace_layers)}
         out = tokens
         for i, block in enumerate(self.blocks):
-            out = block(out, e6, rope, self_kv, i, text[i], impl)
+            out = block(out, e6, rope, self_kv, i, text[i], impl, self.phases)
             if hints is not None and i in inject:
                 out = out + hints[inject[i]] * scale[inject[i]]
         return self._unpatchify(self.head(out, e), f, h, w)
@@ -169,14 +191,19 @@ class WanDiT(nn.Module):
         """VACE hints for the chunk; VACE blocks attend within the chunk (see `vace`)."""
         if not self.cfg.has_vace:
             raise ValueError(f"{self.cfg.name} has no VACE blocks; load a VACE checkpoint")
-        c = self.vace_patch_embedding(vace.to(self.compute_dtype)).flatten(2).transpose(1, 2)
-        c = c.float()
+        c = self._embed(self.vace_patch_embedding, vace)
         hints = []
         first_text = self.cfg.num_layers
         for j, block in enumerate(self.vace_blocks):
-            hint, c = block.hint(c, tokens, e6, rope, chunk_only, j, text[first_text + j], impl)
+            hint, c = block.hint(c, tokens, e6, rope, chunk_only, j, text[first_text + j], impl,
+                                 self.phases)
             hints.append(hint)
         return hints
+
+    def _embed(self, conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+        """Patch embedding → contiguous float32 tokens [B, N, dim] (every block then sees the
+        same strides: one compiled graph)."""
+        return conv(x.to(self.compute_dtype)).flatten(2).transpose(1, 2).float().contiguous()
 
     def _unpatchify(self, y: torch.Tensor, f: int, h: int, w: int) -> torch.Tensor:
         pt, ph, pw = self.cfg.patch

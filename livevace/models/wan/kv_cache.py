@@ -12,9 +12,11 @@ Static shapes: every buffer is allocated once; a chunk's slots are device index 
 (`index_copy_`), its RoPE tables and the slot validity mask are device buffers refreshed by
 `begin_chunk` (host bookkeeping only, a few small copies, once per chunk, outside the step).
 The step itself has no host syncs and no data-dependent shapes. Until the window has filled
-(the first W frames) some slots are empty and attention takes a mask (`mask` is None once the
-buffer is full: the fast, maskless path that CUDA graphs of the steady state capture). Empty
-slots are masked out; LongLive instead attends to its zero-initialised sink slots when chunks
+(the first W frames) some slots are empty. While the slots a chunk sees are exactly the first
+n (a fresh stream fills slots in order), attention simply runs over that prefix of the buffer
+with no mask (`visible_prefix`); so does the steady state (n = W). Only other patterns (a
+recache replaying the ring) take a mask over the whole buffer (`mask`). Empty slots are never
+attended; LongLive instead attends to its zero-initialised sink slots when chunks
 are shorter than the sink (1-frame chunks), which only dilutes the first frames' attention.
 
 Long runs, RoPE: keys are cached rotated at their frame's position, computed exactly from
@@ -125,6 +127,9 @@ class StreamCache:
         self.chunk_start: int | None = None
         self.chunk_frames = 0
         self._all_visible = False
+        self.visible_prefix: int | None = None
+        """Slots 0…n-1 hold exactly the frames the current chunk sees: attend over that prefix
+        with no mask (None: use `mask`)."""
 
     # ----------------------------------------------------------------- host bookkeeping
     def reset(self) -> None:
@@ -133,6 +138,7 @@ class StreamCache:
         self.sink_shift = 0
         self.chunk_start, self.chunk_frames = None, 0
         self._all_visible = False
+        self.visible_prefix = None
 
     @property
     def full(self) -> bool:
@@ -153,6 +159,7 @@ class StreamCache:
         gone = set(frames)
         self.slot_frame = [-1 if f in gone else f for f in self.slot_frame]
         self._all_visible = False  # begin_chunk recomputes it
+        self.visible_prefix = None
 
     def begin_chunk(self, start: int, frames: int | None = None) -> None:
         """Plan the forwards of chunk [start, start+frames): slots, RoPE tables, mask.
@@ -178,6 +185,8 @@ class StreamCache:
             self.slot_frame[s] = f
         visible = [self._visible(f, end) for f in self.slot_frame]
         self._all_visible = all(visible)
+        seen = sum(visible)
+        self.visible_prefix = seen if all(visible[:seen]) else None
         raw_slots = [f if f < lay.sink else lay.sink + j for j, f in enumerate(chunk)]
         self.write_index[: n * t].copy_(self._token_index(slots))
         self.raw_index[: n * t].copy_(self._token_index(raw_slots))
@@ -244,6 +253,8 @@ class CacheKV:
     def __init__(self, cache: StreamCache, write: bool) -> None:
         self.cache, self.write = cache, write
         self.mask = cache.mask() if write else None
+        prefix = cache.visible_prefix if write else None
+        self.prefix_tokens = None if prefix is None else prefix * cache.layout.frame_tokens
 
     def __call__(self, layer: int, k_raw: torch.Tensor, k: torch.Tensor, v: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -258,4 +269,6 @@ class CacheKV:
         values.index_copy_(2, index, v.to(values.dtype))
         if c.sink_raw is not None:
             c.sink_raw[layer].index_copy_(2, c.raw_index[:n], k_raw.to(keys.dtype))
+        if self.prefix_tokens is not None:
+            return keys[:, :, :self.prefix_tokens], values[:, :, :self.prefix_tokens], None
         return keys, values, self.mask

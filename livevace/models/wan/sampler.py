@@ -18,6 +18,8 @@ Pipeline use:
     x0 = sampler.generate_chunk(vace=ctx)              # [B, 16, C, h, w] clean latents
     sampler.set_text(new_embeddings); sampler.recache()        # hard prompt cut (LongLive)
     sampler.reset()                                    # start afresh, keeps the text
+    sampler.warm_up(vace=True)                         # after model.accelerate(...): compile and
+                                                       # capture every cache state, then reset
 
 `recache` re-runs the cached window at t = 0 with the current text K/V: the latents (and VACE
 contexts) of every cached frame are kept in slot-aligned history buffers, the rolling frames
@@ -28,6 +30,7 @@ LongLive's global sink, unless `include_sink=True`.
 
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import torch
@@ -108,6 +111,23 @@ class StreamSampler:
         """Forget the stream (cache and history); text K/V and settings stay."""
         self.cache.reset()
         self.slot_has_vace = [False] * self.cache.layout.window
+
+    @torch.no_grad()
+    def warm_up(self, vace: bool = False) -> float:
+        """Run a throw-away stream through every cache state a fresh stream meets (the window
+        filling chunk by chunk, then full), so compilation and CUDA-graph capture happen now
+        and not on the first frames; then `reset`. Needs the text set. Returns seconds."""
+        start = time.perf_counter()
+        cache, lay, cfg = self.cache, self.cache.layout, self.model.cfg
+        ctx = (torch.zeros(cache.batch, cfg.vace_in_channels, lay.chunk, lay.height, lay.width,
+                           device=cache.device) if vace else None)
+        self.reset()
+        for _ in range(-(-lay.window // lay.chunk) + 1):
+            self.generate_chunk(vace=ctx)
+        self.reset()
+        if cache.device.type == "cuda":
+            torch.cuda.synchronize(cache.device)
+        return time.perf_counter() - start
 
     # ------------------------------------------------------------------------ sampling
     def noise(self, start: int, step: int, shape: Sequence[int]) -> torch.Tensor:

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from livevace.models.wan.attention import AttnImpl
-from livevace.models.wan.blocks import KV, SelfKV, WanBlock
+from livevace.models.wan.blocks import KV, Phases, SelfKV, WanBlock
 from livevace.models.wan.config import WanConfig
 from livevace.params import param
 
@@ -50,12 +50,13 @@ class VaceBlock(WanBlock):
         self.after_proj = nn.Linear(cfg.dim, cfg.dim)
 
     def hint(self, c: torch.Tensor, x: torch.Tensor, e: torch.Tensor, rope: KV, self_kv: SelfKV,
-             layer: int, text: KV, impl: AttnImpl) -> tuple[torch.Tensor, torch.Tensor]:
+             layer: int, text: KV, impl: AttnImpl, phases: Phases | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
         """(hint, new c). c: control tokens (patch-embedded context for block 0, else the
         previous block's c), x: the patch-embedded noisy latent, both float32."""
         if hasattr(self, "before_proj"):
             c = self.before_proj(c.to(self.before_proj.weight.dtype)).float() + x
-        c = super().forward(c, e, rope, self_kv, layer, text, impl)
+        c = super().forward(c, e, rope, self_kv, layer, text, impl, phases)
         return self.after_proj(c.to(self.after_proj.weight.dtype)).float(), c
 
 

@@ -1,0 +1,193 @@
+"""Fast stepping of a `WanDiT`: fused QKV, compiled block phases, CUDA graphs, FP8 option.
+
+    model = load_dit(...)                       # cast and moved to the GPU first
+    model.accelerate(Acceleration(compile="default", cuda_graph=True))
+    sampler = StreamSampler(model, model.new_cache(layout)); sampler.set_text(emb)
+    sampler.warm_up(vace=True)                  # compile + capture before going live
+    x0 = sampler.generate_chunk(vace=ctx)       # replays graphs from here on
+
+What each switch does and why:
+
+- `fuse_qkv` (on by default): q, k, v as one GEMM (see `blocks.SelfAttention`). Same maths.
+- `compile`: torch.compile of the three attention-free phases of a block (norms, modulation,
+  RoPE, QK RMS norms, gated residuals, GELU around the GEMMs; see `blocks.WanBlock`). One
+  compiled graph per phase and token count serves all 30 main and 15 VACE blocks, so a cold
+  compile costs seconds, not minutes. Attention and the cache write stay outside: cuDNN's SDPA
+  is already one kernel, and an in-place cache write inside a compiled graph risks a copy of
+  the whole cache. "max-autotune" also searches Triton GEMM templates (slower to compile).
+  Results agree with eager to float rounding.
+- `cuda_graph`: the whole cached step (patch embedding … head, VACE included) is captured once
+  per stream cache, chunk length, visible-prefix length and VACE on/off, then replayed: no
+  Python, no launch gaps. Inputs are copied into static buffers, the output is copied out.
+  The cache, its per-chunk plan (slots, RoPE tables) and the text K/V are already static
+  device buffers, so a replay writes the chunk's K/V exactly as the eager step does. States
+  that need an attention mask (a recache over a wrapped ring) and `write_cache=False` run
+  eagerly. Capturing runs the step twice (warm-up) on the chunk it is called for; that only
+  rewrites the chunk's own cache slots, which the captured replay then writes again.
+- `fp8` (off by default, QUALITY-AFFECTING): the large linear layers of every block in e4m3
+  with rowwise scales (see `fp8`); attention, norms and the time path stay as they are.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+
+from livevace.models.wan.blocks import EAGER, Phases, WanBlock
+from livevace.models.wan.fp8 import set_fp8
+from livevace.models.wan.kv_cache import StreamCache
+
+if TYPE_CHECKING:
+    from livevace.models.wan.dit import WanDiT
+
+CompileMode = Literal["off", "default", "max-autotune"]
+COMPILE_MODES: tuple[CompileMode, ...] = ("off", "default", "max-autotune")
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """How a `WanDiT` steps (see the module docstring); the default is plain eager."""
+
+    compile: CompileMode = "off"
+    cuda_graph: bool = False
+    fp8: bool = False
+    fuse_qkv: bool = True
+
+    def __post_init__(self) -> None:
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {self.compile!r}")
+
+    @property
+    def label(self) -> str:
+        """Short name for tables: eager, compile, autotune, +graph, +fp8, +unfused."""
+        parts = [{"off": "eager", "default": "compile", "max-autotune": "autotune"}[self.compile]]
+        parts += [name for name, on in (("graph", self.cuda_graph), ("fp8", self.fp8),
+                                        ("unfused", not self.fuse_qkv)) if on]
+        return "+".join(parts)
+
+
+def accelerate(model: WanDiT, settings: Acceleration) -> None:
+    """Switch `model` to `settings` (idempotent; call after the model's last cast or move)."""
+    device = model.patch_embedding.weight.device
+    if settings.cuda_graph and device.type != "cuda":
+        raise ValueError("CUDA graphs need the model on a CUDA device")
+    if settings.fp8 and device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 9):
+        raise ValueError("FP8 linear layers need an Ada or Hopper GPU (compute capability 8.9+)")
+    for block in all_blocks(model):
+        for module in block.modules():
+            set_fp8(module, False)
+        block.self_attn.fuse_qkv(settings.fuse_qkv)
+        for owner, prefix in block.fast_linears():
+            set_fp8(owner, settings.fp8, prefix)
+    model.phases = compiled_phases(settings.compile)
+    model.graphs = StepGraphs(model) if settings.cuda_graph else None
+    model.acceleration = settings
+
+
+def all_blocks(model: WanDiT) -> list[WanBlock]:
+    return list(model.blocks) + list(getattr(model, "vace_blocks", []))
+
+
+@functools.cache
+def compiled_phases(mode: CompileMode, backend: str = "inductor") -> Phases:
+    """The block phases under torch.compile (built once per mode, shared by every model;
+    tests pass a quicker `backend`)."""
+    if mode == "off":
+        return EAGER
+    config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):  # one entry per token count
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), 64))
+    options = {} if mode == "default" else {"mode": "max-autotune-no-cudagraphs"}
+
+    def build(fn):  # type: ignore[no-untyped-def]
+        return torch.compile(fn, fullgraph=True, dynamic=False, backend=backend, **options)
+
+    return Phases(build(WanBlock.self_in), build(WanBlock.cross_in), build(WanBlock.ffn_out))
+
+
+@dataclass
+class _Graph:
+    """One captured step and the static tensors it reads and writes."""
+
+    graph: torch.cuda.CUDAGraph
+    x: torch.Tensor
+    t: torch.Tensor
+    vace: torch.Tensor | None
+    scale: torch.Tensor
+    out: torch.Tensor
+
+
+class StepGraphs:
+    """CUDA graphs of `WanDiT.cached_forward`, captured on first use of each cache state."""
+
+    WARMUP = 2
+    """Eager runs before a capture: compilation, cuBLAS/cuDNN plans and workspaces."""
+
+    def __init__(self, model: WanDiT) -> None:
+        self.model = model
+        self.pool = torch.cuda.graph_pool_handle()  # graphs replay one at a time: share memory
+        self.graphs: weakref.WeakKeyDictionary[StreamCache, dict[tuple, _Graph]] = (
+            weakref.WeakKeyDictionary())
+        self.captures = 0
+        self.capture_seconds = 0.0
+        """Wall time spent warming up and capturing (compilation included)."""
+
+    def handles(self, cache: StreamCache, write_cache: bool) -> bool:
+        """Whether this step can replay a graph (maskless attention, writing the cache)."""
+        return (write_cache and cache.visible_prefix is not None and self.model.attn_impl == "sdpa"
+                and cache.device.type == "cuda")
+
+    def run(self, x: torch.Tensor, t: torch.Tensor, cache: StreamCache,
+            vace: torch.Tensor | None, hint_scale: torch.Tensor | float | None) -> torch.Tensor:
+        key = (cache.chunk_frames, cache.visible_prefix, tuple(x.shape),
+               None if vace is None else tuple(vace.shape))
+        per_cache = self.graphs.setdefault(cache, {})
+        entry = per_cache.get(key)
+        if entry is None:
+            entry = per_cache[key] = self._capture(x, t, cache, vace)
+        self._feed(entry, x, t, vace, hint_scale)
+        entry.graph.replay()
+        return entry.out.clone()
+
+    def _feed(self, g: _Graph, x: torch.Tensor, t: torch.Tensor, vace: torch.Tensor | None,
+              hint_scale: torch.Tensor | float | None) -> None:
+        g.x.copy_(x)
+        g.t.copy_(t)
+        if vace is not None and g.vace is not None:
+            g.vace.copy_(vace)
+        if isinstance(hint_scale, torch.Tensor):
+            g.scale.copy_(hint_scale)
+        else:
+            g.scale.fill_(1.0 if hint_scale is None else float(hint_scale))
+
+    @torch.no_grad()
+    def _capture(self, x: torch.Tensor, t: torch.Tensor, cache: StreamCache,
+                 vace: torch.Tensor | None) -> _Graph:
+        start = time.perf_counter()
+        n_scale = max(1, len(self.model.cfg.vace_layers))
+        sx, st = x.detach().clone(), t.detach().clone()
+        sv = None if vace is None else vace.detach().clone()
+        scale = torch.ones(n_scale, device=x.device)
+
+        def step() -> torch.Tensor:
+            return self.model.cached_forward(sx, st, cache, vace=sv, hint_scale=scale)
+
+        side = torch.cuda.Stream(x.device)
+        side.wait_stream(torch.cuda.current_stream(x.device))
+        with torch.cuda.stream(side):
+            for _ in range(self.WARMUP):
+                step()
+        torch.cuda.current_stream(x.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool):
+            out = step()
+        torch.cuda.synchronize(x.device)
+        self.captures += 1
+        self.capture_seconds += time.perf_counter() - start
+        return _Graph(graph, sx, st, sv, scale, out)

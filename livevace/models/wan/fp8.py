@@ -1,0 +1,72 @@
+"""FP8 (e4m3) linear layers: an optional, quality-affecting speed-up (off by default).
+
+Scaling is rowwise on both sides: each weight row (output feature) has its own scale, set once
+when FP8 is switched on, and each activation row (token) gets its own scale per call, taken
+from its absolute maximum. `torch._scaled_mm` multiplies the e4m3 operands on the FP8 tensor
+cores and applies both scales in its epilogue (bf16 out). Under torch.compile the activation
+quantisation fuses into the kernel that produced the activation (norm, modulation, GELU).
+
+The FP8 copy lives beside the bf16 weight as non-persistent buffers `<prefix>weight_fp8` and
+`<prefix>scale_fp8` of the owning module, so checkpoints and `state_dict` never see it and
+switching FP8 off again is free.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+E4M3 = torch.float8_e4m3fn
+E4M3_MAX = 448.0
+"""Largest finite e4m3 value: a row's absolute maximum is mapped onto it."""
+
+
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [M, K] → (e4m3 [M, K], float32 scale [M, 1]) with x ≈ e4m3 · scale."""
+    xf = x.float()
+    scale = xf.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12) / E4M3_MAX
+    return (xf / scale).to(E4M3), scale
+
+
+def fp8_linear(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor,
+               bias: torch.Tensor | None) -> torch.Tensor:
+    """x [..., K] · weightᵀ (+ bias) with e4m3 `weight` [N, K] and its scale [1, N]; out in x's
+    dtype."""
+    lead, k = x.shape[:-1], x.shape[-1]
+    x8, x_scale = quantize_rows(x.reshape(-1, k))
+    out = torch._scaled_mm(x8, weight.t(), scale_a=x_scale, scale_b=scale, out_dtype=x.dtype)
+    if bias is not None:
+        out = out + bias
+    return out.unflatten(0, lead)
+
+
+def linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """layer(x), through the layer's FP8 copy when one is set (`set_fp8`). Calling the layer
+    itself otherwise keeps wrappers such as a PEFT LoRA layer working."""
+    w8 = getattr(layer, "weight_fp8", None)
+    if w8 is None:
+        return layer(x)
+    return fp8_linear(x, w8, layer.scale_fp8, layer.bias)
+
+
+def buffer_linear(owner: nn.Module, prefix: str, x: torch.Tensor) -> torch.Tensor:
+    """The linear map held in `owner`'s buffers `<prefix>weight`/`<prefix>bias` (a fused
+    projection), through its FP8 copy when one is set."""
+    bias = getattr(owner, prefix + "bias")
+    w8 = getattr(owner, prefix + "weight_fp8", None)
+    if w8 is None:
+        return F.linear(x, getattr(owner, prefix + "weight"), bias)
+    return fp8_linear(x, w8, getattr(owner, prefix + "scale_fp8"), bias)
+
+
+def set_fp8(owner: nn.Module, on: bool, prefix: str = "") -> None:
+    """Add (or drop) the FP8 copy of `owner`'s `<prefix>weight` [N, K]."""
+    names = (prefix + "weight_fp8", prefix + "scale_fp8")
+    if not on:
+        for name in names:
+            owner._buffers.pop(name, None)
+        return
+    w8, scale = quantize_rows(getattr(owner, prefix + "weight").detach())
+    owner.register_buffer(names[0], w8, persistent=False)
+    owner.register_buffer(names[1], scale.t().contiguous(), persistent=False)
