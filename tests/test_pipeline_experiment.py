@@ -24,10 +24,12 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("stratify")
     clip = make_clip(d / "dance.mp4", 96, 64, seconds=2)
     out = d / "out"
+    preset = d / "look.toml"
+    preset.write_text('[params]\nseed = 3\nprompt = "an ink-wash dancer"\n')
     code = main(["experiment", "stratify", "--source", f"video:{clip}", "--model", "tiny-random",
                  "--strategies", "baseline,strong", "--custom", "0.5/0.5", "--chunks", "3",
                  "--width", str(SIZE), "--height", str(SIZE), "--control", "edges",
-                 "--out", str(out), "--set", "seed=3"])
+                 "--out", str(out), "--preset", str(preset)])
     assert code == 0
     return out
 
@@ -61,6 +63,7 @@ def test_metrics_are_written_with_sane_values(experiment: Path) -> None:
         assert m["fps"] > 0 and 0 < m["chunk_latency_p50_ms"] <= m["chunk_latency_p95_ms"]
     assert len({r["metrics"]["warp_error"] for r in rows}) == 3  # the strategies differ
     assert data["settings"]["seed"] == 3 and data["settings"]["chunks"] == 3
+    assert data["settings"]["prompt"] == "an ink-wash dancer"
     table = (experiment / "metrics.md").read_text()
     assert "| strong | 0.2 | 1 |" in table and "warp_error" in table
 

@@ -86,9 +86,13 @@ def test_strength_is_the_product_of_context_and_role_scales(models) -> None:  # 
     assert not np.array_equal(off[0], a[0])
 
 
-def test_a_strength_change_lands_on_the_next_chunk(models) -> None:  # noqa: F811
+@pytest.mark.parametrize("name, value", [("vace_generation_scale", 1.7),
+                                         ("vace_context_scale", 0.3),
+                                         ("vace_layer_profile", (0.0, 2.0)),
+                                         ("control", "gray")])
+def test_a_vace_change_lands_on_the_next_chunk(models, name, value) -> None:  # noqa: F811
     before, _ = render(models, CONTROL)
-    after, _ = render(models, CONTROL, changes={2: {"vace_generation_scale": 1.7}})
+    after, _ = render(models, CONTROL, changes={2: {name: value}})
     assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
     assert not np.array_equal(before[2], after[2])
 

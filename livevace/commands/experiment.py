@@ -3,7 +3,7 @@ strategies and measure how they differ.
 
     livevace experiment stratify --source video:dance.mp4
     livevace experiment stratify --source video:dance.mp4 --strategies baseline,inverse \\
-        --custom 0.5/0.5 --control pose --prompt "an ink-wash dancer"
+        --custom 0.5/0.5 --control pose --preset scenes/ink_wash
 
 Strategies are the files of presets/stratification/ (read, never re-declared here; `--custom
 R/G` adds refinement/generation pairs). Every strategy renders the same frames with the same
@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from livevace.config import _set_value, find_preset, read_preset
+from livevace.config import find_preset, read_preset
 from livevace.control.tomlfiles import presets_root
 from livevace.errors import UserError
 from livevace.io.specs import parse_source
@@ -87,8 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=576, help="frame width (default 576)")
     p.add_argument("--height", type=int, default=320, help="frame height (default 320)")
     p.add_argument("--fps", type=float, default=16.0, help="frame rate of the videos written")
-    p.add_argument("--set", action="append", default=[], type=_set_value, metavar="NAME=VALUE",
-                   help="any other live parameter for every strategy; repeatable")
+    p.add_argument("--preset", action="append", default=[], metavar="NAME|PATH",
+                   help="live parameters for every strategy from a preset or scene file "
+                   "(e.g. scenes/ink_wash); repeatable, later ones win")
     p.set_defaults(func=run)
 
 
@@ -209,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
         [s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies
         else strategy_names(), args.custom)
     store = ParamStore()
-    store.update(dict(args.set))
+    for preset in args.preset:
+        store.update(read_preset(find_preset(preset))[1])
     for name in ("control", "prompt"):
         if getattr(args, name) is not None:
             store.set(name, getattr(args, name))

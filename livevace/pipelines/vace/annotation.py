@@ -99,8 +99,8 @@ class Annotation:
         if chunk.control != plan.annotator:
             self.follow(plan, self.depth_model)
             assert self._control is not None
-            chunk.control, chunk.controls = plan.annotator, self._control.submit(
-                [f.image for f in chunk.frames])
+            chunk.control, chunk.controls = plan.annotator, self._timed(self._control.submit(
+                [f.image for f in chunk.frames]))
         assert chunk.controls is not None
         return chunk.controls.result()
 
@@ -111,8 +111,8 @@ class Annotation:
         if chunk.mask != plan.person_mask:
             self.follow(plan, self.depth_model)
             assert self._mask is not None
-            chunk.mask, chunk.masks = plan.person_mask, self._mask.submit(
-                [f.image for f in chunk.frames])
+            chunk.mask, chunk.masks = plan.person_mask, self._timed(self._mask.submit(
+                [f.image for f in chunk.frames]))
         assert chunk.masks is not None
         try:
             return chunk.masks.result()
