@@ -9,7 +9,7 @@ from wan_speed_support import assert_same_stream, new_model, stream
 from wan_support import one_thread, rel_err  # noqa: F401
 
 from livevace.models.wan.compiled import Acceleration, compiled_phases
-from livevace.models.wan.fp8 import E4M3_MAX, fp8_linear, quantize_rows
+from livevace.models.wan.linear import E4M3_MAX, fp8_linear, quantize_rows
 
 
 def test_rowwise_quantisation_keeps_each_row_to_e4m3_precision():

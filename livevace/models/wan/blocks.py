@@ -21,7 +21,7 @@ from torch import nn
 
 from livevace.models.wan.attention import AttnImpl, attend
 from livevace.models.wan.config import WanConfig
-from livevace.models.wan.fp8 import buffer_linear, linear, set_fp8
+from livevace.models.wan.linear import buffer_linear, linear, linear_gelu, set_fp8
 from livevace.models.wan.rope import apply_rope
 
 KV = tuple[torch.Tensor, torch.Tensor]
@@ -203,7 +203,7 @@ class WanBlock(nn.Module):
         shift, scale, gate = self.modulations(e)[3:]
         x = x + self.cross_attn.output(attn).float()
         h = modulate(self.norm2(x), shift, scale).to(self.compute_dtype)
-        y = linear(self.ffn[2], F.gelu(linear(self.ffn[0], h), approximate="tanh"))
+        y = linear(self.ffn[2], linear_gelu(self.ffn[0], h))
         return x + gated(y, gate)
 
     @property

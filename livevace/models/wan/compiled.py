@@ -25,7 +25,7 @@ What each switch does and why:
   eagerly. Capturing runs the step twice (warm-up) on the chunk it is called for; that only
   rewrites the chunk's own cache slots, which the captured replay then writes again.
 - `fp8` (off by default, QUALITY-AFFECTING): the large linear layers of every block in e4m3
-  with rowwise scales (see `fp8`); attention, norms and the time path stay as they are.
+  with rowwise scales (see `linear`); attention, norms and the time path stay as they are.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from livevace.models.wan.blocks import EAGER, Phases, WanBlock
-from livevace.models.wan.fp8 import set_fp8
+from livevace.models.wan.linear import set_fp8
 from livevace.models.wan.kv_cache import StreamCache
 
 if TYPE_CHECKING:
@@ -123,6 +123,16 @@ class _Graph:
     out: torch.Tensor
 
 
+@dataclass
+class _CacheGraphs:
+    """The graphs of one stream cache and their memory pool. They replay one at a time, so
+    they share one pool; it lives and dies with them (a pool handle must not outlive every
+    graph captured into it)."""
+
+    pool: tuple[int, int]
+    graphs: dict[tuple, _Graph]
+
+
 class StepGraphs:
     """CUDA graphs of `WanDiT.cached_forward`, captured on first use of each cache state."""
 
@@ -131,8 +141,7 @@ class StepGraphs:
 
     def __init__(self, model: WanDiT) -> None:
         self.model = model
-        self.pool = torch.cuda.graph_pool_handle()  # graphs replay one at a time: share memory
-        self.graphs: weakref.WeakKeyDictionary[StreamCache, dict[tuple, _Graph]] = (
+        self.graphs: weakref.WeakKeyDictionary[StreamCache, _CacheGraphs] = (
             weakref.WeakKeyDictionary())
         self.captures = 0
         self.capture_seconds = 0.0
@@ -147,10 +156,12 @@ class StepGraphs:
             vace: torch.Tensor | None, hint_scale: torch.Tensor | float | None) -> torch.Tensor:
         key = (cache.chunk_frames, cache.visible_prefix, tuple(x.shape),
                None if vace is None else tuple(vace.shape))
-        per_cache = self.graphs.setdefault(cache, {})
-        entry = per_cache.get(key)
+        per_cache = self.graphs.get(cache)
+        if per_cache is None:
+            per_cache = self.graphs[cache] = _CacheGraphs(torch.cuda.graph_pool_handle(), {})
+        entry = per_cache.graphs.get(key)
         if entry is None:
-            entry = per_cache[key] = self._capture(x, t, cache, vace)
+            entry = per_cache.graphs[key] = self._capture(x, t, cache, vace, per_cache.pool)
         self._feed(entry, x, t, vace, hint_scale)
         entry.graph.replay()
         return entry.out.clone()
@@ -168,7 +179,7 @@ class StepGraphs:
 
     @torch.no_grad()
     def _capture(self, x: torch.Tensor, t: torch.Tensor, cache: StreamCache,
-                 vace: torch.Tensor | None) -> _Graph:
+                 vace: torch.Tensor | None, pool: tuple[int, int]) -> _Graph:
         start = time.perf_counter()
         n_scale = max(1, len(self.model.cfg.vace_layers))
         sx, st = x.detach().clone(), t.detach().clone()
@@ -185,7 +196,7 @@ class StepGraphs:
                 step()
         torch.cuda.current_stream(x.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
+        with torch.cuda.graph(graph, pool=pool):
             out = step()
         torch.cuda.synchronize(x.device)
         self.captures += 1

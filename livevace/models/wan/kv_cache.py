@@ -265,10 +265,24 @@ class CacheKV:
             allowed = torch.cat([c.allowed_without_chunk, c.allowed.new_ones(1, n)], dim=1)
             return torch.cat([keys, k], dim=2), torch.cat([values, v], dim=2), allowed
         index = c.write_index[:n]
-        keys.index_copy_(2, index, k.to(keys.dtype))
-        values.index_copy_(2, index, v.to(values.dtype))
+        copy_tokens(keys, index, k)
+        copy_tokens(values, index, v)
         if c.sink_raw is not None:
-            c.sink_raw[layer].index_copy_(2, c.raw_index[:n], k_raw.to(keys.dtype))
+            copy_tokens(c.sink_raw[layer], c.raw_index[:n], k_raw)
         if self.prefix_tokens is not None:
             return keys[:, :, :self.prefix_tokens], values[:, :, :self.prefix_tokens], None
         return keys, values, self.mask
+
+
+def copy_tokens(dst: torch.Tensor, index: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """dst.index_copy_(2, index, src) for [B, H, tokens, D] tensors, moving each D-vector as
+    8-byte words where the layout allows: PyTorch's index kernel works element by element, so
+    a quarter of the bf16 elements is several times faster (the write was 4 % of a step)."""
+    src = src.to(dst.dtype)
+    size = src.element_size()  # (storage offsets are multiples of dim: aligned too)
+    dims = (*src.stride()[:-1], *dst.stride()[:-1], src.shape[-1])
+    if src.stride(-1) == 1 and all((n * size) % 8 == 0 for n in dims):
+        dst.view(torch.int64).index_copy_(2, index, src.view(torch.int64))
+    else:
+        dst.index_copy_(2, index, src)
+    return dst

@@ -1,14 +1,17 @@
-"""FP8 (e4m3) linear layers: an optional, quality-affecting speed-up (off by default).
+"""Linear layers of the fast path: FP8 copies (an option) and GEMM epilogues.
 
-Scaling is rowwise on both sides: each weight row (output feature) has its own scale, set once
-when FP8 is switched on, and each activation row (token) gets its own scale per call, taken
-from its absolute maximum. `torch._scaled_mm` multiplies the e4m3 operands on the FP8 tensor
-cores and applies both scales in its epilogue (bf16 out). Under torch.compile the activation
-quantisation fuses into the kernel that produced the activation (norm, modulation, GELU).
+**FP8 (e4m3), off by default, quality-affecting.** Scaling is rowwise on both sides: each
+weight row (output feature) has its own scale, set once when FP8 is switched on, and each
+activation row (token) gets its own scale per call, taken from its absolute maximum.
+`torch._scaled_mm` multiplies the e4m3 operands on the FP8 tensor cores and applies both
+scales in its epilogue (bf16 out). Under torch.compile the activation quantisation fuses into
+the kernel that produced the activation (norm, modulation, GELU). The FP8 copy lives beside the
+bf16 weight as non-persistent buffers `<prefix>weight_fp8` and `<prefix>scale_fp8` of the
+owning module, so checkpoints and `state_dict` never see it and switching FP8 off is free.
 
-The FP8 copy lives beside the bf16 weight as non-persistent buffers `<prefix>weight_fp8` and
-`<prefix>scale_fp8` of the owning module, so checkpoints and `state_dict` never see it and
-switching FP8 off again is free.
+**GELU in the GEMM epilogue.** The FFN's first layer and its tanh-GELU are one cuBLASLt call
+(`torch._addmm_activation`), which torch.compile keeps as it is: the [tokens, ffn_dim]
+activation is written once instead of written, read and written again.
 """
 
 from __future__ import annotations
@@ -48,6 +51,17 @@ def linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if w8 is None:
         return layer(x)
     return fp8_linear(x, w8, layer.scale_fp8, layer.bias)
+
+
+def linear_gelu(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """gelu_tanh(layer(x)); bias and GELU in the GEMM's epilogue for a plain Linear on a GPU
+    (PyTorch's CPU `_addmm_activation` uses the exact erf GELU, its CUDA one tanh's)."""
+    if (not x.is_cuda or type(layer) is not nn.Linear or layer.bias is None
+            or hasattr(layer, "weight_fp8")):
+        return F.gelu(linear(layer, x), approximate="tanh")
+    flat = torch._addmm_activation(layer.bias, x.reshape(-1, x.shape[-1]), layer.weight.t(),
+                                   use_gelu=True)
+    return flat.unflatten(0, x.shape[:-1])
 
 
 def buffer_linear(owner: nn.Module, prefix: str, x: torch.Tensor) -> torch.Tensor:
