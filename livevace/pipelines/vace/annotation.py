@@ -32,14 +32,16 @@ log = logging.getLogger("livevace.vace")
 
 @dataclass
 class Chunk:
-    """Input frames waiting to be generated, with their annotations in flight."""
+    """Input frames waiting to be generated, with their annotations in flight: per kind
+    ("control", "mask") the annotator's name and the future of its frames."""
 
     frames: list[Frame]
-    control: str | None = None
-    controls: Future | None = None
-    mask: str | None = None
-    masks: Future | None = None
-    submitted: float = field(default_factory=time.perf_counter)
+    jobs: dict[str, tuple[str, Future]] = field(default_factory=dict)
+
+
+def wanted(plan: Plan) -> dict[str, str | None]:
+    """The annotator of each kind the plan needs (None: not needed)."""
+    return {"control": plan.annotator, "mask": plan.person_mask}
 
 
 class Annotation:
@@ -48,8 +50,7 @@ class Annotation:
     def __init__(self, depth_model: str, stats: Callable[[], Stats]) -> None:
         self.depth_model = depth_model
         self._stats = stats
-        self._control: AnnotatorWorker | None = None
-        self._mask: AnnotatorWorker | None = None
+        self._workers: dict[str, AnnotatorWorker] = {}
         self._mask_errors: set[str] = set()
 
     def _build_control(self, name: str, **options: Any):
@@ -57,65 +58,59 @@ class Annotation:
             options.setdefault("model", self.depth_model)
         return make_annotator(name, **options)
 
+    def _worker(self, kind: str, name: str) -> AnnotatorWorker:
+        if kind == "control":  # a control that cannot load falls back to edges, logged
+            return AnnotatorWorker(name, factory=self._build_control)
+        return AnnotatorWorker(name, fallback=None, factory=lambda n, **o: make_person_mask(
+            inverse=n == "person_inverse", **o))
+
     def follow(self, plan: Plan, depth_model: str) -> None:
         """Point the workers at what the plan needs (a switch lands on the next submit)."""
-        name = plan.annotator
         reload = depth_model != self.depth_model
         self.depth_model = depth_model
-        if name is not None:
-            if self._control is None:
-                self._control = AnnotatorWorker(name, factory=self._build_control)
-            elif name != self._control.requested or (reload and name == "depth"):
+        for kind, name in wanted(plan).items():
+            if name is None:
+                continue
+            worker = self._workers.get(kind)
+            if worker is None:
+                self._workers[kind] = self._worker(kind, name)
+            elif name != worker.requested or (reload and name == "depth"):
                 if reload and name == "depth":
                     log.info("depth_model %s: reloading the depth annotator", depth_model)
-                self._control.switch(name)
-        if plan.person_mask is not None:
-            if self._mask is None:
-                self._mask = AnnotatorWorker(plan.person_mask, fallback=None,
-                                             factory=lambda n, **o: make_person_mask(
-                                                 inverse=n == "person_inverse", **o))
-            elif plan.person_mask != self._mask.requested:
-                self._mask.switch(plan.person_mask)
+                worker.switch(name)
 
     def submit(self, frames: list[Frame], plan: Plan) -> Chunk:
         chunk = Chunk(frames)
-        images = [f.image for f in frames]
-        if plan.annotator is not None and self._control is not None:
-            chunk.control, chunk.controls = plan.annotator, self._timed(self._control.submit(images))
-        if plan.person_mask is not None and self._mask is not None:
-            chunk.mask, chunk.masks = plan.person_mask, self._timed(self._mask.submit(images))
+        for kind, name in wanted(plan).items():
+            if name is not None and kind in self._workers:
+                self._start(chunk, kind, name)
         return chunk
 
-    def _timed(self, future: Future) -> Future:
+    def _start(self, chunk: Chunk, kind: str, name: str) -> Future:
         t0 = time.perf_counter()
+        future = self._workers[kind].submit([f.image for f in chunk.frames])
         future.add_done_callback(
             lambda _: self._stats().timing("annotate", (time.perf_counter() - t0) * 1e3))
+        chunk.jobs[kind] = (name, future)
         return future
 
-    def controls(self, chunk: Chunk, plan: Plan) -> list[np.ndarray] | None:
-        """The chunk's control frames for `plan` (None: the raw video or no control)."""
-        if plan.annotator is None:
+    def result(self, chunk: Chunk, plan: Plan, kind: str) -> list[np.ndarray] | None:
+        """The chunk's frames of `kind` for `plan`: control frames (None: the raw video or no
+        control), or person masks (float32 H×W, 1 = regenerate; None: no mask, or the mask
+        cannot run, which is logged once)."""
+        name = wanted(plan)[kind]
+        if name is None:
             return None
-        if chunk.control != plan.annotator:
+        job = chunk.jobs.get(kind)
+        if job is None or job[0] != name:  # the plan changed since the chunk was submitted
             self.follow(plan, self.depth_model)
-            assert self._control is not None
-            chunk.control, chunk.controls = plan.annotator, self._timed(self._control.submit(
-                [f.image for f in chunk.frames]))
-        assert chunk.controls is not None
-        return chunk.controls.result()
-
-    def masks(self, chunk: Chunk, plan: Plan) -> list[np.ndarray] | None:
-        """The chunk's person masks (float32 H×W, 1 = regenerate), or None."""
-        if plan.person_mask is None:
-            return None
-        if chunk.mask != plan.person_mask:
-            self.follow(plan, self.depth_model)
-            assert self._mask is not None
-            chunk.mask, chunk.masks = plan.person_mask, self._timed(self._mask.submit(
-                [f.image for f in chunk.frames]))
-        assert chunk.masks is not None
+            future = self._start(chunk, kind, name)
+        else:
+            future = job[1]
+        if kind == "control":
+            return future.result()
         try:
-            return chunk.masks.result()
+            return future.result()
         except Exception as exc:  # mediapipe missing or broken: say so once, go on unmasked
             key = f"{type(exc).__name__}: {exc}"
             if key not in self._mask_errors:
@@ -125,12 +120,10 @@ class Annotation:
 
     def reset(self) -> None:
         """A new stream: annotators forget their temporal smoothing."""
-        for worker in (self._control, self._mask):
-            if worker is not None:
-                worker.reset()
+        for worker in self._workers.values():
+            worker.reset()
 
     def close(self) -> None:
-        for worker in (self._control, self._mask):
-            if worker is not None:
-                worker.close()
-        self._control = self._mask = None
+        for worker in self._workers.values():
+            worker.close()
+        self._workers.clear()

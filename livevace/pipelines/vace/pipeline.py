@@ -179,8 +179,8 @@ class StreamingVace:
         self._log_mode(plan)
 
         t0 = time.perf_counter()
-        controls = self.annotation.controls(chunk, plan)
-        masks = self.annotation.masks(chunk, plan)
+        controls = self.annotation.result(chunk, plan, "control")
+        masks = self.annotation.result(chunk, plan, "mask")
         self.stats.timing("annotate_wait", (time.perf_counter() - t0) * 1e3)
 
         update = self.text.update(params["prompt"], str(params["prompt_blend"]),
