@@ -30,6 +30,7 @@ from livevace.control.tomlfiles import presets_root
 from livevace.errors import UserError
 from livevace.io.specs import parse_source
 from livevace.params import ParamStore, param
+from livevace.pipelines.vace import MODEL_CHOICES
 
 log = logging.getLogger("livevace.experiment")
 
@@ -78,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a refinement/generation scale pair, e.g. 0.5/0.5; repeatable")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="output folder (default: experiments/stratify-<date-time>)")
-    p.add_argument("--model", choices=("auto", "tiny-random"), default="auto",
+    p.add_argument("--model", choices=MODEL_CHOICES, default="auto",
                    help="weights (default auto: the files `livevace models pull` fetches)")
     p.add_argument("--control", help="control signal (default: the registry's)")
     p.add_argument("--prompt", help="prompt (default: the registry's)")
