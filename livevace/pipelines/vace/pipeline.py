@@ -151,16 +151,16 @@ class StreamingVace:
         if resets:
             log.info("%s: cache reset, the stream starts afresh with the current prompt",
                      ", ".join(resets))
-            self._reset(keep_stream="chunk_frames" in resets)
+            self._reset(new_stream="chunk_frames" in resets)
         for key, name in KEYFRAMES.items():
             if name in changed and params[name]:
                 self.due.add(key)
         self.images.forget({*params["reference_images"], params["mask_image"],
                             params["first_frame_image"], params["last_frame_image"]})
 
-    def _reset(self, keep_stream: bool = False) -> None:
+    def _reset(self, new_stream: bool = False) -> None:
         """Start the stream afresh; the text K/V (the *current* prompt) stay."""
-        if not keep_stream:
+        if not new_stream:  # a new stream starts fresh anyway
             self.stream.reset()
         self.annotation.reset()
         self.due = set(KEYFRAMES)

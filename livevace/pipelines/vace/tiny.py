@@ -64,8 +64,9 @@ def visible(tae: TinyAutoencoder, mean: float = 0.5, std: float = 0.2) -> TinyAu
     return tae
 
 
-def tiny_random(seed: int = 0) -> ModelSet:
-    """The tiny model set on the CPU in float32 (the global random state is left alone)."""
+def tiny_random(seed: int = 0, device: torch.device | str = "cpu") -> ModelSet:
+    """The tiny model set in float32 on `device` (CPU by default; CUDA exercises the GPU
+    path of the pipeline without weights). The global random state is left alone."""
     from transformers import UMT5EncoderModel
 
     tokenizer = char_tokenizer()
@@ -75,6 +76,7 @@ def tiny_random(seed: int = 0) -> ModelSet:
         vae = WanVAE(TINY_VAE).eval().requires_grad_(False)
         tae = visible(TinyAutoencoder(TINY_TAE).eval().requires_grad_(False))
         text = UMT5EncoderModel(umt5_config(vocab_size=len(tokenizer), **TINY_TEXT))
-    encoder = WanTextEncoder(text.eval().requires_grad_(False), tokenizer,
+    device = torch.device(device)
+    encoder = WanTextEncoder(text.eval().requires_grad_(False).to(device), tokenizer,
                              text_len=TINY_VACE.text_len)
-    return ModelSet(TINY_RANDOM, dit, vae, tae, encoder, torch.device("cpu"))
+    return ModelSet(TINY_RANDOM, dit.to(device), vae.to(device), tae.to(device), encoder, device)
