@@ -39,3 +39,32 @@ def test_cuda_matches_the_cpu_and_times_its_stages() -> None:
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
     for stage in ("encode", "dit", "decode"):
         assert stats[f"stage_{stage}_ms"] > 0
+
+
+def test_real_weights_generate_at_576x320() -> None:
+    """With the catalogue's weights on this machine (`livevace models pull`), else skipped."""
+    from livevace.config import RunConfig
+    from livevace.errors import ModelError
+    from livevace.frames import Frame
+    from livevace.pipelines import create
+
+    store = store_with(control="edges", prompt="a dancer made of ink, cinematic light")
+    config = RunConfig(width=576, height=320, sinks=(), preview="off")
+    try:
+        pipeline = create("vace", config, store)
+    except ModelError as exc:
+        pytest.skip(str(exc))
+    rng = np.random.default_rng(0)
+    try:
+        outs = []
+        for n in range(4):
+            count = pipeline.frames_per_call
+            frames = [Frame(rng.integers(0, 255, (320, 576, 3), dtype=np.uint8), float(i), i)
+                      for i in range(count)]
+            outs += [np.stack([f.image for f in out]) for out in [pipeline(frames, store.snapshot())] if out]
+        stats = pipeline.stats.snapshot()
+    finally:
+        pipeline.close()
+    assert [o.shape[0] for o in outs] == [9, 12, 12]
+    assert all(o.shape[1:] == (320, 576, 3) and o.std() > 5 for o in outs)
+    print({k: round(v, 1) for k, v in stats.items() if k.startswith("stage_")})
