@@ -304,17 +304,32 @@ def _measure(bench: Bench, variant: Acceleration, width: int, height: int, vace:
            "flops": flops.__dict__, "timing_ms": timing.as_dict(), "profile_ms": profile,
            "acceleration": variant.__dict__}
     if chunk is not None:
-        warmup_s, chunk_timing = chunk
-        row.update(chunk_ms=chunk_timing.p50, chunk_p95_ms=chunk_timing.p95,
-                   dit_fps=video_frames / (chunk_timing.p50 / 1e3), warmup_s=warmup_s,
-                   chunk_timing_ms=chunk_timing.as_dict())
+        row.update(chunk_ms=chunk.timing.p50, chunk_p95_ms=chunk.timing.p95,
+                   dit_fps=video_frames / (chunk.timing.p50 / 1e3), warmup_s=chunk.warmup_s,
+                   forwards_per_chunk=chunk.forwards, captures=chunk.captures,
+                   captures_timed=chunk.captures_timed, chunk_timing_ms=chunk.timing.as_dict())
     print(f"{row_name}: {timing.p50:.2f} ms/forward, err {err:.2g}, setup {setup_s:.1f} s"
-          + (f", {chunk[1].p50:.1f} ms/chunk" if chunk else ""), flush=True)
+          + (f", {chunk.timing.p50:.1f} ms/chunk of {chunk.forwards:g} forwards, "
+             f"{chunk.captures} graphs captured in {chunk.warmup_s:.2f} s warm-up "
+             f"(+{chunk.captures_timed} while timing)" if chunk else ""), flush=True)
     return row
 
 
-def _chunk_timing(bench: Bench, layout: CacheLayout, vace: bool) -> tuple[float, Timing] | None:
-    """(warm-up seconds, per-chunk timing) of whole chunks through the sampler."""
+@dataclass(frozen=True)
+class ChunkStats:
+    """Whole chunks through the sampler, and what its warm-up did."""
+
+    warmup_s: float
+    timing: Timing
+    forwards: float
+    """Model calls per timed chunk (steps + the cache write)."""
+    captures: int
+    """CUDA graphs captured by the warm-up."""
+    captures_timed: int
+    """Captured while timing (0 unless a cache state was missed by the warm-up)."""
+
+
+def _chunk_timing(bench: Bench, layout: CacheLayout, vace: bool) -> ChunkStats | None:
     args, device, model, cfg = bench.args, bench.device, bench.model, bench.model.cfg
     if args.chunks <= 0:
         return None
@@ -323,11 +338,23 @@ def _chunk_timing(bench: Bench, layout: CacheLayout, vace: bool) -> tuple[float,
     sampler.set_text(torch.randn(1, cfg.text_len, cfg.text_dim, device=device))
     ctx = (torch.randn(1, cfg.vace_in_channels, args.chunk, layout.height, layout.width,
                        device=device) if vace else None)
+
+    def captures() -> int:
+        return model.graphs.captures if model.graphs is not None else 0
+
+    before = captures()
     warmup_s = sampler.warm_up(vace=vace)
+    warmed = captures()
     for _ in range(-(-args.window // args.chunk)):  # a full window before timing
         sampler.generate_chunk(vace=ctx)
-    timing = _timer(device)(lambda: sampler.generate_chunk(vace=ctx), args.chunks, 1)
-    return warmup_s, timing
+    calls = [0]
+    hook = model.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    try:
+        timing = _timer(device)(lambda: sampler.generate_chunk(vace=ctx), args.chunks, 1)
+    finally:
+        hook.remove()
+    return ChunkStats(warmup_s, timing, calls[0] / (args.chunks + 1), warmed - before,
+                      captures() - warmed)
 
 
 def _sync(device: torch.device) -> None:
