@@ -30,10 +30,18 @@ next one comes and never trims frames the tests count (it holds instead)."""
 SOURCE_FPS = 30.0
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> None:
+    """Tiny tensors: one intra-op thread beats two fighting the annotator threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def models() -> ModelSet:
     """The tiny random model set, built once for all pipeline tests."""
-    torch.set_num_threads(1)  # tiny tensors: one thread beats two fighting the annotators
     built = tiny_random()
     yield built
     built.close()

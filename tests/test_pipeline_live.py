@@ -17,7 +17,7 @@ import pytest
 
 from livevace.pipelines.vace.pipeline import StreamingVace
 from livevace.pipelines.vace.stream import pixel_frames
-from pipeline_support import SIZE, images, models, run_node, store_with  # noqa: F401
+from pipeline_support import SIZE, images, models, one_thread, run_node, store_with  # noqa: F401
 
 T2V = dict(vace_enabled=False, noise_scale=1.0, transition_chunks=0, prompt="a red fox")
 

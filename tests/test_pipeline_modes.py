@@ -15,7 +15,8 @@ import pytest
 from livevace.io.video import VideoSource
 from livevace.pipelines.vace.pipeline import StreamingVace
 from livevace.pipelines.vace.stream import pixel_frames
-from pipeline_support import SIZE, images, make_clip, models, run_node, store_with  # noqa: F401
+from pipeline_support import (SIZE, images, make_clip, models, one_thread,  # noqa: F401
+                              run_node, store_with)
 
 CHUNKS = 3
 

@@ -19,7 +19,7 @@ from livevace.pipelines.vace.context import mask_channels
 from livevace.pipelines.vace.motion import MotionNoise, start_timesteps
 from livevace.pipelines.vace.pipeline import StreamingVace
 from livevace.pipelines.vace.stream import pixel_frames
-from pipeline_support import SIZE, images, models, store_with  # noqa: F401
+from pipeline_support import SIZE, images, models, one_thread, store_with  # noqa: F401
 
 CHUNKS = 3
 
