@@ -108,7 +108,7 @@ def test_mode_runs_through_the_node(case: str, models, assets, tmp_path: Path,  
     stamps = [f.t_capture for f in generated]
     assert stamps == sorted(stamps)
     s = stats.snapshot()
-    for stage in ("encode", "dit", "decode", "annotate_wait", "pipeline"):
+    for stage in ("cache", "encode", "dit", "decode", "annotate_wait", "pipeline"):
         assert f"stage_{stage}_ms" in s
     assert s["stage_dit_ms"] > 0 and s["stage_decode_ms"] > 0
     assert "vace: " in caplog.text  # the mode is named in the log

@@ -8,14 +8,15 @@ one chunk less latency). Generating a chunk:
 1. live parameters land (see `_apply`): resets, steps, seed, strengths, chunk size,
    references, keyframes — all at this chunk boundary;
 2. annotate: wait for the chunk's control frames / person masks (usually already done);
-3. text: `TextConditioner` gives this chunk's prompt embedding (transition step, cut with
-   recache);
+3. cache: `TextConditioner` gives this chunk's prompt embedding (a transition step, or a cut
+   with recache), references are written into the sink if due;
 4. encode: the VACE context (`context`) and, for video-to-video, the noised input latents;
-5. dit: references into the sink if due, recache if due, `StreamSampler.generate_chunk`;
+5. dit: `StreamSampler.generate_chunk`;
 6. decode: `LiveDecoder` (wan or tae, switchable live) → uint8 frames, one per input frame,
    each stamped with its input's capture time.
-Each stage is timed into the node's stats (`stage_annotate_ms`, `stage_annotate_wait_ms`,
-`stage_encode_ms`, `stage_dit_ms`, `stage_decode_ms`).
+Each stage is timed into the node's stats (`stage_annotate_ms` on the annotator threads,
+`stage_annotate_wait_ms` what the loop waited for it, `stage_cache_ms`, `stage_encode_ms`,
+`stage_dit_ms`, `stage_decode_ms`).
 """
 
 from __future__ import annotations
@@ -189,12 +190,7 @@ class StreamingVace:
             log.error("%s; the previous prompt keeps playing", update.error)
         self._text_error = update.error
 
-        with self.timer.stage("encode"):
-            context, init, timesteps = self._condition(
-                stream, [f.image for f in frames],
-                None if controls is None else controls[cut:],
-                None if masks is None else masks[cut:], plan, params)
-        with self.timer.stage("dit"):
+        with self.timer.stage("cache"):  # what the cache must hold before the chunk
             if update.changed:
                 stream.sampler.set_text(update.embeddings)
             if update.recache and not stream.first:
@@ -203,6 +199,12 @@ class StreamingVace:
             if self.references.latents is not None and not stream.sink_written:
                 write_sink(stream.sampler, *self.references.sink_frames(stream.cache.layout.sink))
                 stream.sink_written = True
+        with self.timer.stage("encode"):
+            context, init, timesteps = self._condition(
+                stream, [f.image for f in frames],
+                None if controls is None else controls[cut:],
+                None if masks is None else masks[cut:], plan, params)
+        with self.timer.stage("dit"):
             latents = stream.sampler.generate_chunk(vace=context, init=init, timesteps=timesteps)
         with self.timer.stage("decode"):
             pixels = stream.decoder.decode(latents, str(params["decoder"]))
