@@ -69,6 +69,7 @@ class Pacer:
         self._min_since = 0.0
         self._last_push = 0.0
         self._push_gap = self.period  # running mean of the time between bursts
+        self._burst = 1  # frames in the latest burst
 
     # --- producer side
     def push(self, frames: list[Frame]) -> None:
@@ -79,7 +80,10 @@ class Pacer:
         with self._cond:
             if self._last_push:
                 self._push_gap += 0.2 * (t - self._last_push - self._push_gap)
+            else:  # until a second burst says otherwise, assume the producer is on rate
+                self._push_gap = len(frames) * self.period
             self._last_push = t
+            self._burst = len(frames)
             self._queue.extend((f, t) for f in frames)
             while len(self._queue) > self.max_queue:
                 self._queue.popleft()
@@ -181,10 +185,11 @@ class Pacer:
 
     def _trim(self, t: float) -> None:
         """Drop the standing backlog when the queue has not emptied for two burst
-        intervals (at most `trim_window` seconds): longer than any on-rate producer keeps
+        intervals (at most `trim_window` seconds, at least one burst's play-out): longer than any on-rate producer keeps
         frames queued, short enough that a faster source adds little latency."""
         depth = len(self._queue)
-        window = min(self.trim_window, max(2 * self._push_gap, 2 * self.period))
+        playout = (self._burst + 1) * self.period  # a burst stands this long by itself
+        window = max(playout, min(self.trim_window, max(2 * self._push_gap, 2 * self.period)))
         if depth == 0 or t - self._min_since > window:
             if depth > 0 and self._min_depth > 0:
                 standing = min(self._min_depth, depth)

@@ -180,3 +180,16 @@ def test_node_turns_generator_bursts_into_steady_output():
     assert s["held"] <= 0.35 * len(sink.frames)
     gaps = np.diff([t for t, _ in sink.frames])
     assert np.median(gaps) == pytest.approx(1 / cfg.fps, rel=0.3)
+
+
+def test_the_first_burst_of_a_stream_is_played_not_trimmed():
+    """A generator's first chunk (9 frames) then 12-frame chunks at rate: nothing dropped."""
+    fps = 40.0
+    with running(fps) as (pacer, out, stats):
+        pacer.push([frame(i) for i in range(9)])
+        time.sleep(9 / fps)
+        push_bursts(pacer, burst=12, every=12 / fps, count=3)
+        time.sleep(14 / fps)
+    fresh = [f.index for _, f, is_fresh in out.items if is_fresh]
+    assert fresh[:9] == list(range(9))
+    assert stats.snapshot().get("dropped_pacer", 0) == 0
