@@ -224,7 +224,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "spout[:NAME] | syphon[:NAME] | vcam | record:PATH | preview "
                    "(default: ndi:livevace)")
     g.add_argument("--pipeline", metavar="NAME",
-                   help="auto (default: the best available) | passthrough | controlmap")
+                   help="auto (default: vace when weights and a CUDA GPU are present, else "
+                   "controlmap) | vace | passthrough | controlmap")
     g.add_argument("--control", metavar="TYPE",
                    help="control signal shown by controlmap (and fed to VACE): "
                    + ", ".join(param("control").choices))

@@ -14,7 +14,9 @@ Keys of `snapshot()` (rates and timings over the last `window` seconds, counters
                              glass-to-glass: capture stamp → a sink finished writing the frame
                              (fresh frames only; a held repeat is not a new measurement)
 - `stage_<name>_ms`          mean time of one step: `stage_pipeline_ms` (one pipeline call),
-                             `stage_sink_<sink>_ms` (one write), `stage_capture_ms` (fit/convert)
+                             `stage_sink_<sink>_ms` (one write), `stage_capture_ms` (fit/convert);
+                             the vace pipeline adds `stage_annotate_ms`, `stage_annotate_wait_ms`,
+                             `stage_cache_ms`, `stage_encode_ms`, `stage_dit_ms`, `stage_decode_ms`
 - `queue_capture`, `queue_pacer`, `queue_sink_<sink>`   current depths of the bounded queues
 - `dropped_capture`, `dropped_pacer`, `dropped_sink_<sink>`   frames dropped there (counters)
 - `dropped`                  all drops together
