@@ -31,7 +31,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from livevace.bench.report import Timing, table, time_cpu, time_cuda, write_result
 from livevace.errors import UserError
 from livevace.models.wan.config import TINY_VACE, WAN21_VACE_1_3B, WanConfig
-from livevace.models.wan.compiled import COMPILE_MODES, Acceleration
+from livevace.models.wan.compiled import COMPILE_MODES, Acceleration, CompileMode
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import CacheLayout, StreamCache
 from livevace.models.wan.sampler import StreamSampler
@@ -107,8 +107,9 @@ def parse_variant(text: str) -> Acceleration:
     if bad or not words:
         raise argparse.ArgumentTypeError(f"{text!r}: variants join {', '.join(VARIANT_WORDS)} "
                                          f"with '+'")
-    mode = "max-autotune" if "autotune" in words else "default" if "compile" in words else "off"
-    return Acceleration(compile=mode, cuda_graph="graph" in words, fp8="fp8" in words,  # type: ignore[arg-type]
+    mode: CompileMode = ("max-autotune" if "autotune" in words
+                         else "default" if "compile" in words else "off")
+    return Acceleration(compile=mode, cuda_graph="graph" in words, fp8="fp8" in words,
                         fuse_qkv="unfused" not in words)
 
 

@@ -199,7 +199,7 @@ class WanBlock(nn.Module):
         return x, self.cross_attn.query(self.norm3(x).to(self.compute_dtype))
 
     def ffn_out(self, x: torch.Tensor, e: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        """Cross-attention residual, then norm2 · (1 + scale2) + shift2 → FFN → gated residual."""
+        """Cross-attention residual, norm2 · (1 + scale2) + shift2 → FFN → gated residual."""
         shift, scale, gate = self.modulations(e)[3:]
         x = x + self.cross_attn.output(attn).float()
         h = modulate(self.norm2(x), shift, scale).to(self.compute_dtype)
