@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING
 
 from livevace.params import ParamStore
 
-MODEL_CHOICES = ("auto", "tiny-random")
-"""`--model`: the catalogue's files (`livevace models pull`), or tiny random models that run on
-a CPU (`models.TINY_RANDOM`)."""
+MODEL_CHOICES = ("auto", "tiny-random", "random-1.3b")
+"""`--model`: the catalogue's files (`livevace models pull`), tiny random models that run on
+a CPU (`models.TINY_RANDOM`), or random weights at the real shapes on a CUDA GPU
+(`models.RANDOM_1_3B`: the real speed without the weights)."""
 
 if TYPE_CHECKING:
     from livevace.config import RunConfig

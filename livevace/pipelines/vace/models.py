@@ -1,6 +1,6 @@
 """The model set the vace pipeline runs on, and loading it — refused early and clearly.
 
-    models = load_models(choice, VramSettings(...))   # choice: None / "auto" or "tiny-random"
+    models = load_models(choice, VramSettings(...))   # None / "auto", "tiny-random", "random-1.3b"
 
 `auto` takes the files of the models catalogue (`livevace models pull` fetches them; Scope's
 folder is reused): the LongLive generator with its LoRA (or Self-Forcing), the Wan2.1 VACE
@@ -11,7 +11,8 @@ that the estimated peak memory fits the GPU (`vram.ensure_fits`, refused with th
 Real weights are only ever read from the models directories.
 
 `tiny-random` (see `tiny`) builds toy-sized random models in memory, for tests and for trying
-the node without a GPU.
+the node without a GPU. `random-1.3b` (see `random_models`) builds the real shapes with random
+weights on the CUDA GPU: the real speed, noise for pictures (benchmarks).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from livevace.pipelines.vace import MODEL_CHOICES
 log = logging.getLogger("livevace.vace")
 
 TINY_RANDOM = MODEL_CHOICES[1]
+RANDOM_1_3B = MODEL_CHOICES[2]
 ROLES = ("generator", "vace", "text encoder", "tokenizer", "vae", "tiny decoder")
 """Catalogue roles the pipeline loads (the depth annotator finds its own weights and falls
 back to edges without them)."""
@@ -71,9 +73,17 @@ def load_models(choice: str | None, settings: vram.VramSettings) -> ModelSet:
         from livevace.pipelines.vace.tiny import tiny_random
 
         return tiny_random()
+    if choice == RANDOM_1_3B:
+        if vram.gpu_memory() is None:
+            raise ModelError(f"{RANDOM_1_3B} builds the full-size models on a CUDA GPU and this "
+                             f"machine has none; `--model {TINY_RANDOM}` runs on the CPU")
+        from livevace.pipelines.vace.random_models import random_1_3b
+
+        return random_1_3b(torch.device("cuda", torch.cuda.current_device()))
     if choice != "auto":
         raise UserError(f"unknown model {choice!r}: use auto (the files `livevace models pull` "
-                        f"fetches) or {TINY_RANDOM} (tiny random weights, runs on a CPU)")
+                        f"fetches), {TINY_RANDOM} (tiny random weights, runs on a CPU) or "
+                        f"{RANDOM_1_3B} (random weights at the real shapes, CUDA GPU)")
     files = _find_files()
     vram.ensure_fits(settings)
     return _load(files, settings)

@@ -1,0 +1,807 @@
+"""Whole-pipeline speed: the vace pipeline chunk after chunk, its breakdown, FLOP floor and MFU.
+
+`livevace bench pipeline` runs the real `StreamingVace` (annotation a chunk ahead on its
+threads, the cache stage, VACE context encode, DiT, decode, the host copies) on a moving test
+pattern, called back to back with its input frames in hand — the pipeline's capacity; a live
+node is further paced by its camera (`livevace bench probe` measures that, glass to glass).
+Weights: the catalogue's when present, else random at the real Wan2.1-1.3B + VACE-1.3B,
+Wan VAE and taew2_1 shapes (`--model random-1.3b`; speed does not depend on weight values),
+random text embeddings in place of UMT5-XXL unless `--text-encoder umt5`, and the depth
+control from Depth-Anything-V2-Small at its real config (random weights without the files).
+`--model tiny-random` runs every path on a CPU at toy sizes (tests).
+
+Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
+- fps = output frames / the calls' wall time; chunk latency p50/p95 = one call's wall time;
+- time to first frame (`ttff_s`): a NEW pipeline on the warm model set (weights resident,
+  kernels compiled by the row's run; with CUDA graphs its new cache captures its first
+  graph, which is included), from its creation to its first output frame, input frames in
+  hand, a prompt never encoded before. `ttff_cold_s`: the same for the row's first pipeline
+  (compilation, autotuning and allocator growth included). Neither counts camera time;
+- breakdown per chunk (means): text (`stage_cache`: text K/V, transitions, references),
+  annotate_wait (what the generator waited for its control frames), encode (VACE context /
+  video-to-video input, host→device copy included), dit, decode (device→host copy
+  included), other (the call's remainder: resizes, frame packaging, Python); annotate (on
+  the annotator threads, overlapped with the DiT); copies (the upload of a chunk's input and
+  the download of its output, timed alone: part of encode and decode);
+- DiT FLOP floor: the forwards actually run per chunk (counted) × `bench.dit.forward_flops`
+  (full window) at the measured bf16 matmul rate; MFU = floor / measured DiT stage time;
+- peak GPU memory since the row began (resident weights included).
+
+`--suite` runs the issue's rows and prints each target beside what was measured, with the
+spread over `--repeat` runs (a difference smaller than the spread is noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import gc
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from livevace.bench.dit import forward_flops, matmul_rate, parse_resolution
+from livevace.bench.probe import add_probe_arguments, glass_to_glass
+from livevace.bench.report import Timing, table, time_cpu, write_result
+from livevace.errors import ModelError, UserError
+from livevace.frames import Frame, now
+from livevace.io.pattern import PatternSource
+from livevace.models.wan.codec import pixels_to_frames
+from livevace.models.wan.compiled import Acceleration
+from livevace.params import CONTROLS, ParamStore, param
+from livevace.pipelines.vace import MODEL_CHOICES, modes
+from livevace.pipelines.vace.annotation import Annotation
+from livevace.pipelines.vace.models import RANDOM_1_3B, TINY_RANDOM, ModelSet
+from livevace.pipelines.vace.pipeline import StreamingVace
+from livevace.pipelines.vace.random_models import TEXT_ENCODERS
+from livevace.pipelines.vace.staging import Staging
+from livevace.stats import Stats
+
+MODES = ("t2v", "v2v", "vace-control", "vace-ref", "inpaint")
+LOOP_STAGES = ("cache", "annotate_wait", "encode", "dit", "decode")
+"""Stages the pipeline times on the calling thread, one sample per chunk, in order."""
+BREAKDOWN = {"cache": "text", "annotate_wait": "annotate_wait", "encode": "encode", "dit": "dit",
+             "decode": "decode"}
+WINDOW = 12
+"""Latent frames of the stream's cache (`stream.WINDOW`): warm-up fills it once."""
+
+
+# ------------------------------------------------------------------------------ settings
+def step_list(steps: int) -> tuple[int, ...]:
+    """Evenly spaced raw steps from 1000: 4 → 1000, 750, 500, 250 (the registry's default)."""
+    return tuple(1000 - i * 1000 // steps for i in range(steps))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One configuration of the pipeline."""
+
+    width: int = 576
+    height: int = 320
+    mode: str = "vace-control"
+    control: str = "depth"
+    mask: str = "image"
+    """inpaint: a still mask image, or the person mask (MediaPipe, on the annotator threads)."""
+    steps: int = 4
+    chunk: int = 3
+    decoder: str = "tae"
+    lookahead: int = 1
+    """Chunks annotated ahead of the one generated (the node's default is 1)."""
+
+    @property
+    def label(self) -> str:
+        mode = f"vace {self.control}" if self.mode == "vace-control" else self.mode
+        return (f"{self.width}x{self.height} {mode} {self.steps} steps {self.decoder} "
+                f"chunk {self.chunk}")
+
+    @property
+    def vace(self) -> bool:
+        return self.mode in ("vace-control", "vace-ref", "inpaint")
+
+    def overrides(self, assets: "Assets") -> dict[str, Any]:
+        """The live parameters that make this configuration (the rest: registry defaults)."""
+        values: dict[str, Any] = {"denoising_steps": step_list(self.steps),
+                                  "chunk_frames": self.chunk, "decoder": self.decoder}
+        if self.mode == "t2v":
+            values.update(vace_enabled=False, noise_scale=1.0)
+        elif self.mode == "v2v":
+            values.update(vace_enabled=False, noise_scale=min(param("noise_scale").default, 0.7))
+        elif self.mode == "vace-control":
+            values.update(vace_enabled=True, control=self.control)
+        elif self.mode == "vace-ref":
+            values.update(vace_enabled=False, noise_scale=1.0,
+                          reference_images=(str(assets.reference),))
+        elif self.mode == "inpaint":
+            values.update(vace_enabled=True, control="none", mask=self.mask,
+                          mask_image=str(assets.mask) if self.mask == "image" else "")
+        else:
+            raise UserError(f"unknown mode {self.mode!r}: choose {', '.join(MODES)}")
+        return values
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    width, height = args.resolution
+    return Settings(width, height, args.mode, args.control, args.mask, args.steps, args.chunk,
+                    args.decoder, args.lookahead)
+
+
+def snapshot(overrides: dict[str, Any]) -> tuple[ParamStore, dict[str, Any]]:
+    """A parameter store holding `overrides` (validated by the registry) and its snapshot."""
+    store = ParamStore()
+    store.update(overrides)
+    return store, store.snapshot()
+
+
+@dataclass(frozen=True)
+class Assets:
+    """Files some modes point the pipeline at: a reference image and an inpainting mask."""
+
+    reference: Path
+    mask: Path
+
+    @classmethod
+    def make(cls, folder: Path) -> "Assets":
+        from PIL import Image
+
+        h, w = 320, 576
+        reference = PatternSource(w, h, 30.0).render(17)
+        yy, xx = np.mgrid[:h, :w]
+        mask = ((((xx - w / 2) / (w / 4)) ** 2 + ((yy - h / 2) / (h / 3)) ** 2) < 1) * 255
+        paths = cls(folder / "reference.png", folder / "mask.png")
+        Image.fromarray(reference).save(paths.reference)
+        Image.fromarray(mask.astype(np.uint8)).save(paths.mask)
+        return paths
+
+
+# ------------------------------------------------------------------------------ the rig
+class Rig:
+    """What every row of a run shares: the model set (accelerated once), the matmul rate,
+    the depth estimator (made once, on first use), test clips and asset files."""
+
+    def __init__(self, models: ModelSet, device: torch.device, acceleration: Acceleration,
+                 rate: float, assets: Assets, depth_model: str) -> None:
+        self.models, self.device, self.acceleration = models, device, acceleration
+        self.rate, self.assets, self.depth_model = rate, assets, depth_model
+        self.tiny = models.name == TINY_RANDOM
+        self.depth_source = ""
+        self._depth: Any = None
+        self._lock = threading.Lock()
+        self._clips: dict[tuple[int, int], list[np.ndarray]] = {}
+        self._pipelines = 0
+
+    def depth(self) -> Any:
+        """The depth estimator: real weights when present (not for tiny-random), else
+        Depth-Anything-V2-Small's real config with random weights (tiny under tiny-random)."""
+        from livevace.annotators.depth import TransformersDepth, load_estimator
+        from livevace.bench.annotators import (DEPTH_ANYTHING_V2_SMALL_PREPROCESSOR,
+                                               depth_anything_v2_small)
+
+        with self._lock:
+            if self._depth is None:
+                cuda = self.device.type == "cuda"
+                try:
+                    if self.tiny:
+                        raise ModelError("tiny-random uses a tiny random depth model")
+                    self._depth = load_estimator(self.depth_model, str(self.device))
+                    self.depth_source = f"{self.depth_model} weights"
+                except ModelError:
+                    dtype = torch.float16 if cuda else torch.float32
+                    model = depth_anything_v2_small(self.device, dtype, tiny=self.tiny)
+                    self._depth = TransformersDepth(model, DEPTH_ANYTHING_V2_SMALL_PREPROCESSOR,
+                                                    56 if self.tiny else None)
+                    self.depth_source = ("tiny random depth model" if self.tiny else
+                                         "Depth-Anything-V2-Small, random weights")
+            return self._depth
+
+    def clip(self, width: int, height: int) -> list[np.ndarray]:
+        """48 frames of the moving test pattern at the input size."""
+        if (width, height) not in self._clips:
+            source = PatternSource(width, height, 30.0)
+            self._clips[(width, height)] = [source.render(k) for k in range(48)]
+        return self._clips[(width, height)]
+
+    def prompt(self) -> str:
+        """A prompt this model set has not encoded yet (its encode is on the first chunk's path)."""
+        self._pipelines += 1
+        return f"{param('prompt').default[0].text} #{self._pipelines} {uuid.uuid4().hex[:6]}"
+
+    def pipeline(self, s: Settings, stats: Stats | None = None
+                 ) -> tuple[StreamingVace, dict[str, Any]]:
+        """A new pipeline for `s` and the parameter overrides it runs with."""
+        overrides = {**s.overrides(self.assets), "prompt": self.prompt()}
+        _, params = snapshot(overrides)
+        pipeline = StreamingVace(self.models, s.width, s.height, params, lookahead=s.lookahead,
+                                 stats=stats)
+        pipeline.annotation = BenchAnnotation(self.depth, str(params["depth_model"]),
+                                              lambda: pipeline.stats)
+        return pipeline, overrides
+
+    def describe(self) -> dict[str, Any]:
+        """What the run's numbers were measured on (for the JSON record)."""
+        from livevace.pipelines.vace.random_models import RandomTextEmbedding
+
+        random_text = isinstance(self.models.text.model, RandomTextEmbedding)
+        return {"model": self.models.name, "device": str(self.device),
+                "dit_dtype": str(self.models.dit.compute_dtype),
+                "acceleration": self.acceleration.label,
+                "acceleration_settings": dataclasses.asdict(self.acceleration),
+                "matmul_tflops": self.rate / 1e12, "depth": self.depth_source or "not used",
+                "text_encoder": "random embeddings (UMT5 not loaded)" if random_text else
+                                f"UMT5 resident ({self.models.text.dtype})",
+                "cudnn_benchmark": torch.backends.cudnn.benchmark}
+
+    @contextlib.contextmanager
+    def with_text_encoder(self) -> Iterator["Rig"]:
+        """This rig with a UMT5 text encoder resident: the real-shape UMT5-XXL (random weights)
+        in place of random embeddings; the model set itself when it already has one."""
+        from livevace.models.wan.text import WanTextEncoder
+        from livevace.pipelines.vace.random_models import RandomTextEmbedding, random_umt5
+
+        if not isinstance(self.models.text.model, RandomTextEmbedding):
+            yield self
+            return
+        umt5 = random_umt5(self.device, self.models.text.dtype)
+        text = WanTextEncoder(umt5, self.models.text.tokenizer, self.models.text.text_len)
+        models = dataclasses.replace(self.models, text=text, _embeddings=None)
+        rig = Rig(models, self.device, self.acceleration, self.rate, self.assets,
+                  self.depth_model)
+        rig._depth, rig.depth_source, rig._clips = self._depth, self.depth_source, self._clips
+        try:
+            yield rig
+        finally:
+            models.close()
+            del rig, models, text, umt5
+            free(self.device)
+
+
+class BenchAnnotation(Annotation):
+    """The pipeline's own annotation, its depth control built on the rig's estimator (made
+    once per run) instead of loading weights per pipeline."""
+
+    def __init__(self, depth: Callable[[], Any], depth_model: str,
+                 stats: Callable[[], Stats]) -> None:
+        super().__init__(depth_model, stats)
+        self._depth = depth
+
+    def _build_control(self, name: str, **options: Any):  # type: ignore[no-untyped-def]
+        if name != "depth":
+            return super()._build_control(name, **options)
+        from livevace.annotators.depth import DepthAnnotator
+
+        return DepthAnnotator(model=self.depth_model, estimator=self._depth())
+
+
+def load_model_set(choice: str, device: torch.device, text_encoder: str,
+                   settings: Settings) -> ModelSet:
+    """The model set for `--model` (see the module doc); says which it built."""
+    from livevace.pipelines.vace.models import load_models, vram_settings
+    from livevace.pipelines.vace.random_models import random_1_3b
+    from livevace.pipelines.vace.tiny import tiny_random
+
+    if choice == TINY_RANDOM:
+        return tiny_random(device=device)
+    if device.type != "cuda":
+        raise UserError(f"bench pipeline: --model {choice} runs the full-size models on a CUDA "
+                        f"GPU; --model {TINY_RANDOM} runs every path on a CPU")
+    if choice == "auto":
+        try:
+            _, params = snapshot(settings.overrides(Assets(Path("-"), Path("-"))))
+            return load_models("auto", vram_settings(settings.width, settings.height, params))
+        except ModelError as exc:
+            print(f"no weights here ({str(exc).split(';')[0]}): random weights at the real "
+                  f"shapes")
+    return random_1_3b(device, text_encoder=text_encoder)  # type: ignore[arg-type]
+
+
+def acceleration_from(args: argparse.Namespace, device: torch.device) -> Acceleration:
+    """`--compile`: compiled block phases, plus the step as a CUDA graph on a GPU;
+    `--precision fp8`: FP8 linear layers (quality-affecting)."""
+    return Acceleration(compile="default" if args.compile else "off",
+                        cuda_graph=bool(args.compile) and device.type == "cuda",
+                        fp8=args.precision == "fp8")
+
+
+def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("bench pipeline: no CUDA GPU here; run with --model tiny-random on "
+                        "the CPU or on a GPU machine")
+    t0 = time.perf_counter()
+    models = load_model_set(args.model, device, args.text_encoder, settings_from(args))
+    accel = acceleration_from(args, device)
+    try:
+        models.dit.accelerate(accel)
+    except ValueError as exc:
+        raise UserError(f"bench pipeline: {exc}") from None
+    dtype = torch.bfloat16 if device.type == "cuda" else models.dit.compute_dtype
+    print(f"{models.name} on {device} ({models.dit.compute_dtype}, {accel.label}) in "
+          f"{time.perf_counter() - t0:.1f} s; measuring the {dtype} matmul rate…", flush=True)
+    cuda = device.type == "cuda"
+    rate = matmul_rate(device, dtype, 8192 if cuda else 256, 20 if cuda else 5)
+    return Rig(models, device, accel, rate, assets, str(param("depth_model").default))
+
+
+# ------------------------------------------------------------------------------ running
+class Feed:
+    """Input frames from a clip, stamped now, numbered on."""
+
+    def __init__(self, images: list[np.ndarray]) -> None:
+        self.images, self.k = images, 0
+
+    def take(self, n: int) -> list[Frame]:
+        t = now()
+        frames = [Frame(self.images[(self.k + i) % len(self.images)], t, self.k + i)
+                  for i in range(n)]
+        self.k += n
+        return frames
+
+
+class StageLog(Stats):
+    """Node statistics that also keep every stage sample in order (per-chunk breakdowns)."""
+
+    def __init__(self) -> None:
+        super().__init__(window=1e9)
+        self.samples: list[tuple[str, float]] = []
+        self._samples_lock = threading.Lock()
+
+    def timing(self, stage: str, ms: float) -> None:
+        super().timing(stage, ms)
+        with self._samples_lock:
+            self.samples.append((stage, ms))
+
+    def since(self, start: int) -> list[tuple[str, float]]:
+        with self._samples_lock:
+            return self.samples[start:]
+
+
+class ForwardCounter:
+    """Counts the DiT's forwards (latent frames, with or without VACE) while installed."""
+
+    def __init__(self, dit: torch.nn.Module) -> None:
+        self.forwards: list[tuple[int, bool]] = []
+        self._hook = dit.register_forward_pre_hook(self._count, with_kwargs=True)
+
+    def _count(self, _module: Any, args: tuple, kwargs: dict) -> None:
+        self.forwards.append((int(args[0].shape[2]), kwargs.get("vace") is not None))
+
+    def remove(self) -> None:
+        self._hook.remove()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+
+
+def call_until_output(pipeline: StreamingVace, feed: Feed, params: dict[str, Any]
+                      ) -> list[Frame]:
+    """Call with input frames in hand until a chunk comes out (the first call of a fresh
+    pipeline with lookahead only submits its chunk)."""
+    for _ in range(pipeline.lookahead + 2):
+        out = pipeline(feed.take(pipeline.frames_per_call), params)
+        if out:
+            return out
+    raise RuntimeError("the pipeline produced no frames")
+
+
+def warm(pipeline: StreamingVace, feed: Feed, params: dict[str, Any], chunks: int) -> float:
+    """Run `chunks` chunks through a new pipeline; seconds from now to its first frame."""
+    t0 = time.perf_counter()
+    call_until_output(pipeline, feed, params)
+    first = time.perf_counter() - t0
+    for _ in range(chunks - 1):
+        call_until_output(pipeline, feed, params)
+    return first
+
+
+def default_warmup(chunk: int) -> int:
+    """Chunks to fill the cache window once, plus two (every graph state met)."""
+    return -(-WINDOW // chunk) + 2
+
+
+def time_to_first_frame(rig: Rig, s: Settings) -> dict[str, float]:
+    """A new pipeline on the warm model set: creation → first output frame (see module doc)."""
+    t0 = time.perf_counter()
+    pipeline, overrides = rig.pipeline(s)
+    created = time.perf_counter()
+    try:
+        call_until_output(pipeline, Feed(rig.clip(s.width, s.height)), snapshot(overrides)[1])
+        return {"ttff_s": time.perf_counter() - t0, "ttff_create_s": created - t0}
+    finally:
+        pipeline.close()
+
+
+def copies_ms(rig: Rig, s: Settings, frames: int) -> dict[str, float]:
+    """A chunk's input upload (pinned staging, uint8 → [-1, 1]) and output download
+    ([-1, 1] → uint8 on the host), each timed alone (p50 of 10)."""
+    from livevace.pipelines.vace.geometry import generation_size
+
+    w, h = generation_size(s.width, s.height)
+    images = np.stack([i[:h, :w] for i in rig.clip(s.width, s.height)[:frames]])
+    staging = Staging(rig.device)
+    pixels = torch.rand(1, 3, frames, h, w, device=rig.device) * 2 - 1
+
+    def upload() -> None:
+        staging.pixels("input", images)
+        sync(rig.device)
+
+    up = time_cpu(upload, 10, 2).p50
+    down = time_cpu(lambda: pixels_to_frames(pixels)[0].cpu().numpy(), 10, 2).p50
+    return {"upload": up, "download": down, "total": up + down}
+
+
+def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None) -> dict[str, Any]:
+    """One row: `warmup` chunks, then `chunks` timed calls (see the module doc)."""
+    device, dit = rig.device, rig.models.dit
+    warmup = default_warmup(s.chunk) if warmup is None else warmup
+    free(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    log = StageLog()
+    feed = Feed(rig.clip(s.width, s.height))
+    t0 = time.perf_counter()
+    pipeline, overrides = rig.pipeline(s, log)
+    params = snapshot(overrides)[1]
+    try:
+        ttff_cold = time.perf_counter() - t0 + warm(pipeline, feed, params, max(1, warmup))
+        counter = ForwardCounter(dit)
+        calls: list[tuple[float, int, list[tuple[str, float]]]] = []
+        try:
+            for _ in range(chunks):
+                mark = len(log.samples)
+                c0 = time.perf_counter()
+                out = pipeline(feed.take(pipeline.frames_per_call), params)
+                ms = (time.perf_counter() - c0) * 1e3
+                calls.append((ms, len(out), log.since(mark)))
+        finally:
+            counter.remove()
+        layout = pipeline.stream.cache.layout
+        peak = peak_memory(device)
+    finally:
+        pipeline.close()
+    row = summarise_calls(calls, chunks)
+    row.update(key=s.label, settings=dataclasses.asdict(s), plan=modes.plan(params).describe(),
+               acceleration=rig.acceleration.label, warmup=warmup, ttff_cold_s=ttff_cold,
+               **peak)
+    row.update(flop_floor(rig, counter.forwards, layout, row))
+    row.update(time_to_first_frame(rig, s))
+    row["copies_ms"] = copies_ms(rig, s, int(round(row["frames_per_chunk"])) or 1)
+    row["copies"] = row["copies_ms"]["total"]
+    return row
+
+
+def summarise_calls(calls: list[tuple[float, int, list[tuple[str, float]]]], chunks: int
+                    ) -> dict[str, Any]:
+    """fps, chunk latency and the per-chunk breakdown of the timed calls."""
+    ms = [c[0] for c in calls]
+    frames = sum(c[1] for c in calls)
+    seconds = sum(ms) / 1e3
+    per_stage = {name: [sum(v for k, v in samples if k == name) for _, _, samples in calls]
+                 for name in LOOP_STAGES}
+    other = [call_ms - sum(v for k, v in samples if k in LOOP_STAGES)
+             for call_ms, _, samples in calls]
+    annotate = [v for _, _, samples in calls for k, v in samples if k == "annotate"]
+    breakdown = {BREAKDOWN[name]: statistics.fmean(v) for name, v in per_stage.items()}
+    breakdown["other"] = statistics.fmean(other)
+    timing = Timing.of(ms)
+    return {"chunks": chunks, "frames": frames, "seconds": seconds,
+            "fps": frames / seconds if seconds > 0 else 0.0, "frames_per_chunk": frames / chunks,
+            "chunk_p50_ms": timing.p50, "chunk_p95_ms": timing.p95, "chunk_ms": timing.as_dict(),
+            "breakdown_ms": breakdown, **breakdown,
+            "annotate": statistics.fmean(annotate) if annotate else 0.0}
+
+
+def flop_floor(rig: Rig, forwards: list[tuple[int, bool]], layout: Any, row: dict[str, Any]
+               ) -> dict[str, Any]:
+    """The DiT's FLOP floor per chunk for the forwards that ran, and its MFU."""
+    cfg, chunks = rig.models.dit.cfg, row["chunks"]
+    flops = sum(forward_flops(cfg, dataclasses.replace(layout, chunk=frames), vace).total
+                for frames, vace in forwards) / chunks
+    floor_ms = flops / rig.rate * 1e3
+    dit_ms = row["breakdown_ms"]["dit"]
+    return {"forwards_per_chunk": len(forwards) / chunks,
+            "vace_forwards_per_chunk": sum(v for _, v in forwards) / chunks,
+            "dit_gflop_per_chunk": flops / 1e9, "dit_floor_ms": floor_ms,
+            "dit_mfu_%": 100 * floor_ms / dit_ms if dit_ms > 0 else 0.0,
+            "floor_fps": row["frames_per_chunk"] / (floor_ms / 1e3) if floor_ms > 0 else 0.0}
+
+
+def peak_memory(device: torch.device) -> dict[str, float]:
+    """Peak GPU memory since the last reset, GB (10⁹ bytes); 0 on a CPU."""
+    if device.type != "cuda":
+        return {"peak_gb": 0.0, "reserved_gb": 0.0}
+    return {"peak_gb": torch.cuda.max_memory_allocated(device) / 1e9,
+            "reserved_gb": torch.cuda.max_memory_reserved(device) / 1e9}
+
+
+def probe_row(rig: Rig, s: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Glass to glass through the node (`probe`) for a warmed-up pipeline of `s`."""
+    pipeline, overrides = rig.pipeline(s)
+    try:
+        warm(pipeline, Feed(rig.clip(s.width, s.height)), snapshot(overrides)[1],
+             default_warmup(s.chunk) if args.warmup is None else max(1, args.warmup))
+    except BaseException:
+        pipeline.close()
+        raise
+    row = glass_to_glass(pipeline, overrides, s.width, s.height, args.probe_fps,
+                         args.probe_seconds, args.probe_settle)
+    return {"row": s.label + (f" lookahead {s.lookahead}" if s.lookahead != 1 else ""),
+            "key": s.label, "settings": dataclasses.asdict(s),
+            "acceleration": rig.acceleration.label, **row}
+
+
+def text_encode_ms(rig: Rig) -> float:
+    """p50 of encoding a new prompt (512 tokens) with the rig's text encoder."""
+    text = rig.models.text
+    return time_cpu(lambda: (text.encode([rig.prompt()]), sync(rig.device)), 5, 1).p50
+
+
+# ------------------------------------------------------------------------------ the suite
+@dataclass(frozen=True)
+class SuiteRow:
+    key: str
+    settings: Settings
+    kind: str = "row"
+    """row: `measure`; probe: glass to glass; memory: `measure` with UMT5 resident."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One line of the issue's target table, read from a suite row."""
+
+    what: str
+    row: str
+    metric: str
+    unit: str
+    goal: float | None = None
+    """None: report only."""
+    at_least: bool = True
+
+
+def suite(large: tuple[int, int], small: tuple[int, int]
+          ) -> tuple[list[SuiteRow], list[Target]]:
+    """The issue's rows (at `large` = 832×480 and `small` = 576×320 unless overridden)."""
+    lw, lh = large
+    sw, sh = small
+    big, little = f"{lw}×{lh}", f"{sw}×{sh}"
+    rows = [SuiteRow("t2v-large", Settings(lw, lh, mode="t2v")),
+            SuiteRow("vace-large", Settings(lw, lh)),
+            SuiteRow("vace-small", Settings(sw, sh)),
+            SuiteRow("vace-small-2", Settings(sw, sh, steps=2)),
+            SuiteRow("g2g-small", Settings(sw, sh, chunk=1), "probe"),
+            SuiteRow("g2g-small-l0", Settings(sw, sh, chunk=1, lookahead=0), "probe"),
+            SuiteRow("memory", Settings(sw, sh), "memory")]
+    targets = [
+        Target(f"{big}, text-to-video, 4 steps, TAE decode", "t2v-large", "fps", "fps", 40),
+        Target(f"{big}, VACE depth control, 4 steps, TAE", "vace-large", "fps", "fps", 30),
+        Target(f"{little}, VACE depth control, 4 steps, TAE", "vace-small", "fps", "fps", 60),
+        Target(f"{little}, VACE depth control, 2 steps, TAE", "vace-small-2", "fps", "fps", 90),
+        Target(f"{little}, time to first frame (new pipeline, warm process)", "vace-small",
+               "ttff_s", "s", 0.3, at_least=False),
+        Target(f"{little}, 1-latent-frame chunks, glass to glass p50", "g2g-small",
+               "latency_p50_ms", "ms", 250, at_least=False),
+        Target(f"{little}, 1-latent-frame chunks, glass to glass p50, lookahead 0",
+               "g2g-small-l0", "latency_p50_ms", "ms"),
+        Target(f"DiT model FLOP utilisation at {big} (text-to-video)", "t2v-large", "dit_mfu_%",
+               "%", 50),
+        Target(f"DiT model FLOP utilisation at {big}, VACE", "vace-large", "dit_mfu_%", "%"),
+        Target(f"peak GPU memory, {little} VACE, text encoder resident", "memory", "peak_gb",
+               "GB"),
+        Target(f"peak GPU memory, {little} VACE, text encoder offloaded (fit in 24 GB)",
+               "vace-small", "peak_gb", "GB", 24, at_least=False),
+    ]
+    return rows, targets
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median and range of repeated measurements."""
+    median = statistics.median(values)
+    lo, hi = min(values), max(values)
+    return {"median": median, "min": lo, "max": hi, "n": len(values),
+            "spread_%": 100 * (hi - lo) / abs(median) if median else 0.0}
+
+
+def verdict(target: Target, values: list[float], comparable: bool) -> dict[str, Any]:
+    line: dict[str, Any] = {"target": target.what, "row": target.row, "metric": target.metric,
+                            "unit": target.unit, **spread(values)}
+    if target.goal is None:
+        line["goal"], line["met"] = "report", "-"
+    else:
+        line["goal"] = f"{'≥' if target.at_least else '≤'} {target.goal:g} {target.unit}"
+        ok = line["median"] >= target.goal if target.at_least else line["median"] <= target.goal
+        line["met"] = ("yes" if ok else "no") if comparable else "n/a"
+    return line
+
+
+def run_suite_row(rig: Rig, row: SuiteRow, args: argparse.Namespace) -> dict[str, Any]:
+    if row.kind == "probe":
+        return probe_row(rig, row.settings, args)
+    if row.kind == "memory":
+        with rig.with_text_encoder() as resident:
+            result = measure(resident, row.settings, min(args.chunks, 4), args.warmup)
+            result["text_encode_ms"] = text_encode_ms(resident)
+            return result
+    return measure(rig, row.settings, args.chunks, args.warmup)
+
+
+def run_suite(rig: Rig, args: argparse.Namespace) -> dict[str, Any]:
+    rows, targets = suite(*args.suite_resolutions)
+    wanted = set(args.rows.split(",")) if args.rows else {r.key for r in rows}
+    unknown = wanted - {r.key for r in rows}
+    if unknown:
+        raise UserError(f"bench pipeline: unknown suite row(s) {', '.join(sorted(unknown))}; "
+                        f"rows: {', '.join(r.key for r in rows)}")
+    results: dict[str, list[dict[str, Any]]] = {}
+    for repeat in range(args.repeat):
+        for row in rows:
+            if row.key not in wanted:
+                continue
+            t0 = time.perf_counter()
+            result = {**run_suite_row(rig, row, args), "suite_row": row.key, "repeat": repeat}
+            results.setdefault(row.key, []).append(result)
+            print(f"[{row.key} #{repeat + 1}/{args.repeat}] {one_line(result)} "
+                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    comparable = not rig.tiny and rig.device.type == "cuda"
+    lines = [verdict(t, [r[t.metric] for r in results[t.row]], comparable)
+             for t in targets if t.row in results]
+    all_rows = [r for key in results for r in results[key]]
+    print_rows(all_rows)
+    print()
+    print(table([{**ln, "measured": f"{ln['median']:.3g} {ln['unit']}",
+                  "spread": f"{ln['min']:.3g}–{ln['max']:.3g} ({ln['spread_%']:.1f} %, "
+                            f"n={ln['n']})"} for ln in lines],
+                ["target", "measured", "spread", "goal", "met"]))
+    if not comparable:
+        print("(targets are for the real-size model on an H100: not comparable here)")
+    return {"rows": all_rows, "targets": lines}
+
+
+# ------------------------------------------------------------------------------ printing
+ROW_COLUMNS = ["row", "fps", "chunk_p50_ms", "chunk_p95_ms", "ttff_s", "text", "annotate_wait",
+               "encode", "dit", "decode", "other", "annotate", "copies", "dit_floor_ms",
+               "dit_mfu_%", "peak_gb"]
+
+
+def one_line(row: dict[str, Any]) -> str:
+    if "latency_p50_ms" in row:
+        return (f"{row['row']}: glass to glass p50 {row['latency_p50_ms']:.1f} ms, "
+                f"p95 {row['latency_p95_ms']:.1f} ms, {row['fps_out']:.1f} fps out")
+    return (f"{row['key']}: {row['fps']:.1f} fps, chunk p50 {row['chunk_p50_ms']:.1f} ms, "
+            f"ttff {row['ttff_s']:.3f} s, DiT {row['dit']:.1f} ms "
+            f"(floor {row['dit_floor_ms']:.1f}, MFU {row['dit_mfu_%']:.0f} %), "
+            f"peak {row['peak_gb']:.2f} GB")
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    from livevace.bench.probe import PROBE_COLUMNS
+
+    measured = [{**r, "row": r["key"] + (f" #{r['repeat'] + 1}" if "repeat" in r else "")}
+                for r in rows if "fps" in r]
+    probes = [r for r in rows if "latency_p50_ms" in r]
+    if measured:
+        print(table(measured, ROW_COLUMNS))
+        print("ms per chunk (means): text = cache stage (text K/V, transitions, references); "
+              "annotate runs ahead on its own threads, annotate_wait is what generation "
+              "waited; encode/decode include the host copies, which are also timed alone "
+              "(copies); other = the rest of the call. ttff_s: a new pipeline on the warm "
+              "model set, creation → first frame, input in hand. dit_floor_ms: FLOP floor at "
+              "the measured matmul rate; dit_mfu_% = floor / dit.")
+    if probes:
+        print(table(probes, PROBE_COLUMNS))
+
+
+# ------------------------------------------------------------------------------ the CLI
+def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
+    """The pipeline's settings and the model set (shared with `livevace bench probe`)."""
+    parser.add_argument("--resolution", type=parse_resolution, default=(576, 320),
+                        help="WIDTHxHEIGHT, multiples of 16 (default 576x320)")
+    parser.add_argument("--mode", choices=MODES, default="vace-control",
+                        help="t2v, v2v (video-to-video), vace-control (a control video), "
+                        "vace-ref (a reference image), inpaint (default: %(default)s)")
+    parser.add_argument("--control", choices=CONTROLS, default="depth",
+                        help="vace-control's annotator (default: %(default)s)")
+    parser.add_argument("--mask", choices=("image", "person"), default="image",
+                        help="inpaint: a still mask image or the person mask (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=4, help="denoising steps (default: 4)")
+    parser.add_argument("--chunk", type=int, choices=(1, 3), default=3,
+                        help="latent frames per chunk (default: %(default)s)")
+    parser.add_argument("--decoder", choices=("tae", "wan"), default="tae")
+    parser.add_argument("--lookahead", type=int, choices=(0, 1), default=1,
+                        help="chunks annotated ahead (the node's default: 1)")
+    parser.add_argument("--precision", choices=("bf16", "fp8"), default="bf16",
+                        help="fp8: FP8 linear layers in the DiT (quality-affecting)")
+    parser.add_argument("--fp8", dest="precision", action="store_const", const="fp8",
+                        help="same as --precision fp8")
+    parser.add_argument("--compile", action="store_true",
+                        help="the DiT's fast path: compiled block phases + the step as a CUDA "
+                        "graph (on a GPU)")
+    parser.add_argument("--model", choices=MODEL_CHOICES, default="auto",
+                        help=f"auto: the catalogue's weights when present, else {RANDOM_1_3B} "
+                        f"(random weights at the real shapes, CUDA); {TINY_RANDOM}: toy sizes "
+                        "on any device")
+    parser.add_argument("--text-encoder", choices=TEXT_ENCODERS, default="random",
+                        help=f"{RANDOM_1_3B}: random embeddings (default) or the real-shape "
+                        "UMT5-XXL with random weights (11 GB resident)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="chunks before timing (default: fill the 12-frame window, +2)")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="let cuDNN tune its convolutions (`livevace run` does not)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (bench/results)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_setting_arguments(parser)
+    parser.add_argument("--chunks", type=int, default=16,
+                        help="timed chunks per row (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each row this many times and report the spread")
+    parser.add_argument("--suite", action="store_true", help="the issue's rows and targets")
+    parser.add_argument("--suite-resolutions", type=lambda t: [parse_resolution(v) for v in
+                                                               t.split(",")],
+                        default=[(832, 480), (576, 320)],
+                        help="the suite's LARGE,SMALL sizes (default 832x480,576x320)")
+    parser.add_argument("--rows", default=None,
+                        help="only these suite rows (comma list of t2v-large, vace-large, "
+                        "vace-small, vace-small-2, g2g-small, g2g-small-l0, memory)")
+    add_probe_arguments(parser)
+
+
+@contextlib.contextmanager
+def rig_for(args: argparse.Namespace) -> Iterator[Rig]:
+    """The rig for a run, its asset files and cuDNN setting, undone afterwards."""
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = previous or args.cudnn_benchmark
+    try:
+        with tempfile.TemporaryDirectory(prefix="livevace-bench-") as folder:
+            rig = build_rig(args, Assets.make(Path(folder)))
+            try:
+                yield rig
+            finally:
+                rig.models.close()
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.repeat < 1 or args.chunks < 1:
+        raise UserError("bench pipeline: --repeat and --chunks must be at least 1")
+    if args.suite and len(args.suite_resolutions) != 2:
+        raise UserError("bench pipeline: --suite-resolutions takes LARGE,SMALL")
+    with rig_for(args) as rig:
+        if args.suite:
+            record = run_suite(rig, args)
+        else:
+            s = settings_from(args)
+            rows = [{**measure(rig, s, args.chunks, args.warmup), "repeat": k}
+                    for k in range(args.repeat)]
+            print_rows(rows)
+            record = {"rows": rows, "fps": spread([r["fps"] for r in rows])}
+            if args.repeat > 1:
+                f = record["fps"]
+                print(f"fps over {args.repeat} runs: median {f['median']:.2f}, "
+                      f"{f['min']:.2f}–{f['max']:.2f} (spread {f['spread_%']:.1f} %)")
+        record = {**rig.describe(), **record}
+    print(f"matmul rate {record['matmul_tflops']:.3g} TFLOP/s; depth: {record['depth']}; "
+          f"text encoder: {record['text_encoder']}")
+    path = write_result("pipeline-suite" if args.suite else "pipeline",
+                        {"args": {k: v for k, v in vars(args).items() if k != "func"},
+                         **record}, args.out)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,120 @@
+"""Glass-to-glass latency of the vace pipeline through the whole node (`livevace bench probe`).
+
+A test-pattern source at a camera's rate (each frame stamped when it is complete) feeds the
+real node — capture thread, loop, the pipeline, pacer, a sink thread — and the latency is
+the node's own: capture stamp → the sink has finished with the frame (`Stats.latencies`,
+the same numbers the status line shows). The sink does nothing with the frame, so this is
+everything the node and the pipeline add before a real output (NDI, Spout) takes over.
+What it includes that `livevace bench pipeline` does not: waiting for a chunk's frames to
+be captured (4 per 1-latent chunk, 12 per 3-latent chunk, at the source's rate), the chunk
+annotated ahead (`lookahead`: one more chunk of capture), and the pacer playing a burst out
+one frame period at a time. The pipeline is warmed up first (the same settings as
+`livevace bench pipeline`; defaults to 1-latent-frame chunks), samples from the first
+`--probe-settle` seconds are dropped, then `--probe-seconds` are measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from livevace.bench.report import Timing, table, write_result
+from livevace.config import RunConfig
+from livevace.frames import Frame, Pipeline
+from livevace.io.pattern import PatternSource
+from livevace.loop import Node
+from livevace.params import ParamStore
+from livevace.stats import Stats
+
+
+class ProbeSink:
+    """A sink that only counts: what is measured is the node, not an output's encoder."""
+
+    name = "probe"
+    queue_size = 8
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def open(self, width: int, height: int, fps: float) -> None:
+        self.written = 0
+
+    def write(self, frame: Frame) -> None:
+        self.written += 1
+
+    def close(self) -> None:
+        pass
+
+
+def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--probe-fps", type=float, default=30.0,
+                        help="source (camera) and output rate of the probe (default: %(default)s)")
+    parser.add_argument("--probe-seconds", type=float, default=8.0,
+                        help="measured seconds per probe (default: %(default)s)")
+    parser.add_argument("--probe-settle", type=float, default=2.0,
+                        help="seconds run before measuring (default: %(default)s)")
+
+
+def glass_to_glass(pipeline: Pipeline, overrides: dict[str, Any], width: int, height: int,
+                   fps: float, seconds: float, settle: float) -> dict[str, Any]:
+    """Run the node around a warmed-up `pipeline` (its live parameters: `overrides`) and
+    measure; the node closes the pipeline at the end."""
+    store = ParamStore()
+    store.update(overrides)
+    stats = Stats(window=seconds)
+    bind = getattr(pipeline, "bind_stats", None)
+    if bind is not None:
+        bind(stats)  # the pipeline's stage times land beside the node's
+    config = RunConfig(width=width, height=height, fps=fps, sinks=(), preview="off")
+    sink = ProbeSink()
+    node = Node(config, store, pipeline, PatternSource(width, height, fps), [sink], stats)
+    node.start()
+    try:
+        time.sleep(settle)
+        skip = len(stats.latencies())
+        before = stats.snapshot()
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        wall = time.perf_counter() - t0
+        after = stats.snapshot()
+        latencies = stats.latencies()[skip:]
+    finally:
+        node.close()
+    if not latencies:
+        raise RuntimeError(f"no frame reached the sink in {seconds:g} s (pipeline too slow?)")
+    timing = Timing.of(latencies)
+    return {"latency_p50_ms": timing.p50, "latency_p95_ms": timing.p95,
+            "latency_p99_ms": timing.p99, "latency_ms": timing.as_dict(),
+            "fps_out": (after["frames_out"] - before["frames_out"]) / wall,
+            "fps_pipeline": after["fps_pipeline"],
+            "held": after["held"] - before["held"],
+            "dropped": after["dropped"] - before["dropped"],
+            "stages_ms": {k: v for k, v in after.items() if k.startswith("stage_")},
+            "source_fps": fps, "seconds": seconds, "settle_s": settle}
+
+
+PROBE_COLUMNS = ["row", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "fps_out",
+                 "held", "dropped", "acceleration"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from livevace.bench.pipeline import add_setting_arguments
+
+    add_setting_arguments(parser)
+    add_probe_arguments(parser)
+    parser.set_defaults(chunk=1)
+
+
+def run(args: argparse.Namespace) -> int:
+    from livevace.bench.pipeline import probe_row, rig_for, settings_from
+
+    with rig_for(args) as rig:
+        row = probe_row(rig, settings_from(args), args)
+        record = rig.describe()
+    print(table([row], PROBE_COLUMNS))
+    print(f"glass to glass: capture stamp → sink, {args.probe_fps:g} fps source, "
+          f"{args.probe_seconds:g} s after {args.probe_settle:g} s settling")
+    path = write_result("probe", {**record, "rows": [row]}, args.out)
+    print(f"wrote {path}")
+    return 0
