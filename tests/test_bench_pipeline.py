@@ -1,0 +1,183 @@
+"""`livevace bench pipeline` on the CPU with the tiny random models: every option path runs the
+real pipeline, and the JSON it writes is consistent (fps = frames / time, the breakdown fits in
+the chunk time, the FLOP floor is the cost model's for the forwards that ran)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from pipeline_support import one_thread  # noqa: F401
+
+import livevace.models.wan.compiled as compiled
+from livevace.bench.dit import forward_flops
+from livevace.bench.pipeline import (MODES, Assets, Settings, add_arguments, build_rig,
+                                     measure, step_list)
+from livevace.cli import main
+from livevace.models.wan.blocks import EAGER
+from livevace.models.wan.config import TINY_VACE
+from livevace.models.wan.kv_cache import CacheLayout
+from livevace.models.wan.sampler import FlowMatchSchedule
+from livevace.params import param
+from livevace.pipelines.vace.motion import start_timesteps
+
+SIZE = 32
+STAGES = ("text", "annotate_wait", "encode", "dit", "decode")
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(["--model", "tiny-random", "--device", "cpu", *argv])
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    built = build_rig(parse(), Assets.make(tmp_path_factory.mktemp("assets")))
+    yield built
+    built.models.close()
+
+
+def run_cli(tmp_path: Path, *argv: str) -> dict:
+    code = main(["bench", "pipeline", "--model", "tiny-random", "--device", "cpu",
+                 "--out", str(tmp_path), *argv])
+    assert code == 0
+    (result,) = tmp_path.glob("pipeline*.json")
+    return json.loads(result.read_text())
+
+
+def test_a_row_writes_consistent_numbers(tmp_path, capsys):
+    record = run_cli(tmp_path, "--resolution", f"{SIZE}x{SIZE}", "--chunks", "3")
+    assert "dit_mfu_%" in capsys.readouterr().out
+    assert record["model"] == "tiny-random" and record["depth"] == "tiny random depth model"
+    assert record["matmul_tflops"] > 0 and "commit" in record["environment"]
+    (row,) = record["rows"]
+    assert row["plan"] == "VACE depth control"
+    assert (row["chunks"], row["frames"], row["frames_per_chunk"]) == (3, 36, 12)
+    assert row["fps"] == pytest.approx(row["frames"] / row["seconds"])
+    assert row["seconds"] * 1e3 == pytest.approx(3 * row["chunk_ms"]["mean"])
+    assert row["chunk_ms"]["min"] <= row["chunk_p50_ms"] <= row["chunk_p95_ms"]
+    stages = sum(row["breakdown_ms"][k] for k in STAGES)
+    assert 0 < stages <= row["chunk_ms"]["mean"]
+    assert stages + row["other"] == pytest.approx(row["chunk_ms"]["mean"])
+    assert row["annotate"] > 0  # the depth model ran on the annotator thread
+    # 4 denoising steps + the cache write, every one with the VACE context
+    assert row["forwards_per_chunk"] == row["vace_forwards_per_chunk"] == 5
+    per_forward = forward_flops(TINY_VACE, CacheLayout(SIZE // 8, SIZE // 8), vace=True).total
+    assert row["dit_gflop_per_chunk"] == pytest.approx(5 * per_forward / 1e9)
+    assert row["dit_floor_ms"] == pytest.approx(
+        5 * per_forward / (record["matmul_tflops"] * 1e12) * 1e3)
+    assert row["dit_mfu_%"] == pytest.approx(100 * row["dit_floor_ms"] / row["dit"])
+    assert row["ttff_s"] > row["ttff_create_s"] > 0 and row["ttff_prepare_s"] == 0
+    assert row["ttff_cold_s"] > 0
+    copies = row["copies_ms"]
+    assert copies["upload"] > 0 and copies["download"] > 0
+    assert row["copies"] == pytest.approx(copies["upload"] + copies["download"])
+
+
+V2V_STEPS = len(start_timesteps(FlowMatchSchedule().warp(step_list(4)),
+                                param("noise_scale").default))
+"""Video-to-video starts below the first steps (Scope's 1000·s − 100)."""
+EXPECTED = {"t2v": ("text-to-video", 4, False), "v2v": ("video-to-video", V2V_STEPS, False),
+            "vace-control": ("VACE depth control", 4, True),
+            "vace-ref": ("1 reference image", 4, True),
+            "inpaint": ("inpainting a mask image", 4, True)}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_runs_the_plan_it_names(rig, mode):
+    row = measure(rig, Settings(SIZE, SIZE, mode=mode), chunks=2, warmup=1)
+    words, steps, vace = EXPECTED[mode]
+    assert words in row["plan"]
+    assert row["frames"] == 24 and row["fps"] > 0
+    assert row["forwards_per_chunk"] == steps + 1  # + the cache write
+    assert row["vace_forwards_per_chunk"] == (steps + 1 if vace else 0)
+
+
+def test_steps_chunk_and_decoder_reach_the_pipeline(rig):
+    decodes = {"wan": 0, "tae": 0}
+
+    def count(name):
+        return lambda *_: decodes.__setitem__(name, decodes[name] + 1)
+
+    hooks = [rig.models.vae.post_quant_conv.register_forward_hook(count("wan")),
+             rig.models.tae.decoder[-1].register_forward_hook(count("tae"))]
+    try:
+        row = measure(rig, Settings(SIZE, SIZE, steps=2, chunk=1, decoder="wan", lookahead=0),
+                      chunks=3, warmup=2)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert row["frames_per_chunk"] == 4  # one latent frame → 4 video frames
+    assert row["forwards_per_chunk"] == 3  # 2 steps + the cache write
+    assert decodes["wan"] > 0 and decodes["tae"] == 0
+    assert step_list(2) == (1000, 500) and step_list(4) == (1000, 750, 500, 250)
+
+
+def test_compile_and_fp8_switch_the_dit(tmp_path, monkeypatch):
+    original = compiled.compiled_phases
+    monkeypatch.setattr(compiled, "compiled_phases",  # inductor's C++ build is minutes here
+                        lambda mode: original(mode, backend="aot_eager"))
+    fast = build_rig(parse("--compile", "--fp8"), Assets.make(tmp_path))
+    try:
+        dit = fast.models.dit
+        assert dit.acceleration == compiled.Acceleration(compile="default", fp8=True)
+        assert dit.phases is not EAGER
+        assert any("weight_fp8" in name for name, _ in dit.named_buffers())
+        row = measure(fast, Settings(SIZE, SIZE), chunks=2, warmup=1)
+    finally:
+        fast.models.close()
+    assert row["acceleration"] == "compile+fp8" and row["fps"] > 0
+    assert row["ttff_prepare_s"] > 0  # compiled before the first call, not counted in ttff
+
+
+def test_suite_reports_every_target_with_its_spread(tmp_path, capsys):
+    record = run_cli(tmp_path, "--suite", "--suite-resolutions", "48x32,32x32", "--chunks", "2",
+                     "--repeat", "2", "--probe-seconds", "1.5", "--probe-settle", "0.5")
+    out = capsys.readouterr().out
+    assert "glass to glass p50" in out and "not comparable here" in out
+    keys = ["t2v-large", "vace-large", "vace-small", "vace-small-2", "g2g-small",
+            "g2g-small-l0", "memory"]
+    assert sorted(r["suite_row"] for r in record["rows"]) == sorted(keys * 2)
+    targets = {t["target"]: t for t in record["targets"]}
+    assert len(targets) == 11
+    for line in targets.values():
+        assert line["n"] == 2 and line["min"] <= line["median"] <= line["max"]
+        assert line["met"] == ("-" if line["goal"] == "report" else "n/a")
+    assert targets["48×32, text-to-video, 4 steps, TAE decode"]["goal"] == "≥ 40 fps"
+    assert targets["32×32, time to first frame (new pipeline, warm process)"]["goal"] == "≤ 0.3 s"
+    rows = {(r["suite_row"], r["repeat"]): r for r in record["rows"]}
+    assert rows[("vace-small-2", 0)]["forwards_per_chunk"] == 3
+    assert rows[("t2v-large", 0)]["vace_forwards_per_chunk"] == 0
+    assert rows[("memory", 1)]["text_encode_ms"] > 0
+    period_ms = 1000 / 30
+    for k in range(2):
+        ahead, direct = rows[("g2g-small", k)], rows[("g2g-small-l0", k)]
+        # causality: with a chunk annotated ahead, a 4-frame chunk is generated only once the
+        # next 4 frames are captured, so no frame can be out sooner than 4 periods
+        assert ahead["latency_ms"]["min"] >= 4 * period_ms
+        assert direct["latency_p50_ms"] < ahead["latency_p50_ms"]
+        assert ahead["fps_out"] > 0 and ahead["settings"]["chunk"] == 1
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--suite", "--suite-resolutions", "64x64"], "LARGE,SMALL"),
+    (["--suite", "--rows", "vace-small,nope"], "unknown suite row(s) nope"),
+    (["--steps", "9"], "--steps 9"),
+])
+def test_bad_options_are_one_line(tmp_path, capsys, argv, words):
+    code = main(["bench", "pipeline", "--model", "tiny-random", "--device", "cpu",
+                 "--out", str(tmp_path), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and words in err and len(err.splitlines()) == 1
+    assert not list(tmp_path.glob("*.json"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_full_size_models_without_a_gpu_are_refused_in_one_line(tmp_path, capsys):
+    code = main(["bench", "pipeline", "--model", "random-1.3b", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "CUDA" in err and "tiny-random" in err and len(err.splitlines()) == 1
