@@ -5,6 +5,9 @@ the chunk time, the FLOP floor is the cost model's for the forwards that ran).""
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -14,15 +17,19 @@ from pipeline_support import one_thread  # noqa: F401
 
 import livevace.models.wan.compiled as compiled
 from livevace.bench.dit import forward_flops
-from livevace.bench.pipeline import (MODES, Assets, Settings, add_arguments, build_rig,
-                                     measure, step_list)
+from livevace.bench.pipeline import (MODES, Assets, Settings, SuiteRow, add_arguments,
+                                     build_rig, measure, run_suite_row, step_list)
 from livevace.cli import main
 from livevace.models.wan.blocks import EAGER
 from livevace.models.wan.config import TINY_VACE
 from livevace.models.wan.kv_cache import CacheLayout
 from livevace.models.wan.sampler import FlowMatchSchedule
+from livevace.models.wan.text import WanTextEncoder
 from livevace.params import param
+from livevace.pipelines.vace import random_models
 from livevace.pipelines.vace.motion import start_timesteps
+from livevace.pipelines.vace.random_models import RandomTextEmbedding
+from livevace.pipelines.vace.tiny import TINY_TEXT
 
 SIZE = 32
 STAGES = ("text", "annotate_wait", "encode", "dit", "decode")
@@ -161,6 +168,27 @@ def test_suite_reports_every_target_with_its_spread(tmp_path, capsys):
         assert ahead["latency_ms"]["min"] >= 4 * period_ms
         assert direct["latency_p50_ms"] < ahead["latency_p50_ms"]
         assert ahead["fps_out"] > 0 and ahead["settings"]["chunk"] == 1
+
+
+def test_memory_row_loads_umt5_beside_random_embeddings(rig, monkeypatch):
+    """random-1.3b's text stand-in is swapped for a resident UMT5 (at toy size here) for the
+    memory row, and put back."""
+    tokenizer = rig.models.text.tokenizer
+    stand_in = WanTextEncoder(RandomTextEmbedding(len(tokenizer), TINY_VACE.text_dim),
+                              tokenizer, TINY_VACE.text_len)
+    bare = copy.copy(rig)
+    bare.models = dataclasses.replace(rig.models, text=stand_in, _embeddings=None)
+    monkeypatch.setattr(random_models, "random_umt5", functools.partial(
+        random_models.random_umt5, vocab_size=len(tokenizer), **TINY_TEXT))
+    try:
+        row = run_suite_row(bare, SuiteRow("memory", Settings(SIZE, SIZE), "memory"),
+                            parse("--chunks", "2", "--warmup", "1"))
+    finally:
+        bare.models.close()
+    assert row["text_encoder"].startswith("UMT5 resident") and row["text_encode_ms"] > 0
+    assert row["frames"] == 24 and row["vace_forwards_per_chunk"] == 5
+    assert bare.models.text is stand_in
+    assert bare.describe()["text_encoder"].startswith("random embeddings")
 
 
 @pytest.mark.parametrize("argv,words", [

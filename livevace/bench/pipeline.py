@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import gc
 import statistics
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,28 +186,31 @@ class Rig:
         self._pipelines = 0
 
     def depth(self) -> Any:
-        """The depth estimator: real weights when present (not for tiny-random), else
-        Depth-Anything-V2-Small's real config with random weights (tiny under tiny-random)."""
+        """The depth estimator (made on first use, by the annotator's builder thread)."""
+        with self._lock:
+            if self._depth is None:
+                self._depth, self.depth_source = self._make_depth()
+            return self._depth
+
+    def _make_depth(self) -> tuple[Any, str]:
+        """Real weights when present (never for tiny-random), else Depth-Anything-V2-Small's
+        real config with random weights (its tiny form under tiny-random)."""
         from livevace.annotators.depth import TransformersDepth, load_estimator
         from livevace.bench.annotators import (DEPTH_ANYTHING_V2_SMALL_PREPROCESSOR,
                                                depth_anything_v2_small)
 
-        with self._lock:
-            if self._depth is None:
-                cuda = self.device.type == "cuda"
-                try:
-                    if self.tiny:
-                        raise ModelError("tiny-random uses a tiny random depth model")
-                    self._depth = load_estimator(self.depth_model, str(self.device))
-                    self.depth_source = f"{self.depth_model} weights"
-                except ModelError:
-                    dtype = torch.float16 if cuda else torch.float32
-                    model = depth_anything_v2_small(self.device, dtype, tiny=self.tiny)
-                    self._depth = TransformersDepth(model, DEPTH_ANYTHING_V2_SMALL_PREPROCESSOR,
-                                                    56 if self.tiny else None)
-                    self.depth_source = ("tiny random depth model" if self.tiny else
-                                         "Depth-Anything-V2-Small, random weights")
-            return self._depth
+        if not self.tiny:
+            try:
+                return (load_estimator(self.depth_model, str(self.device)),
+                        f"{self.depth_model} weights")
+            except ModelError:
+                pass
+        dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        model = depth_anything_v2_small(self.device, dtype, tiny=self.tiny)
+        estimator = TransformersDepth(model, DEPTH_ANYTHING_V2_SMALL_PREPROCESSOR,
+                                      56 if self.tiny else None)
+        return estimator, ("tiny random depth model" if self.tiny else
+                           "Depth-Anything-V2-Small, random weights")
 
     def clip(self, width: int, height: int) -> list[np.ndarray]:
         """48 frames of the moving test pattern at the input size."""
@@ -256,15 +261,13 @@ class Rig:
             return
         umt5 = random_umt5(self.device, self.models.text.dtype)
         text = WanTextEncoder(umt5, self.models.text.tokenizer, self.models.text.text_len)
-        models = dataclasses.replace(self.models, text=text, _embeddings=None)
-        rig = Rig(models, self.device, self.acceleration, self.rate, self.assets,
-                  self.depth_model)
-        rig._depth, rig.depth_source, rig._clips = self._depth, self.depth_source, self._clips
+        rig = copy.copy(self)  # shares the depth estimator and the clips
+        rig.models = dataclasses.replace(self.models, text=text, _embeddings=None)
         try:
             yield rig
         finally:
-            models.close()
-            del rig, models, text, umt5
+            rig.models.close()
+            del rig, text, umt5
             free(self.device)
 
 
@@ -645,12 +648,20 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def verdict(target: Target, values: list[float], comparable: bool) -> dict[str, Any]:
+    """The target's line: median, spread, goal and whether it is met (on the median)."""
+    goal = ("report" if target.goal is None else
+            f"{'≥' if target.at_least else '≤'} {target.goal:g} {target.unit}")
     line: dict[str, Any] = {"target": target.what, "row": target.row, "metric": target.metric,
-                            "unit": target.unit, **spread(values)}
+                            "unit": target.unit, "goal": goal}
+    if not values:
+        return {**line, "measured": "failed (see the row's error)", "met": "no"}
+    line.update(spread(values))
+    line["measured"] = f"{line['median']:.3g} {target.unit}"
+    line["spread"] = (f"{line['min']:.3g}–{line['max']:.3g} ({line['spread_%']:.1f} %, "
+                      f"n={line['n']})")
     if target.goal is None:
-        line["goal"], line["met"] = "report", "-"
+        line["met"] = "-"
     else:
-        line["goal"] = f"{'≥' if target.at_least else '≤'} {target.goal:g} {target.unit}"
         ok = line["median"] >= target.goal if target.at_least else line["median"] <= target.goal
         line["met"] = ("yes" if ok else "no") if comparable else "n/a"
     return line
@@ -662,8 +673,8 @@ def run_suite_row(rig: Rig, row: SuiteRow, args: argparse.Namespace) -> dict[str
     if row.kind == "memory":
         with rig.with_text_encoder() as resident:
             result = measure(resident, row.settings, min(args.chunks, 4), args.warmup)
-            result["text_encode_ms"] = text_encode_ms(resident)
-            return result
+            return {**result, "text_encode_ms": text_encode_ms(resident),
+                    "text_encoder": resident.describe()["text_encoder"]}
     return measure(rig, row.settings, args.chunks, args.warmup)
 
 
@@ -684,25 +695,34 @@ def run_suite(rig: Rig, args: argparse.Namespace) -> dict[str, Any]:
     rows, targets = suite(*args.suite_resolutions)
     wanted = suite_keys(args)
     results: dict[str, list[dict[str, Any]]] = {}
+    failed: list[dict[str, Any]] = []
     for repeat in range(args.repeat):
         for row in rows:
             if row.key not in wanted:
                 continue
             t0 = time.perf_counter()
-            result = {**run_suite_row(rig, row, args), "suite_row": row.key, "repeat": repeat}
+            try:
+                result = run_suite_row(rig, row, args)
+            except Exception as exc:  # noqa: BLE001 - one failed row must not lose the others
+                traceback.print_exc()
+                failed.append({"suite_row": row.key, "repeat": repeat,
+                               "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+                print(f"[{row.key} #{repeat + 1}/{args.repeat}] failed: {failed[-1]['error']}")
+                free(rig.device)
+                continue
+            result.update(suite_row=row.key, repeat=repeat)
             results.setdefault(row.key, []).append(result)
             print(f"[{row.key} #{repeat + 1}/{args.repeat}] {one_line(result)} "
                   f"({time.perf_counter() - t0:.1f} s)", flush=True)
     comparable = not rig.tiny and rig.device.type == "cuda"
-    lines = [verdict(t, [r[t.metric] for r in results[t.row]], comparable)
-             for t in targets if t.row in results]
-    all_rows = [r for key in results for r in results[key]]
+    lines = [verdict(t, [r[t.metric] for r in results.get(t.row, [])], comparable)
+             for t in targets if t.row in wanted]
+    all_rows = [r for key in results for r in results[key]] + failed
     print_rows(all_rows)
     print()
-    print(table([{**ln, "measured": f"{ln['median']:.3g} {ln['unit']}",
-                  "spread": f"{ln['min']:.3g}–{ln['max']:.3g} ({ln['spread_%']:.1f} %, "
-                            f"n={ln['n']})"} for ln in lines],
-                ["target", "measured", "spread", "goal", "met"]))
+    print(table(lines, ["target", "measured", "spread", "goal", "met"]))
+    for row in failed:
+        print(f"FAILED {row['suite_row']} #{row['repeat'] + 1}: {row['error']}")
     if not comparable:
         print("(targets are for the real-size model on an H100: not comparable here)")
     return {"rows": all_rows, "targets": lines}

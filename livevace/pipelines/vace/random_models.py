@@ -13,7 +13,7 @@ what is being measured. The pictures are noise. Nothing is downloaded or read.
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -56,12 +56,14 @@ def materialise(module: nn.Module, device: torch.device, dtype: torch.dtype) -> 
     return module.eval().requires_grad_(False)
 
 
-def random_umt5(device: torch.device, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
-    """UMT5-XXL's encoder at its real shape (`text.UMT5_XXL`) with random weights."""
+def random_umt5(device: torch.device, dtype: torch.dtype = torch.bfloat16,
+                **config: Any) -> nn.Module:
+    """UMT5-XXL's encoder at its real shape (`text.UMT5_XXL`, or changed by `config`) with
+    random weights."""
     from transformers import UMT5EncoderModel
 
     with torch.device("meta"):
-        model = UMT5EncoderModel(umt5_config())
+        model = UMT5EncoderModel(umt5_config(**config))
     model = materialise(model, device, dtype)
     model.encoder.embed_tokens.weight = model.shared.weight  # tied, as in the checkpoint
     return model
