@@ -168,6 +168,26 @@ def test_suite_reports_every_target_with_its_spread(tmp_path, capsys):
         assert ahead["latency_ms"]["min"] >= 4 * period_ms
         assert direct["latency_p50_ms"] < ahead["latency_p50_ms"]
         assert ahead["fps_out"] > 0 and ahead["settings"]["chunk"] == 1
+        # its own 4 frames (3 periods after the first) and, annotated ahead, 4 more
+        assert ahead["capture_wait_ms"] == pytest.approx(7 * period_ms)
+        assert direct["capture_wait_ms"] == pytest.approx(3 * period_ms)
+        for probe in (ahead, direct):
+            assert probe["pipeline_ms"] > 0
+            assert probe["rest_ms"] == pytest.approx(
+                probe["latency_p50_ms"] - probe["capture_wait_ms"] - probe["pipeline_ms"])
+
+
+def test_probe_command_writes_its_record(tmp_path, capsys):
+    code = main(["bench", "probe", "--model", "tiny-random", "--device", "cpu", "--resolution",
+                 f"{SIZE}x{SIZE}", "--probe-seconds", "1", "--probe-settle", "0.5",
+                 "--out", str(tmp_path)])
+    assert code == 0 and "capture_wait_ms" in capsys.readouterr().out
+    (result,) = tmp_path.glob("probe-*.json")
+    record = json.loads(result.read_text())
+    (row,) = record["rows"]
+    assert row["settings"]["chunk"] == 1 and row["latency_ms"]["n"] > 0
+    assert row["latency_ms"]["min"] >= 4 * 1000 / 30  # nothing is out before it is in
+    assert record["model"] == "tiny-random" and record["depth"] == "tiny random depth model"
 
 
 def test_memory_row_loads_umt5_beside_random_embeddings(rig, monkeypatch):

@@ -745,7 +745,7 @@ def one_line(row: dict[str, Any]) -> str:
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
-    from livevace.bench.probe import PROBE_COLUMNS
+    from livevace.bench.probe import PROBE_COLUMNS, PROBE_NOTE
 
     measured = [{**r, "row": r["key"] + (f" #{r['repeat'] + 1}" if "repeat" in r else "")}
                 for r in rows if "fps" in r]
@@ -760,6 +760,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
               "the measured matmul rate; dit_mfu_% = floor / dit.")
     if probes:
         print(table(probes, PROBE_COLUMNS))
+        print(PROBE_NOTE)
 
 
 # ------------------------------------------------------------------------------ the CLI

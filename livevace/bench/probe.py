@@ -56,6 +56,14 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds run before measuring (default: %(default)s)")
 
 
+def capture_wait_ms(frames: int, lookahead: int, fps: float) -> float:
+    """What capture alone adds to every frame's latency: a chunk is complete only when its
+    last frame is (frames − 1 periods after its first), and with `lookahead` it is generated
+    only once the next chunk(s) are complete too. The pacer then plays the chunk out one
+    period per frame, so each of its frames waits the same."""
+    return ((frames - 1) + lookahead * frames) * 1000.0 / fps
+
+
 def glass_to_glass(pipeline: Pipeline, overrides: dict[str, Any], width: int, height: int,
                    fps: float, seconds: float, settle: float) -> dict[str, Any]:
     """Run the node around a warmed-up `pipeline` (its live parameters: `overrides`) and
@@ -84,8 +92,13 @@ def glass_to_glass(pipeline: Pipeline, overrides: dict[str, Any], width: int, he
     if not latencies:
         raise RuntimeError(f"no frame reached the sink in {seconds:g} s (pipeline too slow?)")
     timing = Timing.of(latencies)
+    capture_ms = capture_wait_ms(pipeline.frames_per_call, getattr(pipeline, "lookahead", 0),
+                                 fps)
+    call_ms = after.get("stage_pipeline_ms", 0.0)
     return {"latency_p50_ms": timing.p50, "latency_p95_ms": timing.p95,
             "latency_p99_ms": timing.p99, "latency_ms": timing.as_dict(),
+            "capture_wait_ms": capture_ms, "pipeline_ms": call_ms,
+            "rest_ms": timing.p50 - capture_ms - call_ms,
             "fps_out": (after["frames_out"] - before["frames_out"]) / wall,
             "fps_pipeline": after["fps_pipeline"],
             "held": after["held"] - before["held"],
@@ -94,8 +107,11 @@ def glass_to_glass(pipeline: Pipeline, overrides: dict[str, Any], width: int, he
             "source_fps": fps, "seconds": seconds, "settle_s": settle}
 
 
-PROBE_COLUMNS = ["row", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "fps_out",
-                 "held", "dropped", "acceleration"]
+PROBE_NOTE = ("capture_wait_ms: waiting for the chunk's frames (and the chunk ahead) to be "
+              "captured; pipeline_ms: one pipeline call; rest_ms: p50 minus both (pacer, "
+              "queues, sink).")
+PROBE_COLUMNS = ["row", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "capture_wait_ms",
+                 "pipeline_ms", "rest_ms", "fps_out", "held", "dropped", "acceleration"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         record = rig.describe()
     print(table([row], PROBE_COLUMNS))
     print(f"glass to glass: capture stamp → sink, {args.probe_fps:g} fps source, "
-          f"{args.probe_seconds:g} s after {args.probe_settle:g} s settling")
+          f"{args.probe_seconds:g} s after {args.probe_settle:g} s settling. {PROBE_NOTE}")
     path = write_result("probe", {**record, "rows": [row]}, args.out)
     print(f"wrote {path}")
     return 0
