@@ -14,9 +14,10 @@ Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
 - fps = output frames / the calls' wall time; chunk latency p50/p95 = one call's wall time;
 - time to first frame (`ttff_s`): a NEW pipeline on the warm model set (weights resident,
   kernels compiled by the row's run), from its creation to its first output frame, input
-  frames in hand, its prompt never encoded before (the encode is on the path). With CUDA
-  graphs on, its new stream cache first captures its graphs (`prepare`, as a node must
-  before going live), reported as `ttff_prepare_s` and not counted. `ttff_cold_s`: the
+  frames in hand, its prompt never encoded before (the encode is on the path). With
+  `--compile`, its new stream cache first captures its graphs (`prepare`, as a node must
+  before going live; the prompt encode is waited for first, ≈ 1 ms with random embeddings,
+  30 ms with UMT5-XXL), reported as `ttff_prepare_s` and not counted. `ttff_cold_s`: the
   row's first pipeline, creation → first frame, everything counted (compilation, capture,
   autotuning, allocator growth). Neither counts camera time (the probe does);
 - breakdown per chunk (means): text (`stage_cache`: text K/V, transitions, references),
@@ -419,15 +420,17 @@ def warm(pipeline: StreamingVace, feed: Feed, params: dict[str, Any], chunks: in
     return first
 
 
-def prepare(rig: Rig, pipeline: StreamingVace, s: Settings) -> float:
+def prepare(rig: Rig, pipeline: StreamingVace, s: Settings, prompt: str) -> float:
     """On the fast path, compile and capture the new stream cache's graphs before the first
-    call, as a node must before going live: a CUDA-graph capture meeting the depth
-    annotator's work on its own stream can fail (the capture mode is global). Seconds spent
-    (0 when eager). The text set here is a placeholder; the first chunk still waits for its
-    prompt and sets it."""
+    call, as a node must before going live: a CUDA-graph capture that meets other CUDA work
+    (the depth annotator's or the text encoder's thread) can fail, the capture mode being
+    global — so the prompt encode the pipeline requested at creation is waited for first.
+    Seconds spent (0 when eager). The text set here is a placeholder; the first chunk sets
+    its prompt's."""
     if rig.acceleration.compile == "off" and not rig.acceleration.cuda_graph:
         return 0.0
     t0 = time.perf_counter()
+    rig.models.embeddings.get(prompt, timeout=600)
     sampler = pipeline.stream.sampler
     sampler.set_text(torch.zeros(1, 1, rig.models.dit.cfg.text_dim, device=rig.device))
     sampler.warm_up(vace=s.vace)
@@ -446,7 +449,7 @@ def time_to_first_frame(rig: Rig, s: Settings) -> dict[str, float]:
     pipeline, overrides = rig.pipeline(s)
     created = time.perf_counter() - t0
     try:
-        prepare_s = prepare(rig, pipeline, s)
+        prepare_s = prepare(rig, pipeline, s, overrides["prompt"])
         t1 = time.perf_counter()
         call_until_output(pipeline, Feed(rig.clip(s.width, s.height)), snapshot(overrides)[1])
         return {"ttff_s": created + time.perf_counter() - t1, "ttff_create_s": created,
@@ -487,7 +490,7 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None) -> di
     pipeline, overrides = rig.pipeline(s, log)
     params = snapshot(overrides)[1]
     try:
-        prepare(rig, pipeline, s)
+        prepare(rig, pipeline, s, overrides["prompt"])
         ttff_cold = time.perf_counter() - t0 + warm(pipeline, feed, params, max(1, warmup))
         counter = ForwardCounter(dit)
         calls: list[tuple[float, int, list[tuple[str, float]]]] = []
@@ -563,7 +566,7 @@ def probe_row(rig: Rig, s: Settings, args: argparse.Namespace) -> dict[str, Any]
     """Glass to glass through the node (`probe`) for a warmed-up pipeline of `s`."""
     pipeline, overrides = rig.pipeline(s)
     try:
-        prepare(rig, pipeline, s)
+        prepare(rig, pipeline, s, overrides["prompt"])
         warm(pipeline, Feed(rig.clip(s.width, s.height)), snapshot(overrides)[1],
              default_warmup(s.chunk) if args.warmup is None else max(1, args.warmup))
     except BaseException:
