@@ -88,20 +88,26 @@ def test_a_row_writes_consistent_numbers(tmp_path, capsys):
 V2V_STEPS = len(start_timesteps(FlowMatchSchedule().warp(step_list(4)),
                                 param("noise_scale").default))
 """Video-to-video starts below the first steps (Scope's 1000·s − 100)."""
-EXPECTED = {"t2v": ("text-to-video", 4, False), "v2v": ("video-to-video", V2V_STEPS, False),
-            "vace-control": ("VACE depth control", 4, True),
-            "vace-ref": ("1 reference image", 4, True),
-            "inpaint": ("inpainting a mask image", 4, True)}
+EXPECTED = {("t2v", "image"): ("text-to-video", 4, False),
+            ("v2v", "image"): ("video-to-video", V2V_STEPS, False),
+            ("vace-control", "image"): ("VACE depth control", 4, True),
+            ("vace-ref", "image"): ("1 reference image", 4, True),
+            ("inpaint", "image"): ("VACE raw-video control + inpainting a mask image", 4, True),
+            ("inpaint", "person"): ("VACE raw-video control + inpainting the person", 4, True)}
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_every_mode_runs_the_plan_it_names(rig, mode):
-    row = measure(rig, Settings(SIZE, SIZE, mode=mode), chunks=2, warmup=1)
-    words, steps, vace = EXPECTED[mode]
+@pytest.mark.parametrize("mode,mask", EXPECTED)
+def test_every_mode_runs_the_plan_it_names(rig, mode, mask):
+    row = measure(rig, Settings(SIZE, SIZE, mode=mode, mask=mask), chunks=2, warmup=1)
+    words, steps, vace = EXPECTED[(mode, mask)]
     assert words in row["plan"]
     assert row["frames"] == 24 and row["fps"] > 0
     assert row["forwards_per_chunk"] == steps + 1  # + the cache write
     assert row["vace_forwards_per_chunk"] == (steps + 1 if vace else 0)
+
+
+def test_every_mode_is_covered():
+    assert {mode for mode, _ in EXPECTED} == set(MODES)
 
 
 def test_steps_chunk_and_decoder_reach_the_pipeline(rig):

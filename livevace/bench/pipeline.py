@@ -47,7 +47,7 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -69,6 +69,7 @@ from livevace.pipelines.vace.models import RANDOM_1_3B, TINY_RANDOM, ModelSet
 from livevace.pipelines.vace.pipeline import StreamingVace
 from livevace.pipelines.vace.random_models import TEXT_ENCODERS
 from livevace.pipelines.vace.staging import Staging
+from livevace.pipelines.vace.stream import WINDOW
 from livevace.stats import Stats
 
 MODES = ("t2v", "v2v", "vace-control", "vace-ref", "inpaint")
@@ -76,8 +77,6 @@ LOOP_STAGES = ("cache", "annotate_wait", "encode", "dit", "decode")
 """Stages the pipeline times on the calling thread, one sample per chunk, in order."""
 BREAKDOWN = {"cache": "text", "annotate_wait": "annotate_wait", "encode": "encode", "dit": "dit",
              "decode": "decode"}
-WINDOW = 12
-"""Latent frames of the stream's cache (`stream.WINDOW`): warm-up fills it once."""
 
 
 # ------------------------------------------------------------------------------ settings
@@ -106,7 +105,8 @@ class Settings:
     def label(self) -> str:
         mode = f"vace {self.control}" if self.mode == "vace-control" else self.mode
         return (f"{self.width}x{self.height} {mode} {self.steps} steps {self.decoder} "
-                f"chunk {self.chunk}")
+                f"chunk {self.chunk}" + (f" lookahead {self.lookahead}" if self.lookahead != 1
+                                         else ""))
 
     @property
     def vace(self) -> bool:
@@ -142,11 +142,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
                     args.decoder, args.lookahead)
 
 
-def snapshot(overrides: dict[str, Any]) -> tuple[ParamStore, dict[str, Any]]:
-    """A parameter store holding `overrides` (validated by the registry) and its snapshot."""
+def snapshot(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The live parameters: the registry's defaults with `overrides` (validated by it)."""
     store = ParamStore()
     store.update(overrides)
-    return store, store.snapshot()
+    return store.snapshot()
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ class Rig:
                  ) -> tuple[StreamingVace, dict[str, Any]]:
         """A new pipeline for `s` and the parameter overrides it runs with."""
         overrides = {**s.overrides(self.assets), "prompt": self.prompt()}
-        _, params = snapshot(overrides)
+        params = snapshot(overrides)
         pipeline = StreamingVace(self.models, s.width, s.height, params, lookahead=s.lookahead,
                                  stats=stats)
         pipeline.annotation = BenchAnnotation(self.depth, str(params["depth_model"]),
@@ -451,7 +451,7 @@ def time_to_first_frame(rig: Rig, s: Settings) -> dict[str, float]:
     try:
         prepare_s = prepare(rig, pipeline, s, overrides["prompt"])
         t1 = time.perf_counter()
-        call_until_output(pipeline, Feed(rig.clip(s.width, s.height)), snapshot(overrides)[1])
+        call_until_output(pipeline, Feed(rig.clip(s.width, s.height)), snapshot(overrides))
         return {"ttff_s": created + time.perf_counter() - t1, "ttff_create_s": created,
                 "ttff_prepare_s": prepare_s}
     finally:
@@ -488,7 +488,7 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None) -> di
     feed = Feed(rig.clip(s.width, s.height))
     t0 = time.perf_counter()
     pipeline, overrides = rig.pipeline(s, log)
-    params = snapshot(overrides)[1]
+    params = snapshot(overrides)
     try:
         prepare(rig, pipeline, s, overrides["prompt"])
         ttff_cold = time.perf_counter() - t0 + warm(pipeline, feed, params, max(1, warmup))
@@ -567,15 +567,14 @@ def probe_row(rig: Rig, s: Settings, args: argparse.Namespace) -> dict[str, Any]
     pipeline, overrides = rig.pipeline(s)
     try:
         prepare(rig, pipeline, s, overrides["prompt"])
-        warm(pipeline, Feed(rig.clip(s.width, s.height)), snapshot(overrides)[1],
+        warm(pipeline, Feed(rig.clip(s.width, s.height)), snapshot(overrides),
              default_warmup(s.chunk) if args.warmup is None else max(1, args.warmup))
     except BaseException:
         pipeline.close()
         raise
     row = glass_to_glass(pipeline, overrides, s.width, s.height, args.probe_fps,
                          args.probe_seconds, args.probe_settle)
-    return {"row": s.label + (f" lookahead {s.lookahead}" if s.lookahead != 1 else ""),
-            "key": s.label, "settings": dataclasses.asdict(s),
+    return {"row": s.label, "key": s.label, "settings": dataclasses.asdict(s),
             "acceleration": rig.acceleration.label, **row}
 
 
@@ -741,7 +740,8 @@ def one_line(row: dict[str, Any]) -> str:
     if "latency_p50_ms" in row:
         return (f"{row['row']}: glass to glass p50 {row['latency_p50_ms']:.1f} ms, "
                 f"p95 {row['latency_p95_ms']:.1f} ms, {row['fps_out']:.1f} fps out")
-    return (f"{row['key']}: {row['fps']:.1f} fps, chunk p50 {row['chunk_p50_ms']:.1f} ms, "
+    return (f"{row['key']} ({row['plan']}): {row['fps']:.1f} fps, "
+            f"chunk p50 {row['chunk_p50_ms']:.1f} ms, "
             f"ttff {row['ttff_s']:.3f} s, DiT {row['dit']:.1f} ms "
             f"(floor {row['dit_floor_ms']:.1f}, MFU {row['dit_mfu_%']:.0f} %), "
             f"peak {row['peak_gb']:.2f} GB")
@@ -851,6 +851,8 @@ def run(args: argparse.Namespace) -> int:
             s = settings_from(args)
             rows = [{**measure(rig, s, args.chunks, args.warmup), "repeat": k}
                     for k in range(args.repeat)]
+            for row in rows:
+                print(one_line(row))
             print_rows(rows)
             record = {"rows": rows, "fps": spread([r["fps"] for r in rows])}
             if args.repeat > 1:
