@@ -2,13 +2,7 @@
 # Baseline GPU numbers for BENCHMARKS.md (model core, codecs, depth), run on the lent H100:
 #   device run: bash bench/gpu_baseline.sh   (carry .whl: diffusers, tomli-w, python-osc wheels)
 set -uo pipefail
-export PYTHONUNBUFFERED=1
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-fi
-export PYTHONPATH="$PWD:/tmp/site"
-OUT="${OUT:-bench/results}"
-nvidia-smi -L
+source bench/device_env.sh
 lv() { python3 -m livevace bench "$@" --out "$OUT" 2>&1 | tee -a "$OUT/gpu_baseline.log"; }
 lv dit
 lv dit --sdpa-backend cudnn

@@ -4,14 +4,7 @@
 # VARIANTS overrides the sweep; PROFILE= drops --profile; GPU_TESTS=0 skips the GPU-marked
 # speed tests; BENCH_TIMEOUT (s) bounds the bench.
 set -uo pipefail
-export PYTHONUNBUFFERED=1
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-fi
-export PYTHONPATH="$PWD:/tmp/site"
-OUT="${OUT:-bench/results}"
-mkdir -p "$OUT"
-nvidia-smi -L
+source bench/device_env.sh
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 timeout "${BENCH_TIMEOUT:-420}" python3 -m livevace bench dit \
   --variants "${VARIANTS:-eager,compile,compile+graph,compile+graph+fp8}" \

@@ -5,14 +5,7 @@
 # (the eager suite); EAGER=1 adds an eager suite run after the fast one (≈ 2–3 min more);
 # GPU_TESTS=0 skips the GPU-marked test; BENCH_TIMEOUT (s) bounds each bench run.
 set -uo pipefail
-export PYTHONUNBUFFERED=1
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-fi
-export PYTHONPATH="$PWD:/tmp/site"
-OUT="${OUT:-bench/results}"
-mkdir -p "$OUT"
-nvidia-smi -L
+source bench/device_env.sh
 suite() {
   timeout "${BENCH_TIMEOUT:-420}" python3 -m livevace bench pipeline --suite --repeat "${REPEAT:-3}" \
     --out "$OUT" "$@" 2>&1 | grep -v USDT | tee -a "$OUT/pipeline_suite.log"
