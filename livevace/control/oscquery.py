@@ -96,8 +96,12 @@ class OscQueryServer:
                                         daemon=True)
         self._thread.start()
         self._zeroconf = None
+        # mDNS probing takes seconds: advertise beside the show, never in front of it
+        self._advertiser: threading.Thread | None = None
         if advertise:
-            self._advertise(name, host, osc_port)
+            self._advertiser = threading.Thread(target=self._advertise, name="oscquery-mdns",
+                                                args=(name, host, osc_port), daemon=True)
+            self._advertiser.start()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -136,6 +140,8 @@ class OscQueryServer:
             self._zeroconf = None
 
     def close(self) -> None:
+        if self._advertiser is not None:
+            self._advertiser.join(timeout=10)
         self._close_zeroconf()
         self._http.shutdown()
         self._http.server_close()

@@ -107,6 +107,8 @@ class UdpServer(_Server):
                 if self._stop.is_set():
                     return
                 continue  # e.g. ICMP port unreachable reported on Windows
+            if self._stop.is_set():  # the wake-up datagram of close()
+                return
             if not self._allow(sender[0]):
                 self._burst.warning(f"deny {sender[0]}", f"OSC from {sender[0]} ignored "
                                     "(not in --osc-allow)")
