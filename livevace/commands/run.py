@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="weights of the vace pipeline: auto (the files `livevace models "
                         "pull` fetches; default) | tiny-random (tiny random models, runs on a "
                         "CPU: try the node without a GPU)")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="vace pipeline on a GPU: keep the DiT eager (no torch.compile, no "
+                        "CUDA graphs; starts faster, runs ≈ 1.6–1.9× slower: for debugging)")
     service = _control_service()
     if service is not None:
         service.add_arguments(parser)
@@ -112,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     stats = Stats()
     for path in cfg.presets:
         log.info("preset %s", path)
-    pipeline = create_pipeline(cfg.pipeline, cfg, store, model=getattr(args, "model", None))
+    pipeline = create_pipeline(cfg.pipeline, cfg, store, model=getattr(args, "model", None),
+                               compile=False if getattr(args, "no_compile", False) else None)
     bind_stats = getattr(pipeline, "bind_stats", None)
     if bind_stats is not None:  # the generator times its stages into the node's stats
         bind_stats(stats)

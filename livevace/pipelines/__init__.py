@@ -55,7 +55,8 @@ register(PipelineEntry("controlmap", "livevace.pipelines.controlmap:create",
                        rank=10))
 register(PipelineEntry("vace", "livevace.pipelines.vace:create",
                        "causal VACE generation on Wan2.1-1.3B (needs the weights and a CUDA "
-                       "GPU; --model tiny-random runs anywhere)", rank=100, options=("model",)))
+                       "GPU; --model tiny-random runs anywhere)", rank=100,
+                       options=("model", "compile")))
 
 
 def pipeline_names() -> list[str]:

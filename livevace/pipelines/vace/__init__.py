@@ -13,7 +13,9 @@ Modules, one job each:
 - `references`       — reference images in the KV cache's sink (why: see there);
 - `motion`           — video-to-video start and the motion-aware noise controller;
 - `stream`           — cache, sampler, codecs of one uninterrupted stream;
-- `staging`, `timing` — reused upload buffers, per-stage timing;
+- `staging`, `timing` — reused upload buffers, non-blocking downloads, per-stage timing;
+- `lane`, `ahead`    — the next chunk's context encoded on a second CUDA stream;
+- `fast`, `warmup`   — the fast path on a GPU and everything done before going live;
 - `pipeline`         — `StreamingVace`, the node's Pipeline.
 """
 
@@ -33,8 +35,14 @@ if TYPE_CHECKING:
     from livevace.pipelines.vace.pipeline import StreamingVace
 
 
-def create(config: "RunConfig", store: ParamStore, model: str | None = None) -> "StreamingVace":
-    """The pipeline for a run; UserError (one line) when it cannot run here."""
+def create(config: "RunConfig", store: ParamStore, model: str | None = None,
+           compile: bool | None = None) -> "StreamingVace":
+    """The pipeline for a run, ready to go live; UserError (one line) when it cannot run here.
+
+    On a CUDA device it takes the fast path (`fast.go_fast`: cuDNN autotuning, the compiled
+    DiT stepping through CUDA graphs; `compile=False`, `livevace run --no-compile`, keeps the
+    DiT eager for debugging) and prepares everything slow before returning (`prepare`)."""
+    from livevace.pipelines.vace.fast import go_fast
     from livevace.pipelines.vace.geometry import generation_size
     from livevace.pipelines.vace.models import load_models, vram_settings
     from livevace.pipelines.vace.pipeline import StreamingVace
@@ -42,4 +50,11 @@ def create(config: "RunConfig", store: ParamStore, model: str | None = None) -> 
     params = store.snapshot()
     width, height = generation_size(config.width, config.height)
     models = load_models(model, vram_settings(width, height, params))
-    return StreamingVace(models, config.width, config.height, params, owns_models=True)
+    go_fast(models, compile=compile is not False)
+    pipeline = StreamingVace(models, config.width, config.height, params, owns_models=True)
+    try:
+        pipeline.prepare()
+    except BaseException:
+        pipeline.close()
+        raise
+    return pipeline

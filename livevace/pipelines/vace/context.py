@@ -16,7 +16,18 @@ as reactive and mask 0 ("given, keep"), as in VACE.
 `StreamEncoder` lets a stream sit out chunks (VACE switched off, then on again) and start
 in the middle of a video: a causal VAE stream must begin with a 1 + 4k chunk, so a stream
 (re)started on a later chunk of 4k frames is fed its first frame twice and the extra latent
-dropped — the 4-frame groups then line up with the generator's latent frames again.
+dropped — the 4-frame groups then line up with the generator's latent frames again. A
+stream of zeros (re)started that way takes the latents of zeros since the start instead,
+from the shared cache, rather than encoding zeros anew in every chunk that follows.
+
+Encoding ahead (see `lane`): the pipeline may encode the *next* chunk's context while the DiT
+still reads the current one, so `ContextEncoder` alternates between two buffers, and a buffer
+is only rewritten after the stream that encodes waits for an event recorded after its last
+reader (`release`). Such an encode is speculative — it uses the parameters of the call that
+launched it — so `speculate` first saves the encoder streams' causal memory: `commit` keeps
+the result, `rollback` restores the memory (the chunk is then encoded again with the
+parameters it is generated with), `reset` drops it. The memory is a dict of tensors that
+encoding replaces rather than modifies, so saving it is a shallow copy.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from livevace.models.wan.vae import SPACE_STRIDE, WanVAE
+from livevace.models.wan.vae import SPACE_STRIDE, WanVAE, ZeroStreamLatents
 
 LATENT = 16
 TIME_STRIDE = 4
@@ -62,6 +73,16 @@ class StreamEncoder:
         self.stream.reset()
         self.last_chunk = None
 
+    def save(self) -> tuple:
+        """The causal memory (restored by `restore`; see the module doc)."""
+        s = self.stream
+        return (None if s.state is None else dict(s.state), s.history, s.all_zeros,
+                self.last_chunk)
+
+    def restore(self, saved: tuple) -> None:
+        state, self.stream.history, self.stream.all_zeros, self.last_chunk = saved
+        self.stream.state = None if state is None else dict(state)
+
     def encode(self, pixels: Tensor | None, shape: tuple[int, ...], device: torch.device,
                chunk: int, first: bool) -> Tensor:
         if self.last_chunk is not None and self.last_chunk != chunk - 1:
@@ -72,14 +93,27 @@ class StreamEncoder:
             self.reset()
         self.last_chunk = chunk
         restart = not self.stream.history and not first
+        if pixels is None and restart:
+            return self._zeros_since_start(shape, device, chunk)
         if pixels is None:
-            b, c, t, h, w = shape
-            out = self.stream.encode_zeros((b, c, t + restart, h, w), device)
+            out = self.stream.encode_zeros(shape, device)
         else:
             if restart:
                 pixels = torch.cat([pixels[:, :, :1], pixels], dim=2)
             out = self.stream.encode(pixels)
         return out[:, :, 1:] if restart else out
+
+    def _zeros_since_start(self, shape: tuple[int, ...], device: torch.device,
+                           chunk: int) -> Tensor:
+        """Zeros for a stream (re)started on a later chunk: the latents an all-zeros stream has
+        at chunk `chunk`, as if it had run from the start — served by the VAE's shared zeros
+        cache (converged after the encoder's receptive field, ≈ 100 frames) instead of a
+        full encode of zeros in every chunk that follows."""
+        b, c, t, h, w = shape
+        out = self.stream.encode_zeros((b, c, t - (TIME_STRIDE - 1), h, w), device)
+        for _ in range(min(chunk, ZeroStreamLatents.MAX_CHUNKS - 1)):
+            out = self.stream.encode_zeros(shape, device)
+        return out
 
 
 def reference_context(latents: Tensor) -> Tensor:
@@ -92,8 +126,8 @@ def reference_context(latents: Tensor) -> Tensor:
 
 
 class ContextEncoder:
-    """Builds a chunk's context into one preallocated buffer (the sampler copies what it
-    keeps for recache, so the buffer is reused for every chunk)."""
+    """Builds a chunk's context into one of two preallocated buffers, alternately (the
+    sampler copies what it keeps for recache; see the module doc for why two)."""
 
     def __init__(self, vae: WanVAE, latent_count: int, height: int, width: int,
                  device: torch.device) -> None:
@@ -101,14 +135,57 @@ class ContextEncoder:
         self.reactive = StreamEncoder(vae)
         self.device = device
         hh, ww = height // SPACE_STRIDE, width // SPACE_STRIDE
-        self.buffer = torch.zeros(1, 2 * LATENT + SPACE_STRIDE ** 2, latent_count, hh, ww,
-                                  device=device)
-        self.buffer[:, 2 * LATENT:] = 1.0
-        self._mask_is_ones = True
+        self.buffers = [torch.zeros(1, 2 * LATENT + SPACE_STRIDE ** 2, latent_count, hh, ww,
+                                    device=device) for _ in range(2)]
+        for buffer in self.buffers:
+            buffer[:, 2 * LATENT:] = 1.0
+        self._mask_is_ones = [True, True]
+        self._read: list[torch.cuda.Event | None] = [None, None]
+        self._next = 0
+        self._saved: tuple | None = None
 
     def reset(self) -> None:
         self.inactive.reset()
         self.reactive.reset()
+        self._saved = None
+
+    def speculate(self) -> None:
+        """Save the causal memory before an encode that may be taken back (`rollback`)."""
+        self._saved = (self.inactive.save(), self.reactive.save(), self._next)
+
+    def commit(self) -> None:
+        self._saved = None
+
+    def rollback(self) -> bool:
+        """Undo the encodes since `speculate` (False: nothing to undo, e.g. reset since)."""
+        if self._saved is None:
+            return False
+        inactive, reactive, self._next = self._saved
+        self.inactive.restore(inactive)
+        self.reactive.restore(reactive)
+        self._saved = None
+        return True
+
+    def release(self, context: torch.Tensor) -> None:
+        """The current stream has queued its last read of `context` (a buffer of ours)."""
+        if self.device.type != "cuda":
+            return
+        for i, buffer in enumerate(self.buffers):
+            if buffer is context:
+                self._read[i] = event = torch.cuda.Event()
+                event.record()
+
+    def _buffer(self) -> tuple[int, torch.Tensor]:
+        """The next buffer, once its last reader is done (waited for on the current stream)."""
+        i = self._next
+        self._next = 1 - i
+        buffer = self.buffers[i]
+        if self.device.type == "cuda":
+            stream = torch.cuda.current_stream(self.device)
+            if self._read[i] is not None:
+                stream.wait_event(self._read[i])
+            buffer.record_stream(stream)  # freed while the lane still writes: kept until done
+        return i, buffer
 
     @torch.no_grad()
     def encode(self, shape: tuple[int, ...], chunk: int, first: bool, *,
@@ -132,13 +209,14 @@ class ContextEncoder:
                                              self.device, chunk, first)
                         if video is not None else
                         self.reactive.encode(None, shape, self.device, chunk, first))
-        self.buffer[:, :LATENT] = inactive
-        self.buffer[:, LATENT:2 * LATENT] = reactive
+        i, buffer = self._buffer()
+        buffer[:, :LATENT] = inactive
+        buffer[:, LATENT:2 * LATENT] = reactive
         if mask is None:
-            if not self._mask_is_ones:
-                self.buffer[:, 2 * LATENT:] = 1.0
-                self._mask_is_ones = True
+            if not self._mask_is_ones[i]:
+                buffer[:, 2 * LATENT:] = 1.0
+                self._mask_is_ones[i] = True
         else:
-            self.buffer[:, 2 * LATENT:] = mask_channels(m)
-            self._mask_is_ones = False
-        return self.buffer
+            buffer[:, 2 * LATENT:] = mask_channels(m)
+            self._mask_is_ones[i] = False
+        return buffer

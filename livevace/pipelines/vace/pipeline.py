@@ -14,9 +14,21 @@ one chunk less latency). Generating a chunk:
 5. dit: `StreamSampler.generate_chunk`;
 6. decode: `LiveDecoder` (wan or tae, switchable live) → uint8 frames, one per input frame,
    each stamped with its input's capture time.
+Overlap (`overlap=True`, the default): once chunk n's DiT and decode are queued, the context
+of chunk n+1 is encoded on a second CUDA stream while they run (`ahead`, `lane`), so with
+lookahead 1 the encode leaves the critical path; a parameter change that lands in between
+rolls it back and the chunk is encoded in-line — the pictures never differ from the serial
+order. The frames go to the host without blocking (`Staging.download`) until that encode is
+queued.
 Each stage is timed into the node's stats (`stage_annotate_ms` on the annotator threads,
-`stage_annotate_wait_ms` what the loop waited for it, `stage_cache_ms`, `stage_encode_ms`,
-`stage_dit_ms`, `stage_decode_ms`).
+`stage_annotate_wait_ms` what the loop waited for it, `stage_cache_ms`, `stage_encode_ms`
+(the context's encode time wherever it ran, + the video-to-video input's),
+`stage_encode_wait_ms` (CUDA: what the DiT waited for an encode on the lane),
+`stage_dit_ms`, `stage_decode_ms`; counters `encode_ahead_used` / `encode_ahead_discarded`).
+
+`prepare()` (see `warmup`) does everything slow before the show: prompt encodes, annotator
+loads, cuDNN tuning of the codecs, and on the fast path (`fast.go_fast`) the DiT's
+compilation and every CUDA-graph capture.
 """
 
 from __future__ import annotations
@@ -36,10 +48,12 @@ from livevace.models.wan.prompt_blend import TextConditioner
 from livevace.models.wan.vace import VaceStrength
 from livevace.params import param
 from livevace.pipelines.vace import modes
+from livevace.pipelines.vace.ahead import Ahead, ContextJob, encode, fits, key
 from livevace.pipelines.vace.annotation import Annotation, Chunk
 from livevace.pipelines.vace.geometry import (border_mask, fit_frames, generation_size,
                                               outpaint_rect, place)
 from livevace.pipelines.vace.images import ImageCache
+from livevace.pipelines.vace.lane import Lane
 from livevace.pipelines.vace.models import ModelSet
 from livevace.pipelines.vace.motion import start_timesteps
 from livevace.pipelines.vace.references import References, write_sink
@@ -61,13 +75,14 @@ def step_list(params: dict[str, Any]) -> list[int]:
 
 
 class StreamingVace:
-    """The `vace` pipeline (see module doc). `params`: the registry snapshot at start."""
+    """The `vace` pipeline (see module doc). `params`: the registry snapshot at start;
+    `overlap`: encode the next chunk's context beside the DiT (off: strictly serial)."""
 
     name = "vace"
 
     def __init__(self, models: ModelSet, width: int, height: int, params: dict[str, Any], *,
                  lookahead: int = 1, stats: Stats | None = None,
-                 owns_models: bool = False) -> None:
+                 owns_models: bool = False, overlap: bool = True) -> None:
         self.models = models
         self.width, self.height = width, height
         self.gen_width, self.gen_height = generation_size(width, height)
@@ -81,8 +96,14 @@ class StreamingVace:
         self.annotation = Annotation(str(params["depth_model"]), lambda: self.stats)
         self.staging = Staging(models.device)
         self.timer = StageTimer(models.device)
+        self.overlap = overlap
+        self.lane = Lane(models.device, overlap)
+        self.ahead: Ahead | None = None
+        """The next chunk's context, encoded ahead (see `ahead`)."""
         self.pending: deque[Chunk] = deque()
-        self.stream = self._new_stream(params)
+        self.streams: dict[int, GenerationStream] = {}
+        """One stream per chunk size met (or prepared), kept: see `_stream_for`."""
+        self.stream = self.stream_for(params)
         self.due: set[str] = set(KEYFRAMES)
         """Keyframes to place in the next chunk (at a stream's start and when changed)."""
         self.chunks_out = 0
@@ -111,20 +132,40 @@ class StreamingVace:
         out: list[Frame] = []
         while len(self.pending) > self.lookahead:
             out += self._generate(self.pending.popleft(), params, plan)
+        self._encode_ahead(params, plan)  # (done already when a chunk was generated)
         return out
 
+    def prepare(self, chunk_sizes: tuple[int, ...] | None = None,
+                vace_modes: tuple[bool, ...] | None = None, progress: bool = True) -> float:
+        """Before going live (see `warmup.prepare`); seconds spent (0 on a CPU)."""
+        from livevace.pipelines.vace.warmup import prepare
+
+        return prepare(self, chunk_sizes, vace_modes, progress)
+
     def close(self) -> None:
+        self.ahead = None
         self.pending.clear()
         self.annotation.close()
         if self.owns_models:
             self.models.close()
 
     # ------------------------------------------------------------------- live parameters
-    def _new_stream(self, params: dict[str, Any]) -> GenerationStream:
-        return GenerationStream(self.models, self.gen_width, self.gen_height,
-                                int(params["chunk_frames"]), str(params["decoder"]),
-                                step_list(params), int(params["seed"]),
-                                VaceStrength.from_params(params))
+    def stream_for(self, params: dict[str, Any], chunk: int | None = None) -> GenerationStream:
+        """The stream for chunk size `chunk` (default: the parameter's) at the current settings.
+        Streams are kept per size: a size met again (or prepared before the show) comes back
+        reset, with its cache, buffers and captured CUDA graphs, instead of being rebuilt."""
+        chunk = int(params["chunk_frames"]) if chunk is None else chunk
+        stream = self.streams.get(chunk)
+        if stream is None:
+            stream = self.streams[chunk] = GenerationStream(
+                self.models, self.gen_width, self.gen_height, chunk, str(params["decoder"]),
+                step_list(params), int(params["seed"]), VaceStrength.from_params(params))
+            return stream
+        stream.reset()
+        stream.sampler.set_steps(step_list(params))
+        stream.sampler.seed = int(params["seed"])
+        stream.sampler.set_strength(VaceStrength.from_params(params))
+        return stream
 
     def _apply(self, params: dict[str, Any]) -> None:
         """Land the changes since the last call; parameters that need a reset say so."""
@@ -136,7 +177,7 @@ class StreamingVace:
             resets.append("reset_cache")
         sampler = self.stream.sampler
         if "chunk_frames" in changed:
-            self.stream = self._new_stream(params)
+            self.stream = self.stream_for(params)
             self.text.invalidate()  # a new cache: the current prompt's K/V are rebuilt
         else:
             if "denoising_steps" in changed:
@@ -167,13 +208,19 @@ class StreamingVace:
         self.due = set(KEYFRAMES)
 
     # ------------------------------------------------------------------------ generation
+    def _key(self, stream: GenerationStream, chunk: Chunk, cut: int, plan: modes.Plan) -> tuple:
+        return key(stream, chunk, cut, plan, self.references.latents is not None, self.due)
+
     def _generate(self, chunk: Chunk, params: dict[str, Any], plan: modes.Plan) -> list[Frame]:
         stream = self.stream
-        need = stream.frames_needed
-        if len(chunk.frames) < need:  # the chunk size grew since it was taken
+        cut = len(chunk.frames) - stream.frames_needed
+        held, self.ahead = self.ahead, None
+        ahead = fits(held, self._key(stream, chunk, cut, plan))
+        if held is not None and ahead is None:
+            self.stats.count("encode_ahead_discarded")
+        if cut < 0:  # the chunk size grew since it was taken
             self.stats.count("dropped_vace", len(chunk.frames))
             return []
-        cut = len(chunk.frames) - need
         if cut:
             self.stats.count("dropped_vace", cut)
         frames = chunk.frames[cut:]
@@ -199,40 +246,100 @@ class StreamingVace:
             if self.references.latents is not None and not stream.sink_written:
                 write_sink(stream.sampler, *self.references.sink_frames(stream.cache.layout.sink))
                 stream.sink_written = True
+        images = [f.image for f in frames]
         with self.timer.stage("encode"):
-            context, init, timesteps = self._condition(
-                stream, [f.image for f in frames],
-                None if controls is None else controls[cut:],
-                None if masks is None else masks[cut:], plan, params)
+            init, timesteps = self._video_start(stream, images, plan, params)
+        context = self._context(stream, ahead, images,
+                                None if controls is None else controls[cut:],
+                                None if masks is None else masks[cut:], plan, params)
         with self.timer.stage("dit"):
             latents = stream.sampler.generate_chunk(vace=context, init=init, timesteps=timesteps)
+        if context is not None:
+            stream.context.release(context)
         with self.timer.stage("decode"):
             pixels = stream.decoder.decode(latents, str(params["decoder"]))
-            images = pixels_to_frames(pixels)[0].cpu().numpy()
+            download = self.staging.download(pixels_to_frames(pixels)[0])
         stream.chunks += 1
+        self._encode_ahead(params, plan)
+        out = download.numpy()
         self.timer.report(self.stats)
         meta = {"chunk": self.chunks_out}
         self.chunks_out += 1
         return [Frame(self._output(image), f.t_capture, f.index, meta)
-                for image, f in zip(images, frames)]
+                for image, f in zip(out, frames)]
 
-    def _condition(self, stream: GenerationStream, images: list[np.ndarray],
-                   controls: list[np.ndarray] | None, masks: list[np.ndarray] | None,
-                   plan: modes.Plan, params: dict[str, Any]
-                   ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[float] | None]:
-        """The chunk's VACE context and video-to-video start (each None when unused)."""
+    def _video_start(self, stream: GenerationStream, images: list[np.ndarray],
+                     plan: modes.Plan, params: dict[str, Any]
+                     ) -> tuple[torch.Tensor | None, list[float] | None]:
+        """Video-to-video: the noised input latents and the timesteps they start at."""
+        if not plan.latent_init:
+            return None, None
+        raw = fit_frames(images, self.gen_width, self.gen_height)
+        scale = float(params["noise_scale"])
+        if params["noise_controller"]:
+            scale = stream.motion(raw, scale)
+        latents = stream.encode_input(self.staging.pixels("input", raw)).float()
+        noise = stream.sampler.noise(stream.cache.next_frame, 0, latents.shape)
+        return (noise * scale + latents * (1.0 - scale),
+                start_timesteps(stream.sampler.timesteps, scale))
+
+    def _context(self, stream: GenerationStream, ahead: Ahead | None, images: list[np.ndarray],
+                 controls: list[np.ndarray] | None, masks: list[np.ndarray] | None,
+                 plan: modes.Plan, params: dict[str, Any]) -> torch.Tensor | None:
+        """The chunk's VACE context (None when unused): the one encoded ahead, or now."""
+        if ahead is not None:
+            self.stats.count("encode_ahead_used")
+            encoded = ahead.encoded
+        else:
+            job = self._context_job(stream, images, controls, masks, plan, params)
+            if job is None:
+                self.due.clear()
+                return None
+            encoded = encode(self.lane, self.staging, self.timer, stream, job)
+        self.due.clear()
+        self.timer.add("encode", encoded.span)
+        if encoded.done is not None:
+            with self.timer.stage("encode_wait"):
+                self.lane.join(encoded.done)
+        return encoded.context
+
+    def _encode_ahead(self, params: dict[str, Any], plan: modes.Plan) -> None:
+        """Queue the next pending chunk's context on the lane (see `ahead`)."""
+        if not self.overlap or not self.pending:
+            return
+        chunk, stream = self.pending[0], self.stream
+        if self.ahead is not None:
+            if self.ahead.chunk is chunk:
+                return
+            self.ahead.stream.context.rollback()
+            self.ahead = None
+            self.stats.count("encode_ahead_discarded")
+        cut = len(chunk.frames) - stream.frames_needed
+        if cut < 0:
+            return
+        t0 = time.perf_counter()
+        try:
+            controls = self.annotation.result(chunk, plan, "control")
+            masks = self.annotation.result(chunk, plan, "mask")
+        except Exception:  # noqa: BLE001 - raised again, and reported, when the chunk's turn comes
+            return
+        self.stats.timing("annotate_ahead_wait", (time.perf_counter() - t0) * 1e3)
+        job = self._context_job(stream, [f.image for f in chunk.frames[cut:]],
+                                None if controls is None else controls[cut:],
+                                None if masks is None else masks[cut:], plan, params)
+        if job is None:
+            return
+        stream.context.speculate()
+        self.ahead = Ahead(self._key(stream, chunk, cut, plan), stream, chunk,
+                           encode(self.lane, self.staging, self.timer, stream, job))
+
+    def _context_job(self, stream: GenerationStream, images: list[np.ndarray],
+                     controls: list[np.ndarray] | None, masks: list[np.ndarray] | None,
+                     plan: modes.Plan, params: dict[str, Any]) -> ContextJob | None:
+        """The chunk's context inputs on the host (None: no context), with the keyframes
+        due now (the caller clears `due` once the chunk is generated)."""
         w, h = self.gen_width, self.gen_height
         raw = fit_frames(images, w, h)
-        init = timesteps = None
-        if plan.latent_init:
-            scale = float(params["noise_scale"])
-            if params["noise_controller"]:
-                scale = stream.motion(raw, scale)
-            latents = stream.encode_input(self.staging.pixels("input", raw)).float()
-            noise = stream.sampler.noise(stream.cache.next_frame, 0, latents.shape)
-            init = noise * scale + latents * (1.0 - scale)
-            timesteps = start_timesteps(stream.sampler.timesteps, scale)
-
         video = raw if plan.control == "none" else (
             fit_frames(controls, w, h) if controls is not None else None)
         region = self._region(masks, plan, len(images))
@@ -245,22 +352,17 @@ class StreamingVace:
         keyframes = {k: self.images.rgb(params[name], name.replace("_", " "))
                      for k, name in KEYFRAMES.items() if k in self.due and params[name]}
         keyframes = {k: v for k, v in keyframes.items() if v is not None}
-        self.due.clear()
         if not (video is not None or region is not None or keyframes
                 or self.references.latents is not None):
-            return None, init, timesteps
+            return None
         if keyframes:
             region = np.ones((len(raw), h, w), np.float32) if region is None else region.copy()
             raw = raw.copy()
-            for key, image in keyframes.items():
-                at = 0 if key == "first" else -1
+            for k, image in keyframes.items():
+                at = 0 if k == "first" else -1
                 raw[at], region[at] = image, 0.0
-        context = stream.context.encode(
-            (1, 3, len(raw), h, w), stream.chunks, stream.first,
-            video=None if video is None else self.staging.pixels("video", video),
-            source=None if region is None else self.staging.pixels("source", raw),
-            mask=None if region is None else self.staging.values("mask", region))
-        return context, init, timesteps
+        return ContextJob((1, 3, len(raw), h, w), stream.chunks, stream.first, video,
+                          None if region is None else raw, region)
 
     def _region(self, masks: list[np.ndarray] | None, plan: modes.Plan,
                 frames: int) -> np.ndarray | None:

@@ -1,0 +1,109 @@
+"""The live node's fast path on a CUDA GPU, and why no CUDA graph is ever captured mid-show.
+
+    go_fast(models)              # cuDNN autotuning, compiled DiT phases, CUDA graphs (LiveGraphs)
+    pipeline = StreamingVace(models, ...)
+    pipeline.prepare()           # compile, capture, tune — all before the first frame
+
+`go_fast` is what `livevace run` (the `vace` factory) does on a CUDA device unless told
+`--no-compile`: `torch.backends.cudnn.benchmark` (the Wan VAE's 3D convolutions are ≈ 30 %
+faster with tuned algorithms; the shapes are static per chunk size, so tuning happens once,
+in `prepare`), and `Acceleration(compile="default", cuda_graph=True)` for the DiT (1.6–1.9×
+eager, BENCHMARKS.md "Model core: speed work").
+
+A CUDA-graph capture is global to the process: another thread's CUDA call that is not
+allowed during a capture (an allocation, a synchronisation — the depth annotator and the
+prompt encoder run on their own threads and streams) invalidates it. So captures belong to
+`prepare`, which runs before the annotators start and after the prompt encodes are done.
+`LiveGraphs` enforces it: outside `warming()` a step state that has no graph yet runs
+eagerly instead of being captured (counted in `eager_steps`, logged once per stream cache).
+What that means for states first met live (see `StreamingVace.prepare`):
+- reset: the same cache, the same states — replayed;
+- recache and references written into the sink: the states a fresh stream passes through
+  (captured by the warm-up) or, for a replay over a wrapped ring, a masked step that never
+  had a graph (eager by design);
+- VACE switched on or off: both are warmed up;
+- a chunk size not prepared (`chunk_frames` switched live): its new cache steps eagerly for
+  the rest of the run — slower, never a glitch. `prepare(chunk_sizes=(1, 3))` warms both.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import torch
+
+from livevace.models.wan.compiled import Acceleration, StepGraphs
+from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.kv_cache import StreamCache
+from livevace.pipelines.vace.models import ModelSet
+
+log = logging.getLogger("livevace.vace")
+
+FAST = Acceleration(compile="default", cuda_graph=True)
+"""The DiT's fast path (see `livevace.models.wan.compiled`)."""
+
+
+class NotWarm(Exception):
+    """A step state met outside `LiveGraphs.warming` (run eagerly, not captured)."""
+
+
+class LiveGraphs(StepGraphs):
+    """`StepGraphs` that capture only while warming up (see the module doc)."""
+
+    def __init__(self, model: WanDiT) -> None:
+        super().__init__(model)
+        self.eager_steps = 0
+        """Steps that ran eagerly because their state had no graph (outside warm-up)."""
+        self._warming = False
+        self._told: weakref.WeakSet[StreamCache] = weakref.WeakSet()
+
+    @contextmanager
+    def warming(self) -> Iterator[None]:
+        """Captures are allowed inside (nothing else may use the GPU meanwhile)."""
+        self._warming = True
+        try:
+            yield
+        finally:
+            self._warming = False
+
+    def run(self, x: torch.Tensor, t: torch.Tensor, cache: StreamCache,
+            vace: torch.Tensor | None, hint_scale: torch.Tensor | float | None) -> torch.Tensor:
+        try:
+            return super().run(x, t, cache, vace, hint_scale)
+        except NotWarm:
+            self.eager_steps += 1
+            if cache not in self._told:
+                self._told.add(cache)
+                log.warning("a DiT step state of this stream was not prepared before the "
+                            "show: it runs without its CUDA graph (slower; nothing is "
+                            "captured while live)")
+            return self.model.cached_forward(x, t, cache, vace=vace, hint_scale=hint_scale)
+
+    def _capture(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._warming:
+            raise NotWarm
+        return super()._capture(*args, **kwargs)
+
+
+def accelerate(dit: WanDiT, settings: Acceleration) -> Acceleration:
+    """`dit.accelerate(settings)`, its CUDA graphs as `LiveGraphs`."""
+    dit.accelerate(settings)
+    if settings.cuda_graph:
+        dit.graphs = LiveGraphs(dit)
+    return settings
+
+
+def go_fast(models: ModelSet, compile: bool = True) -> Acceleration:
+    """The node's settings on a CUDA device (see the module doc); eager DiT with
+    `compile=False` (debugging). Nothing changes on a CPU."""
+    if models.device.type != "cuda":
+        return models.dit.acceleration
+    torch.backends.cudnn.benchmark = True
+    return accelerate(models.dit, FAST if compile else Acceleration())
+
+
+def live_graphs(dit: WanDiT) -> LiveGraphs | None:
+    return dit.graphs if isinstance(dit.graphs, LiveGraphs) else None

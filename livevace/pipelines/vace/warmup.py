@@ -1,0 +1,162 @@
+"""`StreamingVace.prepare`: everything slow, done before the show so that none of it lands
+on a frame — and no CUDA-graph capture ever meets another thread's GPU work (see `fast`).
+
+In order, on a CUDA device (a CPU has nothing to prepare):
+1. the prompts' encodes are waited for (the text encoder's thread is then idle);
+2. the annotators the plan needs are built (weights loaded) and run once on a grey chunk,
+   waited for, then reset (their threads are then idle; cuDNN has tuned their layers);
+3. codecs, per prepared chunk size: the VACE context encoder on its lane (first chunk, later
+   chunks, a stream restarted mid-video), the all-zeros latents until the shared cache has
+   converged (VACE's inactive video with no mask costs nothing afterwards), a reference
+   image's single frame, the tiny and the Wan decoder — each shape once, so cuDNN autotunes
+   now (`cudnn.benchmark`, set by `fast.go_fast`) and not on the first frames;
+4. the DiT, per prepared chunk size and with and without VACE: `StreamSampler.warm_up`
+   (compilation on first use of each token count, then a capture of every state a stream
+   passes through) inside `LiveGraphs.warming`, with a placeholder text (the first chunk
+   sets its prompt's). If compilation fails here (no compiler on the machine), the DiT falls
+   back to eager with one warning line instead of stopping the node.
+
+By default the pipeline's chunk size is prepared; `chunk_sizes=(1, 3)` prepares both (their
+caches stay resident: ≈ 2 GB more at 576×320, 4.4 GB at 832×480), so a live `chunk_frames`
+switch keeps the graphs; an unprepared size runs its DiT eagerly (see `fast`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import wait
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from livevace.frames import Frame
+from livevace.models.wan.compiled import Acceleration
+from livevace.models.wan.vae import ZeroStreamLatents
+from livevace.pipelines.vace import modes
+from livevace.pipelines.vace.context import StreamEncoder
+from livevace.pipelines.vace.fast import accelerate, live_graphs
+from livevace.pipelines.vace.stream import GenerationStream, pixel_frames
+
+if TYPE_CHECKING:
+    from livevace.pipelines.vace.pipeline import StreamingVace
+
+log = logging.getLogger("livevace.vace")
+
+TEXT_TIMEOUT_S = 600.0
+
+
+def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = None,
+            vace_modes: tuple[bool, ...] | None = None, progress: bool = True) -> float:
+    """See the module doc. `vace_modes`: which DiT variants to capture (default: with and
+    without VACE). Returns seconds."""
+    models = pipeline.models
+    if models.device.type != "cuda":
+        return 0.0
+    start = time.perf_counter()
+    sizes = chunk_sizes or (pipeline.stream.chunk,)
+    streams = [pipeline.stream if c == pipeline.stream.chunk else
+               pipeline.stream_for(pipeline.params, c) for c in sizes]
+    has_vace = models.dit.cfg.has_vace
+    variants = [m for m in (vace_modes or (True, False)) if has_vace or not m]
+    graphs = live_graphs(models.dit)
+    size = f"{pipeline.gen_width}×{pipeline.gen_height}"
+    if graphs is not None and progress:
+        log.info("compiling for %s (the first time ≈ 15 s; later runs reuse the compile "
+                 "cache), then capturing CUDA graphs", size)
+    parts = 2 + len(streams) * (1 + (len(variants) if graphs is not None else 0))
+    bar = tqdm(total=parts, desc=f"preparing {size}", unit="step", disable=not progress)
+    try:
+        bar.set_postfix_str("prompts")
+        wait([models.embeddings.request(p.text) for p in pipeline.params["prompt"]],
+             timeout=TEXT_TIMEOUT_S)
+        bar.update()
+        bar.set_postfix_str("annotators")
+        warm_annotators(pipeline)
+        bar.update()
+        for stream in streams:
+            bar.set_postfix_str(f"codecs, chunks of {stream.chunk}")
+            warm_codecs(pipeline, stream)
+            bar.update()
+        torch.cuda.synchronize(models.device)
+        for stream in streams:
+            for vace in variants:
+                if graphs is None:  # eager (never accelerated, or compiling failed)
+                    break
+                bar.set_postfix_str(f"DiT, chunks of {stream.chunk}"
+                                    + (", VACE" if vace else ""))
+                if not warm_dit(pipeline, stream, vace):
+                    graphs = None
+                bar.update()
+    finally:
+        bar.close()
+    torch.cuda.synchronize(models.device)
+    return time.perf_counter() - start
+
+
+def warm_annotators(pipeline: "StreamingVace") -> None:
+    """Build and run the plan's annotators once (grey frames), then forget that chunk."""
+    plan = modes.plan(pipeline.params)
+    annotation = pipeline.annotation
+    annotation.follow(plan, str(pipeline.params["depth_model"]))
+    grey = np.full((pipeline.height, pipeline.width, 3), 128, np.uint8)
+    chunk = annotation.submit([Frame(grey, 0.0, i) for i in range(pipeline.frames_per_call)],
+                              plan)
+    for kind in ("control", "mask"):
+        try:
+            annotation.result(chunk, plan, kind)
+        except Exception as exc:  # noqa: BLE001 - the show reports it when it meets it
+            log.warning("annotator warm-up: %s: %s", type(exc).__name__, exc)
+    annotation.reset()
+
+
+@torch.no_grad()
+def warm_codecs(pipeline: "StreamingVace", stream: GenerationStream) -> None:
+    """Every codec shape of this chunk size once (see the module doc), state reset after."""
+    models, device = pipeline.models, pipeline.models.device
+    c, h, w = stream.chunk, pipeline.gen_height, pipeline.gen_width
+    later = (1, 3, pixel_frames(c, False), h, w)
+    with pipeline.lane.work():
+        for i in range(3):
+            shape = later if i else (1, 3, pixel_frames(c, True), h, w)
+            video = torch.rand(shape, device=device) * 2 - 1
+            stream.context.encode(shape, i, i == 0, video=video)
+        StreamEncoder(models.vae).encode(video, later, device, 1, False)  # restarted mid-video
+        zeros, previous = models.vae.encoder_stream(), None
+        for i in range(ZeroStreamLatents.MAX_CHUNKS):
+            out = zeros.encode_zeros(later if i else (1, 3, pixel_frames(c, True), h, w), device)
+            if out is previous:  # the shared cache has converged: zeros cost nothing now
+                break
+            previous = out
+        stream.context.reset()
+    models.vae.encoder_stream().encode(torch.zeros(1, 3, 1, h, w, device=device))
+    latents = torch.zeros(1, models.vae.config.z_dim, c, h // 8, w // 8, device=device)
+    for codec in (models.tae, models.vae):
+        decoder = codec.decoder_stream()
+        decoder.decode(latents)
+        decoder.decode(latents)
+
+
+def warm_dit(pipeline: "StreamingVace", stream: GenerationStream, vace: bool) -> bool:
+    """Compile and capture the DiT's states for this stream; False when compiling failed
+    and the DiT now runs eagerly."""
+    models = pipeline.models
+    graphs = live_graphs(models.dit)
+    assert graphs is not None
+    sampler = stream.sampler
+    sampler.set_text(torch.zeros(1, 1, models.dit.cfg.text_dim, device=models.device))
+    try:
+        with graphs.warming():
+            sampler.warm_up(vace=vace)
+    except Exception as exc:  # noqa: BLE001 - a missing compiler must not stop the show
+        log.warning("the DiT could not be compiled (%s: %s); it runs eagerly (slower). "
+                    "`livevace run --no-compile` skips the attempt",
+                    type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+        accelerate(models.dit, Acceleration())
+        sampler.reset()
+        return False
+    finally:
+        pipeline.text.invalidate()  # the placeholder text is replaced by the first chunk's
+    return True
