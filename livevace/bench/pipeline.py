@@ -14,16 +14,20 @@ Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
 - fps = output frames / the calls' wall time; chunk latency p50/p95 = one call's wall time;
 - time to first frame (`ttff_s`): a NEW pipeline on the warm model set (weights resident,
   kernels compiled by the row's run), from its creation to its first output frame, input
-  frames in hand, its prompt never encoded before (the encode is on the path). With
-  `--compile`, its new stream cache first captures its graphs (`prepare`, as a node must
-  before going live; the prompt encode is waited for first, ≈ 1 ms with random embeddings,
-  30 ms with UMT5-XXL), reported as `ttff_prepare_s` and not counted. `ttff_cold_s`: the
+  frames in hand, its prompt never encoded before. On a GPU (and for a compiled DiT) it
+  is first prepared as the node prepares before going live (`StreamingVace.prepare`: the
+  prompt encode waited for, ≈ 1 ms with random embeddings, 30 ms with UMT5-XXL; annotators
+  loaded and run once; cuDNN tuned; with `--compile` every CUDA graph of its new stream
+  cache captured), reported as `ttff_prepare_s` and not counted. `ttff_cold_s`: the
   row's first pipeline, creation → first frame, everything counted (compilation, capture,
   autotuning, allocator growth). Neither counts camera time (the probe does);
 - breakdown per chunk (means): text (`stage_cache`: text K/V, transitions, references),
   annotate_wait (what the generator waited for its control frames), encode (VACE context /
-  video-to-video input, host→device copy included), dit, decode (device→host copy
-  included), other (the call's remainder: resizes, frame packaging, Python); annotate (on
+  video-to-video input, host→device copy included; the context of a chunk is usually
+  encoded ahead, on its own CUDA stream beside the previous chunk's DiT: then encode_wait
+  is what the DiT still waited for it, encode_hidden the rest), dit, decode (device→host
+  copy included), other (the call's remainder: resizes, frame packaging, Python, less the
+  hidden encode); annotate (on
   the annotator threads, overlapped with the DiT); copies (the upload of a chunk's input and
   the download of its output, timed alone: part of encode and decode);
 - DiT FLOP floor: the forwards actually run per chunk (counted) × `bench.dit.forward_flops`
@@ -65,6 +69,7 @@ from livevace.models.wan.compiled import Acceleration
 from livevace.params import CONTROLS, ParamStore, param
 from livevace.pipelines.vace import MODEL_CHOICES, modes
 from livevace.pipelines.vace.annotation import Annotation
+from livevace.pipelines.vace.fast import accelerate
 from livevace.pipelines.vace.models import RANDOM_1_3B, TINY_RANDOM, ModelSet
 from livevace.pipelines.vace.pipeline import StreamingVace
 from livevace.pipelines.vace.random_models import TEXT_ENCODERS
@@ -74,9 +79,10 @@ from livevace.stats import Stats
 
 MODES = ("t2v", "v2v", "vace-control", "vace-ref", "inpaint")
 LOOP_STAGES = ("cache", "annotate_wait", "encode", "dit", "decode")
-"""Stages the pipeline times on the calling thread, one sample per chunk, in order."""
+"""Stages the pipeline times on the calling thread, one sample per chunk, in order. `encode`
+may have run ahead, beside the DiT: `encode_wait` is then what the chunk waited for it."""
 BREAKDOWN = {"cache": "text", "annotate_wait": "annotate_wait", "encode": "encode", "dit": "dit",
-             "decode": "decode"}
+             "decode": "decode", "encode_wait": "encode_wait"}
 
 
 # ------------------------------------------------------------------------------ settings
@@ -100,13 +106,15 @@ class Settings:
     decoder: str = "tae"
     lookahead: int = 1
     """Chunks annotated ahead of the one generated (the node's default is 1)."""
+    overlap: bool = True
+    """The next chunk's context encoded beside the DiT (the node's default); off: serial."""
 
     @property
     def label(self) -> str:
         mode = f"vace {self.control}" if self.mode == "vace-control" else self.mode
         return (f"{self.width}x{self.height} {mode} {self.steps} steps {self.decoder} "
                 f"chunk {self.chunk}" + (f" lookahead {self.lookahead}" if self.lookahead != 1
-                                         else ""))
+                                         else "") + ("" if self.overlap else " serial"))
 
     @property
     def vace(self) -> bool:
@@ -139,7 +147,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UserError(f"bench pipeline: --steps {args.steps}: choose 1 to {most}")
     width, height = args.resolution
     return Settings(width, height, args.mode, args.control, args.mask, args.steps, args.chunk,
-                    args.decoder, args.lookahead)
+                    args.decoder, args.lookahead, not args.no_overlap)
 
 
 def snapshot(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -231,7 +239,7 @@ class Rig:
         overrides = {**s.overrides(self.assets), "prompt": self.prompt()}
         params = snapshot(overrides)
         pipeline = StreamingVace(self.models, s.width, s.height, params, lookahead=s.lookahead,
-                                 stats=stats)
+                                 stats=stats, overlap=s.overlap)
         pipeline.annotation = BenchAnnotation(self.depth, str(params["depth_model"]),
                                               lambda: pipeline.stats)
         return pipeline, overrides
@@ -329,7 +337,7 @@ def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
     models = load_model_set(args.model, device, args.text_encoder, settings_from(args))
     accel = acceleration_from(args, device)
     try:
-        models.dit.accelerate(accel)
+        accelerate(models.dit, accel)  # the node's own: graphs captured only in `prepare`
     except ValueError as exc:
         raise UserError(f"bench pipeline: {exc}") from None
     dtype = torch.bfloat16 if device.type == "cuda" else models.dit.compute_dtype
@@ -421,20 +429,11 @@ def warm(pipeline: StreamingVace, feed: Feed, params: dict[str, Any], chunks: in
 
 
 def prepare(rig: Rig, pipeline: StreamingVace, s: Settings, prompt: str) -> float:
-    """On the fast path, compile and capture the new stream cache's graphs before the first
-    call, as a node must before going live: a CUDA-graph capture that meets other CUDA work
-    (the depth annotator's or the text encoder's thread) can fail, the capture mode being
-    global — so the prompt encode the pipeline requested at creation is waited for first.
-    Seconds spent (0 when eager). The text set here is a placeholder; the first chunk sets
-    its prompt's."""
-    if rig.acceleration.compile == "off" and not rig.acceleration.cuda_graph:
-        return 0.0
-    t0 = time.perf_counter()
-    rig.models.embeddings.get(prompt, timeout=600)
-    sampler = pipeline.stream.sampler
-    sampler.set_text(torch.zeros(1, 1, rig.models.dit.cfg.text_dim, device=rig.device))
-    sampler.warm_up(vace=s.vace)
-    return time.perf_counter() - t0
+    """What the node does before going live (`StreamingVace.prepare`: the prompt encode
+    waited for, annotators loaded and run once, cuDNN tuned on every codec shape, and on the
+    fast path compilation and every CUDA-graph capture), for the row's VACE variant only.
+    Seconds spent (0 for an eager DiT on a CPU)."""
+    return pipeline.prepare(vace_modes=(s.vace,), progress=False)
 
 
 def default_warmup(chunk: int) -> int:
@@ -525,11 +524,13 @@ def summarise_calls(calls: list[tuple[float, int, list[tuple[str, float]]]], chu
     frames = sum(c[1] for c in calls)
     seconds = sum(ms) / 1e3
     per_stage = {name: [sum(v for k, v in samples if k == name) for _, _, samples in calls]
-                 for name in LOOP_STAGES}
-    other = [call_ms - sum(v for k, v in samples if k in LOOP_STAGES)
-             for call_ms, _, samples in calls]
+                 for name in (*LOOP_STAGES, "encode_wait")}
+    hidden = [hidden_encode(samples) for _, _, samples in calls]
+    other = [call_ms - sum(v for k, v in samples if k in LOOP_STAGES) + h
+             for (call_ms, _, samples), h in zip(calls, hidden)]
     annotate = [v for _, _, samples in calls for k, v in samples if k == "annotate"]
     breakdown = {BREAKDOWN[name]: statistics.fmean(v) for name, v in per_stage.items()}
+    breakdown["encode_hidden"] = statistics.fmean(hidden)
     breakdown["other"] = statistics.fmean(other)
     timing = Timing.of(ms)
     return {"chunks": chunks, "frames": frames, "seconds": seconds,
@@ -537,6 +538,15 @@ def summarise_calls(calls: list[tuple[float, int, list[tuple[str, float]]]], chu
             "chunk_p50_ms": timing.p50, "chunk_p95_ms": timing.p95, "chunk_ms": timing.as_dict(),
             "breakdown_ms": breakdown, **breakdown,
             "annotate": statistics.fmean(annotate) if annotate else 0.0}
+
+
+def hidden_encode(samples: list[tuple[str, float]]) -> float:
+    """The part of a call's encode that ran beside other work (on the lane, CUDA): its encode
+    time less what the DiT waited for it; 0 when it ran in line (no `encode_wait`)."""
+    if not any(k == "encode_wait" for k, _ in samples):
+        return 0.0
+    encode = sum(v for k, v in samples if k == "encode")
+    return max(0.0, encode - sum(v for k, v in samples if k == "encode_wait"))
 
 
 def flop_floor(rig: Rig, forwards: list[tuple[int, bool]], layout: Any, row: dict[str, Any]
@@ -732,8 +742,8 @@ def run_suite(rig: Rig, args: argparse.Namespace) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ printing
 ROW_COLUMNS = ["row", "fps", "chunk_p50_ms", "chunk_p95_ms", "ttff_s", "text", "annotate_wait",
-               "encode", "dit", "decode", "other", "annotate", "copies", "dit_floor_ms",
-               "dit_mfu_%", "peak_gb"]
+               "encode", "encode_wait", "dit", "decode", "other", "annotate", "copies",
+               "dit_floor_ms", "dit_mfu_%", "peak_gb"]
 
 
 def one_line(row: dict[str, Any]) -> str:
@@ -758,7 +768,9 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         print("ms per chunk (means): text = cache stage (text K/V, transitions, references); "
               "annotate runs ahead on its own threads, annotate_wait is what generation "
               "waited; encode/decode include the host copies, which are also timed alone "
-              "(copies); other = the rest of the call. ttff_s: a new pipeline on the warm "
+              "(copies); encode may run ahead on its own CUDA stream beside the DiT, "
+              "encode_wait is what the DiT then waited for it; other = the rest of the "
+              "call. ttff_s: a new pipeline on the warm "
               "model set, creation → first frame, input in hand. dit_floor_ms: FLOP floor at "
               "the measured matmul rate; dit_mfu_% = floor / dit.")
     if probes:
@@ -789,8 +801,11 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fp8", dest="precision", action="store_const", const="fp8",
                         help="same as --precision fp8")
     parser.add_argument("--compile", action="store_true",
-                        help="the DiT's fast path: compiled block phases + the step as a CUDA "
-                        "graph (on a GPU)")
+                        help="the node's fast path: compiled DiT block phases + the step as a "
+                        "CUDA graph and cuDNN autotuning (on a GPU)")
+    parser.add_argument("--no-overlap", action="store_true",
+                        help="encode each chunk's VACE context in line, not ahead beside the "
+                        "DiT (the node overlaps them)")
     parser.add_argument("--model", choices=MODEL_CHOICES, default="auto",
                         help=f"auto: the catalogue's weights when present, else {RANDOM_1_3B} "
                         f"(random weights at the real shapes, CUDA); {TINY_RANDOM}: toy sizes "
@@ -802,7 +817,8 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
                         help="chunks before timing (default: fill the 12-frame window, +2)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
     parser.add_argument("--cudnn-benchmark", action="store_true",
-                        help="let cuDNN tune its convolutions (`livevace run` does not)")
+                        help="let cuDNN tune its convolutions (on with --compile, as `livevace "
+                        "run` on a GPU)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (bench/results)")
 
 
@@ -827,7 +843,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def rig_for(args: argparse.Namespace) -> Iterator[Rig]:
     """The rig for a run, its asset files and cuDNN setting, undone afterwards."""
     previous = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = previous or args.cudnn_benchmark
+    torch.backends.cudnn.benchmark = previous or args.cudnn_benchmark or args.compile
     try:
         with tempfile.TemporaryDirectory(prefix="livevace-bench-") as folder:
             rig = build_rig(args, Assets.make(Path(folder)))

@@ -1,7 +1,8 @@
 """`StreamingVace.prepare`: everything slow, done before the show so that none of it lands
 on a frame — and no CUDA-graph capture ever meets another thread's GPU work (see `fast`).
 
-In order, on a CUDA device (a CPU has nothing to prepare):
+In order, on a CUDA device (on a CPU only 1 and, for a compiled DiT, 4; an eager DiT on a
+CPU has nothing to prepare):
 1. the prompts' encodes are waited for (the text encoder's thread is then idle);
 2. the annotators the plan needs are built (weights loaded) and run once on a grey chunk,
    waited for, then reset (their threads are then idle; cuDNN has tuned their layers);
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import wait
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -53,7 +55,10 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
     """See the module doc. `vace_modes`: which DiT variants to capture (default: with and
     without VACE). Returns seconds."""
     models = pipeline.models
-    if models.device.type != "cuda":
+    cuda = models.device.type == "cuda"
+    graphs = live_graphs(models.dit)
+    compiled = graphs is not None or models.dit.acceleration.compile != "off"
+    if not (cuda or compiled):
         return 0.0
     start = time.perf_counter()
     sizes = chunk_sizes or (pipeline.stream.chunk,)
@@ -61,38 +66,38 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
                pipeline.stream_for(pipeline.params, c) for c in sizes]
     has_vace = models.dit.cfg.has_vace
     variants = [m for m in (vace_modes or (True, False)) if has_vace or not m]
-    graphs = live_graphs(models.dit)
     size = f"{pipeline.gen_width}×{pipeline.gen_height}"
-    if graphs is not None and progress:
+    if compiled and progress:
         log.info("compiling for %s (the first time ≈ 15 s; later runs reuse the compile "
-                 "cache), then capturing CUDA graphs", size)
-    parts = 2 + len(streams) * (1 + (len(variants) if graphs is not None else 0))
-    bar = tqdm(total=parts, desc=f"preparing {size}", unit="step", disable=not progress)
+                 "cache)%s", size, ", then capturing CUDA graphs" if graphs is not None else "")
+    parts = 1 + len(streams) * ((1 if cuda else 0) + (len(variants) if compiled else 0))
+    bar = tqdm(total=parts + cuda, desc=f"preparing {size}", unit="step", disable=not progress)
     try:
         bar.set_postfix_str("prompts")
         wait([models.embeddings.request(p.text) for p in pipeline.params["prompt"]],
              timeout=TEXT_TIMEOUT_S)
         bar.update()
-        bar.set_postfix_str("annotators")
-        warm_annotators(pipeline)
-        bar.update()
-        for stream in streams:
-            bar.set_postfix_str(f"codecs, chunks of {stream.chunk}")
-            warm_codecs(pipeline, stream)
+        if cuda:
+            bar.set_postfix_str("annotators")
+            warm_annotators(pipeline)
             bar.update()
-        torch.cuda.synchronize(models.device)
+            for stream in streams:
+                bar.set_postfix_str(f"codecs, chunks of {stream.chunk}")
+                warm_codecs(pipeline, stream)
+                bar.update()
+            torch.cuda.synchronize(models.device)
         for stream in streams:
             for vace in variants:
-                if graphs is None:  # eager (never accelerated, or compiling failed)
+                if not compiled:  # eager (never accelerated, or compiling failed)
                     break
                 bar.set_postfix_str(f"DiT, chunks of {stream.chunk}"
                                     + (", VACE" if vace else ""))
-                if not warm_dit(pipeline, stream, vace):
-                    graphs = None
+                compiled = warm_dit(pipeline, stream, vace)
                 bar.update()
     finally:
         bar.close()
-    torch.cuda.synchronize(models.device)
+    if cuda:
+        torch.cuda.synchronize(models.device)
     return time.perf_counter() - start
 
 
@@ -144,11 +149,10 @@ def warm_dit(pipeline: "StreamingVace", stream: GenerationStream, vace: bool) ->
     and the DiT now runs eagerly."""
     models = pipeline.models
     graphs = live_graphs(models.dit)
-    assert graphs is not None
     sampler = stream.sampler
     sampler.set_text(torch.zeros(1, 1, models.dit.cfg.text_dim, device=models.device))
     try:
-        with graphs.warming():
+        with graphs.warming() if graphs is not None else nullcontext():
             sampler.warm_up(vace=vace)
     except Exception as exc:  # noqa: BLE001 - a missing compiler must not stop the show
         log.warning("the DiT could not be compiled (%s: %s); it runs eagerly (slower). "
