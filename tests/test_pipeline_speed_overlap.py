@@ -1,0 +1,158 @@
+"""The next chunk's VACE context encoded ahead (`overlap`) gives exactly the pictures of the
+serial order, whatever lands in between: on a CPU the lane is the current stream, so the
+same speculation, commit and rollback logic runs inline, in the overlapped order. Also: the
+zeros of a VACE stream switched on mid-video come from the shared cache, `prepare` on a CPU,
+and `livevace run --no-compile`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from livevace.frames import Frame
+from livevace.pipelines import REGISTRY
+from livevace.pipelines.vace.pipeline import StreamingVace
+from livevace.pipelines.vace.warmup import warm_codecs
+from pipeline_support import SIZE, images, make_clip, models, one_thread, store_with  # noqa: F401
+
+
+def frame(index: int) -> np.ndarray:
+    """A moving blob with texture (edges move from frame to frame)."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    cx, cy = 6 + index % 20, 10 + (index // 3) % 12
+    blob = ((xx - cx) ** 2 + (yy - cy) ** 2 < 50).astype(np.uint8) * 210
+    return np.stack([blob, 255 - blob, ((xx + index) * 7 % 256).astype(np.uint8)], -1)
+
+
+def picture(path: Path, value: int) -> str:
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    image[:, : SIZE // 2] = value
+    cv2.imwrite(str(path), image)
+    return str(path)
+
+
+def play(models, overlap: bool, changes: dict[int, dict], calls: int,  # noqa: F811
+         lookahead: int = 1) -> tuple[list[np.ndarray], dict[str, float]]:
+    """Output of each call, and the pipeline's stats; `changes[i]` lands before call i."""
+    store = store_with(control="edges", seed=3, transition_chunks=0)
+    pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=lookahead,
+                             overlap=overlap)
+    outs, index = [], 0
+    try:
+        for i in range(calls):
+            for name, value in changes.get(i, {}).items():
+                store.set(name, value)
+            n = pipeline.frames_per_call
+            out = pipeline([Frame(frame(index + k), float(index + k), index + k)
+                            for k in range(n)], store.snapshot())
+            index += n
+            outs.append(images(out) if out else np.zeros((0,)))
+        return outs, pipeline.stats.snapshot()
+    finally:
+        pipeline.close()
+
+
+def test_overlapped_encodes_match_the_serial_order_through_every_kind_of_change(
+        models, tmp_path: Path) -> None:  # noqa: F811
+    mask, first, last = (picture(tmp_path / f"{n}.png", v)
+                         for n, v in (("mask", 255), ("first", 90), ("last", 160)))
+    changes = {
+        3: {"mask": "image", "mask_image": mask},  # a region appears: rolled back
+        5: {"mask": "none", "outpaint": (0.25, 0.0, 0.0, 0.0)},
+        7: {"outpaint": (0.0, 0.0, 0.0, 0.0), "first_frame_image": first},  # a keyframe due
+        8: {"last_frame_image": last},
+        9: {"vace_enabled": False},  # no context: the encoder streams sit out
+        11: {"vace_enabled": True, "control": "none"},  # back on, mid-video, raw video
+        13: {"reset_cache": True},
+        15: {"chunk_frames": 1},  # a new stream
+        18: {"chunk_frames": 3, "vace_context_scale": 0.5},  # the kept stream comes back
+        20: {"reference_images": (first,)},
+    }
+    calls = 23
+    serial, serial_stats = play(models, False, changes, calls)
+    ahead, ahead_stats = play(models, True, changes, calls)
+    assert [o.shape for o in ahead] == [o.shape for o in serial]
+    assert sum(o.shape[0] > 0 for o in serial) >= calls - 3  # the first call only submits
+    for i, (a, b) in enumerate(zip(ahead, serial)):
+        assert np.array_equal(a, b), f"call {i} differs"
+    assert ahead_stats["encode_ahead_used"] >= 8  # most chunks took the context encoded ahead
+    assert ahead_stats["encode_ahead_discarded"] >= 5  # every landing change rolled one back
+    assert "encode_ahead_used" not in serial_stats
+    assert ahead_stats["stage_encode_ms"] > 0
+
+
+def test_without_lookahead_nothing_is_encoded_ahead(models) -> None:  # noqa: F811
+    changes = {2: {"control": "none"}}
+    serial, _ = play(models, False, changes, 4, lookahead=0)
+    ahead, stats = play(models, True, changes, 4, lookahead=0)
+    for a, b in zip(ahead, serial):
+        assert np.array_equal(a, b)
+    assert "encode_ahead_used" not in stats and "encode_ahead_discarded" not in stats
+
+
+def test_vace_switched_on_mid_video_encodes_zeros_from_the_shared_cache(models) -> None:  # noqa: F811
+    """VACE's inactive video is zeros without a mask; a stream that starts on a later chunk
+    used to re-encode 13 frames of zeros in every chunk. Now only the control is encoded."""
+    store = store_with(control="edges", vace_enabled=False, noise_scale=1.0)
+    pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
+    warm_codecs(pipeline, pipeline.stream)  # the shared zeros cache converges here
+    calls: list[int] = []
+    hook = models.vae.encoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        index = 0
+        per_chunk = []
+        for i in range(6):
+            if i == 2:
+                store.set("vace_enabled", True)
+            n = pipeline.frames_per_call
+            before = len(calls)
+            pipeline([Frame(frame(index + k), 0.0, index + k) for k in range(n)],
+                     store.snapshot())
+            index += n
+            per_chunk.append(len(calls) - before)
+    finally:
+        hook.remove()
+        pipeline.close()
+    assert per_chunk[:2] == [0, 0]  # text-to-video: nothing to encode
+    assert per_chunk[2:] == [1, 1, 1, 1]  # the control alone; the zeros are cached
+
+
+def test_prepare_on_a_cpu_has_nothing_to_do_for_an_eager_dit(models) -> None:  # noqa: F811
+    pipeline = StreamingVace(models, SIZE, SIZE, store_with().snapshot())
+    try:
+        assert pipeline.prepare(progress=False) == 0.0
+        assert not pipeline.annotation._workers  # nothing was started either
+    finally:
+        pipeline.close()
+
+
+def test_run_takes_no_compile_through_the_registry(tmp_path: Path) -> None:
+    assert "compile" in REGISTRY["vace"].options
+    clip = make_clip(tmp_path / "in.mp4", 64, 64, seconds=1)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.run(
+        [sys.executable, "-m", "livevace", "run", "--pipeline", "vace", "--model",
+         "tiny-random", "--no-compile", "--source", f"video:{clip}", "--sink", f"record:{out}",
+         "--width", "64", "--height", "64", "--fps", "30", "--max-frames", "12",
+         "--osc-port", "-1", "--oscquery-port", "-1", "--no-zeroconf", "--no-preview",
+         "--set", "control=edges"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_stage_times_add_up_per_chunk(models, overlap: bool) -> None:  # noqa: F811
+    _, stats = play(models, overlap, {}, 4)
+    for stage in ("annotate_wait", "cache", "encode", "dit", "decode"):
+        assert stats[f"stage_{stage}_ms"] > 0
+    assert "stage_encode_wait_ms" not in stats  # on a CPU nothing runs beside the DiT
+    assert torch.get_num_threads() == 1  # (the module's one-thread fixture is active)
