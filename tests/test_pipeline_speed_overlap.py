@@ -1,6 +1,7 @@
 """The next chunk's VACE context encoded ahead (`overlap`) gives exactly the pictures of the
 serial order, whatever lands in between: on a CPU the lane is the current stream, so the
-same speculation, commit and rollback logic runs inline, in the overlapped order. Also: the
+same speculation, commit and rollback logic runs inline, in the overlapped order (with the
+Wan VAE and with the tiny encoder as the control's encoder). Also: the
 zeros of a VACE stream switched on mid-video come from the shared cache, `prepare` on a CPU,
 and `livevace run --no-compile`."""
 
@@ -39,11 +40,12 @@ def picture(path: Path, value: int) -> str:
 
 
 def play(models, overlap: bool, changes: dict[int, dict], calls: int,  # noqa: F811
-         lookahead: int = 1) -> tuple[list[np.ndarray], dict[str, float]]:
+         lookahead: int = 1, context_encoder: str = "wan"
+         ) -> tuple[list[np.ndarray], dict[str, float]]:
     """Output of each call, and the pipeline's stats; `changes[i]` lands before call i."""
     store = store_with(control="edges", seed=3, transition_chunks=0)
     pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=lookahead,
-                             overlap=overlap)
+                             overlap=overlap, context_encoder=context_encoder)
     outs, index = [], 0
     try:
         for i in range(calls):
@@ -59,8 +61,9 @@ def play(models, overlap: bool, changes: dict[int, dict], calls: int,  # noqa: F
         pipeline.close()
 
 
+@pytest.mark.parametrize("context_encoder", ["wan", "tae"])
 def test_overlapped_encodes_match_the_serial_order_through_every_kind_of_change(
-        models, tmp_path: Path) -> None:  # noqa: F811
+        models, tmp_path: Path, context_encoder: str) -> None:  # noqa: F811
     mask, first, last = (picture(tmp_path / f"{n}.png", v)
                          for n, v in (("mask", 255), ("first", 90), ("last", 160)))
     changes = {
@@ -76,8 +79,14 @@ def test_overlapped_encodes_match_the_serial_order_through_every_kind_of_change(
         20: {"reference_images": (first,)},
     }
     calls = 23
-    serial, serial_stats = play(models, False, changes, calls)
-    ahead, ahead_stats = play(models, True, changes, calls)
+    tae_calls: list[int] = []
+    hook = models.tae.encoder[0].register_forward_hook(lambda *_: tae_calls.append(1))
+    try:
+        serial, serial_stats = play(models, False, changes, calls, context_encoder=context_encoder)
+        ahead, ahead_stats = play(models, True, changes, calls, context_encoder=context_encoder)
+    finally:
+        hook.remove()
+    assert bool(tae_calls) == (context_encoder == "tae")  # the option swaps the encoder
     assert [o.shape for o in ahead] == [o.shape for o in serial]
     assert sum(o.shape[0] > 0 for o in serial) >= calls - 3  # the first call only submits
     for i, (a, b) in enumerate(zip(ahead, serial)):

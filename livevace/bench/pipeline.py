@@ -71,7 +71,7 @@ from livevace.pipelines.vace import MODEL_CHOICES, modes
 from livevace.pipelines.vace.annotation import Annotation
 from livevace.pipelines.vace.fast import accelerate
 from livevace.pipelines.vace.models import RANDOM_1_3B, TINY_RANDOM, ModelSet
-from livevace.pipelines.vace.pipeline import StreamingVace
+from livevace.pipelines.vace.pipeline import CONTEXT_ENCODERS, StreamingVace
 from livevace.pipelines.vace.random_models import TEXT_ENCODERS
 from livevace.pipelines.vace.staging import Staging
 from livevace.pipelines.vace.stream import WINDOW
@@ -108,13 +108,16 @@ class Settings:
     """Chunks annotated ahead of the one generated (the node's default is 1)."""
     overlap: bool = True
     """The next chunk's context encoded beside the DiT (the node's default); off: serial."""
+    context_encoder: str = "wan"
+    """tae: the VACE control through the tiny encoder (quality-affecting option)."""
 
     @property
     def label(self) -> str:
         mode = f"vace {self.control}" if self.mode == "vace-control" else self.mode
         return (f"{self.width}x{self.height} {mode} {self.steps} steps {self.decoder} "
                 f"chunk {self.chunk}" + (f" lookahead {self.lookahead}" if self.lookahead != 1
-                                         else "") + ("" if self.overlap else " serial"))
+                                         else "") + ("" if self.overlap else " serial")
+                + (f" {self.context_encoder}-context" if self.context_encoder != "wan" else ""))
 
     @property
     def vace(self) -> bool:
@@ -147,7 +150,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UserError(f"bench pipeline: --steps {args.steps}: choose 1 to {most}")
     width, height = args.resolution
     return Settings(width, height, args.mode, args.control, args.mask, args.steps, args.chunk,
-                    args.decoder, args.lookahead, not args.no_overlap)
+                    args.decoder, args.lookahead, not args.no_overlap, args.context_encoder)
 
 
 def snapshot(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -239,7 +242,8 @@ class Rig:
         overrides = {**s.overrides(self.assets), "prompt": self.prompt()}
         params = snapshot(overrides)
         pipeline = StreamingVace(self.models, s.width, s.height, params, lookahead=s.lookahead,
-                                 stats=stats, overlap=s.overlap)
+                                 stats=stats, overlap=s.overlap,
+                                 context_encoder=s.context_encoder)
         pipeline.annotation = BenchAnnotation(self.depth, str(params["depth_model"]),
                                               lambda: pipeline.stats)
         return pipeline, overrides
@@ -803,6 +807,9 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="the node's fast path: compiled DiT block phases + the step as a "
                         "CUDA graph and cuDNN autotuning (on a GPU)")
+    parser.add_argument("--context-encoder", choices=CONTEXT_ENCODERS, default="wan",
+                        help="encoder of the VACE control: wan (default) or tae "
+                        "(QUALITY-AFFECTING option of the node, `livevace run --tae-context`)")
     parser.add_argument("--no-overlap", action="store_true",
                         help="encode each chunk's VACE context in line, not ahead beside the "
                         "DiT (the node overlaps them)")

@@ -59,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-compile", action="store_true",
                         help="vace pipeline on a GPU: keep the DiT eager (no torch.compile, no "
                         "CUDA graphs; starts faster, runs ≈ 1.6–1.9× slower: for debugging)")
+    parser.add_argument("--tae-context", action="store_true",
+                        help="vace pipeline, QUALITY-AFFECTING: encode the VACE control with the "
+                        "tiny autoencoder instead of the Wan VAE (much cheaper; the control is "
+                        "followed a little less precisely)")
     service = _control_service()
     if service is not None:
         service.add_arguments(parser)
@@ -116,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     for path in cfg.presets:
         log.info("preset %s", path)
     pipeline = create_pipeline(cfg.pipeline, cfg, store, model=getattr(args, "model", None),
-                               compile=False if getattr(args, "no_compile", False) else None)
+                               compile=False if getattr(args, "no_compile", False) else None,
+                               tae_context=getattr(args, "tae_context", False) or None)
     bind_stats = getattr(pipeline, "bind_stats", None)
     if bind_stats is not None:  # the generator times its stages into the node's stats
         bind_stats(stats)

@@ -56,7 +56,7 @@ register(PipelineEntry("controlmap", "livevace.pipelines.controlmap:create",
 register(PipelineEntry("vace", "livevace.pipelines.vace:create",
                        "causal VACE generation on Wan2.1-1.3B (needs the weights and a CUDA "
                        "GPU; --model tiny-random runs anywhere)", rank=100,
-                       options=("model", "compile")))
+                       options=("model", "compile", "tae_context")))
 
 
 def pipeline_names() -> list[str]:

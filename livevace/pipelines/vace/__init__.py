@@ -36,12 +36,14 @@ if TYPE_CHECKING:
 
 
 def create(config: "RunConfig", store: ParamStore, model: str | None = None,
-           compile: bool | None = None) -> "StreamingVace":
+           compile: bool | None = None, tae_context: bool | None = None) -> "StreamingVace":
     """The pipeline for a run, ready to go live; UserError (one line) when it cannot run here.
 
     On a CUDA device it takes the fast path (`fast.go_fast`: cuDNN autotuning, the compiled
     DiT stepping through CUDA graphs; `compile=False`, `livevace run --no-compile`, keeps the
-    DiT eager for debugging) and prepares everything slow before returning (`prepare`)."""
+    DiT eager for debugging) and prepares everything slow before returning (`prepare`).
+    `tae_context` (QUALITY-AFFECTING, off by default): the VACE control is encoded by the tiny
+    autoencoder instead of the Wan VAE (`context.TAEContextStream`)."""
     from livevace.pipelines.vace.fast import go_fast
     from livevace.pipelines.vace.geometry import generation_size
     from livevace.pipelines.vace.models import load_models, vram_settings
@@ -51,7 +53,8 @@ def create(config: "RunConfig", store: ParamStore, model: str | None = None,
     width, height = generation_size(config.width, config.height)
     models = load_models(model, vram_settings(width, height, params))
     go_fast(models, compile=compile is not False)
-    pipeline = StreamingVace(models, config.width, config.height, params, owns_models=True)
+    pipeline = StreamingVace(models, config.width, config.height, params, owns_models=True,
+                             context_encoder="tae" if tae_context else "wan")
     try:
         pipeline.prepare()
     except BaseException:

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from livevace.models.wan.vae import SPACE_STRIDE, WanVAE, ZeroStreamLatents
+from livevace.models.wan.tae import TinyAutoencoder
+from livevace.models.wan.vae import SPACE_STRIDE, VAEEncoderStream, WanVAE, ZeroStreamLatents
 
 LATENT = 16
 TIME_STRIDE = 4
@@ -64,9 +65,10 @@ class StreamEncoder:
     this is its first (1 + 4k frames). A skipped chunk restarts the stream.
     """
 
-    def __init__(self, vae: WanVAE) -> None:
+    def __init__(self, vae: WanVAE, tae: TinyAutoencoder | None = None) -> None:
         self.vae = vae
-        self.stream = vae.encoder_stream()
+        self.stream: VAEEncoderStream | TAEContextStream = (
+            vae.encoder_stream() if tae is None else TAEContextStream(tae))
         self.last_chunk: int | None = None
 
     def reset(self) -> None:
@@ -111,8 +113,51 @@ class StreamEncoder:
         full encode of zeros in every chunk that follows."""
         b, c, t, h, w = shape
         out = self.stream.encode_zeros((b, c, t - (TIME_STRIDE - 1), h, w), device)
-        for _ in range(min(chunk, ZeroStreamLatents.MAX_CHUNKS - 1)):
+        for _ in range(min(chunk, getattr(self.stream, "ZERO_MEMORY_CHUNKS",
+                                          ZeroStreamLatents.MAX_CHUNKS - 1))):
             out = self.stream.encode_zeros(shape, device)
+        return out
+
+
+class TAEContextStream:
+    """QUALITY-AFFECTING option (`context_encoder="tae"`, off by default): the tiny
+    autoencoder's encoder in place of the Wan VAE's for the control part of the VACE context
+    (≈ 14× cheaper: 4.6 vs 64 ms per 12 frames at 576×320 on an H200), behind the interface
+    `StreamEncoder` expects of a Wan VAE stream. VACE was trained on Wan VAE latents; the TAE
+    approximates them, so the control is followed slightly less precisely. Zeros are encoded
+    like any frames (no shared cache: they cost a TAE encode)."""
+
+    ZERO_MEMORY_CHUNKS = 2
+    """Chunks of zeros that stand for "zeros since the start" (the TAE's memory is short)."""
+
+    def __init__(self, tae: TinyAutoencoder) -> None:
+        self.tae = tae
+        self.reset()
+
+    def reset(self) -> None:
+        self._stream = self.tae.encoder_stream()
+        self.history: tuple[int, ...] = ()
+        self.all_zeros = True
+
+    @property
+    def state(self) -> dict:
+        """The MemBlocks' memory (replaced per chunk, never modified in place)."""
+        return self._stream.memory
+
+    @state.setter
+    def state(self, memory: dict | None) -> None:
+        self._stream.memory = {} if memory is None else memory
+        self._stream.chunks = len(self.history)
+
+    def encode(self, pixels: Tensor) -> Tensor:
+        self.all_zeros = False
+        self.history += (pixels.shape[2],)
+        return self._stream.encode(pixels)
+
+    def encode_zeros(self, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
+        zeros_so_far = self.all_zeros
+        out = self.encode(torch.zeros(shape, device=device, dtype=self.tae.dtype))
+        self.all_zeros = zeros_so_far
         return out
 
 
@@ -127,12 +172,13 @@ def reference_context(latents: Tensor) -> Tensor:
 
 class ContextEncoder:
     """Builds a chunk's context into one of two preallocated buffers, alternately (the
-    sampler copies what it keeps for recache; see the module doc for why two)."""
+    sampler copies what it keeps for recache; see the module doc for why two). `tae`: encode
+    the reactive (control) part with the tiny encoder (`TAEContextStream`, quality-affecting)."""
 
     def __init__(self, vae: WanVAE, latent_count: int, height: int, width: int,
-                 device: torch.device) -> None:
+                 device: torch.device, tae: TinyAutoencoder | None = None) -> None:
         self.inactive = StreamEncoder(vae)
-        self.reactive = StreamEncoder(vae)
+        self.reactive = StreamEncoder(vae, tae)
         self.device = device
         hh, ww = height // SPACE_STRIDE, width // SPACE_STRIDE
         self.buffers = [torch.zeros(1, 2 * LATENT + SPACE_STRIDE ** 2, latent_count, hh, ww,

@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 import torch
 
+from livevace.errors import UserError
 from livevace.frames import Frame
 from livevace.models.wan.codec import pixels_to_frames
 from livevace.models.wan.prompt_blend import TextConditioner
@@ -64,6 +65,9 @@ from livevace.stats import Stats
 
 log = logging.getLogger("livevace.vace")
 
+CONTEXT_ENCODERS = ("wan", "tae")
+"""Encoders of the control part of the VACE context: the Wan VAE, or (quality-affecting) the
+tiny autoencoder's."""
 STRENGTH = ("vace_context_scale", "vace_generation_scale", "vace_refinement_scale",
             "vace_layer_profile")
 KEYFRAMES = {"first": "first_frame_image", "last": "last_frame_image"}
@@ -76,13 +80,19 @@ def step_list(params: dict[str, Any]) -> list[int]:
 
 class StreamingVace:
     """The `vace` pipeline (see module doc). `params`: the registry snapshot at start;
-    `overlap`: encode the next chunk's context beside the DiT (off: strictly serial)."""
+    `overlap`: encode the next chunk's context beside the DiT (off: strictly serial);
+    `context_encoder`: "wan" (the default) or "tae" — QUALITY-AFFECTING, the control part of
+    the context through the tiny encoder (see `context.TAEContextStream`)."""
 
     name = "vace"
 
     def __init__(self, models: ModelSet, width: int, height: int, params: dict[str, Any], *,
                  lookahead: int = 1, stats: Stats | None = None,
-                 owns_models: bool = False, overlap: bool = True) -> None:
+                 owns_models: bool = False, overlap: bool = True,
+                 context_encoder: str = "wan") -> None:
+        if context_encoder not in CONTEXT_ENCODERS:
+            raise UserError(f"context encoder {context_encoder!r}: choose "
+                            f"{' or '.join(CONTEXT_ENCODERS)}")
         self.models = models
         self.width, self.height = width, height
         self.gen_width, self.gen_height = generation_size(width, height)
@@ -97,6 +107,7 @@ class StreamingVace:
         self.staging = Staging(models.device)
         self.timer = StageTimer(models.device)
         self.overlap = overlap
+        self.context_encoder = context_encoder
         self.lane = Lane(models.device, overlap)
         self.ahead: Ahead | None = None
         """The next chunk's context, encoded ahead (see `ahead`)."""
@@ -159,7 +170,8 @@ class StreamingVace:
         if stream is None:
             stream = self.streams[chunk] = GenerationStream(
                 self.models, self.gen_width, self.gen_height, chunk, str(params["decoder"]),
-                step_list(params), int(params["seed"]), VaceStrength.from_params(params))
+                step_list(params), int(params["seed"]), VaceStrength.from_params(params),
+                self.context_encoder)
             return stream
         stream.reset()
         stream.sampler.set_steps(step_list(params))

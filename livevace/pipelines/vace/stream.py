@@ -38,7 +38,8 @@ def pixel_frames(chunk: int, first: bool) -> int:
 
 class GenerationStream:
     def __init__(self, models: ModelSet, width: int, height: int, chunk: int, decoder: str,
-                 steps: Sequence[int], seed: int, strength: VaceStrength) -> None:
+                 steps: Sequence[int], seed: int, strength: VaceStrength,
+                 context_encoder: str = "wan") -> None:
         h, w = height // (BLOCK // 2), width // (BLOCK // 2)
         self.chunk = chunk
         self.cache = models.dit.new_cache(
@@ -46,7 +47,8 @@ class GenerationStream:
         self.sampler = StreamSampler(models.dit, self.cache, steps=steps, seed=seed)
         self.sampler.set_strength(strength)
         self.decoder = LiveDecoder({"wan": models.vae, "tae": models.tae}, decoder)
-        self.context = ContextEncoder(models.vae, chunk, height, width, models.device)
+        self.context = ContextEncoder(models.vae, chunk, height, width, models.device,
+                                      models.tae if context_encoder == "tae" else None)
         self.input = StreamEncoder(models.vae)
         self.motion = MotionNoise()
         self.chunks = 0
