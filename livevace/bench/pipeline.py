@@ -605,6 +605,8 @@ class SuiteRow:
     settings: Settings
     kind: str = "row"
     """row: `measure`; probe: glass to glass; memory: `measure` with UMT5 resident."""
+    extra: bool = False
+    """Not one of the issue's rows: run only when `--rows` names it."""
 
 
 @dataclass(frozen=True)
@@ -632,7 +634,12 @@ def suite(large: tuple[int, int], small: tuple[int, int]
             SuiteRow("vace-small-2", Settings(sw, sh, steps=2)),
             SuiteRow("g2g-small", Settings(sw, sh, chunk=1), "probe"),
             SuiteRow("g2g-small-l0", Settings(sw, sh, chunk=1, lookahead=0), "probe"),
-            SuiteRow("memory", Settings(sw, sh), "memory")]
+            SuiteRow("memory", Settings(sw, sh), "memory"),
+            SuiteRow("vace-small-serial", Settings(sw, sh, overlap=False), extra=True),
+            SuiteRow("vace-small-tae", Settings(sw, sh, context_encoder="tae"), extra=True),
+            SuiteRow("vace-small-2-tae", Settings(sw, sh, steps=2, context_encoder="tae"),
+                     extra=True),
+            SuiteRow("vace-large-tae", Settings(lw, lh, context_encoder="tae"), extra=True)]
     targets = [
         Target(f"{big}, text-to-video, 4 steps, TAE decode", "t2v-large", "fps", "fps", 40),
         Target(f"{big}, VACE depth control, 4 steps, TAE", "vace-large", "fps", "fps", 30),
@@ -651,6 +658,14 @@ def suite(large: tuple[int, int], small: tuple[int, int]
                "GB"),
         Target(f"peak GPU memory, {little} VACE, text encoder offloaded (fit in 24 GB)",
                "vace-small", "peak_gb", "GB", 24, at_least=False),
+        Target(f"{little}, VACE depth 4 steps, context encoded in line (no overlap)",
+               "vace-small-serial", "fps", "fps"),
+        Target(f"{little}, VACE depth 4 steps, TAE-encoded control (quality-affecting)",
+               "vace-small-tae", "fps", "fps"),
+        Target(f"{little}, VACE depth 2 steps, TAE-encoded control (quality-affecting)",
+               "vace-small-2-tae", "fps", "fps"),
+        Target(f"{big}, VACE depth 4 steps, TAE-encoded control (quality-affecting)",
+               "vace-large-tae", "fps", "fps"),
     ]
     return rows, targets
 
@@ -698,8 +713,9 @@ def suite_keys(args: argparse.Namespace) -> set[str]:
     """The suite rows `--rows` asks for (all by default); UserError for unknown ones."""
     if len(args.suite_resolutions) != 2:
         raise UserError("bench pipeline: --suite-resolutions takes LARGE,SMALL")
-    keys = [r.key for r in suite(*args.suite_resolutions)[0]]
-    wanted = set(args.rows.split(",")) if args.rows else set(keys)
+    rows = suite(*args.suite_resolutions)[0]
+    keys = [r.key for r in rows]
+    wanted = set(args.rows.split(",")) if args.rows else {r.key for r in rows if not r.extra}
     unknown = wanted - set(keys)
     if unknown:
         raise UserError(f"bench pipeline: unknown suite row(s) {', '.join(sorted(unknown))}; "
@@ -842,7 +858,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the suite's LARGE,SMALL sizes (default 832x480,576x320)")
     parser.add_argument("--rows", default=None,
                         help="only these suite rows (comma list of t2v-large, vace-large, "
-                        "vace-small, vace-small-2, g2g-small, g2g-small-l0, memory)")
+                        "vace-small, vace-small-2, g2g-small, g2g-small-l0, memory; and, never "
+                        "run unless named here: vace-small-serial, vace-small-tae, "
+                        "vace-small-2-tae, vace-large-tae)")
     add_probe_arguments(parser)
 
 

@@ -53,6 +53,8 @@ class Encoded:
     """The encode's own time (on the lane)."""
     done: torch.cuda.Event | None
     """What the main stream waits for before reading `context` (None: inline)."""
+    timed: bool = False
+    """`span` is already counted (work done inline is timed in the call that did it)."""
 
 
 @dataclass

@@ -309,7 +309,8 @@ class StreamingVace:
                 return None
             encoded = encode(self.lane, self.staging, self.timer, stream, job)
         self.due.clear()
-        self.timer.add("encode", encoded.span)
+        if not encoded.timed:
+            self.timer.add("encode", encoded.span)
         if encoded.done is not None:
             with self.timer.stage("encode_wait"):
                 self.lane.join(encoded.done)
@@ -342,8 +343,11 @@ class StreamingVace:
         if job is None:
             return
         stream.context.speculate()
-        self.ahead = Ahead(self._key(stream, chunk, cut, plan), stream, chunk,
-                           encode(self.lane, self.staging, self.timer, stream, job))
+        encoded = encode(self.lane, self.staging, self.timer, stream, job)
+        if not self.lane.separate:  # done inline, in this call: timed with it
+            self.timer.add("encode", encoded.span)
+            encoded.timed = True
+        self.ahead = Ahead(self._key(stream, chunk, cut, plan), stream, chunk, encoded)
 
     def _context_job(self, stream: GenerationStream, images: list[np.ndarray],
                      controls: list[np.ndarray] | None, masks: list[np.ndarray] | None,
