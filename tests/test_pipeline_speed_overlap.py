@@ -133,6 +133,46 @@ def test_vace_switched_on_mid_video_encodes_zeros_from_the_shared_cache(models) 
     assert per_chunk[2:] == [1, 1, 1, 1]  # the control alone; the zeros are cached
 
 
+def test_both_chunk_sizes_keep_their_zeros_cached(models) -> None:  # noqa: F811
+    """1- and 3-latent streams at one frame size each take VACE's inactive zeros from a cache
+    of their own chunk length: after a switch, still only the control is encoded."""
+    store = store_with(control="edges")
+    pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
+    for chunk in (3, 1):
+        warm_codecs(pipeline, pipeline.stream_for(store.snapshot(), chunk))
+    calls: list[int] = []
+    hook = models.vae.encoder.register_forward_hook(lambda *_: calls.append(1))
+    per_chunk, index = [], 0
+    try:
+        for i in range(6):
+            if i in (2, 4):
+                store.set("chunk_frames", 1 if i == 2 else 3)
+            n = pipeline.frames_per_call
+            before = len(calls)
+            pipeline([Frame(frame(index + k), 0.0, index + k) for k in range(n)],
+                     store.snapshot())
+            index += n
+            per_chunk.append(len(calls) - before)
+    finally:
+        hook.remove()
+        pipeline.close()
+    # (call 4 brought 4 frames, too few for the 3-latent stream's first chunk: dropped)
+    assert per_chunk == [1, 1, 1, 1, 0, 1]
+
+
+def test_extra_suite_rows_run_only_when_named() -> None:
+    import argparse
+
+    from livevace.bench.pipeline import add_arguments, suite_keys
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    default = suite_keys(parser.parse_args([]))
+    assert "vace-small" in default and not any(k.endswith(("-tae", "-serial")) for k in default)
+    named = suite_keys(parser.parse_args(["--rows", "vace-small-serial,vace-small-2-tae"]))
+    assert named == {"vace-small-serial", "vace-small-2-tae"}
+
+
 def test_prepare_on_a_cpu_has_nothing_to_do_for_an_eager_dit(models) -> None:  # noqa: F811
     pipeline = StreamingVace(models, SIZE, SIZE, store_with().snapshot())
     try:

@@ -65,10 +65,13 @@ class StreamEncoder:
     this is its first (1 + 4k frames). A skipped chunk restarts the stream.
     """
 
-    def __init__(self, vae: WanVAE, tae: TinyAutoencoder | None = None) -> None:
+    def __init__(self, vae: WanVAE, tae: TinyAutoencoder | None = None,
+                 first_frames: int | None = None) -> None:
         self.vae = vae
         self.stream: VAEEncoderStream | TAEContextStream = (
-            vae.encoder_stream() if tae is None else TAEContextStream(tae))
+            TAEContextStream(tae) if tae is not None else
+            vae.encoder_stream() if first_frames is None else
+            VAEEncoderStream(ZerosOf(vae, first_frames)))  # type: ignore[arg-type]
         self.last_chunk: int | None = None
 
     def reset(self) -> None:
@@ -115,8 +118,26 @@ class StreamEncoder:
         out = self.stream.encode_zeros((b, c, t - (TIME_STRIDE - 1), h, w), device)
         for _ in range(min(chunk, getattr(self.stream, "ZERO_MEMORY_CHUNKS",
                                           ZeroStreamLatents.MAX_CHUNKS - 1))):
+            if not self.stream.all_zeros:  # the cache could not serve: stop encoding zeros
+                break
             out = self.stream.encode_zeros(shape, device)
         return out
+
+
+class ZerosOf:
+    """The Wan VAE as the encoder streams of one chunk size see it: the same weights, but the
+    latents of all-zeros chunks from a cache of that size's first-chunk length. The VAE's own
+    cache follows one chunk history per frame size, so streams of 1- and 3-latent chunks at
+    one size (a live `chunk_frames` switch, the benchmark's rows) would evict each other and
+    encode zeros in full every chunk. The caches live on the VAE (shared by its pipelines)."""
+
+    def __init__(self, vae: WanVAE, first_frames: int) -> None:
+        self._vae = vae
+        caches = vars(vae).setdefault("livevace_zeros_by_first_chunk", {})
+        self._zeros = caches.setdefault(first_frames, ZeroStreamLatents(vae))
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._vae, name)
 
 
 class TAEContextStream:
@@ -177,8 +198,9 @@ class ContextEncoder:
 
     def __init__(self, vae: WanVAE, latent_count: int, height: int, width: int,
                  device: torch.device, tae: TinyAutoencoder | None = None) -> None:
-        self.inactive = StreamEncoder(vae)
-        self.reactive = StreamEncoder(vae, tae)
+        first = 1 + TIME_STRIDE * (latent_count - 1)
+        self.inactive = StreamEncoder(vae, first_frames=first)
+        self.reactive = StreamEncoder(vae, tae, first_frames=first)
         self.device = device
         hh, ww = height // SPACE_STRIDE, width // SPACE_STRIDE
         self.buffers = [torch.zeros(1, 2 * LATENT + SPACE_STRIDE ** 2, latent_count, hh, ww,

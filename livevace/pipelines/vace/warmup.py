@@ -129,10 +129,11 @@ def warm_codecs(pipeline: "StreamingVace", stream: GenerationStream) -> None:
             video = torch.rand(shape, device=device) * 2 - 1
             stream.context.encode(shape, i, i == 0, video=video)
         StreamEncoder(models.vae).encode(video, later, device, 1, False)  # restarted mid-video
-        zeros, previous = models.vae.encoder_stream(), None
+        zeros, previous = StreamEncoder(models.vae, first_frames=pixel_frames(c, True)), None
         for i in range(ZeroStreamLatents.MAX_CHUNKS):
-            out = zeros.encode_zeros(later if i else (1, 3, pixel_frames(c, True), h, w), device)
-            if out is previous:  # the shared cache has converged: zeros cost nothing now
+            out = zeros.encode(None, later if i else (1, 3, pixel_frames(c, True), h, w),
+                               device, i, i == 0)
+            if out is previous or not zeros.stream.all_zeros:  # converged (or not cacheable)
                 break
             previous = out
         stream.context.reset()
