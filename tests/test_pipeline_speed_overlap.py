@@ -106,31 +106,36 @@ def test_without_lookahead_nothing_is_encoded_ahead(models) -> None:  # noqa: F8
     assert "encode_ahead_used" not in stats and "encode_ahead_discarded" not in stats
 
 
+def encodes_per_call(models, pipeline: StreamingVace, store, changes: dict[int, dict],  # noqa: F811, ANN001
+                     calls: int) -> list[int]:
+    """Wan VAE encoder passes in each call (`changes[i]` lands before call i)."""
+    counted: list[int] = []
+    hook = models.vae.encoder.register_forward_hook(lambda *_: counted.append(1))
+    per_call, index = [], 0
+    try:
+        for i in range(calls):
+            for name, value in changes.get(i, {}).items():
+                store.set(name, value)
+            n, before = pipeline.frames_per_call, len(counted)
+            pipeline([Frame(frame(index + k), 0.0, index + k) for k in range(n)],
+                     store.snapshot())
+            index += n
+            per_call.append(len(counted) - before)
+    finally:
+        hook.remove()
+        pipeline.close()
+    return per_call
+
+
 def test_vace_switched_on_mid_video_encodes_zeros_from_the_shared_cache(models) -> None:  # noqa: F811
     """VACE's inactive video is zeros without a mask; a stream that starts on a later chunk
     used to re-encode 13 frames of zeros in every chunk. Now only the control is encoded."""
     store = store_with(control="edges", vace_enabled=False, noise_scale=1.0)
     pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
     warm_codecs(pipeline, pipeline.stream)  # the shared zeros cache converges here
-    calls: list[int] = []
-    hook = models.vae.encoder.register_forward_hook(lambda *_: calls.append(1))
-    try:
-        index = 0
-        per_chunk = []
-        for i in range(6):
-            if i == 2:
-                store.set("vace_enabled", True)
-            n = pipeline.frames_per_call
-            before = len(calls)
-            pipeline([Frame(frame(index + k), 0.0, index + k) for k in range(n)],
-                     store.snapshot())
-            index += n
-            per_chunk.append(len(calls) - before)
-    finally:
-        hook.remove()
-        pipeline.close()
-    assert per_chunk[:2] == [0, 0]  # text-to-video: nothing to encode
-    assert per_chunk[2:] == [1, 1, 1, 1]  # the control alone; the zeros are cached
+    per_call = encodes_per_call(models, pipeline, store, {2: {"vace_enabled": True}}, 6)
+    assert per_call[:2] == [0, 0]  # text-to-video: nothing to encode
+    assert per_call[2:] == [1, 1, 1, 1]  # the control alone; the zeros are cached
 
 
 def test_both_chunk_sizes_keep_their_zeros_cached(models) -> None:  # noqa: F811
@@ -140,24 +145,10 @@ def test_both_chunk_sizes_keep_their_zeros_cached(models) -> None:  # noqa: F811
     pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
     for chunk in (3, 1):
         warm_codecs(pipeline, pipeline.stream_for(store.snapshot(), chunk))
-    calls: list[int] = []
-    hook = models.vae.encoder.register_forward_hook(lambda *_: calls.append(1))
-    per_chunk, index = [], 0
-    try:
-        for i in range(6):
-            if i in (2, 4):
-                store.set("chunk_frames", 1 if i == 2 else 3)
-            n = pipeline.frames_per_call
-            before = len(calls)
-            pipeline([Frame(frame(index + k), 0.0, index + k) for k in range(n)],
-                     store.snapshot())
-            index += n
-            per_chunk.append(len(calls) - before)
-    finally:
-        hook.remove()
-        pipeline.close()
+    per_call = encodes_per_call(models, pipeline, store, {2: {"chunk_frames": 1},
+                                                         4: {"chunk_frames": 3}}, 6)
     # (call 4 brought 4 frames, too few for the 3-latent stream's first chunk: dropped)
-    assert per_chunk == [1, 1, 1, 1, 0, 1]
+    assert per_call == [1, 1, 1, 1, 0, 1]
 
 
 def test_extra_suite_rows_run_only_when_named() -> None:
