@@ -164,6 +164,16 @@ def test_extra_suite_rows_run_only_when_named() -> None:
     assert named == {"vace-small-serial", "vace-small-2-tae"}
 
 
+def test_a_suite_past_its_deadline_reports_what_it_has(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from livevace.cli import main
+
+    code = main(["bench", "pipeline", "--model", "tiny-random", "--device", "cpu", "--suite",
+                 "--rows", "vace-small", "--deadline", "0", "--out", str(tmp_path)])
+    assert code == 0 and "not started: past the --deadline" in capsys.readouterr().out
+    (record,) = tmp_path.glob("pipeline-suite-*.json")
+    assert '"rows": []' in record.read_text()
+
+
 def test_prepare_on_a_cpu_has_nothing_to_do_for_an_eager_dit(models) -> None:  # noqa: F811
     pipeline = StreamingVace(models, SIZE, SIZE, store_with().snapshot())
     try:

@@ -728,9 +728,14 @@ def run_suite(rig: Rig, args: argparse.Namespace) -> dict[str, Any]:
     wanted = suite_keys(args)
     results: dict[str, list[dict[str, Any]]] = {}
     failed: list[dict[str, Any]] = []
+    start = time.perf_counter()
     for repeat in range(args.repeat):
         for row in rows:
             if row.key not in wanted:
+                continue
+            if args.deadline is not None and time.perf_counter() - start > args.deadline:
+                print(f"[{row.key} #{repeat + 1}/{args.repeat}] not started: past the "
+                      f"--deadline of {args.deadline:g} s")
                 continue
             t0 = time.perf_counter()
             try:
@@ -856,6 +861,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                t.split(",")],
                         default=[(832, 480), (576, 320)],
                         help="the suite's LARGE,SMALL sizes (default 832x480,576x320)")
+    parser.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
+                        help="start no further suite row after this many seconds (the rows "
+                        "done are reported; for a bounded device lease)")
     parser.add_argument("--rows", default=None,
                         help="only these suite rows (comma list of t2v-large, vace-large, "
                         "vace-small, vace-small-2, g2g-small, g2g-small-l0, memory; and, never "
