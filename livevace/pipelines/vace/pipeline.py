@@ -113,7 +113,7 @@ class StreamingVace:
         """The next chunk's context, encoded ahead (see `ahead`)."""
         self.pending: deque[Chunk] = deque()
         self.streams: dict[int, GenerationStream] = {}
-        """One stream per chunk size met (or prepared), kept: see `_stream_for`."""
+        """One stream per chunk size met (or prepared), kept: see `stream_for`."""
         self.stream = self.stream_for(params)
         self.due: set[str] = set(KEYFRAMES)
         """Keyframes to place in the next chunk (at a stream's start and when changed)."""
@@ -148,7 +148,7 @@ class StreamingVace:
 
     def prepare(self, chunk_sizes: tuple[int, ...] | None = None,
                 vace_modes: tuple[bool, ...] | None = None, progress: bool = True) -> float:
-        """Before going live (see `warmup.prepare`); seconds spent (0 on a CPU)."""
+        """Before going live (see `warmup.prepare`); seconds spent (0: nothing to prepare)."""
         from livevace.pipelines.vace.warmup import prepare
 
         return prepare(self, chunk_sizes, vace_modes, progress)
