@@ -16,7 +16,7 @@ from livevace.pipelines.vace.fast import LiveGraphs, accelerate, live_graphs
 from livevace.pipelines.vace.pipeline import StreamingVace
 from livevace.pipelines.vace.tiny import tiny_random
 from pipeline_support import SIZE, images, store_with
-from test_pipeline_speed_overlap import frame
+from test_pipeline_speed_overlap import frame, live
 
 pytestmark = pytest.mark.gpu
 
@@ -47,7 +47,7 @@ def play(models, script: dict[int, dict], calls: int, *, overlap: bool = True,  
             store.set(name, value)
         n = pipeline.frames_per_call
         out = pipeline([Frame(frame(index + k), float(index + k), index + k) for k in range(n)],
-                       store.snapshot())
+                       live(store))
         index += n
         if out:
             outs.append(images(out))
@@ -77,7 +77,7 @@ def test_graphs_are_captured_in_prepare_and_never_live(cuda_models) -> None:
         for _ in range(3):
             n = pipeline.frames_per_call
             sizes.append(len(pipeline([Frame(frame(k), 0.0, k) for k in range(n)],
-                                      store.snapshot())))
+                                      live(store))))
         assert sizes == [1, 4, 4]  # the new stream's first chunk is one frame
         assert graphs.captures == 2 * captured and graphs.eager_steps > 0  # eager, no capture
         pipeline.close()

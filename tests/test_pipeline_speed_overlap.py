@@ -18,10 +18,16 @@ import pytest
 import torch
 
 from livevace.frames import Frame
+from livevace.loop import TRIGGERS
 from livevace.pipelines import REGISTRY
 from livevace.pipelines.vace.pipeline import StreamingVace
 from livevace.pipelines.vace.warmup import warm_codecs
 from pipeline_support import SIZE, images, make_clip, models, one_thread, store_with  # noqa: F401
+
+
+def live(store) -> dict:  # noqa: ANN001
+    """The parameters of one call, as the node's loop takes them (triggers fire once)."""
+    return {**store.snapshot(), **{name: store.take_trigger(name) for name in TRIGGERS}}
 
 
 def frame(index: int) -> np.ndarray:
@@ -53,7 +59,7 @@ def play(models, overlap: bool, changes: dict[int, dict], calls: int,  # noqa: F
                 store.set(name, value)
             n = pipeline.frames_per_call
             out = pipeline([Frame(frame(index + k), float(index + k), index + k)
-                            for k in range(n)], store.snapshot())
+                            for k in range(n)], live(store))
             index += n
             outs.append(images(out) if out else np.zeros((0,)))
         return outs, pipeline.stats.snapshot()
@@ -117,8 +123,7 @@ def encodes_per_call(models, pipeline: StreamingVace, store, changes: dict[int, 
             for name, value in changes.get(i, {}).items():
                 store.set(name, value)
             n, before = pipeline.frames_per_call, len(counted)
-            pipeline([Frame(frame(index + k), 0.0, index + k) for k in range(n)],
-                     store.snapshot())
+            pipeline([Frame(frame(index + k), 0.0, index + k) for k in range(n)], live(store))
             index += n
             per_call.append(len(counted) - before)
     finally:
