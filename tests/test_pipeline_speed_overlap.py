@@ -21,7 +21,7 @@ from livevace.frames import Frame
 from livevace.loop import TRIGGERS
 from livevace.pipelines import REGISTRY
 from livevace.pipelines.vace.pipeline import StreamingVace
-from livevace.pipelines.vace.warmup import warm_codecs
+from livevace.pipelines.vace.warmup import warm_annotators, warm_codecs
 from pipeline_support import SIZE, images, make_clip, models, one_thread, store_with  # noqa: F401
 
 
@@ -186,6 +186,23 @@ def test_prepare_on_a_cpu_has_nothing_to_do_for_an_eager_dit(models) -> None:  #
         assert not pipeline.annotation._workers  # nothing was started either
     finally:
         pipeline.close()
+
+
+def test_annotators_warm_up_at_every_chunk_length_and_forget_it(models) -> None:  # noqa: F811
+    """(What `prepare` does on a GPU.) The warmed worker then annotates the first real chunk
+    as a fresh one would: its temporal memory of the grey chunks is gone."""
+    store = store_with(control="edges")
+    warmed = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
+    fresh = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
+    try:
+        warm_annotators(warmed, [9, 12])
+        assert warmed.annotation._workers["control"].active == "edges"  # built and run
+        frames = [Frame(frame(k), 0.0, k) for k in range(9)]
+        a, b = (images(p(list(frames), store.snapshot())) for p in (warmed, fresh))
+    finally:
+        warmed.close()
+        fresh.close()
+    assert np.array_equal(a, b)
 
 
 def test_run_takes_no_compile_through_the_registry(tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ on a frame — and no CUDA-graph capture ever meets another thread's GPU work (s
 In order, on a CUDA device (on a CPU only 1 and, for a compiled DiT, 4; an eager DiT on a
 CPU has nothing to prepare):
 1. the prompts' encodes are waited for (the text encoder's thread is then idle);
-2. the annotators the plan needs are built (weights loaded) and run once on a grey chunk,
-   waited for, then reset (their threads are then idle; cuDNN has tuned their layers);
+2. the annotators the plan needs are built (weights loaded) and run on a grey chunk of each
+   chunk length (first and later), waited for, then reset (their threads are then idle; cuDNN
+   has tuned their layers for each batch);
 3. codecs, per prepared chunk size: the VACE context encoder on its lane (first chunk, later
    chunks, a stream restarted mid-video), the all-zeros latents until the shared cache has
    converged (VACE's inactive video with no mask costs nothing afterwards), a reference
@@ -79,7 +80,8 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
         bar.update()
         if cuda:
             bar.set_postfix_str("annotators")
-            warm_annotators(pipeline)
+            warm_annotators(pipeline, sorted({pixel_frames(s.chunk, first) for s in streams
+                                              for first in (True, False)}))
             bar.update()
             for stream in streams:
                 bar.set_postfix_str(f"codecs, chunks of {stream.chunk}")
@@ -101,19 +103,20 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
     return time.perf_counter() - start
 
 
-def warm_annotators(pipeline: "StreamingVace") -> None:
-    """Build and run the plan's annotators once (grey frames), then forget that chunk."""
+def warm_annotators(pipeline: "StreamingVace", sizes: list[int]) -> None:
+    """Build the plan's annotators and run them on a grey chunk of each size (a network's
+    batch is a chunk: cuDNN tunes each size once), then forget those chunks."""
     plan = modes.plan(pipeline.params)
     annotation = pipeline.annotation
     annotation.follow(plan, str(pipeline.params["depth_model"]))
     grey = np.full((pipeline.height, pipeline.width, 3), 128, np.uint8)
-    chunk = annotation.submit([Frame(grey, 0.0, i) for i in range(pipeline.frames_per_call)],
-                              plan)
-    for kind in ("control", "mask"):
-        try:
-            annotation.result(chunk, plan, kind)
-        except Exception as exc:  # noqa: BLE001 - the show reports it when it meets it
-            log.warning("annotator warm-up: %s: %s", type(exc).__name__, exc)
+    for size in sizes:
+        chunk = annotation.submit([Frame(grey, 0.0, i) for i in range(size)], plan)
+        for kind in ("control", "mask"):
+            try:
+                annotation.result(chunk, plan, kind)
+            except Exception as exc:  # noqa: BLE001 - the show reports it when it meets it
+                log.warning("annotator warm-up: %s: %s", type(exc).__name__, exc)
     annotation.reset()
 
 
