@@ -131,10 +131,15 @@ class StreamSampler:
 
     # ------------------------------------------------------------------------ sampling
     def noise(self, start: int, step: int, shape: Sequence[int]) -> torch.Tensor:
-        """ε for (seed, chunk start frame, step): independent of anything else."""
-        g = torch.Generator(device=self.cache.device)
+        """ε for (seed, chunk start frame, step): independent of anything else, the device
+        included — drawn by the CPU generator (CUDA's draws other numbers), so a seed gives
+        the same stream on every machine. The copy up is asynchronous (a few hundred KB)."""
+        g = torch.Generator(device="cpu")
         g.manual_seed((self.seed * 2654435761 + start * 40503 + step * 97) % 2**63)
-        return torch.randn(*shape, generator=g, device=self.cache.device)
+        eps = torch.randn(*shape, generator=g)
+        if self.cache.device.type == "cuda":
+            eps = eps.pin_memory()
+        return eps.to(self.cache.device, non_blocking=True)
 
     @torch.no_grad()
     def generate_chunk(self, vace: torch.Tensor | None = None, init: torch.Tensor | None = None,
