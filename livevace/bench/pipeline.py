@@ -818,7 +818,8 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=4, help="denoising steps (default: 4)")
     parser.add_argument("--chunk", type=int, choices=(1, 3), default=3,
                         help="latent frames per chunk (default: %(default)s)")
-    parser.add_argument("--decoder", choices=("tae", "wan"), default="tae")
+    parser.add_argument("--decoder", choices=param("decoder").choices,
+                        default=param("decoder").default)
     parser.add_argument("--lookahead", type=int, choices=(0, 1), default=1,
                         help="chunks annotated ahead (the node's default: 1)")
     parser.add_argument("--precision", choices=("bf16", "fp8"), default="bf16",
