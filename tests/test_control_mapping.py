@@ -186,6 +186,25 @@ def test_learn_mode_writes_the_mapping_file(running, presets):
     assert r.store.get("vace_enabled") is False  # the press toggled it off at once
 
 
+def test_learn_refuses_what_a_mapping_file_could_not_hold(running, presets, caplog):
+    learn_file = presets / "controllers" / "mine.toml"
+    r = running("--learn-file", str(learn_file))
+    r.client.send("/livevace/learn", "noise_scale", "toggle")  # a fader value cannot toggle
+    r.client.sync()
+    assert "learn: mode toggle needs an on/off parameter; noise_scale is float" in caplog.text
+    oscsend(r.port, "/my/knob", "f", "1")
+    r.client.sync()
+    assert not learn_file.exists()  # nothing written: the file would stop the next start
+    r.client.send("/livevace/learn", "pause")
+    r.client.sync()
+    r.client.send("/my knob", 1.0)  # an address no mapping file accepts: learning stays armed
+    r.client.sync()
+    assert "learn: address must be an OSC address" in caplog.text and not learn_file.exists()
+    oscsend(r.port, "/my/toggle", "f", "1")
+    r.client.receive_until("/livevace/learn/done")
+    assert [(m.address, m.param) for m in load_controller(learn_file).maps] == [("/my/toggle", "pause")]
+
+
 def test_edited_mapping_reloads_and_a_broken_edit_keeps_the_old(running, presets, monkeypatch, caplog):
     monkeypatch.setattr(controllers_module, "RELOAD_EVERY", 0.0)
     path = presets / "controllers" / "live.toml"

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from livevace.control.mapping import MODES, Controller, ControllerSet, Mapping, write_learned
+from livevace.control.mapping import Controller, ControllerSet, Mapping, parse_mapping, write_learned
 from livevace.control.router import WILDCARDS, Route, Router, encode
 from livevace.control.tomlfiles import PresetError
 from livevace.control.transport import Reply
@@ -22,7 +22,6 @@ from livevace.params import ParamError, ParamStore, param
 
 log = logging.getLogger("livevace.osc")
 
-LEARNABLE = ("float", "int", "bool", "enum", "trigger")
 RELOAD_EVERY = 1.0
 """Seconds between checks of the mapping files for edits."""
 
@@ -39,6 +38,13 @@ def control_value(address: str, args: list[Any], arg: int) -> float:
     if isinstance(v, (int, float)) and math.isfinite(v):
         return float(v)
     raise ParamError(f"{address}: {str(v)[:40]!r} is not a control value")
+
+
+def learned(address: str, name: str, mode: str) -> Mapping:
+    """The mapping learn mode writes, checked by the rules of a mapping file: a table the
+    loader refused would break the file for the next start."""
+    return parse_mapping({"address": address, "param": name, "mode": mode}, 0,
+                         lambda message, key=None: ParamError(f"learn: {message}"))
 
 
 class Controllers:
@@ -134,12 +140,9 @@ class Controllers:
                              "noise_scale")
         p = param(args[0])
         mode = str(args[1]) if len(args) > 1 else ("trigger" if p.kind == "trigger" else "absolute")
-        if p.kind not in LEARNABLE or p.readonly:
-            raise ParamError(f"learn: {p.name} cannot be moved by a control (map it in a file "
-                             "with mode = \"trigger\" and a value)")
-        if mode not in MODES or mode == "bank":
-            raise ParamError(f"learn: mode {mode!r} is not one of absolute, toggle, momentary, "
-                             "trigger")
+        if mode == "bank":
+            raise ParamError("learn: mode bank needs a prompt bank: map it in a file")
+        learned("/learn", p.name, mode)  # refused now, not after the control moved
         self.learning = (p.name, mode, reply)
         log.info("learn: move a control to map it to %s", p.name)
 
@@ -153,8 +156,12 @@ class Controllers:
         if self.learning is None or WILDCARDS.search(address) or not address.startswith("/"):
             return False
         name, mode, reply = self.learning
+        try:
+            m = learned(address, name, mode)
+        except ParamError as exc:  # an address no file could hold: wait for another control
+            log.warning("%s", exc)
+            return False
         self.learning = None
-        m = Mapping(address, name, mode)
         with self.store.batch():  # the loop thread reloads edited files under the same lock
             try:
                 write_learned(self.learn_file, m)

@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterable
 import tomli_w
 
 from livevace.control.tomlfiles import PresetError, error_at, presets_root, read_toml
+from livevace.errors import UserError
 from livevace.params import BY_NAME, Param, ParamError, Prompt, param, parse_prompts
 
 log = logging.getLogger("livevace.osc")
@@ -187,7 +188,7 @@ def load_controller(path: Path) -> Controller:
         def fail(message: str, key: str | None = None, i: int = i) -> PresetError:
             return error_at(path, where.line("map", i, key), message)
 
-        m = _mapping(entry, len(bank), fail)
+        m = parse_mapping(entry, len(bank), fail)
         if (m.address, m.arg) in seen:
             raise fail(f"{m.address} (argument {m.arg}) is already mapped at line "
                        f"{where.line('map', seen[(m.address, m.arg)])}", "address")
@@ -206,13 +207,13 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _number(value: Any, what: str, fail: Callable[..., PresetError], key: str) -> float:
+def _number(value: Any, what: str, fail: Callable[..., UserError], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise fail(f"{what} must be a finite number", key)
     return float(value)
 
 
-def _pair(entry: dict, key: str, fail: Callable[..., PresetError]) -> tuple[float, float] | None:
+def _pair(entry: dict, key: str, fail: Callable[..., UserError]) -> tuple[float, float] | None:
     if key not in entry:
         return None
     v = entry[key]
@@ -224,7 +225,8 @@ def _pair(entry: dict, key: str, fail: Callable[..., PresetError]) -> tuple[floa
     return lo, hi
 
 
-def _mapping(entry: Any, bank_size: int, fail: Callable[..., PresetError]) -> Mapping:
+def parse_mapping(entry: Any, bank_size: int, fail: Callable[..., UserError]) -> Mapping:
+    """Check one `[[map]]` table; `fail(message, key)` makes the error raised."""
     if not isinstance(entry, dict):
         raise fail("each [[map]] must be a table")
     unknown = set(entry) - KEYS
