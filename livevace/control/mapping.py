@@ -44,7 +44,7 @@ import tomli_w
 
 from livevace.control.tomlfiles import PresetError, error_at, presets_root, read_toml
 from livevace.errors import UserError
-from livevace.params import BY_NAME, Param, ParamError, Prompt, param, parse_prompts
+from livevace.params import Param, ParamError, Prompt, param, parse_prompts
 
 log = logging.getLogger("livevace.osc")
 
@@ -247,12 +247,10 @@ def parse_mapping(entry: Any, bank_size: int, fail: Callable[..., UserError]) ->
     name = entry.get("param", "prompt" if mode == "bank" else None)
     if name is None:
         raise fail("param is missing (the registry name this control moves)")
-    if not isinstance(name, str) or name not in BY_NAME:
-        try:
-            param(str(name))
-        except ParamError as exc:
-            raise fail(str(exc), "param") from None
-    p = param(name)
+    try:
+        p = param(str(name))
+    except ParamError as exc:
+        raise fail(str(exc), "param") from None
     if p.readonly:
         raise fail(f"{name} is read only", "param")
     crv = entry.get("curve", "linear")
@@ -301,7 +299,7 @@ def parse_mapping(entry: Any, bank_size: int, fail: Callable[..., UserError]) ->
                                   or not 0 <= index < bank_size):
             raise fail(f"index must be 0..{bank_size - 1} (the bank has {bank_size} prompts)",
                        "index")
-    return Mapping(address, name, mode, lo_in, hi_in, out[0] if out else None,
+    return Mapping(address, p.name, mode, lo_in, hi_in, out[0] if out else None,
                    out[1] if out else None, crv, invert, slew, value, index, arg)
 
 
