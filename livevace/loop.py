@@ -153,9 +153,18 @@ class Node:
         for runner in self.runners:
             runner.put(frame, fresh)
 
-    def _params(self) -> dict[str, Any]:
-        if self.control is not None:
+    def _tick(self) -> None:
+        """Tick the control service; a fault there is logged and the show goes on with the
+        parameters as they stand (an uncaught one would end the loop thread: a frozen show)."""
+        if self.control is None:
+            return
+        try:
             self.control.tick()
+        except Exception as exc:
+            self._report("control", exc, "the parameters stay as they are")
+
+    def _params(self) -> dict[str, Any]:
+        self._tick()
         params = self.store.snapshot()
         for name in TRIGGERS:
             params[name] = self.store.take_trigger(name)
@@ -164,8 +173,7 @@ class Node:
     def _run(self) -> None:
         while not self._stop.is_set():
             if self.store.get("pause"):
-                if self.control is not None:
-                    self.control.tick()
+                self._tick()
                 self._stop.wait(0.02)
                 continue
             n = max(1, int(self.pipeline.frames_per_call))
@@ -180,20 +188,23 @@ class Node:
             try:
                 out = self.pipeline(frames, params)
             except Exception as exc:  # the show goes on: hold the picture, log, try again
-                self._report(exc)
+                self._report(f"pipeline {self.pipeline.name}", exc, "holding the picture")
+                self.stats.count("pipeline_errors")
                 continue
             self.stats.timing("pipeline", (time.perf_counter() - t0) * 1e3)
             self.pacer.push(out)
 
-    def _report(self, exc: Exception) -> None:
-        key = f"{type(exc).__name__}: {exc}"
+    def _report(self, part: str, exc: Exception, then: str) -> None:
+        """Log a fault of `part` once, then every 100th repeat (a failing call repeats at
+        the frame rate; the log must stay readable)."""
+        key = f"{part}: {type(exc).__name__}: {exc}"
         seen = self._errors.get(key, 0)
         self._errors[key] = seen + 1
         if seen == 0:
             if isinstance(exc, UserError):
-                log.error("pipeline %s: %s (holding the picture)", self.pipeline.name, exc)
+                log.error("%s: %s (%s)", part, exc, then)
             else:
-                log.exception("pipeline %s failed (holding the picture)", self.pipeline.name)
+                log.exception("%s failed (%s)", part, then)
         elif (seen + 1) % 100 == 0:
-            log.error("pipeline %s: the same error %d times: %s", self.pipeline.name, seen + 1, key)
-        self.stats.count("pipeline_errors")
+            log.error("%s: the same error %d times: %s: %s", part, seen + 1,
+                      type(exc).__name__, exc)

@@ -99,6 +99,33 @@ def test_loop_ticks_control_then_snapshots_and_takes_triggers_once():
     assert sum(p["reset_cache"] for p in probe.seen) == 1
 
 
+class BrokenControl:
+    """A control service whose tick fails (a bad mapping file, a scene that will not apply)."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def tick(self) -> None:
+        self.ticks += 1
+        raise RuntimeError("mapping exploded")
+
+
+def test_a_failing_control_tick_is_logged_once_and_the_show_goes_on(caplog):
+    caplog.set_level("ERROR", logger="livevace.loop")
+    control = BrokenControl()
+    probe = Probe()
+    sink = Collect()
+    node = Node(small_config(duration=0.8), ParamStore(), probe, PatternSource(W, H, FPS), [sink],
+                control=control)
+    node.start()
+    node.wait(5)
+    node.close()
+    assert control.ticks >= 5 and len(probe.seen) == control.ticks  # every call still ran
+    assert len({f.index for f in sink.frames}) >= 10  # fresh pictures kept coming
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("control failed (the parameters stay as they are)")
+
+
 def test_pause_holds_the_last_picture():
     store = ParamStore()
     sink = Collect()
