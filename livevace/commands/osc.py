@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from livevace.control import service
 from livevace.control.addresses import address_table
 from livevace.errors import UserError
 
@@ -43,14 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     monitor = tools.add_parser("monitor", help="print OSC messages arriving on a port")
     monitor.add_argument("--host", default="127.0.0.1")
-    monitor.add_argument("--port", type=int, default=9001)
+    monitor.add_argument("--port", type=int, default=service.FEEDBACK_PORT,
+                         help=f"the --feedback port given to the node (default {service.FEEDBACK_PORT})")
     monitor.add_argument("--count", type=int, default=0, help="stop after N messages")
     monitor.add_argument("--timeout", type=float, default=0.0, help="stop after N seconds")
     monitor.set_defaults(func=_monitor)
 
     serve = tools.add_parser("serve", help="run the control surface without video")
-    from livevace.control import service
-
     service.add_arguments(serve)
     serve.add_argument("--tick-rate", type=float, default=4.0,
                        help="ticks per second standing in for pipeline calls (default 4)")
@@ -59,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--port", type=int, default=service.DEFAULT_OSC_PORT,
+                        help=f"the node's --osc-port (default {service.DEFAULT_OSC_PORT})")
 
 
 def _table(args: argparse.Namespace) -> int:
@@ -152,7 +153,6 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from livevace.control import service
     from livevace.params import ParamStore
 
     control = service.start(args, ParamStore())

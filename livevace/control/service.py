@@ -25,12 +25,15 @@ from livevace.control.tempo import Clock, Quantiser
 from livevace.control.tomlfiles import presets_root
 from livevace.control.transport import AllowList, Reply, TcpServer, UdpServer
 from livevace.control.values import osc_args
-from livevace.params import REGISTRY, ParamError, ParamStore
+from livevace.params import REGISTRY, ParamError, ParamStore, param
 
 log = logging.getLogger("livevace.osc")
 
 DEFAULT_OSC_PORT = 9000
 DEFAULT_OSCQUERY_PORT = 9001
+FEEDBACK_PORT = 9001
+"""UDP port the examples send feedback to (`--feedback HOST:9001`): where `livevace osc
+monitor` and the host patches listen (UDP, so beside OSCQuery's TCP port of the same number)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,8 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "file, else presets/controllers/learned.toml)")
     g.add_argument("--link", action="store_true",
                    help="join the Ableton Link session (tempo, beat phase, quantize)")
-    g.add_argument("--bpm", type=float, default=120.0,
-                   help="tempo when starting a Link session alone (default 120)")
+    tempo = param("tempo")
+    g.add_argument("--bpm", type=float, default=tempo.default,
+                   help=f"tempo when starting a Link session alone (default {tempo.default:g})")
 
 
 class ControlService:

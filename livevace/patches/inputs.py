@@ -10,14 +10,10 @@ from pathlib import Path
 from livevace.control.addresses import COMMANDS, Command
 from livevace.control.mapping import Controller, load_controller
 from livevace.control.scenes import scene_names
-from livevace.control.service import DEFAULT_OSC_PORT
+from livevace.control.service import DEFAULT_OSC_PORT, FEEDBACK_PORT
 from livevace.control.tomlfiles import presets_root
 from livevace.io.specs import DEFAULT_SENDER_NAME
 from livevace.params import REGISTRY, Param
-
-FEEDBACK_PORT = 9001
-"""UDP port the host patches listen on for the node's feedback (`--feedback HOST:9001`),
-the port the README's examples and `livevace osc monitor` use."""
 
 DIALS = ("vace_context_scale", "vace_refinement_scale", "vace_generation_scale", "noise_scale")
 """The parameters a performer turns most: the dials of the Ableton device and the Resolume
