@@ -6,10 +6,12 @@ import pytest
 import torch
 from wan_support import one_thread, randomise  # noqa: F401
 
-from livevace.models.wan.config import TINY
+from livevace.models.wan.compiled import Acceleration
+from livevace.models.wan.config import TINY, TINY_VACE
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import CacheLayout
 from livevace.models.wan.sampler import FlowMatchSchedule, StreamSampler
+from livevace.models.wan.vace import VaceStrength
 
 LAYOUT = CacheLayout(height=4, width=4, window=8, sink=2, chunk=2)
 
@@ -122,3 +124,29 @@ def test_reset_starts_over_with_the_current_prompt(model):
     sampler.reset()
     assert sampler.cache.next_frame == 0 and sampler.cache.frames() == []
     assert torch.equal(sampler.generate_chunk(), first)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("graphs", [False, True])
+def test_streaming_chunks_never_wait_for_the_gpu(model, graphs):
+    """The per-chunk host work (the cache's plan, hint scales, seeded noise) is uploaded
+    without a host sync and the step has none: PyTorch's sync debug mode raises on any.
+    The noise is the CPU sampler's, number for number."""
+    gpu = randomise(WanDiT(TINY_VACE), seed=31).for_inference(torch.bfloat16).cuda()
+    if graphs:
+        gpu.accelerate(Acceleration(cuda_graph=True))
+    sampler = StreamSampler(gpu, gpu.new_cache(LAYOUT), seed=3)
+    sampler.set_text(prompt(0).cuda())
+    sampler.warm_up(vace=True)  # lazy initialisation (and graph capture) happen here
+    ctx = torch.randn(1, TINY_VACE.vace_in_channels, 2, 4, 4, device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        sampler.set_strength(VaceStrength.from_params({"vace_context_scale": 0.5}))
+        chunks = [sampler.generate_chunk(vace=ctx) for _ in range(6)]  # the ring wraps
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.isfinite(x).all() for x in chunks)
+    on_cpu = StreamSampler(model, model.new_cache(LAYOUT), seed=3)
+    assert torch.equal(sampler.noise(6, 2, (1, 16, 2, 4, 4)).cpu(),
+                       on_cpu.noise(6, 2, (1, 16, 2, 4, 4)))

@@ -10,7 +10,8 @@ of the window of this chunk and of every later one, so overwriting it is always 
 
 Static shapes: every buffer is allocated once; a chunk's slots are device index tensors
 (`index_copy_`), its RoPE tables and the slot validity mask are device buffers refreshed by
-`begin_chunk` (host bookkeeping only, a few small copies, once per chunk, outside the step).
+`begin_chunk` (host bookkeeping only, a few small non-blocking copies, once per chunk,
+outside the step).
 The step itself has no host syncs and no data-dependent shapes. Until the window has filled
 (the first W frames) some slots are empty. While the slots a chunk sees are exactly the first
 n (a fresh stream fills slots in order), attention simply runs over that prefix of the buffer
@@ -42,6 +43,7 @@ import torch
 
 from livevace.models.wan.config import WanConfig
 from livevace.models.wan.rope import Rope, apply_rope
+from livevace.models.wan.uploads import upload
 
 
 @dataclass(frozen=True)
@@ -188,13 +190,13 @@ class StreamCache:
         seen = sum(visible)
         self.visible_prefix = seen if all(visible[:seen]) else None
         raw_slots = [f if f < lay.sink else lay.sink + j for j, f in enumerate(chunk)]
-        self.write_index[: n * t].copy_(self._token_index(slots))
-        self.raw_index[: n * t].copy_(self._token_index(raw_slots))
-        self.allowed.copy_(self._token_mask(visible))
-        self.allowed_without_chunk.copy_(self._token_mask(allowed_without))
+        upload(self.write_index[: n * t], self._token_index(slots))
+        upload(self.raw_index[: n * t], self._token_index(raw_slots))
+        upload(self.allowed, self._token_mask(visible))
+        upload(self.allowed_without_chunk, self._token_mask(allowed_without))
         cos, sin = self.rope.cos_sin([self.position(f) for f in chunk], *lay.grid)
-        self.cos[: n * t].copy_(cos)
-        self.sin[: n * t].copy_(sin)
+        upload(self.cos[: n * t], cos)
+        upload(self.sin[: n * t], sin)
         self.chunk_start, self.chunk_frames = start, n
 
     def _visible(self, frame: int, end: int) -> bool:

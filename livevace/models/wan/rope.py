@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 
 from livevace.models.wan.config import WanConfig
+from livevace.models.wan.uploads import to_device
 
 
 def axis_frequencies(dim: int, theta: float) -> torch.Tensor:
@@ -47,7 +48,7 @@ class Rope:
                 device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """float32 (cos, sin) tables [tokens, head_dim/2] on `device`."""
         a = self.angles(frame_positions, height, width)
-        return a.cos().float().to(device), a.sin().float().to(device)
+        return to_device(a.cos().float(), device), to_device(a.sin().float(), device)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
