@@ -419,14 +419,12 @@ class VAEDecoderStream:
 
     def reset(self) -> None:
         self.state: State = {}
-        self.latents_seen = 0
 
     @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:
         """[B, 16, T, h, w] normalised → pixels [B, 3, T', 8h, 8w] in [-1, 1]."""
         outs = [self.vae.decode_step(part, self.state)
                 for part in latents.split(self.latents_per_pass, dim=2)]
-        self.latents_seen += latents.shape[2]
         return torch.cat(outs, dim=2)
 
 
