@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import logging
 import signal
 import sys
@@ -12,6 +11,7 @@ import threading
 from typing import Callable, Iterator
 
 from livevace import config as run_config
+from livevace.control import service as control_service
 from livevace.loop import Node
 from livevace.params import ParamStore
 from livevace.pipelines import create as create_pipeline
@@ -34,16 +34,6 @@ finished properly.
 """
 
 
-def _control_service():
-    """livevace.control.service when installed (another part of livevace; optional here)."""
-    try:
-        return importlib.import_module("livevace.control.service")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("livevace.control.service", "livevace.control"):
-            raise
-        return None
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "run", help="start the node (default: test pattern -> NDI 'livevace')",
@@ -63,9 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="vace pipeline, QUALITY-AFFECTING: encode the VACE control with the "
                         "tiny autoencoder instead of the Wan VAE (much cheaper; the control is "
                         "followed a little less precisely)")
-    service = _control_service()
-    if service is not None:
-        service.add_arguments(parser)
+    control_service.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -119,15 +107,14 @@ def run(args: argparse.Namespace) -> int:
     stats = Stats()
     for path in cfg.presets:
         log.info("preset %s", path)
-    pipeline = create_pipeline(cfg.pipeline, cfg, store, model=getattr(args, "model", None),
-                               compile=False if getattr(args, "no_compile", False) else None,
-                               tae_context=getattr(args, "tae_context", False) or None)
+    pipeline = create_pipeline(cfg.pipeline, cfg, store, model=args.model,
+                               compile=False if args.no_compile else None,
+                               tae_context=args.tae_context or None)
     bind_stats = getattr(pipeline, "bind_stats", None)
     if bind_stats is not None:  # the generator times its stages into the node's stats
         bind_stats(stats)
-    service = _control_service()
     try:
-        control = service.start(args, store, stats) if service is not None else None
+        control = control_service.start(args, store, stats)
     except BaseException:
         pipeline.close()
         raise
@@ -144,8 +131,7 @@ def run(args: argparse.Namespace) -> int:
                 status.end()
                 node.close()
     finally:
-        if control is not None:
-            control.close()
+        control.close()
     s = stats.snapshot()
     log.info("stopped after %.1f s: %d frames out, %d held, %d dropped, latency p50 %.1f ms "
              "p95 %.1f ms", s["uptime_s"], s["frames_out"], s["held"], s["dropped"],
