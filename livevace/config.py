@@ -31,6 +31,7 @@ from typing import Any
 
 from livevace.control.tomlfiles import error_at, presets_root, read_toml
 from livevace.errors import UserError
+from livevace.io.ndi import DEFAULT_EXTRA_IPS
 from livevace.io.specs import SinkSpec, SourceSpec, parse_sink, parse_source
 from livevace.params import BY_NAME, param
 
@@ -59,7 +60,7 @@ class RunConfig:
     duration: float | None = None
     no_signal: str = "slate"
     """What a silent source shows: the slate, or hold the last picture."""
-    ndi_extra_ips: tuple[str, ...] = ("127.0.0.1",)
+    ndi_extra_ips: tuple[str, ...] = DEFAULT_EXTRA_IPS
     """Addresses NDI discovery asks directly (mDNS needs avahi on Linux)."""
     params: dict[str, Any] = field(default_factory=dict)
     presets: tuple[str, ...] = ()
@@ -259,7 +260,7 @@ def from_args(args: argparse.Namespace) -> RunConfig:
         "duration": args.duration,
         "preview": args.preview,
         "no_signal": args.no_signal,
-        "ndi_extra_ips": (["127.0.0.1", *args.ndi_extra_ips] if args.ndi_extra_ips else None),
+        "ndi_extra_ips": ([*DEFAULT_EXTRA_IPS, *args.ndi_extra_ips] if args.ndi_extra_ips else None),
     }
     params = dict(args.set)
     if args.control is not None:

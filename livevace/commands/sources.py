@@ -31,13 +31,13 @@ def _section(title: str, rows: list[tuple[str, str]], empty: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from livevace.io.camera import list_cameras
-    from livevace.io.ndi import Discovery
+    from livevace.io.ndi import DEFAULT_EXTRA_IPS, Discovery
     from livevace.io.spout import list_senders
 
     _section("cameras:", [(f"camera:{i}", name) for i, name in list_cameras()],
              "none found")
     try:
-        found = Discovery.shared(tuple(["127.0.0.1", *args.ndi_ip])).sources(wait=args.wait)
+        found = Discovery.shared((*DEFAULT_EXTRA_IPS, *args.ndi_ip)).sources(wait=args.wait)
         rows = [(shlex.quote(f"ndi:{s.name}"), f"at {s.url}" if s.url else "") for s in found]
         empty = "none found" + ("; on Linux discovery needs avahi (or --ndi-ip HOST)"
                                 if sys.platform.startswith("linux") else "")

@@ -10,11 +10,12 @@ only when their spec is used, so a missing one is a one-line error for that spec
 from __future__ import annotations
 
 from livevace.frames import Sink, Source
+from livevace.io.ndi import DEFAULT_EXTRA_IPS
 from livevace.io.specs import SinkSpec, SourceSpec, parse_sink, parse_source
 
 
 def make_source(spec: SourceSpec, width: int, height: int, fps: float,
-                extra_ips: tuple[str, ...] = ("127.0.0.1",)) -> Source:
+                extra_ips: tuple[str, ...] = DEFAULT_EXTRA_IPS) -> Source:
     if spec.kind == "pattern":
         from livevace.io.pattern import PatternSource
 
