@@ -15,11 +15,11 @@ def _targets() -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("bench", help="measure speed: node, dit, codecs, annotators, pipeline",
+    names = _targets()
+    parser = sub.add_parser("bench", help=f"measure speed: {', '.join(names)}",
                             description="Run a benchmark; prints a table and writes JSON under "
                             "bench/results/.")
     targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
-    names = _targets()
     argv = current_argv()
     run_now = chosen(argv[argv.index("bench") + 1:] if "bench" in argv else [], names)
     for name in names:
