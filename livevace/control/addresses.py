@@ -7,6 +7,7 @@ the registry plus the commands below, so none of them can drift from the code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 from livevace.control.values import describe_args, describe_default, describe_range
 from livevace.params import REGISTRY
@@ -52,23 +53,24 @@ APPLIES = {"chunk": "next chunk", "transition": "fades in", "reset": "cache rese
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A Markdown table; '|' and line breaks inside cells are escaped."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def address_table() -> str:
     """The address table as Markdown (what `livevace osc --list` prints)."""
-    rows = [
-        "| Address | Arguments | Range / choices | Default | Applies | Description |",
-        "|---|---|---|---|---|---|",
-    ]
-    for p in REGISTRY:
-        applies = "read only" if p.readonly else APPLIES[p.apply]
-        rows.append(f"| `{p.address}` | {_cell(describe_args(p))} | {_cell(describe_range(p))} "
-                    f"| {_cell(describe_default(p))} | {applies} | {_cell(p.description)} |")
-    for c in COMMANDS:
-        rows.append(f"| `{c.address}` | {c.args or '(none)'} | | | at once | {_cell(c.description)} |")
-    rows += ["", "Sent by the node:", "",
-             "| Address | Arguments | Description |", "|---|---|---|"]
-    for c in SENT:
-        rows.append(f"| `{c.address}` | {c.args} | {_cell(c.description)} |")
-    return "\n".join(rows) + "\n"
+    rows = [(f"`{p.address}`", describe_args(p), describe_range(p), describe_default(p),
+             "read only" if p.readonly else APPLIES[p.apply], p.description) for p in REGISTRY]
+    rows += [(f"`{c.address}`", c.args or "(none)", "", "", "at once", c.description)
+             for c in COMMANDS]
+    sent = [(f"`{c.address}`", c.args, c.description) for c in SENT]
+    return (markdown_table(("Address", "Arguments", "Range / choices", "Default", "Applies",
+                            "Description"), rows)
+            + "\n\nSent by the node:\n\n"
+            + markdown_table(("Address", "Arguments", "Description"), sent) + "\n")

@@ -5,12 +5,13 @@ through Ableton's stock OSC Send device."""
 
 from __future__ import annotations
 
+from livevace.control.addresses import markdown_table
 from livevace.control.values import describe_default, describe_range
 from livevace.params import BY_NAME
 from livevace.patches.inputs import DIALS, Inputs
 from livevace.patches.mappingfile import entry, mapping_file
 from livevace.patches.maxpatch import Patcher, amxd, maxpat
-from livevace.patches.readme import param_table, render
+from livevace.patches.readme import render
 
 SYNC = ("bar", "beat", "now")
 """When a scene picked in the device goes out: next bar, next beat (Live's transport must
@@ -112,9 +113,9 @@ def readme(inputs: Inputs) -> str:
               f"`{BY_NAME[n].address}`", f"`{OSC_SEND_PREFIX}/{n}`") for n in DIALS]
     scenes = [(f"`{OSC_SEND_PREFIX}/scene/{i + 1}`", f"`{s}`") for i, s in enumerate(inputs.scenes)]
     return render("ableton.md", inputs,
-                  dial_table=param_table(("Dial", "Range", "Default", "Device sends",
-                                          "OSC Send address"), dials),
-                  scene_table=param_table(("OSC Send address (press = 1)", "Scene"), scenes),
+                  dial_table=markdown_table(("Dial", "Range", "Default", "Device sends",
+                                             "OSC Send address"), dials),
+                  scene_table=markdown_table(("OSC Send address (press = 1)", "Scene"), scenes),
                   sync=" / ".join(SYNC), reset=f"`{OSC_SEND_PREFIX}/reset_cache`")
 
 

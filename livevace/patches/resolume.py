@@ -5,11 +5,12 @@ scene N."""
 
 from __future__ import annotations
 
+from livevace.control.addresses import markdown_table
 from livevace.control.values import describe_range
 from livevace.params import BY_NAME
 from livevace.patches.inputs import DIALS, Inputs
 from livevace.patches.mappingfile import entry, mapping_file
-from livevace.patches.readme import param_table, render
+from livevace.patches.readme import render
 
 MAPPING = "resolume/resolume.toml"
 README = "resolume/README.md"
@@ -33,8 +34,8 @@ def readme(inputs: Inputs) -> str:
              for i, n in enumerate(DIALS)]
     columns = [(f"`{COLUMN.format(i + 1)}`", f"`{s}`") for i, s in enumerate(inputs.scenes)]
     return render("resolume.md", inputs, mapping=f"patches/{MAPPING}",
-                  link_table=param_table(("Resolume sends (0 … 1)", "Moves", "Range"), links),
-                  column_table=param_table(("Resolume sends", "Recalls scene"), columns))
+                  link_table=markdown_table(("Resolume sends (0 … 1)", "Moves", "Range"), links),
+                  column_table=markdown_table(("Resolume sends", "Recalls scene"), columns))
 
 
 def files(inputs: Inputs) -> dict[str, str]:

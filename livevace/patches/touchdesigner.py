@@ -12,12 +12,12 @@ import inspect
 import pprint
 from typing import Any
 
-from livevace.control.addresses import SENT
+from livevace.control.addresses import SENT, markdown_table
 from livevace.control.values import describe_default, describe_range
 from livevace.params import Param, format_prompts
 from livevace.patches import td_builder, td_runtime
 from livevace.patches.inputs import Inputs, label
-from livevace.patches.readme import param_table, render
+from livevace.patches.readme import render
 from livevace.patches.td_runtime import CONNECTION_PAGE, RECALL, SAVE, SAVENAME, SENDALL, td_name
 
 SCRIPT = "touchdesigner/livevace_td.py"
@@ -144,7 +144,7 @@ def readme(inputs: Inputs) -> str:
         rows.append((", ".join(f"`{n}`" for n in s["pars"]), s["page"], s["style"],
                      choices, describe_default(p), f"`{p.address}`"))
     header = ("Custom parameter", "Page", "Style", "Range / choices", "Default", "OSC address")
-    return render("touchdesigner.md", inputs, par_table=param_table(header, rows))
+    return render("touchdesigner.md", inputs, par_table=markdown_table(header, rows))
 
 
 def files(inputs: Inputs) -> dict[str, str]:

@@ -17,10 +17,11 @@ import uuid
 import zlib
 from dataclasses import dataclass
 
+from livevace.control.addresses import markdown_table
 from livevace.control.mapping import Controller, Mapping
 from livevace.params import format_prompts
 from livevace.patches.inputs import Inputs, label
-from livevace.patches.readme import param_table, render
+from livevace.patches.readme import render
 
 README = "touchosc/README.md"
 WIDGETS = {"fader": "FADER", "rotary": "RADIAL", "toggle": "TOGGLE", "push": "PUSH", "xy": "XY"}
@@ -206,7 +207,7 @@ def readme(inputs: Inputs) -> str:
     files = ", ".join(f"`{tosc_path(c)}` (from `presets/controllers/{c.path.name}`)"
                       for c in inputs.touchosc)
     return render("touchosc.md", inputs, layouts=files,
-                  control_table=param_table(("Layout", "Address", "Widget", "Moves"), rows),
+                  control_table=markdown_table(("Layout", "Address", "Widget", "Moves"), rows),
                   controller=inputs.touchosc[0].path.stem if inputs.touchosc else "touchosc")
 
 
