@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict, deque
+from typing import Sequence
 
 from livevace.frames import now
 
@@ -38,7 +39,9 @@ LATENCY_SAMPLES = 2048
 """Latency samples kept for the percentiles (about half a minute at 60 fps)."""
 
 
-def _percentile(sorted_xs: list[float], q: float) -> float:
+def percentile(sorted_xs: Sequence[float], q: float) -> float:
+    """The sample nearest the `q` quantile of sorted samples (0 when there are none); the
+    benchmarks' Timing uses the same rule, so live stats and bench tables agree."""
     if not sorted_xs:
         return 0.0
     return sorted_xs[min(len(sorted_xs) - 1, int(round(q * (len(sorted_xs) - 1))))]
@@ -112,10 +115,10 @@ class Stats:
                 self._trim(q, t)
                 out[rate] = len(q) / span
             lat = sorted(self._latency)
-            out["latency_p50_ms"] = _percentile(lat, 0.50)
-            out["latency_p95_ms"] = _percentile(lat, 0.95)
-            out["latency_p99_ms"] = _percentile(lat, 0.99)
-            out["pacer_jitter_ms"] = _percentile(sorted(self._jitter), 0.95)
+            out["latency_p50_ms"] = percentile(lat, 0.50)
+            out["latency_p95_ms"] = percentile(lat, 0.95)
+            out["latency_p99_ms"] = percentile(lat, 0.99)
+            out["pacer_jitter_ms"] = percentile(sorted(self._jitter), 0.95)
             for stage, q in self._timings.items():
                 while q and q[0][0] < t - self.window:
                     q.popleft()
@@ -138,4 +141,4 @@ def status_line(s: dict[str, float]) -> str:
             f"held {int(s['held'])}  dropped {int(s['dropped'])}{slate}")
 
 
-__all__ = ["Stats", "status_line"]
+__all__ = ["Stats", "percentile", "status_line"]

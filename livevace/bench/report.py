@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from livevace.stats import percentile
+
 RESULTS_DIR = Path("bench") / "results"
 
 
@@ -32,11 +34,8 @@ class Timing:
         xs = sorted(samples_ms)
         if not xs:
             raise ValueError("no samples")
-
-        def q(f: float) -> float:
-            return xs[min(len(xs) - 1, int(round(f * (len(xs) - 1))))]
-
-        return cls(q(0.5), q(0.95), q(0.99), statistics.fmean(xs), xs[0], xs[-1], len(xs))
+        return cls(percentile(xs, 0.5), percentile(xs, 0.95), percentile(xs, 0.99),
+                   statistics.fmean(xs), xs[0], xs[-1], len(xs))
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
