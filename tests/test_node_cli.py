@@ -78,6 +78,15 @@ def test_default_preset_file_is_the_embedded_default():
     assert asdict(config.from_args(run_args())) == asdict(from_file)
 
 
+
+def test_default_preset_file_shows_every_node_key():
+    """The README sends VJs to presets/default.toml for the keys a [node] table takes."""
+    import re
+
+    text = (config.presets_root() / "default.toml").read_text()
+    shown = set(re.findall(r"^#? ?(\w+) = ", text, flags=re.M))
+    assert set(config.NODE_KEYS) <= shown, set(config.NODE_KEYS) - shown
+
 def test_presets_layer_and_the_command_line_wins(tmp_path):
     mine = tmp_path / "club.toml"
     mine.write_text('[node]\nfps = 60\nsinks = ["ndi:club", "record:club.mp4"]\n'
