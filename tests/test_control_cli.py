@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from livevace.cli import main
 from livevace.commands.osc import readme_table
 from test_control_support import free_udp_port, presets  # noqa: F401
@@ -56,3 +58,19 @@ def test_serve_send_and_monitor(presets, capsys):
     finally:
         serve.terminate()
         serve.wait(timeout=10)
+
+
+def test_tool_mistakes_are_one_line(capsys):
+    """What a VJ may type at the osc tools: a clear line each, never a traceback."""
+    assert main(["osc", "send", "--host", "nosuch.invalid", "/livevace/seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("livevace: cannot send to nosuch.invalid:9000 (") and err.count("\n") == 1
+    assert main(["osc", "send", "/livevace/seed", "99999999999999999999"]) == 2
+    assert "int too large" in capsys.readouterr().err
+    for argv in (["osc", "send", "--port", "70000", "/livevace/seed", "1"],
+                 ["osc", "serve", "--osc-port", "65536"], ["osc", "serve", "--tick-rate", "0"]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and ("not a port number" in err or "not a positive" in err)

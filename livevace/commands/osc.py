@@ -44,22 +44,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     monitor = tools.add_parser("monitor", help="print OSC messages arriving on a port")
     monitor.add_argument("--host", default="127.0.0.1")
-    monitor.add_argument("--port", type=int, default=service.FEEDBACK_PORT,
-                         help=f"the --feedback port given to the node (default {service.FEEDBACK_PORT})")
+    monitor.add_argument("--port", type=service.port_number, default=service.FEEDBACK_PORT,
+                         help="the --feedback port given to the node "
+                         f"(default {service.FEEDBACK_PORT})")
     monitor.add_argument("--count", type=int, default=0, help="stop after N messages")
     monitor.add_argument("--timeout", type=float, default=0.0, help="stop after N seconds")
     monitor.set_defaults(func=_monitor)
 
     serve = tools.add_parser("serve", help="run the control surface without video")
     service.add_arguments(serve)
-    serve.add_argument("--tick-rate", type=float, default=4.0,
+    serve.add_argument("--tick-rate", type=_positive, default=4.0,
                        help="ticks per second standing in for pipeline calls (default 4)")
     serve.set_defaults(func=_serve)
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
 def _target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=service.DEFAULT_OSC_PORT,
+    parser.add_argument("--port", type=service.port_number, default=service.DEFAULT_OSC_PORT,
                         help=f"the node's --osc-port (default {service.DEFAULT_OSC_PORT})")
 
 
@@ -105,12 +116,21 @@ def typed(text: str) -> Any:
 
 
 def _send(args: argparse.Namespace) -> int:
+    from pythonosc.osc_message_builder import BuildError
+
     from livevace.control.router import encode
 
     if not args.address.startswith("/"):
         raise UserError(f"{args.address!r} is not an OSC address (they start with /)")
+    try:
+        packet = encode(args.address, [typed(a) for a in args.args])
+    except BuildError as exc:
+        raise UserError(f"{args.address}: {exc}") from None
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.sendto(encode(args.address, [typed(a) for a in args.args]), (args.host, args.port))
+        try:
+            sock.sendto(packet, (args.host, args.port))
+        except (OSError, OverflowError) as exc:
+            raise UserError(f"cannot send to {args.host}:{args.port} ({_why(exc)})") from None
         if args.reply:
             _print_incoming(sock, count=0, timeout=1.0)
     return 0
@@ -141,12 +161,16 @@ def _print_incoming(sock: socket.socket, count: int, timeout: float) -> None:
                 return
 
 
+def _why(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
 def _monitor(args: argparse.Namespace) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
             sock.bind((args.host, args.port))
-        except OSError as exc:
-            raise UserError(f"cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
+        except (OSError, OverflowError) as exc:
+            raise UserError(f"cannot listen on {args.host}:{args.port} ({_why(exc)})") from None
         print(f"listening on {args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr, flush=True)
         _print_incoming(sock, args.count, args.timeout)
     return 0

@@ -36,9 +36,20 @@ FEEDBACK_PORT = 9001
 monitor` and the host patches listen (UDP, so beside OSCQuery's TCP port of the same number)."""
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a port, or 0 (any free port) or -1 (off) where an option allows it."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -2
+    if not -1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 … 65535)")
+    return port
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("control (OSC, OSCQuery, controllers, scenes, tempo)")
-    g.add_argument("--osc-port", type=int, default=DEFAULT_OSC_PORT, metavar="PORT",
+    g.add_argument("--osc-port", type=port_number, default=DEFAULT_OSC_PORT, metavar="PORT",
                    help=f"UDP port for OSC control (default {DEFAULT_OSC_PORT}; 0: any free "
                    "port; -1: no OSC)")
     g.add_argument("--osc-host", default="127.0.0.1", metavar="HOST",
@@ -53,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="echo every value change and stats to this OSC target; repeatable")
     g.add_argument("--stats-interval", type=float, default=1.0, metavar="SECONDS",
                    help="how often stats go to the feedback targets (default 1; 0: never)")
-    g.add_argument("--oscquery-port", type=int, default=DEFAULT_OSCQUERY_PORT, metavar="PORT",
+    g.add_argument("--oscquery-port", type=port_number, default=DEFAULT_OSCQUERY_PORT, metavar="PORT",
                    help=f"HTTP port of the OSCQuery namespace (default {DEFAULT_OSCQUERY_PORT}; "
                    "0: any free port; -1: off)")
     g.add_argument("--no-zeroconf", action="store_true",
