@@ -68,7 +68,6 @@ from livevace.models.wan.codec import pixels_to_frames
 from livevace.models.wan.compiled import Acceleration
 from livevace.params import CONTROLS, ParamStore, param
 from livevace.pipelines.vace import MODEL_CHOICES, modes
-from livevace.pipelines.vace.annotation import Annotation
 from livevace.pipelines.vace.fast import accelerate
 from livevace.pipelines.vace.models import RANDOM_1_3B, TINY_RANDOM, ModelSet
 from livevace.pipelines.vace.pipeline import CONTEXT_ENCODERS, StreamingVace
@@ -243,9 +242,8 @@ class Rig:
         params = snapshot(overrides)
         pipeline = StreamingVace(self.models, s.width, s.height, params, lookahead=s.lookahead,
                                  stats=stats, overlap=s.overlap,
-                                 context_encoder=s.context_encoder)
-        pipeline.annotation = BenchAnnotation(self.depth, str(params["depth_model"]),
-                                              lambda: pipeline.stats)
+                                 context_encoder=s.context_encoder,
+                                 depth_estimator=self.depth)
         return pipeline, overrides
 
     def describe(self) -> dict[str, Any]:
@@ -282,23 +280,6 @@ class Rig:
             rig.models.close()
             del rig, text, umt5
             free(self.device)
-
-
-class BenchAnnotation(Annotation):
-    """The pipeline's own annotation, its depth control built on the rig's estimator (made
-    once per run) instead of loading weights per pipeline."""
-
-    def __init__(self, depth: Callable[[], Any], depth_model: str,
-                 stats: Callable[[], Stats]) -> None:
-        super().__init__(depth_model, stats)
-        self._depth = depth
-
-    def _build_control(self, name: str, **options: Any):  # type: ignore[no-untyped-def]
-        if name != "depth":
-            return super()._build_control(name, **options)
-        from livevace.annotators.depth import DepthAnnotator
-
-        return DepthAnnotator(model=self.depth_model, estimator=self._depth())
 
 
 def load_model_set(choice: str, device: torch.device, text_encoder: str,

@@ -18,14 +18,17 @@ import logging
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from livevace.annotators import AnnotatorWorker, make_annotator, make_person_mask
-from livevace.frames import Frame
+from livevace.frames import Annotator, Frame
 from livevace.pipelines.vace.modes import Plan
 from livevace.stats import Stats
+
+if TYPE_CHECKING:
+    from livevace.annotators.depth import DepthEstimator
 
 log = logging.getLogger("livevace.vace")
 
@@ -45,17 +48,23 @@ def wanted(plan: Plan) -> dict[str, str | None]:
 
 
 class Annotation:
-    """The annotator workers of one pipeline (made when first needed)."""
+    """The annotator workers of one pipeline (made when first needed). `depth_estimator`:
+    builds the depth control's network instead of loading the `depth_model` weights (called
+    on the builder thread; the benchmark shares one estimator between its pipelines)."""
 
-    def __init__(self, depth_model: str, stats: Callable[[], Stats]) -> None:
+    def __init__(self, depth_model: str, stats: Callable[[], Stats],
+                 depth_estimator: Callable[[], DepthEstimator] | None = None) -> None:
         self.depth_model = depth_model
         self._stats = stats
+        self._depth_estimator = depth_estimator
         self._workers: dict[str, AnnotatorWorker] = {}
         self._mask_errors: set[str] = set()
 
-    def _build_control(self, name: str, **options: Any):
+    def _build_control(self, name: str, **options: Any) -> Annotator:
         if name == "depth":
             options.setdefault("model", self.depth_model)
+            if self._depth_estimator is not None:
+                options.setdefault("estimator", self._depth_estimator())
         return make_annotator(name, **options)
 
     def _worker(self, kind: str, name: str) -> AnnotatorWorker:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import cv2
 import numpy as np
@@ -63,6 +63,9 @@ from livevace.pipelines.vace.stream import GenerationStream, pixel_frames
 from livevace.pipelines.vace.timing import StageTimer
 from livevace.stats import Stats
 
+if TYPE_CHECKING:
+    from livevace.annotators.depth import DepthEstimator
+
 log = logging.getLogger("livevace.vace")
 
 CONTEXT_ENCODERS = ("wan", "tae")
@@ -82,14 +85,16 @@ class StreamingVace:
     """The `vace` pipeline (see module doc). `params`: the registry snapshot at start;
     `overlap`: encode the next chunk's context beside the DiT (off: strictly serial);
     `context_encoder`: "wan" (the default) or "tae" — QUALITY-AFFECTING, the control part of
-    the context through the tiny encoder (see `context.TAEContextStream`)."""
+    the context through the tiny encoder (see `context.TAEContextStream`);
+    `depth_estimator`: see `Annotation`."""
 
     name = "vace"
 
     def __init__(self, models: ModelSet, width: int, height: int, params: dict[str, Any], *,
                  lookahead: int = 1, stats: Stats | None = None,
                  owns_models: bool = False, overlap: bool = True,
-                 context_encoder: str = "wan") -> None:
+                 context_encoder: str = "wan",
+                 depth_estimator: Callable[[], DepthEstimator] | None = None) -> None:
         if context_encoder not in CONTEXT_ENCODERS:
             raise UserError(f"context encoder {context_encoder!r}: choose "
                             f"{' or '.join(CONTEXT_ENCODERS)}")
@@ -103,7 +108,8 @@ class StreamingVace:
         self.images = ImageCache(self.gen_width, self.gen_height)
         self.references = References(models.vae, self.images, models.device)
         self.text = TextConditioner(models.embeddings, models.dit.cfg.text_len)
-        self.annotation = Annotation(str(params["depth_model"]), lambda: self.stats)
+        self.annotation = Annotation(str(params["depth_model"]), lambda: self.stats,
+                                     depth_estimator)
         self.staging = Staging(models.device)
         self.timer = StageTimer(models.device)
         self.overlap = overlap
