@@ -198,3 +198,11 @@ def test_wrong_files_rejected(tmp_path, reference):
     junk.write_bytes(b"not a safetensors file")
     with pytest.raises(ModelError, match="cannot read"):
         load_wan_vae(junk, cfg=CFG)
+    folder = tmp_path / "vae"
+    folder.mkdir()
+    (folder / "diffusion_pytorch_model.safetensors.index.json").write_text("{}")
+    with pytest.raises(ModelError, match="not a safetensors shard index"):
+        load_wan_vae(folder, cfg=CFG)
+    legacy = tmp_path / "legacy.pth"  # pre-zip torch pickles load too (not memory-mapped)
+    torch.save(to_original_layout(reference.state_dict()), legacy, _use_new_zipfile_serialization=False)
+    load_wan_vae(legacy, cfg=CFG)

@@ -32,10 +32,14 @@ import torch
 from tqdm import tqdm
 
 from livevace.errors import ModelError
+from livevace.models.wan.codec_weights import index_shards, key_mismatches, read_file
 from livevace.models.wan.config import WanConfig
 from livevace.models.wan.dit import WanDiT
 
 StateDict = dict[str, torch.Tensor]
+
+WHAT = "DiT checkpoint"
+"""How messages about a file that cannot be read name it."""
 
 WRAPPER_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "_orig_mod.", "module.",
                     "_fsdp_wrapped_module.", "base_model.model.", "model.")
@@ -90,7 +94,7 @@ def read_checkpoint(path: str | Path, prefer_ema: bool = True) -> Checkpoint:
     files = _shards(path)
     raw: dict[str, object] = {}
     for file in files:
-        raw.update(_read_file(file))
+        raw.update(read_file(file, WHAT))
     layout = [path.suffix.lstrip(".") or "folder"]
     tensors = _unnest(raw, path, layout, prefer_ema)
     tensors = _strip_prefixes(tensors, layout)
@@ -119,33 +123,8 @@ def _shards(path: Path) -> list[Path]:
     if not path.is_file():
         raise ModelError(f"{path}: no such checkpoint file")
     if path.name.endswith(".index.json"):
-        try:
-            weight_map = json.loads(path.read_text())["weight_map"]
-        except (ValueError, KeyError) as exc:
-            raise ModelError(f"{path}: not a safetensors shard index ({exc})") from None
-        return [path.parent / name for name in sorted(set(weight_map.values()))]
+        return index_shards(path, WHAT)
     return [path]
-
-
-def _read_file(path: Path) -> dict[str, object]:
-    if not path.is_file():
-        raise ModelError(f"{path}: shard missing")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                keys = list(f.keys())
-                return {k: f.get_tensor(k) for k in tqdm(keys, desc=f"reading {path.name}",
-                                                         unit="tensor", leave=False)}
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # safetensors/pickle raise many types for damaged files
-        raise ModelError(f"{path}: truncated or not a checkpoint ({type(exc).__name__}: "
-                         f"{str(exc)[:120]}); download it again with `livevace models pull`"
-                         ) from None
-    if not isinstance(obj, Mapping):
-        raise ModelError(f"{path}: holds a {type(obj).__name__}, not a state dict")
-    return dict(obj)
 
 
 def _unnest(raw: Mapping[str, object], path: Path, layout: list[str],
@@ -287,10 +266,7 @@ def _heads_from_config_json(path: Path) -> int | None:
 def check_keys(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor],
                sources: Mapping[str, Checkpoint], target: str = "the model") -> None:
     """Raise a ModelError naming file, layout and first keys for any key or shape mismatch."""
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    wrong = [k for k in expected
-             if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
+    missing, unexpected, wrong = key_mismatches(expected, given)
     if not (missing or unexpected or wrong):
         return
     problems = []
