@@ -34,6 +34,7 @@ from livevace.errors import UserError
 from livevace.io.ndi import DEFAULT_EXTRA_IPS
 from livevace.io.specs import SinkSpec, SourceSpec, parse_sink, parse_source
 from livevace.params import BY_NAME, param
+from livevace.pipelines import pipeline_names
 
 PRESET_SUBDIRS = ("", "resolutions")
 PREVIEW = ("auto", "on", "off")
@@ -76,8 +77,6 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         """Check everything a VJ can get wrong; raises ConfigError/SpecError (one line)."""
-        from livevace.pipelines import pipeline_names
-
         self.source_spec
         self.sink_specs
         for name, lo, hi in (("width", 64, 7680), ("height", 64, 4320)):
@@ -223,16 +222,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sink", action="append", metavar="SPEC",
                    help="output, repeatable (replaces the preset's list): ndi[:NAME] | "
                    "spout[:NAME] | syphon[:NAME] | vcam | record:PATH | preview "
-                   "(default: ndi:livevace)")
+                   f"(default: {' '.join(RunConfig.sinks)})")
     g.add_argument("--pipeline", metavar="NAME",
                    help="auto (default: vace when weights and a CUDA GPU are present, else "
-                   "controlmap) | vace | passthrough | controlmap")
+                   "controlmap) | " + " | ".join(pipeline_names()))
     g.add_argument("--control", metavar="TYPE",
                    help="control signal shown by controlmap (and fed to VACE): "
                    + ", ".join(param("control").choices))
-    g.add_argument("--width", type=int, help="output width in pixels (default 832)")
-    g.add_argument("--height", type=int, help="output height in pixels (default 480)")
-    g.add_argument("--fps", type=float, help="output frame rate (default 30)")
+    g.add_argument("--width", type=int, help=f"output width in pixels (default {RunConfig.width})")
+    g.add_argument("--height", type=int,
+                   help=f"output height in pixels (default {RunConfig.height})")
+    g.add_argument("--fps", type=float, help=f"output frame rate (default {RunConfig.fps:g})")
     g.add_argument("--max-frames", type=int, metavar="N", help="stop after N output frames")
     g.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
     g.add_argument("--preview", dest="preview", action="store_const", const="on",
