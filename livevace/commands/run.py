@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", metavar="NAME", choices=MODEL_CHOICES,
                         help="weights of the vace pipeline: auto (the files `livevace models "
                         "pull` fetches; default) | tiny-random (tiny random models, runs on a "
-                        "CPU: try the node without a GPU)")
+                        "CPU: try the node without a GPU) | random-1.3b (random weights at the "
+                        "real shapes on a CUDA GPU: the real speed without the weights)")
     parser.add_argument("--no-compile", action="store_true",
                         help="vace pipeline on a GPU: keep the DiT eager (no torch.compile, no "
                         "CUDA graphs; starts faster, runs ≈ 1.6–1.9× slower: for debugging)")
