@@ -67,11 +67,6 @@ class Param:
     def is_numeric(self) -> bool:
         return self.kind in ("float", "int", "floats", "ints")
 
-    def normalise(self, value: float) -> float:
-        """Map a value of this parameter to 0..1 (what faders send)."""
-        assert self.min is not None and self.max is not None
-        return (float(value) - self.min) / (self.max - self.min)
-
     def denormalise(self, x: float) -> float:
         """Map 0..1 from a controller into this parameter's range."""
         assert self.min is not None and self.max is not None
