@@ -192,6 +192,7 @@ class Node:
                 self.stats.count("pipeline_errors")
                 continue
             self.stats.timing("pipeline", (time.perf_counter() - t0) * 1e3)
+            self.stats.event("fps_pipeline", len(out))  # slates pass the pacer too: not counted
             self.pacer.push(out)
 
     def _report(self, part: str, exc: Exception, then: str) -> None:

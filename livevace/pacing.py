@@ -90,7 +90,6 @@ class Pacer:
                 self.stats.count("dropped_pacer")
             self.stats.gauge("queue_pacer", len(self._queue))
             self._cond.notify()
-        self.stats.event("fps_pipeline", len(frames))
 
     @property
     def depth(self) -> int:

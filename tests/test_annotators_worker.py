@@ -111,3 +111,54 @@ def test_a_control_switched_away_before_use_is_released() -> None:
         worker.submit(clip(1)).result()
         assert worker.active == "c"
     assert sorted(closed) == ["a", "b", "c"]  # a and b when superseded, c at close
+
+
+class Failing:
+    """An annotator that breaks while it runs (a CUDA error, a backend crash)."""
+
+    name, stateless = "failing", False
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        raise RuntimeError("device lost")
+
+
+def factory(name: str, **options) -> object:
+    if name == "failing":
+        return Failing()
+    if name == "corrupt":
+        raise OSError("model.safetensors: header too large\nsecond line")
+    return make_annotator(name, **options)
+
+
+def test_an_annotator_failing_while_it_runs_falls_back_with_one_line(caplog) -> None:
+    frames = clip(4)
+    with caplog.at_level(logging.WARNING, logger="livevace.annotators"):
+        with AnnotatorWorker("failing", factory=factory) as worker:
+            first = worker.submit(frames[:2]).result()
+            second = worker.submit(frames[2:]).result()
+            assert (worker.requested, worker.active) == ("failing", "edges")
+    edges = make_annotator("edges")
+    np.testing.assert_array_equal(first[0], edges(frames[0]))
+    np.testing.assert_array_equal(second[1], edges(frames[3]))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["control failing failed (RuntimeError: device lost); falling back to edges"]
+
+
+def test_an_annotator_that_cannot_start_falls_back_whatever_the_error(caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="livevace.annotators"):
+        with AnnotatorWorker("corrupt", factory=factory) as worker:
+            out = worker.submit(clip(1)).result()
+            assert worker.active == "edges"
+    assert out[0].shape == (48, 64, 3)
+    assert [r.getMessage() for r in caplog.records] == [
+        "control corrupt unavailable (OSError: model.safetensors: header too large); "
+        "falling back to edges"]
+
+
+def test_without_a_fallback_every_chunk_gets_the_same_error_until_a_switch() -> None:
+    with AnnotatorWorker("corrupt", factory=factory, fallback=None) as worker:
+        futures = [worker.submit(clip(1)) for _ in range(3)]
+        errors = [f.exception() for f in futures]
+        assert all(isinstance(e, OSError) and "header too large" in str(e) for e in errors)
+        worker.switch("gray")
+        assert worker.submit(clip(1)).result()[0].shape == (48, 64, 3)

@@ -126,6 +126,36 @@ def test_a_failing_control_tick_is_logged_once_and_the_show_goes_on(caplog):
     assert line.startswith("control failed (the parameters stay as they are)")
 
 
+class SilentSource:
+    """A source that opens and never delivers (an NDI sender that stopped sending)."""
+
+    name = "silent"
+
+    def open(self) -> None:
+        pass
+
+    def read(self, timeout: float) -> Frame | None:
+        time.sleep(timeout)
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_silent_source_shows_the_slate_which_skips_the_pipeline():
+    stats = Stats()
+    probe = Probe()
+    sink = Collect()
+    node = Node(small_config(duration=1.2), ParamStore(), probe, SilentSource(), [sink], stats)
+    node.start()
+    node.wait(5)
+    snap = stats.snapshot()
+    node.close()
+    assert snap["no_signal"] == 1 and snap["fps_out"] > 5
+    assert len({id(f.image) for f in sink.frames}) >= 5  # the slate ticks: new pictures
+    assert probe.seen == [] and snap["fps_pipeline"] == 0  # …none of them from the pipeline
+
+
 def test_pause_holds_the_last_picture():
     store = ParamStore()
     sink = Collect()

@@ -105,6 +105,30 @@ def test_lookahead_overlaps_annotation_without_changing_the_pictures(models) -> 
     assert pipeline.stats.snapshot()["stage_annotate_ms"] > 0
 
 
+class BrokenDepth:
+    """A depth network that fails while the show runs (a CUDA error, a driver reset)."""
+
+    device = torch.device("cpu")
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+def test_a_control_that_breaks_mid_show_falls_back_to_edges_and_goes_on(
+        models, caplog) -> None:  # noqa: F811
+    edges, _ = render(models, CONTROL)
+    store = store_with(**{**CONTROL, "control": "depth"})
+    pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0,
+                             depth_estimator=BrokenDepth)
+    with caplog.at_level(logging.WARNING):
+        outs = [images(pipeline(frames, store.snapshot())) for frames in clip()]
+    pipeline.close()
+    assert all(np.array_equal(a, b) for a, b in zip(edges, outs, strict=True))
+    failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert failures == ["control depth failed (RuntimeError: CUDA error: an illegal memory "
+                        "access was encountered); falling back to edges"]
+
+
 # ----------------------------------------------------------------------------- references
 def picture(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (48, 64)) -> str:
     image = np.full((*size, 3), 40, np.uint8)

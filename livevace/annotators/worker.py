@@ -10,8 +10,13 @@ flow's previous frame, MediaPipe tracking) see frames in order; stateless ones s
 frames of a chunk over a thread pool (OpenCV releases the GIL); GPU ones (`batch`) take the
 whole chunk at once on their own CUDA stream. `switch` starts building the new annotator
 at once on a builder thread and the next submitted chunk uses it (waiting for the build if
-it is not done), so a live control change lands on a chunk boundary. An annotator whose
-weights are missing is replaced by `fallback`, with a log line saying so.
+it is not done), so a live control change lands on a chunk boundary.
+
+The show must go on: an annotator that cannot be built (weights missing or broken, a backend
+that fails to start) or that fails while it runs is replaced by `fallback`, with one log
+line saying so, and the chunk is annotated by the fallback. Without a fallback (person
+masks) the error reaches the chunk's future — the same error for every chunk until the next
+`switch`, so the caller can say it once. A bad frame (`UserError`) fails its chunk only.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from livevace.annotators import make_annotator
-from livevace.errors import ModelError
+from livevace.errors import UserError
 
 log = logging.getLogger("livevace.annotators")
 
@@ -36,8 +41,8 @@ class AnnotatorWorker:
 
     factory: builds an annotator from (name, **options) — `make_annotator`, or e.g.
     `lambda name, **o: make_person_mask(**o)` for masks; fallback: the control used when
-    the requested one cannot load (ModelError), None to let the error through to the
-    chunk's future; threads: pool size for stateless annotators.
+    the requested one cannot load or fails (see the module doc), None to let the error
+    through to the chunk's future; threads: pool size for stateless annotators.
     """
 
     def __init__(self, control: str = "none", *, factory: Factory = make_annotator,
@@ -49,6 +54,8 @@ class AnnotatorWorker:
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="annotator")
         self._lock = threading.Lock()
         self._annotator: Any = None
+        self._broken: Exception | None = None
+        """Why there is no annotator (its build failed and there is no fallback)."""
         self._pending: Future | None = None
         self._reset = False
         self.requested = control
@@ -98,21 +105,40 @@ class AnnotatorWorker:
     def _build(self, control: str, options: dict[str, Any]) -> tuple[str, Any]:
         try:
             return control, self._factory(control, **options)
-        except ModelError as err:
+        except Exception as err:  # noqa: BLE001 - any failure to start falls back
             if self._fallback is None or self._fallback == control:
                 raise
             log.warning("control %s unavailable (%s); falling back to %s",
-                        control, err, self._fallback)
+                        control, describe(err), self._fallback)
             return self._fallback, self._factory(self._fallback)
 
     def _run(self, frames: list[np.ndarray], pending: Future | None, reset: bool) -> list[np.ndarray]:
         if pending is not None:
-            name, annotator = pending.result()
             self._retire(self._annotator)
-            self._annotator, self.active = annotator, name
+            self._annotator = self.active = self._broken = None
+            try:
+                self.active, self._annotator = pending.result()
+            except Exception as err:
+                self._broken = err
+        if self._broken is not None:  # (its traceback dropped, so it does not grow per chunk)
+            raise self._broken.with_traceback(None)
+        if reset and hasattr(self._annotator, "reset"):
+            self._annotator.reset()
+        try:
+            return self._annotate(frames)
+        except UserError:
+            raise  # a bad frame: its chunk only
+        except Exception as err:
+            if self._fallback is None or self.active == self._fallback:
+                raise
+            log.error("control %s failed (%s); falling back to %s",
+                      self.active, describe(err), self._fallback)
+            self._retire(self._annotator)
+            self.active, self._annotator = self._fallback, self._factory(self._fallback)
+            return self._annotate(frames)
+
+    def _annotate(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         annotator = self._annotator
-        if reset and hasattr(annotator, "reset"):
-            annotator.reset()
         if not frames:
             return []
         if hasattr(annotator, "batch"):
@@ -131,3 +157,11 @@ class AnnotatorWorker:
         close = getattr(annotator, "close", None)
         if close is not None:
             close()
+
+
+def describe(err: Exception) -> str:
+    """One line for a log: a UserError's own message, otherwise its type and first line."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if isinstance(err, UserError):
+        return text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
