@@ -65,9 +65,8 @@ class CausalConv3d(nn.Conv3d):
 
     def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int, int],
                  stride: int | tuple[int, int, int] = 1, padding: int | tuple[int, int, int] = 0) -> None:
-        super().__init__(cin, cout, kernel, stride, padding=0)
         pt, ph, pw = (padding,) * 3 if isinstance(padding, int) else padding
-        self.space_pad = (pw, pw, ph, ph)
+        super().__init__(cin, cout, kernel, stride, padding=(0, ph, pw))  # space: in the conv
         self.time_pad = 2 * pt
 
     def forward(self, x: Tensor, state: State | None = None) -> Tensor:  # type: ignore[override]
@@ -78,8 +77,6 @@ class CausalConv3d(nn.Conv3d):
             x = torch.cat([past, x], dim=2)
             if state is not None:
                 state[self] = x[:, :, -self.time_pad:].clone()
-        if any(self.space_pad):
-            x = F.pad(x, self.space_pad)
         return super().forward(x)
 
 
