@@ -1,8 +1,8 @@
 """The vace pipeline's fast path on a CUDA GPU, with the tiny random models (skipped without
-one): CUDA graphs are captured in `prepare` and never while the show runs (resets, recaches,
-VACE off and on replay or step eagerly; an unprepared chunk size steps eagerly), the
-pictures match the eager pipeline's, and the context encoded on its own CUDA stream gives
-the pictures of the serial order."""
+one): CUDA graphs are captured and the VAE encoder compiled in `prepare`, never while the
+show runs (resets, recaches, VACE off and on replay or step eagerly; an unprepared chunk
+size steps eagerly), the pictures match the eager pipeline's, and the context encoded on its
+own CUDA stream gives the pictures of the serial order."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 
 from livevace.frames import Frame
 from livevace.models.wan.compiled import Acceleration
+from livevace.models.wan.vae_compiled import SteadyEncoder
 from livevace.pipelines.vace.fast import LiveGraphs, accelerate, live_graphs
 from livevace.pipelines.vace.pipeline import StreamingVace
 from livevace.pipelines.vace.tiny import tiny_random
@@ -58,6 +59,7 @@ def test_graphs_are_captured_in_prepare_and_never_live(cuda_models) -> None:
     eager, plain = play(cuda_models, SCRIPT, 10)
     plain.close()
     accelerate(cuda_models.dit, Acceleration(cuda_graph=True))
+    steady = cuda_models.vae.steady = SteadyEncoder(cuda_models.vae.encoder)
     try:
         graphs = live_graphs(cuda_models.dit)
         assert isinstance(graphs, LiveGraphs)
@@ -67,8 +69,12 @@ def test_graphs_are_captured_in_prepare_and_never_live(cuda_models) -> None:
         captured = graphs.captures
         assert captured == 8  # window 3, 6, 9, 12 frames, with and without VACE
         pipeline.close()
+        learned = set(steady.shapes)
+        assert learned  # the VAE encoder's later-chunk graph, compiled in prepare
+        calls = steady.calls
         fast, pipeline = play(cuda_models, SCRIPT, 10, prepare={})
         assert graphs.captures == 2 * captured and graphs.eager_steps == 0  # none while live
+        assert steady.calls > calls + 5 and steady.shapes == learned  # replayed, never compiled live
         assert len(fast) == len(eager)
         for a, b in zip(fast, eager):  # uint8 pictures: float rounding at most
             assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
@@ -80,9 +86,11 @@ def test_graphs_are_captured_in_prepare_and_never_live(cuda_models) -> None:
                                       live(store))))
         assert sizes == [1, 4, 4]  # the new stream's first chunk is one frame
         assert graphs.captures == 2 * captured and graphs.eager_steps > 0  # eager, no capture
+        assert steady.shapes == learned  # the new size's encodes ran eagerly, uncompiled
         pipeline.close()
     finally:
         accelerate(cuda_models.dit, Acceleration())
+        cuda_models.vae.steady = None
 
 
 def test_both_chunk_sizes_prepared_switch_without_eager_steps(cuda_models) -> None:

@@ -17,8 +17,8 @@ Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
   frames in hand, its prompt never encoded before. On a GPU (and for a compiled DiT) it
   is first prepared as the node prepares before going live (`StreamingVace.prepare`: the
   prompt encode waited for, ≈ 1 ms with random embeddings, 30 ms with UMT5-XXL; annotators
-  loaded and run once; cuDNN tuned; with `--compile` every CUDA graph of its new stream
-  cache captured), reported as `ttff_prepare_s` and not counted. `ttff_cold_s`: the
+  loaded and run once; cuDNN tuned; with `--compile` the VAE encoder compiled and every
+  CUDA graph of its new stream cache captured), reported as `ttff_prepare_s` and not counted. `ttff_cold_s`: the
   row's first pipeline, creation → first frame, everything counted (compilation, capture,
   autotuning, allocator growth). Neither counts camera time (the probe does);
 - breakdown per chunk (means): text (`stage_cache`: text K/V, transitions, references),
@@ -68,7 +68,7 @@ from livevace.models.wan.codec import pixels_to_frames
 from livevace.models.wan.compiled import Acceleration
 from livevace.params import CONTROLS, ParamStore, param
 from livevace.pipelines.vace import MODEL_CHOICES, modes
-from livevace.pipelines.vace.fast import accelerate
+from livevace.pipelines.vace.fast import accelerate, compile_vae_encoder
 from livevace.pipelines.vace.models import RANDOM_1_3B, TINY_RANDOM, ModelSet
 from livevace.pipelines.vace.pipeline import CONTEXT_ENCODERS, StreamingVace
 from livevace.pipelines.vace.random_models import TEXT_ENCODERS
@@ -321,6 +321,7 @@ def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
     t0 = time.perf_counter()
     models = load_model_set(args.model, device, args.text_encoder, settings_from(args))
     accel = acceleration_from(args, device)
+    compile_vae_encoder(models, accel.compile != "off")  # the node's own, as for the DiT
     try:
         accelerate(models.dit, accel)  # the node's own: graphs captured only in `prepare`
     except ValueError as exc:
@@ -809,7 +810,8 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
                         help="same as --precision fp8")
     parser.add_argument("--compile", action="store_true",
                         help="the node's fast path: compiled DiT block phases + the step as a "
-                        "CUDA graph and cuDNN autotuning (on a GPU)")
+                        "CUDA graph, the Wan VAE encoder compiled and cuDNN autotuning (on a "
+                        "GPU)")
     parser.add_argument("--context-encoder", choices=CONTEXT_ENCODERS, default="wan",
                         help="encoder of the VACE control: wan (default) or tae "
                         "(QUALITY-AFFECTING option of the node, `livevace run --tae-context`)")

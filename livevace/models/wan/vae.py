@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from livevace.models.wan.codec_weights import check_state_dict, read_state_dict
+from livevace.models.wan.vae_compiled import SteadyEncoder
 
 LATENT_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
                0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921)
@@ -268,6 +269,8 @@ class WanVAE(nn.Module):
         self.decoder = Decoder(cfg)
         self._stats: dict[torch.device, tuple[Tensor, Tensor]] = {}
         self._zeros = ZeroStreamLatents(self)
+        self.steady: SteadyEncoder | None = None
+        """The encoder compiled for streams' steady state (`vae_compiled`), or None: eager."""
 
     def encoder_stream(self) -> "VAEEncoderStream":
         return VAEEncoderStream(self)
@@ -285,7 +288,9 @@ class WanVAE(nn.Module):
 
     def encode_step(self, pixels: Tensor, state: State) -> Tensor:
         """One chunk through the encoder: normalised latent mean (the posterior's mode)."""
-        mu = self.quant_conv(self.encoder(pixels.to(self.dtype), state))[:, : self.config.z_dim]
+        x = pixels.to(self.dtype)
+        h = self.steady(x, state) if self.steady is not None else None
+        mu = self.quant_conv(self.encoder(x, state) if h is None else h)[:, : self.config.z_dim]
         mean, std = self.latent_stats(mu.device)
         return ((mu.float() - mean) / std).to(mu.dtype)
 

@@ -7,8 +7,9 @@
 `go_fast` is what `livevace run` (the `vace` factory) does on a CUDA device unless told
 `--no-compile`: `torch.backends.cudnn.benchmark` (the Wan VAE's 3D convolutions are ≈ 30 %
 faster with tuned algorithms; the shapes are static per chunk size, so tuning happens once,
-in `prepare`), and `Acceleration(compile="default", cuda_graph=True)` for the DiT (1.6–1.9×
-eager, BENCHMARKS.md "Model core: speed work").
+in `prepare`), the Wan VAE encoder compiled for later chunks (`vae_compiled`: 1.7× eager,
+compiled in `prepare` too), and `Acceleration(compile="default", cuda_graph=True)` for the
+DiT (1.6–1.9× eager, BENCHMARKS.md "Model core: speed work").
 
 A CUDA-graph capture is global to the process: another thread's CUDA call that is not
 allowed during a capture (an allocation, a synchronisation — the depth annotator and the
@@ -38,6 +39,7 @@ import torch
 from livevace.models.wan.compiled import Acceleration, StepGraphs
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import StreamCache
+from livevace.models.wan.vae_compiled import SteadyEncoder
 from livevace.pipelines.vace.models import ModelSet
 
 log = logging.getLogger("livevace.vace")
@@ -102,7 +104,15 @@ def go_fast(models: ModelSet, compile: bool = True) -> Acceleration:
     if models.device.type != "cuda":
         return models.dit.acceleration
     torch.backends.cudnn.benchmark = True
+    compile_vae_encoder(models, compile)
     return accelerate(models.dit, FAST if compile else Acceleration())
+
+
+def compile_vae_encoder(models: ModelSet, on: bool = True) -> None:
+    """The Wan VAE encoder compiled for later chunks (`vae_compiled`; graphs made in
+    `prepare`) on a CUDA device, or eager (`on=False`, and always on a CPU)."""
+    on = on and models.device.type == "cuda"
+    models.vae.steady = SteadyEncoder(models.vae.encoder) if on else None
 
 
 def live_graphs(dit: WanDiT) -> LiveGraphs | None:

@@ -11,7 +11,9 @@ CPU has nothing to prepare):
    chunks, a stream restarted mid-video), the all-zeros latents until the shared cache has
    converged (VACE's inactive video with no mask costs nothing afterwards), a reference
    image's single frame, the tiny and the Wan decoder — each shape once, so cuDNN autotunes
-   now (`cudnn.benchmark`, set by `fast.go_fast`) and not on the first frames;
+   now (`cudnn.benchmark`, set by `fast.go_fast`) and not on the first frames, and the
+   compiled VAE encoder (`vae_compiled`) compiles its later-chunk graph now (if that fails,
+   the encoder runs eagerly, with one warning);
 4. the DiT, per prepared chunk size and with and without VACE: `StreamSampler.warm_up`
    (compilation on first use of each token count, then a capture of every state a stream
    passes through) inside `LiveGraphs.warming`, with a placeholder text (the first chunk
@@ -85,7 +87,7 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
             bar.update()
             for stream in streams:
                 bar.set_postfix_str(f"codecs, chunks of {stream.chunk}")
-                warm_codecs(pipeline, stream)
+                warm_codecs_or_eager(pipeline, stream)
                 bar.update()
             torch.cuda.synchronize(models.device)
         for stream in streams:
@@ -120,13 +122,31 @@ def warm_annotators(pipeline: "StreamingVace", sizes: list[int]) -> None:
     annotation.reset()
 
 
+def warm_codecs_or_eager(pipeline: "StreamingVace", stream: GenerationStream) -> None:
+    """`warm_codecs`; if the compiled VAE encoder fails to compile (no compiler on the
+    machine), again with the encoder eager, after one warning line."""
+    vae = pipeline.models.vae
+    try:
+        warm_codecs(pipeline, stream)
+    except Exception as exc:  # noqa: BLE001 - a missing compiler must not stop the show
+        if vae.steady is None:
+            raise
+        log.warning("the VAE encoder could not be compiled (%s: %s); it runs eagerly "
+                    "(slower)", type(exc).__name__,
+                    str(exc).splitlines()[0][:200] if str(exc) else "")
+        vae.steady = None
+        warm_codecs(pipeline, stream)
+
+
 @torch.no_grad()
 def warm_codecs(pipeline: "StreamingVace", stream: GenerationStream) -> None:
-    """Every codec shape of this chunk size once (see the module doc), state reset after."""
+    """Every codec shape of this chunk size once (see the module doc; the compiled VAE
+    encoder learns its later-chunk shapes here), state reset after."""
     models, device = pipeline.models, pipeline.models.device
     c, h, w = stream.chunk, pipeline.gen_height, pipeline.gen_width
     later = (1, 3, pixel_frames(c, False), h, w)
-    with pipeline.lane.work():
+    steady = models.vae.steady
+    with pipeline.lane.work(), steady.learning() if steady is not None else nullcontext():
         for i in range(2):  # a first chunk, then a later one (every later one looks alike)
             shape = later if i else (1, 3, pixel_frames(c, True), h, w)
             video = torch.rand(shape, device=device) * 2 - 1

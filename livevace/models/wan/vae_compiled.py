@@ -1,0 +1,65 @@
+"""The Wan VAE encoder compiled for a stream's steady state, and never compiled mid-show.
+
+    vae.steady = SteadyEncoder(vae.encoder)      # what `fast.go_fast` does on a GPU
+    with vae.steady.learning():                  # in `StreamingVace.prepare`
+        ...encode every later-chunk shape once   # compiles one graph per shape
+    ...live: known shapes replay the compiled graph, anything else runs eagerly
+
+Why: the VACE context is a Wan VAE encode of every chunk's control frames, and eager it is
+mostly memory traffic — fp32 RMS norms, SiLU, the causal concatenations, cuDNN's layout
+transposes around each 3D convolution. `torch.compile` fuses those: a 12-frame chunk at
+576×320 took 38.7 ms instead of 66.3 on an H100 (832×480: 84.9 instead of 146.7;
+`bench/NOTES_pipeline_speed.md`).
+
+Only the steady state is compiled: a stream whose causal memory is full (`state` holds every
+conv's past frames) and a later-chunk shape. The first chunk of a stream (1+4k frames, empty
+memory) runs eagerly — it happens once per stream, and compiling it too would double the cold
+compile (≈ 20 s per graph). A graph is made only while `learning()` (the node's `prepare`):
+a compile takes seconds, so a shape first met live (a chunk size that was not prepared) runs
+eagerly instead of stalling the show.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+Key = tuple[Any, ...]
+
+
+class SteadyEncoder:
+    """`encoder(x, state)` through a compiled graph where one was learned (see module doc).
+    `backend`: torch.compile's (tests use "aot_eager" on a CPU)."""
+
+    def __init__(self, encoder: nn.Module, backend: str = "inductor") -> None:
+        self._compiled: Callable[..., Tensor] = torch.compile(encoder.forward, dynamic=False,
+                                                              backend=backend)
+        self.shapes: set[Key] = set()
+        """Input shapes with a compiled graph."""
+        self.calls = 0
+        """Encodes that went through a compiled graph."""
+        self._learning = False
+
+    @contextmanager
+    def learning(self) -> Iterator[None]:
+        """New shapes are compiled inside (seconds each)."""
+        self._learning = True
+        try:
+            yield
+        finally:
+            self._learning = False
+
+    def __call__(self, x: Tensor, state: dict[nn.Module, Any]) -> Tensor | None:
+        """The encoder's output, or None where the caller must run it eagerly."""
+        if not state:  # a stream's first chunk: no causal memory yet
+            return None
+        key = (tuple(x.shape), x.dtype, x.device, len(state))
+        if key not in self.shapes and not self._learning:
+            return None
+        out = self._compiled(x, state)
+        self.shapes.add(key)
+        self.calls += 1
+        return out

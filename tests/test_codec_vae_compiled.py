@@ -1,0 +1,73 @@
+"""The Wan VAE encoder compiled for streams' steady state (`vae_compiled`): the same latents
+and causal memory as eager, graphs made only while learning, first chunks always eager.
+
+Dynamo captures the real encoder (its state-dict mutations included); the "aot_eager" backend
+keeps the CPU suite free of a C++ compile. Inductor's own kernels run in the GPU test of
+`tests/test_pipeline_speed_gpu.py`."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from livevace.models.wan.vae import WanVAE, WanVAEConfig
+from livevace.models.wan.vae_compiled import SteadyEncoder
+
+CFG = WanVAEConfig(base_dim=8)
+
+
+@pytest.fixture()
+def vae() -> WanVAE:
+    torch.manual_seed(0)
+    model = WanVAE(CFG).eval()
+    with torch.no_grad():  # non-trivial norm gains
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.uniform_(0.5, 1.5)
+    return model
+
+
+def clip(frames: int, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, frames, 32, 48, generator=g) * 2 - 1
+
+
+def stream_latents(vae: WanVAE, x: torch.Tensor, chunks: tuple[int, ...]) -> list[torch.Tensor]:
+    stream, out, t = vae.encoder_stream(), [], 0
+    for n in chunks:
+        out.append(stream.encode(x[:, :, t:t + n]))
+        t += n
+    return out
+
+
+def test_compiled_steady_state_streams_the_same_latents(vae) -> None:
+    x, chunks = clip(17), (1, 4, 4, 4, 4)
+    eager = stream_latents(vae, x, chunks)
+    vae.steady = SteadyEncoder(vae.encoder, backend="aot_eager")
+    with vae.steady.learning():
+        compiled = stream_latents(vae, x, chunks)
+    assert vae.steady.calls == 4  # every later chunk; the first has no memory yet
+    for a, b in zip(eager, compiled, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_graphs_are_made_only_while_learning(vae) -> None:
+    steady = vae.steady = SteadyEncoder(vae.encoder, backend="aot_eager")
+    with steady.learning():
+        stream_latents(vae, clip(9), (1, 4, 4))
+    assert steady.calls == 2 and len(steady.shapes) == 1
+    stream_latents(vae, clip(13, seed=2), (1, 4, 4, 4))  # a learned shape: compiled, live
+    assert steady.calls == 5
+    x = clip(17, seed=3)
+    eager = WanVAE(CFG).eval()
+    eager.load_state_dict(vae.state_dict())
+    out = stream_latents(vae, x, (1, 8, 8))  # 8-frame chunks were never learned: eager
+    assert steady.calls == 5 and len(steady.shapes) == 1
+    for a, b in zip(stream_latents(eager, x, (1, 8, 8)), out, strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_the_compiled_encoder_is_not_part_of_the_weights(vae) -> None:
+    keys = set(vae.state_dict())
+    vae.steady = SteadyEncoder(vae.encoder, backend="aot_eager")
+    assert set(vae.state_dict()) == keys
