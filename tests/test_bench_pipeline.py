@@ -153,7 +153,7 @@ def test_suite_reports_every_target_with_its_spread(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "glass to glass p50" in out and "not comparable here" in out
     keys = ["t2v-large", "vace-large", "vace-small", "vace-small-2", "g2g-small",
-            "g2g-small-l0", "memory"]
+            "g2g-small-l1", "memory"]
     assert sorted(r["suite_row"] for r in record["rows"]) == sorted(keys * 2)
     targets = {t["target"]: t for t in record["targets"]}
     assert len(targets) == 11
@@ -168,7 +168,7 @@ def test_suite_reports_every_target_with_its_spread(tmp_path, capsys):
     assert rows[("memory", 1)]["text_encode_ms"] > 0
     period_ms = 1000 / 30
     for k in range(2):
-        ahead, direct = rows[("g2g-small", k)], rows[("g2g-small-l0", k)]
+        ahead, direct = rows[("g2g-small-l1", k)], rows[("g2g-small", k)]  # node default: 0
         # causality: with a chunk annotated ahead, a 4-frame chunk is generated only once the
         # next 4 frames are captured, so no frame can be out sooner than 4 periods
         assert ahead["latency_ms"]["min"] >= 4 * period_ms

@@ -78,7 +78,9 @@ def test_chunk_size_switches_between_3_and_1_latent_frames(models,  # noqa: F811
     caplog.set_level(logging.INFO)
     bursts = run(models, 6, changes={3: {"chunk_frames": 1}, 6: {"chunk_frames": 3}})
     sizes = [len(b) for b in bursts]
-    assert sizes[:4] == [9, pixel_frames(1, True), 4, 4]  # lower latency from chunk 1 on
+    # lower latency from chunk 1 on: the held chunk (the new stream's first) and the call's
+    # own come out together, and no chunk is annotated ahead any more (lookahead 0)
+    assert sizes[:4] == [9, pixel_frames(1, True) + 4, 4, 4]
     assert 9 in sizes[4:]  # and back: a new stream of 3-latent chunks
     assert "chunk_frames: cache reset" in caplog.text
 

@@ -105,6 +105,26 @@ def test_lookahead_overlaps_annotation_without_changing_the_pictures(models) -> 
     assert pipeline.stats.snapshot()["stage_annotate_ms"] > 0
 
 
+def test_by_default_three_latent_chunks_are_annotated_ahead_and_one_latent_ones_not(
+        models) -> None:  # noqa: F811
+    store = store_with(**CONTROL)
+    pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot())
+    counts = []
+    for i in range(5):
+        if i == 2:
+            store.set("chunk_frames", 1)  # for latency: each chunk out in its own call
+        frames = [Frame(f.image, f.t_capture, f.index)
+                  for f in clip(1, chunk=3, seed=i)[0][:pipeline.frames_per_call]]
+        out = pipeline(frames, store.snapshot())
+        counts.append((pipeline.lookahead, len(out)))
+    pipeline.close()
+    # 3-latent chunks: the first call only submits; at the switch the held chunk (the new
+    # stream's first: 1 frame) and the call's own (4) both come out, and from then on every
+    # call returns its own 4 frames
+    assert counts[:2] == [(1, 0), (1, 9)]
+    assert counts[2:] == [(0, 5), (0, 4), (0, 4)]
+
+
 class BrokenDepth:
     """A depth network that fails while the show runs (a CUDA error, a driver reset)."""
 

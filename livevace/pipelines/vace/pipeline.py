@@ -3,7 +3,10 @@
 Per call the loop hands over `frames_per_call` input frames and a parameter snapshot. The
 pipeline submits the chunk's annotation at once and then generates the chunk before it
 (`lookahead=1`: the annotators work on chunk n+1 while the DiT runs chunk n; 0 = no overlap,
-one chunk less latency). Generating a chunk:
+one chunk less latency; by default 1 for 3-latent chunks, where the overlap is what makes the
+frame rate, and 0 for 1-latent chunks, chosen for latency: there a chunk's call (≈ 105 ms at
+576×320 on an H100) fits in its 4 frames' capture time at 30 fps, so waiting a chunk more
+would only add 133 ms). Generating a chunk:
 
 1. live parameters land (see `_apply`): resets, steps, seed, strengths, chunk size,
    references, keyframes — all at this chunk boundary;
@@ -91,7 +94,7 @@ class StreamingVace:
     name = "vace"
 
     def __init__(self, models: ModelSet, width: int, height: int, params: dict[str, Any], *,
-                 lookahead: int = 1, stats: Stats | None = None,
+                 lookahead: int | None = None, stats: Stats | None = None,
                  owns_models: bool = False, overlap: bool = True,
                  context_encoder: str = "wan",
                  depth_estimator: Callable[[], DepthEstimator] | None = None) -> None:
@@ -101,7 +104,7 @@ class StreamingVace:
         self.models = models
         self.width, self.height = width, height
         self.gen_width, self.gen_height = generation_size(width, height)
-        self.lookahead = lookahead
+        self._lookahead = lookahead
         self.stats = stats or Stats()
         self.owns_models = owns_models
         self.params = dict(params)
@@ -133,6 +136,13 @@ class StreamingVace:
     def bind_stats(self, stats: Stats) -> None:
         """Time the stages into the node's stats."""
         self.stats = stats
+
+    @property
+    def lookahead(self) -> int:
+        """Chunks annotated ahead: as given, else by the current chunk size (module doc)."""
+        if self._lookahead is not None:
+            return self._lookahead
+        return 0 if self.stream.chunk == 1 else 1
 
     @property
     def frames_per_call(self) -> int:
