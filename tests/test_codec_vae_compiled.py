@@ -71,3 +71,41 @@ def test_the_compiled_encoder_is_not_part_of_the_weights(vae) -> None:
     keys = set(vae.state_dict())
     vae.steady = SteadyEncoder(vae.encoder, backend="aot_eager")
     assert set(vae.state_dict()) == keys
+
+
+def test_one_graph_per_shape_whatever_came_before(vae) -> None:
+    graphs = []
+
+    def backend(gm: torch.fx.GraphModule, inputs: list) -> object:
+        graphs.append(gm)
+        return gm.forward
+
+    vae.steady = SteadyEncoder(vae.encoder, backend=backend)
+    with vae.steady.learning():  # later chunks after a 1-frame, a 5-frame and a 4-frame one
+        stream_latents(vae, clip(13), (1, 4, 4, 4))
+        stream_latents(vae, clip(13), (5, 4, 4))
+    assert vae.steady.calls == 5 and len(graphs) == 1
+
+
+def test_a_learned_shape_that_fails_a_guard_runs_eagerly_uncompiled(vae) -> None:
+    graphs = []
+
+    def backend(gm: torch.fx.GraphModule, inputs: list) -> object:
+        graphs.append(gm)
+        return gm.forward
+
+    steady = vae.steady = SteadyEncoder(vae.encoder, backend=backend)
+    with steady.learning():
+        stream_latents(vae, clip(9), (1, 4, 4))
+    x = clip(9, seed=4)
+    stream = vae.encoder_stream()
+    stream.encode(x[:, :, :1])
+    stream.state = {m: t.transpose(3, 4).contiguous().transpose(3, 4)  # same values, new strides
+                    if isinstance(t, torch.Tensor) else t for m, t in stream.state.items()}
+    expected = WanVAE(CFG).eval()
+    expected.load_state_dict(vae.state_dict())
+    reference = expected.encoder_stream()
+    reference.encode(x[:, :, :1])
+    calls = steady.calls
+    torch.testing.assert_close(stream.encode(x[:, :, 1:5]), reference.encode(x[:, :, 1:5]))
+    assert len(graphs) == 1 and steady.calls == calls  # eager: nothing compiled live

@@ -77,8 +77,15 @@ class CausalConv3d(nn.Conv3d):
                 past = x.new_zeros(*x.shape[:2], self.time_pad, *x.shape[3:])
             x = torch.cat([past, x], dim=2)
             if state is not None:
-                state[self] = x[:, :, -self.time_pad:].clone()
+                state[self] = remember(x[:, :, -self.time_pad:])
         return super().forward(x)
+
+
+def remember(frames: Tensor) -> Tensor:
+    """A copy of the last frames for the next chunk, in standard strides whatever the chunk
+    length (a plain `clone` keeps the source's batch stride when the batch is 1, and the
+    compiled encoder would then need one graph per previous chunk length)."""
+    return frames.clone(memory_format=torch.contiguous_format)
 
 
 class RMSNorm(nn.Module):
@@ -177,7 +184,7 @@ class Resample(nn.Module):
 
     def _halve_time(self, x: Tensor, state: State) -> Tensor:
         last = state.get(self)
-        state[self] = x[:, :, -1:].clone()
+        state[self] = remember(x[:, :, -1:])
         if last is None:  # first frame passes through; later frames pair up behind it
             return torch.cat([x[:, :, :1], self.time_conv(x)], dim=2) if x.shape[2] > 1 else x
         return self.time_conv(torch.cat([last, x], dim=2))
@@ -288,7 +295,7 @@ class WanVAE(nn.Module):
 
     def encode_step(self, pixels: Tensor, state: State) -> Tensor:
         """One chunk through the encoder: normalised latent mean (the posterior's mode)."""
-        x = pixels.to(self.dtype)
+        x = pixels.to(self.dtype).contiguous()  # (standard strides: see `vae_compiled`)
         h = self.steady(x, state) if self.steady is not None else None
         mu = self.quant_conv(self.encoder(x, state) if h is None else h)[:, : self.config.z_dim]
         mean, std = self.latent_stats(mu.device)

@@ -15,8 +15,10 @@ Only the steady state is compiled: a stream whose causal memory is full (`state`
 conv's past frames) and a later-chunk shape. The first chunk of a stream (1+4k frames, empty
 memory) runs eagerly — it happens once per stream, and compiling it too would double the cold
 compile (≈ 20 s per graph). A graph is made only while `learning()` (the node's `prepare`):
-a compile takes seconds, so a shape first met live (a chunk size that was not prepared) runs
-eagerly instead of stalling the show.
+a compile takes seconds, so a shape first met live (a chunk size that was not prepared), or
+a learned shape whose inputs fail a guard of its graph, runs eagerly instead of stalling the
+show. (The causal memory is kept in standard strides, `vae.remember`, so one graph serves a
+shape whatever the previous chunk's length.)
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class SteadyEncoder:
     """`encoder(x, state)` through a compiled graph where one was learned (see module doc).
     `backend`: torch.compile's (tests use "aot_eager" on a CPU)."""
 
-    def __init__(self, encoder: nn.Module, backend: str = "inductor") -> None:
+    def __init__(self, encoder: nn.Module, backend: str | Callable[..., Any] = "inductor"
+                 ) -> None:
         self._compiled: Callable[..., Tensor] = torch.compile(encoder.forward, dynamic=False,
                                                               backend=backend)
         self.shapes: set[Key] = set()
@@ -57,9 +60,18 @@ class SteadyEncoder:
         if not state:  # a stream's first chunk: no causal memory yet
             return None
         key = (tuple(x.shape), x.dtype, x.device, len(state))
-        if key not in self.shapes and not self._learning:
+        if self._learning:
+            out = self._compiled(x, state)
+            self.shapes.add(key)
+        elif key in self.shapes:
+            try:  # a guard the key did not foresee must not compile mid-show
+                with torch.compiler.set_stance("fail_on_recompile"):
+                    out = self._compiled(x, state)
+            except RuntimeError as exc:
+                if "recompile" not in str(exc):
+                    raise
+                return None
+        else:
             return None
-        out = self._compiled(x, state)
-        self.shapes.add(key)
         self.calls += 1
         return out
