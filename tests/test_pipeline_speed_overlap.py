@@ -179,13 +179,27 @@ def test_a_suite_past_its_deadline_reports_what_it_has(tmp_path: Path, capsys) -
     assert '"rows": []' in record.read_text()
 
 
-def test_prepare_on_a_cpu_has_nothing_to_do_for_an_eager_dit(models) -> None:  # noqa: F811
-    pipeline = StreamingVace(models, SIZE, SIZE, store_with().snapshot())
-    try:
-        assert pipeline.prepare(progress=False) == 0.0
-        assert not pipeline.annotation._workers  # nothing was started either
-    finally:
-        pipeline.close()
+def test_prepare_on_a_cpu_only_sets_the_prompt_for_an_eager_dit(models) -> None:  # noqa: F811
+    """The first chunk of a prepared pipeline rebuilds no text K/V and shows what an
+    unprepared one shows."""
+    built = []
+    set_text = models.dit.set_text
+    store = store_with(control="edges")
+    pictures = []
+    for prepared in (False, True):
+        pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
+        try:
+            if prepared:
+                assert pipeline.prepare(progress=False) == 0.0
+                assert not pipeline.annotation._workers  # no annotator started
+            models.dit.set_text = lambda *a, **k: (built.append(prepared), set_text(*a, **k))
+            out = pipeline([Frame(frame(k), 0.0, k) for k in range(9)], live(store))
+            pictures.append(np.stack([f.image for f in out]))
+        finally:
+            models.dit.set_text = set_text
+            pipeline.close()
+    assert built == [False]  # built in the unprepared pipeline's first chunk only
+    assert np.array_equal(*pictures)
 
 
 def test_annotators_warm_up_at_every_chunk_length_and_forget_it(models) -> None:  # noqa: F811
