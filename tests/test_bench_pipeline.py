@@ -130,6 +130,18 @@ def test_steps_chunk_and_decoder_reach_the_pipeline(rig):
     assert step_list(2) == (1000, 500) and step_list(4) == (1000, 750, 500, 250)
 
 
+def test_a_fading_prompt_rebuilds_the_text_every_timed_chunk(rig, monkeypatch):
+    built = []
+    set_text = rig.models.dit.set_text
+    monkeypatch.setattr(rig.models.dit, "set_text",
+                        lambda *a, **k: (built.append(1), set_text(*a, **k)))
+    still = measure(rig, Settings(SIZE, SIZE), chunks=4, warmup=2)
+    first = len(built)  # the prompt, once per pipeline (the row's, the ttff one's)
+    fading = measure(rig, Settings(SIZE, SIZE, fade=2), chunks=4, warmup=2)
+    assert first == 2 and len(built) - first == 2 + 4  # …and every timed chunk
+    assert "prompt fades over 2 chunks" in fading["key"] and "fades" not in still["key"]
+
+
 def test_compile_and_fp8_switch_the_dit(tmp_path, monkeypatch):
     original = compiled.compiled_phases
     monkeypatch.setattr(compiled, "compiled_phases",  # inductor's C++ build is minutes here

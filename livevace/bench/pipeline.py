@@ -110,14 +110,19 @@ class Settings:
     """The next chunk's context encoded beside the DiT (the node's default); off: serial."""
     context_encoder: str = "wan"
     """tae: the VACE control through the tiny encoder (quality-affecting option)."""
+    fade: int = 0
+    """Timed chunks fade the prompt over this many chunks, one fade after another (every
+    chunk is a transition step: its text K/V are rebuilt); 0: one prompt throughout."""
 
     @property
     def label(self) -> str:
         mode = f"vace {self.control}" if self.mode == "vace-control" else self.mode
-        return (f"{self.width}x{self.height} {mode} {self.steps} steps {self.decoder} "
-                f"chunk {self.chunk}" + (f" lookahead {self.lookahead}"
-                                         if self.lookahead is not None else "") + ("" if self.overlap else " serial")
-                + (f" {self.context_encoder}-context" if self.context_encoder != "wan" else ""))
+        extras = [f"lookahead {self.lookahead}" if self.lookahead is not None else "",
+                  "" if self.overlap else "serial",
+                  f"{self.context_encoder}-context" if self.context_encoder != "wan" else "",
+                  f"prompt fades over {self.fade} chunks" if self.fade else ""]
+        return " ".join([f"{self.width}x{self.height} {mode} {self.steps} steps {self.decoder} "
+                         f"chunk {self.chunk}", *filter(None, extras)])
 
     @property
     def vace(self) -> bool:
@@ -126,7 +131,8 @@ class Settings:
     def overrides(self, assets: "Assets") -> dict[str, Any]:
         """The live parameters that make this configuration (the rest: registry defaults)."""
         values: dict[str, Any] = {"denoising_steps": step_list(self.steps),
-                                  "chunk_frames": self.chunk, "decoder": self.decoder}
+                                  "chunk_frames": self.chunk, "decoder": self.decoder,
+                                  "transition_chunks": self.fade}
         if self.mode == "t2v":
             values.update(vace_enabled=False, noise_scale=1.0)
         elif self.mode == "v2v":  # at the registry's noise_scale
@@ -149,8 +155,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if not 1 <= args.steps <= most:
         raise UserError(f"bench pipeline: --steps {args.steps}: choose 1 to {most}")
     width, height = args.resolution
+    if args.fade < 0:
+        raise UserError("bench pipeline: --fade takes 0 (no fades) or more chunks")
     return Settings(width, height, args.mode, args.control, args.mask, args.steps, args.chunk,
-                    args.decoder, args.lookahead, not args.no_overlap, args.context_encoder)
+                    args.decoder, args.lookahead, not args.no_overlap, args.context_encoder,
+                    args.fade)
 
 
 def snapshot(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -475,16 +484,20 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None) -> di
     t0 = time.perf_counter()
     pipeline, overrides = rig.pipeline(s, log)
     params = snapshot(overrides)
+    faded = snapshot({**overrides, "prompt": rig.prompt()}) if s.fade else params
     try:
         prepare(rig, pipeline, s, overrides["prompt"])
         ttff_cold = time.perf_counter() - t0 + warm(pipeline, feed, params, max(1, warmup))
+        if s.fade:  # the other prompt encoded before timing, as a cued prompt would be
+            rig.models.embeddings.request(faded["prompt"][0].text).result()
         counter = ForwardCounter(dit)
         calls: list[tuple[float, int, list[tuple[str, float]]]] = []
         try:
-            for _ in range(chunks):
+            for i in range(chunks):
                 mark = len(log.samples)
+                fading = s.fade and (i // s.fade) % 2 == 0
                 c0 = time.perf_counter()
-                out = pipeline(feed.take(pipeline.frames_per_call), params)
+                out = pipeline(feed.take(pipeline.frames_per_call), faded if fading else params)
                 ms = (time.perf_counter() - c0) * 1e3
                 calls.append((ms, len(out), log.since(mark)))
         finally:
@@ -622,7 +635,8 @@ def suite(large: tuple[int, int], small: tuple[int, int]
             SuiteRow("vace-small-tae", Settings(sw, sh, context_encoder="tae"), extra=True),
             SuiteRow("vace-small-2-tae", Settings(sw, sh, steps=2, context_encoder="tae"),
                      extra=True),
-            SuiteRow("vace-large-tae", Settings(lw, lh, context_encoder="tae"), extra=True)]
+            SuiteRow("vace-large-tae", Settings(lw, lh, context_encoder="tae"), extra=True),
+            SuiteRow("vace-small-fade", Settings(sw, sh, fade=4), extra=True)]
     targets = [
         Target(f"{big}, text-to-video, 4 steps, TAE decode", "t2v-large", "fps", "fps", 40),
         Target(f"{big}, VACE depth control, 4 steps, TAE", "vace-large", "fps", "fps", 30),
@@ -649,6 +663,8 @@ def suite(large: tuple[int, int], small: tuple[int, int]
                "vace-small-2-tae", "fps", "fps"),
         Target(f"{big}, VACE depth 4 steps, TAE-encoded control (quality-affecting)",
                "vace-large-tae", "fps", "fps"),
+        Target(f"{little}, VACE depth 4 steps, the prompt fading every chunk",
+               "vace-small-fade", "fps", "fps"),
     ]
     return rows, targets
 
@@ -820,6 +836,9 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-overlap", action="store_true",
                         help="encode each chunk's VACE context in line, not ahead beside the "
                         "DiT (the node overlaps them)")
+    parser.add_argument("--fade", type=int, default=0, metavar="CHUNKS",
+                        help="timed chunks fade the prompt over CHUNKS chunks, one fade after "
+                        "another (every chunk rebuilds its text K/V; default 0: one prompt)")
     parser.add_argument("--model", choices=MODEL_CHOICES, default="auto",
                         help=f"auto: the catalogue's weights when present, else {RANDOM_1_3B} "
                         f"(random weights at the real shapes, CUDA); {TINY_RANDOM}: toy sizes "
@@ -854,7 +873,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only these suite rows (comma list of t2v-large, vace-large, "
                         "vace-small, vace-small-2, g2g-small, g2g-small-l1, memory; and, never "
                         "run unless named here: vace-small-serial, vace-small-tae, "
-                        "vace-small-2-tae, vace-large-tae)")
+                        "vace-small-2-tae, vace-large-tae, vace-small-fade)")
     add_probe_arguments(parser)
 
 
