@@ -4,8 +4,9 @@
 The one set-up path for every platform (the Makefile and Windows both call it):
 1. create `.venv` beside this file;
 2. install PyTorch unless the venv already has it: the CUDA build where `nvidia-smi` finds
-   a GPU, otherwise a CPU build (a local wheel where pip's find-links offer one, else the
-   PyTorch CPU index), so machines without a GPU never fetch gigabytes of CUDA wheels;
+   a GPU, otherwise a CPU build (a local `+cpu` wheel where pip's find-links folders hold
+   one, its dependencies from the usual index; else the PyTorch CPU index), so machines
+   without a GPU never fetch gigabytes of CUDA wheels;
 3. install livevace (with the dev extras for `test`), skipped when nothing changed;
 4. run `livevace run …` or `pytest …`.
 """
@@ -53,8 +54,23 @@ def ensure_torch() -> None:
             pip("torch")
         return
     step("no NVIDIA GPU: installing a CPU build of PyTorch")
-    if not pip("--no-index", "torch", check=False):  # a local CPU wheel (find-links), if any
+    wheel = local_cpu_torch()
+    if wheel is None or not pip(str(wheel), check=False):  # its needs from the usual index
         pip("torch", "--index-url", CPU_INDEX)
+
+
+def local_cpu_torch() -> Path | None:
+    """A CPU torch wheel for this Python in pip's find-links folders, if any (CI
+    machines carry one; the PyTorch index may be out of reach there)."""
+    listed = subprocess.run([str(PY), "-m", "pip", "config", "list"], capture_output=True,
+                            text=True).stdout
+    folders = [v for line in listed.splitlines() if ".find-links=" in line
+               for v in line.split("=", 1)[1].strip("'\"").split()]
+    folders += os.environ.get("PIP_FIND_LINKS", "").split()
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    wheels = [w for f in folders if Path(f).is_dir()
+              for w in Path(f).glob(f"torch-*+cpu-{tag}-{tag}-*.whl")]
+    return max(wheels, key=lambda w: w.name, default=None)
 
 
 def ensure_project(extras: str) -> None:
