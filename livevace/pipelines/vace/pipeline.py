@@ -30,8 +30,9 @@ Each stage is timed into the node's stats (`stage_annotate_ms` on the annotator 
 `stage_dit_ms`, `stage_decode_ms`; counters `encode_ahead_used` / `encode_ahead_discarded`).
 
 `prepare()` (see `warmup`) does everything slow before the show: prompt encodes, annotator
-loads, cuDNN tuning of the codecs, and on the fast path (`fast.go_fast`) the DiT's
-compilation and every CUDA-graph capture.
+loads, cuDNN tuning of the codecs, the prompt's text K/V, and on the fast path
+(`fast.go_fast`) the compilation of the DiT and the VAE encoder and every CUDA-graph capture.
+It and every call run on the pipeline's own thread, whoever calls (see `_worker`).
 """
 
 from __future__ import annotations
