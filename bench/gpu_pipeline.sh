@@ -14,7 +14,7 @@ suite ${FAST---compile} "$@"
 if [ "${EAGER:-0}" = 1 ]; then
   REPEAT=1 suite "$@"
 fi
-if [ "${GPU_TESTS:-1}" = 1 ]; then
-  timeout 180 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_bench_pipeline_models.py 2>&1 \
-    | tail -15 | tee -a "$OUT/gpu_tests.log"
+if [ "${GPU_TESTS:-1}" = 1 ]; then  # the pipeline's GPU-marked tests (fast path, compiled encoder)
+  timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_bench_pipeline_models.py \
+    tests/test_pipeline_speed_gpu.py tests/test_pipeline_gpu.py 2>&1 | tail -15 | tee -a "$OUT/gpu_tests.log"
 fi
