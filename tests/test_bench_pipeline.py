@@ -17,8 +17,9 @@ from pipeline_support import one_thread  # noqa: F401
 
 import livevace.models.wan.compiled as compiled
 from livevace.bench.dit import forward_flops
-from livevace.bench.pipeline import (MODES, Assets, Settings, SuiteRow, add_arguments,
-                                     build_rig, measure, run_suite_row, step_list)
+from livevace.bench.pipeline import (MODES, Assets, Settings, add_arguments, build_rig,
+                                     measure, step_list)
+from livevace.bench.suite import SuiteRow, run_suite_row
 from livevace.cli import main
 from livevace.models.wan.blocks import EAGER
 from livevace.models.wan.config import TINY_VACE

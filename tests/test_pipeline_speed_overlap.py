@@ -159,7 +159,8 @@ def test_both_chunk_sizes_keep_their_zeros_cached(models) -> None:  # noqa: F811
 def test_extra_suite_rows_run_only_when_named() -> None:
     import argparse
 
-    from livevace.bench.pipeline import add_arguments, suite_keys
+    from livevace.bench.pipeline import add_arguments
+    from livevace.bench.suite import suite_keys
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -96,6 +96,14 @@ def environment() -> dict[str, Any]:
     return info
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    """Median and range of repeated measurements."""
+    median = statistics.median(values)
+    lo, hi = min(values), max(values)
+    return {"median": median, "min": lo, "max": hi, "n": len(values),
+            "spread_%": 100 * (hi - lo) / abs(median) if median else 0.0}
+
+
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
     """A plain fixed-width table (what the bench prints last)."""
     rows = list(rows)
