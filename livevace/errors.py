@@ -17,3 +17,12 @@ class SinkError(UserError):
 
 class ModelError(UserError):
     """Weights missing, wrong or too large for the GPU."""
+
+
+def describe(err: BaseException) -> str:
+    """One line for a log: a UserError's own message (whole: it says what to do), otherwise
+    its type and the first line of its message (at most 200 characters)."""
+    if isinstance(err, UserError):
+        return str(err)
+    text = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

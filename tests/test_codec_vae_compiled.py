@@ -87,7 +87,7 @@ def test_one_graph_per_shape_whatever_came_before(vae) -> None:
     assert vae.steady.calls == 5 and len(graphs) == 1
 
 
-def test_a_learned_shape_that_fails_a_guard_runs_eagerly_uncompiled(vae) -> None:
+def test_a_learned_shape_that_fails_a_guard_runs_eagerly_uncompiled(vae, caplog) -> None:
     graphs = []
 
     def backend(gm: torch.fx.GraphModule, inputs: list) -> object:
@@ -109,3 +109,7 @@ def test_a_learned_shape_that_fails_a_guard_runs_eagerly_uncompiled(vae) -> None
     calls = steady.calls
     torch.testing.assert_close(stream.encode(x[:, :, 1:5]), reference.encode(x[:, :, 1:5]))
     assert len(graphs) == 1 and steady.calls == calls  # eager: nothing compiled live
+    assert not steady.shapes  # …and that shape is no longer tried, after one line saying so
+    assert [r.getMessage() for r in caplog.records if r.name == "livevace.vace"] == [
+        "the compiled VAE encoder does not fit chunks of 1×3×4×32×48 any more; they are "
+        "encoded eagerly (slower)"]

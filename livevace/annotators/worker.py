@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from livevace.annotators import make_annotator
-from livevace.errors import UserError
+from livevace.errors import UserError, describe
 
 log = logging.getLogger("livevace.annotators")
 
@@ -158,10 +158,3 @@ class AnnotatorWorker:
         if close is not None:
             close()
 
-
-def describe(err: Exception) -> str:
-    """One line for a log: a UserError's own message, otherwise its type and first line."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    if isinstance(err, UserError):
-        return text
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__

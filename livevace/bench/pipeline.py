@@ -18,9 +18,10 @@ Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
   is first prepared as the node prepares before going live (`StreamingVace.prepare`: the
   prompt encode waited for, ≈ 1 ms with random embeddings, 30 ms with UMT5-XXL; annotators
   loaded and run once; cuDNN tuned; with `--compile` the VAE encoder compiled and every
-  CUDA graph of its new stream cache captured), reported as `ttff_prepare_s` and not counted. `ttff_cold_s`: the
-  row's first pipeline, creation → first frame, everything counted (compilation, capture,
-  autotuning, allocator growth). Neither counts camera time (the probe does);
+  CUDA graph of its new stream cache captured), reported as `ttff_prepare_s` and not
+  counted. `ttff_cold_s`: the row's first pipeline, creation → first frame, everything
+  counted (compilation, capture, autotuning, allocator growth). Neither counts camera time
+  (the probe does);
 - breakdown per chunk (means): text (`stage_cache`: text K/V, transitions, references),
   annotate_wait (what the generator waited for its control frames), encode (VACE context /
   video-to-video input, host→device copy included; the context of a chunk is usually
@@ -130,8 +131,9 @@ class Settings:
     def overrides(self, assets: "Assets") -> dict[str, Any]:
         """The live parameters that make this configuration (the rest: registry defaults)."""
         values: dict[str, Any] = {"denoising_steps": step_list(self.steps),
-                                  "chunk_frames": self.chunk, "decoder": self.decoder,
-                                  "transition_chunks": self.fade}
+                                  "chunk_frames": self.chunk, "decoder": self.decoder}
+        if self.fade:
+            values["transition_chunks"] = self.fade
         if self.mode == "t2v":
             values.update(vace_enabled=False, noise_scale=1.0)
         elif self.mode == "v2v":  # at the registry's noise_scale
@@ -692,11 +694,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
                         help="start no further suite row after this many seconds (the rows "
                         "done are reported; for a bounded device lease)")
+    from livevace.bench.suite import suite
+
+    rows = suite((0, 0), (0, 0))[0]
     parser.add_argument("--rows", default=None,
-                        help="only these suite rows (comma list of t2v-large, vace-large, "
-                        "vace-small, vace-small-2, g2g-small, g2g-small-l1, memory; and, never "
-                        "run unless named here: vace-small-serial, vace-small-tae, "
-                        "vace-small-2-tae, vace-large-tae, vace-small-fade)")
+                        help="only these suite rows (comma list of "
+                        f"{', '.join(r.key for r in rows if not r.extra)}; and, never run "
+                        f"unless named here: {', '.join(r.key for r in rows if r.extra)})")
     add_probe_arguments(parser)
 
 

@@ -23,11 +23,14 @@ shape whatever the previous chunk's length.)
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
+
+log = logging.getLogger("livevace.vace")
 
 Key = tuple[Any, ...]
 
@@ -70,6 +73,9 @@ class SteadyEncoder:
             except RuntimeError as exc:
                 if "recompile" not in str(exc):
                     raise
+                self.shapes.discard(key)  # eager from now on: said once, not tried per chunk
+                log.warning("the compiled VAE encoder does not fit chunks of %s any more; "
+                            "they are encoded eagerly (slower)", "×".join(map(str, key[0])))
                 return None
         else:
             return None

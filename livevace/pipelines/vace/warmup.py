@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from livevace.errors import ModelError
+from livevace.errors import ModelError, describe
 from livevace.frames import Frame
 from livevace.models.wan.compiled import Acceleration
 from livevace.models.wan.vae import ZeroStreamLatents
@@ -149,9 +149,8 @@ def warm_codecs_or_eager(pipeline: "StreamingVace", stream: GenerationStream) ->
     except Exception as exc:  # noqa: BLE001 - a missing compiler must not stop the show
         if vae.steady is None:
             raise
-        log.warning("the VAE encoder could not be compiled (%s: %s); it runs eagerly "
-                    "(slower)", type(exc).__name__,
-                    str(exc).splitlines()[0][:200] if str(exc) else "")
+        log.warning("the VAE encoder could not be compiled (%s); it runs eagerly (slower)",
+                    describe(exc))
         vae.steady = None
         warm_codecs(pipeline, stream)
 
@@ -197,9 +196,8 @@ def warm_dit(pipeline: "StreamingVace", stream: GenerationStream, vace: bool) ->
         with graphs.warming() if graphs is not None else nullcontext():
             sampler.warm_up(vace=vace)
     except Exception as exc:  # noqa: BLE001 - a missing compiler must not stop the show
-        log.warning("the DiT could not be compiled (%s: %s); it runs eagerly (slower). "
-                    "`livevace run --no-compile` skips the attempt",
-                    type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+        log.warning("the DiT could not be compiled (%s); it runs eagerly (slower). "
+                    "`livevace run --no-compile` skips the attempt", describe(exc))
         accelerate(models.dit, Acceleration())
         sampler.reset()
         return False
