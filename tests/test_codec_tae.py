@@ -69,10 +69,12 @@ def sequential(layers: nn.Sequential, frames: list[torch.Tensor]) -> list[torch.
                 pending.append(x)
                 if len(pending) < layer.stride:
                     return []
-                x = layer(torch.cat(pending, 0))
+                x = torch.cat(pending, 0)  # taehv's plain NCHW reshapes, not ours
+                x = layer.conv(x.reshape(-1, layer.stride * x.shape[1], *x.shape[2:]))
                 memory[i] = []
             elif isinstance(layer, TGrow):
-                return [y for f in layer(x).split(1, 0) for y in push(f, i + 1)]
+                grown = layer.conv(x).reshape(-1, x.shape[1], *x.shape[2:])
+                return [y for f in grown.split(1, 0) for y in push(f, i + 1)]
             else:
                 x = layer(x)
         return [x]
@@ -157,3 +159,22 @@ def test_wrong_files_rejected(tmp_path):
     torch.save(sd, tmp_path / "broken.pth")
     with pytest.raises(ModelError, match="1 missing: decoder.15.conv.2.bias"):
         load_tae(tmp_path / "broken.pth")
+
+
+def test_streams_feed_every_convolution_channels_last(tae):
+    """NHWC throughout (cuDNN's own layout: no transposes around each convolution on a GPU)."""
+    seen: list[tuple[bool, bool]] = []
+
+    def check(conv, args):
+        seen.append((args[0].is_contiguous(memory_format=torch.channels_last),
+                     conv.weight.is_contiguous(memory_format=torch.channels_last)))
+
+    convs = [m for m in tae.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [c.register_forward_pre_hook(check) for c in convs]
+    try:
+        tae.decoder_stream().decode(torch.randn(1, 16, 3, 4, 6))
+        tae.encoder_stream().encode(clip(5))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert len(seen) == len(convs) and all(x and w for x, w in seen)

@@ -65,6 +65,24 @@ def test_noise_is_a_function_of_seed_frame_and_step(model):
     assert not torch.equal(s.noise(4, 1, (2, 3)), s.noise(6, 1, (2, 3)))
 
 
+def test_the_next_chunks_first_noise_is_drawn_during_this_chunk(model):
+    s = StreamSampler(model, model.new_cache(LAYOUT), steps=(1000, 500), seed=7)
+    s.set_text(prompt(0))
+    drawn, draw = [], s._draw
+    s._draw = lambda key: drawn.append(key) or draw(key)  # a spy: the real draws still run
+    s.generate_chunk()
+    shape = (1, 16, 2, 4, 4)
+    assert drawn == [(7, 0, 0, shape), (7, 0, 1, shape), (7, 2, 0, shape)]  # last: ahead
+    fresh = StreamSampler(model, model.new_cache(LAYOUT), seed=7)
+    assert torch.equal(s.noise(2, 0, shape), fresh.noise(2, 0, shape))
+    assert len(drawn) == 3  # served from the draw ahead
+    s.generate_chunk()  # draws (7, 4, 0) ahead; a new seed must not get the old seed's noise
+    s.seed = 8
+    assert torch.equal(s.noise(4, 0, shape), StreamSampler(model, model.new_cache(LAYOUT), seed=8)
+                       .noise(4, 0, shape))
+    assert drawn[-1] == (8, 4, 0, shape)
+
+
 def test_video_to_video_starts_from_the_given_latent_and_timesteps(model):
     sampler = StreamSampler(model, model.new_cache(LAYOUT), seed=1)
     sampler.set_text(prompt(0))
