@@ -124,11 +124,11 @@ class TransformersDepth:
         return resize_target(height, width, self.size, self.keep_aspect_ratio, self.multiple)
 
     def __call__(self, frames: Any) -> Any:
-        from livevace.annotators.resample import resize
+        import torch.nn.functional as F
 
         x = frames.permute(0, 3, 1, 2).float()
         h, w = self.input_shape(*x.shape[-2:])
-        x = resize(x, (h, w), "bicubic", antialias=True)
+        x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
         x = ((x.clamp(0, 255) - self.mean) / self.std).to(self.dtype)
         return self.model(pixel_values=x).predicted_depth.float()
 
@@ -232,8 +232,6 @@ class DepthAnnotator:
         return [np.repeat(m[..., None], 3, axis=2) for m in out]
 
     def _normalise(self, depth: Any, cuts: list[bool], size: tuple[int, int]) -> Any:
-        from livevace.annotators.resample import resize
-
         torch = self._torch
         flat = depth.flatten(1)
         if flat.shape[1] > 65536:  # quantiles of a subsample: same answer, far cheaper
@@ -254,7 +252,7 @@ class DepthAnnotator:
             self._map = m
             frames.append(m)
         maps = torch.stack(frames)[:, None]
-        maps = resize(maps, size, "bilinear")
+        maps = torch.nn.functional.interpolate(maps, size=size, mode="bilinear", align_corners=False)
         return (maps[:, 0] * 255 + 0.5).clamp(0, 255).to(torch.uint8)
 
     def reset(self) -> None:
