@@ -73,6 +73,20 @@ def test_the_compiled_encoder_is_not_part_of_the_weights(vae) -> None:
     assert set(vae.state_dict()) == keys
 
 
+def test_the_graph_runs_a_channels_last_twin_and_eager_keeps_its_weights(vae) -> None:
+    steady = vae.steady = SteadyEncoder(vae.encoder, backend="aot_eager")
+    pairs = [(m, t) for m, t in zip(vae.encoder.modules(), steady.twin.modules())
+             if isinstance(m, torch.nn.Conv3d)]
+    assert pairs and all(t is not m and torch.equal(t.weight, m.weight) for m, t in pairs)
+    assert all(t.weight.is_contiguous(memory_format=torch.channels_last_3d)
+               and m.weight.is_contiguous() for m, t in pairs)
+    stream = vae.encoder_stream()
+    with steady.learning():
+        stream.encode(clip(1))
+        stream.encode(clip(4))  # through the twin: the memory must still be the stream's own
+    assert set(stream.state) <= set(vae.encoder.modules()) | {vae.quant_conv}
+
+
 def test_one_graph_per_shape_whatever_came_before(vae) -> None:
     graphs = []
 

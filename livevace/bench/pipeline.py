@@ -321,7 +321,7 @@ def acceleration_from(args: argparse.Namespace, device: torch.device) -> Acceler
     `--precision fp8`: FP8 linear layers (quality-affecting)."""
     return Acceleration(compile="default" if args.compile else "off",
                         cuda_graph=bool(args.compile) and device.type == "cuda",
-                        fp8=args.precision == "fp8")
+                        fp8=args.precision == "fp8", flash4=bool(args.compile) and not args.no_fa4)
 
 
 def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
@@ -334,7 +334,7 @@ def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
     accel = acceleration_from(args, device)
     compile_vae_encoder(models, accel.compile != "off")  # the node's own, as for the DiT
     try:
-        accelerate(models.dit, accel)  # the node's own: graphs captured only in `prepare`
+        accel = accelerate(models.dit, accel)  # the node's own: graphs captured only in `prepare`
     except ValueError as exc:
         raise UserError(f"bench pipeline: {exc}") from None
     dtype = torch.bfloat16 if device.type == "cuda" else models.dit.compute_dtype
@@ -655,6 +655,9 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the node's fast path: compiled DiT block phases + the step as a "
                         "CUDA graph, the Wan VAE encoder compiled and cuDNN autotuning (on a "
                         "GPU)")
+    parser.add_argument("--no-fa4", action="store_true",
+                        help="with --compile: cuDNN's SDPA for every attention, even where "
+                        "FlashAttention-4 is installed and faster (832×480's self-attention)")
     parser.add_argument("--context-encoder", choices=CONTEXT_ENCODERS, default="wan",
                         help="encoder of the VACE control: wan (default) or tae "
                         "(QUALITY-AFFECTING option of the node, `livevace run --tae-context`)")

@@ -1,24 +1,41 @@
-"""Attention kernels: PyTorch SDPA (cuDNN / flash / efficient on GPU) and a slow explicit path.
+"""Attention kernels: PyTorch SDPA (cuDNN / flash / efficient on GPU), FlashAttention-4 where
+it is faster, and a slow explicit path.
 
-Both take q [B, H, Nq, D], k and v [B, H, Nk, D] and an optional boolean `allowed` mask that
+All take q [B, H, Nq, D], k and v [B, H, Nk, D] and an optional boolean `allowed` mask that
 broadcasts to [B, H, Nq, Nk] (True = may attend). The explicit path does the softmax in
-float32 and is what tests compare SDPA against.
+float32 and is what tests compare the others against.
+
+"flash4" runs FlashAttention-4 (the `flash-attn-4` package, CuTe DSL kernels for Hopper and
+Blackwell) on large maskless attention and SDPA on everything else. On an H100 it beat
+cuDNN's SDPA kernel only on large attention: 0.83 against 1.02 ms per call for 832×480's
+self-attention (4680 queries × 18720 keys, inside a CUDA graph), slower for 576×320's
+(2160 × 8640: 0.29 vs 0.26 ms) and VACE's in-chunk attention (4680 × 4680: 0.34 vs 0.29 ms)
+(`bench/NOTES_pipeline_speed.md`), hence `FLASH4_MIN_WORK`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
 
-AttnImpl = Literal["sdpa", "explicit"]
+AttnImpl = Literal["sdpa", "flash4", "explicit"]
+
+FLASH4_MIN_WORK = 40_000_000
+"""Queries × keys from which "flash4" hands an attention to FlashAttention-4."""
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None,
            impl: AttnImpl = "sdpa") -> torch.Tensor:
     """softmax(q·kᵀ/√D, masked) · v, output [B, H, Nq, D] in q's dtype."""
-    if impl == "sdpa":
+    if impl == "flash4" and allowed is None and q.shape[2] * k.shape[2] >= FLASH4_MIN_WORK:
+        kernel = flash4()
+        if kernel is not None and q.is_cuda:
+            out = kernel(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))  # [B, N, H, D]
+            return (out[0] if isinstance(out, tuple) else out).transpose(1, 2)
+    if impl in ("sdpa", "flash4"):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
     if impl != "explicit":
         raise ValueError(f"unknown attention implementation {impl!r}")
@@ -26,3 +43,20 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Ten
     if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))
     return (scores.softmax(dim=-1) @ v.float()).type_as(q)
+
+
+@functools.cache
+def flash4() -> Callable[..., object] | None:
+    """FlashAttention-4's attention function, or None where the package is not installed."""
+    try:
+        from flash_attn.cute.interface import flash_attn_func  # type: ignore[import-not-found]
+    except Exception:  # noqa: BLE001 - absent, or built for another CUDA: SDPA does the work
+        return None
+    return flash_attn_func
+
+
+def flash4_runs_on(device: torch.device) -> bool:
+    """Whether "flash4" would use FlashAttention-4 on `device` (Hopper or Blackwell, package
+    installed)."""
+    return (device.type == "cuda" and torch.cuda.get_device_capability(device)[0] in (9, 10)
+            and flash4() is not None)

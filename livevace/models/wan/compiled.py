@@ -40,6 +40,7 @@ What each switch does and why:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 import weakref
@@ -48,6 +49,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from livevace.models.wan.attention import flash4_runs_on
 from livevace.models.wan.blocks import EAGER, Phases, WanBlock
 from livevace.models.wan.linear import set_fp8
 from livevace.models.wan.kv_cache import StreamCache
@@ -67,6 +69,9 @@ class Acceleration:
     cuda_graph: bool = False
     fp8: bool = False
     fuse_qkv: bool = True
+    flash4: bool = False
+    """FlashAttention-4 for large self-attention where it is installed and the GPU is a
+    Hopper or Blackwell (`attention`); SDPA otherwise. Same maths."""
 
     def __post_init__(self) -> None:
         if self.compile not in COMPILE_MODES:
@@ -77,7 +82,7 @@ class Acceleration:
         """Short name for tables: eager, compile, autotune, +graph, +fp8, +unfused."""
         parts = [{"off": "eager", "default": "compile", "max-autotune": "autotune"}[self.compile]]
         parts += [name for name, on in (("graph", self.cuda_graph), ("fp8", self.fp8),
-                                        ("unfused", not self.fuse_qkv)) if on]
+                                        ("fa4", self.flash4), ("unfused", not self.fuse_qkv)) if on]
         return "+".join(parts)
 
 
@@ -96,6 +101,9 @@ def accelerate(model: WanDiT, settings: Acceleration) -> None:
             set_fp8(owner, settings.fp8, prefix)
     model.phases = compiled_phases(settings.compile)
     model.graphs = StepGraphs(model) if settings.cuda_graph else None
+    if settings.flash4 and not flash4_runs_on(device):
+        settings = dataclasses.replace(settings, flash4=False)  # (what runs is what is reported)
+    model.attn_impl = "flash4" if settings.flash4 else "sdpa"
     model.acceleration = settings
 
 
@@ -159,7 +167,7 @@ class StepGraphs:
 
     def handles(self, cache: StreamCache, write_cache: bool) -> bool:
         """Whether this step can replay a graph (maskless attention, writing the cache)."""
-        return (write_cache and cache.visible_prefix is not None and self.model.attn_impl == "sdpa"
+        return (write_cache and cache.visible_prefix is not None and self.model.attn_impl != "explicit"
                 and cache.device.type == "cuda")
 
     def run(self, x: torch.Tensor, t: torch.Tensor, cache: StreamCache,

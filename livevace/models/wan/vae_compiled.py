@@ -19,10 +19,19 @@ a compile takes seconds, so a shape first met live (a chunk size that was not pr
 a learned shape whose inputs fail a guard of its graph, runs eagerly instead of stalling the
 show. (The causal memory is kept in standard strides, `vae.remember`, so one graph serves a
 shape whatever the previous chunk's length.)
+
+The graph runs a twin of the encoder whose 3D-convolution weights are channels-last
+(NDHWC, cuDNN's native layout): from the weights' layout the compiled graph makes every
+convolution's input in that layout inside its fused kernels, instead of cuDNN transposing
+around each convolution (576×320: 38.7 → 33.0 ms per 12-frame chunk, 832×480: 84.7 → 70.7 on
+an H100). The eager first chunks keep the standard weights: eager, channels-last is slower.
+The twin costs a second copy of the encoder's weights (≈ 0.1 GB in bf16); the causal memory
+is keyed by module, so each call maps it to the twin's modules and back.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -41,7 +50,10 @@ class SteadyEncoder:
 
     def __init__(self, encoder: nn.Module, backend: str | Callable[..., Any] = "inductor"
                  ) -> None:
-        self._compiled: Callable[..., Tensor] = torch.compile(encoder.forward, dynamic=False,
+        self.twin = channels_last_twin(encoder)
+        self._to_twin = dict(zip(encoder.modules(), self.twin.modules()))
+        self._from_twin = {t: m for m, t in self._to_twin.items()}
+        self._compiled: Callable[..., Tensor] = torch.compile(self.twin.forward, dynamic=False,
                                                               backend=backend)
         self.shapes: set[Key] = set()
         """Input shapes with a compiled graph."""
@@ -64,12 +76,12 @@ class SteadyEncoder:
             return None
         key = (tuple(x.shape), x.dtype, x.device, len(state))
         if self._learning:
-            out = self._compiled(x, state)
+            out = self._run(x, state)
             self.shapes.add(key)
         elif key in self.shapes:
             try:  # a guard the key did not foresee must not compile mid-show
                 with torch.compiler.set_stance("fail_on_recompile"):
-                    out = self._compiled(x, state)
+                    out = self._run(x, state)
             except RuntimeError as exc:
                 if "recompile" not in str(exc):
                     raise
@@ -81,3 +93,19 @@ class SteadyEncoder:
             return None
         self.calls += 1
         return out
+
+    def _run(self, x: Tensor, state: dict[nn.Module, Any]) -> Tensor:
+        """The twin's graph on the stream's memory (mapped to the twin's modules and back)."""
+        memory = {self._to_twin[m]: v for m, v in state.items()}
+        out = self._compiled(x, memory)
+        state.update({self._from_twin[t]: v for t, v in memory.items()})
+        return out
+
+
+def channels_last_twin(encoder: nn.Module) -> nn.Module:
+    """A copy of `encoder` with its 3D-convolution weights in channels-last memory."""
+    twin = copy.deepcopy(encoder)
+    for module in twin.modules():
+        if isinstance(module, nn.Conv3d):
+            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
+    return twin

@@ -44,7 +44,7 @@ from livevace.pipelines.vace.models import ModelSet
 
 log = logging.getLogger("livevace.vace")
 
-FAST = Acceleration(compile="default", cuda_graph=True)
+FAST = Acceleration(compile="default", cuda_graph=True, flash4=True)
 """The DiT's fast path (see `livevace.models.wan.compiled`)."""
 
 
@@ -91,11 +91,12 @@ class LiveGraphs(StepGraphs):
 
 
 def accelerate(dit: WanDiT, settings: Acceleration) -> Acceleration:
-    """`dit.accelerate(settings)`, its CUDA graphs as `LiveGraphs`."""
+    """`dit.accelerate(settings)`, its CUDA graphs as `LiveGraphs`; the settings in force
+    (FlashAttention-4 drops out where it cannot run)."""
     dit.accelerate(settings)
     if settings.cuda_graph:
         dit.graphs = LiveGraphs(dit)
-    return settings
+    return dit.acceleration
 
 
 def go_fast(models: ModelSet, compile: bool = True) -> Acceleration:
@@ -105,7 +106,10 @@ def go_fast(models: ModelSet, compile: bool = True) -> Acceleration:
         return models.dit.acceleration
     torch.backends.cudnn.benchmark = True
     compile_vae_encoder(models, compile)
-    return accelerate(models.dit, FAST if compile else Acceleration())
+    settings = accelerate(models.dit, FAST if compile else Acceleration())
+    log.info("attention: %s", "FlashAttention-4 where faster, cuDNN elsewhere" if settings.flash4
+             else "cuDNN (PyTorch SDPA)")
+    return settings
 
 
 def compile_vae_encoder(models: ModelSet, on: bool = True) -> None:
