@@ -18,9 +18,10 @@ from livevace.models.wan.config import TINY
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import CacheLayout
 
-gpu_flash4 = pytest.mark.skipif(not (torch.cuda.is_available()
-                                     and flash4_runs_on(torch.device("cuda"))),
-                                reason="needs a Hopper/Blackwell GPU and flash-attn-4")
+def gpu_flash4(test):  # noqa: ANN001, ANN201 - a GPU test that also needs flash-attn-4
+    runs = torch.cuda.is_available() and flash4_runs_on(torch.device("cuda"))
+    skip = pytest.mark.skipif(not runs, reason="needs a Hopper/Blackwell GPU and flash-attn-4")
+    return pytest.mark.gpu(skip(test))
 
 
 def qkv(nq: int, nk: int, device: str = "cpu", dtype: torch.dtype = torch.float32):
