@@ -68,7 +68,7 @@ def test_a_dit_step_with_flash4_matches_sdpa(monkeypatch) -> None:
     monkeypatch.setattr(attention, "FLASH4_MIN_WORK", 0)  # every maskless attention, tiny shapes
     torch.manual_seed(0)
     cfg = dataclasses.replace(TINY, dim=256, num_heads=2)  # head_dim 128, as the 1.3B model's
-    model = WanDiT(cfg).to("cuda", torch.bfloat16).eval()
+    model = WanDiT(cfg).to("cuda").for_inference(torch.bfloat16)
     layout = CacheLayout(height=8, width=8, window=6, sink=3, chunk=3)
     x = torch.randn(1, 16, 3, 8, 8, device="cuda")
     t = torch.full((1, 3), 500.0, device="cuda")
