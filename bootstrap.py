@@ -8,7 +8,9 @@ The one set-up path for every platform (the Makefile and Windows both call it):
    one, its dependencies from the usual index; else the PyTorch CPU index), so machines
    without a GPU never fetch gigabytes of CUDA wheels;
 3. install livevace (with the dev extras for `test`), skipped when nothing changed;
-4. run `livevace run …` or `pytest …`.
+4. on Linux with a Hopper or Blackwell GPU, try once to add FlashAttention-4 (the `flash4`
+   extra: faster attention at 832×480; optional, cuDNN's SDPA does the work without it);
+5. run `livevace run …` or `pytest …`.
 """
 
 from __future__ import annotations
@@ -83,6 +85,31 @@ def ensure_project(extras: str) -> None:
     stamp.touch()
 
 
+def flash4_extra(platform: str, capability_major: int, cuda: str) -> str | None:
+    """The extra that brings FlashAttention-4 for this machine, or None where it cannot run
+    (its kernels are for Hopper and Blackwell, on Linux; CUDA 13 builds of PyTorch need the
+    CUDA 13 build of its compiler libraries)."""
+    if platform != "linux" or capability_major not in (9, 10):
+        return None
+    return "flash4-cu13" if cuda.startswith("13") else "flash4"
+
+
+def ensure_flash4() -> None:
+    stamp = VENV / ".flash4-tried"
+    if stamp.exists() or not has_gpu():
+        return
+    stamp.touch()  # tried once: a failure is not retried on every start
+    probe = ("import torch; c = torch.cuda.get_device_capability() if torch.cuda.is_available() "
+             "else (0, 0); print(c[0], torch.version.cuda or '')")
+    out = subprocess.run([str(PY), "-c", probe], capture_output=True, text=True).stdout.split()
+    extra = flash4_extra(sys.platform, int(out[0]), out[1]) if len(out) == 2 else None
+    if extra is None:
+        return
+    step("Hopper/Blackwell GPU: adding FlashAttention-4 (faster attention at large frame sizes)")
+    if not pip("-e", f"{ROOT}[{extra}]", check=False):
+        step("FlashAttention-4 did not install; attention runs on cuDNN (PyTorch SDPA) instead")
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("run", "test", "setup"):
         print(__doc__)
@@ -93,6 +120,7 @@ def main(argv: list[str]) -> int:
         venv.EnvBuilder(with_pip=True).create(VENV)
     ensure_torch()
     ensure_project("dev" if what == "test" else "")
+    ensure_flash4()
     if what == "setup":
         return 0
     if what == "test":
