@@ -50,6 +50,9 @@ def test_accelerate_reports_flash4_off_where_it_cannot_run(monkeypatch) -> None:
     assert model.acceleration.label == "eager+fa4"
     model.accelerate(Acceleration())
     assert model.attn_impl == "sdpa"
+    model.attn_impl = "explicit"  # chosen by hand (bench dit --attn explicit): kept
+    model.accelerate(Acceleration(flash4=True))
+    assert model.attn_impl == "explicit"
 
 
 @gpu_flash4

@@ -103,7 +103,8 @@ def accelerate(model: WanDiT, settings: Acceleration) -> None:
     model.graphs = StepGraphs(model) if settings.cuda_graph else None
     if settings.flash4 and not flash4_runs_on(device):
         settings = dataclasses.replace(settings, flash4=False)  # (what runs is what is reported)
-    model.attn_impl = "flash4" if settings.flash4 else "sdpa"
+    if model.attn_impl != "explicit":  # (the slow reference path stays chosen)
+        model.attn_impl = "flash4" if settings.flash4 else "sdpa"
     model.acceleration = settings
 
 
