@@ -52,7 +52,7 @@ def test_accelerate_reports_flash4_off_where_it_cannot_run(monkeypatch) -> None:
     assert model.attn_impl == "sdpa"
     model.attn_impl = "explicit"  # chosen by hand (bench dit --attn explicit): kept
     model.accelerate(Acceleration(flash4=True))
-    assert model.attn_impl == "explicit"
+    assert model.attn_impl == "explicit" and not model.acceleration.flash4
 
 
 @gpu_flash4

@@ -101,9 +101,10 @@ def accelerate(model: WanDiT, settings: Acceleration) -> None:
             set_fp8(owner, settings.fp8, prefix)
     model.phases = compiled_phases(settings.compile)
     model.graphs = StepGraphs(model) if settings.cuda_graph else None
-    if settings.flash4 and not flash4_runs_on(device):
+    explicit = model.attn_impl == "explicit"  # the slow reference path, chosen by hand: kept
+    if settings.flash4 and (explicit or not flash4_runs_on(device)):
         settings = dataclasses.replace(settings, flash4=False)  # (what runs is what is reported)
-    if model.attn_impl != "explicit":  # (the slow reference path stays chosen)
+    if not explicit:
         model.attn_impl = "flash4" if settings.flash4 else "sdpa"
     model.acceleration = settings
 
