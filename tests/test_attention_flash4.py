@@ -6,6 +6,7 @@ and `accelerate` reports it off."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import pytest
 import torch
@@ -43,8 +44,7 @@ def test_accelerate_reports_flash4_off_where_it_cannot_run(monkeypatch) -> None:
     model.accelerate(Acceleration(flash4=True))  # a CPU: never
     assert model.acceleration.flash4 is False and model.attn_impl == "sdpa"
     assert "fa4" not in model.acceleration.label
-    monkeypatch.setattr(attention, "flash4_runs_on", lambda device: True)
-    monkeypatch.setattr("livevace.models.wan.compiled.flash4_runs_on", lambda device: True)
+    monkeypatch.setattr("livevace.models.wan.compiled.flash4_runs_on", lambda *where: True)
     model.accelerate(Acceleration(flash4=True))
     assert model.acceleration.flash4 and model.attn_impl == "flash4"
     assert model.acceleration.label == "eager+fa4"
@@ -86,3 +86,25 @@ def test_a_dit_step_with_flash4_matches_sdpa(monkeypatch) -> None:
         outs[flash] = model(x, t, cache).float()
     err = (outs[True] - outs[False]).abs().max() / outs[False].abs().max()
     assert err < 2e-2
+
+
+def test_an_installed_flash4_that_does_not_load_is_said_once(tmp_path, monkeypatch, caplog) -> None:
+    package = tmp_path / "flash_attn" / "cute"
+    package.mkdir(parents=True)
+    (tmp_path / "flash_attn" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "interface.py").write_text("raise OSError('libcute_dsl_runtime.so: cannot open')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = ("flash_attn", "flash_attn.cute", "flash_attn.cute.interface")
+    real = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    attention.flash4.cache_clear()
+    try:
+        assert attention.flash4() is None
+        assert attention.flash4() is None  # (cached: said once)
+    finally:
+        for name in names:  # the stand-in goes; a real install comes back
+            sys.modules.pop(name, None)
+        sys.modules.update(real)
+        attention.flash4.cache_clear()
+    said = [r.getMessage() for r in caplog.records if "FlashAttention-4" in r.getMessage()]
+    assert len(said) == 1 and "libcute_dsl_runtime.so" in said[0] and "cuDNN" in said[0]

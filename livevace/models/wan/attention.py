@@ -16,10 +16,15 @@ self-attention (4680 queries × 18720 keys, inside a CUDA graph), slower for 576
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
+
+from livevace.errors import describe
+
+log = logging.getLogger("livevace.vace")
 
 AttnImpl = Literal["sdpa", "flash4", "explicit"]
 
@@ -47,16 +52,39 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Ten
 
 @functools.cache
 def flash4() -> Callable[..., object] | None:
-    """FlashAttention-4's attention function, or None where the package is not installed."""
+    """FlashAttention-4's attention function, or None where the package is not installed
+    (or is, but does not import: said once)."""
     try:
         from flash_attn.cute.interface import flash_attn_func  # type: ignore[import-not-found]
-    except Exception:  # noqa: BLE001 - absent, or built for another CUDA: SDPA does the work
+    except ModuleNotFoundError:
+        return None
+    except Exception as err:  # noqa: BLE001 - e.g. built for another CUDA: SDPA does the work
+        log.warning("FlashAttention-4 is installed but does not load (%s); attention runs "
+                    "on cuDNN", describe(err))
         return None
     return flash_attn_func
 
 
-def flash4_runs_on(device: torch.device) -> bool:
-    """Whether "flash4" would use FlashAttention-4 on `device` (Hopper or Blackwell, package
-    installed)."""
-    return (device.type == "cuda" and torch.cuda.get_device_capability(device)[0] in (9, 10)
-            and flash4() is not None)
+def flash4_runs_on(device: torch.device, head_dim: int = 128,
+                   dtype: torch.dtype = torch.bfloat16) -> bool:
+    """Whether "flash4" would use FlashAttention-4 on `device` for this head size and dtype:
+    a Hopper or Blackwell, the package installed, and a first small call that works (its
+    kernels are compiled on first use; a failure then would otherwise surface mid-show)."""
+    if (device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16)
+            or torch.cuda.get_device_capability(device)[0] not in (9, 10) or flash4() is None):
+        return False
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return _flash4_works(index, head_dim, dtype)
+
+
+@functools.cache
+def _flash4_works(index: int, head_dim: int, dtype: torch.dtype) -> bool:
+    try:
+        q = torch.randn(1, 256, 2, head_dim, device=f"cuda:{index}", dtype=dtype)
+        flash4()(q, q, q)  # type: ignore[misc]
+        torch.cuda.synchronize(index)
+        return True
+    except Exception as err:  # noqa: BLE001 - the show goes on with cuDNN
+        log.warning("FlashAttention-4 does not run here (%s); attention runs on cuDNN",
+                    describe(err))
+        return False

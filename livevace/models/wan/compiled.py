@@ -102,7 +102,8 @@ def accelerate(model: WanDiT, settings: Acceleration) -> None:
     model.phases = compiled_phases(settings.compile)
     model.graphs = StepGraphs(model) if settings.cuda_graph else None
     explicit = model.attn_impl == "explicit"  # the slow reference path, chosen by hand: kept
-    if settings.flash4 and (explicit or not flash4_runs_on(device)):
+    head_dim = model.cfg.dim // model.cfg.num_heads
+    if settings.flash4 and (explicit or not flash4_runs_on(device, head_dim, model.compute_dtype)):
         settings = dataclasses.replace(settings, flash4=False)  # (what runs is what is reported)
     if not explicit:
         model.attn_impl = "flash4" if settings.flash4 else "sdpa"

@@ -149,7 +149,10 @@ def run_layers(layers: nn.Sequential, x: Tensor, batch: int, memory: Memory) -> 
             past = torch.empty_like(x)  # channels-last like x
             before = past.view(frames.shape)
             prev = memory.get(i)
-            before[:, 0].zero_() if prev is None else before[:, 0].copy_(prev)
+            if prev is None:
+                before[:, 0].zero_()
+            else:
+                before[:, 0].copy_(prev)
             before[:, 1:].copy_(frames[:, :-1])
             memory[i] = frames[:, -1].clone()
             x = layer(x, past)

@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import copy
 import logging
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager
 
 import torch
 from torch import Tensor, nn
+
+from livevace.models.wan.prepare_only import PrepareOnly
 
 log = logging.getLogger("livevace.vace")
 
@@ -59,23 +60,18 @@ class SteadyEncoder:
         """Input shapes with a compiled graph."""
         self.calls = 0
         """Encodes that went through a compiled graph."""
-        self._learning = False
+        self._window = PrepareOnly()
 
-    @contextmanager
-    def learning(self) -> Iterator[None]:
+    def learning(self) -> ContextManager[None]:
         """New shapes are compiled inside (seconds each)."""
-        self._learning = True
-        try:
-            yield
-        finally:
-            self._learning = False
+        return self._window.opened()
 
     def __call__(self, x: Tensor, state: dict[nn.Module, Any]) -> Tensor | None:
         """The encoder's output, or None where the caller must run it eagerly."""
         if not state:  # a stream's first chunk: no causal memory yet
             return None
         key = (tuple(x.shape), x.dtype, x.device, len(state))
-        if self._learning:
+        if self._window.open:
             out = self._run(x, state)
             self.shapes.add(key)
         elif key in self.shapes:

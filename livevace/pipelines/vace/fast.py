@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import logging
 import weakref
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, ContextManager
 
 import torch
 
 from livevace.models.wan.compiled import Acceleration, StepGraphs
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import StreamCache
+from livevace.models.wan.prepare_only import PrepareOnly
 from livevace.models.wan.vae_compiled import SteadyEncoder
 from livevace.pipelines.vace.models import ModelSet
 
@@ -59,17 +59,12 @@ class LiveGraphs(StepGraphs):
         super().__init__(model)
         self.eager_steps = 0
         """Steps that ran eagerly because their state had no graph (outside warm-up)."""
-        self._warming = False
+        self._window = PrepareOnly()
         self._told: weakref.WeakSet[StreamCache] = weakref.WeakSet()
 
-    @contextmanager
-    def warming(self) -> Iterator[None]:
+    def warming(self) -> ContextManager[None]:
         """Captures are allowed inside (nothing else may use the GPU meanwhile)."""
-        self._warming = True
-        try:
-            yield
-        finally:
-            self._warming = False
+        return self._window.opened()
 
     def run(self, x: torch.Tensor, t: torch.Tensor, cache: StreamCache,
             vace: torch.Tensor | None, hint_scale: torch.Tensor | float | None) -> torch.Tensor:
@@ -85,7 +80,7 @@ class LiveGraphs(StepGraphs):
             return self.model.cached_forward(x, t, cache, vace=vace, hint_scale=hint_scale)
 
     def _capture(self, *args: Any, **kwargs: Any) -> Any:
-        if not self._warming:
+        if not self._window.open:
             raise NotWarm
         return super()._capture(*args, **kwargs)
 
