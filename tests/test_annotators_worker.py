@@ -162,3 +162,36 @@ def test_without_a_fallback_every_chunk_gets_the_same_error_until_a_switch() -> 
         assert all(isinstance(e, OSError) and "header too large" in str(e) for e in errors)
         worker.switch("gray")
         assert worker.submit(clip(1)).result()[0].shape == (48, 64, 3)
+
+
+def test_only_a_learning_chunk_runs_inside_the_annotators_learning_window() -> None:
+    """`prepare` submits its warm-up chunks with learn=True: the annotator may compile and
+    capture then, and never for a live chunk."""
+    from contextlib import contextmanager
+
+    class Learner:
+        stateless = False
+
+        def __init__(self) -> None:
+            self.open, self.seen = False, []
+
+        @contextmanager
+        def learning(self):
+            self.open = True
+            try:
+                yield
+            finally:
+                self.open = False
+
+        def batch(self, frames):
+            self.seen.append(self.open)
+            return frames
+
+    learner = Learner()
+    with AnnotatorWorker("learner", factory=lambda name, **o: learner) as worker:
+        worker.submit(clip(2)).result()
+        worker.submit(clip(2), learn=True).result()
+        worker.submit(clip(2)).result()
+        assert worker.submit(clip(1), learn=True).result()[0].shape == (48, 64, 3)
+    assert learner.seen == [False, True, False, True]
+    assert not learner.open

@@ -210,7 +210,7 @@ def test_annotators_warm_up_at_every_chunk_length_and_forget_it(models) -> None:
     warmed = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
     fresh = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
     try:
-        warm_annotators(warmed, [9, 12])
+        warm_annotators(warmed, [9], [12])
         assert warmed.annotation._workers["control"].active == "edges"  # built and run
         frames = [Frame(frame(k), 0.0, k) for k in range(9)]
         a, b = (images(p(list(frames), store.snapshot())) for p in (warmed, fresh))

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, ContextManager, Protocol, Sequence
 
 import numpy as np
 
@@ -75,10 +75,12 @@ class TransformersDepth:
 
     `preprocessor` is the model's preprocessor_config.json as a dict. `input_size`
     overrides its square target size (smaller is faster; the aspect ratio is kept the same
-    way); DPT-Hybrid only accepts its trained size (384²) and ignores it.
+    way); DPT-Hybrid only accepts its trained size (384²) and ignores it. `compile`: whether
+    the CUDA graphs capture the compiled call (see `graphs`).
     """
 
-    def __init__(self, model: Any, preprocessor: dict[str, Any], input_size: int | None = None) -> None:
+    def __init__(self, model: Any, preprocessor: dict[str, Any], input_size: int | None = None,
+                 compile: bool = True) -> None:
         import torch
 
         self.model = model.eval().requires_grad_(False)
@@ -103,6 +105,13 @@ class TransformersDepth:
         std = pre.get("image_std", IMAGENET_STD) if pre.get("do_normalize", True) else (1, 1, 1)
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1) / rescale
         self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1) / rescale
+        from livevace.cuda_graphs import ShapeGraphs
+
+        self.graphs = (ShapeGraphs(self.forward, "the depth network", compile=compile)
+                       if self.device.type == "cuda" else None)
+        """On CUDA: the whole call as a compiled CUDA graph per chunk shape, made in `prepare`
+        (`learning`); 2.4× / 1.7× less GPU time at 576×320 / 832×480 and one launch instead of
+        ≈ 7 ms of Python on the annotator thread. Shapes first met live run eagerly."""
 
     @classmethod
     def from_folder(cls, folder: Path, device: str = "auto", dtype: str | None = None,
@@ -123,7 +132,16 @@ class TransformersDepth:
     def input_shape(self, height: int, width: int) -> tuple[int, int]:
         return resize_target(height, width, self.size, self.keep_aspect_ratio, self.multiple)
 
+    def learning(self) -> ContextManager[None]:
+        """Chunk shapes met inside get their compiled CUDA graph (`prepare` opens it)."""
+        return self.graphs.learning() if self.graphs is not None else contextlib.nullcontext()
+
     def __call__(self, frames: Any) -> Any:
+        out = self.graphs(frames) if self.graphs is not None else None
+        return self.forward(frames) if out is None else out
+
+    def forward(self, frames: Any) -> Any:
+        """uint8 [B, H, W, 3] → relative inverse depth [B, h, w] float32, eagerly."""
         import torch.nn.functional as F
 
         x = frames.permute(0, 3, 1, 2).float()
@@ -211,6 +229,11 @@ class DepthAnnotator:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self.batch([image])[0]
+
+    def learning(self) -> ContextManager[None]:
+        """The estimator makes its fast path for the chunk shapes met inside (`prepare`)."""
+        learning = getattr(self.estimator, "learning", None)
+        return learning() if learning is not None else contextlib.nullcontext()
 
     def batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """A chunk at once: one network call for all same-sized frames."""

@@ -21,6 +21,7 @@ masks) the error reaches the chunk's future — the same error for every chunk u
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -76,15 +77,17 @@ class AnnotatorWorker:
         with self._lock:
             self._reset = True
 
-    def submit(self, frames: Sequence[np.ndarray]) -> Future:
+    def submit(self, frames: Sequence[np.ndarray], learn: bool = False) -> Future:
         """Queue a chunk; the future yields one control frame per input frame, in order.
+        `learn`: the annotator may make its fast path for this chunk's shape meanwhile
+        (compile, capture a CUDA graph: seconds; `prepare` only).
 
         Frames must stay unmodified until the future is done.
         """
         with self._lock:
             pending, self._pending = self._pending, None
             reset, self._reset = self._reset, False
-        return self._lane.submit(self._run, list(frames), pending, reset)
+        return self._lane.submit(self._run, list(frames), pending, reset, learn)
 
     def close(self) -> None:
         """Finish queued chunks, then stop the threads and release the annotator."""
@@ -112,7 +115,8 @@ class AnnotatorWorker:
                         control, describe(err), self._fallback)
             return self._fallback, self._factory(self._fallback)
 
-    def _run(self, frames: list[np.ndarray], pending: Future | None, reset: bool) -> list[np.ndarray]:
+    def _run(self, frames: list[np.ndarray], pending: Future | None, reset: bool,
+             learn: bool = False) -> list[np.ndarray]:
         if pending is not None:
             self._retire(self._annotator)
             self._annotator = self.active = self._broken = None
@@ -124,8 +128,10 @@ class AnnotatorWorker:
             raise self._broken.with_traceback(None)
         if reset and hasattr(self._annotator, "reset"):
             self._annotator.reset()
+        learning = getattr(self._annotator, "learning", None) if learn else None
         try:
-            return self._annotate(frames)
+            with learning() if learning is not None else contextlib.nullcontext():
+                return self._annotate(frames)
         except UserError:
             raise  # a bad frame: its chunk only
         except Exception as err:

@@ -28,7 +28,7 @@ What each switch does and why:
   device buffers, so a replay writes the chunk's K/V exactly as the eager step does. States
   that need an attention mask (a recache over a wrapped ring) and `write_cache=False` run
   eagerly. A state first met live (a new cache, a recache's prefix states) is captured then:
-  capturing runs the step twice (warm-up) on the chunk it is called for, ≈ 2 forwards once;
+  capturing runs the step twice (warm-up, `cuda_graphs.capture`) on the chunk it is called for, ≈ 2 forwards once;
   that only rewrites the chunk's own cache slots, which the captured replay writes again.
   Graphs belong to their cache and go with it; weights changed after `accelerate` (a LoRA
   merge, a cast) need `accelerate` again.
@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from livevace.cuda_graphs import capture
 from livevace.models.wan.attention import flash4_runs_on
 from livevace.models.wan.blocks import EAGER, Phases, WanBlock
 from livevace.models.wan.linear import set_fp8
@@ -157,9 +158,6 @@ class _CacheGraphs:
 class StepGraphs:
     """CUDA graphs of `WanDiT.cached_forward`, captured on first use of each cache state."""
 
-    WARMUP = 2
-    """Eager runs before a capture: compilation, cuBLAS/cuDNN plans and workspaces."""
-
     def __init__(self, model: WanDiT) -> None:
         self.model = model
         self.graphs: weakref.WeakKeyDictionary[StreamCache, _CacheGraphs] = (
@@ -210,16 +208,7 @@ class StepGraphs:
         def step() -> torch.Tensor:
             return self.model.cached_forward(sx, st, cache, vace=sv, hint_scale=scale)
 
-        side = torch.cuda.Stream(x.device)
-        side.wait_stream(torch.cuda.current_stream(x.device))
-        with torch.cuda.stream(side):
-            for _ in range(self.WARMUP):
-                step()
-        torch.cuda.current_stream(x.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=pool):
-            out = step()
-        torch.cuda.synchronize(x.device)
+        graph, out = capture(step, x.device, pool)
         self.captures += 1
         self.capture_seconds += time.perf_counter() - start
         return _Graph(graph, sx, st, sv, scale, out)

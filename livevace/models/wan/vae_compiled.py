@@ -38,7 +38,7 @@ from typing import Any, Callable, ContextManager
 import torch
 from torch import Tensor, nn
 
-from livevace.models.wan.prepare_only import PrepareOnly
+from livevace.cuda_graphs import PrepareOnly
 
 log = logging.getLogger("livevace.vace")
 

@@ -88,16 +88,18 @@ class Annotation:
                     log.info("depth_model %s: reloading the depth annotator", depth_model)
                 worker.switch(name)
 
-    def submit(self, frames: list[Frame], plan: Plan) -> Chunk:
+    def submit(self, frames: list[Frame], plan: Plan, learn: bool = False) -> Chunk:
+        """Start annotating a chunk; `learn`: annotators may make their fast path for its
+        shape meanwhile (`AnnotatorWorker.submit`; `prepare` only)."""
         chunk = Chunk(frames)
         for kind, name in wanted(plan).items():
             if name is not None and kind in self._workers:
-                self._start(chunk, kind, name)
+                self._start(chunk, kind, name, learn)
         return chunk
 
-    def _start(self, chunk: Chunk, kind: str, name: str) -> Future:
+    def _start(self, chunk: Chunk, kind: str, name: str, learn: bool = False) -> Future:
         t0 = time.perf_counter()
-        future = self._workers[kind].submit([f.image for f in chunk.frames])
+        future = self._workers[kind].submit([f.image for f in chunk.frames], learn)
         future.add_done_callback(
             lambda _: self._stats().timing("annotate", (time.perf_counter() - t0) * 1e3))
         chunk.jobs[kind] = (name, future)

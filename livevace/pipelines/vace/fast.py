@@ -38,7 +38,7 @@ import torch
 from livevace.models.wan.compiled import Acceleration, StepGraphs
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import StreamCache
-from livevace.models.wan.prepare_only import PrepareOnly
+from livevace.cuda_graphs import PrepareOnly
 from livevace.models.wan.vae_compiled import SteadyEncoder
 from livevace.pipelines.vace.models import ModelSet
 

@@ -5,7 +5,8 @@ In order, on a CUDA device (on a CPU only 1, 5 and, for a compiled DiT, 4):
 1. the prompts' encodes are waited for (the text encoder's thread is then idle);
 2. the annotators the plan needs are built (weights loaded) and run on a grey chunk of each
    chunk length (first and later), waited for, then reset (their threads are then idle; cuDNN
-   has tuned their layers for each batch);
+   has tuned their layers for each batch; the depth network has compiled and captured its
+   CUDA graph for the later chunks' shape, `annotators.depth.TransformersDepth.graphs`);
 3. codecs, per prepared chunk size: the VACE context encoder on its lane (first chunk, later
    chunks, a stream restarted mid-video), the all-zeros latents until the shared cache has
    converged (VACE's inactive video with no mask costs nothing afterwards), a reference
@@ -74,8 +75,8 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
     variants = [m for m in (vace_modes or (True, False)) if has_vace or not m]
     size = f"{pipeline.gen_width}×{pipeline.gen_height}"
     if compiled and progress:
-        log.info("compiling for %s (the first time ≈ 40 s: the DiT and the VAE encoder; later "
-                 "runs reuse the compile cache)%s", size,
+        log.info("compiling for %s (the first time ≈ 60 s: the DiT, the VAE encoder and the "
+                 "depth network; later runs reuse the compile cache)%s", size,
                  ", then capturing CUDA graphs" if graphs is not None else "")
     parts = 1 + len(streams) * ((1 if cuda else 0) + (len(variants) if compiled else 0))
     bar = tqdm(total=parts + cuda, desc=f"preparing {size}", unit="step", disable=not progress)
@@ -86,8 +87,8 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
         bar.update()
         if cuda:
             bar.set_postfix_str("annotators")
-            warm_annotators(pipeline, sorted({pixel_frames(s.chunk, first) for s in streams
-                                              for first in (True, False)}))
+            warm_annotators(pipeline, sorted({pixel_frames(s.chunk, True) for s in streams}),
+                            sorted({pixel_frames(s.chunk, False) for s in streams}))
             bar.update()
             for stream in streams:
                 bar.set_postfix_str(f"codecs, chunks of {stream.chunk}")
@@ -123,15 +124,17 @@ def take_text(pipeline: "StreamingVace") -> None:
     pipeline.stream.sampler.set_text(update.embeddings)
 
 
-def warm_annotators(pipeline: "StreamingVace", sizes: list[int]) -> None:
+def warm_annotators(pipeline: "StreamingVace", first: list[int], later: list[int]) -> None:
     """Build the plan's annotators and run them on a grey chunk of each size (a network's
-    batch is a chunk: cuDNN tunes each size once), then forget those chunks."""
+    batch is a chunk: cuDNN tunes each size once), then forget those chunks. The depth
+    network compiles and captures its CUDA graph for the `later` chunk sizes only (≈ 20 s
+    each the first time): a first chunk comes once per stream and runs eagerly."""
     plan = modes.plan(pipeline.params)
     annotation = pipeline.annotation
     annotation.follow(plan, str(pipeline.params["depth_model"]))
     grey = np.full((pipeline.height, pipeline.width, 3), 128, np.uint8)
-    for size in sizes:
-        chunk = annotation.submit([Frame(grey, 0.0, i) for i in range(size)], plan)
+    for size, learn in sorted({(s, False) for s in first} | {(s, True) for s in later}):
+        chunk = annotation.submit([Frame(grey, 0.0, i) for i in range(size)], plan, learn=learn)
         for kind in ("control", "mask"):
             try:
                 annotation.result(chunk, plan, kind)

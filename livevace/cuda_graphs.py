@@ -1,0 +1,129 @@
+"""CUDA graphs made the same way everywhere, and only while the node prepares.
+
+A capture runs the step twice on a side stream first (compilation, cuBLAS/cuDNN plans and
+workspaces are made there, outside the capture), then records it once. A capture must not
+meet another thread's GPU work (see `pipelines.vace.fast`), so every graph-making object
+here captures only inside its `learning()` window, which `prepare` opens; a shape first
+met live runs eagerly instead.
+
+    steady = ShapeGraphs(network_fn)       # fn(x) -> Tensor, x's shape fixed per graph
+    with steady.learning():
+        steady(x)                          # compiled, captured, run
+    out = steady(x2)                       # replayed (None: no graph, run fn yourself)
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, ContextManager, Iterator, TypeVar
+
+import torch
+
+from livevace.errors import describe
+
+log = logging.getLogger("livevace")
+
+T = TypeVar("T")
+WARMUP = 2
+"""Runs before a capture: compilation, library plans and workspaces."""
+
+
+class PrepareOnly:
+    """A switch that is on only inside `opened()`: what must never happen live (compiling a
+    shape, capturing a CUDA graph) is allowed only while the node prepares."""
+
+    def __init__(self) -> None:
+        self.open = False
+
+    @contextmanager
+    def opened(self) -> Iterator[None]:
+        self.open = True
+        try:
+            yield
+        finally:
+            self.open = False
+
+
+def capture(step: Callable[[], T], device: torch.device,
+            pool: tuple[int, int] | None = None) -> tuple[torch.cuda.CUDAGraph, T]:
+    """`step` warmed up on a side stream, then captured; (graph, the step's output tensors,
+    which every replay rewrites)."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(WARMUP):
+            step()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, pool=pool):
+        out = step()
+    torch.cuda.synchronize(device)
+    return graph, out
+
+
+@dataclass
+class _Entry:
+    graph: torch.cuda.CUDAGraph
+    x: torch.Tensor
+    out: torch.Tensor
+
+
+class ShapeGraphs:
+    """`fn(x)` (one tensor in, one out) replayed from a CUDA graph per input shape.
+
+    With `compile`, the captured function is `torch.compile(fn)`: fused kernels, and a graph
+    launch instead of hundreds of Python-issued ones (a network on an annotator thread holds
+    the GIL while it launches, which delays the generator's thread). If compiling fails (no
+    compiler on the machine), the graph captures `fn` as it is, after one warning. `name`
+    appears in that warning.
+    """
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str,
+                 compile: bool = True) -> None:
+        self.fn, self.name = fn, name
+        self._compiled = torch.compile(fn, dynamic=False) if compile else None
+        self._graphs: dict[tuple, _Entry] = {}
+        self._pool: tuple[int, int] | None = None
+        self._window = PrepareOnly()
+        self.replays = 0
+
+    def learning(self) -> ContextManager[None]:
+        """New input shapes are compiled and captured inside (seconds each)."""
+        return self._window.opened()
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        return [key[0] for key in self._graphs]
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor | None:
+        """fn(x) from a graph, or None where the caller runs `fn` itself (no graph for this
+        shape and not learning, or x not on a CUDA device)."""
+        key = (tuple(x.shape), x.dtype, x.device)
+        entry = self._graphs.get(key)
+        if entry is None:
+            if not self._window.open or x.device.type != "cuda":
+                return None
+            entry = self._graphs[key] = self._capture(x)
+        entry.x.copy_(x)
+        entry.graph.replay()
+        self.replays += 1
+        return entry.out.clone()
+
+    def _capture(self, x: torch.Tensor) -> _Entry:
+        static = x.clone()
+        if self._pool is None:  # one pool: this object's graphs replay one at a time
+            self._pool = torch.cuda.graph_pool_handle()
+        if self._compiled is not None:
+            try:
+                fn = self._compiled
+                graph, out = capture(lambda: fn(static), x.device, self._pool)
+                return _Entry(graph, static, out)
+            except Exception as exc:  # noqa: BLE001 - a missing compiler must not stop the show
+                log.warning("%s could not be compiled (%s); its CUDA graph runs it uncompiled",
+                            self.name, describe(exc))
+                self._compiled = None
+        graph, out = capture(lambda: self.fn(static), x.device, self._pool)
+        return _Entry(graph, static, out)
