@@ -132,3 +132,45 @@ def test_streaming_step_compiles_to_one_graph(tmp_path):
         compiled = step(x, t, v, scale)
     assert rel_err(compiled, eager) < 1e-6
     assert torch.allclose(cache.k, written, atol=1e-6)  # the cache write survived compilation
+
+
+def test_a_plan_made_ahead_leaves_the_cache_as_one_made_at_the_chunk():
+    """`plan_ahead` (the sampler's, during a chunk) then `begin_chunk` gives the same tables,
+    host state and re-placed sink keys as `begin_chunk` alone — past `rope_span`, where the
+    sink moves every chunk, and after a drop or a reset, where the plan made ahead is stale."""
+    from livevace.models.wan.kv_cache import StreamCache
+
+    layout = CacheLayout(height=H, width=W, window=6, sink=2, chunk=2, rope_span=8)
+    ahead, fresh = (StreamCache(TINY, layout) for _ in range(2))
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randn(ahead.sink_raw.shape, generator=g)
+    for cache in (ahead, fresh):
+        cache.sink_raw.copy_(raw)
+
+    def same(keys: bool = True) -> None:
+        for name in ("write_index", "raw_index", "allowed", "allowed_without_chunk", "cos",
+                     "sin") + (("k",) if keys else ()):
+            assert torch.equal(getattr(ahead, name), getattr(fresh, name)), name
+        for name in ("slot_frame", "sink_shift", "visible_prefix", "full", "chunk_start"):
+            assert getattr(ahead, name) == getattr(fresh, name), name
+
+    shifts = set()
+    for start in range(0, 24, 2):
+        for cache in (ahead, fresh):
+            cache.begin_chunk(start)
+        same()
+        shifts.add(fresh.sink_shift)
+        ahead.plan_ahead(start + 2)
+        assert ahead._ahead is not None
+    assert len(shifts) > 4  # the sink moved with most chunks
+
+    ahead.plan_ahead(24)
+    for cache in (ahead, fresh):
+        cache.drop([20, 21])  # a recache drops frames: the plan made ahead is stale
+        cache.begin_chunk(20)
+    same()
+    ahead.plan_ahead(22)
+    for cache in (ahead, fresh):
+        cache.reset()
+        cache.begin_chunk(0)
+    same(keys=False)  # (a new stream's first chunk writes its sink keys afresh)

@@ -181,6 +181,7 @@ class StreamSampler:
         self.forward_pass(x0, 0.0, vace, "refinement")
         self._remember(range(start, start + c), x0, vace)
         self._draw_ahead(start + c, shape)
+        cache.plan_ahead(start + c)
         return x0
 
     def forward_pass(self, x: torch.Tensor, t: float, vace: torch.Tensor | None,
