@@ -68,12 +68,14 @@ def test_graphs_are_captured_in_prepare_and_never_live(cuda_models) -> None:
         pipeline.prepare(progress=False)
         captured = graphs.captures
         assert captured == 8  # window 3, 6, 9, 12 frames, with and without VACE
+        assert graphs.text_captures == 1  # the stream cache's text K/V rebuild
         pipeline.close()
         learned = set(steady.shapes)
         assert learned  # the VAE encoder's later-chunk graph, compiled in prepare
         calls = steady.calls
         fast, pipeline = play(cuda_models, SCRIPT, 10, prepare={})
         assert graphs.captures == 2 * captured and graphs.eager_steps == 0  # none while live
+        assert graphs.text_captures == 2  # the prompt cut replayed the prepared one
         assert steady.calls > calls + 5 and steady.shapes == learned  # replayed, never compiled live
         assert len(fast) == len(eager)
         for a, b in zip(fast, eager):  # uint8 pictures: float rounding at most

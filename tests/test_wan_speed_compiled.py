@@ -88,6 +88,23 @@ def test_a_filling_window_attends_its_prefix_without_a_mask(eager_stream):
 
 
 @pytest.mark.gpu
+def test_text_kv_graph_replays_the_eager_rebuild_for_any_prompt_length():
+    """A prompt fade rebuilds the text K/V every chunk: one graph per cache, replayed for
+    prompts of any token count, writes what the eager rebuild writes."""
+    model = new_model("cuda", torch.bfloat16)
+    model.accelerate(Acceleration(cuda_graph=True))
+    fast, eager = model.new_cache(LAYOUT), model.new_cache(LAYOUT)
+    g = torch.Generator().manual_seed(3)
+    for n in (7, TINY_VACE.text_len, 1):
+        text = torch.randn(1, n, TINY_VACE.text_dim, generator=g).cuda()
+        model.set_text(fast, text)
+        model.write_text(eager, model.pad_text(text))
+        assert torch.equal(fast.text_k, eager.text_k) and torch.equal(fast.text_v, eager.text_v)
+        assert fast.text_k.abs().sum() > 0
+    assert model.graphs is not None and model.graphs.text_captures == 1
+
+
+@pytest.mark.gpu
 def test_cuda_graph_replay_equals_eager_and_writes_the_cache():
     eager = new_model("cuda", torch.bfloat16)
     want = stream(eager, "cuda")

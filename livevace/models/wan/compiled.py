@@ -146,6 +146,14 @@ class _Graph:
 
 
 @dataclass
+class _TextGraph:
+    """The cache's text K/V rebuild from a padded embedding [B, text_len, text_dim]."""
+
+    graph: torch.cuda.CUDAGraph
+    context: torch.Tensor
+
+
+@dataclass
 class _CacheGraphs:
     """The graphs of one stream cache and their memory pool. They replay one at a time, so
     they share one pool; it lives and dies with them (a pool handle must not outlive every
@@ -153,6 +161,7 @@ class _CacheGraphs:
 
     pool: tuple[int, int]
     graphs: dict[tuple, _Graph]
+    text: _TextGraph | None = None
 
 
 class StepGraphs:
@@ -163,6 +172,7 @@ class StepGraphs:
         self.graphs: weakref.WeakKeyDictionary[StreamCache, _CacheGraphs] = (
             weakref.WeakKeyDictionary())
         self.captures = 0
+        self.text_captures = 0
         self.capture_seconds = 0.0
         """Wall time spent warming up and capturing (compilation included)."""
 
@@ -171,19 +181,53 @@ class StepGraphs:
         return (write_cache and cache.visible_prefix is not None and self.model.attn_impl != "explicit"
                 and cache.device.type == "cuda")
 
+    def may_capture(self) -> bool:
+        """Whether a missing graph may be captured now (here always; `LiveGraphs`: only
+        while the node prepares)."""
+        return True
+
+    def stepped_eagerly(self, cache: StreamCache) -> None:
+        """Called when a step ran eagerly because its graph was missing and could not be
+        captured (`LiveGraphs` counts and says so)."""
+
     def run(self, x: torch.Tensor, t: torch.Tensor, cache: StreamCache,
             vace: torch.Tensor | None, hint_scale: torch.Tensor | float | None) -> torch.Tensor:
         key = (cache.chunk_frames, cache.visible_prefix, tuple(x.shape),
                None if vace is None else tuple(vace.shape))
-        per_cache = self.graphs.get(cache)
-        if per_cache is None:
-            per_cache = self.graphs[cache] = _CacheGraphs(torch.cuda.graph_pool_handle(), {})
+        per_cache = self._of(cache)
         entry = per_cache.graphs.get(key)
         if entry is None:
+            if not self.may_capture():
+                self.stepped_eagerly(cache)
+                return self.model.cached_forward(x, t, cache, vace=vace, hint_scale=hint_scale)
             entry = per_cache.graphs[key] = self._capture(x, t, cache, vace, per_cache.pool)
         self._feed(entry, x, t, vace, hint_scale)
         entry.graph.replay()
         return entry.out.clone()
+
+    def set_text(self, cache: StreamCache, padded: torch.Tensor) -> bool:
+        """Rebuild the cache's text K/V from `padded` [B, text_len, text_dim] by replaying
+        its graph (45 blocks' K/V projections in one launch: a prompt fade does this every
+        chunk, 13.7 ms eagerly at 576×320, host-bound). False: no graph, none may be
+        captured now, or not on a CUDA device — the caller rebuilds eagerly."""
+        if cache.device.type != "cuda" or self.model.attn_impl == "explicit":
+            return False
+        per_cache = self._of(cache)
+        if per_cache.text is None:
+            if not self.may_capture():
+                return False
+            per_cache.text = self._capture_text(cache, padded, per_cache.pool)
+        if per_cache.text.context.shape != padded.shape:
+            return False
+        per_cache.text.context.copy_(padded)
+        per_cache.text.graph.replay()
+        return True
+
+    def _of(self, cache: StreamCache) -> _CacheGraphs:
+        per_cache = self.graphs.get(cache)
+        if per_cache is None:
+            per_cache = self.graphs[cache] = _CacheGraphs(torch.cuda.graph_pool_handle(), {})
+        return per_cache
 
     def _feed(self, g: _Graph, x: torch.Tensor, t: torch.Tensor, vace: torch.Tensor | None,
               hint_scale: torch.Tensor | float | None) -> None:
@@ -212,3 +256,13 @@ class StepGraphs:
         self.captures += 1
         self.capture_seconds += time.perf_counter() - start
         return _Graph(graph, sx, st, sv, scale, out)
+
+    @torch.no_grad()
+    def _capture_text(self, cache: StreamCache, padded: torch.Tensor,
+                      pool: tuple[int, int]) -> _TextGraph:
+        start = time.perf_counter()
+        context = padded.detach().clone()
+        graph, _ = capture(lambda: self.model.write_text(cache, context), context.device, pool)
+        self.text_captures += 1
+        self.capture_seconds += time.perf_counter() - start
+        return _TextGraph(graph, context)

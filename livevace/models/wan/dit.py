@@ -103,29 +103,36 @@ class WanDiT(nn.Module):
                              f"{self.cfg.patch}")
         return StreamCache(self.cfg, layout, batch, w.device, w.dtype)
 
-    def embed_text(self, context: torch.Tensor) -> torch.Tensor:
-        """[B, L ≤ text_len, text_dim] → [B, text_len, dim]; missing rows are zero vectors."""
+    def pad_text(self, context: torch.Tensor) -> torch.Tensor:
+        """[B, L ≤ text_len, text_dim] → [B, text_len, text_dim]; missing rows are zeros."""
         b, n, _ = context.shape
         if n > self.cfg.text_len:
             raise ValueError(f"{n} text tokens; the model takes at most {self.cfg.text_len}")
-        w = self.text_embedding[0].weight
         padded = context.new_zeros(b, self.cfg.text_len, context.shape[-1])
         padded[:, :n] = context
-        return self.text_embedding(padded.to(w.dtype))
+        return padded
 
     def text_kv(self, context: torch.Tensor) -> list[KV]:
         """Cross-attention K/V of every main block, then every VACE block."""
-        ctx = self.embed_text(context)
+        padded = self.pad_text(context)
+        ctx = self.text_embedding(padded.to(self.text_embedding[0].weight.dtype))
         blocks = list(self.blocks) + list(getattr(self, "vace_blocks", []))
         return [blk.cross_attn.text_kv(ctx) for blk in blocks]
 
     @torch.no_grad()
     def set_text(self, cache: StreamCache, context: torch.Tensor) -> None:
-        """Rebuild the cached text K/V (prompt change or transition step); nothing else."""
-        for i, (k, v) in enumerate(self.text_kv(context)):
+        """Rebuild the cached text K/V (prompt change or transition step); nothing else.
+        Replayed from the cache's CUDA graph where there is one (`compiled.StepGraphs`)."""
+        padded = self.pad_text(context)
+        if self.graphs is None or not self.graphs.set_text(cache, padded):
+            self.write_text(cache, padded)
+        cache.text_ready = True
+
+    def write_text(self, cache: StreamCache, padded: torch.Tensor) -> None:
+        """The text K/V of `padded` [B, text_len, text_dim] into the cache's buffers."""
+        for i, (k, v) in enumerate(self.text_kv(padded)):
             cache.text_k[i].copy_(k)
             cache.text_v[i].copy_(v)
-        cache.text_ready = True
 
     # ------------------------------------------------------------------------ forwards
     def forward(self, x: torch.Tensor, t: torch.Tensor, cache: StreamCache, *,

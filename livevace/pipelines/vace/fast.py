@@ -16,7 +16,8 @@ allowed during a capture (an allocation, a synchronisation — the depth annotat
 prompt encoder run on their own threads and streams) invalidates it. So captures belong to
 `prepare`, which runs before the annotators start and after the prompt encodes are done.
 `LiveGraphs` enforces it: outside `warming()` a step state that has no graph yet runs
-eagerly instead of being captured (counted in `eager_steps`, logged once per stream cache).
+eagerly instead of being captured (counted in `eager_steps`, logged once per stream cache);
+so does a text K/V rebuild without its graph.
 What that means for states first met live (see `StreamingVace.prepare`):
 - reset: the same cache, the same states — replayed;
 - recache and references written into the sink: the states a fresh stream passes through
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from typing import Any, ContextManager
+from typing import ContextManager
 
 import torch
 
@@ -48,10 +49,6 @@ FAST = Acceleration(compile="default", cuda_graph=True, flash4=True)
 """The DiT's fast path (see `livevace.models.wan.compiled`)."""
 
 
-class NotWarm(Exception):
-    """A step state met outside `LiveGraphs.warming` (run eagerly, not captured)."""
-
-
 class LiveGraphs(StepGraphs):
     """`StepGraphs` that capture only while warming up (see the module doc)."""
 
@@ -66,23 +63,15 @@ class LiveGraphs(StepGraphs):
         """Captures are allowed inside (nothing else may use the GPU meanwhile)."""
         return self._window.opened()
 
-    def run(self, x: torch.Tensor, t: torch.Tensor, cache: StreamCache,
-            vace: torch.Tensor | None, hint_scale: torch.Tensor | float | None) -> torch.Tensor:
-        try:
-            return super().run(x, t, cache, vace, hint_scale)
-        except NotWarm:
-            self.eager_steps += 1
-            if cache not in self._told:
-                self._told.add(cache)
-                log.warning("a DiT step state of this stream was not prepared before the "
-                            "show: it runs without its CUDA graph (slower; nothing is "
-                            "captured while live)")
-            return self.model.cached_forward(x, t, cache, vace=vace, hint_scale=hint_scale)
+    def may_capture(self) -> bool:
+        return self._window.open
 
-    def _capture(self, *args: Any, **kwargs: Any) -> Any:
-        if not self._window.open:
-            raise NotWarm
-        return super()._capture(*args, **kwargs)
+    def stepped_eagerly(self, cache: StreamCache) -> None:
+        self.eager_steps += 1
+        if cache not in self._told:
+            self._told.add(cache)
+            log.warning("a DiT step state of this stream was not prepared before the show: it "
+                        "runs without its CUDA graph (slower; nothing is captured while live)")
 
 
 def accelerate(dit: WanDiT, settings: Acceleration) -> Acceleration:

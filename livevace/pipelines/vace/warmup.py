@@ -16,7 +16,8 @@ In order, on a CUDA device (on a CPU only 1, 5 and, for a compiled DiT, 4):
    the encoder runs eagerly, with one warning);
 4. the DiT, per prepared chunk size and with and without VACE: `StreamSampler.warm_up`
    (compilation on first use of each token count, then a capture of every state a stream
-   passes through) inside `LiveGraphs.warming`, with a placeholder text. If compilation
+   passes through, and of the text K/V rebuild that prompt fades replay every chunk) inside
+   `LiveGraphs.warming`, with a placeholder text. If compilation
    fails here (no compiler on the machine), the DiT falls back to eager with one warning
    line instead of stopping the node;
 5. the prompt's text K/V set in the pipeline's stream (`take_text`), so the first chunk
@@ -194,9 +195,9 @@ def warm_dit(pipeline: "StreamingVace", stream: GenerationStream, vace: bool) ->
     models = pipeline.models
     graphs = live_graphs(models.dit)
     sampler = stream.sampler
-    sampler.set_text(torch.zeros(1, 1, models.dit.cfg.text_dim, device=models.device))
     try:
         with graphs.warming() if graphs is not None else nullcontext():
+            sampler.set_text(torch.zeros(1, 1, models.dit.cfg.text_dim, device=models.device))
             sampler.warm_up(vace=vace)
     except Exception as exc:  # noqa: BLE001 - a missing compiler must not stop the show
         log.warning("the DiT could not be compiled (%s); it runs eagerly (slower). "
