@@ -127,17 +127,20 @@ def test_cuda_fp16_matches_cpu() -> None:
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("compile", [False, True])
-def test_cuda_graphs_made_only_while_learning_replay_the_eager_network(compile: bool) -> None:
+def test_cuda_graphs_made_only_while_learning_replay_the_eager_network(models: Path,
+                                                                      compile: bool) -> None:
     """The depth network's CUDA graph per chunk shape: made inside `learning()` only, then
     replayed for new frames of that shape with the eager call's result (to fp16 rounding
     when compiled); any other shape runs eagerly."""
     from livevace.annotators.depth import TransformersDepth
 
-    folder = Path(__import__("os").environ["LIVEVACE_MODELS_DIR"]) / DEPTH_ANYTHING_V2_SMALL.folder
-    estimator = TransformersDepth.from_folder(folder, "cuda", input_size=126)
+    estimator = TransformersDepth.from_folder(models / DEPTH_ANYTHING_V2_SMALL.folder, "cuda",
+                                              input_size=126)
     estimator.graphs = type(estimator.graphs)(estimator.forward, "depth", compile=compile)
+    rng = np.random.default_rng(0)  # (no scikit-image on the GPU machine)
+    picture = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
     chunk = lambda flip: torch.from_numpy(np.stack(  # noqa: E731
-        [astronaut((96, 64))[::flip].copy() for _ in range(4)])).cuda()
+        [picture[::flip].copy() for _ in range(4)])).cuda()
     assert estimator.graphs(chunk(1)) is None  # live and unknown: the caller runs it eagerly
     with estimator.learning():
         learned = estimator(chunk(1))
@@ -148,5 +151,5 @@ def test_cuda_graphs_made_only_while_learning_replay_the_eager_network(compile: 
     assert estimator.graphs.replays == 2
     torch.testing.assert_close(replayed, estimator.forward(chunk(-1)), **tol)
     assert not torch.allclose(replayed, learned)
-    other = torch.from_numpy(np.stack([astronaut((96, 64))] * 3)).cuda()
+    other = torch.from_numpy(np.stack([picture] * 3)).cuda()
     assert estimator.graphs(other) is None and estimator.graphs.shapes == [(4, 64, 96, 3)]
