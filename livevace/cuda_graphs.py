@@ -85,6 +85,7 @@ class ShapeGraphs:
         self.fn, self.name = fn, name
         self._compiled = torch.compile(fn, dynamic=False) if compile else None
         self._graphs: dict[tuple, _Entry] = {}
+        self._failed: set[tuple] = set()
         self._pool: tuple[int, int] | None = None
         self._window = PrepareOnly()
         self.replays = 0
@@ -97,16 +98,22 @@ class ShapeGraphs:
     def shapes(self) -> list[tuple[int, ...]]:
         return [key[0] for key in self._graphs]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor | None:
         """fn(x) from a graph, or None where the caller runs `fn` itself (no graph for this
-        shape and not learning, or x not on a CUDA device)."""
+        shape and not learning, x not on a CUDA device, or this shape failed to capture)."""
         key = (tuple(x.shape), x.dtype, x.device)
         entry = self._graphs.get(key)
         if entry is None:
-            if not self._window.open or x.device.type != "cuda":
+            if not self._window.open or x.device.type != "cuda" or key in self._failed:
                 return None
-            entry = self._graphs[key] = self._capture(x)
+            try:
+                entry = self._graphs[key] = self._capture(x)
+            except Exception as exc:  # noqa: BLE001 - eager is slower, never wrong
+                self._failed.add(key)
+                log.warning("%s: no CUDA graph for chunks of %s (%s); they run eagerly",
+                            self.name, "×".join(map(str, key[0])), describe(exc))
+                return None
         entry.x.copy_(x)
         entry.graph.replay()
         self.replays += 1

@@ -153,3 +153,21 @@ def test_cuda_graphs_made_only_while_learning_replay_the_eager_network(models: P
     assert not torch.allclose(replayed, learned)
     other = torch.from_numpy(np.stack([picture] * 3)).cuda()
     assert estimator.graphs(other) is None and estimator.graphs.shapes == [(4, 64, 96, 3)]
+
+
+@pytest.mark.gpu
+def test_a_shape_that_cannot_be_captured_runs_eagerly_after_one_warning(caplog) -> None:
+    """A network that syncs with the host cannot be captured: said once, then None (the
+    caller's eager run) for that shape, never a failed chunk."""
+    import logging
+
+    from livevace.cuda_graphs import ShapeGraphs
+
+    graphs = ShapeGraphs(lambda x: x * float(x.sum().item()), "syncing net", compile=False)
+    x = torch.ones(2, 3, device="cuda")
+    with caplog.at_level(logging.WARNING, logger="livevace"), graphs.learning():
+        assert graphs(x) is None and graphs(x) is None
+    assert graphs.shapes == []
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "syncing net: no CUDA graph for chunks of 2×3"]
+    torch.testing.assert_close(x * 6.0, torch.full((2, 3), 6.0, device="cuda"))  # GPU usable
