@@ -57,10 +57,24 @@ def capture(step: Callable[[], T], device: torch.device,
             step()
     torch.cuda.current_stream(device).wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, pool=pool):
-        out = step()
+    try:
+        with torch.cuda.graph(graph, pool=pool):
+            out = step()
+    except BaseException:
+        release_rng(device)
+        raise
     torch.cuda.synchronize(device)
     return graph, out
+
+
+def release_rng(device: torch.device) -> None:
+    """After a failed capture: PyTorch marks the device's default random generator as
+    capturing when a capture begins and unmarks it only when one succeeds, so every later
+    random op on the device would fail ("Offset increment outside graph capture"). A copy of
+    its state (same seed and offset) is not marked."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    generator = torch.cuda.default_generators[index]
+    generator.graphsafe_set_state(generator.clone_state())
 
 
 @dataclass

@@ -171,3 +171,7 @@ def test_a_shape_that_cannot_be_captured_runs_eagerly_after_one_warning(caplog) 
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
         "syncing net: no CUDA graph for chunks of 2×3"]
     torch.testing.assert_close(x * 6.0, torch.full((2, 3), 6.0, device="cuda"))  # GPU usable
+    torch.manual_seed(0)
+    first = torch.rand(4, device="cuda")  # the device's random generator too
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(4, device="cuda"), first)
