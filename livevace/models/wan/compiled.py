@@ -28,10 +28,11 @@ What each switch does and why:
   device buffers, so a replay writes the chunk's K/V exactly as the eager step does. States
   that need an attention mask (a recache over a wrapped ring) and `write_cache=False` run
   eagerly. A state first met live (a new cache, a recache's prefix states) is captured then:
-  capturing runs the step twice (warm-up, `cuda_graphs.capture`) on the chunk it is called for, ≈ 2 forwards once;
-  that only rewrites the chunk's own cache slots, which the captured replay writes again.
-  Graphs belong to their cache and go with it; weights changed after `accelerate` (a LoRA
-  merge, a cast) need `accelerate` again.
+  capturing runs the step twice (warm-up, `cuda_graphs.capture`) on the chunk it is called
+  for, ≈ 2 forwards once; that only rewrites the chunk's own cache slots, which the captured
+  replay writes again. Each cache also gets a graph of its text K/V rebuild (`set_text`: a
+  prompt fade rebuilds every chunk). Graphs belong to their cache and go with it; weights
+  changed after `accelerate` (a LoRA merge, a cast) need `accelerate` again.
 - `fp8` (off by default, QUALITY-AFFECTING): the large linear layers of every block in e4m3
   with rowwise scales (see `linear`); attention, norms and the time path stay as they are.
   Measured: about as fast as bf16 here (the activation quantisation costs what the FP8 GEMMs
