@@ -75,12 +75,10 @@ class TransformersDepth:
 
     `preprocessor` is the model's preprocessor_config.json as a dict. `input_size`
     overrides its square target size (smaller is faster; the aspect ratio is kept the same
-    way); DPT-Hybrid only accepts its trained size (384²) and ignores it. `compile`: whether
-    the CUDA graphs capture the compiled call (see `graphs`).
+    way); DPT-Hybrid only accepts its trained size (384²) and ignores it.
     """
 
-    def __init__(self, model: Any, preprocessor: dict[str, Any], input_size: int | None = None,
-                 compile: bool = True) -> None:
+    def __init__(self, model: Any, preprocessor: dict[str, Any], input_size: int | None = None) -> None:
         import torch
 
         self.model = model.eval().requires_grad_(False)
@@ -107,7 +105,7 @@ class TransformersDepth:
         self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1) / rescale
         from livevace.cuda_graphs import ShapeGraphs
 
-        self.graphs = (ShapeGraphs(self.forward, "the depth network", compile=compile)
+        self.graphs = (ShapeGraphs(self.forward, "the depth network")
                        if self.device.type == "cuda" else None)
         """On CUDA: the whole call as a compiled CUDA graph per chunk shape, made in `prepare`
         (`learning`); 2.4× / 1.7× less GPU time at 576×320 / 832×480 and one launch instead of

@@ -163,4 +163,3 @@ class AnnotatorWorker:
         close = getattr(annotator, "close", None)
         if close is not None:
             close()
-

@@ -211,7 +211,7 @@ class StepGraphs:
         its graph (45 blocks' K/V projections in one launch: a prompt fade does this every
         chunk, 13.7 ms eagerly at 576×320, host-bound). False: no graph, none may be
         captured now, or not on a CUDA device — the caller rebuilds eagerly."""
-        if cache.device.type != "cuda" or self.model.attn_impl == "explicit":
+        if cache.device.type != "cuda":
             return False
         per_cache = self._of(cache)
         if per_cache.text is None:

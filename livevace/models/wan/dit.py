@@ -114,7 +114,9 @@ class WanDiT(nn.Module):
 
     def text_kv(self, context: torch.Tensor) -> list[KV]:
         """Cross-attention K/V of every main block, then every VACE block."""
-        padded = self.pad_text(context)
+        return self._padded_text_kv(self.pad_text(context))
+
+    def _padded_text_kv(self, padded: torch.Tensor) -> list[KV]:
         ctx = self.text_embedding(padded.to(self.text_embedding[0].weight.dtype))
         blocks = list(self.blocks) + list(getattr(self, "vace_blocks", []))
         return [blk.cross_attn.text_kv(ctx) for blk in blocks]
@@ -130,7 +132,7 @@ class WanDiT(nn.Module):
 
     def write_text(self, cache: StreamCache, padded: torch.Tensor) -> None:
         """The text K/V of `padded` [B, text_len, text_dim] into the cache's buffers."""
-        for i, (k, v) in enumerate(self.text_kv(padded)):
+        for i, (k, v) in enumerate(self._padded_text_kv(padded)):
             cache.text_k[i].copy_(k)
             cache.text_v[i].copy_(v)
 

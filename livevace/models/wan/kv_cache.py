@@ -31,7 +31,8 @@ table, i.e. < 1024 latent frames ≈ 4 min) never saw it larger. With `rope_span
 reference could express. The model thus keeps seeing the configuration of minute four
 instead of extrapolating to ever larger distances; nothing resets and nothing glitches. To
 re-place the sink without accumulating rounding, its keys are also kept un-rotated
-(`sink_raw`) and re-rotated when a chunk starts (S frames per layer, once per chunk).
+(`sink_raw`) and re-rotated for each chunk (S frames per layer; `plan_ahead` queues it during
+the chunk before).
 `rope_span=None` keeps absolute positions for ever (sink distance unbounded).
 """
 

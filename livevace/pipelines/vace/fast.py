@@ -36,10 +36,10 @@ from typing import ContextManager
 
 import torch
 
+from livevace.cuda_graphs import PrepareOnly
 from livevace.models.wan.compiled import Acceleration, StepGraphs
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import StreamCache
-from livevace.cuda_graphs import PrepareOnly
 from livevace.models.wan.vae_compiled import SteadyEncoder
 from livevace.pipelines.vace.models import ModelSet
 

@@ -17,9 +17,9 @@ In order, on a CUDA device (on a CPU only 1, 5 and, for a compiled DiT, 4):
 4. the DiT, per prepared chunk size and with and without VACE: `StreamSampler.warm_up`
    (compilation on first use of each token count, then a capture of every state a stream
    passes through, and of the text K/V rebuild that prompt fades replay every chunk) inside
-   `LiveGraphs.warming`, with a placeholder text. If compilation
-   fails here (no compiler on the machine), the DiT falls back to eager with one warning
-   line instead of stopping the node;
+   `LiveGraphs.warming`, with a placeholder text. If compilation fails here (no compiler on
+   the machine), the DiT falls back to eager with one warning line instead of stopping the
+   node;
 5. the prompt's text K/V set in the pipeline's stream (`take_text`), so the first chunk
    rebuilds nothing.
 
