@@ -96,12 +96,11 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return w, h
 
 
-VARIANT_WORDS = ("eager", "compile", "autotune", "graph", "fp8", "unfused")
+VARIANT_WORDS = ("eager", "compile", "autotune", "graph", "fp8", "fa4", "vstream", "unfused")
 
 
 def parse_variant(text: str) -> Acceleration:
-    """"compile+graph+fp8" → Acceleration (words: eager, compile, autotune, graph, fp8,
-    unfused)."""
+    """"compile+graph+fp8" → Acceleration (words: `VARIANT_WORDS`)."""
     words = [w for w in text.strip().lower().split("+") if w]
     bad = [w for w in words if w not in VARIANT_WORDS]
     if bad or not words:
@@ -110,7 +109,8 @@ def parse_variant(text: str) -> Acceleration:
     mode: CompileMode = ("max-autotune" if "autotune" in words
                          else "default" if "compile" in words else "off")
     return Acceleration(compile=mode, cuda_graph="graph" in words, fp8="fp8" in words,
-                        fuse_qkv="unfused" not in words)
+                        fuse_qkv="unfused" not in words, flash4="fa4" in words,
+                        vace_stream="vstream" in words)
 
 
 def parse_variants(text: str) -> list[Acceleration]:
