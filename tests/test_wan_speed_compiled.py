@@ -116,23 +116,6 @@ def test_cuda_graph_replay_equals_eager_and_writes_the_cache():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("graph", [False, True])
-def test_vace_blocks_on_their_own_stream_compute_the_same_stream(graph):
-    """The VACE chain beside the main blocks (eager, and captured into one graph with the
-    fork and the per-hint joins) runs the same kernels on the same inputs: the same chunks
-    and cache to the bit, and so the main blocks waited for each hint."""
-    one = new_model("cuda", torch.bfloat16)
-    one.accelerate(Acceleration(cuda_graph=graph))
-    want = stream(one, "cuda", warm_up=graph)
-    two = new_model("cuda", torch.bfloat16)
-    two.accelerate(Acceleration(cuda_graph=graph, vace_stream=True))
-    assert two.vace_stream is not None and two.acceleration.label.endswith("vstream")
-    got = stream(two, "cuda", warm_up=graph)
-    assert all(torch.equal(a, b) for a, b in zip(got[0], want[0]))
-    assert torch.equal(got[1], want[1]) and torch.equal(got[2], want[2])
-
-
-@pytest.mark.gpu
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 1e-2)])
 def test_gelu_epilogue_is_the_tanh_gelu(dtype, tol):
     """The FFN's GEMM + GELU epilogue computes Wan's tanh GELU (not the exact erf one)."""

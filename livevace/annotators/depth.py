@@ -219,9 +219,7 @@ class DepthAnnotator:
         self.estimator = estimator or load_estimator(model, device, dtype, input_size)
         self.device = self.estimator.device
         self.smoothing = float(min(max(smoothing, 0.0), 0.95))
-        # high priority: the next chunk's encode waits for this map (see pipelines.vace.lane)
-        self._stream = (torch.cuda.Stream(self.device, priority=-1)
-                        if self.device.type == "cuda" else None)
+        self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._cuts = SceneCutDetector()
         self._bounds: Any = None
         self._map: Any = None

@@ -96,7 +96,7 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return w, h
 
 
-VARIANT_WORDS = ("eager", "compile", "autotune", "graph", "fp8", "fa4", "vstream", "unfused")
+VARIANT_WORDS = ("eager", "compile", "autotune", "graph", "fp8", "fa4", "unfused")
 
 
 def parse_variant(text: str) -> Acceleration:
@@ -109,8 +109,7 @@ def parse_variant(text: str) -> Acceleration:
     mode: CompileMode = ("max-autotune" if "autotune" in words
                          else "default" if "compile" in words else "off")
     return Acceleration(compile=mode, cuda_graph="graph" in words, fp8="fp8" in words,
-                        fuse_qkv="unfused" not in words, flash4="fa4" in words,
-                        vace_stream="vstream" in words)
+                        fuse_qkv="unfused" not in words, flash4="fa4" in words)
 
 
 def parse_variants(text: str) -> list[Acceleration]:

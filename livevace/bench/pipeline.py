@@ -321,8 +321,7 @@ def acceleration_from(args: argparse.Namespace, device: torch.device) -> Acceler
     `--precision fp8`: FP8 linear layers (quality-affecting)."""
     return Acceleration(compile="default" if args.compile else "off",
                         cuda_graph=bool(args.compile) and device.type == "cuda",
-                        fp8=args.precision == "fp8", flash4=bool(args.compile) and not args.no_fa4,
-                        vace_stream=bool(args.compile) and args.vace_stream)
+                        fp8=args.precision == "fp8", flash4=bool(args.compile) and not args.no_fa4)
 
 
 def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
@@ -658,9 +657,7 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
                         "GPU)")
     parser.add_argument("--no-fa4", action="store_true",
                         help="with --compile: cuDNN's SDPA for every attention, even where "
-                        "FlashAttention-4 is installed and faster (832×480's self-attention)")
-    parser.add_argument("--vace-stream", action="store_true",
-                        help="with --compile: the VACE blocks on a second CUDA stream")
+                        "FlashAttention-4 is installed (and faster)")
     parser.add_argument("--context-encoder", choices=CONTEXT_ENCODERS, default="wan",
                         help="encoder of the VACE control: wan (default) or tae "
                         "(QUALITY-AFFECTING option of the node, `livevace run --tae-context`)")

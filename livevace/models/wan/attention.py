@@ -6,11 +6,13 @@ broadcasts to [B, H, Nq, Nk] (True = may attend). The explicit path does the sof
 float32 and is what tests compare the others against.
 
 "flash4" runs FlashAttention-4 (the `flash-attn-4` package, CuTe DSL kernels for Hopper and
-Blackwell) on large maskless attention and SDPA on everything else. On an H100 it beat
-cuDNN's SDPA kernel only on large attention: 0.83 against 1.02 ms per call for 832×480's
-self-attention (4680 queries × 18720 keys, inside a CUDA graph), slower for 576×320's
-(2160 × 8640: 0.29 vs 0.26 ms) and VACE's in-chunk attention (4680 × 4680: 0.34 vs 0.29 ms)
-(`bench/NOTES_pipeline_speed.md`), hence `FLASH4_MIN_WORK`.
+Blackwell) on every maskless attention and SDPA where there is a mask. Timed as the node runs
+them, inside CUDA graphs (H200, `bench/NOTES_pipeline_speed.md` part 7), FA4 beat cuDNN's SDPA
+kernel on every self-attention shape of the DiT: 885 against 1013 µs for 832×480's (4680
+queries × 18720 keys), 195 / 236 µs for 576×320's (2160 × 8640), 222 / 260 µs for VACE's
+in-chunk 4680 × 4680, 94 / 118 µs for a 1-latent chunk's 720 × 8640; on cross-attention to
+the 512 text tokens the two are within 10 % either way. (Timed eagerly, FA4's ≈ 0.1–0.2 ms
+of Python per call hid its speed on the smaller shapes.)
 """
 
 from __future__ import annotations
@@ -28,14 +30,11 @@ log = logging.getLogger("livevace.vace")
 
 AttnImpl = Literal["sdpa", "flash4", "explicit"]
 
-FLASH4_MIN_WORK = 40_000_000
-"""Queries × keys from which "flash4" hands an attention to FlashAttention-4."""
-
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None,
            impl: AttnImpl = "sdpa") -> torch.Tensor:
     """softmax(q·kᵀ/√D, masked) · v, output [B, H, Nq, D] in q's dtype."""
-    if impl == "flash4" and allowed is None and q.shape[2] * k.shape[2] >= FLASH4_MIN_WORK:
+    if impl == "flash4" and allowed is None:
         kernel = flash4()
         if kernel is not None and q.is_cuda:
             out = kernel(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))  # [B, N, H, D]

@@ -72,11 +72,8 @@ class Acceleration:
     fp8: bool = False
     fuse_qkv: bool = True
     flash4: bool = False
-    """FlashAttention-4 for large self-attention where it is installed and the GPU is a
+    """FlashAttention-4 for every maskless attention where it is installed and the GPU is a
     Hopper or Blackwell (`attention`); SDPA otherwise. Same maths."""
-    vace_stream: bool = False
-    """The VACE blocks on a second CUDA stream beside the main blocks (on a GPU; see the
-    module doc). Same kernels, same results."""
 
     def __post_init__(self) -> None:
         if self.compile not in COMPILE_MODES:
@@ -84,12 +81,10 @@ class Acceleration:
 
     @property
     def label(self) -> str:
-        """Short name for tables: eager, compile, autotune, +graph, +fp8, +fa4, +vstream,
-        +unfused."""
+        """Short name for tables: eager, compile, autotune, +graph, +fp8, +unfused."""
         parts = [{"off": "eager", "default": "compile", "max-autotune": "autotune"}[self.compile]]
         parts += [name for name, on in (("graph", self.cuda_graph), ("fp8", self.fp8),
-                                        ("fa4", self.flash4), ("vstream", self.vace_stream),
-                                        ("unfused", not self.fuse_qkv)) if on]
+                                        ("fa4", self.flash4), ("unfused", not self.fuse_qkv)) if on]
         return "+".join(parts)
 
 
@@ -114,9 +109,6 @@ def accelerate(model: WanDiT, settings: Acceleration) -> None:
         settings = dataclasses.replace(settings, flash4=False)  # (what runs is what is reported)
     if not explicit:
         model.attn_impl = "flash4" if settings.flash4 else "sdpa"
-    if settings.vace_stream and device.type != "cuda":
-        settings = dataclasses.replace(settings, vace_stream=False)
-    model.vace_stream = torch.cuda.Stream(device) if settings.vace_stream else None
     model.acceleration = settings
 
 

@@ -75,8 +75,6 @@ class WanDiT(nn.Module):
         self.graphs: StepGraphs | None = None
         self.acceleration = Acceleration()
         """How the model steps now; set with `accelerate` (see `compiled`)."""
-        self.vace_stream: torch.cuda.Stream | None = None
-        """Where the VACE blocks run beside the main blocks (`Acceleration.vace_stream`)."""
 
     # ------------------------------------------------------------------ set-up helpers
     def for_inference(self, dtype: torch.dtype = torch.bfloat16) -> "WanDiT":
@@ -180,52 +178,28 @@ class WanDiT(nn.Module):
         e = self.time_embedding(sinusoidal_embedding(self.cfg.freq_dim, t)).float()
         e6 = self.time_projection(e).float().unflatten(1, (6, -1)).unflatten(0, (b, f))
         e = e.unflatten(0, (b, f))
-        hints: list[torch.Tensor] = []
-        ready: list[torch.cuda.Event] = []
+        hints = None
         if vace is not None:
             if vace.shape[0] != b or vace.shape[2:] != x.shape[2:]:
                 raise ValueError(f"VACE context {tuple(vace.shape)} does not match the latent "
                                  f"{tuple(x.shape)}")
-            hints, ready = self._hints(tokens, vace, e6, rope, text, impl)
+            hints = self._hints(tokens, vace, e6, rope, text, impl)
             scale = torch.as_tensor(1.0 if hint_scale is None else hint_scale,
                                     device=x.device, dtype=torch.float32)
             scale = scale.expand(len(hints))
-        inject = {layer: j for j, layer in enumerate(self.cfg.vace_layers)} if hints else {}
+        inject = {layer: j for j, layer in enumerate(self.cfg.vace_layers)}
         out = tokens
         for i, block in enumerate(self.blocks):
             out = block(out, e6, rope, self_kv, i, text[i], impl, self.phases)
-            if i in inject:
-                j = inject[i]
-                if ready:
-                    torch.cuda.current_stream(x.device).wait_event(ready[j])
-                out = out + hints[j] * scale[j]
+            if hints is not None and i in inject:
+                out = out + hints[inject[i]] * scale[inject[i]]
         return self._unpatchify(self.head(out, e), f, h, w)
 
     def _hints(self, tokens: torch.Tensor, vace: torch.Tensor, e6: torch.Tensor, rope: KV,
-               text: list[KV], impl: AttnImpl
-               ) -> tuple[list[torch.Tensor], list[torch.cuda.Event]]:
-        """VACE hints for the chunk; VACE blocks attend within the chunk (see `vace`).
-
-        With a `vace_stream` the chain runs there, beside the main blocks, which need hint j
-        only after main block `vace_layers[j]`: one event per hint (returned) says it is
-        ready. The two streams fill each other's idle SMs (kernel tails, memory-bound
-        kernels beside matrix products). Every tensor the side stream reads (tokens, e6,
-        the text K/V, the context) lives until the caller's last wait, so the allocator
-        cannot hand its memory to the main stream while the side stream still reads it."""
+               text: list[KV], impl: AttnImpl) -> list[torch.Tensor]:
+        """VACE hints for the chunk; VACE blocks attend within the chunk (see `vace`)."""
         if not self.cfg.has_vace:
             raise ValueError(f"{self.cfg.name} has no VACE blocks; load a VACE checkpoint")
-        side = self.vace_stream if tokens.is_cuda else None
-        if side is None:
-            return self._hint_chain(tokens, vace, e6, rope, text, impl, None), []
-        side.wait_stream(torch.cuda.current_stream(tokens.device))
-        ready = [torch.cuda.Event() for _ in self.vace_blocks]
-        with torch.cuda.stream(side):
-            return self._hint_chain(tokens, vace, e6, rope, text, impl, ready), ready
-
-    def _hint_chain(self, tokens: torch.Tensor, vace: torch.Tensor, e6: torch.Tensor, rope: KV,
-                    text: list[KV], impl: AttnImpl, ready: list[torch.cuda.Event] | None
-                    ) -> list[torch.Tensor]:
-        """The VACE blocks in order, recording `ready[j]` after hint j where given."""
         c = self._embed(self.vace_patch_embedding, vace)
         hints = []
         first_text = self.cfg.num_layers
@@ -233,8 +207,6 @@ class WanDiT(nn.Module):
             hint, c = block.hint(c, tokens, e6, rope, chunk_only, j, text[first_text + j], impl,
                                  self.phases)
             hints.append(hint)
-            if ready is not None:
-                ready[j].record()
         return hints
 
     def _embed(self, conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:

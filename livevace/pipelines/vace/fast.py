@@ -91,7 +91,7 @@ def go_fast(models: ModelSet, compile: bool = True) -> Acceleration:
     torch.backends.cudnn.benchmark = True
     compile_vae_encoder(models, compile)
     settings = accelerate(models.dit, FAST if compile else Acceleration())
-    log.info("attention: %s", "FlashAttention-4 where faster, cuDNN elsewhere" if settings.flash4
+    log.info("attention: %s", "FlashAttention-4, cuDNN where a mask is needed" if settings.flash4
              else "cuDNN (PyTorch SDPA)")
     return settings
 

@@ -14,10 +14,6 @@ launched, and the DiT of chunk n+1 only waits for the lane's event. Ordering rul
   stream goes through this one lane, in chunk order (a speculative encode that turns out
   stale is rolled back before the chunk is encoded again, see `ContextEncoder`).
 
-The lane is a high-priority stream: the DiT of the next chunk waits for its encode, so the
-encode's kernels take SMs first whenever both have work queued (with default priorities a
-DiT graph with two branches left the encode starved until the DiT was done).
-
 On a CPU, or with overlap switched off, the lane is the current stream: the same calls run
 the same work in the same order, inline (so CPU tests exercise the ordering logic).
 """
@@ -32,8 +28,8 @@ import torch
 
 class Lane:
     def __init__(self, device: torch.device, enabled: bool = True) -> None:
-        self.stream = (torch.cuda.Stream(device, priority=-1)
-                       if enabled and device.type == "cuda" else None)
+        self.stream = (torch.cuda.Stream(device) if enabled and device.type == "cuda"
+                       else None)
 
     @property
     def separate(self) -> bool:
