@@ -56,10 +56,20 @@ def test_accelerate_reports_flash4_off_where_it_cannot_run(monkeypatch) -> None:
 
 
 @gpu_flash4
-def test_flash4_matches_float32_attention_on_the_832x480_shape() -> None:
-    q, k, v = qkv(4680, 18720, "cuda", torch.bfloat16)
+@pytest.mark.parametrize("nq,nk", [(4680, 18720), (2160, 8640), (4680, 4680), (720, 8640),
+                                   (4680, 512), (720, 512)],
+                         ids=["832-self", "576-self", "832-vace", "1-latent", "832-cross",
+                              "1-latent-cross"])
+def test_flash4_matches_float32_attention_on_the_dits_shapes(nq: int, nk: int,
+                                                             monkeypatch) -> None:
+    """Every maskless attention of the DiT goes to FA4: self-attention over the window at
+    both sizes, VACE's in-chunk attention, a 1-latent chunk's, cross-attention to the text."""
+    kernel, calls = attention.flash4(), []
+    monkeypatch.setattr(attention, "flash4", lambda: lambda *a: calls.append(1) or kernel(*a))
+    q, k, v = qkv(nq, nk, "cuda", torch.bfloat16)
     # keys as the cache holds them: head-major [B, H, N, D]
     got = attend(q, k, v, impl="flash4")
+    assert calls == [1]
     want = attend(q, k, v, impl="explicit")
     sdpa = attend(q, k, v, impl="sdpa")
     assert (got.float() - want.float()).abs().max() <= 1.5 * (sdpa.float() - want.float()).abs().max() + 1e-3

@@ -1,5 +1,5 @@
-"""Attention kernels: PyTorch SDPA (cuDNN / flash / efficient on GPU), FlashAttention-4 where
-it is faster, and a slow explicit path.
+"""Attention kernels: PyTorch SDPA (cuDNN / flash / efficient on GPU), FlashAttention-4 (faster
+on Hopper), and a slow explicit path.
 
 All take q [B, H, Nq, D], k and v [B, H, Nk, D] and an optional boolean `allowed` mask that
 broadcasts to [B, H, Nq, Nk] (True = may attend). The explicit path does the softmax in
