@@ -362,9 +362,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-KERNEL_KINDS = (("gemm", ("triton_tem", "gemm", "xmma", "nvjet", "cutlass", "scaled_mm",
+KERNEL_KINDS = (("attention", ("sdpa", "fmha", "flash", "attn", "attention")),  # before gemm:
+                # FlashAttention-4's kernels are CUTLASS kernels by name
+                ("gemm", ("triton_tem", "gemm", "xmma", "nvjet", "cutlass", "scaled_mm",
                           "matmul", "splitk")),
-                ("attention", ("sdpa", "fmha", "flash", "attn", "attention")),
                 ("triton", ("triton_",)),
                 ("copy/index", ("copy", "memcpy", "memset", "index", "cat_", "catarray")))
 
