@@ -81,7 +81,7 @@ class Acceleration:
 
     @property
     def label(self) -> str:
-        """Short name for tables: eager, compile, autotune, +graph, +fp8, +unfused."""
+        """Short name for tables: eager, compile, autotune, +graph, +fp8, +fa4, +unfused."""
         parts = [{"off": "eager", "default": "compile", "max-autotune": "autotune"}[self.compile]]
         parts += [name for name, on in (("graph", self.cuda_graph), ("fp8", self.fp8),
                                         ("fa4", self.flash4), ("unfused", not self.fuse_qkv)) if on]
@@ -179,8 +179,8 @@ class StepGraphs:
 
     def handles(self, cache: StreamCache, write_cache: bool) -> bool:
         """Whether this step can replay a graph (maskless attention, writing the cache)."""
-        return (write_cache and cache.visible_prefix is not None and self.model.attn_impl != "explicit"
-                and cache.device.type == "cuda")
+        return (write_cache and cache.visible_prefix is not None
+                and self.model.attn_impl != "explicit" and cache.device.type == "cuda")
 
     def may_capture(self) -> bool:
         """Whether a missing graph may be captured now (here always; `LiveGraphs`: only
