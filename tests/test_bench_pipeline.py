@@ -8,6 +8,7 @@ import argparse
 import copy
 import dataclasses
 import functools
+import gzip
 import json
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from pipeline_support import one_thread  # noqa: F401
 
 import livevace.models.wan.compiled as compiled
 from livevace.bench.dit import forward_flops
-from livevace.bench.pipeline import (MODES, Assets, Settings, add_arguments, build_rig,
-                                     measure, step_list)
+from livevace.bench.pipeline import (MODES, PROFILE_CALLS, Assets, Settings, add_arguments,
+                                     build_rig, measure, step_list)
 from livevace.bench.suite import SuiteRow, run_suite_row
 from livevace.cli import main
 from livevace.models.wan.blocks import EAGER
@@ -84,6 +85,23 @@ def test_a_row_writes_consistent_numbers(tmp_path, capsys):
     copies = row["copies_ms"]
     assert copies["upload"] > 0 and copies["download"] > 0
     assert row["copies"] == pytest.approx(copies["upload"] + copies["download"])
+
+
+def test_profile_records_steady_calls_of_the_pipeline(tmp_path, capsys):
+    record = run_cli(tmp_path, "--resolution", f"{SIZE}x{SIZE}", "--chunks", "2", "--profile")
+    (row,) = record["rows"]
+    prof = row["profile_ms"]
+    assert prof["calls"] == PROFILE_CALLS and prof["wall_ms"] > 0
+    assert prof["streams_ms"] == {}  # a CPU: host operators only, read from the trace
+    (trace,) = tmp_path.glob("trace-*.json.gz")
+    assert row["profile_trace"] == str(trace)
+    names = [e.get("name", "") for e in json.loads(gzip.decompress(trace.read_bytes()))
+             ["traceEvents"]]
+    # the profiled calls ran the pipeline: the VAE encoder's 3D convolutions and the DiT's
+    # linear layers, once per call at least
+    assert sum(n == "aten::conv3d" for n in names) >= PROFILE_CALLS
+    assert sum(n == "aten::linear" for n in names) >= PROFILE_CALLS
+    assert f"{PROFILE_CALLS} steady calls profiled" in capsys.readouterr().out
 
 
 V2V_STEPS = len(start_timesteps(FlowMatchSchedule().warp(step_list(4)),

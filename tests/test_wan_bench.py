@@ -7,7 +7,7 @@ import json
 import pytest
 from wan_support import one_thread  # noqa: F401
 
-from livevace.bench.dit import forward_flops, kernel_kind, parse_variant
+from livevace.bench.dit import forward_flops, parse_variant
 from livevace.cli import main
 from livevace.models.wan.config import WAN21_VACE_1_3B
 from livevace.models.wan.kv_cache import CacheLayout
@@ -46,20 +46,6 @@ def test_flop_model_matches_the_design_cost_model(width, height, tokens):
     vace_linear = with_vace.vace - 15 * (4 * n_q * n_q * 1536 + 4 * n_q * 512 * 1536)
     assert vace_linear / plain.linear == pytest.approx(0.53, abs=0.01)  # VACE ≈ +53 % linear
     assert plain.vace == 0
-
-
-@pytest.mark.parametrize("name,kind", [
-    # names as the H100/H200 profiles print them (bench/NOTES_pipeline_speed.md part 7)
-    ("kernel_cutlass_kernel_flash_attncuteflash_fwd_sm90FlashAttentionForwardSm90_object_at_",
-     "attention"),
-    ("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7_64x128x128", "attention"),
-    ("nvjet_sm90_tst_192x144_64x5_2x1_v_bz_coopB_bias_TNT", "gemm"),
-    ("triton_red_fused__to_copy_add_mul_native_layer_norm_unbind_unsqueeze_view_0", "triton"),
-    ("void at::native::index_elementwise_kernel<128, 4, at::native::index_copy_kernel_impl",
-     "copy/index"),
-])
-def test_profile_kernel_kinds(name, kind):
-    assert kernel_kind(name) == kind
 
 
 def test_variant_words():

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from livevace.bench.kernels import profile_calls
 from livevace.bench.report import Timing, table, time_cpu, time_cuda, write_result
 from livevace.errors import UserError
 from livevace.models.wan.config import TINY_VACE, WAN21_VACE_1_3B, WanConfig
@@ -362,60 +363,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-KERNEL_KINDS = (("attention", ("sdpa", "fmha", "flash", "attn", "attention")),  # before gemm:
-                # FlashAttention-4's kernels are CUTLASS kernels by name
-                ("gemm", ("triton_tem", "gemm", "xmma", "nvjet", "cutlass", "scaled_mm",
-                          "matmul", "splitk")),
-                ("triton", ("triton_",)),
-                ("copy/index", ("copy", "memcpy", "memset", "index", "cat_", "catarray")))
-
-
-def kernel_kind(name: str) -> str:
-    low = name.lower()
-    for kind, words in KERNEL_KINDS:
-        if any(w in low for w in words):
-            return kind
-    return "elementwise/other"
-
-
 def _profile(step: Callable[[], Any], device: torch.device, title: str,
-             lines: list[str], forwards: int = 3) -> dict[str, float]:
-    """Kernel time per forward by kind, and idle time (wall minus kernels, one stream)."""
-    from torch.autograd import DeviceType
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU]
-    if device.type == "cuda":
-        activities.append(ProfilerActivity.CUDA)
+             lines: list[str], forwards: int = 3) -> dict[str, Any]:
+    """Kernel time per forward by kind, busy and idle time (`bench.kernels`); {} if the
+    profiler fails (profiling is an extra: the row is kept)."""
     try:
-        step()
-        _sync(device)
-        with profile(activities=activities) as prof:
-            t0 = time.perf_counter()
-            for _ in range(forwards):
-                step()
-            _sync(device)
-            wall_ms = (time.perf_counter() - t0) * 1e3 / forwards
-        kernels: dict[str, list[float]] = {}
-        for ev in prof.events():
-            if ev.device_type == DeviceType.CUDA:
-                kernels.setdefault(ev.name, []).append(ev.time_range.elapsed_us() / 1e3)
-    except Exception as exc:  # noqa: BLE001 - profiling is an extra; keep the row
+        prof = profile_calls(step, forwards, device)
+    except Exception as exc:  # noqa: BLE001
         print(f"{title}: profiling failed: {exc}")
         return {}
-    per_kind: dict[str, float] = {}
-    for name, times in kernels.items():
-        kind = kernel_kind(name)
-        per_kind[kind] = per_kind.get(kind, 0.0) + sum(times) / forwards
-    busy = sum(per_kind.values())
-    summary = {k: round(v, 3) for k, v in sorted(per_kind.items())}
-    summary.update(kernels_ms=round(busy, 3), wall_ms=round(wall_ms, 3),
-                   idle_ms=round(max(0.0, wall_ms - busy), 3),
-                   launches=round(sum(len(t) for t in kernels.values()) / forwards))
+    summary = {k: round(v, 3) for k, v in prof.by_kind().items()}
+    summary.update(kernels_ms=round(prof.kernels_ms, 3), busy_ms=round(prof.busy_ms, 3),
+                   wall_ms=round(prof.wall_ms, 3), idle_ms=round(prof.idle_ms, 3),
+                   launches=round(prof.launches))
     print(f"{title}: profile ms/forward " + ", ".join(f"{k} {v}" for k, v in summary.items()))
-    lines.append(f"== {title}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
-    top = sorted(kernels.items(), key=lambda kv: -sum(kv[1]))[:25]
-    for name, times in top:
-        lines.append(f"{sum(times) / forwards:9.3f} ms  {len(times) // forwards:5d}x  "
-                     f"{kernel_kind(name):18s} {name[:140]}")
+    lines += prof.lines(title)
     return summary

@@ -46,6 +46,7 @@ import contextlib
 import copy
 import dataclasses
 import gc
+import re
 import statistics
 import tempfile
 import threading
@@ -60,7 +61,8 @@ import torch
 
 from livevace.bench.dit import forward_flops, matmul_rate, parse_resolution
 from livevace.bench.probe import add_probe_arguments, glass_to_glass
-from livevace.bench.report import Timing, spread, table, time_cpu, write_result
+from livevace.bench.kernels import profile_calls
+from livevace.bench.report import RESULTS_DIR, Timing, spread, table, time_cpu, write_result
 from livevace.errors import ModelError, UserError
 from livevace.frames import Frame, now
 from livevace.io.pattern import PatternSource
@@ -80,6 +82,8 @@ MODES = ("t2v", "v2v", "vace-control", "vace-ref", "inpaint")
 LOOP_STAGES = ("cache", "annotate_wait", "encode", "dit", "decode")
 """Stages the pipeline times on the calling thread, one sample per chunk, in order. `encode`
 may have run ahead, beside the DiT: `encode_wait` is then what the chunk waited for it."""
+PROFILE_CALLS = 6
+"""Steady calls `--profile` records per row."""
 BREAKDOWN = {"cache": "text", "annotate_wait": "annotate_wait", "encode": "encode", "dit": "dit",
              "decode": "decode", "encode_wait": "encode_wait"}
 
@@ -473,8 +477,10 @@ def copies_ms(rig: Rig, s: Settings, frames: int) -> dict[str, float]:
     return {"upload": up, "download": down, "total": up + down}
 
 
-def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None) -> dict[str, Any]:
-    """One row: `warmup` chunks, then `chunks` timed calls (see the module doc)."""
+def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None,
+            profile: Path | None = None) -> dict[str, Any]:
+    """One row: `warmup` chunks, then `chunks` timed calls (see the module doc); with a
+    `profile` trace path, then `PROFILE_CALLS` profiled calls (`bench.kernels`)."""
     device, dit = rig.device, rig.models.dit
     warmup = default_warmup(s.chunk) if warmup is None else warmup
     free(device)
@@ -505,9 +511,16 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None) -> di
             counter.remove()
         layout = pipeline.stream.cache.layout
         peak = peak_memory(device)
+        kernels = None if profile is None else profile_calls(
+            lambda: pipeline(feed.take(pipeline.frames_per_call), params), PROFILE_CALLS,
+            device, profile)
     finally:
         pipeline.close()
     row = summarise_calls(calls, chunks)
+    if kernels is not None:
+        print("\n".join(kernels.lines(f"{s.label}, {PROFILE_CALLS} steady calls profiled")))
+        print(f"   trace: {profile}")
+        row.update(profile_ms=kernels.as_dict(), profile_trace=str(profile))
     row.update(key=s.label, settings=dataclasses.asdict(s), plan=modes.plan(params).describe(),
                acceleration=rig.acceleration.label, warmup=warmup, ttff_cold_s=ttff_cold,
                **peak)
@@ -516,6 +529,14 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None) -> di
     row["copies_ms"] = copies_ms(rig, s, int(round(row["frames_per_chunk"])) or 1)
     row["copies"] = row["copies_ms"]["total"]
     return row
+
+
+def trace_path(args: argparse.Namespace, s: Settings) -> Path | None:
+    """Where `--profile` writes a row's Chrome trace (None without `--profile`)."""
+    if not args.profile:
+        return None
+    name = re.sub(r"[^a-z0-9]+", "-", s.label.lower()).strip("-")
+    return (args.out or RESULTS_DIR) / f"trace-{name}-{time.strftime('%Y%m%d-%H%M%S')}.json.gz"
 
 
 def summarise_calls(calls: list[tuple[float, int, list[tuple[str, float]]]], chunks: int
@@ -690,6 +711,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each row this many times and report the spread")
     parser.add_argument("--suite", action="store_true", help="the issue's rows and targets")
+    parser.add_argument("--profile", action="store_true",
+                        help=f"after each row's timed chunks, profile {PROFILE_CALLS} more: GPU "
+                        "time per CUDA stream and kernel kind, idle time, top kernels; the "
+                        "Chrome trace (Perfetto) goes beside the results")
     parser.add_argument("--suite-resolutions", type=lambda t: [parse_resolution(v) for v in
                                                                t.split(",")],
                         default=[(832, 480), (576, 320)],
@@ -735,7 +760,8 @@ def run(args: argparse.Namespace) -> int:
             record = run_suite(rig, args)
         else:
             s = settings_from(args)
-            rows = [{**measure(rig, s, args.chunks, args.warmup), "repeat": k}
+            rows = [{**measure(rig, s, args.chunks, args.warmup, trace_path(args, s)),
+                     "repeat": k}
                     for k in range(args.repeat)]
             for row in rows:
                 print(one_line(row))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livevace.bench.pipeline import (Rig, Settings, free, measure, one_line, print_rows,
-                                     probe_row, sync)
+                                     probe_row, sync, trace_path)
 from livevace.bench.report import spread, table, time_cpu
 from livevace.errors import UserError
 
@@ -125,7 +125,7 @@ def run_suite_row(rig: Rig, row: SuiteRow, args: argparse.Namespace) -> dict[str
             result = measure(resident, row.settings, min(args.chunks, 4), args.warmup)
             return {**result, "text_encode_ms": text_encode_ms(resident),
                     "text_encoder": resident.describe()["text_encoder"]}
-    return measure(rig, row.settings, args.chunks, args.warmup)
+    return measure(rig, row.settings, args.chunks, args.warmup, trace_path(args, row.settings))
 
 
 def suite_keys(args: argparse.Namespace) -> set[str]:
