@@ -126,3 +126,35 @@ def test_output_size_that_is_no_multiple_of_16(models) -> None:  # noqa: F811
     bursts, sink, _ = run_node(pipeline, store, 2, size=(40, 24))
     frames = [f for burst in bursts for f in burst] + sink.frames
     assert len(bursts) == 2 and all(f.image.shape == (24, 40, 3) for f in frames)
+
+
+@pytest.mark.parametrize("settings,fitted", [
+    (dict(vace_enabled=False, noise_scale=1.0), False),  # text-to-video: no context at all
+    (dict(control="edges"), False),  # a control video alone: only the control frames
+    (dict(control="none"), True),  # the raw video is the control
+    (dict(control="edges", outpaint=(0.25, 0.0, 0.25, 0.0)), True),  # a region keeps them
+])
+def test_input_frames_are_fitted_only_where_the_context_uses_them(
+        settings: dict, fitted: bool, models, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Stacking the input frames is host time the GPU waits for at a chunk boundary (≈ 2.5 ms
+    per chunk at 832×480): a context that does not use them must not pay for it."""
+    import livevace.pipelines.vace.pipeline as vp
+
+    given: list[list[np.ndarray]] = []
+    fitted_inputs: list[bool] = []
+    context_job, fit_frames = StreamingVace._context_job, vp.fit_frames
+
+    def job(self, stream, images, *args, **kwargs):
+        given.append(images)
+        return context_job(self, stream, images, *args, **kwargs)
+
+    def fit(frames, width, height):
+        fitted_inputs.append(any(frames is images for images in given))
+        return fit_frames(frames, width, height)
+
+    monkeypatch.setattr(StreamingVace, "_context_job", job)
+    monkeypatch.setattr(vp, "fit_frames", fit)
+    store = store_with(**settings)
+    bursts, _, _ = run_node(StreamingVace(models, SIZE, SIZE, store.snapshot()), store, 2)
+    assert len(bursts) >= 2 and given  # chunks came out, their contexts were asked for
+    assert any(fitted_inputs) == fitted
