@@ -174,13 +174,15 @@ class WanBlock(nn.Module):
         self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor, rope: KV, self_kv: SelfKV, layer: int,
-                text: KV, impl: AttnImpl, phases: Phases | None = None) -> torch.Tensor:
-        """x [B, F·T, dim] float32, e [B, F, 6, dim] float32 (per-frame timestep projection)."""
+                text: KV, impl: AttnImpl, phases: Phases | None = None,
+                hint: KV | None = None) -> torch.Tensor:
+        """x [B, F·T, dim] float32, e [B, F, 6, dim] float32 (per-frame timestep projection);
+        `hint`: (VACE hint, its scale) added to the output (see `ffn_out`)."""
         ph = phases or EAGER
         q, k_raw, k, v = ph.self_in(self, x, e, rope)
         keys, values, allowed = self_kv(layer, k_raw, k, v)
         x, q_text = ph.cross_in(self, x, e, attend(q, keys, values, allowed, impl))
-        return ph.ffn_out(self, x, e, attend(q_text, text[0], text[1], None, impl))
+        return ph.ffn_out(self, x, e, attend(q_text, text[0], text[1], None, impl), hint)
 
     def modulations(self, e: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(shift1, scale1, gate1, shift2, scale2, gate2), each [B, F, dim] float32."""
@@ -198,13 +200,17 @@ class WanBlock(nn.Module):
         x = x + gated(self.self_attn.output(attn), self.modulations(e)[2])
         return x, self.cross_attn.query(self.norm3(x).to(self.compute_dtype))
 
-    def ffn_out(self, x: torch.Tensor, e: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        """Cross-attention residual, norm2 · (1 + scale2) + shift2 → FFN → gated residual."""
+    def ffn_out(self, x: torch.Tensor, e: torch.Tensor, attn: torch.Tensor,
+                hint: KV | None = None) -> torch.Tensor:
+        """Cross-attention residual, norm2 · (1 + scale2) + shift2 → FFN → gated residual,
+        then + hint · scale where a VACE hint joins after this block (in the same fused
+        kernel when compiled, instead of three passes over the residual stream)."""
         shift, scale, gate = self.modulations(e)[3:]
         x = x + self.cross_attn.output(attn).float()
         h = modulate(self.norm2(x), shift, scale).to(self.compute_dtype)
         y = linear(self.ffn[2], linear_gelu(self.ffn[0], h))
-        return x + gated(y, gate)
+        x = x + gated(y, gate)
+        return x if hint is None else x + hint[0].float() * hint[1]
 
     @property
     def compute_dtype(self) -> torch.dtype:

@@ -178,21 +178,18 @@ class WanDiT(nn.Module):
         e = self.time_embedding(sinusoidal_embedding(self.cfg.freq_dim, t)).float()
         e6 = self.time_projection(e).float().unflatten(1, (6, -1)).unflatten(0, (b, f))
         e = e.unflatten(0, (b, f))
-        hints = None
+        hints: dict[int, KV] = {}  # main layer → (hint, scale) added after it
         if vace is not None:
             if vace.shape[0] != b or vace.shape[2:] != x.shape[2:]:
                 raise ValueError(f"VACE context {tuple(vace.shape)} does not match the latent "
                                  f"{tuple(x.shape)}")
-            hints = self._hints(tokens, vace, e6, rope, text, impl)
             scale = torch.as_tensor(1.0 if hint_scale is None else hint_scale,
                                     device=x.device, dtype=torch.float32)
-            scale = scale.expand(len(hints))
-        inject = {layer: j for j, layer in enumerate(self.cfg.vace_layers)}
+            made = self._hints(tokens, vace, e6, rope, text, impl)
+            hints = dict(zip(self.cfg.vace_layers, zip(made, scale.expand(len(made)))))
         out = tokens
         for i, block in enumerate(self.blocks):
-            out = block(out, e6, rope, self_kv, i, text[i], impl, self.phases)
-            if hints is not None and i in inject:
-                out = out + hints[inject[i]] * scale[inject[i]]
+            out = block(out, e6, rope, self_kv, i, text[i], impl, self.phases, hints.get(i))
         return self._unpatchify(self.head(out, e), f, h, w)
 
     def _hints(self, tokens: torch.Tensor, vace: torch.Tensor, e6: torch.Tensor, rope: KV,

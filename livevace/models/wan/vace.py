@@ -53,11 +53,12 @@ class VaceBlock(WanBlock):
              layer: int, text: KV, impl: AttnImpl, phases: Phases | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(hint, new c). c: control tokens (patch-embedded context for block 0, else the
-        previous block's c), x: the patch-embedded noisy latent, both float32."""
+        previous block's c), x: the patch-embedded noisy latent, both float32. The hint stays
+        in the weights' dtype: the main block that adds it widens it (`WanBlock.ffn_out`)."""
         if hasattr(self, "before_proj"):
             c = self.before_proj(c.to(self.before_proj.weight.dtype)).float() + x
         c = super().forward(c, e, rope, self_kv, layer, text, impl, phases)
-        return self.after_proj(c.to(self.after_proj.weight.dtype)).float(), c
+        return self.after_proj(c.to(self.after_proj.weight.dtype)), c
 
 
 def resample_profile(profile: Sequence[float], layers: int) -> list[float]:
