@@ -11,7 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from livevace.bench.kernels import TOP, kernel_kind, profile_calls, summarise, union_ms
+from livevace.bench.kernels import (TOP, kernel_kind, profile_calls, summarise, try_profile,
+                                   union_ms)
 
 
 @pytest.mark.parametrize("name,kind", [
@@ -88,6 +89,14 @@ def test_a_cpu_profile_writes_its_trace(tmp_path):
     events = json.loads(gzip.decompress(trace.read_bytes()))["traceEvents"]
     assert sum(e.get("name") == "aten::mm" for e in events) == 3
     assert "no device activity" in "\n".join(prof.lines("cpu"))
+
+
+def test_a_failed_profile_is_one_line_and_no_numbers(capsys):
+    def broken() -> None:
+        raise RuntimeError("CUPTI unavailable")
+
+    assert try_profile(broken, 2, torch.device("cpu"), "row") is None
+    assert capsys.readouterr().out == "row: profiling failed: RuntimeError: CUPTI unavailable\n"
 
 
 @pytest.mark.gpu

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from livevace.bench.kernels import profile_calls
+from livevace.bench.kernels import try_profile
 from livevace.bench.report import Timing, table, time_cpu, time_cuda, write_result
 from livevace.errors import UserError
 from livevace.models.wan.config import TINY_VACE, WAN21_VACE_1_3B, WanConfig
@@ -367,10 +367,8 @@ def _profile(step: Callable[[], Any], device: torch.device, title: str,
              lines: list[str], forwards: int = 3) -> dict[str, Any]:
     """Kernel time per forward by kind, busy and idle time (`bench.kernels`); {} if the
     profiler fails (profiling is an extra: the row is kept)."""
-    try:
-        prof = profile_calls(step, forwards, device)
-    except Exception as exc:  # noqa: BLE001
-        print(f"{title}: profiling failed: {exc}")
+    prof = try_profile(step, forwards, device, title)
+    if prof is None:
         return {}
     summary = {k: round(v, 3) for k, v in prof.by_kind().items()}
     summary.update(kernels_ms=round(prof.kernels_ms, 3), busy_ms=round(prof.busy_ms, 3),

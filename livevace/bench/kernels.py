@@ -181,3 +181,15 @@ def profile_calls(call: Callable[[], Any], calls: int, device: torch.device,
         data = text.encode()
         trace.write_bytes(gzip.compress(data) if trace.suffix == ".gz" else data)
     return summarise(json.loads(text)["traceEvents"], calls, wall_ms)
+
+
+def try_profile(call: Callable[[], Any], calls: int, device: torch.device, title: str,
+                trace: Path | None = None) -> KernelProfile | None:
+    """`profile_calls`, or None after one printed line if the profiler fails (a missing
+    CUPTI, say): profiling is an extra, the benchmark's own numbers are kept."""
+    try:
+        return profile_calls(call, calls, device, trace)
+    except Exception as exc:  # noqa: BLE001
+        print(f"{title}: profiling failed: {type(exc).__name__}: {exc}")
+        return None
+

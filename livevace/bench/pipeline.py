@@ -33,7 +33,9 @@ Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
   the download of its output, timed alone: part of encode and decode);
 - DiT FLOP floor: the forwards actually run per chunk (counted) × `bench.dit.forward_flops`
   (full window) at the measured bf16 matmul rate; MFU = floor / measured DiT stage time;
-- peak GPU memory since the row began (resident weights included).
+- peak GPU memory since the row began (resident weights included);
+- with `--profile`, `PROFILE_CALLS` more calls profiled (`bench.kernels`): GPU busy and idle
+  time, kernel time per CUDA stream and kind, the top kernels, a Chrome trace file.
 
 `--suite` (`bench.suite`) runs the issue's rows and prints each target beside what was
 measured, with the spread over `--repeat` runs (a difference smaller than the spread is noise).
@@ -61,7 +63,7 @@ import torch
 
 from livevace.bench.dit import forward_flops, matmul_rate, parse_resolution
 from livevace.bench.probe import add_probe_arguments, glass_to_glass
-from livevace.bench.kernels import profile_calls
+from livevace.bench.kernels import try_profile
 from livevace.bench.report import RESULTS_DIR, Timing, spread, table, time_cpu, write_result
 from livevace.errors import ModelError, UserError
 from livevace.frames import Frame, now
@@ -511,9 +513,9 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None,
             counter.remove()
         layout = pipeline.stream.cache.layout
         peak = peak_memory(device)
-        kernels = None if profile is None else profile_calls(
+        kernels = None if profile is None else try_profile(
             lambda: pipeline(feed.take(pipeline.frames_per_call), params), PROFILE_CALLS,
-            device, profile)
+            device, s.label, profile)
     finally:
         pipeline.close()
     row = summarise_calls(calls, chunks)
