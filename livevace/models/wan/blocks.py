@@ -25,6 +25,8 @@ from livevace.models.wan.linear import buffer_linear, linear, linear_gelu, set_f
 from livevace.models.wan.rope import apply_rope
 
 KV = tuple[torch.Tensor, torch.Tensor]
+Hint = tuple[torch.Tensor, torch.Tensor]
+"""A VACE hint [B, N, dim] and its scale (a 0-d tensor), added after a main block."""
 
 
 class SelfKV(Protocol):
@@ -175,9 +177,9 @@ class WanBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, e: torch.Tensor, rope: KV, self_kv: SelfKV, layer: int,
                 text: KV, impl: AttnImpl, phases: Phases | None = None,
-                hint: KV | None = None) -> torch.Tensor:
+                hint: Hint | None = None) -> torch.Tensor:
         """x [B, F·T, dim] float32, e [B, F, 6, dim] float32 (per-frame timestep projection);
-        `hint`: (VACE hint, its scale) added to the output (see `ffn_out`)."""
+        `hint`: added to the output (see `ffn_out`)."""
         ph = phases or EAGER
         q, k_raw, k, v = ph.self_in(self, x, e, rope)
         keys, values, allowed = self_kv(layer, k_raw, k, v)
@@ -201,7 +203,7 @@ class WanBlock(nn.Module):
         return x, self.cross_attn.query(self.norm3(x).to(self.compute_dtype))
 
     def ffn_out(self, x: torch.Tensor, e: torch.Tensor, attn: torch.Tensor,
-                hint: KV | None = None) -> torch.Tensor:
+                hint: Hint | None = None) -> torch.Tensor:
         """Cross-attention residual, norm2 · (1 + scale2) + shift2 → FFN → gated residual,
         then + hint · scale where a VACE hint joins after this block (in the same fused
         kernel when compiled, instead of three passes over the residual stream)."""

@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from livevace.models.wan.attention import AttnImpl
-from livevace.models.wan.blocks import EAGER, KV, Head, Phases, SelfKV, WanBlock, chunk_only
+from livevace.models.wan.blocks import (EAGER, KV, Head, Hint, Phases, SelfKV, WanBlock,
+                                       chunk_only)
 from livevace.models.wan.compiled import Acceleration, StepGraphs, accelerate
 from livevace.models.wan.config import WanConfig
 from livevace.models.wan.kv_cache import CacheLayout, StreamCache
@@ -178,7 +179,7 @@ class WanDiT(nn.Module):
         e = self.time_embedding(sinusoidal_embedding(self.cfg.freq_dim, t)).float()
         e6 = self.time_projection(e).float().unflatten(1, (6, -1)).unflatten(0, (b, f))
         e = e.unflatten(0, (b, f))
-        hints: dict[int, KV] = {}  # main layer → (hint, scale) added after it
+        hints: dict[int, Hint] = {}  # main layer → the hint added after it
         if vace is not None:
             if vace.shape[0] != b or vace.shape[2:] != x.shape[2:]:
                 raise ValueError(f"VACE context {tuple(vace.shape)} does not match the latent "
