@@ -15,9 +15,10 @@ What each switch does and why:
 
 - `fuse_qkv` (on by default): q, k, v as one GEMM (see `blocks.SelfAttention`). Same maths.
 - `compile`: torch.compile of the three attention-free phases of a block (norms, modulation,
-  RoPE, QK RMS norms, gated residuals, GELU around the GEMMs; see `blocks.WanBlock`). One
-  compiled graph per phase and token count serves all 30 main and 15 VACE blocks, so a cold
-  compile costs seconds, not minutes. Attention and the cache write stay outside: cuDNN's SDPA
+  RoPE, QK RMS norms, gated residuals, VACE hint adds, GELU around the GEMMs; see
+  `blocks.WanBlock`). One compiled graph per phase and token count (two for `ffn_out`: with
+  and without a hint to add) serves all 30 main and 15 VACE blocks, so a cold compile costs
+  seconds, not minutes. Attention and the cache write stay outside: cuDNN's SDPA
   is already one kernel, and an in-place cache write inside a compiled graph risks a copy of
   the whole cache. "max-autotune" also searches Triton GEMM templates (slower to compile).
   Results agree with eager to float rounding.
