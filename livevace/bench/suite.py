@@ -122,7 +122,8 @@ def run_suite_row(rig: Rig, row: SuiteRow, args: argparse.Namespace) -> dict[str
         return probe_row(rig, row.settings, args)
     if row.kind == "memory":
         with rig.with_text_encoder() as resident:
-            result = measure(resident, row.settings, min(args.chunks, 4), args.warmup)
+            result = measure(resident, row.settings, min(args.chunks, 4), args.warmup,
+                             trace_path(args, row.settings))
             return {**result, "text_encode_ms": text_encode_ms(resident),
                     "text_encoder": resident.describe()["text_encoder"]}
     return measure(rig, row.settings, args.chunks, args.warmup, trace_path(args, row.settings))

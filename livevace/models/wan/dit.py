@@ -174,7 +174,7 @@ class WanDiT(nn.Module):
         b, _, f, h, w = x.shape
         if t.shape != (b, f):
             raise ValueError(f"timesteps {tuple(t.shape)}, expected per-frame [{b}, {f}]")
-        dtype, impl = self.compute_dtype, self.attn_impl
+        impl = self.attn_impl
         tokens = self._embed(self.patch_embedding, x)
         e = self.time_embedding(sinusoidal_embedding(self.cfg.freq_dim, t)).float()
         e6 = self.time_projection(e).float().unflatten(1, (6, -1)).unflatten(0, (b, f))
