@@ -51,6 +51,34 @@ def test_nobody_in_frame_gives_a_black_map(pose) -> None:
         assert not pose(np.full((320, 576, 3), 30, np.uint8)).any()
 
 
+NOBODY = "pose: no person found in the picture"
+
+
+@pytest.mark.parametrize("every, notes", [(0.0, 2), (float("inf"), 1)])
+def test_nobody_in_frame_is_said_once_each_time_people_leave(caplog, every, notes) -> None:
+    """A blank picture says 'no person' once, not per frame; again only after someone was
+    seen in between, and no more often than `note_every` (inf: once per annotator)."""
+    annotator = make_annotator("pose", smoothing=False)
+    annotator.note_every = every
+    blank = np.zeros((320, 576, 3), np.uint8)
+    with caplog.at_level(logging.INFO, logger="livevace.annotators"):
+        for _ in range(3):
+            annotator(blank)
+        assert [m for m in caplog.messages if NOBODY in m] != []
+        assert annotator.landmarks(astronaut()).bodies
+        annotator.batch([blank] * 4)
+    annotator.close()
+    assert sum(NOBODY in m for m in caplog.messages) == notes
+
+
+def test_a_first_blank_picture_is_said_at_the_default_rate(caplog) -> None:
+    annotator = make_annotator("pose", smoothing=False)
+    with caplog.at_level(logging.INFO, logger="livevace.annotators"):
+        annotator.batch([np.zeros((8, 8, 3), np.uint8)] * 6)
+    annotator.close()
+    assert sum(NOBODY in m for m in caplog.messages) == 1
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (20, 30), (321, 181), (181, 321)])
 def test_odd_sizes(pose, shape: tuple[int, int]) -> None:
     img = astronaut((shape[1], shape[0]))
