@@ -117,15 +117,19 @@ def test_clients_hanging_up_mid_request_cost_no_traceback(serve, caplog, capfd):
 
 def test_connections_without_a_request_are_closed_after_the_idle_timeout(serve):
     server = serve(idle_timeout=0.5)
-    silent, partial, kept = open_idle(server, 3)
+    silent, partial = open_idle(server, 2)
+    kept = http.client.HTTPConnection(*server.address, timeout=60)
     try:
         partial.sendall(REQUEST[:20])
-        kept.sendall(REQUEST)
-        assert kept.recv(65536).startswith(b"HTTP/1.1 200")  # then it idles, kept alive
-        for s in (silent, partial, kept):
+        kept.request("GET", "/?HOST_INFO")
+        resp = kept.getresponse()
+        resp.read()
+        assert resp.status == 200 and not resp.will_close  # then it idles, kept alive
+        for s in (silent, partial, kept.sock):
             assert s.recv(65536) == b""  # closed by the server
     finally:
-        close_all([silent, partial, kept])
+        close_all([silent, partial])
+        kept.close()
 
 
 def test_connections_beyond_the_cap_are_refused_at_once(serve, caplog):

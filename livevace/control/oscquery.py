@@ -13,8 +13,9 @@ the browser page: an idle connection costs a socket, not a thread; a connection 
 complete request for `idle_timeout` seconds is closed; at most `max_connections` are open
 (the rest get 503 at once, so a flood cannot take the file descriptors the recorder and NDI
 need); the listen backlog holds a burst of clients; a client that hangs up mid-request
-costs nothing (aiohttp logs it at debug level). http.server, hardened, would still need a
-thread per connection and a second server for WebSockets.
+costs nothing (aiohttp logs it at debug level). http.server, hardened, would still hold a
+worker thread per open connection (so idle ones starve a bounded pool) and need a second
+server for WebSockets.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def find(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node
 
 
-def answer(store: ParamStore, host_info: dict[str, Any], target: str) -> tuple[int, dict[str, Any] | None]:
+def answer(store: ParamStore, host_info: dict[str, Any],
+           target: str) -> tuple[int, dict[str, Any] | None]:
     """(HTTP status, JSON body or None) for a GET of `target` (path and query)."""
     url = urlsplit(target)
     query = unquote(url.query).split("&")[0].split("=")[0].upper()
@@ -120,7 +122,8 @@ class OscQueryServer:
 
     def __init__(self, store: ParamStore, host: str, port: int, osc_port: int,
                  osc_transport: str = "UDP", name: str = "livevace", advertise: bool = True,
-                 idle_timeout: float = IDLE_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
         self.store = store
         self.host_info = {"NAME": name, "OSC_IP": host, "OSC_PORT": osc_port,
                           "OSC_TRANSPORT": osc_transport, "EXTENSIONS": EXTENSIONS}
@@ -144,7 +147,8 @@ class OscQueryServer:
                      max_connections: int) -> tuple[web.Server, asyncio.AbstractServer]:
         server = _CappedServer(self._handle, max_connections, keepalive_timeout=idle_timeout,
                                access_log=None)
-        listener = await asyncio.get_running_loop().create_server(server, sock=sock, backlog=BACKLOG)
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(server, sock=sock, backlog=BACKLOG)
         return server, listener
 
     async def _handle(self, request: web.BaseRequest) -> web.Response:
