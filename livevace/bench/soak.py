@@ -433,16 +433,12 @@ def run(args: argparse.Namespace) -> int:
                           seconds)
         stack.callback(traffic.close)
         args.feedback = [*args.feedback, f"127.0.0.1:{traffic.port}"]
+        control = control_service.start(args, store, stats)  # nothing is sent to it yet
+        stack.callback(control.close)
         pipeline = create_pipeline(cfg.pipeline, cfg, store, model=args.model)
         bind_stats = getattr(pipeline, "bind_stats", None)
         if bind_stats is not None:
             bind_stats(stats)
-        try:
-            control = control_service.start(args, store, stats)
-        except BaseException:
-            pipeline.close()
-            raise
-        stack.callback(control.close)
         node = Node.from_config(cfg, store, pipeline, stats, control)
         stack.callback(node.close)
         node.start()
