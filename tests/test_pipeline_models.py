@@ -114,6 +114,56 @@ def test_auto_takes_vace_with_tiny_random_and_unknown_models_are_refused(models_
         create("vace", small, ParamStore(), model="huge")
 
 
+@pytest.mark.parametrize("argv, size, says", [
+    ([], (128, 80), "vace on the CPU: generating at 128×80, scaled to the 832×480 output"),
+    (["--width", "832", "--height", "480"], (832, 480),
+     "vace on the CPU at 832×480, as given: 39× the pixels of 128×80"),
+    (["--preset", "480x832"], (480, 832), "vace on the CPU at 480×832, as given"),
+    (["--width", "96", "--height", "64"], (96, 64), None),  # small already: nothing to say
+])
+def test_on_a_cpu_the_generator_works_small_unless_the_size_was_given(
+        argv: list[str], size: tuple[int, int], says: str | None, models_dir,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from livevace.cli import build_parser
+    from livevace.config import from_args
+
+    caplog.set_level(logging.INFO, logger="livevace.vace")
+    args = build_parser(["run"]).parse_args(["run", *QUIET, *argv])
+    config = from_args(args)
+    pipeline = create("vace", config, ParamStore(), model="tiny-random")
+    try:
+        assert (pipeline.gen_width, pipeline.gen_height) == size
+        assert (pipeline.width, pipeline.height) == (config.width, config.height)  # the output
+    finally:
+        pipeline.close()
+    lines = [r.getMessage() for r in caplog.records if "on the CPU" in r.getMessage()]
+    if says is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1 and lines[0].startswith(says), lines
+        assert "--width/--height" in lines[0] if not argv else "as given" in lines[0]
+
+
+def test_livevace_run_on_the_cpu_by_default_generates_small_and_logs_what_runs(
+        tmp_path: Path, models_dir) -> None:
+    """The first-hour command: no size, the default depth control without its weights."""
+    out = tmp_path / "out.mp4"
+    env = {**os.environ, "LIVEVACE_MODELS_DIR": str(models_dir),
+           "DAYDREAM_SCOPE_MODELS_DIR": str(tmp_path / "scope")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "livevace", "run", *QUIET, "--pipeline", "vace", "--model",
+         "tiny-random", "--sink", f"record:{out}", "--max-frames", "30"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    log = proc.stderr
+    assert log.count("vace on the CPU: generating at 128×80, scaled to the 832×480 output") == 1
+    assert "control depth unavailable" in log and "falling back to edges" in log
+    assert "vace: VACE edges control" in log and "VACE depth control" not in log
+    with av.open(str(out)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 30 and frames[0].shape == (480, 832, 3)
+
+
 def test_livevace_run_generates_on_the_cpu_with_tiny_random(tmp_path: Path, models_dir) -> None:
     clip = make_clip(tmp_path / "in.mp4", 64, 48, seconds=2)
     out = tmp_path / "out.mp4"
