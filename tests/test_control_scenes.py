@@ -101,7 +101,8 @@ def test_save_then_recall(running, presets, user_scenes):
     assert saved.values["control"] == "gray"
     assert saved.values["prompt"] == parse_prompts("a paper lantern festival :: 0.6 | rain :: 0.4")
     assert saved.values["outpaint"] == pytest.approx((0.1, 0.0, 0.1, 0.0))
-    assert not (presets / "escape.toml").exists() and not (user_scenes.parent / "escape.toml").exists()
+    assert not (presets / "escape.toml").exists()
+    assert not (user_scenes.parent / "escape.toml").exists()
     assert "mine" in scene_names()
     r.client.send("/livevace/control", "depth")
     r.client.send("/livevace/scene", "mine")

@@ -53,7 +53,8 @@ def wait_for(check, seconds: float = 10.0) -> bool:
 def test_a_full_table_refuses_visibly_and_idle_peers_time_out(running, caplog):
     caplog.set_level(logging.INFO, "livevace.osc")
     r = running("--osc-tcp", "--osc-tcp-idle", "1.5")
-    idle = [socket.create_connection(("127.0.0.1", r.port), timeout=5) for _ in range(MAX_TCP_PEERS)]
+    idle = [socket.create_connection(("127.0.0.1", r.port), timeout=5)
+            for _ in range(MAX_TCP_PEERS)]
     time.sleep(0.3)  # accepted, each by its own thread
     late = socket.create_connection(("127.0.0.1", r.port), timeout=5)
     late.settimeout(5)

@@ -190,7 +190,8 @@ class Router:
                 return
             if not routes:
                 self.burst.warning(f"unknown {address[:64]}", f"unknown OSC address "
-                                   f"{shorten(address)!r} ignored (`livevace osc --list` shows them all)")
+                                   f"{shorten(address)!r} ignored (`livevace osc --list` shows "
+                                   "them all)")
             for route in routes:
                 try:
                     route(address, args, reply)

@@ -142,7 +142,8 @@ class ReplyGuard:
                 del self._buckets[host]
 
 
-def reply_policy(listen_host: str, allow: AllowList, feedback_hosts: Iterable[str]) -> Callable[[str], bool]:
+def reply_policy(listen_host: str, allow: AllowList,
+                 feedback_hosts: Iterable[str]) -> Callable[[str], bool]:
     """Who may be answered over UDP. On loopback only this machine can send, so everyone;
     on a network, a forged source address would turn replies on a victim, so only this
     machine, senders --osc-allow names and the hosts of the --feedback targets."""
