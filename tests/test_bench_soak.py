@@ -20,14 +20,17 @@ SAMPLE_KEYS = {"t_s", "dt_s", "rss_mb", "threads", "fds", "fps_out", "fresh_fps"
                "osc_sent", "osc_received"}
 
 
-def soak(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def soak_command(tmp_path: Path, *extra: str) -> list[str]:
     """A short soak on the passthrough pipeline (nothing to load when the control changes:
     no interval without a fresh frame however loaded the machine is)."""
-    return subprocess.run([sys.executable, "-m", "livevace", "bench", "soak", "--minutes", "0.15",
-                           "--interval", "2", "--pipeline", "passthrough",
-                           "--width", "192", "--height", "112",
-                           "--out", str(tmp_path), *extra],
-                          capture_output=True, text=True, timeout=300)
+    return [sys.executable, "-m", "livevace", "bench", "soak", "--minutes", "0.15",
+            "--interval", "2", "--pipeline", "passthrough", "--width", "192", "--height", "112",
+            "--out", str(tmp_path), *extra]
+
+
+def soak(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(soak_command(tmp_path, *extra), capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_soak_runs_the_node_under_osc_and_records_samples(tmp_path):
@@ -50,6 +53,22 @@ def test_soak_runs_the_node_under_osc_and_records_samples(tmp_path):
     assert {"write", "wrong_type", "malformed"} & set(traffic["by_kind"])
     assert summary["fps_out_min"] > 0
     assert proc.stdout.count("soak ") >= 2 and "wrote " in proc.stdout
+
+
+def test_two_soaks_run_side_by_side(tmp_path):
+    # Each has its own NDI sender (NDI refuses a second sender of one name on a machine).
+    first = subprocess.Popen(soak_command(tmp_path / "first"), stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert first.stdout is not None
+        for line in first.stdout:  # its first sample: its sender is open
+            if line.startswith("soak "):
+                break
+        second = soak(tmp_path / "second")
+        assert second.returncode == 0, second.stdout + second.stderr[-3000:]
+    finally:
+        rest, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, rest
 
 
 def test_soak_fails_when_the_node_stops_by_itself(tmp_path):

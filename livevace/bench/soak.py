@@ -3,7 +3,7 @@
 A show runs for hours while controllers talk to the node the whole time; a leak of one
 thread, one file descriptor or a few kilobytes per message ends it. This starts the real
 node the way `livevace run` does (the same node and control options; default: test
-pattern → the auto pipeline → NDI "livevace-soak" on loopback, OSC on a free 127.0.0.1
+pattern → the auto pipeline → NDI "livevace-soak-<pid>" on loopback, OSC on a free 127.0.0.1
 port, OSCQuery on a free port) and a traffic thread that sends real OSC over UDP at
 `--osc-rate` packets a second: valid writes across the registry, out-of-range values, wrong
 types, queries (plain and wildcard), dumps, scene recalls, bundles (some future-dated),
@@ -347,7 +347,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--out", type=Path, default=None, help="results folder")
     run_config.add_arguments(parser)
     control_service.add_arguments(parser)
-    parser.set_defaults(sink=["ndi:livevace-soak"], preview="off", osc_port=0,
+    # NDI refuses a second sender of the same name on a machine: one name per soak process
+    parser.set_defaults(sink=[f"ndi:livevace-soak-{os.getpid()}"], preview="off", osc_port=0,
                         oscquery_port=0, no_zeroconf=True)
 
 
