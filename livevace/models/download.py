@@ -7,7 +7,7 @@ HTTP GET with its own bar. Files already present and sound — in our folder or 
 are never fetched again. Any failure becomes one ModelError that says which file, from where,
 and where to put it by hand.
 
-Before the first byte, `pull` knows every file it needs: with `HF_HUB_OFFLINE=1`, or when a
+Before the first byte, `pull` knows every file it needs: offline (`HF_HUB_OFFLINE=1`), or when a
 host cannot be reached (no DNS, connection refused, no answer within `CONNECT_TIMEOUT_S`: one
 TCP connect each, through the proxy when one is set), it stops at once with every missing file
 of every requested entry, each with its URL and its place — instead of the hub's retries
@@ -62,6 +62,7 @@ def offline_variable() -> str | None:
 
 
 def offline() -> bool:
+    """No downloads in this run (`offline_variable`)."""
     return offline_variable() is not None
 
 
@@ -123,8 +124,8 @@ def pull(keys: list[str]) -> list[Pulled]:
 
 def ensure_reachable(downloads: list[Download]) -> None:
     """One ModelError listing every file of `downloads` that cannot be fetched now — all of
-    them with HF_HUB_OFFLINE set, else those on a host that cannot be reached — each with its
-    URL and its place, so they can be put there by hand."""
+    them when offline, else those on a host that cannot be reached — each with its URL and
+    its place, so they can be put there by hand."""
     files = [(url, d.target / name, alt) for d in downloads for url, name, alt in d.files()]
     if offline():
         blocked, why = files, f"{offline_variable()} is set; unset it"

@@ -3,9 +3,10 @@
 The DiT patches 2×2 latents of 8×8 pixels, so generation happens at multiples of 16 pixels;
 an output size that is not one is generated at the nearest smaller multiple (inputs are
 cropped to fill it) and scaled back. On a CPU, unless the user gave the size, the generator
-works at a small one (`cpu_size`) and its frames are scaled up to the output. Every picture that enters the pipeline — camera
-frames, masks, reference and keyframe images — is resized by crop-to-fill (scale to cover,
-crop the centre: no bars, no distortion), the one rule `livevace.io.draw.fit` implements.
+works at a small one (`cpu_size`) and its frames are scaled up to the output. Every picture
+that enters the pipeline — camera frames, masks, reference and keyframe images — is resized
+by crop-to-fill (scale to cover, crop the centre: no bars, no distortion), the one rule
+`livevace.io.draw.fit` implements.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def cpu_size(width: int, height: int) -> tuple[int, int]:
     scale = CPU_LONG_SIDE / max(width, height)
     if scale >= 1:
         return generation_size(width, height)
-    return tuple(max(BLOCK, round(v * scale / BLOCK) * BLOCK) for v in (width, height))  # type: ignore[return-value]
+    return (max(BLOCK, round(width * scale / BLOCK) * BLOCK),
+            max(BLOCK, round(height * scale / BLOCK) * BLOCK))
 
 
 def outpaint_rect(ratios: Sequence[float], width: int, height: int) -> Rect | None:
