@@ -128,6 +128,10 @@ class Node:
             self._stop.wait(0.005 if any(not r.threaded for r in self.runners) else 0.05)
         return True
 
+    def failures(self) -> list[str]:
+        """One line per sink that failed, with what its output really holds (after close)."""
+        return [line for line in (r.failure() for r in self.runners) if line]
+
     def close(self) -> None:
         """Stop everything in order and leave finished files behind: loop, capture, pacer,
         then each sink drains its queue and closes, then the pipeline."""

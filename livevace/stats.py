@@ -24,6 +24,9 @@ Keys of `snapshot()` (rates and timings over the last `window` seconds, counters
 - `pipeline_errors`          pipeline calls that raised (the picture held; logged once each)
 - `frames_in`, `frames_out`  counters
 - `no_signal`                1 while the source is silent and the slate is shown, else 0
+- `failed_sink_<sink>`       1 once that sink has failed (it stopped; the show goes on), else 0
+- `frames_sink_<sink>`       frames the sink wrote; once it failed or closed, the frames its
+                             output really holds (a recording: those readable in the file)
 - `pacer_jitter_ms`          p95 of |output interval − frame period|
 """
 
@@ -135,10 +138,13 @@ class Stats:
 def status_line(s: dict[str, float]) -> str:
     """The one-line terminal status a VJ watches."""
     slate = "  NO SIGNAL" if s.get("no_signal") else ""
+    failed = [k.removeprefix("failed_sink_") for k, v in s.items()
+              if k.startswith("failed_sink_") and v]
+    failures = f"  FAILED: {', '.join(failed)}" if failed else ""
     return (f"in {s['fps_in']:5.1f} fps  out {s['fps_out']:5.1f} fps  "
             f"latency p50 {s['latency_p50_ms']:5.1f} ms p95 {s['latency_p95_ms']:5.1f} ms  "
             f"pipeline {s.get('stage_pipeline_ms', 0.0):5.1f} ms  "
-            f"held {int(s['held'])}  dropped {int(s['dropped'])}{slate}")
+            f"held {int(s['held'])}  dropped {int(s['dropped'])}{slate}{failures}")
 
 
 __all__ = ["Stats", "percentile", "status_line"]

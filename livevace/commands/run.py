@@ -148,4 +148,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("stopped after %.1f s: %d frames out, %d held, %d dropped, latency p50 %.1f "
                  "ms p95 %.1f ms", s["uptime_s"], s["frames_out"], s["held"], s["dropped"],
                  s["latency_p50_ms"], s["latency_p95_ms"])
-    return 0
+        failures = node.failures()
+        for line in failures:
+            log.error("%s", line)
+    return 1 if failures else 0

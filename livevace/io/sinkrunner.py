@@ -5,7 +5,10 @@ recorder on a busy disk, a stalled network) drops its own oldest frames and neve
 the loop or the other sinks. The sink's open, write and close all run on its thread (Spout
 and Syphon bind GPU contexts to the thread that made them); `start` still waits for the
 open so a sink that cannot work fails the start with its one-line reason. A sink that
-fails mid-show is closed and logged once; the show goes on without it.
+fails mid-show (or while finishing) is closed and logged once; the show goes on without
+it, and the failure stays in sight: `failed_sink_<key>` is 1 in the stats (the status line
+and `/livevace/stats/*` show it), `frames_sink_<key>` drops to the frames the sink really
+kept (a recording: the frames readable in the file), and `failure()` says it at the stop.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class SinkRunner:
         self.capacity = int(getattr(sink, "queue_size", 2))
         self.threaded = not getattr(sink, "main_thread", False)
         self.failed = False
+        self.error: Exception | None = None
+        self.given = 0
+        """Frames handed to the sink's write (the one that failed included)."""
         self.written = 0
         self._queue: deque[tuple[Frame, bool]] = deque()
         self._cond = threading.Condition()
@@ -45,6 +51,25 @@ class SinkRunner:
         self._opened = threading.Event()
         self._open_error: BaseException | None = None
         self._is_open = False
+        self.stats.gauge(f"failed_sink_{key}", 0)
+        self.stats.gauge(f"frames_sink_{key}", 0)
+
+    @property
+    def kept(self) -> int:
+        """Frames the sink's output really holds (a recorder says; others: those written)."""
+        return int(getattr(self.sink, "kept", self.written))
+
+    def failure(self) -> str | None:
+        """One line for the stop summary when the sink failed, else None."""
+        if not self.failed:
+            return None
+        return (f"{self.sink.name} FAILED ({self.error}): it holds {self.kept} of the "
+                f"{self.given} frames it was given")
+
+    def _fail(self, exc: Exception, then: str) -> None:
+        self.failed, self.error = True, exc
+        self.stats.gauge(f"failed_sink_{self.key}", 1)
+        log.error("sink %s failed: %s (%s)", self.sink.name, exc, then)
 
     # --- lifecycle
     def start(self) -> None:
@@ -86,7 +111,9 @@ class SinkRunner:
             try:
                 self.sink.close()
             except Exception as exc:
-                log.error("closing sink %s: %s", self.sink.name, exc)
+                if not self.failed:
+                    self._fail(exc, "while closing")
+            self.stats.gauge(f"frames_sink_{self.key}", self.kept)
 
     # --- frames
     def put(self, frame: Frame, fresh: bool = True) -> None:
@@ -137,17 +164,18 @@ class SinkRunner:
         if frame.width != width or frame.height != height:
             frame = Frame(fit(frame.image, width, height), frame.t_capture, frame.index, frame.meta)
         t0 = time.perf_counter()
+        self.given += 1
         try:
             self.sink.write(frame)
         except Exception as exc:
-            self.failed = True
-            log.error("sink %s failed: %s; it stops, the show goes on", self.sink.name, exc)
+            self._fail(exc, "it stops; the show goes on")
             with self._cond:
                 self._queue.clear()
             self._close_sink()
             return
         t1 = time.perf_counter()
         self.written += 1
+        self.stats.gauge(f"frames_sink_{self.key}", self.written)
         self.stats.timing(f"sink_{self.key}", (t1 - t0) * 1e3)
         if fresh:
             self.stats.latency((now() - frame.t_capture) * 1e3)
