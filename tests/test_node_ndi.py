@@ -1,5 +1,6 @@
-"""Real NDI on loopback: our sender to our receiver inside the test process (NDIlib finds
-local senders through `extra_ips=127.0.0.1`, no avahi needed)."""
+"""Real NDI on loopback: our sender to our receiver inside the test process, and sender
+processes of their own (NDIlib finds local senders through `extra_ips=127.0.0.1`, no avahi
+needed)."""
 
 from __future__ import annotations
 
