@@ -90,8 +90,9 @@ def test_a_recording_that_fills_the_disk_fails_visibly_with_the_true_count(small
     where, limit = small_disk
     out = where / "take.mp4"
     stats = StatsListener()
+    other = f"ndi:livevace-test-{uuid.uuid4().hex[:8]}"
     proc = subprocess.Popen(
-        livevace_run("--sink", f"record:{out}", "--sink", f"ndi:livevace-test-{uuid.uuid4().hex[:8]}",
+        livevace_run("--sink", f"record:{out}", "--sink", other,
                      "--feedback", f"127.0.0.1:{stats.port}", "--stats-interval", "0.1"),
         stderr=subprocess.PIPE, text=True, preexec_fn=limit)
     err = Lines(proc.stderr)
