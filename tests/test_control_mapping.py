@@ -149,9 +149,10 @@ def test_feedback_moves_faders_and_lights_bank_buttons(running, presets):
     r.control.tick()
     time.sleep(0.15)
     r.control.tick()
-    latest = dict(listener.client.receive(count=50, timeout=0.3))  # the slew's last step wins
-    assert latest["/1/fader1"] == [pytest.approx(0.75)]
-    assert latest["/livevace/vace_context_scale"] == [pytest.approx(1.5)]
+    expected = {"/1/fader1": [pytest.approx(0.75)],
+                "/livevace/vace_context_scale": [pytest.approx(1.5)]}
+    latest = listener.client.latest_until(expected)  # the slew's last step wins
+    assert {address: latest.get(address) for address in expected} == expected
     r.client.send("/livevace/prompt", bank[1][0].text)
     r.client.sync()
     lights = dict(listener.client.receive_until("/2/push8"))

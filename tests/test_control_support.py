@@ -35,7 +35,9 @@ def free_udp_port() -> int:
 
 
 class OscClient:
-    """python-osc messages over a UDP socket of our own, so the node's replies reach us."""
+    """python-osc messages over a UDP socket of our own, so the node's replies reach us.
+    Its waits return as soon as what they wait for has come; their generous deadlines are
+    reached only when it never does."""
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         self.target = (host, port)
@@ -48,7 +50,7 @@ class OscClient:
     def send_raw(self, data: bytes) -> None:
         self.sock.sendto(data, self.target)
 
-    def receive(self, timeout: float = 2.0, count: int = 1) -> list[tuple[str, list[Any]]]:
+    def receive(self, timeout: float = 30.0, count: int = 1) -> list[tuple[str, list[Any]]]:
         """Up to `count` messages (fewer when `timeout` passes first)."""
         out: list[tuple[str, list[Any]]] = []
         deadline = time.monotonic() + timeout
@@ -61,7 +63,7 @@ class OscClient:
             out += [(m.message.address, list(m.message.params)) for m in OscPacket(data).messages]
         return out
 
-    def receive_until(self, address: str, timeout: float = 2.0) -> list[tuple[str, list[Any]]]:
+    def receive_until(self, address: str, timeout: float = 30.0) -> list[tuple[str, list[Any]]]:
         """Messages up to and including the first to `address` (all, if it never comes)."""
         out: list[tuple[str, list[Any]]] = []
         deadline = time.monotonic() + timeout
@@ -72,10 +74,20 @@ class OscClient:
                 break
         return out
 
+    def latest_until(self, expected: dict[str, Any], timeout: float = 30.0) -> dict[str, list[Any]]:
+        """The last arguments per address, read until each address in `expected` shows its
+        expected ones (a glide's last step: earlier steps come first); all that came, if
+        that never happens."""
+        latest: dict[str, list[Any]] = {}
+        deadline = time.monotonic() + timeout
+        while any(latest.get(a) != v for a, v in expected.items()) and time.monotonic() < deadline:
+            latest.update(self.receive(timeout=deadline - time.monotonic()))
+        return latest
+
     def sync(self) -> None:
         """Round trip: once the node answers, it has handled everything we sent before."""
         self.send("/livevace/seed")
-        replies = self.receive_until("/livevace/seed", timeout=3.0)  # skips earlier replies
+        replies = self.receive_until("/livevace/seed")  # skips earlier replies
         assert any(a == "/livevace/seed" for a, _ in replies), "the node stopped answering"
 
     def close(self) -> None:

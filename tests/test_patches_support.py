@@ -11,9 +11,10 @@ import pytest
 from livevace.control.mapping import Controller, Mapping
 
 
-def eventually(r, check: Callable[[], None], timeout: float = 2.0) -> None:
+def eventually(r, check: Callable[[], None], timeout: float = 30.0) -> None:
     """Once the node handled what was sent, tick it (slews, crossfades) until `check`
-    stops raising AssertionError; raise the last one after `timeout` seconds."""
+    stops raising AssertionError; raise the last one after `timeout` seconds (generous:
+    a loaded machine only takes longer)."""
     r.client.sync()
     deadline = time.monotonic() + timeout
     while True:
