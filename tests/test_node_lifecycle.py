@@ -26,6 +26,7 @@ from livevace.pipelines import create
 from livevace.pipelines.controlmap import ControlMap
 from livevace.pipelines.passthrough import Passthrough
 from livevace.stats import Stats
+from polling import until
 
 W, H, FPS = 160, 96, 30.0
 
@@ -39,6 +40,9 @@ class Collect:
 
     name = "collect"
     queue_size = 8
+    in_flight = queue_size + 2
+    """Frames the pacer may already have sent on when the loop stops feeding it: its sink
+    queue's, the one being written and the one being emitted."""
 
     def __init__(self) -> None:
         self.frames: list[Frame] = []
@@ -86,14 +90,16 @@ def test_loop_ticks_control_then_snapshots_and_takes_triggers_once():
     store = ParamStore()
     control = CountingControl(store)
     probe = Probe()
-    node = Node(small_config(duration=1.0), store, probe, PatternSource(W, H, FPS), [Collect()],
+    node = Node(small_config(), store, probe, PatternSource(W, H, FPS), [Collect()],
                 control=control)
     node.start()
-    time.sleep(0.3)
-    store.set("reset_cache", True)
-    node.wait(5)
-    node.close()
-    assert len(probe.seen) >= 5
+    try:
+        until(lambda: len(probe.seen) >= 3, "the pipeline was never called")
+        store.set("reset_cache", True)
+        pressed = len(probe.seen)
+        until(lambda: len(probe.seen) >= pressed + 3, "the calls stopped")
+    finally:
+        node.close()
     # Each call saw the value its own tick wrote: tick happens right before the snapshot.
     assert [p["seed"] for p in probe.seen] == list(range(1, len(probe.seen) + 1))
     assert sum(p["reset_cache"] for p in probe.seen) == 1
@@ -115,13 +121,15 @@ def test_a_failing_control_tick_is_logged_once_and_the_show_goes_on(caplog):
     control = BrokenControl()
     probe = Probe()
     sink = Collect()
-    node = Node(small_config(duration=0.8), ParamStore(), probe, PatternSource(W, H, FPS), [sink],
+    node = Node(small_config(), ParamStore(), probe, PatternSource(W, H, FPS), [sink],
                 control=control)
     node.start()
-    node.wait(5)
-    node.close()
-    assert control.ticks >= 5 and len(probe.seen) == control.ticks  # every call still ran
-    assert len({f.index for f in sink.frames}) >= 10  # fresh pictures kept coming
+    try:  # fresh pictures keep coming
+        until(lambda: control.ticks >= 5 and len({f.index for f in list(sink.frames)}) >= 10,
+              "the show stopped")
+    finally:
+        node.close()
+    assert len(probe.seen) == control.ticks  # every call still ran
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("control failed (the parameters stay as they are)")
 
@@ -146,35 +154,49 @@ def test_a_silent_source_shows_the_slate_which_skips_the_pipeline():
     stats = Stats()
     probe = Probe()
     sink = Collect()
-    node = Node(small_config(duration=1.2), ParamStore(), probe, SilentSource(), [sink], stats)
+    node = Node(small_config(), ParamStore(), probe, SilentSource(), [sink], stats)
     node.start()
-    node.wait(5)
-    snap = stats.snapshot()
-    node.close()
-    assert snap["no_signal"] == 1 and snap["fps_out"] > 5
-    assert len({id(f.image) for f in sink.frames}) >= 5  # the slate ticks: new pictures
+    try:  # the slate ticks: new pictures (the sink keeps them, so no id is reused)
+        until(lambda: len({id(f.image) for f in list(sink.frames)}) >= 5, "no slate pictures")
+        snap = stats.snapshot()
+    finally:
+        node.close()
+    assert snap["no_signal"] == 1 and snap["frames_out"] >= 5
     assert probe.seen == [] and snap["fps_pipeline"] == 0  # …none of them from the pipeline
+
+
+class PausedTicks:
+    """Stands in for the control service: counts the ticks that saw `pause` on. The loop
+    ticks before each call and while paused, so after two such ticks no call is under way."""
+
+    def __init__(self, store: ParamStore) -> None:
+        self.store = store
+        self.paused = 0
+
+    def tick(self) -> None:
+        self.paused += bool(self.store.get("pause"))
 
 
 def test_pause_holds_the_last_picture():
     store = ParamStore()
     sink = Collect()
-    node = Node(small_config(), store, Passthrough(), PatternSource(W, H, FPS), [sink])
+    ticks = PausedTicks(store)
+    node = Node(small_config(), store, Passthrough(), PatternSource(W, H, FPS), [sink],
+                control=ticks)
     node.start()
     try:
-        time.sleep(0.4)
+        until(lambda: sink.frames, "no output")
         store.set("pause", True)
-        time.sleep(0.15)  # whatever was in flight comes out
-        mark = len(sink.frames)
-        time.sleep(0.5)
+        # no call under way and the pacer's queue played: from here on only holds go out
+        until(lambda: ticks.paused >= 2 and node.pacer.depth == 0, "the pause never began")
+        mark = len(sink.frames) + Collect.in_flight
+        until(lambda: len(sink.frames) >= mark + 8, "output stopped while paused")
         paused = sink.frames[mark:]
         store.set("pause", False)
-        time.sleep(0.3)
+        until(lambda: sink.frames[-1].index > paused[0].index, "the picture never moved again")
     finally:
         node.close()
-    assert len(paused) >= 8  # output went on while paused…
-    assert all(f is paused[0] for f in paused)  # …showing one held picture
-    assert sink.frames[-1].index > paused[0].index  # and moves again after
+    assert all(f is paused[0] for f in paused)  # output went on, showing one held picture
 
 
 def test_controlmap_follows_the_control_parameter_live():

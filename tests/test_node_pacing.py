@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -26,6 +26,7 @@ from livevace.loop import Node
 from livevace.pacing import Pacer
 from livevace.params import ParamStore
 from livevace.stats import Stats
+from polling import until
 
 
 class Recorder:
@@ -62,15 +63,6 @@ def push_bursts(pacer: Pacer, burst: int, every: float, count: int) -> list[int]
         pacer.push([frame(k * burst + j) for j in range(burst)])
         depths.append(pacer.depth)
     return depths
-
-
-def until(done: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll `done()` until true; fail after `timeout` seconds (generous: only a broken
-    pacer needs it)."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.005)
 
 
 @contextmanager

@@ -29,26 +29,23 @@ def test_video_plays_at_its_own_rate_and_loops(clip):
         reference = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(reference) == COUNT
     source = VideoSource(clip)
+    t0 = now()
     source.open()
     try:
-        t0 = now()
         frames = []
         while len(frames) < COUNT + 5:
             frame = source.read(timeout=1.0)
             if frame is not None:
                 frames.append(frame)
-        elapsed = now() - t0
     finally:
         source.close()
     for i, frame in enumerate(frames):
         assert frame.image.shape == (H, W, 3)
         # Frame i of the run is frame i mod 10 of the file: it loops, in order, none lost.
         assert np.abs(frame.image.astype(int) - reference[i % COUNT]).max() <= 1
-    # 15 frames at 10 fps take at least 1.4 s (decoded at the file's rate, not as fast as
-    # possible); the stamps are spaced accordingly.
-    assert elapsed >= 1.3
-    gaps = np.diff([f.t_capture for f in frames])
-    assert gaps.min() >= 0.05 and np.median(gaps) == pytest.approx(1 / RATE, rel=0.3)
+        # Played at the file's rate, not as fast as it decodes: frame i is never out before
+        # i periods have passed (a busy machine only makes it later).
+        assert frame.t_capture - t0 >= i / RATE - 1e-6, i
 
 
 def test_unreadable_video_is_one_clear_error(tmp_path):
