@@ -123,9 +123,10 @@ class Script:
 def run_node(pipeline: StreamingVace, store: ParamStore, chunks: int, *,
              source: Any = None, size: tuple[int, int] = (SIZE, SIZE),
              changes: dict[int, dict[str, Any]] | None = None,
-             timeout: float = 60.0) -> tuple[list[list[Frame]], Collect, Stats]:
-    """Run the node loop until the pipeline has produced `chunks` chunks; returns its bursts,
-    the sink and the node's stats."""
+             timeout: float = 300.0) -> tuple[list[list[Frame]], Collect, Stats]:
+    """Run the node loop until the pipeline has produced `chunks` chunks and the sink has
+    shown the last of them (or `timeout` seconds passed: generous, a loaded machine is only
+    slower); returns its bursts, the sink and the node's stats."""
     width, height = size
     sink = Collect()
     stats = Stats()
@@ -139,7 +140,10 @@ def run_node(pipeline: StreamingVace, store: ParamStore, chunks: int, *,
         deadline = time.monotonic() + timeout
         while len(recorded.bursts) < chunks and time.monotonic() < deadline:
             time.sleep(0.02)
-        time.sleep(0.1)  # let the last burst reach the sink
+        last = recorded.bursts[chunks - 1][0].index if len(recorded.bursts) >= chunks else None
+        while (last is not None and not any(f.index >= last for f in list(sink.frames))
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
     finally:
         node.close()
     return recorded.bursts, sink, stats

@@ -203,7 +203,10 @@ def test_suite_reports_every_target_with_its_spread(tmp_path, capsys):
         # causality: a frame is out only after the rest of its chunk (and, annotated ahead,
         # the next chunk) has been captured; one period of slack for a late capture stamp
         assert ahead["latency_ms"]["min"] >= ahead["capture_wait_ms"] - period_ms
-        assert direct["latency_p50_ms"] < ahead["latency_p50_ms"]
+        # annotating ahead costs latency; compared net of the measured compute, which a
+        # busy machine can stretch in one run and not the other
+        assert (direct["latency_p50_ms"] - direct["pipeline_ms"]
+                < ahead["latency_p50_ms"] - ahead["pipeline_ms"])
         assert ahead["fps_out"] > 0 and ahead["settings"]["chunk"] == 1
         # its own 4 frames (3 periods after the first) and, annotated ahead, 4 more
         assert ahead["capture_wait_ms"] == pytest.approx(7 * period_ms)

@@ -143,7 +143,7 @@ def test_output_size_that_is_no_multiple_of_16(models) -> None:  # noqa: F811
     assert (pipeline.gen_width, pipeline.gen_height) == (32, 16)
     bursts, sink, _ = run_node(pipeline, store, 2, size=(40, 24))
     frames = [f for burst in bursts for f in burst] + sink.frames
-    assert len(bursts) == 2 and all(f.image.shape == (24, 40, 3) for f in frames)
+    assert len(bursts) >= 2 and all(f.image.shape == (24, 40, 3) for f in frames)
 
 
 @pytest.mark.parametrize("settings,fitted", [
