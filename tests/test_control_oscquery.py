@@ -15,7 +15,7 @@ from test_control_support import presets, running  # noqa: F401
 def get(r, path: str) -> tuple[int, dict | None]:
     host, port = r.control.oscquery.address
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as resp:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=30) as resp:
             body = resp.read()
             return resp.status, json.loads(body) if body else None
     except urllib.error.HTTPError as err:
