@@ -9,8 +9,10 @@ import sys
 
 
 def test_bench_node_runs_and_records(tmp_path):
+    # --seconds: the receiver process must start and find the sender within it (a second
+    # on an idle machine; a busy one starts processes slowly)
     proc = subprocess.run([sys.executable, "-m", "livevace", "bench", "node", "--sizes", "192x112",
-                           "--fps", "30", "--seconds", "1.5", "--warmup", "0.5", "--out",
+                           "--fps", "30", "--seconds", "5", "--warmup", "0.5", "--out",
                            str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     (result,) = tmp_path.glob("node-*.json")
