@@ -10,11 +10,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
 import pytest
+
+from polling import until
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("bootstrap", ROOT / "bootstrap.py")
@@ -93,10 +94,7 @@ def test_ctrl_c_waits_for_the_nodes_clean_stop(tmp_path) -> None:
 @pytest.mark.timeout(120)
 def test_sigterm_to_the_launcher_alone_reaches_the_node(tmp_path) -> None:
     proc = start_launcher(tmp_path)
-    deadline = time.monotonic() + 30
-    while not catches(proc.pid, signal.SIGTERM):
-        assert time.monotonic() < deadline, "the launcher never handles SIGTERM"
-        time.sleep(0.02)
+    until(lambda: catches(proc.pid, signal.SIGTERM), "the launcher never handles SIGTERM")
     os.kill(proc.pid, signal.SIGTERM)
     out, err = stopped(proc)
     assert f"stopped after signal {int(signal.SIGTERM)}" in out
