@@ -8,6 +8,7 @@ import importlib
 import logging
 import re
 import sys
+import threading
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -18,12 +19,20 @@ COMMANDS = ("run", "sources", "bench", "models", "osc", "presets", "patches", "e
 """Subcommands, each a module livevace.commands.<name> with `register(subparsers)`."""
 
 
+_PARSING = threading.Lock()
+"""CPython 3.11's parser is not safe to run on two threads at once (SystemError: AST
+constructor recursion depth mismatch): the CLI can be built on several threads of one
+process (tests, a host embedding it)."""
+
+
 def module_source(module: str) -> ast.Module | None:
     """A module's parsed source, read without importing it (imports can be heavy)."""
     spec = find_spec(module)
     if spec is None or spec.origin is None:
         return None
-    return ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    text = Path(spec.origin).read_text(encoding="utf-8")
+    with _PARSING:
+        return ast.parse(text)
 
 
 def summary(module: str) -> str:
