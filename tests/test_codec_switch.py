@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from livevace.models.wan.codec import LiveDecoder, frames_to_pixels, pixels_to_frames
+from livevace.models.wan.codec import frames_to_pixels, pixels_to_frames
+from livevace.pipelines.vace.live_decoder import LiveDecoder
 from livevace.models.wan.tae import TAEConfig, TinyAutoencoder
 from livevace.models.wan.vae import WanVAE, WanVAEConfig
 

@@ -124,7 +124,7 @@ def load_strategies(names: list[str], custom: list[str]) -> list[Strategy]:
 def read_clip(source: str, width: int, height: int, frames: int) -> list[np.ndarray]:
     """Up to `frames` frames of a video file, crop-to-filled to width × height."""
     from livevace.experiment.report import read_video
-    from livevace.io.draw import fit
+    from livevace.imaging import fit
 
     spec = parse_source(source if ":" in source else f"video:{source}")
     path = Path(spec.arg)

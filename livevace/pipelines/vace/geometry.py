@@ -4,7 +4,7 @@ The DiT patches 2×2 latents of 8×8 pixels, so generation happens at multiples 
 an output size that is not one is generated at the nearest smaller multiple (inputs are
 cropped to fill it) and scaled back. Every picture that enters the pipeline — camera
 frames, masks, reference and keyframe images — is resized by crop-to-fill (scale to cover,
-crop the centre: no bars, no distortion), the one rule `livevace.io.draw.fit` implements.
+crop the centre: no bars, no distortion), the one rule `livevace.imaging.fit` implements.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from livevace.io.draw import fit
+from livevace.imaging import fit
 
 BLOCK = 16
 """Pixels per DiT token side (VAE 8× times patch 2)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from livevace.errors import UserError
-from livevace.io.draw import fit
+from livevace.imaging import fit
 
 log = logging.getLogger("livevace.vace")
 

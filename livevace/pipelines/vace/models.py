@@ -28,7 +28,8 @@ from livevace.errors import ModelError, UserError
 from livevace.models import catalog, vram
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.tae import TinyAutoencoder
-from livevace.models.wan.text import PromptEmbeddings, WanTextEncoder
+from livevace.models.wan.text import WanTextEncoder
+from livevace.pipelines.vace.embeddings import PromptEmbeddings
 from livevace.models.wan.vae import WanVAE
 from livevace.pipelines.vace import MODEL_CHOICES
 

@@ -50,7 +50,7 @@ import torch
 from livevace.errors import UserError
 from livevace.frames import Frame
 from livevace.models.wan.codec import pixels_to_frames
-from livevace.models.wan.prompt_blend import TextConditioner
+from livevace.pipelines.vace.prompt_blend import TextConditioner
 from livevace.models.wan.vace import VaceStrength
 from livevace.params import param
 from livevace.pipelines.vace import modes
@@ -79,6 +79,12 @@ tiny autoencoder's."""
 STRENGTH = ("vace_context_scale", "vace_generation_scale", "vace_refinement_scale",
             "vace_layer_profile")
 KEYFRAMES = {"first": "first_frame_image", "last": "last_frame_image"}
+
+
+def vace_strength(params: dict[str, Any]) -> VaceStrength:
+    """The hint strength the live parameters ask for."""
+    context, generation, refinement, profile = (params[name] for name in STRENGTH)
+    return VaceStrength(float(context), float(generation), float(refinement), tuple(profile))
 
 
 def step_list(params: dict[str, Any]) -> list[int]:
@@ -198,13 +204,13 @@ class StreamingVace:
         if stream is None:
             stream = self.streams[chunk] = GenerationStream(
                 self.models, self.gen_width, self.gen_height, chunk, str(params["decoder"]),
-                step_list(params), int(params["seed"]), VaceStrength.from_params(params),
+                step_list(params), int(params["seed"]), vace_strength(params),
                 self.context_encoder)
             return stream
         stream.reset()
         stream.sampler.set_steps(step_list(params))
         stream.sampler.seed = int(params["seed"])
-        stream.sampler.set_strength(VaceStrength.from_params(params))
+        stream.sampler.set_strength(vace_strength(params))
         return stream
 
     def _apply(self, params: dict[str, Any]) -> None:
@@ -225,7 +231,7 @@ class StreamingVace:
             if "seed" in changed:
                 sampler.seed = int(params["seed"])
             if changed & set(STRENGTH):
-                sampler.set_strength(VaceStrength.from_params(params))
+                sampler.set_strength(vace_strength(params))
         if self.references.update(tuple(params["reference_images"])):
             self.stream.sink_written = False  # written (again) before the next chunk
             if not self.references.used and not self.stream.first:

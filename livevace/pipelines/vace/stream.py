@@ -16,7 +16,7 @@ from typing import Sequence
 
 import torch
 
-from livevace.models.wan.codec import LiveDecoder
+from livevace.pipelines.vace.live_decoder import LiveDecoder
 from livevace.models.wan.kv_cache import CacheLayout
 from livevace.models.wan.sampler import StreamSampler
 from livevace.pipelines.vace.context import ContextEncoder, StreamEncoder
