@@ -32,8 +32,7 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
-from livevace.models.wan.attention import AttnImpl
-from livevace.models.wan.blocks import KV, Phases, SelfKV, WanBlock
+from livevace.models.wan.blocks import ForwardContext, WanBlock
 from livevace.models.wan.config import WanConfig
 
 PassKind = Literal["generation", "refinement"]
@@ -48,15 +47,15 @@ class VaceBlock(WanBlock):
             self.before_proj = nn.Linear(cfg.dim, cfg.dim)
         self.after_proj = nn.Linear(cfg.dim, cfg.dim)
 
-    def hint(self, c: torch.Tensor, x: torch.Tensor, e: torch.Tensor, rope: KV, self_kv: SelfKV,
-             layer: int, text: KV, impl: AttnImpl, phases: Phases | None = None
+    def hint(self, c: torch.Tensor, x: torch.Tensor, ctx: ForwardContext, layer: int
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(hint, new c). c: control tokens (patch-embedded context for block 0, else the
-        previous block's c), x: the patch-embedded noisy latent, both float32. The hint stays
-        in the weights' dtype: the main block that adds it widens it (`WanBlock.ffn_out`)."""
+        previous block's c), x: the patch-embedded noisy latent, both float32; `ctx`: the
+        VACE blocks' own (see `WanDiT._hints`). The hint stays in the weights' dtype: the main
+        block that adds it widens it (`WanBlock.ffn_out`)."""
         if hasattr(self, "before_proj"):
             c = self.before_proj(c.to(self.before_proj.weight.dtype)).float() + x
-        c = super().forward(c, e, rope, self_kv, layer, text, impl, phases)
+        c = super().forward(c, ctx, layer)
         return self.after_proj(c.to(self.after_proj.weight.dtype)), c
 
 
