@@ -11,7 +11,7 @@ import torch
 
 from livevace.cli import main
 from livevace.errors import ModelError
-from livevace.models import vram
+from livevace.store import vram
 from livevace.models.wan.config import WAN21_VACE_1_3B
 from livevace.models.wan.tae import TAEConfig
 from livevace.models.wan.text import UMT5_XXL, WanTextEncoder

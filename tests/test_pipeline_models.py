@@ -15,7 +15,7 @@ import pytest
 
 from livevace.config import RunConfig
 from livevace.errors import ModelError, UserError
-from livevace.models import catalog, vram
+from livevace.store import catalog, vram
 from livevace.params import ParamStore
 from livevace.pipelines import create
 from livevace.pipelines.controlmap import ControlMap

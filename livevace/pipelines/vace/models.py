@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from livevace.errors import ModelError, UserError
-from livevace.models import catalog, vram
+from livevace.store import catalog, vram
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.tae import TinyAutoencoder
 from livevace.models.wan.text import WanTextEncoder
