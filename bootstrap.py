@@ -10,13 +10,14 @@ The one set-up path for every platform (the Makefile and Windows both call it):
 3. install livevace (with the dev extras for `test`), skipped when nothing changed;
 4. on Linux with a Hopper or Blackwell GPU, try once to add FlashAttention-4 (the `flash4`
    extra: faster attention at 832×480; optional, cuDNN's SDPA does the work without it);
-5. run `livevace run …` or `pytest …`.
+5. run `livevace run …` or `pytest …`, waiting out its clean stop on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import venv
@@ -110,6 +111,24 @@ def ensure_flash4() -> None:
         step("FlashAttention-4 did not install; attention runs on cuDNN (PyTorch SDPA) instead")
 
 
+def launch(cmd: list[str]) -> int:
+    """Run `cmd` and return its exit code once it has stopped by itself.
+
+    Ctrl-C in a terminal reaches the whole process group, so the node already has it and is
+    finishing its files: the launcher ignores its own SIGINT meanwhile (subprocess.call would
+    kill the node 0.25 s later and print a traceback). A SIGTERM sent to the launcher alone
+    is passed on."""
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, lambda signum, frame: None)  # not SIG_IGN: the child inherits that
+    try:
+        child = subprocess.Popen(cmd)
+        signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum))
+        return child.wait()
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("run", "test", "setup"):
         print(__doc__)
@@ -128,7 +147,7 @@ def main(argv: list[str]) -> int:
     else:
         cmd = [str(BIN / "livevace"), "run", *rest]
     os.chdir(ROOT)
-    return subprocess.call(cmd)
+    return launch(cmd)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import ast
 import importlib
 import logging
+import re
 import sys
 from importlib.util import find_spec
 from pathlib import Path
@@ -17,13 +18,22 @@ COMMANDS = ("run", "sources", "bench", "models", "osc", "presets", "patches", "e
 """Subcommands, each a module livevace.commands.<name> with `register(subparsers)`."""
 
 
-def summary(module: str) -> str:
-    """First docstring line of a module, read without importing it (imports can be heavy)."""
+def module_source(module: str) -> ast.Module | None:
+    """A module's parsed source, read without importing it (imports can be heavy)."""
     spec = find_spec(module)
     if spec is None or spec.origin is None:
-        return ""
-    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+        return None
+    return ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+
+
+def summary(module: str) -> str:
+    """The first sentence of a module's docstring, whole (a docstring wraps its lines, so the
+    first line alone stops mid-sentence), without a leading "`livevace …`: "."""
+    tree = module_source(module)
+    doc = (ast.get_docstring(tree) if tree else None) or ""
+    paragraph = re.sub(r"^`[^`]*`:\s*", "", " ".join(doc.strip().split("\n\n")[0].split()))
+    end = re.search(r"[.!?](?=\s+[A-Z`(]|$)", paragraph)
+    return paragraph[:end.end()] if end else paragraph
 
 
 def import_command(module: str) -> object:
@@ -73,7 +83,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         if name == run_now:
             import_command(module).register(sub)  # type: ignore[attr-defined]
         elif find_spec(module) is not None:
-            sub.add_parser(name, help=summary(module).removeprefix(f"`livevace {name}`: "))
+            sub.add_parser(name, help=summary(module))
     return parser
 
 

@@ -16,8 +16,11 @@ parameter names are accepted too, so a scene or stratification file can be layer
     control = "edges"
 
 `--preset NAME` looks in presets/ then presets/resolutions/ (`stratification/strong` and
-`scenes/ink_wash` work too); a path works too; several `--preset` apply in order. `presets/default.toml` documents the embedded default (a test
-keeps the two equal); `livevace run` with no options runs exactly that.
+`scenes/ink_wash` work too); a path works too; several `--preset` apply in order;
+`livevace presets show|validate` resolve names the same way (`find_preset`).
+`presets/default.toml` documents the embedded default (a test keeps the two equal);
+`livevace run` with no options runs exactly that. A parameter value out of range, in a
+preset or `--set`, is clamped and logged in one line (`Param.coerce_noted`), as over OSC.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,8 @@ from livevace.io.ndi import DEFAULT_EXTRA_IPS
 from livevace.io.specs import SinkSpec, SourceSpec, parse_sink, parse_source
 from livevace.params import BY_NAME, param
 from livevace.pipelines import pipeline_names
+
+log = logging.getLogger("livevace.config")
 
 PRESET_SUBDIRS = ("", "resolutions")
 PREVIEW = ("auto", "on", "off")
@@ -117,10 +123,22 @@ def find_preset(name: str) -> Path:
         candidate = root / sub / f"{name}.toml"
         if candidate.is_file():
             return candidate
-    known = sorted(p.stem for sub in PRESET_SUBDIRS for p in (root / sub).glob("*.toml"))
-    near = difflib.get_close_matches(name, known, n=3)
-    hint = f" (did you mean {', '.join(near)}?)" if near else f"; presets: {', '.join(known)}"
+    near = difflib.get_close_matches(name, preset_names(), n=3)
+    hint = f" (did you mean {', '.join(near)}?)" if near else \
+        " (`livevace presets list` shows them)"
     raise ConfigError(f"no preset named {name!r}{hint}")
+
+
+def preset_name(path: Path) -> str:
+    """The name `find_preset` knows a shipped file by: its path under presets/ without
+    .toml, and without resolutions/ (`default`, `720p`, `scenes/ink_wash`)."""
+    name = path.relative_to(presets_root()).with_suffix("")
+    return name.name if name.parent == Path("resolutions") else name.as_posix()
+
+
+def preset_names() -> list[str]:
+    """Every shipped preset file by the name `find_preset` takes."""
+    return sorted(preset_name(p) for p in presets_root().rglob("*.toml"))
 
 
 def read_preset(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -155,7 +173,8 @@ def read_preset(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             raise error_at(path, line, str(exc)) from None
     for key, value in params.items():
         try:
-            param(key).coerce(value)
+            param(key).coerce_noted(value, lambda text: log.warning("%s:%d: %s", path,
+                                                                    lines[key], text))
         except UserError as exc:
             raise error_at(path, lines[key], str(exc)) from None
     return typed, params
@@ -197,8 +216,9 @@ def load(presets: list[str] | tuple[str, ...] = (), overrides: dict[str, Any] | 
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _typed(key, value)
-    if params:
-        values["params"].update(params)
+    for name, value in (params or {}).items():
+        param(name).coerce_noted(value, lambda text: log.warning("--set %s", text))
+        values["params"][name] = value
     values["presets"] = tuple(applied)
     return RunConfig(**values).validate()
 

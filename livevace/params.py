@@ -113,6 +113,20 @@ class Param:
             return parse_prompts(value, self.name), False
         raise AssertionError(k)
 
+    def coerce_noted(self, value: Any, note: Callable[[str], None]) -> Any:
+        """`coerce`, telling `note` in one line when a number was clamped into range.
+
+        The one rule for every way a value arrives (OSC, scenes, presets, `--set`): an
+        out-of-range number is clamped, so the show goes on, and said, so nothing the user
+        gave changes silently. Wrong types still raise ParamError.
+        """
+        coerced, clamped = self.coerce(value)
+        if clamped:
+            lo, hi = (f"{v:g}" if self.kind in ("float", "floats") else f"{int(v)}"
+                      for v in (self.min, self.max))
+            note(f"{self.name}: {str(value)[:40]} clamped to {coerced} (range {lo}..{hi})")
+        return coerced
+
     def _clamp(self, v: float | int) -> tuple[float | int, bool]:
         lo = self.min if self.min is not None else -math.inf
         hi = self.max if self.max is not None else math.inf

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,34 @@ def test_nobody_in_frame_gives_a_black_map(pose) -> None:
     pose.reset()
     for _ in range(2):
         assert not pose(np.full((320, 576, 3), 30, np.uint8)).any()
+
+
+NOBODY = "pose: no person found in the picture"
+
+
+@pytest.mark.parametrize("every, notes", [(0.0, 2), (float("inf"), 1)])
+def test_nobody_in_frame_is_said_once_each_time_people_leave(caplog, every, notes) -> None:
+    """A blank picture says 'no person' once, not per frame; again only after someone was
+    seen in between, and no more often than `note_every` (inf: once per annotator)."""
+    annotator = make_annotator("pose", smoothing=False)
+    annotator.note_every = every
+    blank = np.zeros((320, 576, 3), np.uint8)
+    with caplog.at_level(logging.INFO, logger="livevace.annotators"):
+        for _ in range(3):
+            annotator(blank)
+        assert [m for m in caplog.messages if NOBODY in m] != []
+        assert annotator.landmarks(astronaut()).bodies
+        annotator.batch([blank] * 4)
+    annotator.close()
+    assert sum(NOBODY in m for m in caplog.messages) == notes
+
+
+def test_a_first_blank_picture_is_said_at_the_default_rate(caplog) -> None:
+    annotator = make_annotator("pose", smoothing=False)
+    with caplog.at_level(logging.INFO, logger="livevace.annotators"):
+        annotator.batch([np.zeros((8, 8, 3), np.uint8)] * 6)
+    annotator.close()
+    assert sum(NOBODY in m for m in caplog.messages) == 1
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (20, 30), (321, 181), (181, 321)])
@@ -154,3 +183,51 @@ def test_stride_2_interpolates_between_key_frames() -> None:
     assert np.abs(np.array(full[1:]) - np.array(strided[1:])).max() <= 2.5  # pixels
     xs = [p[0] for p in strided[1:]]
     assert all(b > a for a, b in zip(xs, xs[1:]))  # the nose keeps moving right, no stalls
+
+
+QUIET_START = """
+import sys
+import numpy as np
+from annotators_support import astronaut
+from livevace.annotators import make_annotator, make_person_mask
+for options in ({}, {"hands": True, "face": True}, {"backend": "tasks"}):
+    pose = make_annotator("pose", **options)
+    pose(astronaut()); pose.reset(); pose(np.zeros((64, 64, 3), np.uint8)); pose.close()
+for backend in ("solutions", "tasks"):
+    mask = make_person_mask(backend=backend)
+    mask(astronaut()); mask.close()
+print("done", flush=True)
+"""
+
+
+def test_mediapipe_starts_without_native_chatter_on_stderr(tmp_path: Path) -> None:
+    """TFLite's delegate line, absl's banner and its W lines used to greet every start."""
+    import subprocess
+    import sys
+
+    from annotators_support import write_selfie_segmenter
+
+    write_pose_task(tmp_path)
+    write_selfie_segmenter(tmp_path)
+    tests = Path(__file__).parent
+    env = {**os.environ, "LIVEVACE_MODELS_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    proc = subprocess.run([sys.executable, "-c", QUIET_START], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0 and proc.stdout == "done\n", proc.stderr
+    assert proc.stderr == ""
+
+
+def test_real_errors_pass_the_quiet_start(capfd) -> None:
+    """Only the known start-up lines are dropped; anything else written to fd 2 (an E line,
+    a Python message) comes out once the graph has started."""
+    from livevace.annotators.mediapipe_backends import quiet_native_start
+
+    lines = ["INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+             "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+             "W0000 00:00:1796629571.155787    7125 inference_feedback_manager.cc:114] Feedback",
+             "E0000 00:00:1796629571.155787    7125 calculator_graph.cc:887] a real failure",
+             "Traceback (most recent call last): something broke"]
+    with quiet_native_start():
+        os.write(2, "".join(f"{line}\n" for line in lines).encode())
+    assert capfd.readouterr().err == f"{lines[3]}\n{lines[4]}\n"

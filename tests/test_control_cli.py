@@ -28,11 +28,11 @@ def test_readme_table_is_the_list_output(capsys):
 
 def test_presets_validate(presets, capsys):
     assert main(["presets", "validate"]) == 0
-    assert "10 valid, 0 with errors" in capsys.readouterr().out
+    assert "16 valid, 0 with errors" in capsys.readouterr().out
     bad = presets / "scenes" / "bad.toml"
-    bad.write_text('[params]\ncontrol = "pose"\nnoise_scale = 9\n')
+    bad.write_text('[params]\ncontrol = "pose"\nnoise_scale = "lots"\n')
     assert main(["presets", "validate"]) == 1
-    assert f"error  {bad}:3: noise_scale = 9 is outside 0..1" in capsys.readouterr().out
+    assert f"error  {bad}:3: noise_scale: 'lots' is not a number" in capsys.readouterr().out
 
 
 def test_serve_send_and_monitor(presets, capsys):

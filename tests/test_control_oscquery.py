@@ -1,10 +1,8 @@
-"""OSCQuery read with a plain HTTP client (urllib), and its Zeroconf advertisement."""
+"""OSCQuery read with a plain HTTP client (urllib); Zeroconf is in test_control_zeroconf.py."""
 
 from __future__ import annotations
 
 import json
-import socket
-import time
 import urllib.error
 import urllib.request
 
@@ -66,32 +64,3 @@ def test_host_info_names_the_osc_port(node):
     assert (info["OSC_PORT"], info["OSC_TRANSPORT"], info["OSC_IP"]) == (node.port, "UDP", "127.0.0.1")
     assert info["EXTENSIONS"]["VALUE"] is True and info["EXTENSIONS"]["LISTEN"] is False
 
-
-def test_zeroconf_advertises_oscjson(running):
-    from zeroconf import ServiceBrowser, ServiceListener, Zeroconf
-
-    r = running("--oscquery-port", "0", zeroconf=True)
-    found: dict[str, int] = {}
-    zc = Zeroconf(interfaces=["127.0.0.1"])
-
-    class Listener(ServiceListener):
-        def add_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-            info = zc.get_service_info(type_, name, timeout=2000)
-            if info:
-                found[name] = info.port
-
-        update_service = add_service
-
-        def remove_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-            pass
-
-    browser = ServiceBrowser(zc, "_oscjson._tcp.local.", Listener())
-    try:
-        deadline = time.monotonic() + 5
-        while not found and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        browser.cancel()
-        zc.close()
-    name = f"livevace on {socket.gethostname()}"[:63]
-    assert found.get(f"{name}._oscjson._tcp.local.") == r.control.oscquery.address[1], found

@@ -105,7 +105,6 @@ def test_save_then_recall(running, presets):
 
 
 BAD_SCENES = [
-    ('[params]\nnoise_scale = 3\n', 2, "outside 0..1"),
     ('[params]\nseed = 1\ncontrl = "pose"\n', 3, "did you mean control"),
     ('crossfade = -1\n', 1, "crossfade must be"),
     ('[params]\nbeat_phase = 0.5\n', 2, "cannot be part of a scene"),

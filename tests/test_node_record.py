@@ -75,12 +75,18 @@ def test_existing_file_is_never_overwritten(tmp_path):
     assert free_path(str(tmp_path / "noext")) == tmp_path / "noext.mp4"
 
 
-def stop_mid_show(tmp_path: Path, signum: int) -> None:
+def stop_mid_show(tmp_path: Path, signum: int, *, again: bool = False) -> str:
+    """Stop a recording show with `signum` (`again`: and again every few milliseconds until
+    the process is gone, like an impatient user); check the file was finished."""
     out = tmp_path / "live.mp4"
     proc = start_recording(out, stderr=subprocess.PIPE, text=True)
     try:
         proc.send_signal(signum)
-        _, err = proc.communicate(timeout=30)
+        deadline = time.monotonic() + 60
+        while again and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+            proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -91,6 +97,7 @@ def stop_mid_show(tmp_path: Path, signum: int) -> None:
     # Every frame the recorder wrote is in the file: it was finished, not cut off.
     assert len(indices) == written >= 10
     assert indices == sorted(indices)
+    return err
 
 
 def test_sigterm_leaves_a_finished_recording(tmp_path):
@@ -99,6 +106,14 @@ def test_sigterm_leaves_a_finished_recording(tmp_path):
 
 def test_ctrl_c_leaves_a_finished_recording(tmp_path):
     stop_mid_show(tmp_path, signal.SIGINT)
+
+
+def test_ctrl_c_again_and_again_while_stopping_keeps_the_summary(tmp_path):
+    """Presses after the first say files are being finished; none cuts the clean stop short
+    (the summary line, exit status 0), even one that comes as the process exits."""
+    err = stop_mid_show(tmp_path, signal.SIGINT, again=True)
+    assert "finishing files" in err
+    assert re.search(r"stopped after [\d.]+ s: \d+ frames out", err)
 
 
 def test_recording_survives_a_hard_kill(tmp_path):

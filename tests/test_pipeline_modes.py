@@ -112,10 +112,28 @@ def test_mode_runs_through_the_node(case: str, models, assets, tmp_path: Path,  
         assert f"stage_{stage}_ms" in s
     assert s["stage_dit_ms"] > 0 and s["stage_decode_ms"] > 0
     assert "vace: " in caplog.text  # the mode is named in the log
-    if "depth" in case:  # weights missing here: edges instead, said once
+    if "depth" in case:  # weights missing here: edges instead, said once, and the mode
         assert "control depth unavailable" in caplog.text and "falling back to edges" in caplog.text
+        modes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("vace: ")]
+        assert modes and all("VACE edges control" in m for m in modes), modes  # what runs
     if "cutout" in str(settings.get("reference_images")):
         assert "reference images: " in caplog.text
+
+
+def test_the_mode_line_names_only_the_references_in_use(models, assets, tmp_path: Path,  # noqa: F811
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Refused reference images are not counted: the log says what the chunk really uses."""
+    caplog.set_level(logging.INFO)
+    missing = tuple(str(tmp_path / f"gone_{i}.png") for i in range(3))
+    store = store_with(control="edges", reference_images=missing)
+    bursts, _, _ = run_node(StreamingVace(models, SIZE, SIZE, store.snapshot()), store, 2,
+                            changes={3: {"reference_images": (assets["ref"], *missing[1:])}})
+    assert len(bursts) >= 2
+    modes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("vace: ")]
+    assert modes[0] == "vace: VACE edges control"
+    assert all("3 reference images" not in m for m in modes), modes
+    assert f"reference image {missing[0]}: no such file; going on without it" in caplog.text
+    assert "vace: VACE edges control + 1 reference image" in modes  # once one is readable
 
 
 def test_output_size_that_is_no_multiple_of_16(models) -> None:  # noqa: F811

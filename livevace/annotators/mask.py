@@ -14,7 +14,8 @@ import numpy as np
 
 from livevace.store import annotator_files as weights
 from livevace.annotators.base import check_frame
-from livevace.annotators.mediapipe_backends import _mediapipe, bundled_model
+from livevace.annotators.mediapipe_backends import (WARM_UP, _mediapipe, bundled_model,
+                                                    quiet_native_start)
 from livevace.annotators.smoothing import ExponentialAverage, SceneCutDetector
 from livevace.errors import ModelError
 
@@ -24,8 +25,10 @@ log = logging.getLogger("livevace.annotators")
 class _SolutionsSegmenter:
     def __init__(self, landscape: bool) -> None:
         mp = _mediapipe()
-        self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(
-            model_selection=1 if landscape else 0)
+        with quiet_native_start():
+            self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(
+                model_selection=1 if landscape else 0)
+            self._seg.process(WARM_UP)
         self.description = (f"mediapipe solutions (bundled selfie segmentation, "
                             f"{'landscape 144×256' if landscape else 'general 256×256'})")
 
@@ -42,10 +45,12 @@ class _TasksSegmenter:
         from mediapipe.tasks.python import BaseOptions, vision
 
         self._mp = mp
-        self._seg = vision.ImageSegmenter.create_from_options(vision.ImageSegmenterOptions(
-            base_options=BaseOptions(model_asset_path=str(model)),
-            running_mode=vision.RunningMode.IMAGE, output_confidence_masks=True,
-            output_category_mask=False))
+        with quiet_native_start():
+            self._seg = vision.ImageSegmenter.create_from_options(vision.ImageSegmenterOptions(
+                base_options=BaseOptions(model_asset_path=str(model)),
+                running_mode=vision.RunningMode.IMAGE, output_confidence_masks=True,
+                output_category_mask=False))
+            self(WARM_UP)
         self.description = f"mediapipe tasks ({model.name})"
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

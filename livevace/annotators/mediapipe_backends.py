@@ -5,15 +5,27 @@ mediapipe ≤ 0.10.21 bundles the pose (full), hand, face and selfie models for
 fetched (`livevace models pull`). `open_pose_backend` picks what the installed mediapipe
 and the models directory allow, and logs the choice. The Tasks pose landmarker also tracks
 several people, which the bundled solution cannot.
+
+MediaPipe's C++ side (TFLite, absl logging) writes info and warning lines straight to file
+descriptor 2 while a graph starts, out of reach of Python's logging and of the environment
+variables (GLOG_minloglevel, TF_CPP_MIN_LOG_LEVEL) that quiet TensorFlow: `quiet_native_start`
+catches fd 2 while a graph opens and runs its first frame (and, once per process, until a
+first body is found), and passes every other line on.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import sys
+import tempfile
+import threading
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -21,6 +33,40 @@ from livevace.store import annotator_files as weights
 from livevace.errors import ModelError
 
 log = logging.getLogger("livevace.annotators")
+
+NATIVE_NOISE = re.compile(
+    r"INFO: Created TensorFlow Lite \w+ delegate for"
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IW]\d{4} [\d:.]+ +\d+ [\w./-]+:\d+\] ")
+"""Start-up chatter of a graph: TFLite's delegate line, absl's pre-init banner, and absl/glog
+lines of severity I(nfo) and W(arning). E(rror) and F(atal) lines are never filtered."""
+
+WARM_UP = np.zeros((64, 64, 3), np.uint8)
+"""The first frame a graph runs while fd 2 is caught (its calculators open on first use)."""
+
+_fd2 = threading.Lock()
+
+
+@contextmanager
+def quiet_native_start() -> Iterator[None]:
+    """Catch fd 2 for the block and pass on every line that is not `NATIVE_NOISE`, so real
+    errors still show (a moment later). One block at a time: two interleaved redirections
+    would leave fd 2 pointing at a closed file."""
+    with _fd2, tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught.read().splitlines(keepends=True)
+                    if not NATIVE_NOISE.match(line.decode("utf-8", "replace"))]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 @dataclass
@@ -46,9 +92,26 @@ class PoseBackend(Protocol):
     def close(self) -> None: ...
 
 
+_body_found = False
+
+
+def until_first_body(find: Callable[[], Landmarks]) -> Landmarks:
+    """`find()`, inside `quiet_native_start` until this process has found a first body:
+    MediaPipe warns once per process (a W line) when it first projects a body's landmarks."""
+    global _body_found
+    if _body_found:
+        return find()
+    with quiet_native_start():
+        found = find()
+    _body_found = bool(found.bodies)
+    return found
+
+
 def _mediapipe() -> Any:
     import mediapipe as mp  # heavy (≈1 s): imported only when pose or masks are used
 
+    # mediapipe's Tasks call an old protobuf API; the warning is theirs to act on, not a VJ's
+    warnings.filterwarnings("ignore", "MessageFactory class is deprecated", UserWarning)
     return mp
 
 
@@ -82,16 +145,18 @@ class SolutionsPose:
     def __init__(self, hands: bool = False, face: bool = False) -> None:
         mp = _mediapipe()
         self.hands, self.face = hands, face
-        if hands or face:
-            self._solution = mp.solutions.holistic.Holistic(
-                static_image_mode=False, model_complexity=1, smooth_landmarks=False)
-            self.description = "mediapipe solutions (bundled Holistic: body, hands, face; 1 person)"
-        else:
-            self._solution = mp.solutions.pose.Pose(
-                static_image_mode=False, model_complexity=1, smooth_landmarks=False)
-            self.description = "mediapipe solutions (bundled Pose full; 1 person)"
+        solution = mp.solutions.holistic.Holistic if hands or face else mp.solutions.pose.Pose
+        with quiet_native_start():
+            self._solution = solution(static_image_mode=False, model_complexity=1,
+                                      smooth_landmarks=False)
+            self._solution.process(WARM_UP)
+        self.description = ("mediapipe solutions (bundled Holistic: body, hands, face; 1 person)"
+                            if hands or face else "mediapipe solutions (bundled Pose full; 1 person)")
 
     def __call__(self, image: np.ndarray, timestamp_ms: int) -> Landmarks:
+        return until_first_body(lambda: self._find(image))
+
+    def _find(self, image: np.ndarray) -> Landmarks:
         result = self._solution.process(image)
         out = Landmarks()
         if result.pose_landmarks is not None:
@@ -106,7 +171,9 @@ class SolutionsPose:
         return out
 
     def reset(self) -> None:
-        self._solution.reset()
+        with quiet_native_start():  # the graph restarts
+            self._solution.reset()
+            self._solution.process(WARM_UP)
 
     def close(self) -> None:
         self._solution.close()
@@ -130,19 +197,24 @@ class TasksPose:
 
         pose_model, people, hand_model, face_model = self._args
         video = vision.RunningMode.VIDEO
-        self._pose = vision.PoseLandmarker.create_from_options(vision.PoseLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(pose_model)), running_mode=video,
-            num_poses=people))
-        self._hands = vision.HandLandmarker.create_from_options(vision.HandLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(hand_model)), running_mode=video,
-            num_hands=2 * people)) if hand_model else None
-        self._face = vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(face_model)), running_mode=video,
-            num_faces=people)) if face_model else None
-        self._image = lambda rgb: mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
-        self._last_ms = -1
+        with quiet_native_start():
+            self._pose = vision.PoseLandmarker.create_from_options(vision.PoseLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=str(pose_model)), running_mode=video,
+                num_poses=people))
+            self._hands = vision.HandLandmarker.create_from_options(vision.HandLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=str(hand_model)), running_mode=video,
+                num_hands=2 * people)) if hand_model else None
+            self._face = vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=str(face_model)), running_mode=video,
+                num_faces=people)) if face_model else None
+            self._image = lambda rgb: mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
+            self._last_ms = -1
+            self._find(WARM_UP, 0)
 
     def __call__(self, image: np.ndarray, timestamp_ms: int) -> Landmarks:
+        return until_first_body(lambda: self._find(image, timestamp_ms))
+
+    def _find(self, image: np.ndarray, timestamp_ms: int) -> Landmarks:
         timestamp_ms = max(int(timestamp_ms), self._last_ms + 1)  # video mode: strictly rising
         self._last_ms = timestamp_ms
         picture = self._image(image)

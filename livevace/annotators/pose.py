@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 from typing import Sequence
 
 import cv2
@@ -14,6 +17,8 @@ from livevace.annotators.smoothing import TrackSmoother, interpolate_sets
 
 Tracked = tuple[Landmarks, list[list[int]]]
 """Landmarks with the track id of every body, hand and face."""
+
+log = logging.getLogger("livevace.annotators")
 
 MIN_DETECT_SIDE = 32
 """Below this the detectors see nothing useful (and some crash): such frames map to black."""
@@ -33,6 +38,9 @@ class PoseAnnotator:
 
     name = "pose"
     stateless = False
+    note_every = 10.0
+    """Seconds at least between two "no person" lines (someone at the frame's edge flickers
+    in and out of detection; the terminal must not flicker with them)."""
 
     def __init__(self, people: int = 1, hands: bool = False, face: bool = False,
                  model: str = "full", backend: str = "auto", smoothing: bool = True,
@@ -49,6 +57,8 @@ class PoseAnnotator:
         self.stride = max(1, int(stride))
         self._frame = 0
         self._last_key: tuple[int, Tracked] | None = None
+        self._person = True  # so that a first picture with nobody in it is said too
+        self._noted = -math.inf
 
     def landmarks(self, image: np.ndarray) -> Landmarks:
         """This frame's (smoothed) landmarks, normalised to the frame."""
@@ -102,12 +112,26 @@ class PoseAnnotator:
         image = check_frame(image)
         h, w = image.shape[:2]
         if min(h, w) < MIN_DETECT_SIDE:
-            return Landmarks()
+            return self._noted_people(Landmarks())
         if self.detect_size and max(h, w) > self.detect_size:
             s = self.detect_size / max(h, w)
             image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))),
                                interpolation=cv2.INTER_AREA)
-        return self.backend(image, int(self._frame * self.dt * 1000))
+        return self._noted_people(self.backend(image, int(self._frame * self.dt * 1000)))
+
+    def _noted_people(self, found: Landmarks) -> Landmarks:
+        """Say when the picture holds nobody (the map turns black, which looks like a
+        fault): once each time people leave, at most once per `note_every` seconds."""
+        if found.bodies:
+            self._person = True
+        elif self._person:
+            self._person = False
+            now = time.monotonic()
+            if now - self._noted >= self.note_every:
+                self._noted = now
+                log.info("pose: no person found in the picture; the pose map stays black "
+                         "until someone is in frame")
+        return found
 
     def _track(self, found: Landmarks, frames: int) -> Tracked:
         """Smooth (when on) and label each set with its track id, `frames` after the last."""

@@ -37,7 +37,7 @@ Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
 - with `--profile`, `PROFILE_CALLS` more calls profiled (`bench.kernels`): GPU busy and idle
   time, kernel time per CUDA stream and kind, the top kernels, a Chrome trace file.
 
-`--suite` (`bench.suite`) runs the issue's rows and prints each target beside what was
+`--suite` (`bench.suite`) runs the standard rows and prints each speed target beside what was
 measured, with the spread over `--repeat` runs (a difference smaller than the spread is noise).
 """
 
@@ -712,7 +712,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timed chunks per row (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each row this many times and report the spread")
-    parser.add_argument("--suite", action="store_true", help="the issue's rows and targets")
+    parser.add_argument("--suite", action="store_true",
+                        help="run the standard rows (text-to-video and VACE at the two sizes, "
+                        "2-step VACE, glass to glass, memory) and print each speed target "
+                        "beside what was measured")
     parser.add_argument("--profile", action="store_true",
                         help=f"after each row's timed chunks, profile {PROFILE_CALLS} more: GPU "
                         "time per CUDA stream and kernel kind, idle time, top kernels; the "

@@ -1,6 +1,8 @@
-"""`livevace bench pipeline --suite`: the issue's rows and targets, each target beside what
-was measured, with the spread over `--repeat` runs (a difference smaller than the spread is
-noise; `met` is judged on the median). Rows named `extra` run only when `--rows` names them.
+"""`livevace bench pipeline --suite`: the standard rows (text-to-video and VACE at the two
+sizes, 2-step VACE, glass-to-glass latency, memory) and the project's speed targets, each
+target beside what was measured, with the spread over `--repeat` runs (a difference smaller
+than the spread is noise; `met` is judged on the median). Rows named `extra` run only when
+`--rows` names them.
 """
 
 from __future__ import annotations
@@ -30,12 +32,12 @@ class SuiteRow:
     kind: str = "row"
     """row: `measure`; probe: glass to glass; memory: `measure` with UMT5 resident."""
     extra: bool = False
-    """Not one of the issue's rows: run only when `--rows` names it."""
+    """Not one of the standard rows: run only when `--rows` names it."""
 
 
 @dataclass(frozen=True)
 class Target:
-    """One line of the issue's target table, read from a suite row."""
+    """One speed target (a line of the printed target table), read from a suite row."""
 
     what: str
     row: str
@@ -48,7 +50,8 @@ class Target:
 
 def suite(large: tuple[int, int], small: tuple[int, int]
           ) -> tuple[list[SuiteRow], list[Target]]:
-    """The issue's rows (at `large` = 832×480 and `small` = 576×320 unless overridden)."""
+    """The standard rows and targets (at `large` = 832×480 and `small` = 576×320 unless
+    overridden)."""
     lw, lh = large
     sw, sh = small
     big, little = f"{lw}×{lh}", f"{sw}×{sh}"

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import pkgutil
 
 import livevace.bench
-from livevace.cli import chosen, current_argv, import_command, summary
+from livevace.cli import chosen, current_argv, import_command, module_source, summary
+
+TARGET_FUNCTIONS = {"add_arguments", "run"}
+
+
+def _is_target(module: str) -> bool:
+    """A module of livevace.bench that defines add_arguments and run (report, kernels and
+    suite are helpers of the targets), read without importing it."""
+    tree = module_source(module)
+    return tree is not None and \
+        TARGET_FUNCTIONS <= {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
 
 
 def _targets() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(livevace.bench.__path__)
-                  if m.name != "report")
+                  if _is_target(f"livevace.bench.{m.name}"))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,5 +1,9 @@
-"""`livevace presets`: list, show and validate the preset files (controllers, scenes,
-stratification strategies)."""
+"""`livevace presets`: list, show and validate the preset files (node presets, controllers,
+scenes, stratification strategies).
+
+Names resolve exactly as `livevace run --preset` resolves them (`config.find_preset`):
+`720p`, `default`, `scenes/ink_wash`, or the path of a file of your own.
+"""
 
 from __future__ import annotations
 
@@ -8,43 +12,48 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from livevace import config
 from livevace.control.mapping import load_controller
 from livevace.control.scenes import load_scene
-from livevace.control.tomlfiles import PresetError, presets_root
+from livevace.control.tomlfiles import presets_root
 from livevace.errors import UserError
 
 KINDS: dict[str, Callable[[Path], object]] = {
+    "node": lambda path: config.load([str(path)]),
     "controllers": load_controller,
     "scenes": load_scene,
     "stratification": load_scene,
 }
-"""Preset folders and the loader that checks each file's schema."""
+"""Kinds of preset file and the loader that checks each one. A file in a folder named after
+another kind is checked as that kind; any other file is a node preset (what --preset takes)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("presets", help="list, show and validate preset files",
-                            description=__doc__)
+                            description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = actions.add_parser("list", help="the presets of each kind, with descriptions")
     ls.add_argument("kind", nargs="?", choices=sorted(KINDS))
     ls.set_defaults(func=_list)
-    show = actions.add_parser("show", help="print one preset file (e.g. scenes/ink_wash)")
-    show.add_argument("name")
+    show = actions.add_parser("show", help="print one preset file (e.g. 720p, scenes/ink_wash)")
+    show.add_argument("name", metavar="NAME|PATH")
     show.set_defaults(func=_show)
-    check = actions.add_parser("validate", help="check preset files (default: all of them)")
-    check.add_argument("paths", nargs="*", type=Path)
+    check = actions.add_parser("validate",
+                               help="check preset files by name or path (default: all shipped)")
+    check.add_argument("names", nargs="*", metavar="NAME|PATH")
     check.set_defaults(func=_validate)
 
 
 def preset_files(kind: str) -> list[Path]:
-    return sorted((presets_root() / kind).glob("*.toml"))
+    root = presets_root()
+    folders = config.PRESET_SUBDIRS if kind == "node" else (kind,)
+    return [p for sub in folders for p in sorted((root / sub).glob("*.toml"))]
 
 
 def _kind_of(path: Path) -> str:
-    kind = path.resolve().parent.name
-    if kind not in KINDS:
-        raise UserError(f"{path}: not in a preset folder ({', '.join(KINDS)})")
-    return kind
+    folder = path.resolve().parent.name
+    return folder if folder in KINDS else "node"
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -55,9 +64,9 @@ def _list(args: argparse.Namespace) -> int:
                 item = KINDS[kind](path)
                 about = getattr(item, "description", "") or _first_comment(path) or \
                     getattr(item, "name", "")
-            except PresetError as exc:
+            except UserError as exc:
                 about = f"INVALID: {exc}"
-            print(f"  {path.stem:<20} {about}")
+            print(f"  {config.preset_name(path):<26} {about}")
     return 0
 
 
@@ -69,26 +78,22 @@ def _first_comment(path: Path) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    name = args.name.removesuffix(".toml")
-    candidates = [presets_root() / f"{name}.toml"] if "/" in name else \
-        [presets_root() / kind / f"{name}.toml" for kind in KINDS]
-    for path in candidates:
-        if path.is_file():
-            print(f"# {path}")
-            sys.stdout.write(path.read_text(encoding="utf-8"))
-            return 0
-    raise UserError(f"no preset {args.name!r} (`livevace presets list` shows them)")
+    path = config.find_preset(args.name)
+    print(f"# {path}")
+    sys.stdout.write(path.read_text(encoding="utf-8"))
+    return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    paths = args.paths or [p for kind in sorted(KINDS) for p in preset_files(kind)]
+    names = args.names or [str(p) for kind in sorted(KINDS) for p in preset_files(kind)]
     bad = 0
-    for path in paths:
+    for name in names:
         try:
+            path = config.find_preset(name)
             KINDS[_kind_of(path)](path)
             print(f"ok     {path}")
-        except PresetError as exc:
+        except UserError as exc:
             print(f"error  {exc}")
             bad += 1
-    print(f"{len(paths) - bad} valid, {bad} with errors")
+    print(f"{len(names) - bad} valid, {bad} with errors")
     return 1 if bad else 0

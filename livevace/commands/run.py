@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -60,25 +61,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 @contextlib.contextmanager
 def stop_signals(stop: Callable[[], None]) -> Iterator[Callable[[], None]]:
-    """Ctrl-C and SIGTERM ask the node to stop; a second Ctrl-C says we are finishing
-    files instead of killing that work. Yields `closing()` to call when shutdown starts."""
+    """Ctrl-C and SIGTERM ask the node to stop. Once it is stopping, another one only says
+    that files are being finished: the clean stop runs to its summary line, and after a
+    stop by signal the process exits ignoring them (one more would cut that short; kill -9
+    still ends it at once). Yields `closing()` to call when shutdown starts."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: None
         return
-    presses = [0]
+    signals = 0
+    closing = told = False
 
     def handler(signum: int, frame: object) -> None:
-        presses[0] += 1
+        nonlocal signals, told
+        signals += 1
         stop()
-        if presses[0] > 1:
-            print("\nlivevace: finishing files, one moment…", file=sys.stderr, flush=True)
+        if (closing or signals > 1) and not told:
+            told = True  # once: the stderr pipe of a supervisor must not fill with it
+            # not print(): the main thread may be inside a write to sys.stderr right now
+            os.write(2, "\nlivevace: finishing files, one moment…\n".encode())
+
+    def start_closing() -> None:
+        nonlocal closing
+        closing = True
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield lambda: presses.__setitem__(0, max(presses[0], 1))
+        yield start_closing
     finally:
         for s, h in old.items():
-            signal.signal(s, h)
+            signal.signal(s, signal.SIG_IGN if signals else h)
 
 
 class StatusLine:
@@ -121,20 +132,20 @@ def run(args: argparse.Namespace) -> int:
         raise
     node = Node.from_config(cfg, store, pipeline, stats, control)
     status = StatusLine(stats)
-    try:
-        with stop_signals(node.stop) as closing:
+    with stop_signals(node.stop) as closing:  # up to the summary: the whole clean stop
+        try:
+            node.start()
+            while not node.wait(status.every):
+                status.show()
+        finally:
+            closing()
+            status.end()
             try:
-                node.start()
-                while not node.wait(status.every):
-                    status.show()
-            finally:
-                closing()
-                status.end()
                 node.close()
-    finally:
-        control.close()
-    s = stats.snapshot()
-    log.info("stopped after %.1f s: %d frames out, %d held, %d dropped, latency p50 %.1f ms "
-             "p95 %.1f ms", s["uptime_s"], s["frames_out"], s["held"], s["dropped"],
-             s["latency_p50_ms"], s["latency_p95_ms"])
+            finally:
+                control.close()
+        s = stats.snapshot()
+        log.info("stopped after %.1f s: %d frames out, %d held, %d dropped, latency p50 %.1f "
+                 "ms p95 %.1f ms", s["uptime_s"], s["frames_out"], s["held"], s["dropped"],
+                 s["latency_p50_ms"], s["latency_p95_ms"])
     return 0

@@ -287,7 +287,8 @@ def parse_mapping(entry: Any, bank_size: int, fail: Callable[..., UserError]) ->
             raise fail(f"{name} is not a trigger: give the value a press sets", "mode")
         if value is not None:
             try:
-                value = p.coerce(value)[0]
+                value = p.coerce_noted(
+                    value, lambda line: log.warning("%s", fail(line, "value")))
             except ParamError as exc:
                 raise fail(str(exc), "value") from None
     if mode == "bank":

@@ -4,21 +4,35 @@ Per the OSCQuery proposal (Vidvox/OSCQueryProposal): `GET /` returns the whole t
 `GET /livevace/<name>` one node with FULL_PATH, TYPE, RANGE, VALUE, DESCRIPTION, ACCESS,
 CLIPMODE and UNIT; `GET /path?VALUE` (any attribute) just that attribute; `GET /?HOST_INFO`
 the OSC port and transport. The tree is generated from the registry (values read from the
-store at each request, so they are always current) and advertised over Zeroconf as
-`_oscjson._tcp` (and the OSC port as `_osc._udp`, which TouchOSC browses).
+store at each request, so they are always current) and advertised over Zeroconf
+(control/discovery.py).
+
+The server is aiohttp's, on one event loop in a thread of its own, because this port must
+survive whatever the network sends and will also carry WebSockets (OSCQuery LISTEN) and
+the browser page: an idle connection costs a socket, not a thread; a connection with no
+complete request for `idle_timeout` seconds is closed; at most `max_connections` are open
+(the rest get 503 at once, so a flood cannot take the file descriptors the recorder and NDI
+need); the listen backlog holds a burst of clients; a client that hangs up mid-request
+costs nothing (aiohttp logs it at debug level). http.server, hardened, would still hold a
+worker thread per open connection (so idle ones starve a bounded pool) and need a second
+server for WebSockets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from aiohttp import web
+
 from livevace.control.addresses import COMMANDS
+from livevace.control.discovery import Advertiser, is_loopback
+from livevace.control.ratelog import BurstLog
 from livevace.control.values import json_value, type_tags
 from livevace.errors import UserError
 from livevace.params import REGISTRY, ParamStore
@@ -30,6 +44,13 @@ ATTRIBUTES = ("FULL_PATH", "CONTENTS", "TYPE", "ACCESS", "VALUE", "RANGE", "DESC
 EXTENSIONS = {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True, "TAGS": True,
               "CLIPMODE": True, "UNIT": True, "CRITICAL": False, "LISTEN": False,
               "PATH_CHANGED": False}
+IDLE_TIMEOUT = 15.0
+"""Seconds a connection may wait without a complete request before it is closed."""
+MAX_CONNECTIONS = 512
+"""Open connections at most: half of the usual 1024 file descriptors a process may hold."""
+BACKLOG = 1024
+"""Connections the kernel queues before the server accepts them (a burst of clients)."""
+BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 def build_tree(store: ParamStore) -> dict[str, Any]:
@@ -77,118 +98,105 @@ def find(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node
 
 
+def answer(store: ParamStore, host_info: dict[str, Any],
+           target: str) -> tuple[int, dict[str, Any] | None]:
+    """(HTTP status, JSON body or None) for a GET of `target` (path and query)."""
+    url = urlsplit(target)
+    query = unquote(url.query).split("&")[0].split("=")[0].upper()
+    if query == "HOST_INFO":
+        return 200, host_info
+    node = find(build_tree(store), unquote(url.path))
+    if node is None:
+        return 404, None
+    if not query:
+        return 200, node
+    if query not in ATTRIBUTES:
+        return 400, None
+    if query not in node:
+        return 204, None
+    return 200, {query: node[query]}
+
+
 class OscQueryServer:
     """HTTP server for the OSCQuery namespace, plus its Zeroconf advertisement."""
 
     def __init__(self, store: ParamStore, host: str, port: int, osc_port: int,
-                 osc_transport: str = "UDP", name: str = "livevace", advertise: bool = True) -> None:
+                 osc_transport: str = "UDP", name: str = "livevace", advertise: bool = True,
+                 idle_timeout: float = IDLE_TIMEOUT,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
         self.store = store
         self.host_info = {"NAME": name, "OSC_IP": host, "OSC_PORT": osc_port,
                           "OSC_TRANSPORT": osc_transport, "EXTENSIONS": EXTENSIONS}
-        handler = type("Handler", (_Handler,), {"service": self})
-        try:
-            self._http = ThreadingHTTPServer((host, port), handler)
-        except OSError as exc:
-            raise UserError(f"cannot serve OSCQuery on {host}:{port} ({exc.strerror or exc}); "
-                            "choose another --oscquery-port") from None
-        self._http.daemon_threads = True
-        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), name="oscquery",
-                                        daemon=True)
+        if host in ("0.0.0.0", ""):  # no address to send to: clients then use the HTTP host's
+            del self.host_info["OSC_IP"]
+        sock = _listen(host, port)
+        self.address: tuple[str, int] = sock.getsockname()[:2]
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="oscquery", daemon=True)
         self._thread.start()
-        self._zeroconf = None
-        # mDNS probing takes seconds: advertise beside the show, never in front of it
-        self._advertiser: threading.Thread | None = None
-        if advertise:
-            self._advertiser = threading.Thread(target=self._advertise, name="oscquery-mdns",
-                                                args=(name, host, osc_port), daemon=True)
-            self._advertiser.start()
+        self._server, self._listener = asyncio.run_coroutine_threadsafe(
+            self._serve(sock, idle_timeout, max_connections), self._loop).result(timeout=10)
+        self._advertiser: Advertiser | None = None
+        if advertise and is_loopback(self.address[0]):
+            log.info("Zeroconf: not advertised, OSC and OSCQuery listen on %s (this machine "
+                     "only); --osc-host 0.0.0.0 lets other machines find the node", self.address[0])
+        elif advertise:
+            self._advertiser = Advertiser(name, self.address[0], self.address[1], osc_port)
 
-    @property
-    def address(self) -> tuple[str, int]:
-        return self._http.server_address[:2]
+    async def _serve(self, sock: socket.socket, idle_timeout: float,
+                     max_connections: int) -> tuple[web.Server, asyncio.AbstractServer]:
+        server = _CappedServer(self._handle, max_connections, keepalive_timeout=idle_timeout,
+                               access_log=None)
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(server, sock=sock, backlog=BACKLOG)
+        return server, listener
 
-    def _advertise(self, name: str, host: str, osc_port: int) -> None:
-        try:
-            from zeroconf import IPVersion, ServiceInfo, Zeroconf
+    async def _handle(self, request: web.BaseRequest) -> web.Response:
+        if request.method != "GET":
+            return web.Response(status=405, headers={"Allow": "GET"})
+        status, body = answer(self.store, self.host_info, request.raw_path)
+        if body is None:
+            return web.Response(status=status)
+        return web.Response(status=status, content_type="application/json",
+                            body=json.dumps(body, ensure_ascii=False).encode("utf-8"))
 
-            ip = host if host not in ("0.0.0.0", "") else _lan_ip()
-            interfaces = [ip] if host not in ("0.0.0.0", "") else None
-            self._zeroconf = Zeroconf(interfaces=interfaces or "all", ip_version=IPVersion.V4Only)
-            label = f"{name} on {socket.gethostname()}"[:63]
-            self._infos = [
-                ServiceInfo("_oscjson._tcp.local.", f"{label}._oscjson._tcp.local.",
-                            addresses=[socket.inet_aton(ip)], port=self.address[1],
-                            properties={"txtvers": "1"}),
-                ServiceInfo("_osc._udp.local.", f"{label}._osc._udp.local.",
-                            addresses=[socket.inet_aton(ip)], port=osc_port),
-            ]
-            for info in self._infos:
-                self._zeroconf.register_service(info, allow_name_change=True)
-            log.info("OSCQuery advertised over Zeroconf as %r (_oscjson._tcp)", label)
-        except Exception as exc:  # no multicast on this network: serve without discovery
-            log.warning("Zeroconf advertisement unavailable (%s); OSCQuery still answers on "
-                        "http://%s:%d/", exc, *self.address)
-            self._close_zeroconf()
-
-    def _close_zeroconf(self) -> None:
-        if self._zeroconf is not None:
-            try:
-                self._zeroconf.unregister_all_services()
-                self._zeroconf.close()
-            except Exception:
-                pass
-            self._zeroconf = None
+    async def _shutdown(self) -> None:
+        self._listener.close()
+        self._server.pre_shutdown()  # idle connections end now, not after the timeout
+        await self._server.shutdown(timeout=1.0)
+        await asyncio.sleep(0)  # let the closed connections' callbacks run
 
     def close(self) -> None:
         if self._advertiser is not None:
-            self._advertiser.join(timeout=10)
-        self._close_zeroconf()
-        self._http.shutdown()
-        self._http.server_close()
+            self._advertiser.close()
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
 
 
-def _lan_ip() -> str:
-    """The address other machines reach this one at (no packet is sent)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("10.255.255.255", 1))
-            return s.getsockname()[0]
-        except OSError:
-            return "127.0.0.1"
+class _CappedServer(web.Server):
+    """aiohttp's low-level server, refusing connections beyond `max_connections`."""
+
+    def __init__(self, handler: Any, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.max_connections = max_connections
+        self._burst = BurstLog(log, window=10.0)
+
+    def connection_made(self, handler: Any, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        if len(self.connections) > self.max_connections:
+            transport.write(BUSY)
+            handler.force_close()
+            self._burst.warning("busy", f"OSCQuery: {self.max_connections} connections open; "
+                                "refused another")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    service: OscQueryServer
-    server_version = "livevace-oscquery"
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        url = urlsplit(self.path)
-        query = unquote(url.query).split("&")[0].split("=")[0].upper()
-        if query == "HOST_INFO":
-            return self._json(self.service.host_info)
-        node = find(build_tree(self.service.store), unquote(url.path))
-        if node is None:
-            return self._status(404)
-        if not query:
-            return self._json(node)
-        if query not in ATTRIBUTES:
-            return self._status(400)
-        if query not in node:
-            return self._status(204)
-        return self._json({query: node[query]})
-
-    def _json(self, body: dict[str, Any]) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _status(self, code: int) -> None:
-        self.send_response(code)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("oscquery: " + format, *args)
+def _listen(host: str, port: int) -> socket.socket:
+    """The bound listening socket, here and now, so that a taken port is the caller's error."""
+    try:
+        sock = socket.create_server((host, port), backlog=BACKLOG)
+    except OSError as exc:
+        raise UserError(f"cannot serve OSCQuery on {host}:{port} ({exc.strerror or exc}); "
+                        "choose another --oscquery-port") from None
+    return sock

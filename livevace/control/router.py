@@ -3,8 +3,10 @@
 Every address the node answers is a route: one per registry parameter (`/livevace/<name>`),
 the control commands (scenes, learn, dump) and the addresses of the loaded controller
 mappings. A message whose address pattern holds OSC wildcards reaches every route it
-matches. A bundle is applied under the store's lock, so a chunk sees all of it or none;
-bundles time-tagged in the future wait in a queue that `tick` drains.
+matches (livevace.control.patterns: no backtracking, so no pattern can stall the node). A
+bundle is applied under the store's lock, so a chunk sees all of it or none; bundles
+time-tagged in the future wait in a queue that `tick` drains. What a packet asks is
+answered in one message or bundle (livevace.control.replies).
 
 Nothing a sender does can stop the node: malformed packets, wrong types, NaN and unknown
 addresses each cost at most one log line per burst.
@@ -16,16 +18,16 @@ import contextlib
 import heapq
 import itertools
 import logging
-import re
 import time
 from typing import Any, Callable
 
-from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
+from livevace.control.patterns import Pattern, PatternError, has_wildcards
 from livevace.control.ramps import Ramps
-from livevace.control.ratelog import BurstLog
+from livevace.control.ratelog import BurstLog, shorten
+from livevace.control.replies import Replies
 from livevace.control.transport import Reply
 from livevace.control.values import osc_args, value_from_args
 from livevace.errors import UserError
@@ -36,7 +38,6 @@ log = logging.getLogger("livevace.osc")
 Route = Callable[[str, list[Any], Reply], None]
 """A route's handler: (address as received, arguments, reply to the sender)."""
 
-WILDCARDS = re.compile(r"[*?\[\]{}]")
 MAX_SCHEDULED = 1024
 """Future-dated bundle messages held at once (beyond: applied at once, logged)."""
 MAX_AHEAD = 60.0
@@ -94,8 +95,7 @@ class Router:
         _quiet_python_osc()
         self._routes: dict[str, Route] = {}
         self._controller_routes: dict[str, Route] = {}
-        self._dispatcher = Dispatcher()
-        self._scheduled: list[tuple[float, int, str, list[Any], Reply]] = []
+        self._scheduled: list[tuple[float, int, str, list[Any], Replies]] = []
         self._order = itertools.count()
         self.intercept: Callable[[str, list[Any]], bool] | None = None
         """Sees every message to a non-/livevace address first; True consumes it (learn mode)."""
@@ -105,24 +105,24 @@ class Router:
         """Parameters whose writes do more than store a value (scene → recall)."""
         for p in REGISTRY:
             self._routes[p.address] = self._param_route(p)
-        self._rebuild()
 
     # --- routes -------------------------------------------------------------------------
     def add(self, address: str, route: Route) -> None:
         """Add a control command (e.g. /livevace/scene/save)."""
         self._routes[address] = route
-        self._rebuild()
 
     def set_controller_routes(self, routes: dict[str, Route]) -> None:
         """Replace the routes of the loaded controller mappings (all at once)."""
         self._controller_routes = dict(routes)
-        self._rebuild()
 
-    def _rebuild(self) -> None:
-        dispatcher = Dispatcher()
-        for address, route in {**self._controller_routes, **self._routes}.items():
-            dispatcher.map(address, route)
-        self._dispatcher = dispatcher
+    def _matching(self, address: str) -> list[Route]:
+        """The routes an address (pattern) reaches; PatternError when it is malformed."""
+        if not has_wildcards(address):
+            route = self._routes.get(address) or self._controller_routes.get(address)
+            return [route] if route else []
+        pattern = Pattern(address)
+        routes = {**self._controller_routes, **self._routes}
+        return [route for a, route in routes.items() if pattern.matches(a)]
 
     def _param_route(self, p: Param) -> Route:
         def route(address: str, args: list[Any], reply: Reply) -> None:
@@ -140,10 +140,7 @@ class Router:
         p = param(name)
         if p.readonly:
             raise ParamError(f"{name} is read only")
-        value, clamped = p.coerce(raw)
-        if clamped:
-            self.burst.info(f"clamp {name}", f"{name}: {str(raw)[:40]} clamped to {value} "
-                            f"(range {p.min:g}..{p.max:g})")
+        value = p.coerce_noted(raw, lambda line: self.burst.info(f"clamp {name}", line))
         if name in self.special:
             self.special[name](value)
         elif p.apply == "transition":
@@ -155,7 +152,8 @@ class Router:
 
     # --- packets ------------------------------------------------------------------------
     def handle_packet(self, data: bytes, sender: tuple[str, int], reply: Reply) -> None:
-        """Decode one packet (message or bundle) and apply it; never raises."""
+        """Decode one packet (message or bundle), apply it and send what it asked for in
+        one answer; never raises."""
         try:
             if not well_formed_bundle(data):
                 raise ValueError("bad bundle framing")
@@ -165,43 +163,49 @@ class Router:
                                f"{sender[0]} ({len(data)} bytes) ignored")
             return
         now = time.time()
+        replies = Replies(reply)
         # a bundle holds the store so a chunk sees all of it or none; a lone message need not
         with self.store.batch() if len(messages) > 1 else contextlib.nullcontext():
             for timed in messages:
                 msg = timed.message
                 if now + 0.001 < timed.time < now + MAX_AHEAD and len(self._scheduled) < MAX_SCHEDULED:
                     heapq.heappush(self._scheduled, (timed.time, next(self._order), msg.address,
-                                                     list(msg.params), reply))
+                                                     list(msg.params), replies))
                     continue
-                self.dispatch(msg.address, list(msg.params), reply)
+                self.dispatch(msg.address, list(msg.params), replies)
+        replies.send()
 
     def run_due(self, now: float | None = None) -> None:
         """Apply the future-dated bundle messages whose time has come."""
         now = time.time() if now is None else now
+        due: dict[int, Replies] = {}
         with self.store.batch():
             while self._scheduled and self._scheduled[0][0] <= now:
-                _, _, address, args, reply = heapq.heappop(self._scheduled)
-                self.dispatch(address, args, reply)
+                _, _, address, args, replies = heapq.heappop(self._scheduled)
+                due[id(replies)] = replies
+                self.dispatch(address, args, replies)
+        for replies in due.values():
+            replies.send()
 
     def dispatch(self, address: str, args: list[Any], reply: Reply) -> None:
         """Apply one message; every failure is one log line, never an exception."""
         try:
             if self.intercept and not address.startswith("/livevace") and self.intercept(address, args):
                 return
-            if WILDCARDS.search(address):
-                routes = [h.callback for h in self._dispatcher.handlers_for_address(address)]
-            else:
-                route = self._routes.get(address) or self._controller_routes.get(address)
-                routes = [route] if route else []
+            try:
+                routes = self._matching(address)
+            except PatternError as exc:
+                self.burst.warning(f"pattern {address[:64]}", f"OSC address pattern: {exc}")
+                return
             if not routes:
                 self.burst.warning(f"unknown {address[:64]}", f"unknown OSC address "
-                                   f"{address[:64]!r} ignored (`livevace osc --list` shows them all)")
+                                   f"{shorten(address)} ignored (`livevace osc --list` shows them all)")
             for route in routes:
                 try:
                     route(address, args, reply)
                 except UserError as exc:
-                    self.burst.warning(f"reject {address[:64]} {exc}", str(exc))
+                    self.burst.warning(f"reject {address[:64]} {str(exc)[:64]}", str(exc))
         except Exception as exc:  # a bug must not take the show down: log it and go on
-            self.burst.warning(f"error {address[:64]}", f"error handling {address[:64]!r}: "
+            self.burst.warning(f"error {address[:64]}", f"error handling {shorten(address)}: "
                                f"{type(exc).__name__}: {exc}")
             log.debug("traceback", exc_info=True)

@@ -14,7 +14,8 @@ A scene file (`presets/scenes/<name>.toml`; the stratification strategies in
 Recall (`/livevace/scene <name or index>`) glides continuous values over `crossfade`
 chunks, sets the others at once (the prompt fades in by the pipeline over
 transition_chunks) and can wait for the next beat or bar (quantize). A file with an error
-is rejected with its file and line; the parameters stay as they were.
+is rejected with its file and line; the parameters stay as they were. A number out of range
+is clamped and logged with its file and line, as everywhere (`Param.coerce_noted`).
 """
 
 from __future__ import annotations
@@ -101,12 +102,10 @@ def load_scene(path: Path, name: str | None = None) -> Scene:
             p = param(key)
             if p.readonly or p.kind == "trigger" or p.group in UNSAVED_GROUPS:
                 raise ParamError(f"{key} cannot be part of a scene")
-            value, clamped = p.coerce(raw)
+            values[key] = p.coerce_noted(
+                raw, lambda text: log.warning("%s:%d: %s", path, line, text))
         except ParamError as exc:
             raise error_at(path, line, str(exc)) from None
-        if clamped:
-            raise error_at(path, line, f"{key} = {raw} is outside {p.min:g}..{p.max:g}")
-        values[key] = value
     description = data.get("description", "")
     return Scene(name or path.stem, path, values, crossfade, str(description))
 

@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"HTTP port of the OSCQuery namespace (default {DEFAULT_OSCQUERY_PORT}; "
                    "0: any free port; -1: off)")
     g.add_argument("--no-zeroconf", action="store_true",
-                   help="do not advertise OSCQuery/OSC over Zeroconf (Bonjour)")
+                   help="do not advertise OSCQuery/OSC over Zeroconf (Bonjour); it is only "
+                   "advertised where --osc-host is not a loopback address")
     g.add_argument("--controller", action="append", default=[], metavar="MAPPING",
                    help="controller mapping: a name under presets/controllers (touchosc, "
                    "generic8) or a .toml path; repeatable")

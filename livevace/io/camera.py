@@ -5,7 +5,9 @@ probes indices elsewhere."""
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 
@@ -15,17 +17,20 @@ from livevace.frames import Frame, now
 PROBE_INDICES = 8
 
 
-def _quiet_opencv() -> None:
-    """OpenCV logs a warning for every index that has no camera; a listing is not a fault."""
+@contextmanager
+def _opencv_silent() -> Iterator[None]:
+    """OpenCV logs a warning, and an error from its Orbbec backend, for every index that
+    has no camera: a probe is not a fault, and a failed open is said in our own one line."""
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(0)  # 0: silent
     try:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    except AttributeError:
-        pass
+        yield
+    finally:
+        cv2.setLogLevel(level)
 
 
 def list_cameras() -> list[tuple[int, str]]:
     """(index, name) of the cameras this machine has."""
-    _quiet_opencv()
     if sys.platform.startswith("linux"):
         found = []
         for dev in sorted(Path("/sys/class/video4linux").glob("video*")):
@@ -36,7 +41,8 @@ def list_cameras() -> list[tuple[int, str]]:
         return found
     found = []
     for index in range(PROBE_INDICES):
-        cap = cv2.VideoCapture(index)
+        with _opencv_silent():
+            cap = cv2.VideoCapture(index)
         if cap.isOpened():
             found.append((index, f"camera {index}"))
         cap.release()
@@ -60,8 +66,8 @@ class CameraSource:
         self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
-        _quiet_opencv()
-        cap = cv2.VideoCapture(self.index)
+        with _opencv_silent():
+            cap = cv2.VideoCapture(self.index)
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"camera {self.index} is not available; {describe_cameras()}")

@@ -15,6 +15,9 @@ SOURCE_FORMS = ("pattern", "camera[:INDEX]", "video:PATH", "ndi:NAME", "ndi:HOST
                 "spout:NAME")
 SINK_FORMS = ("ndi[:NAME]", "spout[:NAME]", "syphon[:NAME]", "vcam", "record:PATH", "preview")
 DEFAULT_SENDER_NAME = "livevace"
+MAX_CAMERA_INDEX = 99
+"""OpenCV reads an index from 100 on as a backend selector plus an index (200 is V4L2's
+camera 0), so a camera index is 0..99."""
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$")
 
@@ -53,8 +56,10 @@ def parse_source(text: str) -> SourceSpec:
     if kind == "pattern" and not arg:
         return SourceSpec("pattern")
     if kind == "camera":
-        if arg and not arg.isdigit():
-            raise SpecError(f"--source {text!r}: the camera index must be a number, e.g. camera:0")
+        if arg and not (arg.isdigit() and int(arg) <= MAX_CAMERA_INDEX):
+            raise SpecError(f"--source {text!r}: the camera index must be a number "
+                            f"0..{MAX_CAMERA_INDEX}, e.g. camera:0 (`livevace sources` lists "
+                            "the cameras)")
         return SourceSpec("camera", arg or "0")
     if kind in ("video", "ndi", "spout"):
         if not arg.strip():

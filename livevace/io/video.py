@@ -13,6 +13,19 @@ from livevace.frames import Frame, now
 from livevace.io.clock import sleep_until
 
 
+def _check_file(path: str) -> None:
+    """Say what a path that cannot be a video file is, before FFmpeg gets it (a folder
+    reads as 'not found' to FFmpeg, and /dev/zero would be read for ever)."""
+    if os.path.isdir(path):
+        raise SourceError(f"video {path!r} is a folder: give a video file in it, e.g. "
+                          f"video:{os.path.join(path, 'clip.mp4')}")
+    if not os.path.exists(path):
+        raise SourceError(f"video {path!r} does not exist")
+    if not os.path.isfile(path):
+        raise SourceError(f"cannot read video {path!r}: it is a device or other special "
+                          "file, not a video file (give a file such as clip.mp4)")
+
+
 class VideoSource:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -25,10 +38,12 @@ class VideoSource:
         self._last_due = 0.0
 
     def open(self) -> None:
-        if not os.path.isfile(self.path):
-            raise SourceError(f"video {self.path!r} does not exist")
+        _check_file(self.path)
         try:
             container = av.open(self.path)
+        except av.InvalidDataError:
+            raise SourceError(f"cannot read video {self.path!r}: it is not a video file FFmpeg "
+                              "can decode") from None
         except (av.FFmpegError, OSError) as exc:
             raise SourceError(f"cannot read video {self.path!r}: {exc}") from None
         if not container.streams.video:

@@ -8,8 +8,9 @@ brought the chunk; a chunk whose annotation turns out to be missing when it is g
 (control switched on in between) is annotated then, synchronously.
 
 A control that cannot load (depth weights missing) falls back to edges with one log line
-(`AnnotatorWorker`); a person mask that cannot run is logged once and the chunk goes on
-without it.
+(`AnnotatorWorker`), and the chunk records the annotator that really ran (`Chunk.used`, what
+the pipeline's mode line names); a person mask that cannot run is logged once and the chunk
+goes on without it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class Chunk:
 
     frames: list[Frame]
     jobs: dict[str, tuple[str, Future]] = field(default_factory=dict)
+    used: dict[str, str | None] = field(default_factory=dict)
+    """Per kind, the annotator that annotated the chunk (after any fallback), set before the
+    job's future completes."""
 
 
 def wanted(plan: Plan) -> dict[str, str | None]:
@@ -99,9 +103,22 @@ class Annotation:
 
     def _start(self, chunk: Chunk, kind: str, name: str, learn: bool = False) -> Future:
         t0 = time.perf_counter()
-        future = self._workers[kind].submit([f.image for f in chunk.frames], learn)
-        future.add_done_callback(
-            lambda _: self._stats().timing("annotate", (time.perf_counter() - t0) * 1e3))
+        worker = self._workers[kind]
+        annotated = worker.submit([f.image for f in chunk.frames], learn)
+        future: Future = Future()
+
+        def done(job: Future) -> None:
+            # On the worker's lane, before it takes the next chunk (which may switch the
+            # annotator): `active` is this chunk's. Chained, so `result()` sees it set.
+            self._stats().timing("annotate", (time.perf_counter() - t0) * 1e3)
+            chunk.used[kind] = worker.active
+            error = job.exception()
+            if error is None:
+                future.set_result(job.result())
+            else:
+                future.set_exception(error)
+
+        annotated.add_done_callback(done)
         chunk.jobs[kind] = (name, future)
         return future
 

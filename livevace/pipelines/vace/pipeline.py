@@ -37,6 +37,7 @@ It and every call run on the pipeline's own thread, whoever calls (see `_worker`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -270,12 +271,12 @@ class StreamingVace:
         if cut:
             self.stats.count("dropped_vace", cut)
         frames = chunk.frames[cut:]
-        self._log_mode(plan)
 
         t0 = time.perf_counter()
         controls = self.annotation.result(chunk, plan, "control")
         masks = self.annotation.result(chunk, plan, "mask")
         self.stats.timing("annotate_wait", (time.perf_counter() - t0) * 1e3)
+        self._log_mode(self._in_use(plan, chunk, masks, params))
 
         update = self.text.update(params["prompt"], str(params["prompt_blend"]),
                                   int(params["transition_chunks"]), wait=not stream.text_ready)
@@ -437,6 +438,25 @@ class StreamingVace:
         if (self.gen_width, self.gen_height) == (self.width, self.height):
             return image
         return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+
+    def _in_use(self, plan: modes.Plan, chunk: Chunk, masks: list[np.ndarray] | None,
+                params: dict[str, Any]) -> modes.Plan:
+        """The plan as the chunk really runs it, for the log: the control after any fallback
+        (depth without weights runs edges), the person mask only where it ran, and only the
+        images that could be read (a refused one is logged once by `ImageCache`)."""
+        def readable(path: str, what: str, read: Callable[[str, str], Any]) -> str:
+            return path if path and read(path, what) is not None else ""
+
+        images = self.images
+        keyframes = {k: readable(params[name], name.replace("_", " "), images.rgb)
+                     for k, name in KEYFRAMES.items()}
+        return dataclasses.replace(
+            plan, control=chunk.used.get("control", plan.control) if plan.annotator
+            else plan.control,
+            person_mask=plan.person_mask if masks is not None else None,
+            mask_image=readable(plan.mask_image, "mask image", images.mask),
+            references=self.references.used, first_frame=keyframes["first"],
+            last_frame=keyframes["last"])
 
     def _log_mode(self, plan: modes.Plan) -> None:
         mode = plan.describe()
