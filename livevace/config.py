@@ -72,6 +72,9 @@ class RunConfig:
     params: dict[str, Any] = field(default_factory=dict)
     presets: tuple[str, ...] = ()
     """Preset files applied (for the log)."""
+    size_given: bool = False
+    """The user chose the output size (--width/--height or a preset of theirs; `load` sets
+    it): the generator keeps it even on a CPU, where it otherwise works smaller."""
 
     @property
     def source_spec(self) -> SourceSpec:
@@ -107,7 +110,9 @@ class RunConfig:
         return self
 
 
-NODE_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("params", "presets"))
+NODE_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig)
+                  if f.name not in ("params", "presets", "size_given"))
+SIZE_KEYS = ("width", "height")
 
 
 def find_preset(name: str) -> Path:
@@ -207,19 +212,23 @@ def load(presets: list[str] | tuple[str, ...] = (), overrides: dict[str, Any] | 
     values: dict[str, Any] = {f.name: getattr(RunConfig(), f.name) for f in dataclasses.fields(RunConfig)}
     values["params"] = {}
     applied = []
+    sized = False
     for name in presets:
         path = find_preset(name)
         node, preset_params = read_preset(path)
         values.update(node)
         values["params"].update(preset_params)
         applied.append(str(path))
+        sized |= name != "default" and any(k in node for k in SIZE_KEYS)
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _typed(key, value)
+            sized |= key in SIZE_KEYS
     for name, value in (params or {}).items():
         param(name).coerce_noted(value, lambda text: log.warning("--set %s", text))
         values["params"][name] = value
     values["presets"] = tuple(applied)
+    values["size_given"] = sized
     return RunConfig(**values).validate()
 
 

@@ -243,3 +243,22 @@ def test_unknown_controller_name(presets):
 
     with pytest.raises(PresetError, match="cannot read"):
         Running("--controller", "no_such_controller")
+
+
+def test_an_empty_controller_file_maps_nothing_and_says_so(running, presets, monkeypatch, caplog):
+    """Empty means "no mappings" (a learn file starts so), but never silently: at start and
+    when an edit empties a file in use, one warning names the file."""
+    monkeypatch.setattr(controllers_module, "RELOAD_EVERY", 0.0)
+    empty = presets / "controllers" / "empty.toml"
+    empty.write_text("")
+    live = presets / "controllers" / "live.toml"
+    live.write_text('[[map]]\naddress = "/k"\nparam = "noise_scale"\n')
+    r = running("--controller", str(empty), "--controller", str(live))
+    warnings = [rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING"]
+    assert warnings == [f"controller empty: {empty} has no [[map]] tables, so none of its "
+                        "controls is mapped"]
+    live.write_text("# cleared\n")
+    stamp = time.time() + 5
+    os.utime(live, (stamp, stamp))
+    r.control.tick()
+    assert f"controller live: {live} has no [[map]] tables" in caplog.text

@@ -176,3 +176,18 @@ def test_stats_go_to_feedback_targets(running):
     got = dict(listener.client.receive_until("/livevace/stats/frames_in"))
     assert got["/livevace/stats/frames_in"] == [3.0]
     assert "/livevace/stats/uptime_s" in got
+
+
+def test_a_senders_long_strings_are_cut_in_the_log(running, caplog):
+    """A 60 KB string from a sender costs a log line of a few hundred characters that says
+    how long it was, not a 60 KB line."""
+    r = running()
+    r.client.send("/livevace/learn", "x" * 60000)
+    r.client.send("/livevace/vace_enabled", "y" * 60000)
+    r.client.send("/livevace/" + "z" * 60000, 1.0)
+    r.client.sync()
+    lines = caplog.text.splitlines()
+    assert max(map(len, lines)) < 600, [line[:100] for line in lines if len(line) >= 600]
+    for text in ("unknown parameter 'xxxx", "'yyyy", "unknown OSC address '/livevace/zzzz"):
+        assert any(text in line and "characters)" in line for line in lines), text
+

@@ -1,8 +1,10 @@
-"""Scenes: crossfades over N chunks, recall by name/index/path, save, bad files, the four
-stratification strategies, and beat quantisation against a real Ableton Link session."""
+"""Scenes: crossfades over N chunks, recall by name/index/path, save into the user folder
+(never over a shipped scene), file paths refused, bad files, the four stratification
+strategies, and beat quantisation against a real Ableton Link session."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -11,7 +13,8 @@ from livevace.control.ramps import Ramps
 from livevace.control.scenes import Scenes, load_scene, scene_names
 from livevace.control.tempo import Clock, Quantiser
 from livevace.params import ParamStore, parse_prompts
-from test_control_support import REPO_PRESETS, assert_file_error, oscsend, presets, running  # noqa: F401
+from test_control_support import (REPO_PRESETS, assert_file_error, oscsend, presets,  # noqa: F401
+                                  running, user_scenes)
 
 FADE = """description = "test"
 crossfade = 4
@@ -67,7 +70,8 @@ def test_stratification_strategies():
 
 def test_recall_by_osc_name_index_and_path(running, presets):
     r = running()
-    names = scene_names(presets / "scenes")
+    names = scene_names()
+    assert names == scene_names(presets / "scenes")  # nothing saved yet
     oscsend(r.port, "/livevace/scene", "i", str(names.index("ink_wash")))
     r.client.sync()
     for _ in range(6):  # ink_wash crossfades over 6 chunks
@@ -85,7 +89,7 @@ def test_recall_by_osc_name_index_and_path(running, presets):
     assert r.client.receive_until("/livevace/scene/list")[-1] == ("/livevace/scene/list", names)
 
 
-def test_save_then_recall(running, presets):
+def test_save_then_recall(running, presets, user_scenes):
     r = running()
     r.client.send("/livevace/prompt", "a paper lantern festival :: 0.6 | rain :: 0.4")
     r.client.send("/livevace/control", "gray")
@@ -93,15 +97,65 @@ def test_save_then_recall(running, presets):
     r.client.send("/livevace/scene/save", "mine")
     r.client.send("/livevace/scene/save", "../escape")  # refused: not a plain name
     r.client.sync()
-    saved = load_scene(presets / "scenes" / "mine.toml")
+    saved = load_scene(user_scenes / "mine.toml")
     assert saved.values["control"] == "gray"
     assert saved.values["prompt"] == parse_prompts("a paper lantern festival :: 0.6 | rain :: 0.4")
     assert saved.values["outpaint"] == pytest.approx((0.1, 0.0, 0.1, 0.0))
     assert not (presets / "escape.toml").exists()
+    assert not (user_scenes.parent / "escape.toml").exists()
+    assert "mine" in scene_names()
     r.client.send("/livevace/control", "depth")
     r.client.send("/livevace/scene", "mine")
     r.client.sync()
     assert r.store.get("control") == "gray"
+
+
+def test_saving_a_shipped_name_shadows_it_and_leaves_the_file(running, presets, user_scenes):
+    shipped = presets / "scenes" / "ink_wash.toml"
+    before = shipped.read_bytes()
+    r = running()
+    r.client.send("/livevace/control", "gray")
+    r.client.send("/livevace/scene/save", "ink_wash")
+    r.client.sync()
+    assert shipped.read_bytes() == before  # a shipped scene is never overwritten
+    assert load_scene(user_scenes / "ink_wash.toml").values["control"] == "gray"
+    assert scene_names().count("ink_wash") == 1
+    r.client.send("/livevace/control", "depth")
+    r.client.send("/livevace/scene", "ink_wash")  # the user's scene wins
+    r.client.sync()
+    assert r.store.get("control") == "gray"
+    r.client.send("/livevace/scene", "scenes/ink_wash")  # the shipped one, by its folder
+    r.client.sync()
+    assert r.store.get("control") == "edges"
+
+
+def test_recall_refuses_file_paths(running, presets, tmp_path, caplog):
+    outside = tmp_path / "elsewhere.toml"
+    outside.write_text('[params]\ncontrol = "pose"\n')
+    r = running()
+    before = r.store.snapshot()
+    for ref in (str(outside), str(presets / "scenes" / "ink_wash.toml"), "../elsewhere",
+                "scenes/../../elsewhere", "ink_wash.toml"):
+        r.client.send("/livevace/scene", ref)
+    r.client.sync()
+    r.control.tick()
+    assert r.store.snapshot() == before
+    assert caplog.text.count("not a file path") == 5, caplog.text
+
+
+def test_recall_log_lines_are_rate_limited(running, caplog):
+    caplog.set_level(logging.INFO, "livevace.osc")
+    r = running()
+    began = time.monotonic()
+    for i in range(300):
+        r.client.send("/livevace/scene", ("ink_wash", "neon_dancer")[i % 2])
+        if i % 50 == 49:
+            r.client.sync()  # no overflowing the socket buffer
+    r.client.sync()
+    took = time.monotonic() - began
+    assert r.store.get("scene") == "neon_dancer"
+    recalls = [line for line in caplog.text.splitlines() if "crossfade" in line]
+    assert 1 <= len(recalls) <= 2 + took / 2, recalls  # a line per 2 s, counting the others
 
 
 BAD_SCENES = [
@@ -129,7 +183,7 @@ def test_a_bad_scene_recalled_live_changes_nothing(running, presets, caplog):
     r.control.tick()
     assert r.store.snapshot() == before
     assert f"broken.toml:3: noise_scale: 'x' is not a number" in caplog.text
-    assert "missing.toml: no such scene" in caplog.text
+    assert "scene 'missing': no such scene in " in caplog.text
 
 
 def test_quantised_scene_waits_for_the_next_link_beat(presets):

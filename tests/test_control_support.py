@@ -101,11 +101,19 @@ def oscsend(port: int, address: str, types: str = "", *values: str, url: str | N
 
 @pytest.fixture
 def presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of the shipped presets (scenes saved and mappings learnt land here)."""
+    """A private copy of the shipped presets (mappings learnt land here) and a private user
+    scene folder, `user_scenes` (scenes saved land there)."""
     root = tmp_path / "presets"
     shutil.copytree(REPO_PRESETS, root)
     monkeypatch.setenv("LIVEVACE_PRESETS", str(root))
+    monkeypatch.setenv("LIVEVACE_SCENES_DIR", str(tmp_path / "user-scenes"))
     return root
+
+
+@pytest.fixture
+def user_scenes(presets: Path) -> Path:
+    """The user scene folder of the `presets` fixture (not created yet)."""
+    return presets.parent / "user-scenes"
 
 
 class Running:

@@ -13,7 +13,11 @@ import http.server
 import json
 import math
 import os
+import re
+import socket
 import struct
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -289,6 +293,107 @@ def test_pull_offline_says_why_and_where_to_put_the_file(dirs: tuple[Path, Path]
     assert str(ours / "Autoencoders" / "taew2_1.pth") in message
 
 
+def test_transformers_offline_stops_downloads_too(dirs: tuple[Path, Path],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """huggingface_hub reads TRANSFORMERS_OFFLINE as HF_HUB_OFFLINE: so does `pull`."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    with pytest.raises(ModelError, match="TRANSFORMERS_OFFLINE is set; unset it, or put each"):
+        download.pull(["taew2_1"])
+
+
+def test_pull_offline_lists_every_missing_file_of_every_entry(dirs: tuple[Path, Path]) -> None:
+    ours, _ = dirs
+    depth = catalog.get("depth_anything_v2_small")
+    (ours / depth.weights.folder).mkdir(parents=True)
+    (ours / depth.weights.folder / "config.json").write_text("{}")  # one of its 3 files is here
+    keys = catalog.default_keys()
+    with pytest.raises(ModelError) as err:
+        download.pull(keys)
+    message = str(err.value)
+    assert message.startswith("cannot download ") and "HF_HUB_OFFLINE is set" in message
+    listed = [line.strip() for line in message.splitlines()[1:]]
+    expected = []
+    for key in keys:
+        w = catalog.get(key).weights
+        names = [n for n in w.files if not (key == depth.key and n == "config.json")]
+        if w.any_of and not set(w.any_of) & set(w.files):
+            names.append(w.any_of[0])
+        for name in names:
+            expected += [f"https://huggingface.co/{w.repo_id}/resolve/main/{name}",
+                         f"-> {ours / w.folder / name}"]
+    assert [line.partition(" (or ")[0] for line in listed] == expected
+    assert len(expected) == 2 * int(message.split()[2])  # "cannot download N files"
+
+
+def refusing_port() -> tuple[socket.socket, int]:
+    """A local port bound but not listening: every connection to it is refused at once."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]
+
+
+def pull_command(tmp_path: Path, endpoint: str, *keys: str) -> subprocess.CompletedProcess:
+    """`livevace models pull` in its own process against a local hub (never the internet)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") and "PROXY" not in k.upper()}
+    env.update(HF_ENDPOINT=endpoint, LIVEVACE_MODELS_DIR=str(tmp_path / "ours"),
+               DAYDREAM_SCOPE_MODELS_DIR=str(tmp_path / "scope"), HF_HOME=str(tmp_path / "hf"))
+    return subprocess.run([sys.executable, "-m", "livevace", "models", "pull", *keys],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_an_unreachable_hub_fails_at_once_listing_every_file(tmp_path: Path) -> None:
+    sock, port = refusing_port()
+    try:
+        proc = pull_command(tmp_path, f"http://127.0.0.1:{port}", "taew2_1",
+                            "depth_anything_v2_small")
+    finally:
+        sock.close()
+    assert proc.returncode == 2
+    assert "Retry" not in proc.stderr  # no retry storm: one connection attempt said it all
+    message = proc.stderr[proc.stderr.index("livevace: "):]
+    assert message.startswith(f"livevace: cannot download 4 files: cannot reach "
+                              f"http://127.0.0.1:{port} (connection refused): check the network "
+                              "(or HF_ENDPOINT), or put each in place by hand:")
+    for name in ("taew2_1.pth", "config.json", "preprocessor_config.json", "model.safetensors"):
+        assert f"/resolve/main/{name}\n" in message
+
+
+class _TooManyRequests(http.server.BaseHTTPRequestHandler):
+    """A hub that answers every request with 429, retry at once (the hub client retries)."""
+
+    def do_HEAD(self) -> None:
+        self.send_response(429)
+        self.send_header("Retry-After", "0")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_hub_clients_warnings_are_printed_once(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TooManyRequests)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proc = pull_command(tmp_path, f"http://127.0.0.1:{server.server_port}", "taew2_1")
+    finally:
+        server.shutdown()
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert any(" W huggingface_hub" in line and "429" in line for line in lines), proc.stderr
+    # Every line is ours: timestamped log lines and the one `livevace:` message, no bare twin
+    # of a log line from the library's own handler.
+    bare = [line for line in lines if not re.match(r"\d\d:\d\d:\d\d [DIWEC] ", line)
+            and not line.startswith("livevace: ")]
+    assert bare == []
+    assert f"cannot download taew2_1 from http://127.0.0.1:{server.server_port} (" in proc.stderr
+    assert "HTTP Request:" not in proc.stderr  # a line per request is for -v
+
+
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
     """Serves one blob with HTTP Range support, remembering the Range headers it saw."""
 
@@ -311,6 +416,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
 
 def test_url_download_resumes_a_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)  # either stops downloads
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

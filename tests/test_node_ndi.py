@@ -3,6 +3,8 @@ local senders through `extra_ips=127.0.0.1`, no avahi needed)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import uuid
 
@@ -20,6 +22,8 @@ from livevace.stats import Stats
 pytest.importorskip("NDIlib")
 
 W, H, FPS = 192, 112, 30.0
+RESTARTED = 30000
+"""Where the restarted sender's frame counter starts: its frames are told from the first's."""
 
 
 def unique_name() -> str:
@@ -110,3 +114,66 @@ def test_ndi_source_vanishes_shows_slate_and_reconnects():
     finally:
         capture.stop()
         sender.close()
+
+
+SENDER = """
+import sys, time
+from livevace.frames import Frame, now
+from livevace.io.ndi_out import NdiSink
+from livevace.io.pattern import PatternSource
+name, first = sys.argv[1], int(sys.argv[2])
+sink = NdiSink(name)
+sink.open({w}, {h}, {fps})
+pattern = PatternSource({w}, {h}, {fps})
+print("sending", flush=True)
+k = first
+while True:
+    sink.write(Frame(pattern.render(k), now(), k))
+    k += 1
+    time.sleep(1 / {fps})
+""".format(w=W, h=H, fps=FPS)
+
+
+def sender_process(name: str, first: int) -> subprocess.Popen:
+    """Another program sending NDI: its own process, counting frames from `first`."""
+    proc = subprocess.Popen([sys.executable, "-c", SENDER, name, str(first)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "sending"
+    return proc
+
+
+def test_a_named_source_whose_sender_process_restarts_comes_back():
+    """The sending program is killed (-9) and started again: real frames return by name.
+
+    The node has its own NDI output, as `livevace run` does by default: two NDI programs on
+    one host, each answering discovery for its own senders only."""
+    name = unique_name()
+    own = NdiSink(unique_name())
+    own.open(W, H, FPS)
+    first = sender_process(name, 0)
+    second: subprocess.Popen | None = None
+    capture = Capture(NdiSource(name), W, H, FPS, Stats())
+    capture.start()
+    try:
+        got = take_until(capture, want_slate=False, timeout=20)
+        assert got is not None and decode_index(got.image) < RESTARTED
+        first.kill()  # kill -9: no goodbye
+        first.wait()
+        assert take_until(capture, want_slate=True, timeout=10) is not None
+        second = sender_process(name, RESTARTED)
+        back_from = now()
+        deadline = back_from + 20
+        back = None
+        while back is None and now() < deadline:
+            frame = take_until(capture, want_slate=False, timeout=deadline - now())
+            if frame is not None and decode_index(frame.image) >= RESTARTED:
+                back = frame
+        assert back is not None, "real frames never came back from the restarted sender"
+        print(f"real frames back {now() - back_from:.2f} s after the sender restarted")
+    finally:
+        capture.stop()
+        own.close()
+        for proc in (first, second):
+            if proc is not None:
+                proc.kill()
+                proc.wait()

@@ -1,8 +1,12 @@
 """The pacer under a bursty generator: even spacing, holds when late, drops when ahead.
 
 Timing is real (the pacer's clock is the machine's); assertions use lower bounds (the pacer
-waits, so a loaded machine only makes intervals longer, never shorter) and counts with
-generous margins.
+waits, so a loaded machine only makes intervals longer, never shorter), spans over several
+frames rather than single intervals (a thread woken late shortens the next gap it records),
+counts that every pushed frame is shown or counted as dropped, and waits for what they need
+to have happened (a queue drained, a frame out) instead of fixed sleeps. The producers here
+never catch up after a late push, as a slow generator would not: a catch-up double burst
+is a producer running ahead, which the pacer rightly trims.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -36,7 +40,11 @@ class Recorder:
             self.items.append((now(), frame, fresh))
 
     def fresh_times(self) -> list[float]:
-        return [t for t, _, fresh in self.items if fresh]
+        return [t for t, _, fresh in self.snapshot() if fresh]
+
+    def snapshot(self) -> list[tuple[float, Frame, bool]]:
+        with self.lock:
+            return list(self.items)
 
 
 def frame(i: int) -> Frame:
@@ -44,17 +52,25 @@ def frame(i: int) -> Frame:
 
 
 def push_bursts(pacer: Pacer, burst: int, every: float, count: int) -> list[int]:
-    """Push `count` bursts of `burst` frames, one every `every` seconds; returns the queue
-    depth after each push."""
+    """Push `count` bursts of `burst` frames, each `every` seconds after the one before was
+    really pushed; returns the queue depth after each push."""
     depths = []
-    t0 = now()
+    pushed = -float("inf")
     for k in range(count):
-        delay = t0 + k * every - now()
-        if delay > 0:
-            time.sleep(delay)
+        time.sleep(max(0.0, pushed + every - now()))
+        pushed = now()
         pacer.push([frame(k * burst + j) for j in range(burst)])
         depths.append(pacer.depth)
     return depths
+
+
+def until(done: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll `done()` until true; fail after `timeout` seconds (generous: only a broken
+    pacer needs it)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
 
 
 @contextmanager
@@ -70,36 +86,39 @@ def running(fps: float) -> Iterator[tuple[Pacer, Recorder, Stats]]:
 
 def test_bursts_play_out_evenly_in_order():
     fps = 40.0
-    with running(fps) as (pacer, out, _):
+    with running(fps) as (pacer, out, stats):
         push_bursts(pacer, burst=8, every=8 / fps, count=6)
-        time.sleep(10 / fps)
-    fresh = [f.index for _, f, is_fresh in out.items if is_fresh]
-    assert fresh == sorted(fresh)
-    assert len(fresh) >= 40  # 48 pushed; at most a few trimmed if the machine stalls
-    times = np.diff(out.fresh_times())
+        until(lambda: pacer.depth == 0, "the pacer never took its queued frames")
+    fresh = [(t, f.index) for t, f, is_fresh in out.items if is_fresh]
+    indices = [i for _, i in fresh]
+    assert indices == sorted(indices)
+    # Every frame is shown or counted as dropped (a machine that stalls the pacer may trim).
+    assert len(indices) + stats.snapshot().get("dropped_pacer", 0) == 48
     period = 1 / fps
-    # A burst is spread out, not forwarded at once (a lower bound holds under load).
-    assert times.min() >= 0.45 * period
+    # A burst is spread out, not forwarded at once: at least 0.45 periods a frame (a lower
+    # bound holds under load; over the burst, so one late wake-up cannot undercut it).
+    for burst in range(6):
+        times = [t for t, i in fresh if i // 8 == burst]
+        assert times[-1] - times[0] >= 0.45 * period * (len(times) - 1), burst
     # And close to the period on the whole.
-    assert abs(np.median(times) - period) < 0.2 * period
+    assert abs(np.median(np.diff([t for t, _ in fresh])) - period) < 0.2 * period
 
 
 def test_holds_last_frame_when_generation_is_late():
     fps = 50.0
     with running(fps) as (pacer, out, stats):
         pacer.push([frame(1)])
-        time.sleep(0.5)  # the generator stalls for 25 periods
+        # the generator stalls: output goes on with the frame it has
+        until(lambda: sum(not fresh for _, _, fresh in out.snapshot()) >= 20, "no holds")
         pacer.push([frame(2)])
-        time.sleep(0.1)
+        until(lambda: out.snapshot()[-1][1].index == 2, "the new frame never replaced the held one")
     held = [(t, f) for t, f, fresh in out.items if not fresh]
-    assert len(held) >= 10  # output never stopped
     assert all(f.index == 1 for t, f in held if t < out.fresh_times()[1])
     assert stats.snapshot()["held"] == len(held)
-    # Holds keep the frame period (not slower): consecutive held repeats are one period apart.
-    gaps = np.diff([t for t, _ in held])
-    assert gaps.min() >= 0.6 / fps
-    assert np.median(gaps) == pytest.approx(1 / fps, rel=0.25)
-    assert out.items[-1][1].index == 2  # the new frame replaced the held one
+    # Holds keep the frame period (not faster, over any five; not slower, on the whole).
+    times = [t for t, _ in held]
+    assert min(b - a for a, b in zip(times, times[5:])) >= 4 / fps
+    assert np.median(np.diff(times)) == pytest.approx(1 / fps, rel=0.25)
 
 
 def test_drops_when_the_producer_runs_ahead_and_latency_stays_bounded():
@@ -189,7 +208,7 @@ def test_the_first_burst_of_a_stream_is_played_not_trimmed():
         pacer.push([frame(i) for i in range(9)])
         time.sleep(9 / fps)
         push_bursts(pacer, burst=12, every=12 / fps, count=3)
-        time.sleep(14 / fps)
+        until(lambda: pacer.depth == 0, "the pacer never took its queued frames")
     fresh = [f.index for _, f, is_fresh in out.items if is_fresh]
     assert fresh[:9] == list(range(9))
     assert stats.snapshot().get("dropped_pacer", 0) == 0

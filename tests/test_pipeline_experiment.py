@@ -95,3 +95,25 @@ def test_a_missing_clip_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     code = main(["experiment", "stratify", "--source", f"video:{tmp_path / 'none.mp4'}",
                  "--model", "tiny-random", "--out", str(tmp_path / "o")])
     assert code == 2 and "expected video:PATH of an existing clip" in capsys.readouterr().err
+
+
+def test_a_control_that_cannot_run_is_said_once_and_labelled_truly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Depth without its weights: every strategy runs with edges, one warning says so, and
+    the table says edges, not depth."""
+    monkeypatch.setenv("LIVEVACE_MODELS_DIR", str(tmp_path / "models"))  # no depth weights
+    monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(tmp_path / "scope"))
+    caplog.set_level("INFO")
+    clip = make_clip(tmp_path / "c.mp4", 96, 64, seconds=1)
+    out = tmp_path / "out"
+    code = main(["experiment", "stratify", "--source", f"video:{clip}", "--model", "tiny-random",
+                 "--strategies", "baseline,strong", "--chunks", "2", "--width", str(SIZE),
+                 "--height", str(SIZE), "--control", "depth", "--out", str(out)])
+    assert code == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith("control depth unavailable"), warnings
+    modes = {r.getMessage() for r in caplog.records if r.getMessage().startswith("vace: ")}
+    assert modes == {"vace: VACE edges control"}
+    assert json.loads((out / "metrics.json").read_text())["settings"]["control"] == \
+        "edges (in place of depth)"
+    assert "control: edges (in place of depth)" in (out / "metrics.md").read_text()

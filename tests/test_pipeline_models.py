@@ -65,14 +65,22 @@ def test_missing_weights_name_the_files_the_place_and_the_command(models_dir, mo
     assert "livevace models pull " + " ".join(needed_keys()) in message
 
 
-def test_no_cuda_gpu_is_said_with_the_missing_files(models_dir, monkeypatch) -> None:
+def test_no_cuda_gpu_is_said_first_without_the_list_of_files(models_dir, monkeypatch) -> None:
+    """Without a GPU the 16 GB download would not help: that is said first, not after every
+    missing file."""
     monkeypatch.setattr(vram, "gpu_memory", lambda index=None: None)  # as on this CPU machine
-    with pytest.raises(ModelError, match="missing model files.*needs a CUDA GPU.*tiny-random"):
+    with pytest.raises(ModelError) as err:
         create("vace", CONFIG, ParamStore())
+    size = catalog.format_size(sum(catalog.get(k).size_bytes for k in needed_keys()))
+    assert str(err.value) == (
+        "the vace pipeline needs a CUDA GPU and this machine has none, so downloading its "
+        f"{size} of weights would not help; `--model tiny-random` runs it on the CPU with "
+        "random weights")
     place_empty_files(models_dir)
     with pytest.raises(ModelError) as err:
         create("vace", CONFIG, ParamStore())
-    assert str(err.value).startswith("the vace pipeline needs a CUDA GPU")
+    assert str(err.value) == ("the vace pipeline needs a CUDA GPU and this machine has none; "
+                              "`--model tiny-random` runs it on the CPU with random weights")
 
 
 def test_too_little_vram_is_refused_before_loading_with_the_estimate(models_dir,
@@ -88,8 +96,9 @@ def test_too_little_vram_is_refused_before_loading_with_the_estimate(models_dir,
     assert "GPU 0 (test) has 6.0 GB free" in message and "--pipeline controlmap" in message
 
 
-def test_auto_falls_back_to_controlmap_naming_the_pull_command(models_dir,
+def test_auto_falls_back_to_controlmap_naming_the_pull_command(models_dir, monkeypatch,
                                                                caplog: pytest.LogCaptureFixture) -> None:
+    fake_gpu(monkeypatch, 78)  # with a GPU, the missing files are what stands in the way
     caplog.set_level(logging.INFO)
     store = ParamStore()
     store.set("control", "edges")
@@ -112,6 +121,56 @@ def test_auto_takes_vace_with_tiny_random_and_unknown_models_are_refused(models_
         pipeline.close()
     with pytest.raises(UserError, match="unknown model 'huge'"):
         create("vace", small, ParamStore(), model="huge")
+
+
+@pytest.mark.parametrize("argv, size, says", [
+    ([], (128, 80), "vace on the CPU: generating at 128×80, scaled to the 832×480 output"),
+    (["--width", "832", "--height", "480"], (832, 480),
+     "vace on the CPU at 832×480, as given: 39× the pixels of 128×80"),
+    (["--preset", "480x832"], (480, 832), "vace on the CPU at 480×832, as given"),
+    (["--width", "96", "--height", "64"], (96, 64), None),  # small already: nothing to say
+])
+def test_on_a_cpu_the_generator_works_small_unless_the_size_was_given(
+        argv: list[str], size: tuple[int, int], says: str | None, models_dir,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from livevace.cli import build_parser
+    from livevace.config import from_args
+
+    caplog.set_level(logging.INFO, logger="livevace.vace")
+    args = build_parser(["run"]).parse_args(["run", *QUIET, *argv])
+    config = from_args(args)
+    pipeline = create("vace", config, ParamStore(), model="tiny-random")
+    try:
+        assert (pipeline.gen_width, pipeline.gen_height) == size
+        assert (pipeline.width, pipeline.height) == (config.width, config.height)  # the output
+    finally:
+        pipeline.close()
+    lines = [r.getMessage() for r in caplog.records if "on the CPU" in r.getMessage()]
+    if says is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1 and lines[0].startswith(says), lines
+        assert "--width/--height" in lines[0] if not argv else "as given" in lines[0]
+
+
+def test_livevace_run_on_the_cpu_by_default_generates_small_and_logs_what_runs(
+        tmp_path: Path, models_dir) -> None:
+    """The first-hour command: no size, the default depth control without its weights."""
+    out = tmp_path / "out.mp4"
+    env = {**os.environ, "LIVEVACE_MODELS_DIR": str(models_dir),
+           "DAYDREAM_SCOPE_MODELS_DIR": str(tmp_path / "scope")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "livevace", "run", *QUIET, "--pipeline", "vace", "--model",
+         "tiny-random", "--sink", f"record:{out}", "--max-frames", "30"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    log = proc.stderr
+    assert log.count("vace on the CPU: generating at 128×80, scaled to the 832×480 output") == 1
+    assert "control depth unavailable" in log and "falling back to edges" in log
+    assert "vace: VACE edges control" in log and "VACE depth control" not in log
+    with av.open(str(out)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 30 and frames[0].shape == (480, 832, 3)
 
 
 def test_livevace_run_generates_on_the_cpu_with_tiny_random(tmp_path: Path, models_dir) -> None:

@@ -120,8 +120,8 @@ def test_mode_runs_through_the_node(case: str, models, assets, tmp_path: Path,  
         assert "reference images: " in caplog.text
 
 
-def test_the_mode_line_names_only_the_references_in_use(models, assets, tmp_path: Path,  # noqa: F811
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_the_mode_line_names_only_the_references_in_use(
+        models, assets, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
     """Refused reference images are not counted: the log says what the chunk really uses."""
     caplog.set_level(logging.INFO)
     missing = tuple(str(tmp_path / f"gone_{i}.png") for i in range(3))

@@ -179,26 +179,27 @@ def render(models: Any, clip: list[np.ndarray], params: dict[str, Any], sizes: l
 
 
 def control_frames(params: dict[str, Any], clip: list[np.ndarray]) -> tuple[
-        list[np.ndarray] | None, Callable[[], Callable[[np.ndarray], np.ndarray]] | None]:
-    """The control video each strategy was given, and a maker of fresh annotators to run on
-    the outputs (None when VACE has no control video)."""
+        str, list[np.ndarray] | None, Callable[[], Callable[[np.ndarray], np.ndarray]] | None]:
+    """The control every strategy runs with — the requested one, or edges when it cannot be
+    made here (said once, for the whole experiment) —, the control video it gives, and a
+    maker of fresh annotators to run on the outputs (None when VACE has no control video)."""
+    name = str(params["control"])
     if not params["vace_enabled"]:
-        return None, None
+        return name, None, None
     from livevace.annotators import make_annotator
     from livevace.errors import ModelError
 
-    name = str(params["control"])
+    def fresh(control: str) -> Callable[[np.ndarray], np.ndarray]:
+        return make_annotator(control, **({"model": params["depth_model"]}
+                                          if control == "depth" else {}))
 
-    def fresh() -> Callable[[np.ndarray], np.ndarray]:
-        try:
-            return make_annotator(name, **({"model": params["depth_model"]} if name == "depth"
-                                           else {}))
-        except ModelError as exc:
-            log.warning("control %s unavailable (%s); measuring adherence with edges", name, exc)
-            return make_annotator("edges")
-
-    annotate = fresh()
-    return [annotate(f) for f in clip], fresh
+    try:
+        annotate = fresh(name)
+    except ModelError as exc:
+        log.warning("control %s unavailable (%s); every strategy runs and is measured with edges",
+                    name, exc)
+        name, annotate = "edges", fresh("edges")
+    return name, [annotate(f) for f in clip], lambda: fresh(name)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -227,7 +228,9 @@ def run(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     models = load_models(args.model, vram_settings(*generation_size(args.width, args.height), base))
-    controls, annotator = control_frames(base, clip)
+    control, controls, annotator = control_frames(base, clip)
+    label = control if control == base["control"] else f"{control} (in place of {base['control']})"
+    base = {**base, "control": control}
     results, videos = [], []
     try:
         for strategy in strategies:
@@ -246,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
         models.close()
     write_grid(videos, out_dir / "grid.mp4", args.fps)
     settings = {"source": args.source, "model": args.model, "size": f"{args.width}x{args.height}",
-                "frames": len(clip), "chunks": len(sizes), "control": base["control"],
+                "frames": len(clip), "chunks": len(sizes), "control": label,
                 "prompt": str(base["prompt"][0].text), "seed": base["seed"]}
     json_path, md_path = write_metrics(results, out_dir, settings)
     print(md_path.read_text())

@@ -25,26 +25,30 @@ class Command:
 
 COMMANDS: tuple[Command, ...] = (
     Command("/livevace/scene/save", "s", "s", "Save the current parameters as scene NAME "
-            "(presets/scenes/NAME.toml)."),
+            "in the user scene folder ($LIVEVACE_SCENES_DIR, default ~/.config/livevace/scenes); "
+            "it shadows a shipped scene of that name."),
     Command("/livevace/scene/list", "", "", "Reply with /livevace/scene/list s… : the scene "
             "names, in index order."),
     Command("/livevace/learn", "s [s]", "s", "Learn mode: the next control moved is mapped to "
             "this parameter (optional mode: absolute, toggle, momentary, trigger) and saved "
             "in the learn file."),
     Command("/livevace/learn/cancel", "", "", "Leave learn mode."),
-    Command("/livevace/dump", "", "", "Reply with the current value of every parameter, one "
-            "message each."),
+    Command("/livevace/dump", "", "", "Reply with the current value of every parameter: one "
+            "bundle, a message per parameter."),
 )
 
 SENT: tuple[Command, ...] = (
     Command("/livevace/<name>", "value", "", "Every accepted change of a parameter, to each "
-            "--feedback target (also the reply to a message without arguments)."),
+            "--feedback target (also the reply to a message without arguments; a packet's "
+            "replies come as one message or bundle)."),
     Command("<controller address>", "f", "f", "Where a mapped control should sit after a "
             "change (motor faders, button LEDs), to each --feedback target."),
     Command("/livevace/stats/<key>", "f", "f", "Node statistics (fps, latency, GPU memory …) "
             "every --stats-interval seconds, to each --feedback target."),
     Command("/livevace/learn/done", "s s", "ss", "Learn mode mapped a control: address, "
             "parameter (to the sender of /livevace/learn)."),
+    Command("/livevace/error", "s", "s", "Why an OSC/TCP connection is refused (too many "
+            "connections), sent before it is closed."),
 )
 
 

@@ -14,10 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from livevace.control.mapping import Controller, ControllerSet, Mapping, parse_mapping, write_learned
-from livevace.control.router import WILDCARDS, Route, Router, encode
+from livevace.control.mapping import (Controller, ControllerSet, Mapping, parse_mapping,
+                                      report_loaded, write_learned)
+from livevace.control.patterns import has_wildcards
+from livevace.control.ratelog import shorten
+from livevace.control.router import Route, Router, encode
 from livevace.control.tomlfiles import PresetError
-from livevace.control.transport import Reply
+from livevace.control.replies import Replies
 from livevace.params import ParamError, ParamStore, param
 
 log = logging.getLogger("livevace.osc")
@@ -57,7 +60,7 @@ class Controllers:
         self.set = ControllerSet()
         self.set.load(paths)
         self.learn_file = learn_file
-        self.learning: tuple[str, str, Reply] | None = None
+        self.learning: tuple[str, str, Replies] | None = None
         self._bank_pos: dict[str, int] = {}
         self._checked = time.monotonic()
         router.intercept = self._intercept
@@ -65,7 +68,7 @@ class Controllers:
         router.add("/livevace/learn/cancel", self._cancel_route)
         self.rewire()
         for c in self.set.controllers:
-            log.info("controller %s: %d mappings from %s", c.name, len(c.maps), c.path)
+            report_loaded(c)
 
     # --- routes ---------------------------------------------------------------------------
     def rewire(self) -> None:
@@ -75,7 +78,7 @@ class Controllers:
         self.router.set_controller_routes({a: self._route(ms) for a, ms in by_address.items()})
 
     def _route(self, maps: list[tuple[Mapping, Controller]]) -> Route:
-        def route(address: str, args: list[Any], reply: Reply) -> None:
+        def route(address: str, args: list[Any], reply: Replies) -> None:
             for m, c in maps:
                 self.apply(m, c, control_value(address, args, m.arg))
 
@@ -134,7 +137,7 @@ class Controllers:
                     self.rewire()
 
     # --- learn mode ----------------------------------------------------------------------
-    def _learn_route(self, address: str, args: list[Any], reply: Reply) -> None:
+    def _learn_route(self, address: str, args: list[Any], reply: Replies) -> None:
         if not args or not isinstance(args[0], str):
             raise ParamError("/livevace/learn: give the parameter name, e.g. /livevace/learn "
                              "noise_scale")
@@ -146,14 +149,14 @@ class Controllers:
         self.learning = (p.name, mode, reply)
         log.info("learn: move a control to map it to %s", p.name)
 
-    def _cancel_route(self, address: str, args: list[Any], reply: Reply) -> None:
+    def _cancel_route(self, address: str, args: list[Any], reply: Replies) -> None:
         if self.learning:
             log.info("learn: cancelled")
         self.learning = None
 
     def _intercept(self, address: str, args: list[Any]) -> bool:
         """Catch the next control moved while learning; the message then applies as mapped."""
-        if self.learning is None or WILDCARDS.search(address) or not address.startswith("/"):
+        if self.learning is None or has_wildcards(address) or not address.startswith("/"):
             return False
         name, mode, reply = self.learning
         try:
@@ -170,6 +173,7 @@ class Controllers:
                 log.warning("learn: cannot write %s (%s)", self.learn_file, exc)
                 return True
             self.rewire()
-        log.info("learn: %s → %s (saved in %s)", address, name, self.learn_file)
+        log.info("learn: %s → %s (saved in %s)", shorten(address), name, self.learn_file)
         reply(encode("/livevace/learn/done", [address, name]))
+        reply.send()  # the learn message was answered long ago: this goes now
         return False

@@ -20,6 +20,9 @@ A mapping file (`presets/controllers/*.toml`) describes one controller::
                                   #   without it the control scans the bank (0..1 → entries)
     arg = 0                       # optional: which message argument to read (XY pads: 0 = x, 1 = y)
 
+A file without `[[map]]` tables (an empty file, say) loads, maps nothing and says so in a
+warning naming it.
+
 Modes: `absolute` maps the control's value to the parameter (numbers through in → curve →
 out; booleans on at ≥ 0.5; enums pick a choice by position). `toggle` flips a boolean on
 every press (value ≥ 0.5); `momentary` holds a boolean on while pressed; `trigger` fires
@@ -346,6 +349,17 @@ def write_learned(path: Path, m: Mapping) -> None:
     path.write_text(text + "\n" + block, encoding="utf-8")
 
 
+def report_loaded(c: Controller) -> None:
+    """One line per file loaded. A file without mappings (an empty one, say) is valid, the
+    start of a learn file, but it maps nothing: a warning, so that an edit emptying a file
+    in use cannot drop all its mappings unnoticed."""
+    if c.maps:
+        log.info("controller %s: %d mappings from %s", c.name, len(c.maps), c.path)
+    else:
+        log.warning("controller %s: %s has no [[map]] tables, so none of its controls is "
+                    "mapped", c.name, c.path)
+
+
 @dataclass
 class ControllerSet:
     """The loaded controller files; a file that fails to (re)load keeps its previous version."""
@@ -373,8 +387,7 @@ class ControllerSet:
             old.mtime = _mtime(old.path)  # do not retry until it changes again
             log.warning("%s; keeping the previous mappings of %s", exc, old.name)
             return False
-        log.info("controller %s: %d mappings loaded from %s", self.controllers[i].name,
-                 len(self.controllers[i].maps), old.path)
+        report_loaded(self.controllers[i])
         return True
 
     def add_or_reload(self, path: Path) -> None:

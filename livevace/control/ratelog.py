@@ -3,7 +3,8 @@
 The first event of a kind (key) is logged at once; repeats within `window` seconds are
 counted and the count is reported with the next line of that kind ("… (37 more like
 this)"). Across all kinds at most `budget` lines go out per window, so a fuzzer sending
-ever-new garbage costs a few lines, not thousands.
+ever-new garbage costs a few lines, not thousands. No line is longer than MAX_LINE: the
+strings a sender sends end up in messages, and `shorten` cuts them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+
+
+MAX_LINE = 400
+"""Characters of one logged line (more is cut by `shorten`)."""
 
 
 class BurstLog:
@@ -51,10 +56,17 @@ class BurstLog:
             dropped, self._dropped = self._dropped, 0
         notes = [f"{more} more like this"] if more else []
         notes += [f"{dropped} other messages suppressed"] if dropped else []
-        self._log.log(level, "%s%s", message, f" ({'; '.join(notes)})" if notes else "")
+        self._log.log(level, "%s%s", shorten(message, MAX_LINE),
+                      f" ({'; '.join(notes)})" if notes else "")
 
     def warning(self, key: str, message: str) -> None:
         self(logging.WARNING, key, message)
 
     def info(self, key: str, message: str) -> None:
         self(logging.INFO, key, message)
+
+
+def shorten(text: str, limit: int = 64) -> str:
+    """`text` cut to `limit` characters, saying how long it was: a sender's 60 KB string
+    must not become a 60 KB log line."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"

@@ -21,22 +21,21 @@ import logging
 import time
 from typing import Any, Callable
 
-from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from livevace.control.patterns import Pattern, PatternError, has_wildcards
 from livevace.control.ramps import Ramps
 from livevace.control.ratelog import BurstLog, shorten
 from livevace.control.replies import Replies
-from livevace.control.transport import Reply
+from livevace.control.transport import Reply, encode
 from livevace.control.values import osc_args, value_from_args
 from livevace.errors import UserError
 from livevace.params import REGISTRY, Param, ParamError, ParamStore, param
 
 log = logging.getLogger("livevace.osc")
 
-Route = Callable[[str, list[Any], Reply], None]
-"""A route's handler: (address as received, arguments, reply to the sender)."""
+Route = Callable[[str, list[Any], Replies], None]
+"""A route's handler: (address as received, arguments, the replies to the sender)."""
 
 MAX_SCHEDULED = 1024
 """Future-dated bundle messages held at once (beyond: applied at once, logged)."""
@@ -75,14 +74,6 @@ def well_formed_bundle(data: bytes, depth: int = 0) -> bool:
             return False
         i += size
     return True
-
-
-def encode(address: str, args: list[Any]) -> bytes:
-    """One OSC message as bytes."""
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
 
 
 class Router:
@@ -125,7 +116,7 @@ class Router:
         return [route for a, route in routes.items() if pattern.matches(a)]
 
     def _param_route(self, p: Param) -> Route:
-        def route(address: str, args: list[Any], reply: Reply) -> None:
+        def route(address: str, args: list[Any], reply: Replies) -> None:
             if not args and p.kind != "trigger":
                 reply(encode(p.address, osc_args(p, self.store.get(p.name))))  # a query
                 return
@@ -187,7 +178,7 @@ class Router:
         for replies in due.values():
             replies.send()
 
-    def dispatch(self, address: str, args: list[Any], reply: Reply) -> None:
+    def dispatch(self, address: str, args: list[Any], reply: Replies) -> None:
         """Apply one message; every failure is one log line, never an exception."""
         try:
             if self.intercept and not address.startswith("/livevace") and self.intercept(address, args):
@@ -199,13 +190,14 @@ class Router:
                 return
             if not routes:
                 self.burst.warning(f"unknown {address[:64]}", f"unknown OSC address "
-                                   f"{shorten(address)} ignored (`livevace osc --list` shows them all)")
+                                   f"{shorten(address)!r} ignored (`livevace osc --list` shows "
+                                   "them all)")
             for route in routes:
                 try:
                     route(address, args, reply)
                 except UserError as exc:
                     self.burst.warning(f"reject {address[:64]} {str(exc)[:64]}", str(exc))
         except Exception as exc:  # a bug must not take the show down: log it and go on
-            self.burst.warning(f"error {address[:64]}", f"error handling {shorten(address)}: "
+            self.burst.warning(f"error {address[:64]}", f"error handling {shorten(address)!r}: "
                                f"{type(exc).__name__}: {exc}")
             log.debug("traceback", exc_info=True)

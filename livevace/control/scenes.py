@@ -1,7 +1,7 @@
 """Scenes: named sets of parameter values, recalled with a crossfade over N chunks.
 
-A scene file (`presets/scenes/<name>.toml`; the stratification strategies in
-`presets/stratification/` have the same form)::
+A scene file (`presets/scenes/<name>.toml` as shipped, `<user scenes>/<name>.toml` as
+saved; the stratification strategies in `presets/stratification/` have the same form)::
 
     description = "…"
     crossfade = 4            # optional: chunks to glide over (default: transition_chunks)
@@ -10,6 +10,11 @@ A scene file (`presets/scenes/<name>.toml`; the stratification strategies in
     prompt = "a neon city at night :: 0.7 | rain :: 0.3"
     vace_context_scale = 1.2
     control = "pose"
+
+Scenes are saved in the user's scene folder ($LIVEVACE_SCENES_DIR, else
+~/.config/livevace/scenes), never over a shipped file; a saved scene shadows a shipped one
+of the same name. Recall takes a name, an index into the list of names, or a name under the
+presets folder (`stratification/strong`), never a file path: any OSC sender may recall.
 
 Recall (`/livevace/scene <name or index>`) glides continuous values over `crossfade`
 chunks, sets the others at once (the prompt fades in by the pipeline over
@@ -21,6 +26,7 @@ is clamped and logged with its file and line, as everywhere (`Param.coerce_noted
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -30,11 +36,13 @@ from typing import Any
 import tomli_w
 
 from livevace.control.ramps import Ramps
+from livevace.control.ratelog import BurstLog, shorten
 from livevace.control.tomlfiles import PresetError, error_at, presets_root, read_toml
 from livevace.params import REGISTRY, ParamError, ParamStore, format_prompts, param
 
 log = logging.getLogger("livevace.osc")
 
+ENV_SCENES = "LIVEVACE_SCENES_DIR"
 NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}(/[A-Za-z0-9_\-]{1,64})?$")
 TOP_KEYS = {"description", "crossfade", "params"}
 UNSAVED_GROUPS = ("scene",)
@@ -52,30 +60,48 @@ class Scene:
 
 
 def scenes_dir() -> Path:
+    """The shipped scenes (read only to the node)."""
     return presets_root() / "scenes"
 
 
-def scene_names(folder: Path | None = None) -> list[str]:
-    """Scenes by index: the sorted file names of the scenes folder."""
-    folder = folder or scenes_dir()
-    return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+def user_scenes_dir() -> Path:
+    """Where scenes are saved: $LIVEVACE_SCENES_DIR, else ~/.config/livevace/scenes."""
+    env = os.environ.get(ENV_SCENES)
+    return Path(env).expanduser() if env else Path.home() / ".config" / "livevace" / "scenes"
 
 
-def resolve_scene(ref: str | int, folder: Path | None = None) -> tuple[str, Path]:
-    """A scene name ('neon'), an index into `scene_names` (2 or '2'), a path under the
-    presets folder ('stratification/strong') or a .toml file → (name, file)."""
-    folder = folder or scenes_dir()
-    names = scene_names(folder)
+def scene_folders() -> tuple[Path, ...]:
+    """The folders scenes are recalled from, the first one first (saved before shipped)."""
+    return user_scenes_dir(), scenes_dir()
+
+
+def scene_names(*folders: Path) -> list[str]:
+    """Scenes by index: the sorted file names of the folders (default: `scene_folders`)."""
+    names = {p.stem for f in folders or scene_folders() if f.is_dir() for p in f.glob("*.toml")}
+    return sorted(names)
+
+
+def resolve_scene(ref: str | int, folders: tuple[Path, ...] | None = None) -> tuple[str, Path]:
+    """A scene name ('neon': the first folder that has it), an index into `scene_names`
+    (2 or '2') or a name under the presets folder ('stratification/strong') → (name, file).
+    Anything else, a file path above all, is refused."""
+    folders = folders or scene_folders()
+    names = scene_names(*folders)
     text = str(ref).strip()
     if text.isdigit() and text not in names:
         if int(text) >= len(names):
             raise ParamError(f"scene {text}: there are {len(names)} scenes (0..{len(names) - 1})")
-        return names[int(text)], folder / f"{names[int(text)]}.toml"
-    if text.endswith(".toml") and Path(text).is_file():
-        return Path(text).stem, Path(text)
+        text = names[int(text)]
     if not NAME.match(text):
-        raise ParamError(f"scene {text[:40]!r}: use a name of letters, digits, - and _")
-    return text, (folder.parent / f"{text}.toml") if "/" in text else folder / f"{text}.toml"
+        raise ParamError(f"scene {shorten(text, 40)!r}: give a scene's name (letters, digits, - "
+                         "and _) or index, not a file path (/livevace/scene/list lists them)")
+    if "/" in text:
+        return text, folders[-1].parent / f"{text}.toml"
+    for folder in folders:
+        if (folder / f"{text}.toml").is_file():
+            return text, folder / f"{text}.toml"
+    raise ParamError(f"scene {text!r}: no such scene in {' or '.join(map(str, folders))} "
+                     "(/livevace/scene/list lists them)")
 
 
 def load_scene(path: Path, name: str | None = None) -> Scene:
@@ -111,10 +137,11 @@ def load_scene(path: Path, name: str | None = None) -> Scene:
 
 
 def save_scene(store: ParamStore, name: str, folder: Path | None = None) -> Path:
-    """Write the current values as a scene; returns its path."""
+    """Write the current values as a scene in `folder` (default: the user's); returns its
+    path."""
     if not NAME.match(name) or "/" in name:
-        raise ParamError(f"scene name {name[:40]!r}: use letters, digits, - and _")
-    folder = folder or scenes_dir()
+        raise ParamError(f"scene name {shorten(name, 40)!r}: use letters, digits, - and _")
+    folder = folder or user_scenes_dir()
     snap = store.snapshot()
     params: dict[str, Any] = {}
     for p in REGISTRY:
@@ -134,13 +161,19 @@ def save_scene(store: ParamStore, name: str, folder: Path | None = None) -> Path
 class Scenes:
     """Recall with crossfades (driven by the node loop's ticks) and save."""
 
-    def __init__(self, store: ParamStore, ramps: Ramps, folder: Path | None = None) -> None:
+    def __init__(self, store: ParamStore, ramps: Ramps,
+                 folders: tuple[Path, ...] | None = None) -> None:
         self.store = store
         self.ramps = ramps
-        self.folder = folder or scenes_dir()
+        self.folders = folders or scene_folders()
+        """Recalled from in order; saved into the first (the user's)."""
+        self._burst = BurstLog(log)
+
+    def names(self) -> list[str]:
+        return scene_names(*self.folders)
 
     def load(self, ref: str | int) -> Scene:
-        name, path = resolve_scene(ref, self.folder)
+        name, path = resolve_scene(ref, self.folders)
         return load_scene(path, name)
 
     def apply(self, scene: Scene) -> None:
@@ -153,9 +186,11 @@ class Scenes:
             for name, value in scene.values.items():
                 self.ramps.fade(name, value, chunks)
             self.store.set("scene", scene.name)
-        log.info("scene %s (crossfade %d chunks)", scene.name, chunks)
+        self._burst.info("recall", f"scene {scene.name} (crossfade {chunks} chunks)")
 
     def save(self, name: str) -> Path:
-        path = save_scene(self.store, name, self.folder)
-        log.info("scene saved: %s", path)
+        path = save_scene(self.store, name, self.folders[0])
+        shadows = [f for f in self.folders[1:] if (f / path.name).is_file()]
+        log.info("scene saved: %s%s", path, f" (recalled instead of {shadows[0] / path.name})"
+                 if shadows else "")
         return path

@@ -19,11 +19,13 @@ from livevace.control.feedback import Feedback, Stats, parse_target
 from livevace.control.mapping import resolve_controller
 from livevace.control.oscquery import OscQueryServer
 from livevace.control.ramps import Ramps
+from livevace.control.replies import Replies
 from livevace.control.router import Router, encode
-from livevace.control.scenes import Scenes, scene_names
+from livevace.control.scenes import Scenes
 from livevace.control.tempo import Clock, Quantiser
 from livevace.control.tomlfiles import presets_root
-from livevace.control.transport import AllowList, Reply, TcpServer, UdpServer
+from livevace.control.transport import (TCP_IDLE, AllowList, ReplyGuard, TcpServer, UdpServer,
+                                        reply_policy)
 from livevace.control.values import osc_args
 from livevace.params import REGISTRY, ParamError, ParamStore, param
 
@@ -47,6 +49,17 @@ def port_number(text: str) -> int:
     return port
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a duration in seconds, above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("control (OSC, OSCQuery, controllers, scenes, tempo)")
     g.add_argument("--osc-port", type=port_number, default=DEFAULT_OSC_PORT, metavar="PORT",
@@ -57,6 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "0.0.0.0: every network interface)")
     g.add_argument("--osc-tcp", action="store_true",
                    help="also accept OSC over TCP on the same port (SLIP or size-prefixed)")
+    g.add_argument("--osc-tcp-idle", type=seconds, default=TCP_IDLE, metavar="SECONDS",
+                   help=f"close a TCP connection silent this long (default {TCP_IDLE:g})")
     g.add_argument("--osc-allow", action="append", default=[], metavar="ADDR[,ADDR…]",
                    help="only accept OSC from these IP addresses or networks "
                    "(e.g. 192.168.1.0/24); repeatable")
@@ -129,15 +144,15 @@ def _commands(router: Router, scenes: Scenes, quantiser: Quantiser) -> None:
         scene = scenes.load(ref)  # errors show now, not on the beat
         quantiser.defer("scene", lambda: scenes.apply(scene))
 
-    def save(address: str, args: list[Any], reply: Reply) -> None:
+    def save(address: str, args: list[Any], reply: Replies) -> None:
         if len(args) != 1 or not isinstance(args[0], str):
             raise ParamError("/livevace/scene/save: give the scene name as one string")
         scenes.save(args[0])
 
-    def listing(address: str, args: list[Any], reply: Reply) -> None:
-        reply(encode("/livevace/scene/list", scene_names(scenes.folder)))
+    def listing(address: str, args: list[Any], reply: Replies) -> None:
+        reply(encode("/livevace/scene/list", scenes.names()))
 
-    def dump(address: str, args: list[Any], reply: Reply) -> None:
+    def dump(address: str, args: list[Any], reply: Replies) -> None:
         values = store.snapshot()
         for p in REGISTRY:
             if p.kind != "trigger":
@@ -166,11 +181,13 @@ def start(args: argparse.Namespace, store: ParamStore, stats: Stats | None = Non
     try:
         if args.osc_port >= 0:
             allow = AllowList(args.osc_allow)
-            udp = UdpServer(args.osc_host, args.osc_port, router.handle_packet, allow)
+            guard = ReplyGuard(reply_policy(args.osc_host, allow,
+                                            (parse_target(t)[0] for t in args.feedback)))
+            udp = UdpServer(args.osc_host, args.osc_port, router.handle_packet, allow, guard)
             service.servers.append(udp)
             if args.osc_tcp:
                 service.servers.append(TcpServer(args.osc_host, udp.address[1],
-                                                 router.handle_packet, allow))
+                                                 router.handle_packet, allow, args.osc_tcp_idle))
             host, port = udp.address
             log.info("OSC control on %s:%d (udp%s); `livevace osc --list` shows the addresses",
                      host, port, ", tcp" if args.osc_tcp else "")

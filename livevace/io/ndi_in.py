@@ -1,9 +1,10 @@
 """NDI receive: by name through discovery (`ndi:Name`) or directly (`ndi:HOST:PORT`).
 
 A source that is not there yet is not an error: `read` keeps returning None (the capture
-thread shows the slate) and looks the name up again every second. NDI receivers do not
-reconnect to a sender that restarted (it comes back on a new port), so the capture thread
-reopens this source after a silence, which resolves the name afresh.
+thread shows the slate) and looks the name up again every RESOLVE_EVERY seconds. NDI
+receivers do not reconnect to a sender that restarted (it comes back on a new port), so a
+receiver by name that loses its sender is let go at once and the name looked up afresh; by
+address the receiver is kept: it reconnects by itself when the sender is back there.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from livevace.io.ndi import DEFAULT_EXTRA_IPS, Discovery, ndilib
 
 log = logging.getLogger("livevace.ndi")
 
-RESOLVE_EVERY = 1.0
+RESOLVE_EVERY = 0.5
 
 
 class NdiSource:
@@ -33,6 +34,7 @@ class NdiSource:
         self._ndi = None
         self._recv = None
         self._next_resolve = 0.0
+        self._connected = False
 
     def open(self) -> None:
         self._ndi = ndilib()
@@ -60,7 +62,7 @@ class NdiSource:
         recv = ndi.recv_create_v3(settings)
         if recv is None:
             raise SourceError(f"cannot create an NDI receiver for {self.target!r}")
-        self._recv = recv
+        self._recv, self._connected = recv, False
 
     def read(self, timeout: float) -> Frame | None:
         ndi = self._ndi
@@ -82,10 +84,23 @@ class NdiSource:
                 image = cv2.cvtColor(data, code)
             finally:
                 ndi.recv_free_video_v2(self._recv, video)
+            self._connected = True
             return Frame(image, now())
         if kind == ndi.FRAME_TYPE_ERROR:
             raise SourceError(f"NDI connection to {self.target!r} lost")
+        if not self.address:
+            self._let_go_when_gone()
         return None
+
+    def _let_go_when_gone(self) -> None:
+        """Drop a receiver whose sender went away, so the next read looks the name up."""
+        assert self._ndi is not None and self._recv is not None
+        connected = self._ndi.recv_get_no_connections(self._recv) > 0
+        if self._connected and not connected:
+            log.info("NDI source %r went away; looking for it again", self.target)
+            self._ndi.recv_destroy(self._recv)
+            self._recv, self._next_resolve = None, 0.0
+        self._connected = connected
 
     def close(self) -> None:
         if self._recv is not None and self._ndi is not None:

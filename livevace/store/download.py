@@ -4,8 +4,14 @@ Hub files go through `huggingface_hub.hf_hub_download` into `<models dir>/<folde
 resumes interrupted downloads (its `.incomplete` files under `<folder>/.cache`) and draws a
 tqdm bar per file. The few files hosted elsewhere (mediapipe tasks) use a small resumable
 HTTP GET with its own bar. Files already present and sound — in our folder or in Scope's —
-are never fetched again. `HF_HUB_OFFLINE=1` stops every download, and any failure becomes one
-ModelError that says which file, from where, and where to put it by hand.
+are never fetched again. Any failure becomes one ModelError that says which file, from where,
+and where to put it by hand.
+
+Before the first byte, `pull` knows every file it needs: offline (`HF_HUB_OFFLINE=1`), or when a
+host cannot be reached (no DNS, connection refused, no answer within `CONNECT_TIMEOUT_S`: one
+TCP connect each, through the proxy when one is set), it stops at once with every missing file
+of every requested entry, each with its URL and its place — instead of the hub's retries
+(≈ 23 s per file) ending in a message about the first file only.
 """
 
 from __future__ import annotations
@@ -13,14 +19,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from livevace.errors import ModelError
+from livevace.errors import ModelError, describe
 from livevace.store import catalog, paths
 from livevace.store.catalog import ModelFile, format_size
 
@@ -28,7 +36,11 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 HTTP_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 5.0
+"""How long `pull` waits for a host to accept a connection before saying it cannot reach it."""
 DISK_MARGIN = 1.05
+HTTP_LOGGERS = ("httpx", "httpx2")
+"""huggingface_hub's HTTP clients (by version), which log every request at INFO."""
 
 
 @dataclass(frozen=True)
@@ -41,15 +53,43 @@ class Pulled:
     """"present" (ours), "scope" (used in place from Scope's folder) or "downloaded"."""
 
 
+def offline_variable() -> str | None:
+    """The variable that makes downloads stop, as huggingface_hub reads them (HF_HUB_OFFLINE,
+    else TRANSFORMERS_OFFLINE), looked up at call time; None when online."""
+    name = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE"
+    on = os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return name if on else None
+
+
 def offline() -> bool:
-    """HF_HUB_OFFLINE as huggingface_hub reads it, looked up at call time."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    """No downloads in this run (`offline_variable`)."""
+    return offline_variable() is not None
+
+
+@dataclass(frozen=True)
+class Download:
+    """One entry `pull` must fetch into `target` (`force`: over a broken copy there)."""
+
+    prefix: str
+    entry: ModelFile
+    target: Path
+    force: bool
+
+    def files(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(URL, name in `target`, alternatives) of each file it lacks; of a set of
+        alternatives (`any_of`) the first, with the others, unless a required file is one."""
+        w, target, force = self.entry.weights, self.target, self.force
+        names = [(n, ()) for n in w.files if force or not (target / n).is_file()]
+        if w.any_of and not any(n in w.files or (not force and (target / n).is_file())
+                                for n in w.any_of):
+            names.append((w.any_of[0], w.any_of[1:]))
+        return [(w.url or _hub_url(w.repo_id, n), n, alt) for n, alt in names]
 
 
 def pull(keys: list[str]) -> list[Pulled]:
     """Make every entry present and sound; download only what is missing or broken."""
     entries = [catalog.get(k) for k in dict.fromkeys(keys)]
-    results = []
+    results, downloads = [], []
     for i, entry in enumerate(entries, 1):
         prefix = f"[{i}/{len(entries)}] {entry.key}"
         folder = entry.find()
@@ -64,16 +104,106 @@ def pull(keys: list[str]) -> list[Pulled]:
             log.warning("%s: %s is not usable (%s); fetching a fresh copy", prefix, folder,
                         "; ".join(problems))
         target = paths.models_dir() / entry.weights.folder
-        log.info("%s: %s, %s from %s", prefix, entry.weights.description,
+        downloads.append(Download(prefix, entry, target, force=folder == target))
+    if downloads:
+        ensure_reachable(downloads)
+        _hub_logs_once()
+    for d in downloads:
+        entry, target = d.entry, d.target
+        log.info("%s: %s, %s from %s", d.prefix, entry.weights.description,
                  format_size(entry.size_bytes), entry.source)
         _check_disk(entry, target)
-        fetch(entry, target, force=folder == target)
+        fetch(entry, target, force=d.force)
         problems = catalog.verify(entry, target)
         if problems:
             raise ModelError(f"{entry.key} downloaded to {target} but looks wrong: "
                              f"{'; '.join(problems)}")
         results.append(Pulled(entry.key, target, "downloaded"))
     return results
+
+
+def ensure_reachable(downloads: list[Download]) -> None:
+    """One ModelError listing every file of `downloads` that cannot be fetched now — all of
+    them when offline, else those on a host that cannot be reached — each with its URL and
+    its place, so they can be put there by hand."""
+    files = [(url, d.target / name, alt) for d in downloads for url, name, alt in d.files()]
+    if offline():
+        blocked, why = files, f"{offline_variable()} is set; unset it"
+    else:
+        down = {}
+        for origin in dict.fromkeys(_origin(url) for url, _, _ in files):
+            problem = unreachable(origin)
+            if problem is not None:
+                down[origin] = problem
+        if not down:
+            return
+        blocked = [f for f in files if _origin(f[0]) in down]
+        why = "; ".join(f"cannot reach {o} ({p})" for o, p in down.items())
+        why += ": check the network" + (" (or HF_ENDPOINT)" if _hub_endpoint() in down else "")
+    lines = "\n".join(f"  {url}\n    -> {dest}" + (f" (or {', '.join(alt)})" if alt else "")
+                      for url, dest, alt in blocked)
+    raise ModelError(f"cannot download {len(blocked)} file{'s' if len(blocked) > 1 else ''}: "
+                     f"{why}, or put each in place by hand:\n{lines}")
+
+
+def unreachable(url: str) -> str | None:
+    """Why a TCP connection to `url`'s host (or to the proxy that would carry it) cannot be
+    made within CONNECT_TIMEOUT_S, or None when one can."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    via = ""
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        hop = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = hop.hostname or "", hop.port or 80
+        via = f"through the proxy {host}:{port}: "
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except socket.gaierror:
+        return f"{via}DNS has no address for {host}"
+    except ConnectionRefusedError:
+        return f"{via}connection refused"
+    except TimeoutError:
+        return f"{via}no answer within {CONNECT_TIMEOUT_S:g} s"
+    except OSError as exc:
+        return f"{via}{exc.strerror or exc}"
+    return None
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _hub_endpoint() -> str:
+    """The hub's origin as huggingface_hub uses it (HF_ENDPOINT, else huggingface.co)."""
+    from huggingface_hub import constants
+
+    return _origin(constants.ENDPOINT)
+
+
+def _hub_url(repo_id: str, name: str) -> str:
+    from huggingface_hub import hf_hub_url
+
+    return hf_hub_url(repo_id, name)
+
+
+def _hub_logs_once() -> None:
+    """huggingface_hub gives its logger a stderr handler of its own and lets it propagate
+    too: under the CLI's logging every retry warning came out twice. Where the root logger
+    prints, the library's own handler is dropped (and its HTTP client's per-request lines
+    are kept for -v)."""
+    import huggingface_hub  # noqa: F401 - its logger and handler are set up on import
+
+    hub = logging.getLogger("huggingface_hub")
+    root = logging.getLogger()
+    if root.handlers and hub.propagate:
+        for handler in list(hub.handlers):
+            hub.removeHandler(handler)
+    if root.level > logging.DEBUG:  # a line per HTTP request is for -v only
+        for name in HTTP_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def fetch(entry: ModelFile, target: Path, force: bool = False) -> None:
@@ -107,11 +237,12 @@ def _hub_file(entry: ModelFile, name: str, target: Path, force: bool,
     try:
         hf_hub_download(repo, name, local_dir=target, force_download=force,
                         local_files_only=offline())
-    except LocalEntryNotFoundError:
+    except LocalEntryNotFoundError as exc:
         if offline():
-            raise ModelError(f"cannot download {entry.key}: HF_HUB_OFFLINE is set; unset it, "
-                             f"{by_hand}") from None
-        raise ModelError(f"cannot reach huggingface.co to download {entry.key}: check the "
+            raise ModelError(f"cannot download {entry.key}: {offline_variable()} is set; unset "
+                             f"it, {by_hand}") from None
+        why = f" ({describe(exc.__cause__)})" if exc.__cause__ is not None else ""
+        raise ModelError(f"cannot download {entry.key} from {_hub_endpoint()}{why}: check the "
                          f"network, {by_hand}") from None
     except EntryNotFoundError:  # after LocalEntryNotFoundError, its subclass
         if optional:
@@ -134,8 +265,8 @@ def fetch_url(url: str, dest: Path) -> None:
     if dest.is_file():
         return
     if offline():
-        raise ModelError(f"cannot download {dest.name}: HF_HUB_OFFLINE is set; unset it, or "
-                         f"save {url} as {dest}")
+        raise ModelError(f"cannot download {dest.name}: {offline_variable()} is set; unset it, "
+                         f"or save {url} as {dest}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.is_file() else 0

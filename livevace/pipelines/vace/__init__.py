@@ -21,9 +21,12 @@ Modules, one job each:
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from livevace.params import ParamStore
+
+log = logging.getLogger("livevace.vace")
 
 MODEL_CHOICES = ("auto", "tiny-random", "random-1.3b")
 """`--model`: the catalogue's files (`livevace models pull`), tiny random models that run on
@@ -41,7 +44,8 @@ def create(config: "RunConfig", store: ParamStore, model: str | None = None,
 
     On a CUDA device it takes the fast path (`fast.go_fast`: cuDNN autotuning, the compiled
     DiT stepping through CUDA graphs; `compile=False`, `livevace run --no-compile`, keeps the
-    DiT eager for debugging) and prepares everything slow before returning (`prepare`).
+    DiT eager for debugging) and prepares everything slow before returning (`prepare`). On a
+    CPU it generates small unless the user gave the size (`cpu_generation_size`).
     `tae_context` (QUALITY-AFFECTING, off by default): the VACE control is encoded by the tiny
     autoencoder instead of the Wan VAE (`context.TAEContextStream`)."""
     from livevace.pipelines.vace.fast import go_fast
@@ -50,14 +54,40 @@ def create(config: "RunConfig", store: ParamStore, model: str | None = None,
     from livevace.pipelines.vace.pipeline import StreamingVace
 
     params = store.snapshot()
-    width, height = generation_size(config.width, config.height)
-    models = load_models(model, vram_settings(width, height, params))
+    size = generation_size(config.width, config.height)
+    models = load_models(model, vram_settings(*size, params))
+    if models.device.type == "cpu":
+        size = cpu_generation_size(config, size)
     go_fast(models, compile=compile is not False)
     pipeline = StreamingVace(models, config.width, config.height, params, owns_models=True,
-                             context_encoder="tae" if tae_context else "wan")
+                             context_encoder="tae" if tae_context else "wan", generate_at=size)
     try:
         pipeline.prepare()
     except BaseException:
         pipeline.close()
         raise
     return pipeline
+
+
+def cpu_generation_size(config: "RunConfig", size: tuple[int, int]) -> tuple[int, int]:
+    """The size to generate at on a CPU, said in one log line where it matters: small
+    (`geometry.cpu_size`) unless the user gave the output size, which is kept, with what to
+    expect. A CPU at 832×480 takes 15–25 s per chunk: a blank output and repeated frames for
+    half a minute would look broken."""
+    from livevace.pipelines.vace.geometry import cpu_size
+
+    small = cpu_size(config.width, config.height)
+    if small == size:
+        return size
+    w, h = size
+    if not config.size_given:
+        log.info("vace on the CPU: generating at %d×%d, scaled to the %d×%d output, so the "
+                 "tiny models keep up; --width/--height (or a preset's size) set the size it "
+                 "generates at", *small, config.width, config.height)
+        return small
+    ratio = w * h / (small[0] * small[1])
+    log.info("vace on the CPU at %d×%d, as given: %.0f× the pixels of %d×%d (its CPU size when "
+             "none is given), so each chunk takes about %.0f× as long: expect a wait for the "
+             "first frames, then each picture held for many frames and latency of several "
+             "chunks", w, h, ratio, *small, ratio)
+    return size

@@ -2,9 +2,11 @@
 
 The DiT patches 2×2 latents of 8×8 pixels, so generation happens at multiples of 16 pixels;
 an output size that is not one is generated at the nearest smaller multiple (inputs are
-cropped to fill it) and scaled back. Every picture that enters the pipeline — camera
-frames, masks, reference and keyframe images — is resized by crop-to-fill (scale to cover,
-crop the centre: no bars, no distortion), the one rule `livevace.imaging.fit` implements.
+cropped to fill it) and scaled back. On a CPU, unless the user gave the size, the generator
+works at a small one (`cpu_size`) and its frames are scaled up to the output. Every picture
+that enters the pipeline — camera frames, masks, reference and keyframe images — is resized
+by crop-to-fill (scale to cover, crop the centre: no bars, no distortion), the one rule
+`livevace.imaging.fit` implements.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ BLOCK = 16
 MIN_INNER = BLOCK
 """Smallest inner picture outpainting keeps (pixels per side)."""
 
+CPU_LONG_SIDE = 128
+"""Longest side generated on a CPU when the user gave no size: the tiny random models stay
+within about a second per 12-frame chunk there on 2 busy cores (128×80), where 832×480 takes
+15–25 s per chunk (the Wan VAE encoder's 3-D convolutions are most of it)."""
+
 Rect = tuple[int, int, int, int]
 """x0, y0, x1, y1 (exclusive) in pixels."""
 
@@ -27,6 +34,16 @@ Rect = tuple[int, int, int, int]
 def generation_size(width: int, height: int) -> tuple[int, int]:
     """The largest multiples of 16 within the output size (at least 16 each)."""
     return max(BLOCK, width // BLOCK * BLOCK), max(BLOCK, height // BLOCK * BLOCK)
+
+
+def cpu_size(width: int, height: int) -> tuple[int, int]:
+    """The output's shape scaled down (never up) to `CPU_LONG_SIDE` on its longer side, each
+    side the nearest multiple of 16."""
+    scale = CPU_LONG_SIDE / max(width, height)
+    if scale >= 1:
+        return generation_size(width, height)
+    return (max(BLOCK, round(width * scale / BLOCK) * BLOCK),
+            max(BLOCK, round(height * scale / BLOCK) * BLOCK))
 
 
 def outpaint_rect(ratios: Sequence[float], width: int, height: int) -> Rect | None:

@@ -91,20 +91,18 @@ def load_models(choice: str | None, settings: vram.VramSettings) -> ModelSet:
 
 
 def _find_files() -> dict[str, dict[str, Path]]:
-    """Paths per role, or one ModelError for missing files and/or a missing CUDA GPU."""
+    """Paths per role; one ModelError for a missing CUDA GPU — said first, since no download
+    would help then (the missing files are only mentioned) — or for missing files."""
     wanted = {role.name: catalog.role_choice(role) for role in catalog.ROLES if role.name in ROLES}
-    try:
-        found = catalog.require(*(k for keys in wanted.values() for k in keys))
-        weights_error = None
-    except ModelError as exc:
-        found, weights_error = {}, str(exc)
+    keys = [k for option in wanted.values() for k in option]
     if vram.gpu_memory() is None:
-        no_gpu = ("the vace pipeline needs a CUDA GPU and this machine has none; "
-                  f"`--model {TINY_RANDOM}` runs it on the CPU with random weights")
-        raise ModelError(f"{weights_error}; {no_gpu}" if weights_error else no_gpu)
-    if weights_error:
-        raise ModelError(weights_error)
-    return {role: {k: found[k] for k in keys} for role, keys in wanted.items()}
+        missing = [k for k in keys if catalog.get(k).find() is None]
+        size = catalog.format_size(sum(catalog.get(k).size_bytes for k in missing))
+        also = f", so downloading its {size} of weights would not help" if missing else ""
+        raise ModelError(f"the vace pipeline needs a CUDA GPU and this machine has none{also}; "
+                         f"`--model {TINY_RANDOM}` runs it on the CPU with random weights")
+    found = catalog.require(*keys)
+    return {role: {k: found[k] for k in option} for role, option in wanted.items()}
 
 
 def _load(files: dict[str, dict[str, Path]], settings: vram.VramSettings) -> ModelSet:

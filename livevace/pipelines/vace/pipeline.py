@@ -98,7 +98,8 @@ class StreamingVace:
     `overlap`: encode the next chunk's context beside the DiT (off: strictly serial);
     `context_encoder`: "wan" (the default) or "tae" — QUALITY-AFFECTING, the control part of
     the context through the tiny encoder (see `context.TAEContextStream`);
-    `depth_estimator`: see `Annotation`."""
+    `depth_estimator`: see `Annotation`; `generate_at`: the generation size (multiples of 16;
+    default `generation_size(width, height)`), its frames scaled to width × height."""
 
     name = "vace"
 
@@ -106,13 +107,14 @@ class StreamingVace:
                  lookahead: int | None = None, stats: Stats | None = None,
                  owns_models: bool = False, overlap: bool = True,
                  context_encoder: str = "wan",
-                 depth_estimator: Callable[[], DepthEstimator] | None = None) -> None:
+                 depth_estimator: Callable[[], DepthEstimator] | None = None,
+                 generate_at: tuple[int, int] | None = None) -> None:
         if context_encoder not in CONTEXT_ENCODERS:
             raise UserError(f"context encoder {context_encoder!r}: choose "
                             f"{' or '.join(CONTEXT_ENCODERS)}")
         self.models = models
         self.width, self.height = width, height
-        self.gen_width, self.gen_height = generation_size(width, height)
+        self.gen_width, self.gen_height = generate_at or generation_size(width, height)
         self._lookahead = lookahead
         self.stats = stats or Stats()
         self.owns_models = owns_models
