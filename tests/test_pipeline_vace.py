@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from livevace.config import find_preset, read_preset
+from livevace.commands.node_options import find_preset, read_preset
 from livevace.frames import Frame
 from livevace.models.wan.codec import frames_to_pixels
 from livevace.pipelines.vace.context import mask_channels

@@ -39,7 +39,7 @@ from typing import Any, Callable, Sequence
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 
-from livevace import config as run_config
+from livevace.commands import node_options as run_config
 from livevace.bench.report import environment, table, write_result
 from livevace.control import service as control_service
 from livevace.control.router import encode

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from livevace.config import find_preset, read_preset
+from livevace.commands.node_options import find_preset, read_preset
 from livevace.control.tomlfiles import presets_root
 from livevace.errors import UserError
 from livevace.io.specs import parse_source
