@@ -25,10 +25,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from livevace.params import ParamStore
+from livevace.pipelines.vace.choices import MODEL_CHOICES
+
+__all__ = ["MODEL_CHOICES", "cpu_generation_size", "create"]
 
 log = logging.getLogger("livevace.vace")
 
-MODEL_CHOICES = ("auto", "tiny-random", "random-1.3b")
 """`--model`: the catalogue's files (`livevace models pull`), tiny random models that run on
 a CPU (`models.TINY_RANDOM`), or random weights at the real shapes on a CUDA GPU
 (`models.RANDOM_1_3B`: the real speed without the weights)."""

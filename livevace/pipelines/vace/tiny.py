@@ -18,7 +18,8 @@ from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.tae import TAEConfig, TinyAutoencoder
 from livevace.models.wan.text import WanTextEncoder, umt5_config
 from livevace.models.wan.vae import WanVAE, WanVAEConfig
-from livevace.pipelines.vace.models import TINY_RANDOM, ModelSet
+from livevace.pipelines.vace.choices import TINY_RANDOM
+from livevace.pipelines.vace.model_set import ModelSet
 
 TINY_VAE = WanVAEConfig(base_dim=4)
 TINY_TAE = TAEConfig(encoder_width=8, decoder_widths=(16, 8, 8, 8))
