@@ -149,7 +149,7 @@ def test_both_chunk_sizes_keep_their_zeros_cached(models) -> None:  # noqa: F811
     store = store_with(control="edges")
     pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
     for chunk in (3, 1):
-        warm_codecs(pipeline, pipeline.stream_for(store.snapshot(), chunk))
+        warm_codecs(pipeline, pipeline.stream_for(chunk))
     per_call = encodes_per_call(models, pipeline, store, {2: {"chunk_frames": 1},
                                                          4: {"chunk_frames": 3}}, 6)
     # (call 4 brought 4 frames, too few for the 3-latent stream's first chunk: dropped)

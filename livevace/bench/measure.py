@@ -23,6 +23,7 @@ from livevace.frames import Frame, now
 from livevace.models.wan.codec import pixels_to_frames
 from livevace.pipelines.vace import modes
 from livevace.pipelines.vace.pipeline import StreamingVace
+from livevace.pipelines.vace.settings import ChunkSettings
 from livevace.pipelines.vace.staging import Staging
 from livevace.pipelines.vace.stream import WINDOW
 from livevace.stats import Stats
@@ -195,7 +196,8 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None,
         print("\n".join(kernels.lines(f"{s.label}, {PROFILE_CALLS} steady calls profiled")))
         print(f"   trace: {profile}")
         row.update(profile_ms=kernels.as_dict(), profile_trace=str(profile))
-    row.update(key=s.label, settings=dataclasses.asdict(s), plan=modes.plan(params).describe(),
+    row.update(key=s.label, settings=dataclasses.asdict(s),
+               plan=modes.plan(ChunkSettings.of(params)).describe(),
                acceleration=rig.acceleration.label, warmup=warmup, ttff_cold_s=ttff_cold,
                **peak)
     row.update(flop_floor(rig, counter.forwards, layout, row))

@@ -257,9 +257,8 @@ def load_model_set(choice: str, device: torch.device, text_encoder: str,
                         f"GPU; --model {TINY_RANDOM} runs every path on a CPU")
     if choice == "auto":
         try:
-            return load_models("auto", vram_settings(
-                settings.width, settings.height,
-                {"chunk_frames": settings.chunk, "decoder": settings.decoder}))
+            return load_models("auto", vram_settings(settings.width, settings.height,
+                                                     settings.chunk, settings.decoder))
         except ModelError as exc:
             print(f"no weights here ({str(exc).split(';')[0]}): random weights at the real "
                   f"shapes")

@@ -227,7 +227,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or Path("experiments") / f"stratify-{datetime.now():%Y%m%d-%H%M%S}"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    models = load_models(args.model, vram_settings(*generation_size(args.width, args.height), base))
+    models = load_models(args.model, vram_settings(*generation_size(args.width, args.height),
+                                                   base["chunk_frames"], base["decoder"]))
     control, controls, annotator = control_frames(base, clip)
     label = control if control == base["control"] else f"{control} (in place of {base['control']})"
     base = {**base, "control": control}

@@ -54,10 +54,12 @@ def create(config: "RunConfig", store: ParamStore, model: str | None = None,
     from livevace.pipelines.vace.geometry import generation_size
     from livevace.pipelines.vace.models import load_models, vram_settings
     from livevace.pipelines.vace.pipeline import StreamingVace
+    from livevace.pipelines.vace.settings import ChunkSettings
 
     params = store.snapshot()
+    settings = ChunkSettings.of(params)
     size = generation_size(config.width, config.height)
-    models = load_models(model, vram_settings(*size, params))
+    models = load_models(model, vram_settings(*size, settings.chunk_frames, settings.decoder))
     if models.device.type == "cpu":
         size = cpu_generation_size(config, size)
     go_fast(models, compile=compile is not False)

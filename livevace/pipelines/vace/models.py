@@ -106,10 +106,10 @@ def _load(files: dict[str, dict[str, Path]], settings: vram.VramSettings) -> Mod
     return ModelSet("wan2.1-1.3b+vace", dit, vae, tae, encoder, device)
 
 
-def vram_settings(width: int, height: int, params: dict) -> vram.VramSettings:
+def vram_settings(width: int, height: int, chunk_frames: int,
+                  decoder: str) -> vram.VramSettings:
     """The estimate's inputs for this run (text encoder dtype from what is on disk)."""
     text_role = next(r for r in catalog.ROLES if r.name == "text encoder")
     fp8 = catalog.role_choice(text_role) == ("umt5_fp8",)
-    return vram.VramSettings(width=width, height=height, chunk_frames=int(params["chunk_frames"]),
-                             decoder=str(params["decoder"]),
-                             text_encoder_dtype="fp8" if fp8 else "bf16")
+    return vram.VramSettings(width=width, height=height, chunk_frames=chunk_frames,
+                             decoder=decoder, text_encoder_dtype="fp8" if fp8 else "bf16")

@@ -1,15 +1,17 @@
 """`StreamingVace`: the node's generator — input chunks in, generated chunks out.
 
-Per call the loop hands over `frames_per_call` input frames and a parameter snapshot. The
-pipeline submits the chunk's annotation at once and then generates the chunk before it
-(`lookahead=1`: the annotators work on chunk n+1 while the DiT runs chunk n; 0 = no overlap,
-one chunk less latency; by default 1 for 3-latent chunks, where the overlap is what makes the
-frame rate, and 0 for 1-latent chunks, chosen for latency: there a chunk's call (≈ 105 ms at
-576×320 on an H100) fits in its 4 frames' capture time at 30 fps, so waiting a chunk more
-would only add 133 ms). Generating a chunk:
+Per call the loop hands over `frames_per_call` input frames and a parameter snapshot, read
+once into the call's typed settings (`settings.ChunkSettings`). The pipeline submits the
+chunk's annotation at once and then generates the chunk before it (`lookahead=1`: the
+annotators work on chunk n+1 while the DiT runs chunk n; 0 = no overlap, one chunk less
+latency; by default 1 for 3-latent chunks, where the overlap is what makes the frame rate,
+and 0 for 1-latent chunks, chosen for latency: there a chunk's call (≈ 105 ms at 576×320 on
+an H100) fits in its 4 frames' capture time at 30 fps, so waiting a chunk more would only add
+133 ms). Generating a chunk:
 
-1. live parameters land (see `_apply`): resets, steps, seed, strengths, chunk size,
-   references, keyframes — all at this chunk boundary;
+1. live parameters land (see `_apply`): resets (every parameter the registry marks
+   `apply="reset"`), steps, seed, strengths, chunk size, references, keyframes — all at this
+   chunk boundary;
 2. annotate: wait for the chunk's control frames / person masks (usually already done);
 3. cache: `TextConditioner` gives this chunk's prompt embedding (a transition step, or a cut
    with recache), references are written into the sink if due;
@@ -52,8 +54,7 @@ from livevace.errors import UserError
 from livevace.frames import Frame
 from livevace.models.wan.codec import pixels_to_frames
 from livevace.pipelines.vace.prompt_blend import TextConditioner
-from livevace.models.wan.vace import VaceStrength
-from livevace.params import param
+from livevace.params import changes
 from livevace.pipelines.vace import modes
 from livevace.pipelines.vace.ahead import Ahead, ContextJob, encode, fits, key
 from livevace.pipelines.vace.annotation import Annotation, Chunk
@@ -64,6 +65,7 @@ from livevace.pipelines.vace.lane import Lane
 from livevace.pipelines.vace.models import ModelSet
 from livevace.pipelines.vace.motion import start_timesteps
 from livevace.pipelines.vace.references import References, write_sink
+from livevace.pipelines.vace.settings import ChunkSettings
 from livevace.pipelines.vace.staging import Staging
 from livevace.pipelines.vace.stream import GenerationStream, pixel_frames
 from livevace.pipelines.vace.timing import StageTimer
@@ -77,20 +79,7 @@ log = logging.getLogger("livevace.vace")
 CONTEXT_ENCODERS = ("wan", "tae")
 """Encoders of the control part of the VACE context: the Wan VAE, or (quality-affecting) the
 tiny autoencoder's."""
-STRENGTH = ("vace_context_scale", "vace_generation_scale", "vace_refinement_scale",
-            "vace_layer_profile")
-KEYFRAMES = {"first": "first_frame_image", "last": "last_frame_image"}
-
-
-def vace_strength(params: dict[str, Any]) -> VaceStrength:
-    """The hint strength the live parameters ask for."""
-    context, generation, refinement, profile = (params[name] for name in STRENGTH)
-    return VaceStrength(float(context), float(generation), float(refinement), tuple(profile))
-
-
-def step_list(params: dict[str, Any]) -> list[int]:
-    """The sampler's steps: descending, without repeats, whatever order they came in."""
-    return sorted({int(s) for s in params["denoising_steps"]}, reverse=True)
+KEYFRAMES = ("first", "last")
 
 
 class StreamingVace:
@@ -119,10 +108,12 @@ class StreamingVace:
         self.stats = stats or Stats()
         self.owns_models = owns_models
         self.params = dict(params)
+        """The registry snapshot of the last call (what the next one is compared with)."""
+        self.settings = ChunkSettings.of(params)
         self.images = ImageCache(self.gen_width, self.gen_height)
         self.references = References(models.vae, self.images, models.device)
         self.text = TextConditioner(models.embeddings, models.dit.cfg.text_len)
-        self.annotation = Annotation(str(params["depth_model"]), lambda: self.stats,
+        self.annotation = Annotation(self.settings.depth_model, lambda: self.stats,
                                      depth_estimator)
         self.staging = Staging(models.device)
         self.timer = StageTimer(models.device)
@@ -134,7 +125,7 @@ class StreamingVace:
         self.pending: deque[Chunk] = deque()
         self.streams: dict[int, GenerationStream] = {}
         """One stream per chunk size met (or prepared), kept: see `stream_for`."""
-        self.stream = self.stream_for(params)
+        self.stream = self.stream_for()
         self.due: set[str] = set(KEYFRAMES)
         """Keyframes to place in the next chunk (at a stream's start and when changed)."""
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="vace")
@@ -145,9 +136,9 @@ class StreamingVace:
         self.chunks_out = 0
         self._mode = ""
         self._text_error: str | None = None
-        for prompt in params["prompt"]:  # start encoding now; the first chunk waits for it
+        for prompt in self.settings.prompts:  # start encoding now; the first chunk waits for it
             models.embeddings.request(prompt.text)
-        self.references.update(tuple(params["reference_images"]))
+        self.references.update(self.settings.reference_images)
 
     def bind_stats(self, stats: Stats) -> None:
         """Time the stages into the node's stats."""
@@ -172,14 +163,15 @@ class StreamingVace:
         return self._worker.submit(self._call, frames, params).result()
 
     def _call(self, frames: list[Frame], params: dict[str, Any]) -> list[Frame]:
-        plan = modes.plan(params)
-        self.annotation.follow(plan, str(params["depth_model"]))
+        settings = ChunkSettings.of(params)
+        plan = modes.plan(settings)
+        self.annotation.follow(plan, settings.depth_model)
         self.pending.append(self.annotation.submit(frames, plan))
-        self._apply(params)
+        self._apply(params, settings)
         out: list[Frame] = []
         while len(self.pending) > self.lookahead:
-            out += self._generate(self.pending.popleft(), params, plan)
-        self._encode_ahead(params, plan)  # (done already when a chunk was generated)
+            out += self._generate(self.pending.popleft(), settings, plan)
+        self._encode_ahead(settings, plan)  # (done already when a chunk was generated)
         return out
 
     def prepare(self, chunk_sizes: tuple[int, ...] | None = None,
@@ -198,56 +190,55 @@ class StreamingVace:
             self.models.close()
 
     # ------------------------------------------------------------------- live parameters
-    def stream_for(self, params: dict[str, Any], chunk: int | None = None) -> GenerationStream:
-        """The stream for chunk size `chunk` (default: the parameter's) at the current settings.
+    def stream_for(self, chunk: int | None = None) -> GenerationStream:
+        """The stream for chunk size `chunk` (default: the settings') at the current settings.
         Streams are kept per size: a size met again (or prepared before the show) comes back
         reset, with its cache, buffers and captured CUDA graphs, instead of being rebuilt."""
-        chunk = int(params["chunk_frames"]) if chunk is None else chunk
+        s = self.settings
+        chunk = s.chunk_frames if chunk is None else chunk
         stream = self.streams.get(chunk)
         if stream is None:
             stream = self.streams[chunk] = GenerationStream(
-                self.models, self.gen_width, self.gen_height, chunk, str(params["decoder"]),
-                step_list(params), int(params["seed"]), vace_strength(params),
-                self.context_encoder)
+                self.models, self.gen_width, self.gen_height, chunk, s.decoder, s.steps, s.seed,
+                s.strength, self.context_encoder)
             return stream
         stream.reset()
-        stream.sampler.set_steps(step_list(params))
-        stream.sampler.seed = int(params["seed"])
-        stream.sampler.set_strength(vace_strength(params))
+        stream.sampler.set_steps(s.steps)
+        stream.sampler.seed = s.seed
+        stream.sampler.set_strength(s.strength)
         return stream
 
-    def _apply(self, params: dict[str, Any]) -> None:
-        """Land the changes since the last call; parameters that need a reset say so."""
-        old, self.params = self.params, dict(params)
-        changed = {k for k, v in params.items()
-                   if param(k).kind != "trigger" and old.get(k) != v}
-        resets = sorted(k for k in changed if param(k).apply == "reset")
-        if params.get("reset_cache"):
-            resets.append("reset_cache")
-        sampler = self.stream.sampler
-        if "chunk_frames" in changed:
-            self.stream = self.stream_for(params)
+    def _apply(self, params: dict[str, Any], settings: ChunkSettings) -> None:
+        """Land the changes since the last call: a change of any parameter the registry marks
+        `apply="reset"` (or its trigger fired) resets the stream; the sampler follows the
+        settings that changed."""
+        resets = sorted(changes(self.params, params)["reset"])
+        old, self.params, self.settings = self.settings, dict(params), settings
+        new_stream = settings.chunk_frames != old.chunk_frames
+        if new_stream:
+            self.stream = self.stream_for()
             self.text.invalidate()  # a new cache: the current prompt's K/V are rebuilt
         else:
-            if "denoising_steps" in changed:
-                sampler.set_steps(step_list(params))
-            if "seed" in changed:
-                sampler.seed = int(params["seed"])
-            if changed & set(STRENGTH):
-                sampler.set_strength(vace_strength(params))
-        if self.references.update(tuple(params["reference_images"])):
+            sampler = self.stream.sampler
+            if settings.steps != old.steps:
+                sampler.set_steps(settings.steps)
+            if settings.seed != old.seed:
+                sampler.seed = settings.seed
+            if settings.strength != old.strength:
+                sampler.set_strength(settings.strength)
+        if self.references.update(settings.reference_images):
             self.stream.sink_written = False  # written (again) before the next chunk
             if not self.references.used and not self.stream.first:
                 resets.append("reference_images")  # the sink must stop steering
         if resets:
             log.info("%s: cache reset, the stream starts afresh with the current prompt",
                      ", ".join(resets))
-            self._reset(new_stream="chunk_frames" in resets)
-        for key, name in KEYFRAMES.items():
-            if name in changed and params[name]:
+            self._reset(new_stream=new_stream)
+        for key, path in settings.keyframes.items():
+            if path and path != old.keyframes[key]:
                 self.due.add(key)
-        self.images.forget({*params["reference_images"], params["mask_image"],
-                            params["first_frame_image"], params["last_frame_image"]})
+        self.images.forget({*settings.reference_images, settings.mask_image,
+                            *settings.keyframes.values()})
 
     def _reset(self, new_stream: bool = False) -> None:
         """Start the stream afresh; the text K/V (the *current* prompt) stay."""
@@ -260,7 +251,7 @@ class StreamingVace:
     def _key(self, stream: GenerationStream, chunk: Chunk, cut: int, plan: modes.Plan) -> tuple:
         return key(stream, chunk, cut, plan, self.references.latents is not None, self.due)
 
-    def _generate(self, chunk: Chunk, params: dict[str, Any], plan: modes.Plan) -> list[Frame]:
+    def _generate(self, chunk: Chunk, settings: ChunkSettings, plan: modes.Plan) -> list[Frame]:
         stream = self.stream
         cut = len(chunk.frames) - stream.frames_needed
         held, self.ahead = self.ahead, None
@@ -278,10 +269,10 @@ class StreamingVace:
         controls = self.annotation.result(chunk, plan, "control")
         masks = self.annotation.result(chunk, plan, "mask")
         self.stats.timing("annotate_wait", (time.perf_counter() - t0) * 1e3)
-        self._log_mode(self._in_use(plan, chunk, masks, params))
+        self._log_mode(self._in_use(plan, chunk, masks, settings))
 
-        update = self.text.update(params["prompt"], str(params["prompt_blend"]),
-                                  int(params["transition_chunks"]), wait=not stream.text_ready)
+        update = self.text.update(settings.prompts, settings.prompt_blend,
+                                  settings.transition_chunks, wait=not stream.text_ready)
         if update.error and update.error != self._text_error:
             log.error("%s; the previous prompt keeps playing", update.error)
         self._text_error = update.error
@@ -297,19 +288,19 @@ class StreamingVace:
                 stream.sink_written = True
         images = [f.image for f in frames]
         with self.timer.stage("encode"):
-            init, timesteps = self._video_start(stream, images, plan, params)
+            init, timesteps = self._video_start(stream, images, plan, settings)
         context = self._context(stream, ahead, images,
                                 None if controls is None else controls[cut:],
-                                None if masks is None else masks[cut:], plan, params)
+                                None if masks is None else masks[cut:], plan, settings)
         with self.timer.stage("dit"):
             latents = stream.sampler.generate_chunk(vace=context, init=init, timesteps=timesteps)
         if context is not None:
             stream.context.release(context)
         with self.timer.stage("decode"):
-            pixels = stream.decoder.decode(latents, str(params["decoder"]))
+            pixels = stream.decoder.decode(latents, settings.decoder)
             download = self.staging.download(pixels_to_frames(pixels)[0])
         stream.chunks += 1
-        self._encode_ahead(params, plan)
+        self._encode_ahead(settings, plan)
         out = download.numpy()
         self.timer.report(self.stats)
         meta = {"chunk": self.chunks_out}
@@ -318,14 +309,14 @@ class StreamingVace:
                 for image, f in zip(out, frames)]
 
     def _video_start(self, stream: GenerationStream, images: list[np.ndarray],
-                     plan: modes.Plan, params: dict[str, Any]
+                     plan: modes.Plan, settings: ChunkSettings
                      ) -> tuple[torch.Tensor | None, list[float] | None]:
         """Video-to-video: the noised input latents and the timesteps they start at."""
         if not plan.latent_init:
             return None, None
         raw = fit_frames(images, self.gen_width, self.gen_height)
-        scale = float(params["noise_scale"])
-        if params["noise_controller"]:
+        scale = settings.noise_scale
+        if settings.noise_controller:
             scale = stream.motion(raw, scale)
         latents = stream.encode_input(self.staging.pixels("input", raw)).float()
         noise = stream.sampler.noise(stream.cache.next_frame, 0, latents.shape)
@@ -334,13 +325,13 @@ class StreamingVace:
 
     def _context(self, stream: GenerationStream, ahead: Ahead | None, images: list[np.ndarray],
                  controls: list[np.ndarray] | None, masks: list[np.ndarray] | None,
-                 plan: modes.Plan, params: dict[str, Any]) -> torch.Tensor | None:
+                 plan: modes.Plan, settings: ChunkSettings) -> torch.Tensor | None:
         """The chunk's VACE context (None when unused): the one encoded ahead, or now."""
         if ahead is not None:
             self.stats.count("encode_ahead_used")
             encoded = ahead.encoded
         else:
-            job = self._context_job(stream, images, controls, masks, plan, params)
+            job = self._context_job(stream, images, controls, masks, plan, settings)
             if job is None:
                 self.due.clear()
                 return None
@@ -353,7 +344,7 @@ class StreamingVace:
                 self.lane.join(encoded.done)
         return encoded.context
 
-    def _encode_ahead(self, params: dict[str, Any], plan: modes.Plan) -> None:
+    def _encode_ahead(self, settings: ChunkSettings, plan: modes.Plan) -> None:
         """Queue the next pending chunk's context on the lane (see `ahead`)."""
         if not self.overlap or not self.pending:
             return
@@ -376,7 +367,7 @@ class StreamingVace:
         self.stats.timing("annotate_ahead_wait", (time.perf_counter() - t0) * 1e3)
         job = self._context_job(stream, [f.image for f in chunk.frames[cut:]],
                                 None if controls is None else controls[cut:],
-                                None if masks is None else masks[cut:], plan, params)
+                                None if masks is None else masks[cut:], plan, settings)
         if job is None:
             return
         stream.context.speculate()
@@ -388,7 +379,7 @@ class StreamingVace:
 
     def _context_job(self, stream: GenerationStream, images: list[np.ndarray],
                      controls: list[np.ndarray] | None, masks: list[np.ndarray] | None,
-                     plan: modes.Plan, params: dict[str, Any]) -> ContextJob | None:
+                     plan: modes.Plan, settings: ChunkSettings) -> ContextJob | None:
         """The chunk's context inputs on the host (None: no context), with the keyframes
         due now (the caller clears `due` once the chunk is generated). The input frames are
         fitted only where they are used (raw-video control, a region, keyframes): stacking
@@ -399,8 +390,8 @@ class StreamingVace:
         if rect is not None:
             region = np.maximum(place(region, rect) if region is not None else 0.0,
                                 border_mask(rect, w, h)[None])
-        keyframes = {k: self.images.rgb(params[name], name.replace("_", " "))
-                     for k, name in KEYFRAMES.items() if k in self.due and params[name]}
+        keyframes = {k: self.images.rgb(path, f"{k} frame image")
+                     for k, path in settings.keyframes.items() if k in self.due and path}
         keyframes = {k: v for k, v in keyframes.items() if v is not None}
         raw = (fit_frames(images, w, h)
                if plan.control == "none" or region is not None or keyframes else None)
@@ -442,7 +433,7 @@ class StreamingVace:
         return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
 
     def _in_use(self, plan: modes.Plan, chunk: Chunk, masks: list[np.ndarray] | None,
-                params: dict[str, Any]) -> modes.Plan:
+                settings: ChunkSettings) -> modes.Plan:
         """The plan as the chunk really runs it, for the log: the control after any fallback
         (depth without weights runs edges), the person mask only where it ran, and only the
         images that could be read (a refused one is logged once by `ImageCache`)."""
@@ -450,8 +441,8 @@ class StreamingVace:
             return path if path and read(path, what) is not None else ""
 
         images = self.images
-        keyframes = {k: readable(params[name], name.replace("_", " "), images.rgb)
-                     for k, name in KEYFRAMES.items()}
+        keyframes = {k: readable(path, f"{k} frame image", images.rgb)
+                     for k, path in settings.keyframes.items()}
         return dataclasses.replace(
             plan, control=chunk.used.get("control", plan.control) if plan.annotator
             else plan.control,

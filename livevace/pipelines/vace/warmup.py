@@ -71,7 +71,7 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
     start = time.perf_counter()
     sizes = chunk_sizes or (pipeline.stream.chunk,)
     streams = [pipeline.stream if c == pipeline.stream.chunk else
-               pipeline.stream_for(pipeline.params, c) for c in sizes]
+               pipeline.stream_for(c) for c in sizes]
     has_vace = models.dit.cfg.has_vace
     variants = [m for m in (vace_modes or (True, False)) if has_vace or not m]
     size = f"{pipeline.gen_width}×{pipeline.gen_height}"
@@ -83,7 +83,7 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
     bar = tqdm(total=parts + cuda, desc=f"preparing {size}", unit="step", disable=not progress)
     try:
         bar.set_postfix_str("prompts")
-        wait([models.embeddings.request(p.text) for p in pipeline.params["prompt"]],
+        wait([models.embeddings.request(p.text) for p in pipeline.settings.prompts],
              timeout=TEXT_TIMEOUT_S)
         bar.update()
         if cuda:
@@ -116,10 +116,10 @@ def take_text(pipeline: "StreamingVace") -> None:
     """The first chunk's text K/V, built now: its own `TextConditioner.update` then finds
     nothing changed (≈ 20 ms less before the first frame at 576×320). A prompt that cannot
     be encoded is left for the first chunk to report, as it would be without `prepare`."""
-    params = pipeline.params
+    settings = pipeline.settings
     try:
-        update = pipeline.text.update(params["prompt"], str(params["prompt_blend"]),
-                                      int(params["transition_chunks"]), wait=True)
+        update = pipeline.text.update(settings.prompts, settings.prompt_blend,
+                                      settings.transition_chunks, wait=True)
     except ModelError:
         return
     pipeline.stream.sampler.set_text(update.embeddings)
@@ -130,9 +130,9 @@ def warm_annotators(pipeline: "StreamingVace", first: list[int], later: list[int
     batch is a chunk: cuDNN tunes each size once), then forget those chunks. The depth
     network compiles and captures its CUDA graph for the `later` chunk sizes only (≈ 20 s
     each the first time): a first chunk comes once per stream and runs eagerly."""
-    plan = modes.plan(pipeline.params)
+    plan = modes.plan(pipeline.settings)
     annotation = pipeline.annotation
-    annotation.follow(plan, str(pipeline.params["depth_model"]))
+    annotation.follow(plan, pipeline.settings.depth_model)
     grey = np.full((pipeline.height, pipeline.width, 3), 128, np.uint8)
     for size, learn in sorted({(s, False) for s in first} | {(s, True) for s in later}):
         chunk = annotation.submit([Frame(grey, 0.0, i) for i in range(size)], plan, learn=learn)
