@@ -6,6 +6,7 @@
 Modules, one job each:
 - `models`, `tiny`   — the model set: the catalogue's files (checked for presence, a CUDA GPU
                        and enough memory before loading) or the tiny random set;
+- `settings`         — one call's live parameters, typed, read once from the snapshot;
 - `modes`            — the mode a chunk runs in, from what is supplied (no mode switch);
 - `annotation`       — control frames and person masks, computed a chunk ahead;
 - `geometry`, `images` — crop-to-fill, outpaint placement, still images from paths;
@@ -14,7 +15,8 @@ Modules, one job each:
 - `motion`           — video-to-video start and the motion-aware noise controller;
 - `stream`           — cache, sampler, codecs of one uninterrupted stream;
 - `staging`, `timing` — reused upload buffers, non-blocking downloads, per-stage timing;
-- `lane`, `ahead`    — the next chunk's context encoded on a second CUDA stream;
+- `planner`          — a chunk's context inputs planned on the host (one `ContextJob`);
+- `lane`, `ahead`    — the next chunk's context encoded on a second CUDA stream, or in line;
 - `fast`, `warmup`   — the fast path on a GPU and everything done before going live;
 - `pipeline`         — `StreamingVace`, the node's Pipeline.
 """

@@ -15,15 +15,17 @@ an H100) fits in its 4 frames' capture time at 30 fps, so waiting a chunk more w
 2. annotate: wait for the chunk's control frames / person masks (usually already done);
 3. cache: `TextConditioner` gives this chunk's prompt embedding (a transition step, or a cut
    with recache), references are written into the sink if due;
-4. encode: the VACE context (`context`) and, for video-to-video, the noised input latents;
+4. encode: the VACE context (planned on the host by `planner`, encoded by `context`) and,
+   for video-to-video, the noised input latents;
 5. dit: `StreamSampler.generate_chunk`;
 6. decode: `LiveDecoder` (wan or tae, switchable live) → uint8 frames, one per input frame,
    each stamped with its input's capture time.
 Overlap (`overlap=True`, the default): once chunk n's DiT and decode are queued, the context
-of chunk n+1 is encoded on a second CUDA stream while they run (`ahead`, `lane`), so with
-lookahead 1 the encode leaves the critical path; a parameter change that lands in between
-rolls it back and the chunk is encoded in-line — the pictures never differ from the serial
-order. The frames go to the host without blocking (`Staging.download`) until that encode is
+of chunk n+1 is planned and encoded on a second CUDA stream while they run (`ahead`'s
+`ContextLane` decides whether a job runs ahead or in line; `lane` is the CUDA stream), so
+with lookahead 1 the encode leaves the critical path; a parameter change that lands in
+between rolls it back and the chunk is planned again and encoded in line — the pictures
+never differ from the serial order. The frames go to the host without blocking (`Staging.download`) until that encode is
 queued.
 Each stage is timed into the node's stats (`stage_annotate_ms` on the annotator threads,
 `stage_annotate_wait_ms` what the loop waited for it, `stage_cache_ms`, `stage_encode_ms`
@@ -41,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable
@@ -56,14 +57,14 @@ from livevace.models.wan.codec import pixels_to_frames
 from livevace.pipelines.vace.prompt_blend import TextConditioner
 from livevace.params import changes
 from livevace.pipelines.vace import modes
-from livevace.pipelines.vace.ahead import Ahead, ContextJob, encode, fits, key
+from livevace.pipelines.vace.ahead import ContextLane, Encoded, key
 from livevace.pipelines.vace.annotation import Annotation, Chunk
-from livevace.pipelines.vace.geometry import (border_mask, fit_frames, generation_size,
-                                              outpaint_rect, place)
+from livevace.pipelines.vace.geometry import fit_frames, generation_size
 from livevace.pipelines.vace.images import ImageCache
 from livevace.pipelines.vace.lane import Lane
 from livevace.pipelines.vace.models import ModelSet
 from livevace.pipelines.vace.motion import start_timesteps
+from livevace.pipelines.vace.planner import ContextPlanner, Inputs
 from livevace.pipelines.vace.references import References, write_sink
 from livevace.pipelines.vace.settings import ChunkSettings
 from livevace.pipelines.vace.staging import Staging
@@ -120,8 +121,11 @@ class StreamingVace:
         self.overlap = overlap
         self.context_encoder = context_encoder
         self.lane = Lane(models.device, overlap)
-        self.ahead: Ahead | None = None
-        """The next chunk's context, encoded ahead (see `ahead`)."""
+        self.planner = ContextPlanner(self.gen_width, self.gen_height, self.images,
+                                      self.references, self.annotation, lambda: self.stats)
+        self.contexts = ContextLane(self.lane, self.staging, self.timer, lambda: self.stats,
+                                    overlap)
+        """Runs the context jobs, in line or ahead (see `ahead`)."""
         self.pending: deque[Chunk] = deque()
         self.streams: dict[int, GenerationStream] = {}
         """One stream per chunk size met (or prepared), kept: see `stream_for`."""
@@ -183,7 +187,7 @@ class StreamingVace:
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)
-        self.ahead = None
+        self.contexts.clear()
         self.pending.clear()
         self.annotation.close()
         if self.owns_models:
@@ -253,23 +257,15 @@ class StreamingVace:
 
     def _generate(self, chunk: Chunk, settings: ChunkSettings, plan: modes.Plan) -> list[Frame]:
         stream = self.stream
-        cut = len(chunk.frames) - stream.frames_needed
-        held, self.ahead = self.ahead, None
-        ahead = fits(held, self._key(stream, chunk, cut, plan))
-        if held is not None and ahead is None:
-            self.stats.count("encode_ahead_discarded")
+        cut = self.planner.cut(stream, chunk)
+        ahead = self.contexts.take(self._key(stream, chunk, cut, plan))
         if cut < 0:  # the chunk size grew since it was taken
             self.stats.count("dropped_vace", len(chunk.frames))
             return []
         if cut:
             self.stats.count("dropped_vace", cut)
-        frames = chunk.frames[cut:]
-
-        t0 = time.perf_counter()
-        controls = self.annotation.result(chunk, plan, "control")
-        masks = self.annotation.result(chunk, plan, "mask")
-        self.stats.timing("annotate_wait", (time.perf_counter() - t0) * 1e3)
-        self._log_mode(self._in_use(plan, chunk, masks, settings))
+        inputs = self.planner.inputs(chunk, cut, plan, "annotate_wait")
+        self._log_mode(self._in_use(plan, chunk, inputs.masks, settings))
 
         update = self.text.update(settings.prompts, settings.prompt_blend,
                                   settings.transition_chunks, wait=not stream.text_ready)
@@ -286,12 +282,9 @@ class StreamingVace:
             if self.references.latents is not None and not stream.sink_written:
                 write_sink(stream.sampler, *self.references.sink_frames(stream.cache.layout.sink))
                 stream.sink_written = True
-        images = [f.image for f in frames]
         with self.timer.stage("encode"):
-            init, timesteps = self._video_start(stream, images, plan, settings)
-        context = self._context(stream, ahead, images,
-                                None if controls is None else controls[cut:],
-                                None if masks is None else masks[cut:], plan, settings)
+            init, timesteps = self._video_start(stream, inputs.images, plan, settings)
+        context = self._context(stream, ahead, inputs, plan, settings)
         with self.timer.stage("dit"):
             latents = stream.sampler.generate_chunk(vace=context, init=init, timesteps=timesteps)
         if context is not None:
@@ -306,7 +299,7 @@ class StreamingVace:
         meta = {"chunk": self.chunks_out}
         self.chunks_out += 1
         return [Frame(self._output(image), f.t_capture, f.index, meta)
-                for image, f in zip(out, frames)]
+                for image, f in zip(out, inputs.frames)]
 
     def _video_start(self, stream: GenerationStream, images: list[np.ndarray],
                      plan: modes.Plan, settings: ChunkSettings
@@ -323,109 +316,32 @@ class StreamingVace:
         return (noise * scale + latents * (1.0 - scale),
                 start_timesteps(stream.sampler.timesteps, scale))
 
-    def _context(self, stream: GenerationStream, ahead: Ahead | None, images: list[np.ndarray],
-                 controls: list[np.ndarray] | None, masks: list[np.ndarray] | None,
+    def _context(self, stream: GenerationStream, ahead: Encoded | None, inputs: Inputs,
                  plan: modes.Plan, settings: ChunkSettings) -> torch.Tensor | None:
-        """The chunk's VACE context (None when unused): the one encoded ahead, or now."""
-        if ahead is not None:
-            self.stats.count("encode_ahead_used")
-            encoded = ahead.encoded
-        else:
-            job = self._context_job(stream, images, controls, masks, plan, settings)
-            if job is None:
-                self.due.clear()
-                return None
-            encoded = encode(self.lane, self.staging, self.timer, stream, job)
+        """The chunk's VACE context (None when unused): the one encoded ahead, or one planned
+        and encoded now, in line."""
+        if ahead is None:
+            job = self.planner.job(stream, inputs, plan, settings, self.due)
+            ahead = None if job is None else self.contexts.inline(stream, job)
         self.due.clear()
-        if not encoded.timed:
-            self.timer.add("encode", encoded.span)
-        if encoded.done is not None:
-            with self.timer.stage("encode_wait"):
-                self.lane.join(encoded.done)
-        return encoded.context
+        return None if ahead is None else self.contexts.context(ahead)
 
     def _encode_ahead(self, settings: ChunkSettings, plan: modes.Plan) -> None:
-        """Queue the next pending chunk's context on the lane (see `ahead`)."""
-        if not self.overlap or not self.pending:
+        """Plan the next pending chunk's context and queue it on the lane, if the lane wants
+        it (see `ahead`)."""
+        if not self.pending or not self.contexts.wants(self.pending[0]):
             return
         chunk, stream = self.pending[0], self.stream
-        if self.ahead is not None:
-            if self.ahead.chunk is chunk:
-                return
-            self.ahead.stream.context.rollback()
-            self.ahead = None
-            self.stats.count("encode_ahead_discarded")
-        cut = len(chunk.frames) - stream.frames_needed
+        cut = self.planner.cut(stream, chunk)
         if cut < 0:
             return
-        t0 = time.perf_counter()
         try:
-            controls = self.annotation.result(chunk, plan, "control")
-            masks = self.annotation.result(chunk, plan, "mask")
+            inputs = self.planner.inputs(chunk, cut, plan, "annotate_ahead_wait")
         except Exception:  # noqa: BLE001 - raised again, and reported, when the chunk's turn comes
             return
-        self.stats.timing("annotate_ahead_wait", (time.perf_counter() - t0) * 1e3)
-        job = self._context_job(stream, [f.image for f in chunk.frames[cut:]],
-                                None if controls is None else controls[cut:],
-                                None if masks is None else masks[cut:], plan, settings)
-        if job is None:
-            return
-        stream.context.speculate()
-        encoded = encode(self.lane, self.staging, self.timer, stream, job)
-        if not self.lane.separate:  # done inline, in this call: timed with it
-            self.timer.add("encode", encoded.span)
-            encoded.timed = True
-        self.ahead = Ahead(self._key(stream, chunk, cut, plan), stream, chunk, encoded)
-
-    def _context_job(self, stream: GenerationStream, images: list[np.ndarray],
-                     controls: list[np.ndarray] | None, masks: list[np.ndarray] | None,
-                     plan: modes.Plan, settings: ChunkSettings) -> ContextJob | None:
-        """The chunk's context inputs on the host (None: no context), with the keyframes
-        due now (the caller clears `due` once the chunk is generated). The input frames are
-        fitted only where they are used (raw-video control, a region, keyframes): stacking
-        them costs milliseconds of host time at 832×480 that would idle the GPU."""
-        w, h = self.gen_width, self.gen_height
-        region = self._region(masks, plan, len(images))
-        rect = outpaint_rect(plan.outpaint, w, h) if plan.outpaint else None
-        if rect is not None:
-            region = np.maximum(place(region, rect) if region is not None else 0.0,
-                                border_mask(rect, w, h)[None])
-        keyframes = {k: self.images.rgb(path, f"{k} frame image")
-                     for k, path in settings.keyframes.items() if k in self.due and path}
-        keyframes = {k: v for k, v in keyframes.items() if v is not None}
-        raw = (fit_frames(images, w, h)
-               if plan.control == "none" or region is not None or keyframes else None)
-        video = raw if plan.control == "none" else (
-            fit_frames(controls, w, h) if controls is not None else None)
-        if rect is not None:
-            raw = place(raw, rect)
-            video = None if video is None else place(video, rect)
-        if not (video is not None or region is not None or keyframes
-                or self.references.latents is not None):
-            return None
-        if keyframes:
-            region = np.ones((len(images), h, w), np.float32) if region is None else region.copy()
-            raw = raw.copy()
-            for k, image in keyframes.items():
-                at = 0 if k == "first" else -1
-                raw[at], region[at] = image, 0.0
-        return ContextJob((1, 3, len(images), h, w), stream.chunks, stream.first, video,
-                          None if region is None else raw, region)
-
-    def _region(self, masks: list[np.ndarray] | None, plan: modes.Plan,
-                frames: int) -> np.ndarray | None:
-        """[T, H, W] float32, 1 = regenerate: the person masks and the mask image together."""
-        w, h = self.gen_width, self.gen_height
-        parts = []
-        if masks is not None:
-            parts.append(fit_frames(masks, w, h).astype(np.float32))
-        if plan.mask_image:
-            image = self.images.mask(plan.mask_image, "mask image")
-            if image is not None:
-                parts.append(np.broadcast_to(image, (frames, h, w)))
-        if not parts:
-            return None
-        return np.maximum.reduce(parts) if len(parts) > 1 else np.array(parts[0], np.float32)
+        job = self.planner.job(stream, inputs, plan, settings, self.due)
+        if job is not None:
+            self.contexts.ahead(self._key(stream, chunk, cut, plan), stream, chunk, job)
 
     def _output(self, image: np.ndarray) -> np.ndarray:
         if (self.gen_width, self.gen_height) == (self.width, self.height):
