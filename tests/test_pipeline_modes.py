@@ -14,7 +14,7 @@ import pytest
 
 from livevace.io.video import VideoSource
 from livevace.pipelines.vace.pipeline import StreamingVace
-from livevace.pipelines.vace.stream import pixel_frames
+from livevace.pipelines.vace.session import pixel_frames
 from pipeline_support import (SIZE, images, make_clip, models, one_thread,  # noqa: F401
                               run_node, store_with)
 
@@ -162,9 +162,9 @@ def test_input_frames_are_fitted_only_where_the_context_uses_them(
     fitted_inputs: list[bool] = []
     context_job, fit_frames = vp.ContextPlanner.job, vp.fit_frames
 
-    def job(self, stream, inputs, *args, **kwargs):
+    def job(self, session, inputs, *args, **kwargs):
         given.append(inputs.images)
-        return context_job(self, stream, inputs, *args, **kwargs)
+        return context_job(self, session, inputs, *args, **kwargs)
 
     def fit(frames, width, height):
         fitted_inputs.append(any(frames is images for images in given))

@@ -25,7 +25,7 @@ from livevace.pipelines.vace import modes
 from livevace.pipelines.vace.pipeline import StreamingVace
 from livevace.pipelines.vace.settings import ChunkSettings
 from livevace.pipelines.vace.staging import Staging
-from livevace.pipelines.vace.stream import WINDOW
+from livevace.pipelines.vace.session import WINDOW
 from livevace.stats import Stats
 
 LOOP_STAGES = ("cache", "annotate_wait", "encode", "dit", "decode")
@@ -184,7 +184,7 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None,
                 calls.append((ms, len(out), log.since(mark)))
         finally:
             counter.remove()
-        layout = pipeline.stream.cache.layout
+        layout = pipeline.session.cache.layout
         peak = peak_memory(device)
         kernels = None if profile is None else try_profile(
             lambda: pipeline(feed.take(pipeline.frames_per_call), params), PROFILE_CALLS,

@@ -7,7 +7,7 @@ strategies and measure how they differ.
 
 Strategies are the files of presets/stratification/ (read, never re-declared here; `--custom
 R/G` adds refinement/generation pairs). Every strategy renders the same frames with the same
-seed, one fresh stream each, through the real `vace` pipeline; the output folder gets
+seed, through a fresh `vace` pipeline each; the output folder gets
 `output_<strategy>.mp4`, a labelled side-by-side `grid.mp4`, and `metrics.json` /
 `metrics.md` (temporal warp error, control adherence, drift, fps, chunk latency: see
 `livevace.experiment.metrics`).
@@ -145,7 +145,7 @@ def read_clip(source: str, width: int, height: int, frames: int) -> list[np.ndar
 
 def chunk_sizes(frames: int, chunks: int, chunk_frames: int) -> list[int]:
     """Pixel frames of each chunk that fits in `frames` (first 1 + 4(C−1), then 4C)."""
-    from livevace.pipelines.vace.stream import pixel_frames
+    from livevace.pipelines.vace.session import pixel_frames
 
     sizes, used = [], 0
     while len(sizes) < chunks:

@@ -1,8 +1,16 @@
-"""What the pipeline talks to: streams of either codec, and frame ↔ pixel conversion.
+"""What the pipeline talks to: causal encoders and decoders of either codec, and frame ↔ pixel
+conversion.
+
+Names: a codec's weights (`Codec`: `WanVAE`, `TinyAutoencoder`) hand out *causal encoders*
+and *causal decoders* (`causal_encoder()`, `causal_decoder()`; `CausalEncoder`,
+`CausalDecoder`; `VAECausalEncoder`, `TAECausalDecoder`, …): one video's running state, its
+causal memory, fed chunk by chunk; `reset` starts the next video. In livevace "stream" means
+only a CUDA stream or a video stream (frames coming in or going out); the generator's run
+from one cache reset to the next is a *session* (`pipelines.vace.session`).
 
 Both codecs share one latent space (Wan's, normalised per channel) and one pixel convention
-(NCTHW, [-1, 1]), and both turn the stream's first latent into 1 frame and every later one
-into 4, so the pipeline can switch between them at a chunk boundary.
+(NCTHW, [-1, 1]), and both turn a causal decoder's first latent into 1 frame and every later
+one into 4, so the pipeline can switch between them at a chunk boundary.
 """
 
 from __future__ import annotations
@@ -13,24 +21,29 @@ import torch
 from torch import Tensor
 
 
-class EncoderStream(Protocol):
+class CausalEncoder(Protocol):
+    """Pixels → latents, chunk by chunk (first 1 + 4k frames, then 4k)."""
+
     def encode(self, pixels: Tensor) -> Tensor: ...
 
     def reset(self) -> None: ...
 
 
-class DecoderStream(Protocol):
+class CausalDecoder(Protocol):
+    """Latents → pixels, chunk by chunk (first latent → 1 frame, every later one → 4)."""
+
     def decode(self, latents: Tensor) -> Tensor: ...
 
     def reset(self) -> None: ...
 
 
 class Codec(Protocol):
-    """`WanVAE` and `TinyAutoencoder` both fit: weights that hand out independent streams."""
+    """`WanVAE` and `TinyAutoencoder` both fit: weights that hand out independent causal
+    encoders and decoders."""
 
-    def encoder_stream(self) -> EncoderStream: ...
+    def causal_encoder(self) -> CausalEncoder: ...
 
-    def decoder_stream(self) -> DecoderStream: ...
+    def causal_decoder(self) -> CausalDecoder: ...
 
 
 def frames_to_pixels(frames: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -10,10 +10,10 @@ Modules, one job each:
 - `modes`            — the mode a chunk runs in, from what is supplied (no mode switch);
 - `annotation`       — control frames and person masks, computed a chunk ahead;
 - `geometry`, `images` — crop-to-fill, outpaint placement, still images from paths;
-- `context`          — the 96-channel VACE context and the causal encoder streams;
+- `context`          — the 96-channel VACE context and its causal encoders;
 - `references`       — reference images in the KV cache's sink (why: see there);
 - `motion`           — video-to-video start and the motion-aware noise controller;
-- `stream`           — cache, sampler, codecs of one uninterrupted stream;
+- `session`          — cache, sampler, codecs of one generation session (reset to reset);
 - `staging`, `timing` — reused upload buffers, non-blocking downloads, per-stage timing;
 - `planner`          — a chunk's context inputs planned on the host (one `ContextJob`);
 - `lane`, `ahead`    — the next chunk's context encoded on a second CUDA stream, or in line;
@@ -51,7 +51,7 @@ def create(config: "RunConfig", store: ParamStore, model: str | None = None,
     DiT eager for debugging) and prepares everything slow before returning (`prepare`). On a
     CPU it generates small unless the user gave the size (`cpu_generation_size`).
     `tae_context` (QUALITY-AFFECTING, off by default): the VACE control is encoded by the tiny
-    autoencoder instead of the Wan VAE (`context.TAEContextStream`)."""
+    autoencoder instead of the Wan VAE (`context.TAEContextEncoder`)."""
     from livevace.pipelines.vace.fast import go_fast
     from livevace.pipelines.vace.geometry import generation_size
     from livevace.pipelines.vace.models import load_models, vram_settings

@@ -7,7 +7,7 @@ chunk n+1 is wanted ahead (`ContextLane.wants`: overlap on, not encoded ahead al
 it waits for chunk n+1's annotations (the GPU is busy meanwhile), plans its context on the
 host (`planner`: a `ContextJob`) and the lane queues the encode (`ContextLane.ahead`). When
 the chunk's turn comes the lane checks that the encode still describes what the chunk would
-be encoded from now (`key`: the same stream at the same chunk, the same input frames and
+be encoded from now (`key`: the same session at the same chunk, the same input frames and
 trim, the same plan less the parts that do not reach the context, the same references
 present and keyframes due). A change landing in between — a control or mask switch, a
 keyframe, a reset, a chunk-size switch — fails the check: the encode is rolled back
@@ -33,7 +33,7 @@ from livevace.pipelines.vace.timing import Span, StageTimer
 from livevace.stats import Stats
 
 if TYPE_CHECKING:
-    from livevace.pipelines.vace.stream import GenerationStream
+    from livevace.pipelines.vace.session import GenerationSession
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Encoded:
     span: Span
     """The encode's own time (on the lane)."""
     done: torch.cuda.Event | None
-    """What the main stream waits for before reading `context` (None: inline)."""
+    """What the main CUDA stream waits for before reading `context` (None: inline)."""
     timed: bool = False
     """`span` is already counted (work done inline is timed in the call that did it)."""
 
@@ -52,17 +52,17 @@ class Ahead:
     """A context encoded ahead, for the chunk `key` names."""
 
     key: tuple
-    stream: "GenerationStream"
+    session: "GenerationSession"
     chunk: Chunk
     """Held, so that the ids in `key` stay unique while it lives."""
     encoded: Encoded
 
 
-def key(stream: "GenerationStream", chunk: Chunk, cut: int, plan: Plan, references: bool,
+def key(session: "GenerationSession", chunk: Chunk, cut: int, plan: Plan, references: bool,
         due: set[str]) -> tuple:
     """What a chunk's context depends on besides its frames' contents (see module doc)."""
     context_plan = dataclasses.replace(plan, noise_scale=0.0, references=())
-    return (id(stream), stream.chunks, id(chunk), cut, context_plan, references,
+    return (id(session), session.chunks, id(chunk), cut, context_plan, references,
             frozenset(due))
 
 
@@ -85,20 +85,20 @@ class ContextLane:
         if self.held is not None:
             if self.held.chunk is chunk:
                 return False
-            self.held.stream.context.rollback()
+            self.held.session.context.rollback()
             self.held = None
             self._stats().count("encode_ahead_discarded")
         return True
 
-    def ahead(self, key: tuple, stream: "GenerationStream", chunk: Chunk,
+    def ahead(self, key: tuple, session: "GenerationSession", chunk: Chunk,
               job: ContextJob) -> None:
         """Encode `job` speculatively for the chunk `key` names, and hold it."""
-        stream.context.speculate()
-        encoded = self._encode(stream, job)
+        session.context.speculate()
+        encoded = self._encode(session, job)
         if not self.lane.separate:  # done inline, in this call: timed with it
             self.timer.add("encode", encoded.span)
             encoded.timed = True
-        self.held = Ahead(key, stream, chunk, encoded)
+        self.held = Ahead(key, session, chunk, encoded)
 
     def take(self, wanted: tuple) -> Encoded | None:
         """The context encoded ahead if it was for `wanted` (kept); otherwise None, and any
@@ -107,19 +107,19 @@ class ContextLane:
         if held is None:
             return None
         if held.key == wanted:
-            held.stream.context.commit()
+            held.session.context.commit()
             self._stats().count("encode_ahead_used")
             return held.encoded
-        held.stream.context.rollback()
+        held.session.context.rollback()
         self._stats().count("encode_ahead_discarded")
         return None
 
-    def inline(self, stream: "GenerationStream", job: ContextJob) -> Encoded:
+    def inline(self, session: "GenerationSession", job: ContextJob) -> Encoded:
         """Encode `job` now, for the chunk being generated."""
-        return self._encode(stream, job)
+        return self._encode(session, job)
 
     def context(self, encoded: Encoded) -> torch.Tensor:
-        """The context, once the current stream may read it (a GPU-side wait for the lane,
+        """The context, once the current CUDA stream may read it (a GPU-side wait for the lane,
         timed as `encode_wait`); its encode time counted into the chunk's `encode`."""
         if not encoded.timed:
             self.timer.add("encode", encoded.span)
@@ -131,13 +131,13 @@ class ContextLane:
     def clear(self) -> None:
         self.held = None
 
-    def _encode(self, stream: "GenerationStream", job: ContextJob) -> Encoded:
+    def _encode(self, session: "GenerationSession", job: ContextJob) -> Encoded:
         """Queue the job's uploads and encode on the lane (inline without one)."""
         staging = self.staging
         with self.lane.work():
             span = self.timer.span()
             with span.measure():
-                context = stream.context.encode(
+                context = session.context.encode(
                     job.shape, job.chunk, job.first,
                     video=None if job.video is None else staging.pixels("video", job.video),
                     source=None if job.source is None else staging.pixels("source", job.source),

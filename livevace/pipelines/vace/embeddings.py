@@ -51,7 +51,7 @@ class PromptEmbeddings:
             return fut
 
     def get(self, text: str, timeout: float | None = None) -> Tensor:
-        """Blocking form (stream start, tests)."""
+        """Blocking form (a session's start, tests)."""
         return self.request(text).result(timeout)
 
     def _encode(self, text: str) -> Tensor:

@@ -16,7 +16,7 @@ from livevace.pipelines.vace.embeddings import PromptEmbeddings
 
 @dataclass
 class ModelSet:
-    """Everything the pipeline runs; one set can serve several streams at once."""
+    """Everything the pipeline runs; one set can serve several sessions at once."""
 
     name: str
     dit: WanDiT

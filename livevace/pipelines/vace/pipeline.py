@@ -25,8 +25,8 @@ of chunk n+1 is planned and encoded on a second CUDA stream while they run (`ahe
 `ContextLane` decides whether a job runs ahead or in line; `lane` is the CUDA stream), so
 with lookahead 1 the encode leaves the critical path; a parameter change that lands in
 between rolls it back and the chunk is planned again and encoded in line — the pictures
-never differ from the serial order. The frames go to the host without blocking (`Staging.download`) until that encode is
-queued.
+never differ from the serial order. The frames go to the host without blocking
+(`Staging.download`) until that encode is queued.
 Each stage is timed into the node's stats (`stage_annotate_ms` on the annotator threads,
 `stage_annotate_wait_ms` what the loop waited for it, `stage_cache_ms`, `stage_encode_ms`
 (the context's encode time wherever it ran, + the video-to-video input's),
@@ -68,7 +68,7 @@ from livevace.pipelines.vace.planner import ContextPlanner, Inputs
 from livevace.pipelines.vace.references import References, write_sink
 from livevace.pipelines.vace.settings import ChunkSettings
 from livevace.pipelines.vace.staging import Staging
-from livevace.pipelines.vace.stream import GenerationStream, pixel_frames
+from livevace.pipelines.vace.session import GenerationSession, pixel_frames
 from livevace.pipelines.vace.timing import StageTimer
 from livevace.stats import Stats
 
@@ -87,7 +87,7 @@ class StreamingVace:
     """The `vace` pipeline (see module doc). `params`: the registry snapshot at start;
     `overlap`: encode the next chunk's context beside the DiT (off: strictly serial);
     `context_encoder`: "wan" (the default) or "tae" — QUALITY-AFFECTING, the control part of
-    the context through the tiny encoder (see `context.TAEContextStream`);
+    the context through the tiny encoder (see `context.TAEContextEncoder`);
     `depth_estimator`: see `Annotation`; `generate_at`: the generation size (multiples of 16;
     default `generation_size(width, height)`), its frames scaled to width × height."""
 
@@ -127,11 +127,11 @@ class StreamingVace:
                                     overlap)
         """Runs the context jobs, in line or ahead (see `ahead`)."""
         self.pending: deque[Chunk] = deque()
-        self.streams: dict[int, GenerationStream] = {}
-        """One stream per chunk size met (or prepared), kept: see `stream_for`."""
-        self.stream = self.stream_for()
+        self.sessions: dict[int, GenerationSession] = {}
+        """One session per chunk size met (or prepared), kept: see `session_for`."""
+        self.session = self.session_for()
         self.due: set[str] = set(KEYFRAMES)
-        """Keyframes to place in the next chunk (at a stream's start and when changed)."""
+        """Keyframes to place in the next chunk (at a session's start and when changed)."""
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="vace")
         """The one thread that runs `prepare` and every call. cuDNN's tuned convolution plans
         are kept per thread (PyTorch's cache is thread-local), so work prepared on one thread
@@ -153,13 +153,13 @@ class StreamingVace:
         """Chunks annotated ahead: as given, else by the current chunk size (module doc)."""
         if self._lookahead is not None:
             return self._lookahead
-        return 0 if self.stream.chunk == 1 else 1
+        return 0 if self.session.chunk == 1 else 1
 
     @property
     def frames_per_call(self) -> int:
         """Frames of the next chunk submitted (it follows any pending one, so it is a later
         chunk then; a longer chunk than needed is trimmed to its newest frames)."""
-        return pixel_frames(self.stream.chunk, self.stream.first and not self.pending)
+        return pixel_frames(self.session.chunk, self.session.first and not self.pending)
 
     # ------------------------------------------------------------------------------ call
     def __call__(self, frames: list[Frame], params: dict[str, Any]) -> list[Frame]:
@@ -194,36 +194,36 @@ class StreamingVace:
             self.models.close()
 
     # ------------------------------------------------------------------- live parameters
-    def stream_for(self, chunk: int | None = None) -> GenerationStream:
-        """The stream for chunk size `chunk` (default: the settings') at the current settings.
-        Streams are kept per size: a size met again (or prepared before the show) comes back
+    def session_for(self, chunk: int | None = None) -> GenerationSession:
+        """The session for chunk size `chunk` (default: the settings') at the current settings.
+        Sessions are kept per size: a size met again (or prepared before the show) comes back
         reset, with its cache, buffers and captured CUDA graphs, instead of being rebuilt."""
         s = self.settings
         chunk = s.chunk_frames if chunk is None else chunk
-        stream = self.streams.get(chunk)
-        if stream is None:
-            stream = self.streams[chunk] = GenerationStream(
+        session = self.sessions.get(chunk)
+        if session is None:
+            session = self.sessions[chunk] = GenerationSession(
                 self.models, self.gen_width, self.gen_height, chunk, s.decoder, s.steps, s.seed,
                 s.strength, self.context_encoder)
-            return stream
-        stream.reset()
-        stream.sampler.set_steps(s.steps)
-        stream.sampler.seed = s.seed
-        stream.sampler.set_strength(s.strength)
-        return stream
+            return session
+        session.reset()
+        session.sampler.set_steps(s.steps)
+        session.sampler.seed = s.seed
+        session.sampler.set_strength(s.strength)
+        return session
 
     def _apply(self, params: dict[str, Any], settings: ChunkSettings) -> None:
         """Land the changes since the last call: a change of any parameter the registry marks
-        `apply="reset"` (or its trigger fired) resets the stream; the sampler follows the
+        `apply="reset"` (or its trigger fired) resets the session; the sampler follows the
         settings that changed."""
         resets = sorted(changes(self.params, params)["reset"])
         old, self.params, self.settings = self.settings, dict(params), settings
-        new_stream = settings.chunk_frames != old.chunk_frames
-        if new_stream:
-            self.stream = self.stream_for()
+        new_session = settings.chunk_frames != old.chunk_frames
+        if new_session:
+            self.session = self.session_for()
             self.text.invalidate()  # a new cache: the current prompt's K/V are rebuilt
         else:
-            sampler = self.stream.sampler
+            sampler = self.session.sampler
             if settings.steps != old.steps:
                 sampler.set_steps(settings.steps)
             if settings.seed != old.seed:
@@ -231,34 +231,35 @@ class StreamingVace:
             if settings.strength != old.strength:
                 sampler.set_strength(settings.strength)
         if self.references.update(settings.reference_images):
-            self.stream.sink_written = False  # written (again) before the next chunk
-            if not self.references.used and not self.stream.first:
+            self.session.sink_written = False  # written (again) before the next chunk
+            if not self.references.used and not self.session.first:
                 resets.append("reference_images")  # the sink must stop steering
         if resets:
             log.info("%s: cache reset, the stream starts afresh with the current prompt",
                      ", ".join(resets))
-            self._reset(new_stream=new_stream)
+            self._reset(new_session=new_session)
         for key, path in settings.keyframes.items():
             if path and path != old.keyframes[key]:
                 self.due.add(key)
         self.images.forget({*settings.reference_images, settings.mask_image,
                             *settings.keyframes.values()})
 
-    def _reset(self, new_stream: bool = False) -> None:
-        """Start the stream afresh; the text K/V (the *current* prompt) stay."""
-        if not new_stream:  # a new stream starts fresh anyway
-            self.stream.reset()
+    def _reset(self, new_session: bool = False) -> None:
+        """Start the session afresh; the text K/V (the *current* prompt) stay."""
+        if not new_session:  # a new session starts fresh anyway
+            self.session.reset()
         self.annotation.reset()
         self.due = set(KEYFRAMES)
 
     # ------------------------------------------------------------------------ generation
-    def _key(self, stream: GenerationStream, chunk: Chunk, cut: int, plan: modes.Plan) -> tuple:
-        return key(stream, chunk, cut, plan, self.references.latents is not None, self.due)
+    def _key(self, session: GenerationSession, chunk: Chunk, cut: int,
+             plan: modes.Plan) -> tuple:
+        return key(session, chunk, cut, plan, self.references.latents is not None, self.due)
 
     def _generate(self, chunk: Chunk, settings: ChunkSettings, plan: modes.Plan) -> list[Frame]:
-        stream = self.stream
-        cut = self.planner.cut(stream, chunk)
-        ahead = self.contexts.take(self._key(stream, chunk, cut, plan))
+        session = self.session
+        cut = self.planner.cut(session, chunk)
+        ahead = self.contexts.take(self._key(session, chunk, cut, plan))
         if cut < 0:  # the chunk size grew since it was taken
             self.stats.count("dropped_vace", len(chunk.frames))
             return []
@@ -268,31 +269,33 @@ class StreamingVace:
         self._log_mode(self._in_use(plan, chunk, inputs.masks, settings))
 
         update = self.text.update(settings.prompts, settings.prompt_blend,
-                                  settings.transition_chunks, wait=not stream.text_ready)
+                                  settings.transition_chunks, wait=not session.text_ready)
         if update.error and update.error != self._text_error:
             log.error("%s; the previous prompt keeps playing", update.error)
         self._text_error = update.error
 
         with self.timer.stage("cache"):  # what the cache must hold before the chunk
             if update.changed:
-                stream.sampler.set_text(update.embeddings)
-            if update.recache and not stream.first:
-                replayed = stream.sampler.recache()
+                session.sampler.set_text(update.embeddings)
+            if update.recache and not session.first:
+                replayed = session.sampler.recache()
                 log.info("prompt cut: re-ran %d cached frames with the new prompt", replayed)
-            if self.references.latents is not None and not stream.sink_written:
-                write_sink(stream.sampler, *self.references.sink_frames(stream.cache.layout.sink))
-                stream.sink_written = True
+            if self.references.latents is not None and not session.sink_written:
+                write_sink(session.sampler,
+                           *self.references.sink_frames(session.cache.layout.sink))
+                session.sink_written = True
         with self.timer.stage("encode"):
-            init, timesteps = self._video_start(stream, inputs.images, plan, settings)
-        context = self._context(stream, ahead, inputs, plan, settings)
+            init, timesteps = self._video_start(session, inputs.images, plan, settings)
+        context = self._context(session, ahead, inputs, plan, settings)
         with self.timer.stage("dit"):
-            latents = stream.sampler.generate_chunk(vace=context, init=init, timesteps=timesteps)
+            latents = session.sampler.generate_chunk(vace=context, init=init,
+                                                     timesteps=timesteps)
         if context is not None:
-            stream.context.release(context)
+            session.context.release(context)
         with self.timer.stage("decode"):
-            pixels = stream.decoder.decode(latents, settings.decoder)
+            pixels = session.decoder.decode(latents, settings.decoder)
             download = self.staging.download(pixels_to_frames(pixels)[0])
-        stream.chunks += 1
+        session.chunks += 1
         self._encode_ahead(settings, plan)
         out = download.numpy()
         self.timer.report(self.stats)
@@ -301,7 +304,7 @@ class StreamingVace:
         return [Frame(self._output(image), f.t_capture, f.index, meta)
                 for image, f in zip(out, inputs.frames)]
 
-    def _video_start(self, stream: GenerationStream, images: list[np.ndarray],
+    def _video_start(self, session: GenerationSession, images: list[np.ndarray],
                      plan: modes.Plan, settings: ChunkSettings
                      ) -> tuple[torch.Tensor | None, list[float] | None]:
         """Video-to-video: the noised input latents and the timesteps they start at."""
@@ -310,19 +313,19 @@ class StreamingVace:
         raw = fit_frames(images, self.gen_width, self.gen_height)
         scale = settings.noise_scale
         if settings.noise_controller:
-            scale = stream.motion(raw, scale)
-        latents = stream.encode_input(self.staging.pixels("input", raw)).float()
-        noise = stream.sampler.noise(stream.cache.next_frame, 0, latents.shape)
+            scale = session.motion(raw, scale)
+        latents = session.encode_input(self.staging.pixels("input", raw)).float()
+        noise = session.sampler.noise(session.cache.next_frame, 0, latents.shape)
         return (noise * scale + latents * (1.0 - scale),
-                start_timesteps(stream.sampler.timesteps, scale))
+                start_timesteps(session.sampler.timesteps, scale))
 
-    def _context(self, stream: GenerationStream, ahead: Encoded | None, inputs: Inputs,
+    def _context(self, session: GenerationSession, ahead: Encoded | None, inputs: Inputs,
                  plan: modes.Plan, settings: ChunkSettings) -> torch.Tensor | None:
         """The chunk's VACE context (None when unused): the one encoded ahead, or one planned
         and encoded now, in line."""
         if ahead is None:
-            job = self.planner.job(stream, inputs, plan, settings, self.due)
-            ahead = None if job is None else self.contexts.inline(stream, job)
+            job = self.planner.job(session, inputs, plan, settings, self.due)
+            ahead = None if job is None else self.contexts.inline(session, job)
         self.due.clear()
         return None if ahead is None else self.contexts.context(ahead)
 
@@ -331,17 +334,17 @@ class StreamingVace:
         it (see `ahead`)."""
         if not self.pending or not self.contexts.wants(self.pending[0]):
             return
-        chunk, stream = self.pending[0], self.stream
-        cut = self.planner.cut(stream, chunk)
+        chunk, session = self.pending[0], self.session
+        cut = self.planner.cut(session, chunk)
         if cut < 0:
             return
         try:
             inputs = self.planner.inputs(chunk, cut, plan, "annotate_ahead_wait")
         except Exception:  # noqa: BLE001 - raised again, and reported, when the chunk's turn comes
             return
-        job = self.planner.job(stream, inputs, plan, settings, self.due)
+        job = self.planner.job(session, inputs, plan, settings, self.due)
         if job is not None:
-            self.contexts.ahead(self._key(stream, chunk, cut, plan), stream, chunk, job)
+            self.contexts.ahead(self._key(session, chunk, cut, plan), session, chunk, job)
 
     def _output(self, image: np.ndarray) -> np.ndarray:
         if (self.gen_width, self.gen_height) == (self.width, self.height):

@@ -3,7 +3,7 @@ annotations, regions and keyframes into a `ContextJob` — whether that job is t
 line, when the chunk is generated, or ahead, while the DiT runs the chunk before (the lane
 decides, see `ahead.ContextLane`).
 
-A chunk is trimmed to the frames its stream needs (`cut`: the oldest go when the chunk size
+A chunk is trimmed to the frames its session needs (`cut`: the oldest go when the chunk size
 fell since the chunk was taken). The region to regenerate is the person masks, the mask image
 and the outpaint border together; keyframes due are written into the kept part. The input
 frames are fitted to the generation size only where the context uses them (raw-video control,
@@ -28,7 +28,7 @@ from livevace.pipelines.vace.settings import ChunkSettings
 from livevace.stats import Stats
 
 if TYPE_CHECKING:
-    from livevace.pipelines.vace.stream import GenerationStream
+    from livevace.pipelines.vace.session import GenerationSession
 
 
 @dataclass
@@ -47,7 +47,7 @@ class ContextJob:
 
 @dataclass
 class Inputs:
-    """A chunk trimmed to the frames its stream takes, with their annotations."""
+    """A chunk trimmed to the frames its session takes, with their annotations."""
 
     cut: int
     frames: list[Frame]
@@ -66,9 +66,9 @@ class ContextPlanner:
         self._stats = stats
 
     @staticmethod
-    def cut(stream: GenerationStream, chunk: Chunk) -> int:
-        """Oldest frames of `chunk` the stream does not take (negative: too few frames)."""
-        return len(chunk.frames) - stream.frames_needed
+    def cut(session: GenerationSession, chunk: Chunk) -> int:
+        """Oldest frames of `chunk` the session does not take (negative: too few frames)."""
+        return len(chunk.frames) - session.frames_needed
 
     def inputs(self, chunk: Chunk, cut: int, plan: Plan, wait: str) -> Inputs:
         """The chunk's frames from `cut` on with their annotations, waited for (the wait timed
@@ -82,7 +82,7 @@ class ContextPlanner:
                       None if controls is None else controls[cut:],
                       None if masks is None else masks[cut:])
 
-    def job(self, stream: GenerationStream, inputs: Inputs, plan: Plan,
+    def job(self, session: GenerationSession, inputs: Inputs, plan: Plan,
             settings: ChunkSettings, due: set[str]) -> ContextJob | None:
         """The chunk's context inputs on the host (None: no context), with the keyframes
         `due` now (the pipeline clears them once the chunk is generated)."""
@@ -111,7 +111,7 @@ class ContextPlanner:
             for k, image in keyframes.items():
                 at = 0 if k == "first" else -1
                 raw[at], region[at] = image, 0.0
-        return ContextJob((1, 3, len(images), h, w), stream.chunks, stream.first, video,
+        return ContextJob((1, 3, len(images), h, w), session.chunks, session.first, video,
                           None if region is None else raw, region)
 
     def _region(self, masks: list[np.ndarray] | None, plan: Plan,

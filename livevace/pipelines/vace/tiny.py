@@ -56,7 +56,7 @@ def visible(tae: TinyAutoencoder, mean: float = 0.5, std: float = 0.2) -> TinyAu
     last: nn.Conv2d = tae.decoder[-1]
     seen: list[torch.Tensor] = []
     hook = last.register_forward_hook(lambda _m, _i, out: seen.append(out))
-    tae.decoder_stream().decode(torch.randn(1, TINY_TAE.latent_channels, 3, 8, 8))
+    tae.causal_decoder().decode(torch.randn(1, TINY_TAE.latent_channels, 3, 8, 8))
     hook.remove()
     out = seen[0]
     scale = std / out.std()
