@@ -15,7 +15,8 @@ from pathlib import Path
 from livevace import __version__
 from livevace.errors import UserError
 
-COMMANDS = ("run", "sources", "bench", "models", "osc", "presets", "patches", "experiment")
+COMMANDS = ("run", "sources", "bench", "soak", "models", "osc", "presets", "patches",
+            "experiment")
 """Subcommands, each a module livevace.commands.<name> with `register(subparsers)`."""
 
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from livevace.config import RunConfig
 from livevace.errors import UserError
 from livevace.frames import Frame, Pipeline, Sink, Source, now
-from livevace.io import make_sink, make_source
+from livevace.io import make_sink, make_source, parse_sink, parse_source
 from livevace.io.capture import Capture, is_slate
 from livevace.io.sinkrunner import SinkRunner
 from livevace.pacing import Pacer
@@ -70,9 +70,9 @@ class Node:
     @classmethod
     def from_config(cls, config: RunConfig, store: ParamStore, pipeline: Pipeline,
                     stats: Stats | None = None, control: Ticker | None = None) -> "Node":
-        source = make_source(config.source_spec, config.width, config.height, config.fps,
+        source = make_source(parse_source(config.source), config.width, config.height, config.fps,
                              config.ndi_extra_ips)
-        sinks = [make_sink(spec) for spec in config.sink_specs]
+        sinks = [make_sink(parse_sink(spec)) for spec in config.sinks]
         if config.preview != "off" and not any(s.name == "preview" for s in sinks):
             from livevace.io.preview import PreviewSink, has_display
 

@@ -12,7 +12,7 @@ import math
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Literal
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, get_args
 
 from livevace.errors import UserError
 
@@ -348,6 +348,19 @@ def param(name: str) -> Param:
         near = difflib.get_close_matches(name, BY_NAME, n=3)
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
         raise ParamError(f"unknown parameter {name!r}{hint}") from None
+
+
+def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[Apply, frozenset[str]]:
+    """What changed from one snapshot to the next, grouped by when it takes effect
+    (`Param.apply`; every kind present): a value that differs, or a trigger fired in `after`.
+    A consumer acts per kind, so a new parameter needs no consumer edit to take effect."""
+    groups: dict[Apply, set[str]] = {kind: set() for kind in get_args(Apply)}
+    for name, value in after.items():
+        p = param(name)
+        changed = bool(value) if p.kind == "trigger" else before.get(name) != value
+        if changed:
+            groups[p.apply].add(name)
+    return {kind: frozenset(names) for kind, names in groups.items()}
 
 
 Listener = Callable[[str, Any], None]

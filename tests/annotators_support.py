@@ -74,7 +74,7 @@ def write_depth_anything(models_dir: Path, seed: int = 0) -> Path:
     from transformers import (DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config,
                               DPTImageProcessorPil)
 
-    from livevace.annotators.weights import DEPTH_ANYTHING_V2_SMALL
+    from livevace.store.annotator_files import DEPTH_ANYTHING_V2_SMALL
 
     folder = models_dir / DEPTH_ANYTHING_V2_SMALL.folder
     torch.manual_seed(seed)
@@ -98,7 +98,7 @@ def write_dpt_hybrid(models_dir: Path, seed: int = 0) -> Path:
     import torch
     from transformers import BitConfig, DPTConfig, DPTForDepthEstimation, DPTImageProcessorPil
 
-    from livevace.annotators.weights import DPT_HYBRID
+    from livevace.store.annotator_files import DPT_HYBRID
 
     folder = models_dir / DPT_HYBRID.folder
     torch.manual_seed(seed)
@@ -144,7 +144,7 @@ class TinyMidas:
     def write(self, models_dir: Path) -> Path:
         import torch
 
-        from livevace.annotators.weights import MIDAS_SMALL
+        from livevace.store.annotator_files import MIDAS_SMALL
 
         path = models_dir / MIDAS_SMALL.folder / MIDAS_SMALL.files[0]
         path.parent.mkdir(parents=True, exist_ok=True)

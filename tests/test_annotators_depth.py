@@ -12,7 +12,7 @@ import torch
 from annotators_support import TinyMidas, astronaut, write_depth_anything, write_dpt_hybrid
 from livevace.annotators import make_annotator
 from livevace.annotators.depth import load_estimator, resize_target
-from livevace.annotators.weights import DEPTH_ANYTHING_V2_SMALL
+from livevace.store.annotator_files import DEPTH_ANYTHING_V2_SMALL
 from livevace.errors import ModelError
 
 

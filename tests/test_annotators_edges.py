@@ -66,6 +66,6 @@ def test_bad_input_and_unknown_names_are_user_errors() -> None:
 
 
 def test_every_registry_control_has_a_factory() -> None:
-    from livevace.annotators import _FACTORIES
+    from livevace.annotators.factory import _FACTORIES
 
     assert set(CONTROLS) == set(_FACTORIES)

@@ -18,8 +18,9 @@ from pipeline_support import one_thread  # noqa: F401
 
 import livevace.models.wan.compiled as compiled
 from livevace.bench.dit import forward_flops
-from livevace.bench.pipeline import (MODES, PROFILE_CALLS, Assets, Settings, add_arguments,
-                                     build_rig, measure, step_list)
+from livevace.bench.measure import PROFILE_CALLS, measure
+from livevace.bench.pipeline import add_arguments
+from livevace.bench.rig import MODES, Assets, Settings, build_rig, step_list
 from livevace.bench.suite import SuiteRow, run_suite_row
 from livevace.cli import main
 from livevace.models.wan.blocks import EAGER

@@ -11,10 +11,11 @@ import torch
 
 from livevace.cli import main
 from livevace.errors import ModelError
-from livevace.models import vram
+from livevace.store import vram
 from livevace.models.wan.config import WAN21_VACE_1_3B
 from livevace.models.wan.tae import TAEConfig
-from livevace.models.wan.text import UMT5_XXL, PromptEmbeddings, WanTextEncoder
+from livevace.models.wan.text import UMT5_XXL, WanTextEncoder
+from livevace.pipelines.vace.embeddings import PromptEmbeddings
 from livevace.models.wan.vae import WanVAEConfig
 from livevace.pipelines.vace.models import RANDOM_1_3B, load_models
 from livevace.pipelines.vace.random_models import (RandomTextEmbedding, random_1_3b,

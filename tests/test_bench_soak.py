@@ -1,4 +1,4 @@
-"""`livevace bench soak`: the real node under real OSC over UDP, sampled; the one-hour row in
+"""`livevace soak`: the real node under real OSC over UDP, sampled; the one-hour row in
 BENCHMARKS.md comes from this code path. No timing bounds: the assertions are about what
 happened (traffic reached the node, the record's shape, the failure rules)."""
 
@@ -23,7 +23,7 @@ SAMPLE_KEYS = {"t_s", "dt_s", "rss_mb", "threads", "fds", "fps_out", "fresh_fps"
 def soak_command(tmp_path: Path, *extra: str) -> list[str]:
     """A short soak on the passthrough pipeline (nothing to load when the control changes:
     no interval without a fresh frame however loaded the machine is)."""
-    return [sys.executable, "-m", "livevace", "bench", "soak", "--minutes", "0.15",
+    return [sys.executable, "-m", "livevace", "soak", "--minutes", "0.15",
             "--interval", "2", "--pipeline", "passthrough", "--width", "192", "--height", "112",
             "--out", str(tmp_path), *extra]
 

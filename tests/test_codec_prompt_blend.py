@@ -9,8 +9,8 @@ import pytest
 import torch
 from codec_support import HeldEncoder, tiny_encoder
 
-from livevace.models.wan.prompt_blend import TextConditioner, blend, pad, slerp
-from livevace.models.wan.text import PromptEmbeddings
+from livevace.pipelines.vace.prompt_blend import TextConditioner, blend, pad, slerp
+from livevace.pipelines.vace.embeddings import PromptEmbeddings
 from livevace.params import Prompt, parse_prompts
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from livevace.models.wan.codec import LiveDecoder, frames_to_pixels, pixels_to_frames
+from livevace.models.wan.codec import frames_to_pixels, pixels_to_frames
+from livevace.pipelines.vace.live_decoder import LiveDecoder
 from livevace.models.wan.tae import TAEConfig, TinyAutoencoder
 from livevace.models.wan.vae import WanVAE, WanVAEConfig
 
@@ -28,7 +29,7 @@ def test_switch_keeps_frame_counts_and_primes_the_new_decoder():
     assert [o.shape[2] for o in outs] == [9, 12, 12, 12, 12]
     all_latents = torch.cat(chunks, 2)
     for i, name in enumerate(names):  # each chunk equals that decoder run over the whole stream
-        whole = c[name].decoder_stream().decode(all_latents)
+        whole = c[name].causal_decoder().decode(all_latents)
         start = 0 if i == 0 else 9 + 12 * (i - 1)
         torch.testing.assert_close(outs[i], whole[:, :, start:start + outs[i].shape[2]], rtol=1e-4, atol=1e-5)
 

@@ -89,11 +89,11 @@ def clip(frames: int, seed: int = 1) -> torch.Tensor:
 
 def test_encode_streams_equal_whole_and_framewise(tae):
     x = clip(13)
-    whole = tae.encoder_stream().encode(x)
+    whole = tae.causal_encoder().encode(x)
     assert whole.shape == (1, 16, 4, 4, 6)
-    stream, parts, t = tae.encoder_stream(), [], 0
+    encoder, parts, t = tae.causal_encoder(), [], 0
     for n in (5, 4, 4):
-        parts.append(stream.encode(x[:, :, t:t + n]))
+        parts.append(encoder.encode(x[:, :, t:t + n]))
         t += n
     torch.testing.assert_close(torch.cat(parts, 2), whole, rtol=1e-5, atol=1e-5)
     pixels01 = (x + 1) / 2  # taehv works in [0, 1]; frame 0 is repeated in front (Wan alignment)
@@ -104,10 +104,10 @@ def test_encode_streams_equal_whole_and_framewise(tae):
 
 def test_decode_streams_equal_whole_and_framewise(tae):
     z = torch.randn(1, 16, 5, 4, 6, generator=torch.Generator().manual_seed(2))
-    whole = tae.decoder_stream().decode(z)
+    whole = tae.causal_decoder().decode(z)
     assert whole.shape == (1, 3, 17, 32, 48)  # 1 + 4·4 frames, like the Wan VAE
-    stream = tae.decoder_stream()
-    parts = [stream.decode(z[:, :, :1]), stream.decode(z[:, :, 1:3]), stream.decode(z[:, :, 3:])]
+    decoder = tae.causal_decoder()
+    parts = [decoder.decode(z[:, :, :1]), decoder.decode(z[:, :, 1:3]), decoder.decode(z[:, :, 3:])]
     assert [p.shape[2] for p in parts] == [1, 8, 8]
     torch.testing.assert_close(torch.cat(parts, 2), whole, rtol=1e-5, atol=1e-5)
     ref = torch.stack(sequential(tae.decoder, list(z.unbind(2))), 2)[:, :, 3:]  # taehv trims 3
@@ -140,7 +140,7 @@ def test_real_shape_layout():
 
 
 def test_chunk_lengths_checked(tae):
-    s = tae.encoder_stream()
+    s = tae.causal_encoder()
     with pytest.raises(ValueError):
         s.encode(clip(4))
 
@@ -172,8 +172,8 @@ def test_streams_feed_every_convolution_channels_last(tae):
     convs = [m for m in tae.modules() if isinstance(m, nn.Conv2d)]
     hooks = [c.register_forward_pre_hook(check) for c in convs]
     try:
-        tae.decoder_stream().decode(torch.randn(1, 16, 3, 4, 6))
-        tae.encoder_stream().encode(clip(5))
+        tae.causal_decoder().decode(torch.randn(1, 16, 3, 4, 6))
+        tae.causal_encoder().encode(clip(5))
     finally:
         for h in hooks:
             h.remove()

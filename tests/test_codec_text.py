@@ -11,8 +11,8 @@ from codec_support import TEXT_LEN, TINY, HeldEncoder, tiny_encoder, wan_t5_refe
 from safetensors.torch import save_file
 
 from livevace.errors import ModelError
-from livevace.models.wan.text import (Fp8Linear, PromptEmbeddings, WanTextEncoder, clean_text, convert_wan_t5_keys,
-                                      load_umt5, umt5_config)
+from livevace.models.wan.text import Fp8Linear, WanTextEncoder, clean_text, convert_wan_t5_keys, load_umt5, umt5_config
+from livevace.pipelines.vace.embeddings import PromptEmbeddings
 
 PROMPTS = ["a neon city at night", "slow motion smoke, red and blue light in the rain on the street"]
 

@@ -1,4 +1,4 @@
-"""The Wan VAE encoder compiled for streams' steady state (`vae_compiled`): the same latents
+"""The Wan VAE encoder compiled for its steady state (`vae_compiled`): the same latents
 and causal memory as eager, graphs made only while learning, first chunks always eager.
 
 Dynamo captures the real encoder (its state-dict mutations included); the "aot_eager" backend
@@ -32,20 +32,20 @@ def clip(frames: int, seed: int = 1) -> torch.Tensor:
     return torch.rand(1, 3, frames, 32, 48, generator=g) * 2 - 1
 
 
-def stream_latents(vae: WanVAE, x: torch.Tensor, chunks: tuple[int, ...]) -> list[torch.Tensor]:
-    stream, out, t = vae.encoder_stream(), [], 0
+def chunked_latents(vae: WanVAE, x: torch.Tensor, chunks: tuple[int, ...]) -> list[torch.Tensor]:
+    encoder, out, t = vae.causal_encoder(), [], 0
     for n in chunks:
-        out.append(stream.encode(x[:, :, t:t + n]))
+        out.append(encoder.encode(x[:, :, t:t + n]))
         t += n
     return out
 
 
 def test_compiled_steady_state_streams_the_same_latents(vae) -> None:
     x, chunks = clip(17), (1, 4, 4, 4, 4)
-    eager = stream_latents(vae, x, chunks)
+    eager = chunked_latents(vae, x, chunks)
     vae.steady = SteadyEncoder(vae.encoder, backend="aot_eager")
     with vae.steady.learning():
-        compiled = stream_latents(vae, x, chunks)
+        compiled = chunked_latents(vae, x, chunks)
     assert vae.steady.calls == 4  # every later chunk; the first has no memory yet
     for a, b in zip(eager, compiled, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
@@ -54,16 +54,16 @@ def test_compiled_steady_state_streams_the_same_latents(vae) -> None:
 def test_graphs_are_made_only_while_learning(vae) -> None:
     steady = vae.steady = SteadyEncoder(vae.encoder, backend="aot_eager")
     with steady.learning():
-        stream_latents(vae, clip(9), (1, 4, 4))
+        chunked_latents(vae, clip(9), (1, 4, 4))
     assert steady.calls == 2 and len(steady.shapes) == 1
-    stream_latents(vae, clip(13, seed=2), (1, 4, 4, 4))  # a learned shape: compiled, live
+    chunked_latents(vae, clip(13, seed=2), (1, 4, 4, 4))  # a learned shape: compiled, live
     assert steady.calls == 5
     x = clip(17, seed=3)
     eager = WanVAE(CFG).eval()
     eager.load_state_dict(vae.state_dict())
-    out = stream_latents(vae, x, (1, 8, 8))  # 8-frame chunks were never learned: eager
+    out = chunked_latents(vae, x, (1, 8, 8))  # 8-frame chunks were never learned: eager
     assert steady.calls == 5 and len(steady.shapes) == 1
-    for a, b in zip(stream_latents(eager, x, (1, 8, 8)), out, strict=True):
+    for a, b in zip(chunked_latents(eager, x, (1, 8, 8)), out, strict=True):
         torch.testing.assert_close(b, a, rtol=0, atol=0)
 
 
@@ -80,11 +80,11 @@ def test_the_graph_runs_a_channels_last_twin_and_eager_keeps_its_weights(vae) ->
     assert pairs and all(t is not m and torch.equal(t.weight, m.weight) for m, t in pairs)
     assert all(t.weight.is_contiguous(memory_format=torch.channels_last_3d)
                and m.weight.is_contiguous() for m, t in pairs)
-    stream = vae.encoder_stream()
+    encoder = vae.causal_encoder()
     with steady.learning():
-        stream.encode(clip(1))
-        stream.encode(clip(4))  # through the twin: the memory must still be the stream's own
-    assert set(stream.state) <= set(vae.encoder.modules()) | {vae.quant_conv}
+        encoder.encode(clip(1))
+        encoder.encode(clip(4))  # through the twin: the memory must still be the encoder's own
+    assert set(encoder.state) <= set(vae.encoder.modules()) | {vae.quant_conv}
 
 
 def test_one_graph_per_shape_whatever_came_before(vae) -> None:
@@ -96,8 +96,8 @@ def test_one_graph_per_shape_whatever_came_before(vae) -> None:
 
     vae.steady = SteadyEncoder(vae.encoder, backend=backend)
     with vae.steady.learning():  # later chunks after a 1-frame, a 5-frame and a 4-frame one
-        stream_latents(vae, clip(13), (1, 4, 4, 4))
-        stream_latents(vae, clip(13), (5, 4, 4))
+        chunked_latents(vae, clip(13), (1, 4, 4, 4))
+        chunked_latents(vae, clip(13), (5, 4, 4))
     assert vae.steady.calls == 5 and len(graphs) == 1
 
 
@@ -110,18 +110,18 @@ def test_a_learned_shape_that_fails_a_guard_runs_eagerly_uncompiled(vae, caplog)
 
     steady = vae.steady = SteadyEncoder(vae.encoder, backend=backend)
     with steady.learning():
-        stream_latents(vae, clip(9), (1, 4, 4))
+        chunked_latents(vae, clip(9), (1, 4, 4))
     x = clip(9, seed=4)
-    stream = vae.encoder_stream()
-    stream.encode(x[:, :, :1])
-    stream.state = {m: t.transpose(3, 4).contiguous().transpose(3, 4)  # same values, new strides
-                    if isinstance(t, torch.Tensor) else t for m, t in stream.state.items()}
+    encoder = vae.causal_encoder()
+    encoder.encode(x[:, :, :1])
+    encoder.state = {m: t.transpose(3, 4).contiguous().transpose(3, 4)  # same values, new strides
+                     if isinstance(t, torch.Tensor) else t for m, t in encoder.state.items()}
     expected = WanVAE(CFG).eval()
     expected.load_state_dict(vae.state_dict())
-    reference = expected.encoder_stream()
+    reference = expected.causal_encoder()
     reference.encode(x[:, :, :1])
     calls = steady.calls
-    torch.testing.assert_close(stream.encode(x[:, :, 1:5]), reference.encode(x[:, :, 1:5]))
+    torch.testing.assert_close(encoder.encode(x[:, :, 1:5]), reference.encode(x[:, :, 1:5]))
     assert len(graphs) == 1 and steady.calls == calls  # eager: nothing compiled live
     assert not steady.shapes  # …and that shape is no longer tried, after one line saying so
     assert [r.getMessage() for r in caplog.records if r.name == "livevace.vace"] == [

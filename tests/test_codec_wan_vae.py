@@ -1,5 +1,5 @@
 """Wan VAE: equal to diffusers' AutoencoderKLWan (the reference), streaming equal to whole-clip,
-both weight layouts, wrong files rejected, the all-zeros stream computed once."""
+both weight layouts, wrong files rejected, the latents of an all-zeros video computed once."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_encode_equals_diffusers(reference, ours):
     x = clip(13)
     with torch.no_grad():
         mu = reference.encode(x).latent_dist.mean
-    z = ours.encoder_stream().encode(x)
+    z = ours.causal_encoder().encode(x)
     assert z.shape == (1, 16, 4, 4, 6)
     torch.testing.assert_close(z, (mu - MEAN) / STD, rtol=1e-5, atol=1e-5)
 
@@ -90,7 +90,7 @@ def test_decode_equals_diffusers(reference, ours):
     z = torch.randn(1, 16, 4, 4, 6, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         ref = reference.decode(z * STD + MEAN).sample
-    out = ours.decoder_stream().decode(z)
+    out = ours.causal_decoder().decode(z)
     assert out.shape == (1, 3, 13, 32, 48)
     assert (out.abs() < 0.99).float().mean() > 0.5  # not a saturated, trivially clamped picture
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
@@ -99,33 +99,33 @@ def test_decode_equals_diffusers(reference, ours):
 @pytest.mark.parametrize("chunks", [(1, 4, 4, 4), (5, 8), (9, 4)])
 def test_streaming_encode_equals_whole_clip(ours, chunks):
     x = clip(13, seed=3)
-    whole = ours.encoder_stream().encode(x)
-    stream, parts, t = ours.encoder_stream(), [], 0
+    whole = ours.causal_encoder().encode(x)
+    encoder, parts, t = ours.causal_encoder(), [], 0
     for n in chunks:
-        parts.append(stream.encode(x[:, :, t:t + n]))
+        parts.append(encoder.encode(x[:, :, t:t + n]))
         t += n
     torch.testing.assert_close(torch.cat(parts, 2), whole, rtol=1e-5, atol=1e-5)
 
 
 def test_streaming_decode_counts_and_equality(ours):
     z = torch.randn(1, 16, 5, 4, 6, generator=torch.Generator().manual_seed(4))
-    whole = ours.decoder_stream(latents_per_pass=5).decode(z)
-    stream = ours.decoder_stream()
-    parts = [stream.decode(z[:, :, :1]), stream.decode(z[:, :, 1:3]), stream.decode(z[:, :, 3:])]
+    whole = ours.causal_decoder(latents_per_pass=5).decode(z)
+    decoder = ours.causal_decoder()
+    parts = [decoder.decode(z[:, :, :1]), decoder.decode(z[:, :, 1:3]), decoder.decode(z[:, :, 3:])]
     assert [p.shape[2] for p in parts] == [1, 8, 8]
     torch.testing.assert_close(torch.cat(parts, 2), whole, rtol=1e-5, atol=1e-5)
 
 
-def test_separate_streams_do_not_mix(ours):
+def test_separate_encoders_do_not_mix(ours):
     a, b = clip(9, seed=5), clip(9, seed=6)
-    s1, s2 = ours.encoder_stream(), ours.encoder_stream()
+    s1, s2 = ours.causal_encoder(), ours.causal_encoder()
     interleaved = [s1.encode(a[:, :, :5]), s2.encode(b[:, :, :5]), s1.encode(a[:, :, 5:]), s2.encode(b[:, :, 5:])]
-    torch.testing.assert_close(torch.cat(interleaved[0::2], 2), ours.encoder_stream().encode(a))
-    torch.testing.assert_close(torch.cat(interleaved[1::2], 2), ours.encoder_stream().encode(b))
+    torch.testing.assert_close(torch.cat(interleaved[0::2], 2), ours.causal_encoder().encode(a))
+    torch.testing.assert_close(torch.cat(interleaved[1::2], 2), ours.causal_encoder().encode(b))
 
 
 def test_bad_chunk_lengths_refused(ours):
-    s = ours.encoder_stream()
+    s = ours.causal_encoder()
     with pytest.raises(ValueError, match="1\\+4k"):
         s.encode(clip(4))
     s.encode(clip(5))
@@ -135,24 +135,24 @@ def test_bad_chunk_lengths_refused(ours):
         s.encode(torch.zeros(1, 3, 4, 32, 44))
 
 
-def test_zero_stream_cached_and_exact(ours):
+def test_zero_latents_cached_and_exact(ours):
     first, later, n = (1, 3, 5, 16, 16), (1, 3, 4, 16, 16), 40
-    plain = ours.encoder_stream()
+    plain = ours.causal_encoder()
     expected = [plain.encode(torch.zeros(first))] + [plain.encode(torch.zeros(later)) for _ in range(n - 1)]
-    cached_a, cached_b = ours.encoder_stream(), ours.encoder_stream()
+    cached_a, cached_b = ours.causal_encoder(), ours.causal_encoder()
     got_a = [cached_a.encode_zeros(first, "cpu")] + [cached_a.encode_zeros(later, "cpu") for _ in range(n - 1)]
     run = ours._zeros._runs[(1, 16, 16, torch.device("cpu"), torch.float32)]
     computed = len(run)
     got_b = [cached_b.encode_zeros(first, "cpu")] + [cached_b.encode_zeros(later, "cpu") for _ in range(n - 1)]
-    assert computed < n and len(run) == computed  # converged; the second stream computed nothing
+    assert computed < n and len(run) == computed  # converged; the second encoder computed nothing
     assert all(x is y for x, y in zip(got_a, got_b))
     for e, g in zip(expected, got_a):
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
     real = torch.rand(later, generator=torch.Generator().manual_seed(7))
-    # the stream turns non-zero: it continues from the zeros' memory as if it had encoded all along
+    # the encoder turns non-zero: it continues from the zeros' memory as if it had encoded all along
     torch.testing.assert_close(cached_a.encode(real), plain.encode(real), rtol=1e-4, atol=1e-5)
-    # a stream that took early cached latents (no memory kept for them) replays the zeros first
-    late, replayed = ours.encoder_stream(), ours.encoder_stream()
+    # an encoder that took early cached latents (no memory kept for them) replays the zeros first
+    late, replayed = ours.causal_encoder(), ours.causal_encoder()
     late.encode_zeros(first, "cpu")
     late.encode_zeros(later, "cpu")
     assert late.state is None
@@ -167,14 +167,15 @@ def test_diffusers_folder_loads(reference, tmp_path):
     x = clip(5, seed=8)
     with torch.no_grad():
         mu = reference.encode(x).latent_dist.mean
-    torch.testing.assert_close(vae.encoder_stream().encode(x), (mu - MEAN) / STD, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(vae.causal_encoder().encode(x), (mu - MEAN) / STD, rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_bf16(ours, reference, tmp_path):
     vae = ours.to(torch.bfloat16)
     try:
         z = torch.randn(1, 16, 2, 4, 6, generator=torch.Generator().manual_seed(9))
-        out = vae.decoder_stream().decode(z)
+        out = vae.causal_decoder().decode(z)
         assert out.dtype == torch.bfloat16 and out.shape == (1, 3, 5, 32, 48)
         with torch.no_grad():
             ref = reference.decode(z * STD + MEAN).sample

@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 
 from livevace.cli import main
 from livevace.errors import ModelError
-from livevace.models import catalog, download, headers, paths
+from livevace.store import catalog, download, headers, paths
 from livevace.params import param
 
 ITEMSIZE = {"F32": 4, "BF16": 2, "F16": 2, "U8": 1}
@@ -453,7 +453,7 @@ def test_models_command_lists_and_verifies(dirs: tuple[Path, Path],
 
 
 def test_docs_show_the_catalogue_and_the_numbers_it_implies(capsys: pytest.CaptureFixture[str]) -> None:
-    from livevace.models import vram
+    from livevace.store import vram
 
     root = Path(__file__).resolve().parents[1]
     assert main(["models", "list", "--markdown"]) == 0

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from livevace.errors import ModelError
-from livevace.models import catalog, vram
-from livevace.models.vram import GB, VramSettings, estimate
+from livevace.store import catalog, vram
+from livevace.store.vram import GB, VramSettings, estimate
 
 BASE = VramSettings()
 

@@ -9,10 +9,12 @@ from dataclasses import asdict
 
 import pytest
 
-from livevace import __version__, config
+from livevace import __version__
+from livevace.commands import node_options as config
 from livevace.cli import build_parser, main
 from livevace.config import RunConfig
 from livevace.errors import UserError
+from livevace.io.specs import parse_sink
 
 NO_OSC = ["--osc-port", "-1", "--oscquery-port", "-1", "--no-zeroconf"]
 QUIET = [*NO_OSC, "--no-preview"]
@@ -96,7 +98,7 @@ def test_presets_layer_and_the_command_line_wins(tmp_path):
     assert (cfg.width, cfg.height, cfg.fps) == (1280, 736, 60.0)
     assert cfg.sinks == ("ndi:club", "record:club.mp4")
     assert cfg.params == {"control": "edges", "seed": "9"}
-    assert [s.kind for s in cfg.sink_specs] == ["ndi", "record"]
+    assert [parse_sink(s).kind for s in cfg.sinks] == ["ndi", "record"]
     strong = config.load(["stratification/strong"])  # the control engineer's files layer too
     assert strong.params["vace_refinement_scale"] == pytest.approx(0.2)
 

@@ -9,6 +9,7 @@ from livevace.params import (
     ParamError,
     ParamStore,
     Prompt,
+    changes,
     format_prompts,
     param,
     parse_prompts,
@@ -119,3 +120,15 @@ def test_store_is_thread_safe():
     for t in threads:
         t.join()
     assert 0 <= store.get("seed") < 4000
+
+
+def test_changes_are_grouped_by_when_they_take_effect():
+    """The pipelines act per `apply` kind: a new reset parameter resets without a pipeline
+    edit. A trigger counts when fired; equal values are no change."""
+    before = ParamStore().snapshot()
+    after = {**before, "seed": 7, "denoising_steps": (1000, 500), "reset_cache": True,
+             "prompt": parse_prompts("a whale"), "pause": True}
+    groups = changes(before, after)
+    assert groups == {"reset": {"denoising_steps", "reset_cache"}, "chunk": {"seed"},
+                      "transition": {"prompt"}, "immediate": {"pause"}, "reload": set()}
+    assert not any(changes(after, {**after, "reset_cache": False}).values())

@@ -1,7 +1,7 @@
 """The VACE context against the reference: diffusers' `WanVACEPipeline.prepare_video_latents`
 and `prepare_masks` (the numerical reference for Wan models), run with an `AutoencoderKLWan`
 holding the same random weights as our VAE. Streamed chunk by chunk, ours must equal the
-reference on the whole clip; references and a stream restarted mid-video line up too."""
+reference on the whole clip; references and an encoder restarted mid-video line up too."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from diffusers import AutoencoderKLWan, WanVACEPipeline
 
 from livevace.models.wan.vae import WanVAE, WanVAEConfig
-from livevace.pipelines.vace.context import ContextEncoder, StreamEncoder, reference_context
+from livevace.pipelines.vace.context import ContextEncoder, SessionEncoder, reference_context
 
 CFG = WanVAEConfig(base_dim=4)
 H = W = 32
@@ -103,14 +103,14 @@ def test_reference_context_matches_vaces_reference_frames(vaes) -> None:
     video, mask = clip(9)
     image = torch.rand(3, H, W, generator=torch.Generator().manual_seed(3)) * 2 - 1
     expected = reference(ref, video, mask, [image])[:, :, :1]  # the reference frame in front
-    latent = ours.encoder_stream().encode(image[None, :, None]).float()
+    latent = ours.causal_encoder().encode(image[None, :, None]).float()
     got = reference_context(latent)
     assert torch.allclose(got[:, :32], expected[:, :32], atol=1e-4, rtol=1e-4)
     assert torch.equal(got[:, 32:], expected[:, 32:])  # mask 0: keep as given
 
 
 @pytest.mark.parametrize("frame, changed", [(12, [0, 1, 2]), (13, [1, 2])])
-def test_a_stream_started_mid_video_keeps_the_latent_groups_aligned(vaes, frame: int,
+def test_an_encoder_started_mid_video_keeps_the_latent_groups_aligned(vaes, frame: int,
                                                                    changed: list[int]) -> None:
     """Restarted on a later chunk (frames 9..20), latent k still covers frames 9+4k..12+4k."""
     ours, _ = vaes
@@ -119,7 +119,7 @@ def test_a_stream_started_mid_video_keeps_the_latent_groups_aligned(vaes, frame:
     edited[:, :, frame] = -edited[:, :, frame]
     out = []
     for v in (video, edited):
-        encoder = StreamEncoder(ours)
+        encoder = SessionEncoder(ours)
         out.append(encoder.encode(v[:, :, 9:21], (1, 3, 12, H, W), torch.device("cpu"), 1, False))
     assert out[0].shape[2] == 3
     differs = [(out[0][:, :, k] - out[1][:, :, k]).abs().max().item() > 1e-6 for k in range(3)]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from livevace.pipelines.vace.pipeline import StreamingVace
-from livevace.pipelines.vace.stream import pixel_frames
+from livevace.pipelines.vace.session import pixel_frames
 from pipeline_support import SIZE, images, models, one_thread, run_node, store_with  # noqa: F401
 
 T2V = dict(vace_enabled=False, noise_scale=1.0, transition_chunks=0, prompt="a red fox")
@@ -55,7 +55,7 @@ def test_steps_change_resets_the_stream_and_says_so(models, plain,  # noqa: F811
     caplog.set_level(logging.INFO)
     bursts = run(models, 3, changes={3: {"denoising_steps": (1000, 500)}})
     assert "denoising_steps: cache reset" in caplog.text
-    assert [len(b) for b in bursts[:3]] == [9, 9, 12]  # chunk 1 starts a new stream
+    assert [len(b) for b in bursts[:3]] == [9, 9, 12]  # chunk 1 starts a new session
     fresh = run(models, 1, denoising_steps=(1000, 500))
     assert np.array_equal(images(bursts[1]), images(fresh[0]))
 
@@ -78,10 +78,10 @@ def test_chunk_size_switches_between_3_and_1_latent_frames(models,  # noqa: F811
     caplog.set_level(logging.INFO)
     bursts = run(models, 6, changes={3: {"chunk_frames": 1}, 6: {"chunk_frames": 3}})
     sizes = [len(b) for b in bursts]
-    # lower latency from chunk 1 on: the held chunk (the new stream's first) and the call's
+    # lower latency from chunk 1 on: the held chunk (the new session's first) and the call's
     # own come out together, and no chunk is annotated ahead any more (lookahead 0)
     assert sizes[:4] == [9, pixel_frames(1, True) + 4, 4, 4]
-    assert 9 in sizes[4:]  # and back: a new stream of 3-latent chunks
+    assert 9 in sizes[4:]  # and back: a new session of 3-latent chunks
     assert "chunk_frames: cache reset" in caplog.text
 
 
@@ -101,7 +101,7 @@ def test_references_swap_live_and_bad_paths_are_rejected(models, tmp_path: Path,
         3: {"reference_images": (second, missing)}, 5: {"reference_images": ()}})
     assert f"reference image {missing}: no such file; going on without it" in caplog.text
     assert "reference images: " + second in caplog.text
-    # the swap rewrote the sink in place (the stream went on); removing them all reset it
+    # the swap rewrote the sink in place (the session went on); removing them all reset it
     assert [len(b) for b in with_refs[:5]] == [9, 12, 12, 9, 12]
     assert "reference_images: cache reset" in caplog.text
     without = run(models, 2)

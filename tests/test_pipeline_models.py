@@ -15,7 +15,7 @@ import pytest
 
 from livevace.config import RunConfig
 from livevace.errors import ModelError, UserError
-from livevace.models import catalog, vram
+from livevace.store import catalog, vram
 from livevace.params import ParamStore
 from livevace.pipelines import create
 from livevace.pipelines.controlmap import ControlMap
@@ -134,7 +134,7 @@ def test_on_a_cpu_the_generator_works_small_unless_the_size_was_given(
         argv: list[str], size: tuple[int, int], says: str | None, models_dir,
         caplog: pytest.LogCaptureFixture) -> None:
     from livevace.cli import build_parser
-    from livevace.config import from_args
+    from livevace.commands.node_options import from_args
 
     caplog.set_level(logging.INFO, logger="livevace.vace")
     args = build_parser(["run"]).parse_args(["run", *QUIET, *argv])

@@ -14,7 +14,7 @@ import pytest
 
 from livevace.io.video import VideoSource
 from livevace.pipelines.vace.pipeline import StreamingVace
-from livevace.pipelines.vace.stream import pixel_frames
+from livevace.pipelines.vace.session import pixel_frames
 from pipeline_support import (SIZE, images, make_clip, models, one_thread,  # noqa: F401
                               run_node, store_with)
 
@@ -156,21 +156,21 @@ def test_input_frames_are_fitted_only_where_the_context_uses_them(
         settings: dict, fitted: bool, models, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     """Stacking the input frames is host time the GPU waits for at a chunk boundary (≈ 2.5 ms
     per chunk at 832×480): a context that does not use them must not pay for it."""
-    import livevace.pipelines.vace.pipeline as vp
+    import livevace.pipelines.vace.planner as vp
 
     given: list[list[np.ndarray]] = []
     fitted_inputs: list[bool] = []
-    context_job, fit_frames = StreamingVace._context_job, vp.fit_frames
+    context_job, fit_frames = vp.ContextPlanner.job, vp.fit_frames
 
-    def job(self, stream, images, *args, **kwargs):
-        given.append(images)
-        return context_job(self, stream, images, *args, **kwargs)
+    def job(self, session, inputs, *args, **kwargs):
+        given.append(inputs.images)
+        return context_job(self, session, inputs, *args, **kwargs)
 
     def fit(frames, width, height):
         fitted_inputs.append(any(frames is images for images in given))
         return fit_frames(frames, width, height)
 
-    monkeypatch.setattr(StreamingVace, "_context_job", job)
+    monkeypatch.setattr(vp.ContextPlanner, "job", job)
     monkeypatch.setattr(vp, "fit_frames", fit)
     store = store_with(**settings)
     bursts, _, _ = run_node(StreamingVace(models, SIZE, SIZE, store.snapshot()), store, 2)

@@ -86,7 +86,7 @@ def test_graphs_are_captured_in_prepare_and_never_live(cuda_models) -> None:
             n = pipeline.frames_per_call
             sizes.append(len(pipeline([Frame(frame(k), 0.0, k) for k in range(n)],
                                       live(store))))
-        assert sizes == [1, 4, 4]  # the new stream's first chunk is one frame
+        assert sizes == [1, 4, 4]  # the new session's first chunk is one frame
         assert graphs.captures == 2 * captured and graphs.eager_steps > 0  # eager, no capture
         assert steady.shapes == learned  # the new size's encodes ran eagerly, uncompiled
         pipeline.close()

@@ -1,8 +1,8 @@
 """The next chunk's VACE context encoded ahead (`overlap`) gives exactly the pictures of the
-serial order, whatever lands in between: on a CPU the lane is the current stream, so the
+serial order, whatever lands in between: on a CPU there is no second CUDA stream, so the
 same speculation, commit and rollback logic runs inline, in the overlapped order (with the
 Wan VAE and with the tiny encoder as the control's encoder). Also: the
-zeros of a VACE stream switched on mid-video come from the shared cache, `prepare` on a CPU,
+zeros of VACE switched on mid-video come from the shared cache, `prepare` on a CPU,
 and `livevace run --no-compile`."""
 
 from __future__ import annotations
@@ -77,11 +77,11 @@ def test_overlapped_encodes_match_the_serial_order_through_every_kind_of_change(
         5: {"mask": "none", "outpaint": (0.25, 0.0, 0.0, 0.0)},
         7: {"outpaint": (0.0, 0.0, 0.0, 0.0), "first_frame_image": first},  # a keyframe due
         8: {"last_frame_image": last},
-        9: {"vace_enabled": False},  # no context: the encoder streams sit out
+        9: {"vace_enabled": False},  # no context: the causal encoders sit out
         11: {"vace_enabled": True, "control": "none"},  # back on, mid-video, raw video
         13: {"reset_cache": True},
-        15: {"chunk_frames": 1},  # a new stream
-        18: {"chunk_frames": 3, "vace_context_scale": 0.5},  # the kept stream comes back
+        15: {"chunk_frames": 1},  # a new session
+        18: {"chunk_frames": 3, "vace_context_scale": 0.5},  # the kept session comes back
         20: {"reference_images": (first,)},
     }
     calls = 23
@@ -133,26 +133,26 @@ def encodes_per_call(models, pipeline: StreamingVace, store, changes: dict[int, 
 
 
 def test_vace_switched_on_mid_video_encodes_zeros_from_the_shared_cache(models) -> None:  # noqa: F811
-    """VACE's inactive video is zeros without a mask; a stream that starts on a later chunk
+    """VACE's inactive video is zeros without a mask; an encoder that starts on a later chunk
     used to re-encode 13 frames of zeros in every chunk. Now only the control is encoded."""
     store = store_with(control="edges", vace_enabled=False, noise_scale=1.0)
     pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
-    warm_codecs(pipeline, pipeline.stream)  # the shared zeros cache converges here
+    warm_codecs(pipeline, pipeline.session)  # the shared zeros cache converges here
     per_call = encodes_per_call(models, pipeline, store, {2: {"vace_enabled": True}}, 6)
     assert per_call[:2] == [0, 0]  # text-to-video: nothing to encode
     assert per_call[2:] == [1, 1, 1, 1]  # the control alone; the zeros are cached
 
 
 def test_both_chunk_sizes_keep_their_zeros_cached(models) -> None:  # noqa: F811
-    """1- and 3-latent streams at one frame size each take VACE's inactive zeros from a cache
+    """1- and 3-latent sessions at one frame size each take VACE's inactive zeros from a cache
     of their own chunk length: after a switch, still only the control is encoded."""
     store = store_with(control="edges")
     pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
     for chunk in (3, 1):
-        warm_codecs(pipeline, pipeline.stream_for(store.snapshot(), chunk))
+        warm_codecs(pipeline, pipeline.session_for(chunk))
     per_call = encodes_per_call(models, pipeline, store, {2: {"chunk_frames": 1},
                                                          4: {"chunk_frames": 3}}, 6)
-    # (call 4 brought 4 frames, too few for the 3-latent stream's first chunk: dropped)
+    # (call 4 brought 4 frames, too few for the 3-latent session's first chunk: dropped)
     assert per_call == [1, 1, 1, 1, 0, 1]
 
 

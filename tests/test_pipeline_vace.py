@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from livevace.config import find_preset, read_preset
+from livevace.commands.node_options import find_preset, read_preset
 from livevace.frames import Frame
 from livevace.models.wan.codec import frames_to_pixels
 from livevace.pipelines.vace.context import mask_channels
 from livevace.pipelines.vace.motion import MotionNoise, start_timesteps
 from livevace.pipelines.vace.pipeline import StreamingVace
-from livevace.pipelines.vace.stream import pixel_frames
+from livevace.pipelines.vace.session import pixel_frames
 from pipeline_support import SIZE, images, models, one_thread, store_with  # noqa: F401
 
 CHUNKS = 3
@@ -119,7 +119,7 @@ def test_by_default_three_latent_chunks_are_annotated_ahead_and_one_latent_ones_
         counts.append((pipeline.lookahead, len(out)))
     pipeline.close()
     # 3-latent chunks: the first call only submits; at the switch the held chunk (the new
-    # stream's first: 1 frame) and the call's own (4) both come out, and from then on every
+    # session's first: 1 frame) and the call's own (4) both come out, and from then on every
     # call returns its own 4 frames
     assert counts[:2] == [(1, 0), (1, 9)]
     assert counts[2:] == [(0, 5), (0, 4), (0, 4)]
@@ -160,15 +160,15 @@ def picture(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (4
 def encode_alone(models, image: np.ndarray) -> torch.Tensor:  # noqa: F811
     """The VAE latent of one picture encoded on its own (one latent frame)."""
     pixels = frames_to_pixels(torch.from_numpy(image)[None])
-    return models.vae.encoder_stream().encode(pixels).float()
+    return models.vae.causal_encoder().encode(pixels).float()
 
 
 def test_references_live_in_the_sink_encoded_once(models, tmp_path: Path) -> None:  # noqa: F811
     a, b = picture(tmp_path / "a.png", (255, 0, 0)), picture(tmp_path / "b.png", (0, 0, 255))
     outs, pipeline = render(models, {**CONTROL, "reference_images": (a, b)})
-    stream, refs = pipeline.stream, pipeline.references
-    cache = stream.cache
-    # three sink slots: r1 r2 r1; the stream's chunks start behind them
+    session, refs = pipeline.session, pipeline.references
+    cache = session.cache
+    # three sink slots: r1 r2 r1; the session's chunks start behind them
     assert cache.slot_frame[:3] == [0, 1, 2]
     assert (cache.chunk_start, cache.next_frame) == (9, 12)  # chunks at frames 3-5, 6-8, 9-11
     latents, context = refs.sink_frames(3)
@@ -192,7 +192,7 @@ def test_references_swap_in_place_and_removal_resets(models, tmp_path: Path,  # 
     outs, pipeline = render(models, {**CONTROL, "reference_images": (a,)}, clip(4), changes={
         1: {"reference_images": (b, str(huge))}, 3: {"reference_images": ()}})
     assert f"reference image {huge}: 10×9000 pixels is too large" in caplog.text
-    assert [len(o) for o in outs] == [9, 12, 12, 9]  # swap: no reset; removal: a new stream
+    assert [len(o) for o in outs] == [9, 12, 12, 9]  # swap: no reset; removal: a new session
     assert "reference_images: cache reset" in caplog.text
     kept, _ = render(models, {**CONTROL, "reference_images": (a,)}, clip(4))
     assert np.array_equal(outs[0], kept[0]) and not np.array_equal(outs[1], kept[1])
@@ -202,7 +202,7 @@ def test_references_swap_in_place_and_removal_resets(models, tmp_path: Path,  # 
 def test_first_frame_image_is_the_first_latent_kept(models, tmp_path: Path) -> None:  # noqa: F811
     key = picture(tmp_path / "key.png", (255, 255, 0))
     _, pipeline = render(models, {**CONTROL, "first_frame_image": key}, clip(1))
-    sampler = pipeline.stream.sampler
+    sampler = pipeline.session.sampler
     expected = encode_alone(models, pipeline.images.rgb(key, "first frame image"))
     # frame 0's context: inactive = the picture (frame 0 is encoded alone by the causal VAE)
     assert torch.allclose(sampler.contexts[:, :16, 0], expected[:, :, 0], atol=1e-4)
@@ -212,8 +212,8 @@ def test_last_frame_image_lands_at_the_end_of_the_next_chunk(models, tmp_path: P
     key = picture(tmp_path / "key.png", (0, 255, 255))
     _, plain = render(models, CONTROL, clip(2))
     _, landed = render(models, CONTROL, clip(2), changes={1: {"last_frame_image": key}})
-    slots = [plain.stream.cache.layout.slot(f) for f in range(3, 6)]  # chunk 1: frames 3..5
-    a, b = plain.stream.sampler.contexts[:, :, slots], landed.stream.sampler.contexts[:, :, slots]
+    slots = [plain.session.cache.layout.slot(f) for f in range(3, 6)]  # chunk 1: frames 3..5
+    a, b = plain.session.sampler.contexts[:, :, slots], landed.session.sampler.contexts[:, :, slots]
     differs = (a - b).abs().amax(dim=(0, 3, 4)) > 1e-6  # [channels, latent frame]
     assert differs[:16, 2].all()  # the kept picture is in the last latent frame …
     assert not differs[:16, :2].any() and not differs[32:].any()  # … and nowhere else
@@ -222,7 +222,7 @@ def test_last_frame_image_lands_at_the_end_of_the_next_chunk(models, tmp_path: P
 # ----------------------------------------------------------------- masks and outpainting
 def test_outpainting_keeps_the_placed_input_and_generates_the_border(models) -> None:  # noqa: F811
     _, pipeline = render(models, {**CONTROL, "outpaint": (0.25, 0.0, 0.25, 0.0)}, clip(1))
-    mask = pipeline.stream.sampler.contexts[0, 32:, 0]  # [64, h, w] of the first latent
+    mask = pipeline.session.sampler.contexts[0, 32:, 0]  # [64, h, w] of the first latent
     assert (mask[:, :, :1] == 1).all() and (mask[:, :, -1:] == 1).all()  # 8-px borders
     assert (mask[:, :, 1:3] == 0).all()  # the input, kept
 
@@ -234,7 +234,7 @@ def test_mask_image_regenerates_its_white_part(models, tmp_path: Path,  # noqa: 
     m[:, SIZE // 2:] = 255
     cv2.imwrite(str(path), m)
     _, pipeline = render(models, {**CONTROL, "mask": "image", "mask_image": str(path)}, clip(1))
-    mask = pipeline.stream.sampler.contexts[0, 32:, 0]
+    mask = pipeline.session.sampler.contexts[0, 32:, 0]
     assert (mask[:, :, 2:] == 1).all() and (mask[:, :, :2] == 0).all()
     caplog.set_level(logging.ERROR)
     outs, _ = render(models, {**CONTROL, "mask": "image", "mask_image": str(tmp_path / "x.png")},
@@ -256,8 +256,8 @@ def test_mask_channels_follow_vace_block_layout() -> None:
 def test_video_to_video_starts_from_the_noised_input(models) -> None:  # noqa: F811
     frames = clip(1)
     _, pipeline = render(models, dict(vace_enabled=False, noise_scale=0.1), frames)
-    sampler = pipeline.stream.sampler
-    encoded = models.vae.encoder_stream().encode(
+    sampler = pipeline.session.sampler
+    encoded = models.vae.causal_encoder().encode(
         frames_to_pixels(torch.from_numpy(images(frames[0])))).float()
     noise = sampler.noise(0, 0, encoded.shape)
     # at noise 0.1 the first (and only) step is t = 0: the result is the noised input itself

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from livevace import config
+from livevace.commands import node_options as config
 from livevace.cli import build_parser, main
 from livevace.control.mapping import load_controller
 from livevace.control.scenes import load_scene

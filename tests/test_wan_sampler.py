@@ -160,7 +160,7 @@ def test_streaming_chunks_never_wait_for_the_gpu(model, graphs):
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        sampler.set_strength(VaceStrength.from_params({"vace_context_scale": 0.5}))
+        sampler.set_strength(VaceStrength(context=0.5))
         chunks = [sampler.generate_chunk(vace=ctx) for _ in range(6)]  # the ring wraps
     finally:
         torch.cuda.set_sync_debug_mode("default")

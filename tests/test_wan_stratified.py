@@ -106,8 +106,8 @@ def test_layer_profile_scales_each_hint(model, conditioning):
     assert VaceStrength(0.5, 2.0, 0.2, (1.0,)).scales("refinement", 2) == pytest.approx([0.1, 0.1])
 
 
-def test_strength_defaults_come_from_the_registry():
-    s = VaceStrength.from_params({"vace_refinement_scale": 0.2})
+def test_strength_defaults_match_the_registry():
+    s = VaceStrength(refinement=0.2)
     assert s.refinement == 0.2
     assert s.context == param("vace_context_scale").default
     assert s.profile == tuple(param("vace_layer_profile").default)

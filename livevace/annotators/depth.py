@@ -24,7 +24,7 @@ from typing import Any, ContextManager, Protocol, Sequence
 
 import numpy as np
 
-from livevace.annotators import weights
+from livevace.store import annotator_files as weights
 from livevace.annotators.base import check_frame
 from livevace.annotators.smoothing import SceneCutDetector
 from livevace.errors import ModelError

@@ -12,7 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from livevace.annotators import weights
+from livevace.store import annotator_files as weights
 from livevace.annotators.base import check_frame
 from livevace.annotators.mediapipe_backends import (WARM_UP, _mediapipe, bundled_model,
                                                     quiet_native_start)

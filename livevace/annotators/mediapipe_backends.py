@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
-from livevace.annotators import weights
+from livevace.store import annotator_files as weights
 from livevace.errors import ModelError
 
 log = logging.getLogger("livevace.annotators")

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from livevace.annotators import make_annotator
+from livevace.annotators.factory import make_annotator
 from livevace.errors import UserError, describe
 
 log = logging.getLogger("livevace.annotators")

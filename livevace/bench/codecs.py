@@ -1,8 +1,8 @@
 """Codec speed: wan and tae encode/decode per 12-frame chunk, and UMT5-XXL prompt encoding.
 
-Random weights at the real shapes (speed does not depend on their values), streaming state
+Random weights at the real shapes (speed does not depend on their values), causal memory
 carried from chunk to chunk exactly as in the pipeline: a 9-frame first chunk warms the
-stream, then every timed call encodes 12 more frames or decodes 3 more latents. `--tiny`
+causal encoder, then every timed call encodes 12 more frames or decodes 3 more latents. `--tiny`
 runs narrow models at a small size so the whole path can be exercised on a CPU.
 """
 
@@ -108,10 +108,10 @@ def _time_codec(model: Any, name: str, latents_per_pass: int, width: int, height
     chunk = torch.rand(1, 3, 12, height, width, device=device, generator=g, dtype=dtype) * 2 - 1
     latents = torch.randn(1, 16, 3, height // 8, width // 8, device=device, generator=g, dtype=dtype)
     _reset_peak(device)
-    encoder = model.encoder_stream()
+    encoder = model.causal_encoder()
     encoder.encode(first)
     enc = timer(lambda: encoder.encode(chunk))
-    decoder = model.decoder_stream(latents_per_pass) if name == "wan" else model.decoder_stream()
+    decoder = model.causal_decoder(latents_per_pass) if name == "wan" else model.causal_decoder()
     decoder.decode(latents)
     dec = timer(lambda: decoder.decode(latents))
     label = f"{name} ({latents_per_pass}/pass)" if name == "wan" else name

@@ -16,10 +16,14 @@ one frame period at a time. The pipeline is warmed up first (the same settings a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from typing import Any
 
+from livevace.bench.measure import Feed, default_warmup, prepare, warm
 from livevace.bench.report import Timing, table, write_result
+from livevace.bench.rig import (Rig, Settings, add_setting_arguments, rig_for, settings_from,
+                                snapshot)
 from livevace.config import RunConfig
 from livevace.frames import Frame, Pipeline
 from livevace.io.pattern import PatternSource
@@ -107,6 +111,22 @@ def glass_to_glass(pipeline: Pipeline, overrides: dict[str, Any], width: int, he
             "source_fps": fps, "seconds": seconds, "settle_s": settle}
 
 
+def probe_row(rig: Rig, s: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Glass to glass through the node (`probe`) for a warmed-up pipeline of `s`."""
+    pipeline, overrides = rig.pipeline(s)
+    try:
+        prepare(rig, pipeline, s, overrides["prompt"])
+        warm(pipeline, Feed(rig.clip(s.width, s.height)), snapshot(overrides),
+             default_warmup(s.chunk) if args.warmup is None else max(1, args.warmup))
+    except BaseException:
+        pipeline.close()
+        raise
+    row = glass_to_glass(pipeline, overrides, s.width, s.height, args.probe_fps,
+                         args.probe_seconds, args.probe_settle)
+    return {"row": s.label, "key": s.label, "settings": dataclasses.asdict(s),
+            "acceleration": rig.acceleration.label, **row}
+
+
 PROBE_NOTE = ("capture_wait_ms: waiting for the chunk's frames (and the chunk ahead) to be "
               "captured; pipeline_ms: one pipeline call; rest_ms: p50 minus both (pacer, "
               "queues, sink).")
@@ -115,16 +135,12 @@ PROBE_COLUMNS = ["row", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "c
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from livevace.bench.pipeline import add_setting_arguments
-
     add_setting_arguments(parser)
     add_probe_arguments(parser)
     parser.set_defaults(chunk=1)
 
 
 def run(args: argparse.Namespace) -> int:
-    from livevace.bench.pipeline import probe_row, rig_for, settings_from
-
     with rig_for(args) as rig:
         row = probe_row(rig, settings_from(args), args)
         record = rig.describe()

@@ -1,4 +1,4 @@
-"""Soak: the whole node for N minutes under OSC traffic; memory, threads, fds and fps over time.
+"""`livevace soak`: the whole node for N minutes under OSC traffic; memory, threads, fds and fps over time.
 
 A show runs for hours while controllers talk to the node the whole time; a leak of one
 thread, one file descriptor or a few kilobytes per message ends it. This starts the real
@@ -39,8 +39,8 @@ from typing import Any, Callable, Sequence
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 
-from livevace import config as run_config
 from livevace.bench.report import environment, table, write_result
+from livevace.config import RunConfig
 from livevace.control import service as control_service
 from livevace.control.router import encode
 from livevace.control.scenes import scene_names
@@ -263,7 +263,7 @@ def process_usage() -> dict[str, float]:
         status = Path("/proc/self/status").read_text()
         fds = len(os.listdir("/proc/self/fd"))
     except OSError:
-        raise UserError("bench soak reads /proc/self (Linux only)") from None
+        raise UserError("soak reads /proc/self (Linux only)") from None
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024,
             "threads": int(fields["Threads"]), "fds": fds}
@@ -327,7 +327,8 @@ def failures(samples: list[dict[str, Any]], warmup: float, stopped_at: float | N
     return out
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
+    """The soak's own options and the control options (the node's come from the command)."""
     g = parser.add_argument_group("soak")
     g.add_argument("--minutes", type=float, default=10.0,
                    help="how long the node runs (default: %(default)s)")
@@ -345,7 +346,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="weights of the vace pipeline, as in `livevace run` (tiny-random: "
                    "runs on a CPU)")
     g.add_argument("--out", type=Path, default=None, help="results folder")
-    run_config.add_arguments(parser)
     control_service.add_arguments(parser)
     # NDI refuses a second sender of the same name on a machine: one name per soak process
     parser.set_defaults(sink=[f"ndi:livevace-soak-{os.getpid()}"], preview="off", osc_port=0,
@@ -356,16 +356,16 @@ def _checked(args: argparse.Namespace) -> tuple[float, float]:
     """(run seconds, warm-up seconds), or a one-line UserError."""
     seconds = args.minutes * 60
     if not args.interval > 0 or not args.osc_rate > 0:
-        raise UserError("bench soak: --interval and --osc-rate must be positive")
+        raise UserError("soak: --interval and --osc-rate must be positive")
     if seconds < 2 * args.interval:
-        raise UserError(f"bench soak: --minutes {args.minutes:g} is shorter than two samples "
+        raise UserError(f"soak: --minutes {args.minutes:g} is shorter than two samples "
                         f"of --interval {args.interval:g} s")
     if args.osc_port < 0:
-        raise UserError("bench soak sends OSC: --osc-port -1 (no OSC server) cannot be soaked")
+        raise UserError("soak sends OSC: --osc-port -1 (no OSC server) cannot be soaked")
     process_usage()  # /proc is there (one line now, not after the first interval)
     warmup = min(60.0, seconds / 4) if args.warmup is None else args.warmup
     if not 0 <= warmup <= seconds - args.interval:
-        raise UserError(f"bench soak: --warmup {warmup:g} leaves no sample in a "
+        raise UserError(f"soak: --warmup {warmup:g} leaves no sample in a "
                         f"{seconds:g} s run")
     return seconds, warmup
 
@@ -421,10 +421,10 @@ def summary_table(samples: list[dict[str, Any]], warmup: float) -> str:
     return table(rows, ["metric", "first", "mid", "last", "min", "max"])
 
 
-def run(args: argparse.Namespace) -> int:
+def soak(args: argparse.Namespace, cfg: RunConfig) -> int:
+    """Run the node of `cfg` under traffic as `args` say; the exit code (1: a failure rule)."""
     seconds, warmup = _checked(args)
     started = environment()  # the commit that runs (HEAD may move during a long soak)
-    cfg = run_config.from_args(args)
     store = ParamStore()
     store.update(cfg.params)
     stats = Stats()
@@ -448,7 +448,7 @@ def run(args: argparse.Namespace) -> int:
         samples, stopped_at = watch(node, stats, store, traffic, seconds, args.interval)
         traffic.close()  # quiet before the node closes (closing twice is harmless)
     if not samples:
-        raise UserError(f"bench soak: the node stopped after {stopped_at or 0:.1f} s, "
+        raise UserError(f"soak: the node stopped after {stopped_at or 0:.1f} s, "
                         "before the first sample")
     problems = failures(samples, warmup, stopped_at, seconds, traffic.error)
     record = {"environment": started,  # replaces write_result's end-of-run environment

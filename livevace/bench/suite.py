@@ -13,9 +13,11 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from livevace.bench.pipeline import (Rig, Settings, free, measure, one_line, print_rows,
-                                     probe_row, sync, trace_path)
+from livevace.bench.measure import measure, trace_path
+from livevace.bench.probe import probe_row
 from livevace.bench.report import spread, table, time_cpu
+from livevace.bench.rig import Rig, Settings, free, sync
+from livevace.bench.rows import one_line, print_rows
 from livevace.errors import UserError
 
 

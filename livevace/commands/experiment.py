@@ -7,7 +7,7 @@ strategies and measure how they differ.
 
 Strategies are the files of presets/stratification/ (read, never re-declared here; `--custom
 R/G` adds refinement/generation pairs). Every strategy renders the same frames with the same
-seed, one fresh stream each, through the real `vace` pipeline; the output folder gets
+seed, through a fresh `vace` pipeline each; the output folder gets
 `output_<strategy>.mp4`, a labelled side-by-side `grid.mp4`, and `metrics.json` /
 `metrics.md` (temporal warp error, control adherence, drift, fps, chunk latency: see
 `livevace.experiment.metrics`).
@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from livevace.config import find_preset, read_preset
+from livevace.commands.node_options import find_preset, read_preset
 from livevace.control.tomlfiles import presets_root
 from livevace.errors import UserError
 from livevace.io.specs import parse_source
@@ -124,7 +124,7 @@ def load_strategies(names: list[str], custom: list[str]) -> list[Strategy]:
 def read_clip(source: str, width: int, height: int, frames: int) -> list[np.ndarray]:
     """Up to `frames` frames of a video file, crop-to-filled to width × height."""
     from livevace.experiment.report import read_video
-    from livevace.io.draw import fit
+    from livevace.imaging import fit
 
     spec = parse_source(source if ":" in source else f"video:{source}")
     path = Path(spec.arg)
@@ -145,7 +145,7 @@ def read_clip(source: str, width: int, height: int, frames: int) -> list[np.ndar
 
 def chunk_sizes(frames: int, chunks: int, chunk_frames: int) -> list[int]:
     """Pixel frames of each chunk that fits in `frames` (first 1 + 4(C−1), then 4C)."""
-    from livevace.pipelines.vace.stream import pixel_frames
+    from livevace.pipelines.vace.session import pixel_frames
 
     sizes, used = [], 0
     while len(sizes) < chunks:
@@ -227,7 +227,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or Path("experiments") / f"stratify-{datetime.now():%Y%m%d-%H%M%S}"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    models = load_models(args.model, vram_settings(*generation_size(args.width, args.height), base))
+    models = load_models(args.model, vram_settings(*generation_size(args.width, args.height),
+                                                   base["chunk_frames"], base["decoder"]))
     control, controls, annotator = control_frames(base, clip)
     label = control if control == base["control"] else f"{control} (in place of {base['control']})"
     base = {**base, "control": control}

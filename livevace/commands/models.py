@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from livevace.models import catalog, download, paths
-from livevace.models.catalog import format_size
+from livevace.store import catalog, download, paths
+from livevace.store.catalog import format_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:

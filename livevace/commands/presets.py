@@ -1,7 +1,7 @@
 """`livevace presets`: list, show and validate the preset files (node presets, controllers,
 scenes, stratification strategies).
 
-Names resolve exactly as `livevace run --preset` resolves them (`config.find_preset`):
+Names resolve exactly as `livevace run --preset` resolves them (`node_options.find_preset`):
 `720p`, `default`, `scenes/ink_wash`, or the path of a file of your own.
 """
 
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from livevace import config
+from livevace.commands import node_options as config
 from livevace.control.mapping import load_controller
 from livevace.control.scenes import load_scene
 from livevace.control.tomlfiles import presets_root

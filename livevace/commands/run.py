@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Callable, Iterator
 
-from livevace import config as run_config
+from livevace.commands import node_options as run_config
 from livevace.control import service as control_service
 from livevace.loop import Node
 from livevace.params import ParamStore

@@ -16,7 +16,7 @@ from typing import Literal
 
 from livevace.errors import SourceError
 from livevace.frames import Frame, Source, now
-from livevace.io.draw import fit
+from livevace.imaging import fit
 from livevace.io.slate import Slate
 from livevace.stats import Stats
 

@@ -22,20 +22,3 @@ def put_text(img: np.ndarray, text: str, x: int, y: int, scale: float,
         x -= w // 2
     cv2.putText(img, text, (x, y), FONT, scale, (0, 0, 0), thick + 2 * max(1, thick // 2), cv2.LINE_AA)
     cv2.putText(img, text, (x, y), FONT, scale, color, thick, cv2.LINE_AA)
-
-
-def fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scale to cover width×height and crop the centre (no bars, no distortion).
-
-    Sources deliver whatever their device gives; everything past the capture thread sees
-    the configured size. A frame already at that size is returned as is (no copy).
-    """
-    h, w = image.shape[:2]
-    if (w, h) == (width, height):
-        return image
-    s = max(width / w, height / h)
-    nw, nh = max(width, int(round(w * s))), max(height, int(round(h * s)))
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    scaled = cv2.resize(image, (nw, nh), interpolation=interp)
-    x0, y0 = (nw - width) // 2, (nh - height) // 2
-    return np.ascontiguousarray(scaled[y0:y0 + height, x0:x0 + width])

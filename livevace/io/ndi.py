@@ -20,9 +20,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from livevace.config import DEFAULT_NDI_EXTRA_IPS as DEFAULT_EXTRA_IPS
 from livevace.errors import UserError
 
-DEFAULT_EXTRA_IPS = ("127.0.0.1",)
 SWEEP_FINDERS = 8
 """Fresh finders per sweep: with two NDI programs on a host, all eight miss the one sought
 once in 256 sweeps."""

@@ -20,7 +20,7 @@ from collections import deque
 
 from livevace.errors import SinkError
 from livevace.frames import Frame, Sink, now
-from livevace.io.draw import fit
+from livevace.imaging import fit
 from livevace.stats import Stats
 
 log = logging.getLogger("livevace.sink")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from livevace.errors import UserError
 from livevace.frames import Annotator, Frame
-from livevace.io.draw import fit
+from livevace.imaging import fit
 from livevace.params import ParamStore
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ a `StreamCache` and returns the whole window to attend over.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -175,16 +175,16 @@ class WanBlock(nn.Module):
                                  nn.Linear(cfg.ffn_dim, dim))
         self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
 
-    def forward(self, x: torch.Tensor, e: torch.Tensor, rope: KV, self_kv: SelfKV, layer: int,
-                text: KV, impl: AttnImpl, phases: Phases | None = None,
-                hint: Hint | None = None) -> torch.Tensor:
-        """x [B, F·T, dim] float32, e [B, F, 6, dim] float32 (per-frame timestep projection);
+    def forward(self, x: torch.Tensor, ctx: ForwardContext, layer: int, hint: Hint | None = None
+                ) -> torch.Tensor:
+        """x [B, F·T, dim] float32; `layer`: this block's index in `ctx`'s cache and text;
         `hint`: added to the output (see `ffn_out`)."""
-        ph = phases or EAGER
-        q, k_raw, k, v = ph.self_in(self, x, e, rope)
-        keys, values, allowed = self_kv(layer, k_raw, k, v)
-        x, q_text = ph.cross_in(self, x, e, attend(q, keys, values, allowed, impl))
-        return ph.ffn_out(self, x, e, attend(q_text, text[0], text[1], None, impl), hint)
+        ph, e = ctx.phases, ctx.e
+        q, k_raw, k, v = ph.self_in(self, x, e, ctx.rope)
+        keys, values, allowed = ctx.self_kv(layer, k_raw, k, v)
+        x, q_text = ph.cross_in(self, x, e, attend(q, keys, values, allowed, ctx.impl))
+        text_k, text_v = ctx.text[layer]
+        return ph.ffn_out(self, x, e, attend(q_text, text_k, text_v, None, ctx.impl), hint)
 
     def modulations(self, e: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(shift1, scale1, gate1, shift2, scale2, gate2), each [B, F, dim] float32."""
@@ -239,6 +239,23 @@ class Phases:
 
 
 EAGER = Phases(WanBlock.self_in, WanBlock.cross_in, WanBlock.ffn_out)
+
+
+@dataclass(frozen=True)
+class ForwardContext:
+    """What every block of one forward receives, packed once per forward instead of passed
+    as a row of positional arguments."""
+
+    e: torch.Tensor
+    """[B, F, 6, dim] float32: the per-frame timestep projection."""
+    rope: KV
+    """The chunk's RoPE tables (cos, sin)."""
+    self_kv: SelfKV
+    """Where self-attention keys go and what they attend over (a cache writer or `chunk_only`)."""
+    text: Sequence[KV]
+    """Cached text K/V, one per block, indexed by the block's layer."""
+    impl: AttnImpl
+    phases: Phases = EAGER
 
 
 class Head(nn.Module):

@@ -1,40 +1,49 @@
-"""What the pipeline talks to: streams of either codec, frame ↔ pixel conversion, and the
-output decoder that switches between `wan` and `tae` while the show runs.
+"""What the pipeline talks to: causal encoders and decoders of either codec, and frame ↔ pixel
+conversion.
+
+Names: a codec's weights (`Codec`: `WanVAE`, `TinyAutoencoder`) hand out *causal encoders*
+and *causal decoders* (`causal_encoder()`, `causal_decoder()`; `CausalEncoder`,
+`CausalDecoder`; `VAECausalEncoder`, `TAECausalDecoder`, …): one video's running state, its
+causal memory, fed chunk by chunk; `reset` starts the next video. In livevace "stream" means
+only a CUDA stream or a video stream (frames coming in or going out); the generator's run
+from one cache reset to the next is a *session* (`pipelines.vace.session`).
 
 Both codecs share one latent space (Wan's, normalised per channel) and one pixel convention
-(NCTHW, [-1, 1]), and both turn the stream's first latent into 1 frame and every later one
-into 4. So a decoder switch changes nothing upstream: no cache reset, no change in frame
-count. What it does need is the new decoder's causal memory, which a cold decoder lacks: on a
-switch `LiveDecoder` primes it by decoding the last few latents it kept (output discarded)
-before decoding the current chunk. The cost is one extra decode of `prime_latents` latents, once.
+(NCTHW, [-1, 1]), and both turn a causal decoder's first latent into 1 frame and every later
+one into 4, so the pipeline can switch between them at a chunk boundary.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 
-class EncoderStream(Protocol):
+class CausalEncoder(Protocol):
+    """Pixels → latents, chunk by chunk (first 1 + 4k frames, then 4k)."""
+
     def encode(self, pixels: Tensor) -> Tensor: ...
 
     def reset(self) -> None: ...
 
 
-class DecoderStream(Protocol):
+class CausalDecoder(Protocol):
+    """Latents → pixels, chunk by chunk (first latent → 1 frame, every later one → 4)."""
+
     def decode(self, latents: Tensor) -> Tensor: ...
 
     def reset(self) -> None: ...
 
 
 class Codec(Protocol):
-    """`WanVAE` and `TinyAutoencoder` both fit: weights that hand out independent streams."""
+    """`WanVAE` and `TinyAutoencoder` both fit: weights that hand out independent causal
+    encoders and decoders."""
 
-    def encoder_stream(self) -> EncoderStream: ...
+    def causal_encoder(self) -> CausalEncoder: ...
 
-    def decoder_stream(self) -> DecoderStream: ...
+    def causal_decoder(self) -> CausalDecoder: ...
 
 
 def frames_to_pixels(frames: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -48,40 +57,3 @@ def pixels_to_frames(pixels: Tensor) -> Tensor:
     """Pixels [B, 3, T, H, W] in [-1, 1] → uint8 frames [B, T, H, W, 3]."""
     x = (pixels.float() + 1.0).mul_(127.5).round_().clamp_(0, 255)
     return x.to(torch.uint8).permute(0, 2, 3, 4, 1)
-
-
-class LiveDecoder:
-    """The output decoder, switchable at any chunk boundary.
-
-    Call `decode(latents, params["decoder"])` once per chunk with the denoised latents; it
-    returns pixels for exactly the frames of that chunk, whichever decoder is chosen.
-    """
-
-    def __init__(self, codecs: Mapping[str, Codec], name: str, prime_latents: int = 4) -> None:
-        self.codecs = dict(codecs)
-        self.prime_latents = prime_latents
-        self.name = name
-        self.stream = self.codecs[name].decoder_stream()
-        self.history: Tensor | None = None
-
-    def reset(self) -> None:
-        """Start a new stream (the next latent is a first latent again)."""
-        self.stream = self.codecs[self.name].decoder_stream()
-        self.history = None
-
-    @torch.no_grad()
-    def decode(self, latents: Tensor, name: str | None = None) -> Tensor:
-        if name is not None and name != self.name:
-            self._switch(name)
-        out = self.stream.decode(latents)
-        kept = latents if self.history is None else torch.cat([self.history, latents], 2)
-        self.history = kept[:, :, -self.prime_latents:] if self.prime_latents else None
-        return out
-
-    def _switch(self, name: str) -> None:
-        if name not in self.codecs:
-            raise KeyError(f"decoder {name!r} is not loaded (have {', '.join(self.codecs)})")
-        self.name = name
-        self.stream = self.codecs[name].decoder_stream()
-        if self.history is not None:
-            self.stream.decode(self.history)

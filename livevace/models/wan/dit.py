@@ -26,12 +26,14 @@ the cache's visible slots (a prefix of the buffer, or a mask) and whether `vace`
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from livevace.models.wan.attention import AttnImpl
-from livevace.models.wan.blocks import (EAGER, KV, Head, Hint, Phases, SelfKV, WanBlock,
-                                       chunk_only)
+from livevace.models.wan.blocks import (EAGER, KV, ForwardContext, Head, Hint, Phases, SelfKV,
+                                       WanBlock, chunk_only)
 from livevace.models.wan.compiled import Acceleration, StepGraphs, accelerate
 from livevace.models.wan.config import WanConfig
 from livevace.models.wan.kv_cache import CacheLayout, StreamCache
@@ -174,11 +176,11 @@ class WanDiT(nn.Module):
         b, _, f, h, w = x.shape
         if t.shape != (b, f):
             raise ValueError(f"timesteps {tuple(t.shape)}, expected per-frame [{b}, {f}]")
-        impl = self.attn_impl
         tokens = self._embed(self.patch_embedding, x)
         e = self.time_embedding(sinusoidal_embedding(self.cfg.freq_dim, t)).float()
         e6 = self.time_projection(e).float().unflatten(1, (6, -1)).unflatten(0, (b, f))
         e = e.unflatten(0, (b, f))
+        ctx = ForwardContext(e6, rope, self_kv, text, self.attn_impl, self.phases)
         hints: dict[int, Hint] = {}  # main layer → the hint added after it
         if vace is not None:
             if vace.shape[0] != b or vace.shape[2:] != x.shape[2:]:
@@ -186,24 +188,24 @@ class WanDiT(nn.Module):
                                  f"{tuple(x.shape)}")
             scale = torch.as_tensor(1.0 if hint_scale is None else hint_scale,
                                     device=x.device, dtype=torch.float32)
-            made = self._hints(tokens, vace, e6, rope, text, impl)
+            made = self._hints(tokens, vace, ctx)
             hints = dict(zip(self.cfg.vace_layers, zip(made, scale.expand(len(made)))))
         out = tokens
         for i, block in enumerate(self.blocks):
-            out = block(out, e6, rope, self_kv, i, text[i], impl, self.phases, hints.get(i))
+            out = block(out, ctx, i, hints.get(i))
         return self._unpatchify(self.head(out, e), f, h, w)
 
-    def _hints(self, tokens: torch.Tensor, vace: torch.Tensor, e6: torch.Tensor, rope: KV,
-               text: list[KV], impl: AttnImpl) -> list[torch.Tensor]:
-        """VACE hints for the chunk; VACE blocks attend within the chunk (see `vace`)."""
+    def _hints(self, tokens: torch.Tensor, vace: torch.Tensor, ctx: ForwardContext
+               ) -> list[torch.Tensor]:
+        """VACE hints for the chunk; VACE blocks attend within the chunk (see `vace`), and
+        their text K/V follow the main blocks'."""
         if not self.cfg.has_vace:
             raise ValueError(f"{self.cfg.name} has no VACE blocks; load a VACE checkpoint")
         c = self._embed(self.vace_patch_embedding, vace)
+        vace_ctx = replace(ctx, self_kv=chunk_only, text=ctx.text[self.cfg.num_layers:])
         hints = []
-        first_text = self.cfg.num_layers
         for j, block in enumerate(self.vace_blocks):
-            hint, c = block.hint(c, tokens, e6, rope, chunk_only, j, text[first_text + j], impl,
-                                 self.phases)
+            hint, c = block.hint(c, tokens, vace_ctx, j)
             hints.append(hint)
         return hints
 

@@ -12,9 +12,9 @@ effect at the next chunk and a replay is reproducible.
 
 Pipeline use:
 
-    sampler = StreamSampler(model, cache)              # steps/seed default to the registry's
+    sampler = StreamSampler(model, cache, steps, seed)
     sampler.set_text(embeddings)                       # on prompt change / each transition step
-    sampler.set_strength(VaceStrength.from_params(snapshot))   # every chunk; never rebuilds
+    sampler.set_strength(VaceStrength(...))            # every chunk; never rebuilds
     x0 = sampler.generate_chunk(vace=ctx)              # [B, 16, C, h, w] clean latents
     sampler.set_text(new_embeddings); sampler.recache()        # hard prompt cut (LongLive)
     sampler.reset()                                    # start afresh, keeps the text
@@ -39,7 +39,10 @@ from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import StreamCache
 from livevace.models.wan.uploads import to_device, upload
 from livevace.models.wan.vace import PassKind, VaceStrength
-from livevace.params import param
+
+
+LONGLIVE_STEPS = (1000, 750, 500, 250)
+"""The step list LongLive and Self-Forcing were distilled for."""
 
 
 class FlowMatchSchedule:
@@ -69,14 +72,14 @@ class FlowMatchSchedule:
 class StreamSampler:
     """Generates a stream chunk by chunk with a `WanDiT` and its `StreamCache`."""
 
-    def __init__(self, model: WanDiT, cache: StreamCache, steps: Sequence[int] | None = None,
-                 seed: int | None = None, shift: float = 5.0, warp: bool = True) -> None:
+    def __init__(self, model: WanDiT, cache: StreamCache, steps: Sequence[int] = LONGLIVE_STEPS,
+                 seed: int = 0, shift: float = 5.0, warp: bool = True) -> None:
         self.model, self.cache = model, cache
         self.schedule = FlowMatchSchedule(shift)
         self.warp = warp
         self.steps: tuple[int, ...] = ()
-        self.set_steps(param("denoising_steps").default if steps is None else steps)
-        self.seed = int(param("seed").default if seed is None else seed)
+        self.set_steps(steps)
+        self.seed = int(seed)
         lay, cfg, dev = cache.layout, model.cfg, cache.device
         b, w = cache.batch, lay.window
         self.latents = torch.zeros(b, cfg.out_channels, w, lay.height, lay.width, device=dev)

@@ -5,13 +5,13 @@ TAEHV is a stack of 2D convolutions over frames plus three kinds of time-aware b
 encoder folds groups of 2 frames into 1) and `TGrow` (the decoder unfolds 1 frame into 2). For
 Wan2.1: 4 frames → 1 latent in the encoder, 1 latent → 4 frames in the decoder, ~25x cheaper
 than the full VAE. It works directly in the *normalised* Wan latent space (the DiT's space: no
-mean/std to apply) with pixels in [0, 1]; the streams below speak the VAE's conventions
-(NCTHW, pixels in [-1, 1]) so the two are interchangeable.
+mean/std to apply) with pixels in [0, 1]; the causal encoder and decoder below speak the VAE's
+conventions (NCTHW, pixels in [-1, 1]) so the two are interchangeable.
 
 Time alignment with the Wan VAE (latent k ↔ frames 4k-3 … 4k, latent 0 ↔ frame 0):
-- decoding drops the first 3 frames the decoder makes for the stream's first latent (taehv's
+- decoding drops the first 3 frames the decoder makes for a video's first latent (taehv's
   `frames_to_trim`), so latent 0 → 1 frame and every later latent → 4 frames;
-- encoding front-pads the stream's first chunk (1+4k frames) with 3 copies of its first frame,
+- encoding front-pads a video's first chunk (1+4k frames) with 3 copies of its first frame,
   so every 4-frame group the encoder pools is exactly the Wan VAE's group. (taehv's own
   `encode_video` pads at the end instead, which cannot stream a 1+4k first chunk.)
 Streaming carries each MemBlock's last input frame across chunks, so chunk-by-chunk output
@@ -162,7 +162,7 @@ def run_layers(layers: nn.Sequential, x: Tensor, batch: int, memory: Memory) -> 
 
 
 class TinyAutoencoder(nn.Module):
-    """TAEHV weights; the work is done by the stream objects it hands out."""
+    """TAEHV weights; the work is done by the causal encoders and decoders it hands out."""
 
     def __init__(self, cfg: TAEConfig = TAEConfig()) -> None:
         super().__init__()
@@ -170,15 +170,16 @@ class TinyAutoencoder(nn.Module):
         self.encoder = _encoder(cfg)
         self.decoder = _decoder(cfg)
 
-    def encoder_stream(self) -> "TAEEncoderStream":
-        return TAEEncoderStream(self.nhwc())
+    def causal_encoder(self) -> "TAECausalEncoder":
+        return TAECausalEncoder(self.nhwc())
 
-    def decoder_stream(self) -> "TAEDecoderStream":
-        return TAEDecoderStream(self.nhwc())
+    def causal_decoder(self) -> "TAECausalDecoder":
+        return TAECausalDecoder(self.nhwc())
 
     def nhwc(self) -> "TinyAutoencoder":
-        """Itself, convolution weights in channels-last memory (once): the layout the streams
-        run in (`run_layers`), so cuDNN converts neither input nor weights per call."""
+        """Itself, convolution weights in channels-last memory (once): the layout the causal
+        encoders and decoders run in (`run_layers`), so cuDNN converts neither input nor
+        weights per call."""
         return self.to(memory_format=torch.channels_last)
 
     @property
@@ -197,8 +198,8 @@ def _video(x: Tensor, n: int) -> Tensor:
     return x.reshape(n, -1, *x.shape[1:]).transpose(1, 2)
 
 
-class TAEEncoderStream:
-    """Encodes one video stream chunk by chunk (first 1+4k frames, then 4k)."""
+class TAECausalEncoder:
+    """Encodes one video chunk by chunk (first 1+4k frames, then 4k)."""
 
     def __init__(self, tae: TinyAutoencoder) -> None:
         self.tae = tae
@@ -220,7 +221,7 @@ class TAEEncoderStream:
         return _video(run_layers(self.tae.encoder, x, n, self.memory), n)
 
 
-class TAEDecoderStream:
+class TAECausalDecoder:
     """Decodes normalised latents chunk by chunk: first latent → 1 frame, others → 4."""
 
     def __init__(self, tae: TinyAutoencoder) -> None:

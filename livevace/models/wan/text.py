@@ -1,5 +1,4 @@
-"""UMT5-XXL text encoder (through `transformers`), and prompt embeddings computed off the
-denoise path.
+"""UMT5-XXL text encoder (through `transformers`).
 
 Weights come in three forms, all loaded into `transformers.UMT5EncoderModel`:
 - a diffusers `text_encoder/` folder (config.json + safetensors shards, transformers names);
@@ -10,19 +9,12 @@ Weights come in three forms, all loaded into `transformers.UMT5EncoderModel`:
 Encoding follows Wan: text cleaned (ftfy when installed, HTML entities, whitespace), 512
 tokens with </s>, all positions encoded with padding masked, then the padding rows set to
 zero, the form the DiT's text embedding expects.
-
-`PromptEmbeddings` caches one embedding per prompt text and computes new ones on a worker
-thread (on its own CUDA stream when on a GPU), returning futures: a prompt change never
-holds up a chunk; the old prompt plays until the new one is ready.
 """
 
 from __future__ import annotations
 
 import html
 import re
-import threading
-from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -208,55 +200,3 @@ class WanTextEncoder:
     def encode_ids(self, ids: Tensor, mask: Tensor) -> Tensor:
         out = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
         return out * mask[..., None].to(out.dtype)
-
-
-class PromptEmbeddings:
-    """One embedding per prompt text, computed on a worker thread and cached (LRU).
-
-    `request(text)` returns at once with a Future of the embedding trimmed to its tokens,
-    [tokens, D] on `output_device`; `prompt_blend.pad` restores the 512 rows.
-    """
-
-    def __init__(self, encoder: WanTextEncoder, output_device: torch.device | str | None = None,
-                 max_cached: int = 256) -> None:
-        self.encoder = encoder
-        self.output_device = torch.device(output_device) if output_device is not None else encoder.device
-        self.max_cached = max_cached
-        self._cache: OrderedDict[str, Future[Tensor]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="umt5")
-        self._stream = torch.cuda.Stream(encoder.device) if encoder.device.type == "cuda" else None
-
-    def request(self, text: str) -> Future[Tensor]:
-        with self._lock:
-            fut = self._cache.get(text)
-            if fut is not None and not (fut.done() and fut.exception() is not None):
-                self._cache.move_to_end(text)
-                return fut
-            fut = self._pool.submit(self._encode, text)
-            self._cache[text] = fut
-            while len(self._cache) > self.max_cached:
-                oldest = next(iter(self._cache))
-                if not self._cache[oldest].done():
-                    break
-                del self._cache[oldest]
-            return fut
-
-    def get(self, text: str, timeout: float | None = None) -> Tensor:
-        """Blocking form (stream start, tests)."""
-        return self.request(text).result(timeout)
-
-    def _encode(self, text: str) -> Tensor:
-        if self._stream is None:
-            emb, n = self.encoder.encode([text])
-            return emb[0, : int(n[0])].to(self.output_device)
-        with torch.cuda.stream(self._stream):
-            emb, n = self.encoder.encode([text])
-            out = emb[0, : int(n[0])].to(self.output_device, non_blocking=True)
-        self._stream.synchronize()
-        if out.device.type == "cuda":  # used later on the loop's stream: keep its memory safe
-            out.record_stream(torch.cuda.default_stream(out.device))
-        return out
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)

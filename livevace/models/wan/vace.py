@@ -27,15 +27,13 @@ anything (`VaceStrength.scales` → `StreamSampler` copies into a static buffer)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Literal, Sequence
 
 import torch
 from torch import nn
 
-from livevace.models.wan.attention import AttnImpl
-from livevace.models.wan.blocks import KV, Phases, SelfKV, WanBlock
+from livevace.models.wan.blocks import ForwardContext, WanBlock
 from livevace.models.wan.config import WanConfig
-from livevace.params import param
 
 PassKind = Literal["generation", "refinement"]
 
@@ -49,15 +47,15 @@ class VaceBlock(WanBlock):
             self.before_proj = nn.Linear(cfg.dim, cfg.dim)
         self.after_proj = nn.Linear(cfg.dim, cfg.dim)
 
-    def hint(self, c: torch.Tensor, x: torch.Tensor, e: torch.Tensor, rope: KV, self_kv: SelfKV,
-             layer: int, text: KV, impl: AttnImpl, phases: Phases | None = None
+    def hint(self, c: torch.Tensor, x: torch.Tensor, ctx: ForwardContext, layer: int
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(hint, new c). c: control tokens (patch-embedded context for block 0, else the
-        previous block's c), x: the patch-embedded noisy latent, both float32. The hint stays
-        in the weights' dtype: the main block that adds it widens it (`WanBlock.ffn_out`)."""
+        previous block's c), x: the patch-embedded noisy latent, both float32; `ctx`: the
+        VACE blocks' own (see `WanDiT._hints`). The hint stays in the weights' dtype: the main
+        block that adds it widens it (`WanBlock.ffn_out`)."""
         if hasattr(self, "before_proj"):
             c = self.before_proj(c.to(self.before_proj.weight.dtype)).float() + x
-        c = super().forward(c, e, rope, self_kv, layer, text, impl, phases)
+        c = super().forward(c, ctx, layer)
         return self.after_proj(c.to(self.after_proj.weight.dtype)), c
 
 
@@ -77,23 +75,13 @@ def resample_profile(profile: Sequence[float], layers: int) -> list[float]:
 
 @dataclass(frozen=True)
 class VaceStrength:
-    """The live VACE strength parameters (declared in `livevace.params`)."""
+    """How strongly the hints steer: an overall scale, one per pass kind, and a per-layer
+    profile (the pipeline fills it from the live parameters)."""
 
-    context: float
-    generation: float
-    refinement: float
-    profile: tuple[float, ...]
-
-    @classmethod
-    def from_params(cls, values: Mapping[str, Any] | None = None) -> "VaceStrength":
-        """From a parameter snapshot; names it lacks take their registry defaults."""
-        values = values or {}
-
-        def get(name: str) -> Any:
-            return values[name] if name in values else param(name).default
-
-        return cls(float(get("vace_context_scale")), float(get("vace_generation_scale")),
-                   float(get("vace_refinement_scale")), tuple(get("vace_layer_profile")))
+    context: float = 1.0
+    generation: float = 1.0
+    refinement: float = 1.0
+    profile: tuple[float, ...] = (1.0,)
 
     def scales(self, kind: PassKind, layers: int) -> list[float]:
         """Per-VACE-layer hint scale for a generation or refinement pass."""

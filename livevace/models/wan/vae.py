@@ -3,11 +3,12 @@
 The network is Wan's 3D causal VAE (z 16, 4x time, 8x space). Every causal convolution keeps
 the last two frames of its input between calls, so a video cut into chunks (first 1+4k
 frames, then 4k) encodes to exactly the latents of the whole clip; decoding one latent frame
-at a time yields 1 frame for the first latent and 4 for every later one. The streaming state
-lives in a plain dict owned by a stream object, not in the modules, so several streams (VACE's
-inactive and reactive videos, a wan and a tae decoder) share one set of weights.
+at a time yields 1 frame for the first latent and 4 for every later one. The causal memory
+lives in a plain dict owned by a causal encoder or decoder (see `codec`), not in the modules,
+so several of them (VACE's inactive and reactive videos, a wan and a tae decoder) share one
+set of weights.
 
-Latents leaving `VAEEncoderStream` and entering `VAEDecoderStream` are normalised per channel
+Latents leaving `VAECausalEncoder` and entering `VAECausalDecoder` are normalised per channel
 ((mu - mean) / std), the space the DiT and the tiny autoencoder work in. Pixels are NCTHW
 in [-1, 1].
 
@@ -37,7 +38,8 @@ TIME_STRIDE = 4
 SPACE_STRIDE = 8
 
 State = dict[nn.Module, Any]
-"""Streaming memory of one stream: per module, what it must remember of the past."""
+"""Causal memory of one causal encoder or decoder: per module, what it must remember of the
+past."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ class AttentionBlock(nn.Module):
 class Resample(nn.Module):
     """2x spatial up/down sampling, and 2x in time for the *3d modes.
 
-    Time handling reproduces Wan's chunked behaviour in one pass: the first frame of a stream
+    Time handling reproduces Wan's chunked behaviour in one pass: the first frame of a video
     is never doubled (upsample) and passes through undecimated (downsample), so 1 latent
     frame decodes to 1 frame and 1+4k frames encode to 1+k latents.
     """
@@ -173,7 +175,7 @@ class Resample(nn.Module):
 
     def _double_time(self, x: Tensor, state: State) -> Tensor:
         head = None
-        if self not in state:  # the stream's first frame: kept single, not remembered
+        if self not in state:  # the video's first frame: kept single, not remembered
             state[self] = True
             head, x = x[:, :, :1], x[:, :, 1:]
         if x.shape[2]:
@@ -265,7 +267,8 @@ class Decoder(nn.Module):
 
 
 class WanVAE(nn.Module):
-    """Weights and latent statistics; the work is done by the stream objects it hands out."""
+    """Weights and latent statistics; the work is done by the causal encoders and decoders it
+    hands out."""
 
     def __init__(self, cfg: WanVAEConfig = WanVAEConfig()) -> None:
         super().__init__()
@@ -275,15 +278,15 @@ class WanVAE(nn.Module):
         self.post_quant_conv = CausalConv3d(cfg.z_dim, cfg.z_dim, 1)
         self.decoder = Decoder(cfg)
         self._stats: dict[torch.device, tuple[Tensor, Tensor]] = {}
-        self._zeros = ZeroStreamLatents(self)
+        self._zeros = ZeroLatents(self)
         self.steady: SteadyEncoder | None = None
-        """The encoder compiled for streams' steady state (`vae_compiled`), or None: eager."""
+        """The encoder compiled for the steady state (`vae_compiled`), or None: eager."""
 
-    def encoder_stream(self) -> "VAEEncoderStream":
-        return VAEEncoderStream(self)
+    def causal_encoder(self) -> "VAECausalEncoder":
+        return VAECausalEncoder(self)
 
-    def decoder_stream(self, latents_per_pass: int = 1) -> "VAEDecoderStream":
-        return VAEDecoderStream(self, latents_per_pass)
+    def causal_decoder(self, latents_per_pass: int = 1) -> "VAECausalDecoder":
+        return VAECausalDecoder(self, latents_per_pass)
 
     def latent_stats(self, device: torch.device) -> tuple[Tensor, Tensor]:
         """Per-channel (mean, std) in fp32 on `device` (kept out of the module's dtype)."""
@@ -313,7 +316,7 @@ class WanVAE(nn.Module):
 
 
 def check_chunk(shape: tuple[int, ...], first: bool, time_stride: int = TIME_STRIDE) -> None:
-    """Pixel chunks [B, 3, T, H, W] that stream seamlessly: T = 1+4k first, then multiples of
+    """Pixel chunks [B, 3, T, H, W] that encode seamlessly: T = 1+4k first, then multiples of
     4; H and W multiples of 8."""
     frames, height, width = shape[2], shape[3], shape[4]
     if frames <= 0 or frames % time_stride != (1 % time_stride if first else 0):
@@ -323,8 +326,8 @@ def check_chunk(shape: tuple[int, ...], first: bool, time_stride: int = TIME_STR
         raise ValueError(f"frames of {width}x{height}: both sides must be multiples of {SPACE_STRIDE}")
 
 
-class VAEEncoderStream:
-    """Encodes one video stream chunk by chunk; each stream has its own causal memory."""
+class VAECausalEncoder:
+    """Encodes one video chunk by chunk, with its own causal memory."""
 
     def __init__(self, vae: WanVAE) -> None:
         self.vae = vae
@@ -354,8 +357,8 @@ class VAEEncoderStream:
         """The latents of an all-zeros chunk [B, 3, T, H, W] (VACE's inactive video when the
         mask is 1 everywhere). The tensor may be shared: never modify it in place.
 
-        While a stream has only ever seen zeros, its latents come from a cache shared by all
-        streams of this VAE, computed once per chunk index until they repeat and then reused
+        While an encoder has only ever seen zeros, its latents come from a cache shared by all
+        causal encoders of this VAE, computed once per chunk index until they repeat and then reused
         for ever; real frames that follow continue from the zeros' causal memory.
         """
         device = torch.device(device)
@@ -369,12 +372,12 @@ class VAEEncoderStream:
         return self.encode(torch.zeros(shape, device=device, dtype=self.vae.dtype))
 
 
-class ZeroStreamLatents:
-    """Latents of all-zeros streams per chunk index, computed once and shared.
+class ZeroLatents:
+    """Latents of all-zeros videos per chunk index, computed once and shared.
 
     An all-zeros input is constant in time, so once the causal receptive field has passed
     the latents (and the encoder memory) repeat; from then on nothing is recomputed. Only the
-    memory after the newest chunk is kept (it is about a gigabyte at 832×480): a stream that
+    memory after the newest chunk is kept (it is about a gigabyte at 832×480): an encoder that
     takes older latents gets none and replays the zeros if it ever turns to real frames.
     """
 
@@ -387,7 +390,7 @@ class ZeroStreamLatents:
 
     def get(self, shape: tuple[int, ...], device: torch.device,
             history: tuple[int, ...]) -> tuple[Tensor, State | None] | None:
-        """(latents, memory after them or None) for a zeros stream with these chunk lengths,
+        """(latents, memory after them or None) for an all-zeros video with these chunk lengths,
         or None when this history is not the cached one (the caller then encodes by itself)."""
         vae = self._vae[0]
         key = (shape[0], *shape[3:], device, vae.dtype)
@@ -418,7 +421,7 @@ def _close(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5)
 
 
-class VAEDecoderStream:
+class VAECausalDecoder:
     """Decodes normalised latents chunk by chunk: first latent → 1 frame, others → 4."""
 
     def __init__(self, vae: WanVAE, latents_per_pass: int = 1) -> None:

@@ -1,4 +1,4 @@
-"""The Wan VAE encoder compiled for a stream's steady state, and never compiled mid-show.
+"""The Wan VAE encoder compiled for its steady state, and never compiled mid-show.
 
     vae.steady = SteadyEncoder(vae.encoder)      # what `fast.go_fast` does on a GPU
     with vae.steady.learning():                  # in `StreamingVace.prepare`
@@ -11,9 +11,9 @@ transposes around each 3D convolution. `torch.compile` fuses those: a 12-frame c
 576×320 took 38.7 ms instead of 66.3 on an H100 (832×480: 84.9 instead of 146.7;
 `bench/NOTES_pipeline_speed.md`).
 
-Only the steady state is compiled: a stream whose causal memory is full (`state` holds every
-conv's past frames) and a later-chunk shape. The first chunk of a stream (1+4k frames, empty
-memory) runs eagerly — it happens once per stream, and compiling it too would double the cold
+Only the steady state is compiled: a causal encoder whose memory is full (`state` holds every
+conv's past frames) and a later-chunk shape. A video's first chunk (1+4k frames, empty
+memory) runs eagerly — it happens once per video, and compiling it too would double the cold
 compile (≈ 20 s per graph). A graph is made only while `learning()` (the node's `prepare`):
 a compile takes seconds, so a shape first met live (a chunk size that was not prepared), or
 a learned shape whose inputs fail a guard of its graph, runs eagerly instead of stalling the
@@ -68,7 +68,7 @@ class SteadyEncoder:
 
     def __call__(self, x: Tensor, state: dict[nn.Module, Any]) -> Tensor | None:
         """The encoder's output, or None where the caller must run it eagerly."""
-        if not state:  # a stream's first chunk: no causal memory yet
+        if not state:  # a video's first chunk: no causal memory yet
             return None
         key = (tuple(x.shape), x.dtype, x.device, len(state))
         if self._window.open:
@@ -91,7 +91,8 @@ class SteadyEncoder:
         return out
 
     def _run(self, x: Tensor, state: dict[nn.Module, Any]) -> Tensor:
-        """The twin's graph on the stream's memory (mapped to the twin's modules and back)."""
+        """The twin's graph on the encoder's causal memory (mapped to the twin's modules and
+        back)."""
         memory = {self._to_twin[m]: v for m, v in state.items()}
         out = self._compiled(x, memory)
         state.update({self._from_twin[t]: v for t, v in memory.items()})

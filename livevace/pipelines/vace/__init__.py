@@ -6,15 +6,17 @@
 Modules, one job each:
 - `models`, `tiny`   — the model set: the catalogue's files (checked for presence, a CUDA GPU
                        and enough memory before loading) or the tiny random set;
+- `settings`         — one call's live parameters, typed, read once from the snapshot;
 - `modes`            — the mode a chunk runs in, from what is supplied (no mode switch);
 - `annotation`       — control frames and person masks, computed a chunk ahead;
 - `geometry`, `images` — crop-to-fill, outpaint placement, still images from paths;
-- `context`          — the 96-channel VACE context and the causal encoder streams;
+- `context`          — the 96-channel VACE context and its causal encoders;
 - `references`       — reference images in the KV cache's sink (why: see there);
 - `motion`           — video-to-video start and the motion-aware noise controller;
-- `stream`           — cache, sampler, codecs of one uninterrupted stream;
+- `session`          — cache, sampler, codecs of one generation session (reset to reset);
 - `staging`, `timing` — reused upload buffers, non-blocking downloads, per-stage timing;
-- `lane`, `ahead`    — the next chunk's context encoded on a second CUDA stream;
+- `planner`          — a chunk's context inputs planned on the host (one `ContextJob`);
+- `lane`, `ahead`    — the next chunk's context encoded on a second CUDA stream, or in line;
 - `fast`, `warmup`   — the fast path on a GPU and everything done before going live;
 - `pipeline`         — `StreamingVace`, the node's Pipeline.
 """
@@ -25,10 +27,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from livevace.params import ParamStore
+from livevace.pipelines.vace.choices import MODEL_CHOICES
+
+__all__ = ["MODEL_CHOICES", "cpu_generation_size", "create"]
 
 log = logging.getLogger("livevace.vace")
 
-MODEL_CHOICES = ("auto", "tiny-random", "random-1.3b")
 """`--model`: the catalogue's files (`livevace models pull`), tiny random models that run on
 a CPU (`models.TINY_RANDOM`), or random weights at the real shapes on a CUDA GPU
 (`models.RANDOM_1_3B`: the real speed without the weights)."""
@@ -47,15 +51,17 @@ def create(config: "RunConfig", store: ParamStore, model: str | None = None,
     DiT eager for debugging) and prepares everything slow before returning (`prepare`). On a
     CPU it generates small unless the user gave the size (`cpu_generation_size`).
     `tae_context` (QUALITY-AFFECTING, off by default): the VACE control is encoded by the tiny
-    autoencoder instead of the Wan VAE (`context.TAEContextStream`)."""
+    autoencoder instead of the Wan VAE (`context.TAEContextEncoder`)."""
     from livevace.pipelines.vace.fast import go_fast
     from livevace.pipelines.vace.geometry import generation_size
     from livevace.pipelines.vace.models import load_models, vram_settings
     from livevace.pipelines.vace.pipeline import StreamingVace
+    from livevace.pipelines.vace.settings import ChunkSettings
 
     params = store.snapshot()
+    settings = ChunkSettings.of(params)
     size = generation_size(config.width, config.height)
-    models = load_models(model, vram_settings(*size, params))
+    models = load_models(model, vram_settings(*size, settings.chunk_frames, settings.decoder))
     if models.device.type == "cpu":
         size = cpu_generation_size(config, size)
     go_fast(models, compile=compile is not False)

@@ -147,7 +147,7 @@ class Annotation:
             return None
 
     def reset(self) -> None:
-        """A new stream: annotators forget their temporal smoothing."""
+        """A new session: annotators forget their temporal smoothing."""
         for worker in self._workers.values():
             worker.reset()
 

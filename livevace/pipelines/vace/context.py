@@ -4,7 +4,7 @@
 
 with the mask m binarised at 0.5 (1 = generate), inactive = VAE(video · (1 − m)) — the
 part to keep — and reactive = VAE(video · m) — the part to generate, holding the control
-signal when there is one — each from its own causal encoder stream; the mask folded from
+signal when there is one — each from its own causal encoder; the mask folded from
 8×8 pixel blocks into 64 channels at latent resolution and resized in time to the latent
 frame count (nearest-exact), exactly as diffusers' `WanVACEPipeline` prepares it.
 
@@ -13,18 +13,18 @@ whose latents the VAE computes once and shares (`encode_zeros`), and the mask ch
 a constant buffer. Reference images use `reference_context`: their latent as inactive, zeros
 as reactive and mask 0 ("given, keep"), as in VACE.
 
-`StreamEncoder` lets a stream sit out chunks (VACE switched off, then on again) and start
-in the middle of a video: a causal VAE stream must begin with a 1 + 4k chunk, so a stream
+`SessionEncoder` lets an encoder sit out chunks (VACE switched off, then on again) and start
+in the middle of a session: a causal VAE encoder must begin with a 1 + 4k chunk, so one
 (re)started on a later chunk of 4k frames is fed its first frame twice and the extra latent
-dropped — the 4-frame groups then line up with the generator's latent frames again. A
-stream of zeros (re)started that way takes the latents of zeros since the start instead,
+dropped — the 4-frame groups then line up with the generator's latent frames again. An
+encoder of zeros (re)started that way takes the latents of zeros since the start instead,
 from the shared cache, rather than encoding zeros anew in every chunk that follows.
 
 Encoding ahead (see `lane`): the pipeline may encode the *next* chunk's context while the DiT
 still reads the current one, so `ContextEncoder` alternates between two buffers, and a buffer
-is only rewritten after the stream that encodes waits for an event recorded after its last
-reader (`release`). Such an encode is speculative — it uses the parameters of the call that
-launched it — so `speculate` first saves the encoder streams' causal memory: `commit` keeps
+is only rewritten after the CUDA stream that encodes waits for an event recorded after its
+last reader (`release`). Such an encode is speculative — it uses the parameters of the call
+that launched it — so `speculate` first saves the encoders' causal memory: `commit` keeps
 the result, `rollback` restores the memory (the chunk is then encoded again with the
 parameters it is generated with), `reset` drops it. The memory is a dict of tensors that
 encoding replaces rather than modifies, so saving it is a shallow copy.
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from livevace.models.wan.tae import TinyAutoencoder
-from livevace.models.wan.vae import SPACE_STRIDE, VAEEncoderStream, WanVAE, ZeroStreamLatents
+from livevace.models.wan.vae import SPACE_STRIDE, VAECausalEncoder, WanVAE, ZeroLatents
 
 LATENT = 16
 TIME_STRIDE = 4
@@ -57,96 +57,96 @@ def mask_channels(mask: Tensor) -> Tensor:
     return F.interpolate(blocks[None], size=(latent_frames(t), hh, ww), mode="nearest-exact")
 
 
-class StreamEncoder:
-    """One causal VAE encoder stream of a generation stream, chunk by chunk (see module doc).
+class SessionEncoder:
+    """One causal VAE encoder of a generation session, chunk by chunk (see module doc).
 
     `encode(pixels, chunk, first)`: pixels [1, 3, T, H, W] in [-1, 1], or None for all-zero
-    frames of `shape`; `chunk` counts the generation stream's chunks and `first` says whether
-    this is its first (1 + 4k frames). A skipped chunk restarts the stream.
+    frames of `shape`; `chunk` counts the session's chunks and `first` says whether this is
+    its first (1 + 4k frames). A skipped chunk restarts the encoder.
     """
 
     def __init__(self, vae: WanVAE, tae: TinyAutoencoder | None = None,
                  first_frames: int | None = None) -> None:
         self.vae = vae
-        self.stream: VAEEncoderStream | TAEContextStream = (
-            TAEContextStream(tae) if tae is not None else
-            vae.encoder_stream() if first_frames is None else
-            VAEEncoderStream(ZerosOf(vae, first_frames)))  # type: ignore[arg-type]
+        self.encoder: VAECausalEncoder | TAEContextEncoder = (
+            TAEContextEncoder(tae) if tae is not None else
+            vae.causal_encoder() if first_frames is None else
+            VAECausalEncoder(ZerosOf(vae, first_frames)))  # type: ignore[arg-type]
         self.last_chunk: int | None = None
 
     def reset(self) -> None:
-        self.stream.reset()
+        self.encoder.reset()
         self.last_chunk = None
 
     def save(self) -> tuple:
         """The causal memory (restored by `restore`; see the module doc)."""
-        s = self.stream
-        return (None if s.state is None else dict(s.state), s.history, s.all_zeros,
+        e = self.encoder
+        return (None if e.state is None else dict(e.state), e.history, e.all_zeros,
                 self.last_chunk)
 
     def restore(self, saved: tuple) -> None:
-        state, self.stream.history, self.stream.all_zeros, self.last_chunk = saved
-        self.stream.state = None if state is None else dict(state)
+        state, self.encoder.history, self.encoder.all_zeros, self.last_chunk = saved
+        self.encoder.state = None if state is None else dict(state)
 
     def encode(self, pixels: Tensor | None, shape: tuple[int, ...], device: torch.device,
                chunk: int, first: bool) -> Tensor:
         if self.last_chunk is not None and self.last_chunk != chunk - 1:
             self.reset()  # sat out a chunk: its causal memory no longer fits
-        if pixels is None and not self.stream.all_zeros:
+        if pixels is None and not self.encoder.all_zeros:
             # back to zeros (after a keyframe or a mask): restart so the zeros come from the
             # VAE's shared cache again instead of a full encode per chunk
             self.reset()
         self.last_chunk = chunk
-        restart = not self.stream.history and not first
+        restart = not self.encoder.history and not first
         if pixels is None and restart:
             return self._zeros_since_start(shape, device, chunk)
         if pixels is None:
-            out = self.stream.encode_zeros(shape, device)
+            out = self.encoder.encode_zeros(shape, device)
         else:
             if restart:
                 pixels = torch.cat([pixels[:, :, :1], pixels], dim=2)
-            out = self.stream.encode(pixels)
+            out = self.encoder.encode(pixels)
         return out[:, :, 1:] if restart else out
 
     def _zeros_since_start(self, shape: tuple[int, ...], device: torch.device,
                            chunk: int) -> Tensor:
-        """Zeros for a stream (re)started on a later chunk: the latents an all-zeros stream has
+        """Zeros for an encoder (re)started on a later chunk: the latents an all-zeros one has
         at chunk `chunk`, as if it had run from the start — served by the VAE's shared zeros
         cache (converged after the encoder's receptive field, ≈ 100 frames) instead of a
         full encode of zeros in every chunk that follows."""
         b, c, t, h, w = shape
-        out = self.stream.encode_zeros((b, c, t - (TIME_STRIDE - 1), h, w), device)
-        for _ in range(min(chunk, getattr(self.stream, "ZERO_MEMORY_CHUNKS",
-                                          ZeroStreamLatents.MAX_CHUNKS - 1))):
-            if not self.stream.all_zeros:  # the cache could not serve: stop encoding zeros
+        out = self.encoder.encode_zeros((b, c, t - (TIME_STRIDE - 1), h, w), device)
+        for _ in range(min(chunk, getattr(self.encoder, "ZERO_MEMORY_CHUNKS",
+                                          ZeroLatents.MAX_CHUNKS - 1))):
+            if not self.encoder.all_zeros:  # the cache could not serve: stop encoding zeros
                 break
-            out = self.stream.encode_zeros(shape, device)
+            out = self.encoder.encode_zeros(shape, device)
         return out
 
 
 class ZerosOf:
-    """The Wan VAE as the encoder streams of one chunk size see it: the same weights, but the
+    """The Wan VAE as the causal encoders of one chunk size see it: the same weights, but the
     latents of all-zeros chunks from a cache of that size's first-chunk length. The VAE's own
-    cache follows one chunk history per frame size, so streams of 1- and 3-latent chunks at
+    cache follows one chunk history per frame size, so encoders of 1- and 3-latent chunks at
     one size (a live `chunk_frames` switch, the benchmark's rows) would evict each other and
     encode zeros in full every chunk. The caches live on the VAE (shared by its pipelines)."""
 
     def __init__(self, vae: WanVAE, first_frames: int) -> None:
         self._vae = vae
         caches = vars(vae).setdefault("livevace_zeros_by_first_chunk", {})
-        self._zeros = caches.setdefault(first_frames, ZeroStreamLatents(vae))
+        self._zeros = caches.setdefault(first_frames, ZeroLatents(vae))
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self._vae, name)
 
 
-class TAEContextStream:
+class TAEContextEncoder:
     """QUALITY-AFFECTING option (`context_encoder="tae"`, off by default): the tiny
     autoencoder's encoder in place of the Wan VAE's for the control part of the VACE context
     (≈ 14× cheaper: 4.6 vs 64 ms per 12 frames at 576×320 on an H200), behind the interface
-    `StreamEncoder` expects of a Wan VAE stream. VACE was trained on Wan VAE latents; the TAE
-    approximates them, so the control is followed slightly less precisely. Zeros are encoded
-    like any frames (no shared cache: they cost a TAE encode)."""
+    `SessionEncoder` expects of a Wan VAE causal encoder. VACE was trained on Wan VAE
+    latents; the TAE approximates them, so the control is followed slightly less precisely.
+    Zeros are encoded like any frames (no shared cache: they cost a TAE encode)."""
 
     ZERO_MEMORY_CHUNKS = 2
     """Chunks of zeros that stand for "zeros since the start" (the TAE's memory is short)."""
@@ -156,24 +156,24 @@ class TAEContextStream:
         self.reset()
 
     def reset(self) -> None:
-        self._stream = self.tae.encoder_stream()
+        self._encoder = self.tae.causal_encoder()
         self.history: tuple[int, ...] = ()
         self.all_zeros = True
 
     @property
     def state(self) -> dict:
         """The MemBlocks' memory (replaced per chunk, never modified in place)."""
-        return self._stream.memory
+        return self._encoder.memory
 
     @state.setter
     def state(self, memory: dict | None) -> None:
-        self._stream.memory = {} if memory is None else memory
-        self._stream.chunks = len(self.history)
+        self._encoder.memory = {} if memory is None else memory
+        self._encoder.chunks = len(self.history)
 
     def encode(self, pixels: Tensor) -> Tensor:
         self.all_zeros = False
         self.history += (pixels.shape[2],)
-        return self._stream.encode(pixels)
+        return self._encoder.encode(pixels)
 
     def encode_zeros(self, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
         zeros_so_far = self.all_zeros
@@ -194,13 +194,13 @@ def reference_context(latents: Tensor) -> Tensor:
 class ContextEncoder:
     """Builds a chunk's context into one of two preallocated buffers, alternately (the
     sampler copies what it keeps for recache; see the module doc for why two). `tae`: encode
-    the reactive (control) part with the tiny encoder (`TAEContextStream`, quality-affecting)."""
+    the reactive (control) part with the tiny encoder (`TAEContextEncoder`, quality-affecting)."""
 
     def __init__(self, vae: WanVAE, latent_count: int, height: int, width: int,
                  device: torch.device, tae: TinyAutoencoder | None = None) -> None:
         first = 1 + TIME_STRIDE * (latent_count - 1)
-        self.inactive = StreamEncoder(vae, first_frames=first)
-        self.reactive = StreamEncoder(vae, tae, first_frames=first)
+        self.inactive = SessionEncoder(vae, first_frames=first)
+        self.reactive = SessionEncoder(vae, tae, first_frames=first)
         self.device = device
         hh, ww = height // SPACE_STRIDE, width // SPACE_STRIDE
         self.buffers = [torch.zeros(1, 2 * LATENT + SPACE_STRIDE ** 2, latent_count, hh, ww,
@@ -235,7 +235,7 @@ class ContextEncoder:
         return True
 
     def release(self, context: torch.Tensor) -> None:
-        """The current stream has queued its last read of `context` (a buffer of ours)."""
+        """The current CUDA stream has queued its last read of `context` (a buffer of ours)."""
         if self.device.type != "cuda":
             return
         for i, buffer in enumerate(self.buffers):
@@ -244,7 +244,8 @@ class ContextEncoder:
                 event.record()
 
     def _buffer(self) -> tuple[int, torch.Tensor]:
-        """The next buffer, once its last reader is done (waited for on the current stream)."""
+        """The next buffer, once its last reader is done (waited for on the current CUDA
+        stream)."""
         i = self._next
         self._next = 1 - i
         buffer = self.buffers[i]

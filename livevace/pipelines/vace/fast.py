@@ -13,14 +13,14 @@ DiT (1.6–1.9× eager, BENCHMARKS.md "Model core: speed work").
 
 A CUDA-graph capture is global to the process: another thread's CUDA call that is not
 allowed during a capture (an allocation, a synchronisation — the depth annotator and the
-prompt encoder run on their own threads and streams) invalidates it. So captures belong to
-`prepare`, which runs before the annotators start and after the prompt encodes are done.
+prompt encoder run on their own threads and CUDA streams) invalidates it. So captures
+belong to `prepare`, which runs before the annotators start and after the prompt encodes are done.
 `LiveGraphs` enforces it: outside `warming()` a step state that has no graph yet runs
-eagerly instead of being captured (counted in `eager_steps`, logged once per stream cache);
+eagerly instead of being captured (counted in `eager_steps`, logged once per `StreamCache`);
 so does a text K/V rebuild without its graph.
 What that means for states first met live (see `StreamingVace.prepare`):
 - reset: the same cache, the same states — replayed;
-- recache and references written into the sink: the states a fresh stream passes through
+- recache and references written into the sink: the states a fresh session passes through
   (captured by the warm-up) or, for a replay over a wrapped ring, a masked step that never
   had a graph (eager by design);
 - VACE switched on or off: both are warmed up;

@@ -6,7 +6,7 @@ cropped to fill it) and scaled back. On a CPU, unless the user gave the size, th
 works at a small one (`cpu_size`) and its frames are scaled up to the output. Every picture
 that enters the pipeline — camera frames, masks, reference and keyframe images — is resized
 by crop-to-fill (scale to cover, crop the centre: no bars, no distortion), the one rule
-`livevace.io.draw.fit` implements.
+`livevace.imaging.fit` implements.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from livevace.io.draw import fit
+from livevace.imaging import fit
 
 BLOCK = 16
 """Pixels per DiT token side (VAE 8× times patch 2)."""

@@ -2,7 +2,7 @@
 
 A path arrives as a live parameter (OSC, a preset), so a typo or a 200-megapixel photo must
 not stop the show: each problem is one `ImageError` line naming the path, logged once by
-`ImageCache`, and the stream goes on without that image. Images are decoded once per path
+`ImageCache`, and the session goes on without that image. Images are decoded once per path
 and size and kept; the file is read again only when the path changes.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from livevace.errors import UserError
-from livevace.io.draw import fit
+from livevace.imaging import fit
 
 log = logging.getLogger("livevace.vace")
 
@@ -67,7 +67,7 @@ def _flatten(image):
 
 class ImageCache:
     """Decoded, crop-to-filled images by (path, kind); a failure is logged once per path and
-    yields None, so the stream goes on without it."""
+    yields None, so the session goes on without it."""
 
     def __init__(self, width: int, height: int) -> None:
         self.width, self.height = width, height

@@ -11,10 +11,10 @@ launched, and the DiT of chunk n+1 only waits for the lane's event. Ordering rul
 - the main stream waits for `done()`'s event before it reads the context (`join`), a GPU-side
   wait: the host never synchronises with the lane;
 - the encoder's causal memory advances in chunk order because every context encode of a
-  stream goes through this one lane, in chunk order (a speculative encode that turns out
+  session goes through this one lane, in chunk order (a speculative encode that turns out
   stale is rolled back before the chunk is encoded again, see `ContextEncoder`).
 
-On a CPU, or with overlap switched off, the lane is the current stream: the same calls run
+On a CPU, or with overlap switched off, there is no second CUDA stream: the same calls run
 the same work in the same order, inline (so CPU tests exercise the ordering logic).
 """
 

@@ -18,52 +18,21 @@ weights on the CUDA GPU: the real speed, noise for pictures (benchmarks).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from livevace.errors import ModelError, UserError
-from livevace.models import catalog, vram
-from livevace.models.wan.dit import WanDiT
-from livevace.models.wan.tae import TinyAutoencoder
-from livevace.models.wan.text import PromptEmbeddings, WanTextEncoder
-from livevace.models.wan.vae import WanVAE
-from livevace.pipelines.vace import MODEL_CHOICES
+from livevace.pipelines.vace.choices import RANDOM_1_3B, TINY_RANDOM
+from livevace.pipelines.vace.model_set import ModelSet
+from livevace.store import catalog, vram
 
 log = logging.getLogger("livevace.vace")
 
-TINY_RANDOM = MODEL_CHOICES[1]
-RANDOM_1_3B = MODEL_CHOICES[2]
 ROLES = ("generator", "vace", "text encoder", "tokenizer", "vae", "tiny decoder")
 """Catalogue roles the pipeline loads (the depth annotator finds its own weights and falls
 back to edges without them)."""
-
-
-@dataclass
-class ModelSet:
-    """Everything the pipeline runs; one set can serve several streams at once."""
-
-    name: str
-    dit: WanDiT
-    vae: WanVAE
-    tae: TinyAutoencoder
-    text: WanTextEncoder
-    device: torch.device
-    _embeddings: PromptEmbeddings | None = field(default=None, repr=False)
-
-    @property
-    def embeddings(self) -> PromptEmbeddings:
-        """Prompt embeddings, encoded off the loop thread and cached per text."""
-        if self._embeddings is None:
-            self._embeddings = PromptEmbeddings(self.text, output_device=self.device)
-        return self._embeddings
-
-    def close(self) -> None:
-        if self._embeddings is not None:
-            self._embeddings.close()
-            self._embeddings = None
 
 
 def load_models(choice: str | None, settings: vram.VramSettings) -> ModelSet:
@@ -137,10 +106,10 @@ def _load(files: dict[str, dict[str, Path]], settings: vram.VramSettings) -> Mod
     return ModelSet("wan2.1-1.3b+vace", dit, vae, tae, encoder, device)
 
 
-def vram_settings(width: int, height: int, params: dict) -> vram.VramSettings:
+def vram_settings(width: int, height: int, chunk_frames: int,
+                  decoder: str) -> vram.VramSettings:
     """The estimate's inputs for this run (text encoder dtype from what is on disk)."""
     text_role = next(r for r in catalog.ROLES if r.name == "text encoder")
     fp8 = catalog.role_choice(text_role) == ("umt5_fp8",)
-    return vram.VramSettings(width=width, height=height, chunk_frames=int(params["chunk_frames"]),
-                             decoder=str(params["decoder"]),
-                             text_encoder_dtype="fp8" if fp8 else "bf16")
+    return vram.VramSettings(width=width, height=height, chunk_frames=chunk_frames,
+                             decoder=decoder, text_encoder_dtype="fp8" if fp8 else "bf16")

@@ -15,14 +15,15 @@ Any combination composes; `Plan.describe` names it for the log.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+
+from livevace.pipelines.vace.settings import ChunkSettings
 
 PERSON_MASKS = ("person", "person_inverse")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What one chunk uses (built from a parameter snapshot)."""
+    """What one chunk uses (built from its settings)."""
 
     control: str | None
     """Annotator feeding VACE ("none": the raw video), or None: no control video."""
@@ -73,16 +74,16 @@ class Plan:
         return " + ".join(parts)
 
 
-def plan(params: Mapping[str, Any]) -> Plan:
-    mask = str(params["mask"])
-    outpaint = tuple(float(r) for r in params["outpaint"])
+def plan(settings: ChunkSettings) -> Plan:
+    mask = settings.mask
+    outpaint = settings.outpaint
     return Plan(
-        control=str(params["control"]) if params["vace_enabled"] else None,
+        control=settings.control if settings.vace_enabled else None,
         person_mask=mask if mask in PERSON_MASKS else None,
-        mask_image=str(params["mask_image"]) if mask == "image" else "",
+        mask_image=settings.mask_image if mask == "image" else "",
         outpaint=outpaint if any(r > 0 for r in outpaint) else None,
-        references=tuple(str(p) for p in params["reference_images"]),
-        first_frame=str(params["first_frame_image"]),
-        last_frame=str(params["last_frame_image"]),
-        noise_scale=float(params["noise_scale"]),
+        references=settings.reference_images,
+        first_frame=settings.first_frame_image,
+        last_frame=settings.last_frame_image,
+        noise_scale=settings.noise_scale,
     )

@@ -38,7 +38,7 @@ def start_timesteps(timesteps: Sequence[float], noise_scale: float) -> list[floa
 
 
 class MotionNoise:
-    """Per-stream state of the motion-aware controller."""
+    """Per-session state of the motion-aware controller."""
 
     def __init__(self) -> None:
         self.previous: np.ndarray | None = None

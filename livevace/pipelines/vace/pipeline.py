@@ -1,28 +1,32 @@
 """`StreamingVace`: the node's generator — input chunks in, generated chunks out.
 
-Per call the loop hands over `frames_per_call` input frames and a parameter snapshot. The
-pipeline submits the chunk's annotation at once and then generates the chunk before it
-(`lookahead=1`: the annotators work on chunk n+1 while the DiT runs chunk n; 0 = no overlap,
-one chunk less latency; by default 1 for 3-latent chunks, where the overlap is what makes the
-frame rate, and 0 for 1-latent chunks, chosen for latency: there a chunk's call (≈ 105 ms at
-576×320 on an H100) fits in its 4 frames' capture time at 30 fps, so waiting a chunk more
-would only add 133 ms). Generating a chunk:
+Per call the loop hands over `frames_per_call` input frames and a parameter snapshot, read
+once into the call's typed settings (`settings.ChunkSettings`). The pipeline submits the
+chunk's annotation at once and then generates the chunk before it (`lookahead=1`: the
+annotators work on chunk n+1 while the DiT runs chunk n; 0 = no overlap, one chunk less
+latency; by default 1 for 3-latent chunks, where the overlap is what makes the frame rate,
+and 0 for 1-latent chunks, chosen for latency: there a chunk's call (≈ 105 ms at 576×320 on
+an H100) fits in its 4 frames' capture time at 30 fps, so waiting a chunk more would only add
+133 ms). Generating a chunk:
 
-1. live parameters land (see `_apply`): resets, steps, seed, strengths, chunk size,
-   references, keyframes — all at this chunk boundary;
+1. live parameters land (see `_apply`): resets (every parameter the registry marks
+   `apply="reset"`), steps, seed, strengths, chunk size, references, keyframes — all at this
+   chunk boundary;
 2. annotate: wait for the chunk's control frames / person masks (usually already done);
 3. cache: `TextConditioner` gives this chunk's prompt embedding (a transition step, or a cut
    with recache), references are written into the sink if due;
-4. encode: the VACE context (`context`) and, for video-to-video, the noised input latents;
+4. encode: the VACE context (planned on the host by `planner`, encoded by `context`) and,
+   for video-to-video, the noised input latents;
 5. dit: `StreamSampler.generate_chunk`;
 6. decode: `LiveDecoder` (wan or tae, switchable live) → uint8 frames, one per input frame,
    each stamped with its input's capture time.
 Overlap (`overlap=True`, the default): once chunk n's DiT and decode are queued, the context
-of chunk n+1 is encoded on a second CUDA stream while they run (`ahead`, `lane`), so with
-lookahead 1 the encode leaves the critical path; a parameter change that lands in between
-rolls it back and the chunk is encoded in-line — the pictures never differ from the serial
-order. The frames go to the host without blocking (`Staging.download`) until that encode is
-queued.
+of chunk n+1 is planned and encoded on a second CUDA stream while they run (`ahead`'s
+`ContextLane` decides whether a job runs ahead or in line; `lane` is the CUDA stream), so
+with lookahead 1 the encode leaves the critical path; a parameter change that lands in
+between rolls it back and the chunk is planned again and encoded in line — the pictures
+never differ from the serial order. The frames go to the host without blocking
+(`Staging.download`) until that encode is queued.
 Each stage is timed into the node's stats (`stage_annotate_ms` on the annotator threads,
 `stage_annotate_wait_ms` what the loop waited for it, `stage_cache_ms`, `stage_encode_ms`
 (the context's encode time wherever it ran, + the video-to-video input's),
@@ -39,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable
@@ -51,21 +54,21 @@ import torch
 from livevace.errors import UserError
 from livevace.frames import Frame
 from livevace.models.wan.codec import pixels_to_frames
-from livevace.models.wan.prompt_blend import TextConditioner
-from livevace.models.wan.vace import VaceStrength
-from livevace.params import param
+from livevace.pipelines.vace.prompt_blend import TextConditioner
+from livevace.params import changes
 from livevace.pipelines.vace import modes
-from livevace.pipelines.vace.ahead import Ahead, ContextJob, encode, fits, key
+from livevace.pipelines.vace.ahead import ContextLane, Encoded, key
 from livevace.pipelines.vace.annotation import Annotation, Chunk
-from livevace.pipelines.vace.geometry import (border_mask, fit_frames, generation_size,
-                                              outpaint_rect, place)
+from livevace.pipelines.vace.geometry import fit_frames, generation_size
 from livevace.pipelines.vace.images import ImageCache
 from livevace.pipelines.vace.lane import Lane
 from livevace.pipelines.vace.models import ModelSet
 from livevace.pipelines.vace.motion import start_timesteps
+from livevace.pipelines.vace.planner import ContextPlanner, Inputs
 from livevace.pipelines.vace.references import References, write_sink
+from livevace.pipelines.vace.settings import ChunkSettings
 from livevace.pipelines.vace.staging import Staging
-from livevace.pipelines.vace.stream import GenerationStream, pixel_frames
+from livevace.pipelines.vace.session import GenerationSession, pixel_frames
 from livevace.pipelines.vace.timing import StageTimer
 from livevace.stats import Stats
 
@@ -77,21 +80,14 @@ log = logging.getLogger("livevace.vace")
 CONTEXT_ENCODERS = ("wan", "tae")
 """Encoders of the control part of the VACE context: the Wan VAE, or (quality-affecting) the
 tiny autoencoder's."""
-STRENGTH = ("vace_context_scale", "vace_generation_scale", "vace_refinement_scale",
-            "vace_layer_profile")
-KEYFRAMES = {"first": "first_frame_image", "last": "last_frame_image"}
-
-
-def step_list(params: dict[str, Any]) -> list[int]:
-    """The sampler's steps: descending, without repeats, whatever order they came in."""
-    return sorted({int(s) for s in params["denoising_steps"]}, reverse=True)
+KEYFRAMES = ("first", "last")
 
 
 class StreamingVace:
     """The `vace` pipeline (see module doc). `params`: the registry snapshot at start;
     `overlap`: encode the next chunk's context beside the DiT (off: strictly serial);
     `context_encoder`: "wan" (the default) or "tae" — QUALITY-AFFECTING, the control part of
-    the context through the tiny encoder (see `context.TAEContextStream`);
+    the context through the tiny encoder (see `context.TAEContextEncoder`);
     `depth_estimator`: see `Annotation`; `generate_at`: the generation size (multiples of 16;
     default `generation_size(width, height)`), its frames scaled to width × height."""
 
@@ -113,24 +109,29 @@ class StreamingVace:
         self.stats = stats or Stats()
         self.owns_models = owns_models
         self.params = dict(params)
+        """The registry snapshot of the last call (what the next one is compared with)."""
+        self.settings = ChunkSettings.of(params)
         self.images = ImageCache(self.gen_width, self.gen_height)
         self.references = References(models.vae, self.images, models.device)
         self.text = TextConditioner(models.embeddings, models.dit.cfg.text_len)
-        self.annotation = Annotation(str(params["depth_model"]), lambda: self.stats,
+        self.annotation = Annotation(self.settings.depth_model, lambda: self.stats,
                                      depth_estimator)
         self.staging = Staging(models.device)
         self.timer = StageTimer(models.device)
         self.overlap = overlap
         self.context_encoder = context_encoder
         self.lane = Lane(models.device, overlap)
-        self.ahead: Ahead | None = None
-        """The next chunk's context, encoded ahead (see `ahead`)."""
+        self.planner = ContextPlanner(self.gen_width, self.gen_height, self.images,
+                                      self.references, self.annotation, lambda: self.stats)
+        self.contexts = ContextLane(self.lane, self.staging, self.timer, lambda: self.stats,
+                                    overlap)
+        """Runs the context jobs, in line or ahead (see `ahead`)."""
         self.pending: deque[Chunk] = deque()
-        self.streams: dict[int, GenerationStream] = {}
-        """One stream per chunk size met (or prepared), kept: see `stream_for`."""
-        self.stream = self.stream_for(params)
+        self.sessions: dict[int, GenerationSession] = {}
+        """One session per chunk size met (or prepared), kept: see `session_for`."""
+        self.session = self.session_for()
         self.due: set[str] = set(KEYFRAMES)
-        """Keyframes to place in the next chunk (at a stream's start and when changed)."""
+        """Keyframes to place in the next chunk (at a session's start and when changed)."""
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="vace")
         """The one thread that runs `prepare` and every call. cuDNN's tuned convolution plans
         are kept per thread (PyTorch's cache is thread-local), so work prepared on one thread
@@ -139,9 +140,9 @@ class StreamingVace:
         self.chunks_out = 0
         self._mode = ""
         self._text_error: str | None = None
-        for prompt in params["prompt"]:  # start encoding now; the first chunk waits for it
+        for prompt in self.settings.prompts:  # start encoding now; the first chunk waits for it
             models.embeddings.request(prompt.text)
-        self.references.update(tuple(params["reference_images"]))
+        self.references.update(self.settings.reference_images)
 
     def bind_stats(self, stats: Stats) -> None:
         """Time the stages into the node's stats."""
@@ -152,13 +153,13 @@ class StreamingVace:
         """Chunks annotated ahead: as given, else by the current chunk size (module doc)."""
         if self._lookahead is not None:
             return self._lookahead
-        return 0 if self.stream.chunk == 1 else 1
+        return 0 if self.session.chunk == 1 else 1
 
     @property
     def frames_per_call(self) -> int:
         """Frames of the next chunk submitted (it follows any pending one, so it is a later
         chunk then; a longer chunk than needed is trimmed to its newest frames)."""
-        return pixel_frames(self.stream.chunk, self.stream.first and not self.pending)
+        return pixel_frames(self.session.chunk, self.session.first and not self.pending)
 
     # ------------------------------------------------------------------------------ call
     def __call__(self, frames: list[Frame], params: dict[str, Any]) -> list[Frame]:
@@ -166,14 +167,15 @@ class StreamingVace:
         return self._worker.submit(self._call, frames, params).result()
 
     def _call(self, frames: list[Frame], params: dict[str, Any]) -> list[Frame]:
-        plan = modes.plan(params)
-        self.annotation.follow(plan, str(params["depth_model"]))
+        settings = ChunkSettings.of(params)
+        plan = modes.plan(settings)
+        self.annotation.follow(plan, settings.depth_model)
         self.pending.append(self.annotation.submit(frames, plan))
-        self._apply(params)
+        self._apply(params, settings)
         out: list[Frame] = []
         while len(self.pending) > self.lookahead:
-            out += self._generate(self.pending.popleft(), params, plan)
-        self._encode_ahead(params, plan)  # (done already when a chunk was generated)
+            out += self._generate(self.pending.popleft(), settings, plan)
+        self._encode_ahead(settings, plan)  # (done already when a chunk was generated)
         return out
 
     def prepare(self, chunk_sizes: tuple[int, ...] | None = None,
@@ -185,250 +187,164 @@ class StreamingVace:
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)
-        self.ahead = None
+        self.contexts.clear()
         self.pending.clear()
         self.annotation.close()
         if self.owns_models:
             self.models.close()
 
     # ------------------------------------------------------------------- live parameters
-    def stream_for(self, params: dict[str, Any], chunk: int | None = None) -> GenerationStream:
-        """The stream for chunk size `chunk` (default: the parameter's) at the current settings.
-        Streams are kept per size: a size met again (or prepared before the show) comes back
+    def session_for(self, chunk: int | None = None) -> GenerationSession:
+        """The session for chunk size `chunk` (default: the settings') at the current settings.
+        Sessions are kept per size: a size met again (or prepared before the show) comes back
         reset, with its cache, buffers and captured CUDA graphs, instead of being rebuilt."""
-        chunk = int(params["chunk_frames"]) if chunk is None else chunk
-        stream = self.streams.get(chunk)
-        if stream is None:
-            stream = self.streams[chunk] = GenerationStream(
-                self.models, self.gen_width, self.gen_height, chunk, str(params["decoder"]),
-                step_list(params), int(params["seed"]), VaceStrength.from_params(params),
-                self.context_encoder)
-            return stream
-        stream.reset()
-        stream.sampler.set_steps(step_list(params))
-        stream.sampler.seed = int(params["seed"])
-        stream.sampler.set_strength(VaceStrength.from_params(params))
-        return stream
+        s = self.settings
+        chunk = s.chunk_frames if chunk is None else chunk
+        session = self.sessions.get(chunk)
+        if session is None:
+            session = self.sessions[chunk] = GenerationSession(
+                self.models, self.gen_width, self.gen_height, chunk, s.decoder, s.steps, s.seed,
+                s.strength, self.context_encoder)
+            return session
+        session.reset()
+        session.sampler.set_steps(s.steps)
+        session.sampler.seed = s.seed
+        session.sampler.set_strength(s.strength)
+        return session
 
-    def _apply(self, params: dict[str, Any]) -> None:
-        """Land the changes since the last call; parameters that need a reset say so."""
-        old, self.params = self.params, dict(params)
-        changed = {k for k, v in params.items()
-                   if param(k).kind != "trigger" and old.get(k) != v}
-        resets = sorted(k for k in changed if param(k).apply == "reset")
-        if params.get("reset_cache"):
-            resets.append("reset_cache")
-        sampler = self.stream.sampler
-        if "chunk_frames" in changed:
-            self.stream = self.stream_for(params)
+    def _apply(self, params: dict[str, Any], settings: ChunkSettings) -> None:
+        """Land the changes since the last call: a change of any parameter the registry marks
+        `apply="reset"` (or its trigger fired) resets the session; the sampler follows the
+        settings that changed."""
+        resets = sorted(changes(self.params, params)["reset"])
+        old, self.params, self.settings = self.settings, dict(params), settings
+        new_session = settings.chunk_frames != old.chunk_frames
+        if new_session:
+            self.session = self.session_for()
             self.text.invalidate()  # a new cache: the current prompt's K/V are rebuilt
         else:
-            if "denoising_steps" in changed:
-                sampler.set_steps(step_list(params))
-            if "seed" in changed:
-                sampler.seed = int(params["seed"])
-            if changed & set(STRENGTH):
-                sampler.set_strength(VaceStrength.from_params(params))
-        if self.references.update(tuple(params["reference_images"])):
-            self.stream.sink_written = False  # written (again) before the next chunk
-            if not self.references.used and not self.stream.first:
+            sampler = self.session.sampler
+            if settings.steps != old.steps:
+                sampler.set_steps(settings.steps)
+            if settings.seed != old.seed:
+                sampler.seed = settings.seed
+            if settings.strength != old.strength:
+                sampler.set_strength(settings.strength)
+        if self.references.update(settings.reference_images):
+            self.session.sink_written = False  # written (again) before the next chunk
+            if not self.references.used and not self.session.first:
                 resets.append("reference_images")  # the sink must stop steering
         if resets:
             log.info("%s: cache reset, the stream starts afresh with the current prompt",
                      ", ".join(resets))
-            self._reset(new_stream="chunk_frames" in resets)
-        for key, name in KEYFRAMES.items():
-            if name in changed and params[name]:
+            self._reset(new_session=new_session)
+        for key, path in settings.keyframes.items():
+            if path and path != old.keyframes[key]:
                 self.due.add(key)
-        self.images.forget({*params["reference_images"], params["mask_image"],
-                            params["first_frame_image"], params["last_frame_image"]})
+        self.images.forget({*settings.reference_images, settings.mask_image,
+                            *settings.keyframes.values()})
 
-    def _reset(self, new_stream: bool = False) -> None:
-        """Start the stream afresh; the text K/V (the *current* prompt) stay."""
-        if not new_stream:  # a new stream starts fresh anyway
-            self.stream.reset()
+    def _reset(self, new_session: bool = False) -> None:
+        """Start the session afresh; the text K/V (the *current* prompt) stay."""
+        if not new_session:  # a new session starts fresh anyway
+            self.session.reset()
         self.annotation.reset()
         self.due = set(KEYFRAMES)
 
     # ------------------------------------------------------------------------ generation
-    def _key(self, stream: GenerationStream, chunk: Chunk, cut: int, plan: modes.Plan) -> tuple:
-        return key(stream, chunk, cut, plan, self.references.latents is not None, self.due)
+    def _key(self, session: GenerationSession, chunk: Chunk, cut: int,
+             plan: modes.Plan) -> tuple:
+        return key(session, chunk, cut, plan, self.references.latents is not None, self.due)
 
-    def _generate(self, chunk: Chunk, params: dict[str, Any], plan: modes.Plan) -> list[Frame]:
-        stream = self.stream
-        cut = len(chunk.frames) - stream.frames_needed
-        held, self.ahead = self.ahead, None
-        ahead = fits(held, self._key(stream, chunk, cut, plan))
-        if held is not None and ahead is None:
-            self.stats.count("encode_ahead_discarded")
+    def _generate(self, chunk: Chunk, settings: ChunkSettings, plan: modes.Plan) -> list[Frame]:
+        session = self.session
+        cut = self.planner.cut(session, chunk)
+        ahead = self.contexts.take(self._key(session, chunk, cut, plan))
         if cut < 0:  # the chunk size grew since it was taken
             self.stats.count("dropped_vace", len(chunk.frames))
             return []
         if cut:
             self.stats.count("dropped_vace", cut)
-        frames = chunk.frames[cut:]
+        inputs = self.planner.inputs(chunk, cut, plan, "annotate_wait")
+        self._log_mode(self._in_use(plan, chunk, inputs.masks, settings))
 
-        t0 = time.perf_counter()
-        controls = self.annotation.result(chunk, plan, "control")
-        masks = self.annotation.result(chunk, plan, "mask")
-        self.stats.timing("annotate_wait", (time.perf_counter() - t0) * 1e3)
-        self._log_mode(self._in_use(plan, chunk, masks, params))
-
-        update = self.text.update(params["prompt"], str(params["prompt_blend"]),
-                                  int(params["transition_chunks"]), wait=not stream.text_ready)
+        update = self.text.update(settings.prompts, settings.prompt_blend,
+                                  settings.transition_chunks, wait=not session.text_ready)
         if update.error and update.error != self._text_error:
             log.error("%s; the previous prompt keeps playing", update.error)
         self._text_error = update.error
 
         with self.timer.stage("cache"):  # what the cache must hold before the chunk
             if update.changed:
-                stream.sampler.set_text(update.embeddings)
-            if update.recache and not stream.first:
-                replayed = stream.sampler.recache()
+                session.sampler.set_text(update.embeddings)
+            if update.recache and not session.first:
+                replayed = session.sampler.recache()
                 log.info("prompt cut: re-ran %d cached frames with the new prompt", replayed)
-            if self.references.latents is not None and not stream.sink_written:
-                write_sink(stream.sampler, *self.references.sink_frames(stream.cache.layout.sink))
-                stream.sink_written = True
-        images = [f.image for f in frames]
+            if self.references.latents is not None and not session.sink_written:
+                write_sink(session.sampler,
+                           *self.references.sink_frames(session.cache.layout.sink))
+                session.sink_written = True
         with self.timer.stage("encode"):
-            init, timesteps = self._video_start(stream, images, plan, params)
-        context = self._context(stream, ahead, images,
-                                None if controls is None else controls[cut:],
-                                None if masks is None else masks[cut:], plan, params)
+            init, timesteps = self._video_start(session, inputs.images, plan, settings)
+        context = self._context(session, ahead, inputs, plan, settings)
         with self.timer.stage("dit"):
-            latents = stream.sampler.generate_chunk(vace=context, init=init, timesteps=timesteps)
+            latents = session.sampler.generate_chunk(vace=context, init=init,
+                                                     timesteps=timesteps)
         if context is not None:
-            stream.context.release(context)
+            session.context.release(context)
         with self.timer.stage("decode"):
-            pixels = stream.decoder.decode(latents, str(params["decoder"]))
+            pixels = session.decoder.decode(latents, settings.decoder)
             download = self.staging.download(pixels_to_frames(pixels)[0])
-        stream.chunks += 1
-        self._encode_ahead(params, plan)
+        session.chunks += 1
+        self._encode_ahead(settings, plan)
         out = download.numpy()
         self.timer.report(self.stats)
         meta = {"chunk": self.chunks_out}
         self.chunks_out += 1
         return [Frame(self._output(image), f.t_capture, f.index, meta)
-                for image, f in zip(out, frames)]
+                for image, f in zip(out, inputs.frames)]
 
-    def _video_start(self, stream: GenerationStream, images: list[np.ndarray],
-                     plan: modes.Plan, params: dict[str, Any]
+    def _video_start(self, session: GenerationSession, images: list[np.ndarray],
+                     plan: modes.Plan, settings: ChunkSettings
                      ) -> tuple[torch.Tensor | None, list[float] | None]:
         """Video-to-video: the noised input latents and the timesteps they start at."""
         if not plan.latent_init:
             return None, None
         raw = fit_frames(images, self.gen_width, self.gen_height)
-        scale = float(params["noise_scale"])
-        if params["noise_controller"]:
-            scale = stream.motion(raw, scale)
-        latents = stream.encode_input(self.staging.pixels("input", raw)).float()
-        noise = stream.sampler.noise(stream.cache.next_frame, 0, latents.shape)
+        scale = settings.noise_scale
+        if settings.noise_controller:
+            scale = session.motion(raw, scale)
+        latents = session.encode_input(self.staging.pixels("input", raw)).float()
+        noise = session.sampler.noise(session.cache.next_frame, 0, latents.shape)
         return (noise * scale + latents * (1.0 - scale),
-                start_timesteps(stream.sampler.timesteps, scale))
+                start_timesteps(session.sampler.timesteps, scale))
 
-    def _context(self, stream: GenerationStream, ahead: Ahead | None, images: list[np.ndarray],
-                 controls: list[np.ndarray] | None, masks: list[np.ndarray] | None,
-                 plan: modes.Plan, params: dict[str, Any]) -> torch.Tensor | None:
-        """The chunk's VACE context (None when unused): the one encoded ahead, or now."""
-        if ahead is not None:
-            self.stats.count("encode_ahead_used")
-            encoded = ahead.encoded
-        else:
-            job = self._context_job(stream, images, controls, masks, plan, params)
-            if job is None:
-                self.due.clear()
-                return None
-            encoded = encode(self.lane, self.staging, self.timer, stream, job)
+    def _context(self, session: GenerationSession, ahead: Encoded | None, inputs: Inputs,
+                 plan: modes.Plan, settings: ChunkSettings) -> torch.Tensor | None:
+        """The chunk's VACE context (None when unused): the one encoded ahead, or one planned
+        and encoded now, in line."""
+        if ahead is None:
+            job = self.planner.job(session, inputs, plan, settings, self.due)
+            ahead = None if job is None else self.contexts.inline(session, job)
         self.due.clear()
-        if not encoded.timed:
-            self.timer.add("encode", encoded.span)
-        if encoded.done is not None:
-            with self.timer.stage("encode_wait"):
-                self.lane.join(encoded.done)
-        return encoded.context
+        return None if ahead is None else self.contexts.context(ahead)
 
-    def _encode_ahead(self, params: dict[str, Any], plan: modes.Plan) -> None:
-        """Queue the next pending chunk's context on the lane (see `ahead`)."""
-        if not self.overlap or not self.pending:
+    def _encode_ahead(self, settings: ChunkSettings, plan: modes.Plan) -> None:
+        """Plan the next pending chunk's context and queue it on the lane, if the lane wants
+        it (see `ahead`)."""
+        if not self.pending or not self.contexts.wants(self.pending[0]):
             return
-        chunk, stream = self.pending[0], self.stream
-        if self.ahead is not None:
-            if self.ahead.chunk is chunk:
-                return
-            self.ahead.stream.context.rollback()
-            self.ahead = None
-            self.stats.count("encode_ahead_discarded")
-        cut = len(chunk.frames) - stream.frames_needed
+        chunk, session = self.pending[0], self.session
+        cut = self.planner.cut(session, chunk)
         if cut < 0:
             return
-        t0 = time.perf_counter()
         try:
-            controls = self.annotation.result(chunk, plan, "control")
-            masks = self.annotation.result(chunk, plan, "mask")
+            inputs = self.planner.inputs(chunk, cut, plan, "annotate_ahead_wait")
         except Exception:  # noqa: BLE001 - raised again, and reported, when the chunk's turn comes
             return
-        self.stats.timing("annotate_ahead_wait", (time.perf_counter() - t0) * 1e3)
-        job = self._context_job(stream, [f.image for f in chunk.frames[cut:]],
-                                None if controls is None else controls[cut:],
-                                None if masks is None else masks[cut:], plan, params)
-        if job is None:
-            return
-        stream.context.speculate()
-        encoded = encode(self.lane, self.staging, self.timer, stream, job)
-        if not self.lane.separate:  # done inline, in this call: timed with it
-            self.timer.add("encode", encoded.span)
-            encoded.timed = True
-        self.ahead = Ahead(self._key(stream, chunk, cut, plan), stream, chunk, encoded)
-
-    def _context_job(self, stream: GenerationStream, images: list[np.ndarray],
-                     controls: list[np.ndarray] | None, masks: list[np.ndarray] | None,
-                     plan: modes.Plan, params: dict[str, Any]) -> ContextJob | None:
-        """The chunk's context inputs on the host (None: no context), with the keyframes
-        due now (the caller clears `due` once the chunk is generated). The input frames are
-        fitted only where they are used (raw-video control, a region, keyframes): stacking
-        them costs milliseconds of host time at 832×480 that would idle the GPU."""
-        w, h = self.gen_width, self.gen_height
-        region = self._region(masks, plan, len(images))
-        rect = outpaint_rect(plan.outpaint, w, h) if plan.outpaint else None
-        if rect is not None:
-            region = np.maximum(place(region, rect) if region is not None else 0.0,
-                                border_mask(rect, w, h)[None])
-        keyframes = {k: self.images.rgb(params[name], name.replace("_", " "))
-                     for k, name in KEYFRAMES.items() if k in self.due and params[name]}
-        keyframes = {k: v for k, v in keyframes.items() if v is not None}
-        raw = (fit_frames(images, w, h)
-               if plan.control == "none" or region is not None or keyframes else None)
-        video = raw if plan.control == "none" else (
-            fit_frames(controls, w, h) if controls is not None else None)
-        if rect is not None:
-            raw = place(raw, rect)
-            video = None if video is None else place(video, rect)
-        if not (video is not None or region is not None or keyframes
-                or self.references.latents is not None):
-            return None
-        if keyframes:
-            region = np.ones((len(images), h, w), np.float32) if region is None else region.copy()
-            raw = raw.copy()
-            for k, image in keyframes.items():
-                at = 0 if k == "first" else -1
-                raw[at], region[at] = image, 0.0
-        return ContextJob((1, 3, len(images), h, w), stream.chunks, stream.first, video,
-                          None if region is None else raw, region)
-
-    def _region(self, masks: list[np.ndarray] | None, plan: modes.Plan,
-                frames: int) -> np.ndarray | None:
-        """[T, H, W] float32, 1 = regenerate: the person masks and the mask image together."""
-        w, h = self.gen_width, self.gen_height
-        parts = []
-        if masks is not None:
-            parts.append(fit_frames(masks, w, h).astype(np.float32))
-        if plan.mask_image:
-            image = self.images.mask(plan.mask_image, "mask image")
-            if image is not None:
-                parts.append(np.broadcast_to(image, (frames, h, w)))
-        if not parts:
-            return None
-        return np.maximum.reduce(parts) if len(parts) > 1 else np.array(parts[0], np.float32)
+        job = self.planner.job(session, inputs, plan, settings, self.due)
+        if job is not None:
+            self.contexts.ahead(self._key(session, chunk, cut, plan), session, chunk, job)
 
     def _output(self, image: np.ndarray) -> np.ndarray:
         if (self.gen_width, self.gen_height) == (self.width, self.height):
@@ -436,7 +352,7 @@ class StreamingVace:
         return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
 
     def _in_use(self, plan: modes.Plan, chunk: Chunk, masks: list[np.ndarray] | None,
-                params: dict[str, Any]) -> modes.Plan:
+                settings: ChunkSettings) -> modes.Plan:
         """The plan as the chunk really runs it, for the log: the control after any fallback
         (depth without weights runs edges), the person mask only where it ran, and only the
         images that could be read (a refused one is logged once by `ImageCache`)."""
@@ -444,8 +360,8 @@ class StreamingVace:
             return path if path and read(path, what) is not None else ""
 
         images = self.images
-        keyframes = {k: readable(params[name], name.replace("_", " "), images.rgb)
-                     for k, name in KEYFRAMES.items()}
+        keyframes = {k: readable(path, f"{k} frame image", images.rgb)
+                     for k, path in settings.keyframes.items()}
         return dataclasses.replace(
             plan, control=chunk.used.get("control", plan.control) if plan.annotator
             else plan.control,

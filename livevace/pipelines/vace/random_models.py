@@ -23,7 +23,8 @@ from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.tae import TAEConfig, TinyAutoencoder
 from livevace.models.wan.text import WanTextEncoder, umt5_config
 from livevace.models.wan.vae import WanVAE, WanVAEConfig
-from livevace.pipelines.vace.models import RANDOM_1_3B, ModelSet
+from livevace.pipelines.vace.choices import RANDOM_1_3B
+from livevace.pipelines.vace.model_set import ModelSet
 from livevace.pipelines.vace.tiny import char_tokenizer
 
 TextEncoderChoice = Literal["random", "umt5"]

@@ -23,9 +23,9 @@ for the token at the same position; reference tokens have no position in a chunk
 hints have nowhere to go without averaging them into something the weights never saw. The
 sink is where a causal model keeps what every frame should see.
 
-Live changes: new paths re-encode and rewrite the sink in place (no reset, the stream goes
-on); adding references mid-stream overwrites the sink's opening frames the same way;
-removing them all resets the stream (the sink must stop steering, and what it held before
+Live changes: new paths re-encode and rewrite the sink in place (no reset, the session goes
+on); adding references mid-session overwrites the sink's opening frames the same way;
+removing them all resets the session (the sink must stop steering, and what it held before
 is gone), which the log says. A path that cannot be read is rejected with its path and the
 others are used.
 """
@@ -74,7 +74,7 @@ class References:
     @torch.no_grad()
     def _encode(self, image) -> Tensor:
         pixels = frames_to_pixels(torch.from_numpy(image)[None].to(self.device))
-        return self.vae.encoder_stream().encode(pixels).float()
+        return self.vae.causal_encoder().encode(pixels).float()
 
     def sink_frames(self, slots: int) -> tuple[Tensor, Tensor]:
         """(latents, context) [1, C, slots, h, w]: the references in turn over the sink slots."""
@@ -86,8 +86,8 @@ class References:
 
 def write_sink(sampler: StreamSampler, latents: Tensor, context: Tensor | None) -> None:
     """Write clean frames into the sink slots at t = 0 (a refinement pass, VACE hints scaled
-    as refinement), in groups of at most a chunk. Mid-stream the chunk bookkeeping is put
-    back afterwards, so the next chunk continues where the stream was (as `recache` does)."""
+    as refinement), in groups of at most a chunk. Mid-session the chunk bookkeeping is put
+    back afterwards, so the next chunk continues where the session was (as `recache` does)."""
     cache = sampler.cache
     lay = cache.layout
     last = (cache.chunk_start, cache.chunk_frames)

@@ -4,7 +4,7 @@ downloads into pinned memory without blocking.
 Frames arrive as numpy arrays; the generator wants [1, 3, T, H, W] pixels in [-1, 1] on its
 device. Allocating pinned host memory, device memory and the float copy anew every chunk
 costs time and fragments the GPU allocator, so each (slot, shape) keeps its three buffers and
-every chunk is copied into them (pinned + non-blocking on CUDA, on whichever stream is
+every chunk is copied into them (pinned + non-blocking on CUDA, on whichever CUDA stream is
 current: the context encode stages its frames on its own lane). A returned tensor is valid
 until the same slot is staged again. The upload of a slot's previous chunk may still be in
 flight when the next one is staged (the lane runs ahead of the host), so each slot keeps an

@@ -5,8 +5,8 @@ stage records a pair of events (allocated once) and the durations are read after
 one unavoidable sync (the copy of the output frames to the host): accurate, and no extra
 sync that would stop work from overlapping. On the CPU it is the wall clock.
 
-Work queued on another stream and consumed later (the VACE context encoded ahead on the
-lane) is measured as a `Span` (its own event pair, on whichever stream is current) and
+Work queued on another CUDA stream and consumed later (the VACE context encoded ahead on the
+lane) is measured as a `Span` (its own event pair, on whichever CUDA stream is current) and
 handed to the timer with `add` when the chunk that uses it is generated; by the chunk's
 report the main stream has waited for it, so reading it never blocks.
 """

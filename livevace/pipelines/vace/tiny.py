@@ -18,7 +18,8 @@ from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.tae import TAEConfig, TinyAutoencoder
 from livevace.models.wan.text import WanTextEncoder, umt5_config
 from livevace.models.wan.vae import WanVAE, WanVAEConfig
-from livevace.pipelines.vace.models import TINY_RANDOM, ModelSet
+from livevace.pipelines.vace.choices import TINY_RANDOM
+from livevace.pipelines.vace.model_set import ModelSet
 
 TINY_VAE = WanVAEConfig(base_dim=4)
 TINY_TAE = TAEConfig(encoder_width=8, decoder_widths=(16, 8, 8, 8))
@@ -55,7 +56,7 @@ def visible(tae: TinyAutoencoder, mean: float = 0.5, std: float = 0.2) -> TinyAu
     last: nn.Conv2d = tae.decoder[-1]
     seen: list[torch.Tensor] = []
     hook = last.register_forward_hook(lambda _m, _i, out: seen.append(out))
-    tae.decoder_stream().decode(torch.randn(1, TINY_TAE.latent_channels, 3, 8, 8))
+    tae.causal_decoder().decode(torch.randn(1, TINY_TAE.latent_channels, 3, 8, 8))
     hook.remove()
     out = seen[0]
     scale = std / out.std()

@@ -8,19 +8,19 @@ In order, on a CUDA device (on a CPU only 1, 5 and, for a compiled DiT, 4):
    has tuned their layers for each batch; the depth network has compiled and captured its
    CUDA graph for the later chunks' shape, `annotators.depth.TransformersDepth.graphs`);
 3. codecs, per prepared chunk size: the VACE context encoder on its lane (first chunk, later
-   chunks, a stream restarted mid-video), the all-zeros latents until the shared cache has
+   chunks, an encoder restarted mid-video), the all-zeros latents until the shared cache has
    converged (VACE's inactive video with no mask costs nothing afterwards), a reference
    image's single frame, the tiny and the Wan decoder — each shape once, so cuDNN autotunes
    now (`cudnn.benchmark`, set by `fast.go_fast`) and not on the first frames, and the
    compiled VAE encoder (`vae_compiled`) compiles its later-chunk graph now (if that fails,
    the encoder runs eagerly, with one warning);
 4. the DiT, per prepared chunk size and with and without VACE: `StreamSampler.warm_up`
-   (compilation on first use of each token count, then a capture of every state a stream
+   (compilation on first use of each token count, then a capture of every state a session
    passes through, and of the text K/V rebuild that prompt fades replay every chunk) inside
    `LiveGraphs.warming`, with a placeholder text. If compilation fails here (no compiler on
    the machine), the DiT falls back to eager with one warning line instead of stopping the
    node;
-5. the prompt's text K/V set in the pipeline's stream (`take_text`), so the first chunk
+5. the prompt's text K/V set in the pipeline's session (`take_text`), so the first chunk
    rebuilds nothing.
 
 By default the pipeline's chunk size is prepared; `chunk_sizes=(1, 3)` prepares both (their
@@ -43,11 +43,11 @@ from tqdm.auto import tqdm
 from livevace.errors import ModelError, describe
 from livevace.frames import Frame
 from livevace.models.wan.compiled import Acceleration
-from livevace.models.wan.vae import ZeroStreamLatents
+from livevace.models.wan.vae import ZeroLatents
 from livevace.pipelines.vace import modes
-from livevace.pipelines.vace.context import StreamEncoder
+from livevace.pipelines.vace.context import SessionEncoder
 from livevace.pipelines.vace.fast import accelerate, live_graphs
-from livevace.pipelines.vace.stream import GenerationStream, pixel_frames
+from livevace.pipelines.vace.session import GenerationSession, pixel_frames
 
 if TYPE_CHECKING:
     from livevace.pipelines.vace.pipeline import StreamingVace
@@ -69,9 +69,9 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
         take_text(pipeline)
         return 0.0
     start = time.perf_counter()
-    sizes = chunk_sizes or (pipeline.stream.chunk,)
-    streams = [pipeline.stream if c == pipeline.stream.chunk else
-               pipeline.stream_for(pipeline.params, c) for c in sizes]
+    sizes = chunk_sizes or (pipeline.session.chunk,)
+    sessions = [pipeline.session if c == pipeline.session.chunk else
+                pipeline.session_for(c) for c in sizes]
     has_vace = models.dit.cfg.has_vace
     variants = [m for m in (vace_modes or (True, False)) if has_vace or not m]
     size = f"{pipeline.gen_width}×{pipeline.gen_height}"
@@ -79,30 +79,30 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
         log.info("compiling for %s (the first time ≈ 60 s: the DiT, the VAE encoder and the "
                  "depth network; later runs reuse the compile cache)%s", size,
                  ", then capturing CUDA graphs" if graphs is not None else "")
-    parts = 1 + len(streams) * ((1 if cuda else 0) + (len(variants) if compiled else 0))
+    parts = 1 + len(sessions) * ((1 if cuda else 0) + (len(variants) if compiled else 0))
     bar = tqdm(total=parts + cuda, desc=f"preparing {size}", unit="step", disable=not progress)
     try:
         bar.set_postfix_str("prompts")
-        wait([models.embeddings.request(p.text) for p in pipeline.params["prompt"]],
+        wait([models.embeddings.request(p.text) for p in pipeline.settings.prompts],
              timeout=TEXT_TIMEOUT_S)
         bar.update()
         if cuda:
             bar.set_postfix_str("annotators")
-            warm_annotators(pipeline, sorted({pixel_frames(s.chunk, True) for s in streams}),
-                            sorted({pixel_frames(s.chunk, False) for s in streams}))
+            warm_annotators(pipeline, sorted({pixel_frames(s.chunk, True) for s in sessions}),
+                            sorted({pixel_frames(s.chunk, False) for s in sessions}))
             bar.update()
-            for stream in streams:
-                bar.set_postfix_str(f"codecs, chunks of {stream.chunk}")
-                warm_codecs_or_eager(pipeline, stream)
+            for session in sessions:
+                bar.set_postfix_str(f"codecs, chunks of {session.chunk}")
+                warm_codecs_or_eager(pipeline, session)
                 bar.update()
             torch.cuda.synchronize(models.device)
-        for stream in streams:
+        for session in sessions:
             for vace in variants:
                 if not compiled:  # eager (never accelerated, or compiling failed)
                     break
-                bar.set_postfix_str(f"DiT, chunks of {stream.chunk}"
+                bar.set_postfix_str(f"DiT, chunks of {session.chunk}"
                                     + (", VACE" if vace else ""))
-                compiled = warm_dit(pipeline, stream, vace)
+                compiled = warm_dit(pipeline, session, vace)
                 bar.update()
         take_text(pipeline)
     finally:
@@ -116,23 +116,23 @@ def take_text(pipeline: "StreamingVace") -> None:
     """The first chunk's text K/V, built now: its own `TextConditioner.update` then finds
     nothing changed (≈ 20 ms less before the first frame at 576×320). A prompt that cannot
     be encoded is left for the first chunk to report, as it would be without `prepare`."""
-    params = pipeline.params
+    settings = pipeline.settings
     try:
-        update = pipeline.text.update(params["prompt"], str(params["prompt_blend"]),
-                                      int(params["transition_chunks"]), wait=True)
+        update = pipeline.text.update(settings.prompts, settings.prompt_blend,
+                                      settings.transition_chunks, wait=True)
     except ModelError:
         return
-    pipeline.stream.sampler.set_text(update.embeddings)
+    pipeline.session.sampler.set_text(update.embeddings)
 
 
 def warm_annotators(pipeline: "StreamingVace", first: list[int], later: list[int]) -> None:
     """Build the plan's annotators and run them on a grey chunk of each size (a network's
     batch is a chunk: cuDNN tunes each size once), then forget those chunks. The depth
     network compiles and captures its CUDA graph for the `later` chunk sizes only (≈ 20 s
-    each the first time): a first chunk comes once per stream and runs eagerly."""
-    plan = modes.plan(pipeline.params)
+    each the first time): a first chunk comes once per session and runs eagerly."""
+    plan = modes.plan(pipeline.settings)
     annotation = pipeline.annotation
-    annotation.follow(plan, str(pipeline.params["depth_model"]))
+    annotation.follow(plan, pipeline.settings.depth_model)
     grey = np.full((pipeline.height, pipeline.width, 3), 128, np.uint8)
     for size, learn in sorted({(s, False) for s in first} | {(s, True) for s in later}):
         chunk = annotation.submit([Frame(grey, 0.0, i) for i in range(size)], plan, learn=learn)
@@ -144,57 +144,57 @@ def warm_annotators(pipeline: "StreamingVace", first: list[int], later: list[int
     annotation.reset()
 
 
-def warm_codecs_or_eager(pipeline: "StreamingVace", stream: GenerationStream) -> None:
+def warm_codecs_or_eager(pipeline: "StreamingVace", session: GenerationSession) -> None:
     """`warm_codecs`; if the compiled VAE encoder fails to compile (no compiler on the
     machine), again with the encoder eager, after one warning line."""
     vae = pipeline.models.vae
     try:
-        warm_codecs(pipeline, stream)
+        warm_codecs(pipeline, session)
     except Exception as exc:  # noqa: BLE001 - a missing compiler must not stop the show
         if vae.steady is None:
             raise
         log.warning("the VAE encoder could not be compiled (%s); it runs eagerly (slower)",
                     describe(exc))
         vae.steady = None
-        warm_codecs(pipeline, stream)
+        warm_codecs(pipeline, session)
 
 
 @torch.no_grad()
-def warm_codecs(pipeline: "StreamingVace", stream: GenerationStream) -> None:
+def warm_codecs(pipeline: "StreamingVace", session: GenerationSession) -> None:
     """Every codec shape of this chunk size once (see the module doc; the compiled VAE
     encoder learns its later-chunk shapes here), state reset after."""
     models, device = pipeline.models, pipeline.models.device
-    c, h, w = stream.chunk, pipeline.gen_height, pipeline.gen_width
+    c, h, w = session.chunk, pipeline.gen_height, pipeline.gen_width
     later = (1, 3, pixel_frames(c, False), h, w)
     steady = models.vae.steady
     with pipeline.lane.work(), steady.learning() if steady is not None else nullcontext():
         for i in range(2):  # a first chunk, then a later one (every later one looks alike)
             shape = later if i else (1, 3, pixel_frames(c, True), h, w)
             video = torch.rand(shape, device=device) * 2 - 1
-            stream.context.encode(shape, i, i == 0, video=video)
-        StreamEncoder(models.vae).encode(video, later, device, 1, False)  # restarted mid-video
-        zeros, previous = StreamEncoder(models.vae, first_frames=pixel_frames(c, True)), None
-        for i in range(ZeroStreamLatents.MAX_CHUNKS):
+            session.context.encode(shape, i, i == 0, video=video)
+        SessionEncoder(models.vae).encode(video, later, device, 1, False)  # restarted mid-video
+        zeros, previous = SessionEncoder(models.vae, first_frames=pixel_frames(c, True)), None
+        for i in range(ZeroLatents.MAX_CHUNKS):
             out = zeros.encode(None, later if i else (1, 3, pixel_frames(c, True), h, w),
                                device, i, i == 0)
-            if out is previous or not zeros.stream.all_zeros:  # converged (or not cacheable)
+            if out is previous or not zeros.encoder.all_zeros:  # converged (or not cacheable)
                 break
             previous = out
-        stream.context.reset()
-    models.vae.encoder_stream().encode(torch.zeros(1, 3, 1, h, w, device=device))
+        session.context.reset()
+    models.vae.causal_encoder().encode(torch.zeros(1, 3, 1, h, w, device=device))
     latents = torch.zeros(1, models.vae.config.z_dim, c, h // 8, w // 8, device=device)
     for codec in (models.tae, models.vae):  # the first latent, then later ones
-        decoder = codec.decoder_stream()
+        decoder = codec.causal_decoder()
         for _ in range(1 if c > 1 else 2):
             decoder.decode(latents)
 
 
-def warm_dit(pipeline: "StreamingVace", stream: GenerationStream, vace: bool) -> bool:
-    """Compile and capture the DiT's states for this stream; False when compiling failed
+def warm_dit(pipeline: "StreamingVace", session: GenerationSession, vace: bool) -> bool:
+    """Compile and capture the DiT's states for this session; False when compiling failed
     and the DiT now runs eagerly."""
     models = pipeline.models
     graphs = live_graphs(models.dit)
-    sampler = stream.sampler
+    sampler = session.sampler
     try:
         with graphs.warming() if graphs is not None else nullcontext():
             sampler.set_text(torch.zeros(1, 1, models.dit.cfg.text_dim, device=models.device))

@@ -1,12 +1,12 @@
-"""One uninterrupted generation stream: the state that lives from one cache reset to the next.
+"""One generation session: the state that lives from one cache reset to the next.
 
-A stream owns the static KV cache and its sampler (fixed layout: LongLive's 12-frame window
+A session owns the static KV cache and its sampler (fixed layout: LongLive's 12-frame window
 with a 3-frame sink, chunks of 1 or 3 latent frames), the output decoder and the causal
-encoder streams of the VACE context and of the video-to-video input. `reset` starts it afresh
-in place (same buffers, text K/V kept — so the *current* prompt survives a reset); a chunk
-size change makes a new stream (new static shapes).
+encoders of the VACE context and of the video-to-video input. `reset` starts it afresh in
+place (same buffers, text K/V kept — so the *current* prompt survives a reset); a chunk size
+change makes a new session (new static shapes).
 
-Chunk sizes in pixel frames: a stream's first chunk is 1 + 4(C − 1) frames (the causal VAE
+Chunk sizes in pixel frames: a session's first chunk is 1 + 4(C − 1) frames (the causal VAE
 turns its first frame alone into a latent): 9 for C = 3, 1 for C = 1; every later one 4C.
 """
 
@@ -16,10 +16,10 @@ from typing import Sequence
 
 import torch
 
-from livevace.models.wan.codec import LiveDecoder
+from livevace.pipelines.vace.live_decoder import LiveDecoder
 from livevace.models.wan.kv_cache import CacheLayout
 from livevace.models.wan.sampler import StreamSampler
-from livevace.pipelines.vace.context import ContextEncoder, StreamEncoder
+from livevace.pipelines.vace.context import ContextEncoder, SessionEncoder
 from livevace.pipelines.vace.geometry import BLOCK
 from livevace.pipelines.vace.motion import MotionNoise
 from livevace.models.wan.vace import VaceStrength
@@ -36,7 +36,9 @@ def pixel_frames(chunk: int, first: bool) -> int:
     return 1 + 4 * (chunk - 1) if first else 4 * chunk
 
 
-class GenerationStream:
+class GenerationSession:
+    """See the module doc."""
+
     def __init__(self, models: ModelSet, width: int, height: int, chunk: int, decoder: str,
                  steps: Sequence[int], seed: int, strength: VaceStrength,
                  context_encoder: str = "wan") -> None:
@@ -49,10 +51,10 @@ class GenerationStream:
         self.decoder = LiveDecoder({"wan": models.vae, "tae": models.tae}, decoder)
         self.context = ContextEncoder(models.vae, chunk, height, width, models.device,
                                       models.tae if context_encoder == "tae" else None)
-        self.input = StreamEncoder(models.vae)
+        self.input = SessionEncoder(models.vae)
         self.motion = MotionNoise()
         self.chunks = 0
-        """Chunks generated since the stream started."""
+        """Chunks generated since the session started."""
         self.sink_written = False
         """The references occupy the sink."""
 
@@ -80,6 +82,6 @@ class GenerationStream:
 
     @torch.no_grad()
     def encode_input(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Latents of the input video (video-to-video), on this stream's encoder."""
+        """Latents of the input video (video-to-video), on this session's encoder."""
         return self.input.encode(pixels, tuple(pixels.shape), pixels.device, self.chunks,
                                  self.first)

@@ -130,7 +130,7 @@ class TextConditioner:
 
     def update(self, prompts: Sequence[Prompt], blend_method: str = "linear", transition_chunks: int = 0,
                wait: bool = False) -> TextUpdate:
-        """Call once per chunk. `wait` blocks until the prompts are encoded (a stream's start,
+        """Call once per chunk. `wait` blocks until the prompts are encoded (a session's start,
         when there is nothing yet to play)."""
         target = (tuple(prompts), blend_method)
         if target != self._target:

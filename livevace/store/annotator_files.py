@@ -1,7 +1,7 @@
 """Every model file the annotators read, declared once, for `livevace models pull` to fetch.
 
 Annotators never download: they look for these files under the models directory
-(`livevace.models.paths`: $LIVEVACE_MODELS_DIR, then Scope's folder). Each entry lives in
+(`livevace.store.paths`: $LIVEVACE_MODELS_DIR, then Scope's folder). Each entry lives in
 `<models dir>/<folder>/`; for Hugging Face entries `folder` is the repo name (the part after
 the slash, Scope's layout), holding the repo's files at their paths in the repo. Entries with
 a `url` are single files from elsewhere.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from livevace.errors import ModelError
-from livevace.models import paths
+from livevace.store import paths
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from livevace.errors import ModelError, describe
-from livevace.models import catalog, paths
-from livevace.models.catalog import ModelFile, format_size
+from livevace.store import catalog, paths
+from livevace.store.catalog import ModelFile, format_size
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ part of the Hugging Face repo id — exactly where Daydream Scope's downloader p
 file under `~/.daydream-scope/models` (Scope: `local_dir = models_root / repo_id.split("/")[-1]`,
 e.g. `LongLive-1.3B/models/longlive_base.pt`, `WanVideo_comfy/Wan2_1-VACE_module_1_3B_bf16.safetensors`).
 The annotators' files (depth models, mediapipe tasks) are declared in
-`livevace.annotators.weights` and listed here too; they keep their own folders.
+`livevace.store.annotator_files` and listed here too; they keep their own folders.
 
 Scope reuse: files found in Scope's folder are used *in place* (`paths.search_dirs()` looks
 in our models directory first, then Scope's). Nothing is copied or symlinked: a copy would
@@ -27,10 +27,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from livevace.annotators.weights import ALL as ANNOTATOR_WEIGHTS
-from livevace.annotators.weights import WeightFiles
+from livevace.store.annotator_files import ALL as ANNOTATOR_WEIGHTS
+from livevace.store.annotator_files import WeightFiles
 from livevace.errors import ModelError
-from livevace.models import headers, paths
+from livevace.store import headers, paths
 from livevace.params import param
 
 MIN_SIZE_FRACTION = 0.4

@@ -1,0 +1,377 @@
+"""The bench's core: one configuration of the vace pipeline (`Settings`), the model set it
+runs on (`Rig`: weights accelerated once, the matmul rate, the depth estimator, test clips and
+asset files) and the command-line options that choose both (shared by `bench pipeline` and
+`bench probe`)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import dataclasses
+import gc
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from livevace.bench.dit import matmul_rate, parse_resolution
+from livevace.errors import ModelError, UserError
+from livevace.io.pattern import PatternSource
+from livevace.models.wan.compiled import Acceleration
+from livevace.params import CONTROLS, ParamStore, param
+from livevace.pipelines.vace import MODEL_CHOICES
+from livevace.pipelines.vace.fast import accelerate, compile_vae_encoder
+from livevace.pipelines.vace.models import RANDOM_1_3B, TINY_RANDOM, ModelSet
+from livevace.pipelines.vace.pipeline import CONTEXT_ENCODERS, StreamingVace
+from livevace.pipelines.vace.random_models import TEXT_ENCODERS
+from livevace.stats import Stats
+
+MODES = ("t2v", "v2v", "vace-control", "vace-ref", "inpaint")
+
+
+def step_list(steps: int) -> tuple[int, ...]:
+    """Evenly spaced raw steps from 1000: 4 → 1000, 750, 500, 250 (the registry's default)."""
+    return tuple(1000 - i * 1000 // steps for i in range(steps))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One configuration of the pipeline."""
+
+    width: int = 576
+    height: int = 320
+    mode: str = "vace-control"
+    control: str = "depth"
+    mask: str = "image"
+    """inpaint: a still mask image, or the person mask (MediaPipe, on the annotator threads)."""
+    steps: int = 4
+    chunk: int = 3
+    decoder: str = "tae"
+    lookahead: int | None = None
+    """Chunks annotated ahead of the one generated; None: the node's default (1 for 3-latent
+    chunks, 0 for 1-latent ones: `StreamingVace.lookahead`)."""
+    overlap: bool = True
+    """The next chunk's context encoded beside the DiT (the node's default); off: serial."""
+    context_encoder: str = "wan"
+    """tae: the VACE control through the tiny encoder (quality-affecting option)."""
+    fade: int = 0
+    """Timed chunks fade the prompt over this many chunks, one fade after another (every
+    chunk is a transition step: its text K/V are rebuilt); 0: one prompt throughout."""
+
+    @property
+    def label(self) -> str:
+        mode = f"vace {self.control}" if self.mode == "vace-control" else self.mode
+        extras = [f"lookahead {self.lookahead}" if self.lookahead is not None else "",
+                  "" if self.overlap else "serial",
+                  f"{self.context_encoder}-context" if self.context_encoder != "wan" else "",
+                  f"prompt fades over {self.fade} chunks" if self.fade else ""]
+        return " ".join([f"{self.width}x{self.height} {mode} {self.steps} steps {self.decoder} "
+                         f"chunk {self.chunk}", *filter(None, extras)])
+
+    @property
+    def vace(self) -> bool:
+        return self.mode in ("vace-control", "vace-ref", "inpaint")
+
+    def overrides(self, assets: "Assets") -> dict[str, Any]:
+        """The live parameters that make this configuration (the rest: registry defaults)."""
+        values: dict[str, Any] = {"denoising_steps": step_list(self.steps),
+                                  "chunk_frames": self.chunk, "decoder": self.decoder}
+        if self.fade:
+            values["transition_chunks"] = self.fade
+        if self.mode == "t2v":
+            values.update(vace_enabled=False, noise_scale=1.0)
+        elif self.mode == "v2v":  # at the registry's noise_scale
+            values.update(vace_enabled=False)
+        elif self.mode == "vace-control":
+            values.update(vace_enabled=True, control=self.control)
+        elif self.mode == "vace-ref":
+            values.update(vace_enabled=False, noise_scale=1.0,
+                          reference_images=(str(assets.reference),))
+        elif self.mode == "inpaint":
+            values.update(vace_enabled=True, control="none", mask=self.mask,
+                          mask_image=str(assets.mask) if self.mask == "image" else "")
+        else:
+            raise UserError(f"unknown mode {self.mode!r}: choose {', '.join(MODES)}")
+        return values
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    most = param("denoising_steps").max_len
+    if not 1 <= args.steps <= most:
+        raise UserError(f"bench pipeline: --steps {args.steps}: choose 1 to {most}")
+    width, height = args.resolution
+    if args.fade < 0:
+        raise UserError("bench pipeline: --fade takes 0 (no fades) or more chunks")
+    return Settings(width, height, args.mode, args.control, args.mask, args.steps, args.chunk,
+                    args.decoder, args.lookahead, not args.no_overlap, args.context_encoder,
+                    args.fade)
+
+
+def snapshot(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The live parameters: the registry's defaults with `overrides` (validated by it)."""
+    store = ParamStore()
+    store.update(overrides)
+    return store.snapshot()
+
+
+@dataclass(frozen=True)
+class Assets:
+    """Files some modes point the pipeline at: a reference image and an inpainting mask."""
+
+    reference: Path
+    mask: Path
+
+    @classmethod
+    def make(cls, folder: Path) -> "Assets":
+        from PIL import Image
+
+        h, w = 320, 576
+        reference = PatternSource(w, h, 30.0).render(17)
+        yy, xx = np.mgrid[:h, :w]
+        mask = ((((xx - w / 2) / (w / 4)) ** 2 + ((yy - h / 2) / (h / 3)) ** 2) < 1) * 255
+        paths = cls(folder / "reference.png", folder / "mask.png")
+        Image.fromarray(reference).save(paths.reference)
+        Image.fromarray(mask.astype(np.uint8)).save(paths.mask)
+        return paths
+
+
+class Rig:
+    """What every row of a run shares: the model set (accelerated once), the matmul rate,
+    the depth estimator (made once, on first use), test clips and asset files."""
+
+    def __init__(self, models: ModelSet, device: torch.device, acceleration: Acceleration,
+                 rate: float, assets: Assets, depth_model: str) -> None:
+        self.models, self.device, self.acceleration = models, device, acceleration
+        self.rate, self.assets, self.depth_model = rate, assets, depth_model
+        self.tiny = models.name == TINY_RANDOM
+        self.depth_source = ""
+        self._depth: Any = None
+        self._lock = threading.Lock()
+        self._clips: dict[tuple[int, int], list[np.ndarray]] = {}
+        self._pipelines = 0
+
+    def depth(self) -> Any:
+        """The depth estimator (made on first use, by the annotator's builder thread)."""
+        with self._lock:
+            if self._depth is None:
+                self._depth, self.depth_source = self._make_depth()
+            return self._depth
+
+    def _make_depth(self) -> tuple[Any, str]:
+        """Real weights when present (never for tiny-random), else Depth-Anything-V2-Small's
+        real config with random weights (its tiny form under tiny-random)."""
+        from livevace.annotators.depth import TransformersDepth, load_estimator
+        from livevace.bench.annotators import (DEPTH_ANYTHING_V2_SMALL_PREPROCESSOR,
+                                               depth_anything_v2_small)
+
+        if not self.tiny:
+            try:
+                return (load_estimator(self.depth_model, str(self.device)),
+                        f"{self.depth_model} weights")
+            except ModelError:
+                pass
+        dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        model = depth_anything_v2_small(self.device, dtype, tiny=self.tiny)
+        estimator = TransformersDepth(model, DEPTH_ANYTHING_V2_SMALL_PREPROCESSOR,
+                                      56 if self.tiny else None)
+        return estimator, ("tiny random depth model" if self.tiny else
+                           "Depth-Anything-V2-Small, random weights")
+
+    def clip(self, width: int, height: int) -> list[np.ndarray]:
+        """48 frames of the moving test pattern at the input size."""
+        if (width, height) not in self._clips:
+            source = PatternSource(width, height, 30.0)
+            self._clips[(width, height)] = [source.render(k) for k in range(48)]
+        return self._clips[(width, height)]
+
+    def prompt(self) -> str:
+        """A prompt this model set has not encoded yet (its encode is on the first chunk's path)."""
+        self._pipelines += 1
+        return f"{param('prompt').default[0].text} #{self._pipelines} {uuid.uuid4().hex[:6]}"
+
+    def pipeline(self, s: Settings, stats: Stats | None = None
+                 ) -> tuple[StreamingVace, dict[str, Any]]:
+        """A new pipeline for `s` and the parameter overrides it runs with."""
+        overrides = {**s.overrides(self.assets), "prompt": self.prompt()}
+        params = snapshot(overrides)
+        pipeline = StreamingVace(self.models, s.width, s.height, params, lookahead=s.lookahead,
+                                 stats=stats, overlap=s.overlap,
+                                 context_encoder=s.context_encoder,
+                                 depth_estimator=self.depth)
+        return pipeline, overrides
+
+    def describe(self) -> dict[str, Any]:
+        """What the run's numbers were measured on (for the JSON record)."""
+        from livevace.pipelines.vace.random_models import RandomTextEmbedding
+
+        random_text = isinstance(self.models.text.model, RandomTextEmbedding)
+        return {"model": self.models.name, "device": str(self.device),
+                "dit_dtype": str(self.models.dit.compute_dtype),
+                "acceleration": self.acceleration.label,
+                "acceleration_settings": dataclasses.asdict(self.acceleration),
+                "matmul_tflops": self.rate / 1e12, "depth": self.depth_source or "not used",
+                "text_encoder": "random embeddings (UMT5 not loaded)" if random_text else
+                                f"UMT5 resident ({self.models.text.dtype})",
+                "cudnn_benchmark": torch.backends.cudnn.benchmark}
+
+    @contextlib.contextmanager
+    def with_text_encoder(self) -> Iterator["Rig"]:
+        """This rig with a UMT5 text encoder resident: the real-shape UMT5-XXL (random weights)
+        in place of random embeddings; the model set itself when it already has one."""
+        from livevace.models.wan.text import WanTextEncoder
+        from livevace.pipelines.vace.random_models import RandomTextEmbedding, random_umt5
+
+        if not isinstance(self.models.text.model, RandomTextEmbedding):
+            yield self
+            return
+        umt5 = random_umt5(self.device, self.models.text.dtype)
+        text = WanTextEncoder(umt5, self.models.text.tokenizer, self.models.text.text_len)
+        rig = copy.copy(self)  # shares the depth estimator and the clips
+        rig.models = dataclasses.replace(self.models, text=text, _embeddings=None)
+        try:
+            yield rig
+        finally:
+            rig.models.close()
+            del rig, text, umt5
+            free(self.device)
+
+
+def load_model_set(choice: str, device: torch.device, text_encoder: str,
+                   settings: Settings) -> ModelSet:
+    """The model set for `--model` (see the module doc); says which it built."""
+    from livevace.pipelines.vace.models import load_models, vram_settings
+    from livevace.pipelines.vace.random_models import random_1_3b
+    from livevace.pipelines.vace.tiny import tiny_random
+
+    if choice == TINY_RANDOM:
+        return tiny_random(device=device)
+    if device.type != "cuda":
+        raise UserError(f"bench pipeline: --model {choice} runs the full-size models on a CUDA "
+                        f"GPU; --model {TINY_RANDOM} runs every path on a CPU")
+    if choice == "auto":
+        try:
+            return load_models("auto", vram_settings(settings.width, settings.height,
+                                                     settings.chunk, settings.decoder))
+        except ModelError as exc:
+            print(f"no weights here ({str(exc).split(';')[0]}): random weights at the real "
+                  f"shapes")
+    return random_1_3b(device, text_encoder=text_encoder)  # type: ignore[arg-type]
+
+
+def acceleration_from(args: argparse.Namespace, device: torch.device) -> Acceleration:
+    """`--compile`: compiled block phases, plus the step as a CUDA graph on a GPU;
+    `--precision fp8`: FP8 linear layers (quality-affecting)."""
+    return Acceleration(compile="default" if args.compile else "off",
+                        cuda_graph=bool(args.compile) and device.type == "cuda",
+                        fp8=args.precision == "fp8", flash4=bool(args.compile) and not args.no_fa4)
+
+
+def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("bench pipeline: no CUDA GPU here; run with --model tiny-random on "
+                        "the CPU or on a GPU machine")
+    t0 = time.perf_counter()
+    models = load_model_set(args.model, device, args.text_encoder, settings_from(args))
+    accel = acceleration_from(args, device)
+    compile_vae_encoder(models, accel.compile != "off")  # the node's own, as for the DiT
+    try:
+        accel = accelerate(models.dit, accel)  # the node's own: graphs captured only in `prepare`
+    except ValueError as exc:
+        raise UserError(f"bench pipeline: {exc}") from None
+    dtype = torch.bfloat16 if device.type == "cuda" else models.dit.compute_dtype
+    print(f"{models.name} on {device} ({models.dit.compute_dtype}, {accel.label}) in "
+          f"{time.perf_counter() - t0:.1f} s; measuring the {dtype} matmul rate…", flush=True)
+    cuda = device.type == "cuda"
+    rate = matmul_rate(device, dtype, 8192 if cuda else 256, 20 if cuda else 5)
+    return Rig(models, device, accel, rate, assets, str(param("depth_model").default))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+
+
+def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
+    """The pipeline's settings and the model set (shared with `livevace bench probe`)."""
+    parser.add_argument("--resolution", type=parse_resolution, default=(576, 320),
+                        help="WIDTHxHEIGHT, multiples of 16 (default 576x320)")
+    parser.add_argument("--mode", choices=MODES, default="vace-control",
+                        help="t2v, v2v (video-to-video), vace-control (a control video), "
+                        "vace-ref (a reference image), inpaint (default: %(default)s)")
+    parser.add_argument("--control", choices=CONTROLS, default="depth",
+                        help="vace-control's annotator (default: %(default)s)")
+    parser.add_argument("--mask", choices=("image", "person"), default="image",
+                        help="inpaint: a still mask image or the person mask (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=4, help="denoising steps (default: 4)")
+    parser.add_argument("--chunk", type=int, choices=(1, 3), default=3,
+                        help="latent frames per chunk (default: %(default)s)")
+    parser.add_argument("--decoder", choices=param("decoder").choices,
+                        default=param("decoder").default)
+    parser.add_argument("--lookahead", type=int, choices=(0, 1), default=None,
+                        help="chunks annotated ahead (default: the node's, 1 for 3-latent "
+                        "chunks and 0 for 1-latent ones)")
+    parser.add_argument("--precision", choices=("bf16", "fp8"), default="bf16",
+                        help="fp8: FP8 linear layers in the DiT (quality-affecting)")
+    parser.add_argument("--fp8", dest="precision", action="store_const", const="fp8",
+                        help="same as --precision fp8")
+    parser.add_argument("--compile", action="store_true",
+                        help="the node's fast path: compiled DiT block phases + the step as a "
+                        "CUDA graph, the Wan VAE encoder compiled and cuDNN autotuning (on a "
+                        "GPU)")
+    parser.add_argument("--no-fa4", action="store_true",
+                        help="with --compile: cuDNN's SDPA for every attention, even where "
+                        "FlashAttention-4 is installed (and faster)")
+    parser.add_argument("--context-encoder", choices=CONTEXT_ENCODERS, default="wan",
+                        help="encoder of the VACE control: wan (default) or tae "
+                        "(QUALITY-AFFECTING option of the node, `livevace run --tae-context`)")
+    parser.add_argument("--no-overlap", action="store_true",
+                        help="encode each chunk's VACE context in line, not ahead beside the "
+                        "DiT (the node overlaps them)")
+    parser.add_argument("--fade", type=int, default=0, metavar="CHUNKS",
+                        help="timed chunks fade the prompt over CHUNKS chunks, one fade after "
+                        "another (every chunk rebuilds its text K/V; default 0: one prompt)")
+    parser.add_argument("--model", choices=MODEL_CHOICES, default="auto",
+                        help=f"auto: the catalogue's weights when present, else {RANDOM_1_3B} "
+                        f"(random weights at the real shapes, CUDA); {TINY_RANDOM}: toy sizes "
+                        "on any device")
+    parser.add_argument("--text-encoder", choices=TEXT_ENCODERS, default="random",
+                        help=f"{RANDOM_1_3B}: random embeddings (default) or the real-shape "
+                        "UMT5-XXL with random weights (11 GB resident)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="chunks before timing (default: fill the 12-frame window, +2)")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="let cuDNN tune its convolutions (on with --compile, as `livevace "
+                        "run` on a GPU)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (bench/results)")
+
+
+@contextlib.contextmanager
+def rig_for(args: argparse.Namespace) -> Iterator[Rig]:
+    """The rig for a run, its asset files and cuDNN setting, undone afterwards."""
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = previous or args.cudnn_benchmark or args.compile
+    try:
+        with tempfile.TemporaryDirectory(prefix="livevace-bench-") as folder:
+            rig = build_rig(args, Assets.make(Path(folder)))
+            try:
+                yield rig
+            finally:
+                rig.models.close()
+    finally:
+        torch.backends.cudnn.benchmark = previous
