@@ -120,5 +120,5 @@ def test_two_cuda_streams_are_told_apart_and_overlap_once():
     assert len(prof.streams) == 2
     kinds = {k for by in prof.streams.values() for k in by}
     assert "gemm" in kinds and "conv" in kinds
-    assert 0 < prof.busy_ms <= prof.kernels_ms + 1e-6
+    assert 0 < prof.busy_ms <= prof.kernels_ms + 1e-4  # up to rounding of absolute timestamps
     assert prof.busy_ms <= prof.wall_ms
