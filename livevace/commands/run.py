@@ -125,12 +125,12 @@ def run(args: argparse.Namespace) -> int:
     bind_stats = getattr(pipeline, "bind_stats", None)
     if bind_stats is not None:  # the generator times its stages into the node's stats
         bind_stats(stats)
-    try:
+    with contextlib.ExitStack() as opening:  # what is open so far closes if the rest fails
+        opening.callback(pipeline.close)
         control = control_service.start(args, store, stats)
-    except BaseException:
-        pipeline.close()
-        raise
-    node = Node.from_config(cfg, store, pipeline, stats, control)
+        opening.callback(control.close)
+        node = Node.from_config(cfg, store, pipeline, stats, control)
+        opening.pop_all()
     status = StatusLine(stats)
     with stop_signals(node.stop) as closing:  # up to the summary: the whole clean stop
         try:
