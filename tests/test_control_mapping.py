@@ -3,16 +3,21 @@ real OSC, feedback to the controls, learn mode and live reload."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
 import pytest
 
+from livevace.cli import main
 from livevace.control import controllers as controllers_module
 from livevace.control.mapping import CURVES, Mapping, curve, curve_inverse, load_controller
 from livevace.control.tomlfiles import PresetError
 from livevace.params import parse_prompts
-from test_control_support import REPO_PRESETS, assert_file_error, oscsend, presets, running  # noqa: F401
+from test_control_support import (REPO_PRESETS, assert_file_error, oscsend, presets,  # noqa: F401
+                                  running, user_controllers)
+
+NO_OSC = ["--osc-port", "-1", "--oscquery-port", "-1", "--no-zeroconf"]
 
 
 def settle(r, seconds: float = 0.35) -> None:
@@ -161,7 +166,7 @@ def test_feedback_moves_faders_and_lights_bank_buttons(running, presets):
 
 
 def test_learn_mode_writes_the_mapping_file(running, presets):
-    learn_file = presets / "controllers" / "mine.toml"
+    learn_file = presets.parent / "mine.toml"  # the user's own file, outside presets/
     learn_file.write_text('# my controller\nname = "mine"\n\n[[map]]\naddress = "/old"\n'
                           'param = "seed"\n')
     r = running("--controller", str(learn_file))
@@ -188,7 +193,7 @@ def test_learn_mode_writes_the_mapping_file(running, presets):
 
 
 def test_learn_refuses_what_a_mapping_file_could_not_hold(running, presets, caplog):
-    learn_file = presets / "controllers" / "mine.toml"
+    learn_file = presets.parent / "mine.toml"
     r = running("--learn-file", str(learn_file))
     r.client.send("/livevace/learn", "noise_scale", "toggle")  # a fader value cannot toggle
     r.client.sync()
@@ -204,6 +209,48 @@ def test_learn_refuses_what_a_mapping_file_could_not_hold(running, presets, capl
     oscsend(r.port, "/my/toggle", "f", "1")
     r.client.receive_until("/livevace/learn/done")
     assert [(m.address, m.param) for m in load_controller(learn_file).maps] == [("/my/toggle", "pause")]
+
+
+def test_learn_never_writes_a_shipped_file_and_a_restart_keeps_what_was_learned(
+        running, presets, user_controllers, caplog):
+    shipped = presets / "controllers" / "touchosc.toml"
+    before = shipped.read_bytes()
+    learned_file = user_controllers / "learned.toml"
+    caplog.set_level(logging.INFO, logger="livevace.osc")
+    r = running("--controller", "touchosc")
+    r.client.send("/livevace/learn", "noise_scale")
+    r.client.sync()
+    oscsend(r.port, "/my/knob", "f", "0.25")
+    done = [m for m in r.client.receive_until("/livevace/learn/done") if m[0] == "/livevace/learn/done"]
+    assert done == [("/livevace/learn/done", ["/my/knob", "noise_scale"])]
+    assert shipped.read_bytes() == before  # any OSC sender can learn: never into what ships
+    assert not (presets / "controllers" / "learned.toml").exists()
+    assert [(m.address, m.param) for m in load_controller(learned_file).maps] == [
+        ("/my/knob", "noise_scale")]
+    assert f"learn mode (/livevace/learn) saves mappings in {learned_file}" in caplog.text
+    # the next start loads what was learned, beside the --controller files
+    again = running("--controller", "touchosc")
+    oscsend(again.port, "/my/knob", "f", "0.75")
+    oscsend(again.port, "/1/fader1", "f", "0.75")
+    settle(again)
+    assert again.store.get("noise_scale") == pytest.approx(0.75)
+    assert again.store.get("vace_context_scale") == pytest.approx(1.5)
+    plain = running()  # and with no --controller at all
+    oscsend(plain.port, "/my/knob", "f", "0.5")
+    settle(plain)
+    assert plain.store.get("noise_scale") == pytest.approx(0.5)
+    assert shipped.read_bytes() == before
+
+
+def test_a_learn_file_in_the_shipped_presets_is_refused_at_start(presets, capsys):
+    inside = presets / "controllers" / "mine.toml"
+    code = main(["run", *NO_OSC, "--no-preview", "--pipeline", "passthrough", "--max-frames",
+                 "1", "--learn-file", str(inside)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"livevace: --learn-file {inside}: learn mode never writes into "
+                             "the shipped presets"), err
+    assert not inside.exists()
 
 
 def test_edited_mapping_reloads_and_a_broken_edit_keeps_the_old(running, presets, monkeypatch, caplog):

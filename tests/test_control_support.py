@@ -113,12 +113,14 @@ def oscsend(port: int, address: str, types: str = "", *values: str, url: str | N
 
 @pytest.fixture
 def presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of the shipped presets (mappings learnt land here) and a private user
-    scene folder, `user_scenes` (scenes saved land there)."""
+    """A private copy of the shipped presets, a private user scene folder, `user_scenes`
+    (scenes saved land there), and a private user controller folder, `user_controllers`
+    (mappings learnt land there)."""
     root = tmp_path / "presets"
     shutil.copytree(REPO_PRESETS, root)
     monkeypatch.setenv("LIVEVACE_PRESETS", str(root))
     monkeypatch.setenv("LIVEVACE_SCENES_DIR", str(tmp_path / "user-scenes"))
+    monkeypatch.setenv("LIVEVACE_CONTROLLERS_DIR", str(tmp_path / "user-controllers"))
     return root
 
 
@@ -126,6 +128,12 @@ def presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def user_scenes(presets: Path) -> Path:
     """The user scene folder of the `presets` fixture (not created yet)."""
     return presets.parent / "user-scenes"
+
+
+@pytest.fixture
+def user_controllers(presets: Path) -> Path:
+    """The user controller folder of the `presets` fixture (not created yet)."""
+    return presets.parent / "user-controllers"
 
 
 class Running:

@@ -14,6 +14,7 @@ from livevace.cli import build_parser, main
 from livevace.control.mapping import load_controller
 from livevace.control.scenes import load_scene
 from livevace.params import ParamStore
+from test_control_support import presets, running, user_scenes  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_OSC = ["--osc-port", "-1", "--oscquery-port", "-1", "--no-zeroconf"]
@@ -44,6 +45,34 @@ def test_list_names_presets_as_preset_takes_them(capsys):
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert {"default", "720p", "1080p", "576x320"} <= set(names)
     assert all(config.find_preset(n).is_file() for n in names)
+
+
+def test_a_scene_saved_over_osc_is_listed_and_takes_its_name(running, presets, user_scenes,
+                                                              capsys):
+    r = running()
+    r.client.send("/livevace/control", "gray")
+    r.client.send("/livevace/scene/save", "mine")
+    r.client.send("/livevace/scene/save", "ink_wash")  # shadows the shipped one
+    r.client.sync()
+    assert main(["presets", "list", "scenes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line for line in lines[1:-1]}
+    assert rows["scenes/mine"].split()[1] == "(yours)"
+    assert "(yours, instead of the shipped one)" in rows["scenes/ink_wash"]
+    assert [line.split()[0] for line in lines].count("scenes/ink_wash") == 1
+    assert "scenes/neon_dancer" in rows and "yours" not in rows["scenes/neon_dancer"]
+    assert lines[-1] == f"  (yours: saved in {user_scenes})"
+    for name in ("scenes/mine", "scenes/ink_wash"):  # --preset finds the saved scene
+        cfg = config.from_args(build_parser(["run"]).parse_args(["run", "--preset", name]))
+        assert cfg.presets[-1] == str(user_scenes / f"{name.split('/')[1]}.toml")
+        assert cfg.params["control"] == "gray"
+        assert main(["presets", "show", name]) == 0
+        assert capsys.readouterr().out.splitlines()[0] == \
+            f"# {user_scenes / name.split('/')[1]}.toml"
+    assert main(["presets", "validate"]) == 0
+    out = capsys.readouterr().out
+    assert f"ok     {user_scenes / 'mine.toml'}\n" in out
+    assert f"ok     {presets / 'scenes' / 'ink_wash.toml'}\n" in out
 
 
 def test_validate_checks_a_users_own_node_preset(tmp_path, capsys):

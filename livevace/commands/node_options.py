@@ -16,8 +16,10 @@ parameter names are accepted too, so a scene or stratification file can be layer
     control = "edges"
 
 `--preset NAME` looks in presets/ then presets/resolutions/ (`stratification/strong` and
-`scenes/ink_wash` work too); a path works too; several `--preset` apply in order;
-`livevace presets show|validate` resolve names the same way (`find_preset`).
+`scenes/ink_wash` work too: `scenes/NAME` is a scene saved in the user's scene folder
+before a shipped one, as scene recall takes it); a path works too; several `--preset`
+apply in order; `livevace presets list|show|validate` resolve names the same way
+(`find_preset`).
 `presets/default.toml` documents the embedded default (a test keeps the two equal);
 `livevace run` with no options runs exactly that. A parameter value out of range, in a
 preset or `--set`, is clamped and logged in one line (`Param.coerce_noted`), as over OSC.
@@ -34,7 +36,7 @@ from typing import Any
 
 from livevace.config import (DEFAULT_NDI_EXTRA_IPS, NO_SIGNAL, NODE_KEYS, PREVIEW, SIZE_KEYS,
                              RunConfig)
-from livevace.control.tomlfiles import error_at, presets_root, read_toml
+from livevace.control.tomlfiles import error_at, presets_root, read_toml, user_dir
 from livevace.errors import UserError
 from livevace.io.specs import parse_sink, parse_source
 from livevace.params import BY_NAME, param
@@ -43,6 +45,9 @@ from livevace.pipelines import pipeline_names
 log = logging.getLogger("livevace.config")
 
 PRESET_SUBDIRS = ("", "resolutions")
+USER_KINDS = ("scenes",)
+"""Preset folders with a twin the node saves into (`user_dir`): there a file shadows a
+shipped one of the same name, as scene recall does."""
 SCENE_KEYS = ("description", "crossfade")
 """Scene-file entries that only matter to live scene recall; a preset run ignores them."""
 
@@ -80,15 +85,16 @@ def validate(config: RunConfig) -> RunConfig:
 
 def find_preset(name: str) -> Path:
     """A preset by path, or by name: presets/NAME.toml, presets/resolutions/NAME.toml
-    (NAME may name a folder too: `stratification/strong`, `scenes/ink_wash`)."""
+    (NAME may name a folder too: `stratification/strong`, `scenes/ink_wash`, where the
+    user's saved scene comes first)."""
     path = Path(name).expanduser()
     if path.is_file():
         return path
     if path.suffix == ".toml":
         raise ConfigError(f"preset file {name!r} does not exist")
-    root = presets_root()
-    for sub in PRESET_SUBDIRS:
-        candidate = root / sub / f"{name}.toml"
+    kind, _, rest = name.partition("/")
+    mine = [user_dir(kind) / f"{rest}.toml"] if kind in USER_KINDS and rest else []
+    for candidate in [*mine, *(presets_root() / sub / f"{name}.toml" for sub in PRESET_SUBDIRS)]:
         if candidate.is_file():
             return candidate
     near = difflib.get_close_matches(name, preset_names(), n=3)
@@ -98,15 +104,25 @@ def find_preset(name: str) -> Path:
 
 
 def preset_name(path: Path) -> str:
-    """The name `find_preset` knows a shipped file by: its path under presets/ without
-    .toml, and without resolutions/ (`default`, `720p`, `scenes/ink_wash`)."""
+    """The name `find_preset` knows a shipped or saved file by: its path under presets/
+    without .toml, and without resolutions/ (`default`, `720p`, `scenes/ink_wash`); KIND/NAME
+    in a user folder."""
+    for kind in USER_KINDS:
+        if path.parent == user_dir(kind):
+            return f"{kind}/{path.stem}"
     name = path.relative_to(presets_root()).with_suffix("")
     return name.name if name.parent == Path("resolutions") else name.as_posix()
 
 
+def user_presets(kind: str) -> list[Path]:
+    """The files of `kind` in the user's folder (saved scenes), sorted."""
+    return sorted(user_dir(kind).glob("*.toml")) if kind in USER_KINDS else []
+
+
 def preset_names() -> list[str]:
-    """Every shipped preset file by the name `find_preset` takes."""
-    return sorted(preset_name(p) for p in presets_root().rglob("*.toml"))
+    """Every shipped and saved preset file by the name `find_preset` takes."""
+    files = [*presets_root().rglob("*.toml"), *(p for k in USER_KINDS for p in user_presets(k))]
+    return sorted({preset_name(p) for p in files})
 
 
 def read_preset(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -207,8 +223,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The node options of `livevace run` (control options come from livevace.control)."""
     g = parser.add_argument_group("node")
     g.add_argument("--preset", action="append", default=[], metavar="NAME|PATH",
-                   help="apply a preset (presets/NAME.toml or presets/resolutions/NAME.toml, "
-                   "or a .toml path); repeatable, later ones win")
+                   help="apply a preset (presets/NAME.toml or presets/resolutions/NAME.toml; "
+                   "scenes/NAME: a scene you saved, else a shipped one; or a .toml path); "
+                   "repeatable, later ones win")
     g.add_argument("--source", metavar="SPEC",
                    help="input: pattern (default) | camera[:INDEX] | video:PATH | ndi:NAME | "
                    "ndi:HOST:PORT | spout:NAME")

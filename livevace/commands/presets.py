@@ -2,7 +2,9 @@
 scenes, stratification strategies).
 
 Names resolve exactly as `livevace run --preset` resolves them (`node_options.find_preset`):
-`720p`, `default`, `scenes/ink_wash`, or the path of a file of your own.
+`720p`, `default`, `scenes/ink_wash`, or the path of a file of your own. Scenes saved over
+OSC are listed, shown and checked beside the shipped ones; a saved scene shadows a shipped
+one of the same name, so the list shows the one that name finds.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Callable
 from livevace.commands import node_options as config
 from livevace.control.mapping import load_controller
 from livevace.control.scenes import load_scene
-from livevace.control.tomlfiles import presets_root
+from livevace.control.tomlfiles import presets_root, user_dir
 from livevace.errors import UserError
 
 KINDS: dict[str, Callable[[Path], object]] = {
@@ -39,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = actions.add_parser("show", help="print one preset file (e.g. 720p, scenes/ink_wash)")
     show.add_argument("name", metavar="NAME|PATH")
     show.set_defaults(func=_show)
-    check = actions.add_parser("validate",
-                               help="check preset files by name or path (default: all shipped)")
+    check = actions.add_parser("validate", help="check preset files by name or path "
+                               "(default: all shipped and all your saved scenes)")
     check.add_argument("names", nargs="*", metavar="NAME|PATH")
     check.set_defaults(func=_validate)
 
@@ -52,21 +54,28 @@ def preset_files(kind: str) -> list[Path]:
 
 
 def _kind_of(path: Path) -> str:
-    folder = path.resolve().parent.name
-    return folder if folder in KINDS else "node"
+    folder = path.resolve().parent
+    mine = [kind for kind in config.USER_KINDS if folder == user_dir(kind).resolve()]
+    return mine[0] if mine else folder.name if folder.name in KINDS else "node"
 
 
 def _list(args: argparse.Namespace) -> int:
     for kind in [args.kind] if args.kind else sorted(KINDS):
         print(f"{kind}:")
-        for path in preset_files(kind):
+        shipped = {config.preset_name(p): p for p in preset_files(kind)}
+        yours = {config.preset_name(p): p for p in config.user_presets(kind)}
+        for name, path in sorted({**shipped, **yours}.items()):  # the name finds yours
             try:
                 item = KINDS[kind](path)
                 about = getattr(item, "description", "") or _first_comment(path) or \
                     getattr(item, "name", "")
             except UserError as exc:
                 about = f"INVALID: {exc}"
-            print(f"  {config.preset_name(path):<26} {about}")
+            whose = "" if name not in yours else \
+                "(yours, instead of the shipped one) " if name in shipped else "(yours) "
+            print(f"  {name:<26} {whose}{about}")
+        if kind in config.USER_KINDS:
+            print(f"  (yours: saved in {user_dir(kind)})")
     return 0
 
 
@@ -85,7 +94,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    names = args.names or [str(p) for kind in sorted(KINDS) for p in preset_files(kind)]
+    names = args.names or [str(p) for kind in sorted(KINDS)
+                           for p in preset_files(kind) + config.user_presets(kind)]
     bad = 0
     for name in names:
         try:

@@ -4,6 +4,8 @@ hot reload of edited files, and learn mode.
 Learn mode: `/livevace/learn <param> [mode]` arms it; the next message to any address
 outside /livevace/ becomes a mapping of that address to the parameter, written into the
 learn file (kept as the user wrote it, one `[[map]]` table added) and active at once.
+Any OSC sender can do that, so the learn file is never a shipped one (`learn_target`); it is
+loaded at start when it exists, so what was learned yesterday works today.
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ from livevace.control.mapping import (Controller, ControllerSet, Mapping, parse_
 from livevace.control.patterns import has_wildcards
 from livevace.control.ratelog import shorten
 from livevace.control.router import Route, Router, encode
-from livevace.control.tomlfiles import PresetError
+from livevace.control.tomlfiles import PresetError, presets_root, shipped, user_dir
 from livevace.control.replies import Replies
+from livevace.errors import UserError
 from livevace.params import ParamError, ParamStore, param
 
 log = logging.getLogger("livevace.osc")
 
 RELOAD_EVERY = 1.0
 """Seconds between checks of the mapping files for edits."""
+LEARNED = "learned.toml"
+"""The learn file in the user's controller folder, unless one of the user's is named."""
 
 
 def control_value(address: str, args: list[Any], arg: int) -> float:
@@ -50,6 +55,21 @@ def learned(address: str, name: str, mode: str) -> Mapping:
                          lambda message, key=None: ParamError(f"learn: {message}"))
 
 
+def learn_target(paths: list[Path], given: Path | None) -> Path:
+    """Where learn mode saves: `given` (--learn-file), else the first controller file when
+    it is the user's own, else learned.toml in the user's controller folder
+    ($LIVEVACE_CONTROLLERS_DIR). UserError when `given` is a shipped file."""
+    if given is not None:
+        if shipped(given):
+            raise UserError(f"--learn-file {given}: learn mode never writes into the shipped "
+                            f"presets ({presets_root()}); name a file of your own, or leave "
+                            f"the option out to save in {user_dir('controllers') / LEARNED}")
+        return given
+    if paths and not shipped(paths[0]):
+        return paths[0]
+    return user_dir("controllers") / LEARNED
+
+
 class Controllers:
     """The loaded mappings wired into a router."""
 
@@ -58,7 +78,8 @@ class Controllers:
         self.store = store
         self.router = router
         self.set = ControllerSet()
-        self.set.load(paths)
+        extra = learn_file.is_file() and learn_file.resolve() not in {p.resolve() for p in paths}
+        self.set.load([*paths, learn_file] if extra else paths)
         self.learn_file = learn_file
         self.learning: tuple[str, str, Replies] | None = None
         self._bank_pos: dict[str, int] = {}

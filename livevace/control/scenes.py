@@ -26,7 +26,6 @@ is clamped and logged with its file and line, as everywhere (`Param.coerce_noted
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -37,12 +36,11 @@ import tomli_w
 
 from livevace.control.ramps import Ramps
 from livevace.control.ratelog import BurstLog, shorten
-from livevace.control.tomlfiles import PresetError, error_at, presets_root, read_toml
+from livevace.control.tomlfiles import PresetError, error_at, presets_root, read_toml, user_dir
 from livevace.params import REGISTRY, ParamError, ParamStore, format_prompts, param
 
 log = logging.getLogger("livevace.osc")
 
-ENV_SCENES = "LIVEVACE_SCENES_DIR"
 NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}(/[A-Za-z0-9_\-]{1,64})?$")
 TOP_KEYS = {"description", "crossfade", "params"}
 UNSAVED_GROUPS = ("scene",)
@@ -66,8 +64,7 @@ def scenes_dir() -> Path:
 
 def user_scenes_dir() -> Path:
     """Where scenes are saved: $LIVEVACE_SCENES_DIR, else ~/.config/livevace/scenes."""
-    env = os.environ.get(ENV_SCENES)
-    return Path(env).expanduser() if env else Path.home() / ".config" / "livevace" / "scenes"
+    return user_dir("scenes")
 
 
 def scene_folders() -> tuple[Path, ...]:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from livevace.control.controllers import Controllers
+from livevace.control.controllers import Controllers, learn_target
 from livevace.control.feedback import Feedback, Stats, parse_target
 from livevace.control.mapping import resolve_controller
 from livevace.control.oscquery import OscQueryServer
@@ -23,7 +23,6 @@ from livevace.control.replies import Replies
 from livevace.control.router import Router, encode
 from livevace.control.scenes import Scenes
 from livevace.control.tempo import Clock, Quantiser
-from livevace.control.tomlfiles import presets_root
 from livevace.control.transport import (TCP_IDLE, AllowList, ReplyGuard, TcpServer, UdpServer,
                                         reply_policy)
 from livevace.control.values import osc_args
@@ -89,8 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="controller mapping: a name under presets/controllers (touchosc, "
                    "generic8) or a .toml path; repeatable")
     g.add_argument("--learn-file", type=Path, metavar="PATH",
-                   help="where learn mode writes mappings (default: the first --controller "
-                   "file, else presets/controllers/learned.toml)")
+                   help="where learn mode writes mappings, loaded at start when it exists "
+                   "(default: the first --controller file if it is your own, else "
+                   "learned.toml in $LIVEVACE_CONTROLLERS_DIR, default "
+                   "~/.config/livevace/controllers); never a file in presets/")
     g.add_argument("--link", action="store_true",
                    help="join the Ableton Link session (tempo, beat phase, quantize)")
     tempo = param("tempo")
@@ -167,11 +168,10 @@ def _commands(router: Router, scenes: Scenes, quantiser: Quantiser) -> None:
 def start(args: argparse.Namespace, store: ParamStore, stats: Stats | None = None) -> ControlService:
     """Open everything the options ask for; raises UserError (one line) when it cannot."""
     controller_paths = [resolve_controller(c) for c in args.controller]
-    learn_file = args.learn_file or (controller_paths[0] if controller_paths else
-                                     presets_root() / "controllers" / "learned.toml")
+    learn_to = learn_target(controller_paths, args.learn_file)
     ramps = Ramps(store)
     router = Router(store, ramps)
-    controllers = Controllers(store, router, controller_paths, learn_file)
+    controllers = Controllers(store, router, controller_paths, learn_to)
     quantiser = Quantiser(store, Clock(args.bpm) if args.link else None)
     if quantiser.clock:
         log.info("Ableton Link: %.1f bpm, %d peers", quantiser.clock.tempo, quantiser.clock.peers)
@@ -191,6 +191,7 @@ def start(args: argparse.Namespace, store: ParamStore, stats: Stats | None = Non
             host, port = udp.address
             log.info("OSC control on %s:%d (udp%s); `livevace osc --list` shows the addresses",
                      host, port, ", tcp" if args.osc_tcp else "")
+            log.info("learn mode (/livevace/learn) saves mappings in %s", learn_to)
             if args.oscquery_port >= 0:
                 service.oscquery = OscQueryServer(store, args.osc_host, args.oscquery_port, port,
                                                   advertise=not args.no_zeroconf)

@@ -1,5 +1,6 @@
-"""Preset files (controllers, scenes, stratification): where they live, how they are read,
-and how an error is reported with its file and line.
+"""Preset files (controllers, scenes, stratification): where they live (shipped, and the
+user's folders the node saves into), how they are read, and how an error is reported with
+its file and line.
 
 `tomllib` reports syntax errors with a line but knows nothing of our schema, so `Locator`
 finds the line of a key inside a table or an array-of-tables entry for schema errors.
@@ -26,6 +27,19 @@ def presets_root() -> Path:
     """The presets folder: $LIVEVACE_PRESETS, else the one beside the livevace package."""
     env = os.environ.get(ENV_PRESETS)
     return Path(env) if env else Path(__file__).resolve().parents[2] / "presets"
+
+
+def shipped(path: Path) -> bool:
+    """Whether `path` lies in the presets folder, which the node only reads: any OSC sender
+    can ask it to save, and a save there would overwrite what ships."""
+    return path.expanduser().resolve().is_relative_to(presets_root().resolve())
+
+
+def user_dir(kind: str) -> Path:
+    """The user's folder for what the node saves of `kind` ('scenes', 'controllers'):
+    $LIVEVACE_<KIND>_DIR, else ~/.config/livevace/<kind>."""
+    env = os.environ.get(f"LIVEVACE_{kind.upper()}_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".config" / "livevace" / kind
 
 
 class Locator:
