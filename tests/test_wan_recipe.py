@@ -70,4 +70,5 @@ def test_a_sampler_from_a_recipe_streams_bit_identically(one_thread, rope_span):
     for a, b in zip(*(chunks for chunks, _ in runs)):
         assert torch.equal(a, b)
     assert torch.equal(runs[0][1], runs[1][1])
-    assert today.cache.sink_shift == ours.cache.sink_shift == max(0, 27 - rope_span)  # planned ahead
+    # the next chunk (frames 24..26) is planned ahead
+    assert today.cache.sink_shift == ours.cache.sink_shift == max(0, 27 - rope_span)
