@@ -21,11 +21,11 @@ from livevace.bench.report import RESULTS_DIR, Timing, time_cpu
 from livevace.bench.rig import Rig, Settings, free, snapshot, sync
 from livevace.frames import Frame, now
 from livevace.models.wan.codec import pixels_to_frames
+from livevace.models.wan.recipe import LONGLIVE
 from livevace.pipelines.vace import modes
 from livevace.pipelines.vace.pipeline import StreamingVace
 from livevace.pipelines.vace.settings import ChunkSettings
 from livevace.pipelines.vace.staging import Staging
-from livevace.pipelines.vace.session import WINDOW
 from livevace.stats import Stats
 
 LOOP_STAGES = ("cache", "annotate_wait", "encode", "dit", "decode")
@@ -114,7 +114,7 @@ def prepare(rig: Rig, pipeline: StreamingVace, s: Settings, prompt: str) -> floa
 
 def default_warmup(chunk: int) -> int:
     """Chunks to fill the cache window once, plus two (every graph state met)."""
-    return -(-WINDOW // chunk) + 2
+    return -(-LONGLIVE.window // chunk) + 2
 
 
 def time_to_first_frame(rig: Rig, s: Settings) -> dict[str, float]:

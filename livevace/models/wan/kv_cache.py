@@ -6,7 +6,9 @@ the stream, kept for ever); the other R = W - S slots are a ring: frame f ≥ S 
 S + (f - S) mod R. A chunk [p, p+C) writes its K/V into its own slots and attends over the
 whole buffer, i.e. the sink plus the last R frames up to its end, itself included, which is
 exactly LongLive's `sink + local window` attention. A frame evicted by the write was out
-of the window of this chunk and of every later one, so overwriting it is always safe.
+of the window of this chunk and of every later one, so overwriting it is always safe. That
+slot, window and position arithmetic is the layout's cache policy (`cache_policy.SinkRing`);
+the cache only applies it.
 
 Static shapes: every buffer is allocated once; a chunk's slots are device index tensors
 (`index_copy_`), its RoPE tables and the slot validity mask are device buffers refreshed by
@@ -38,10 +40,12 @@ the chunk before).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
+from livevace.models.wan.cache_policy import CachePolicy, SinkRing
 from livevace.models.wan.config import WanConfig
 from livevace.models.wan.rope import Rope, apply_rope
 from livevace.models.wan.uploads import upload
@@ -49,7 +53,8 @@ from livevace.models.wan.uploads import upload
 
 @dataclass(frozen=True)
 class CacheLayout:
-    """Window geometry. `height`/`width` are latent sizes (pixels / 8)."""
+    """Window geometry. `height`/`width` are latent sizes (pixels / 8); `policy_kind` makes
+    the cache policy (which slots a chunk writes and sees) from window, sink and rope_span."""
 
     height: int
     width: int
@@ -58,6 +63,8 @@ class CacheLayout:
     chunk: int = 3
     rope_span: int | None = 1024
     patch: tuple[int, int] = (2, 2)
+    policy_kind: Callable[[int, int, int | None], CachePolicy] = SinkRing
+    policy: CachePolicy = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.height % self.patch[0] or self.width % self.patch[1]:
@@ -70,6 +77,8 @@ class CacheLayout:
                              f"{self.window - self.sink} rolling slots")
         if self.rope_span is not None and self.rope_span < self.window + self.chunk:
             raise ValueError(f"rope_span {self.rope_span} is shorter than window + chunk")
+        object.__setattr__(self, "policy", self.policy_kind(self.window, self.sink,
+                                                             self.rope_span))
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -82,15 +91,11 @@ class CacheLayout:
 
     def slot(self, frame: int) -> int:
         """The slot that holds absolute frame `frame`."""
-        if frame < self.sink:
-            return frame
-        return self.sink + (frame - self.sink) % (self.window - self.sink)
+        return self.policy.slot(frame)
 
     def sink_shift(self, start: int, frames: int) -> int:
         """How far the sink is moved along for a chunk [start, start+frames)."""
-        if self.rope_span is None or self.sink == 0:
-            return 0
-        return max(0, start + frames - self.rope_span)
+        return self.policy.sink_shift(start, frames)
 
 
 @dataclass(frozen=True)
@@ -227,17 +232,17 @@ class StreamCache:
 
     def _plan(self, start: int, n: int) -> "ChunkPlan":
         """The host side of `begin_chunk` (pure: the cache is not changed)."""
-        lay = self.layout
+        lay, policy = self.layout, self.layout.policy
         chunk = range(start, start + n)
-        slots = [lay.slot(f) for f in chunk]
+        slots = [policy.slot(f) for f in chunk]
         end = start + n
-        allowed_without = [self._visible(f, end) and f not in chunk for f in self.slot_frame]
+        allowed_without = [policy.visible(f, end) and f not in chunk for f in self.slot_frame]
         slot_frame = list(self.slot_frame)
         for f, s in zip(chunk, slots):
             slot_frame[s] = f
-        visible = [self._visible(f, end) for f in slot_frame]
+        visible = [policy.visible(f, end) for f in slot_frame]
         seen = sum(visible)
-        raw_slots = [f if f < lay.sink else lay.sink + j for j, f in enumerate(chunk)]
+        raw_slots = [policy.raw_slot(f, j) for j, f in enumerate(chunk)]
         cos, sin = self.rope.cos_sin([self.position(f) for f in chunk], *lay.grid)
         tables = (self._token_index(slots), self._token_index(raw_slots),
                   self._token_mask(visible), self._token_mask(allowed_without), cos, sin)
@@ -246,14 +251,9 @@ class StreamCache:
         return ChunkPlan(self._key(start, n), slot_frame, all(visible),
                          seen if all(visible[:seen]) else None, tables)
 
-    def _visible(self, frame: int, end: int) -> bool:
-        """Whether a cached frame is in the window of a chunk ending (exclusive) at `end`."""
-        lay = self.layout
-        return 0 <= frame < end and (frame < lay.sink or frame >= end - (lay.window - lay.sink))
-
     def position(self, frame: int) -> int:
         """RoPE frame position of a cached frame under the current sink shift."""
-        return frame + self.sink_shift if frame < self.layout.sink else frame
+        return self.layout.policy.position(frame, self.sink_shift)
 
     def _token_index(self, slots: list[int]) -> torch.Tensor:
         t = self.layout.frame_tokens
@@ -269,7 +269,8 @@ class StreamCache:
         if self.sink_raw is None:
             return
         n = lay.sink * lay.frame_tokens
-        cos, sin = self.rope.cos_sin([i + shift for i in range(lay.sink)], *lay.grid, self.device)
+        positions = [lay.policy.position(i, shift) for i in range(lay.sink)]
+        cos, sin = self.rope.cos_sin(positions, *lay.grid, self.device)
         for layer in range(self.cfg.num_layers):
             self.k[layer, :, :, :n] = apply_rope(self.sink_raw[layer, :, :, :n], cos, sin)
 

@@ -7,8 +7,10 @@ t = 1000·σ'. A step list such as [1000, 750, 500, 250] is *warped* through tha
 the raw values (Scope's behaviour). Each step predicts the flow v, x0 = x_t − σ'·v, and
 re-noises with seeded noise, x_t' = (1 − σ'_next)·x0 + σ'_next·ε. After the last step one
 more forward of the clean chunk at t = 0 (the refinement pass) writes clean K/V into the
-cache. Noise depends only on (seed, chunk start frame, step), so changing the seed takes
-effect at the next chunk and a replay is reproducible.
+cache (`refine`; otherwise the last step's K/V stay). The defaults are LongLive's recipe
+(`recipe.LONGLIVE`); `from_recipe` takes any. Noise depends only on (seed, chunk start
+frame, step), so changing the seed takes effect at the next chunk and a replay is
+reproducible.
 
 Pipeline use:
 
@@ -37,12 +39,9 @@ import torch
 
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import StreamCache
+from livevace.models.wan.recipe import LONGLIVE, Recipe
 from livevace.models.wan.uploads import to_device, upload
 from livevace.models.wan.vace import PassKind, VaceStrength
-
-
-LONGLIVE_STEPS = (1000, 750, 500, 250)
-"""The step list LongLive and Self-Forcing were distilled for."""
 
 
 class FlowMatchSchedule:
@@ -72,11 +71,12 @@ class FlowMatchSchedule:
 class StreamSampler:
     """Generates a stream chunk by chunk with a `WanDiT` and its `StreamCache`."""
 
-    def __init__(self, model: WanDiT, cache: StreamCache, steps: Sequence[int] = LONGLIVE_STEPS,
-                 seed: int = 0, shift: float = 5.0, warp: bool = True) -> None:
+    def __init__(self, model: WanDiT, cache: StreamCache, steps: Sequence[int] = LONGLIVE.steps,
+                 seed: int = 0, shift: float = LONGLIVE.shift, warp: bool = LONGLIVE.warp,
+                 refine: bool = LONGLIVE.refine) -> None:
         self.model, self.cache = model, cache
         self.schedule = FlowMatchSchedule(shift)
-        self.warp = warp
+        self.warp, self.refine = warp, refine
         self.steps: tuple[int, ...] = ()
         self.set_steps(steps)
         self.seed = int(seed)
@@ -90,6 +90,13 @@ class StreamSampler:
         self.hint_scales = {kind: torch.ones(n, device=dev)
                             for kind in ("generation", "refinement")}
         self._ahead: tuple[tuple[int, int, int, tuple[int, ...]], torch.Tensor] | None = None
+
+    @classmethod
+    def from_recipe(cls, model: WanDiT, cache: StreamCache, recipe: Recipe,
+                    steps: Sequence[int] | None = None, seed: int = 0) -> "StreamSampler":
+        """A sampler with the recipe's schedule (steps: default the recipe's list)."""
+        return cls(model, cache, recipe.steps if steps is None else steps, seed,
+                   shift=recipe.shift, warp=recipe.warp, refine=recipe.refine)
 
     # ------------------------------------------------------------------------ settings
     def set_steps(self, steps: Sequence[int]) -> None:
@@ -181,7 +188,8 @@ class StreamSampler:
             if i + 1 < len(ts):
                 s = self.schedule.sigma(ts[i + 1])
                 x = (1 - s) * x0 + s * self.noise(start, i + 1, shape)
-        self.forward_pass(x0, 0.0, vace, "refinement")
+        if self.refine:
+            self.forward_pass(x0, 0.0, vace, "refinement")
         self._remember(range(start, start + c), x0, vace)
         self._draw_ahead(start + c, shape)
         cache.plan_ahead(start + c)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.recipe import LONGLIVE, Recipe
 from livevace.models.wan.tae import TinyAutoencoder
 from livevace.models.wan.text import WanTextEncoder
 from livevace.models.wan.vae import WanVAE
@@ -24,6 +25,8 @@ class ModelSet:
     tae: TinyAutoencoder
     text: WanTextEncoder
     device: torch.device
+    recipe: Recipe = LONGLIVE
+    """How the generator streams: schedule, cache policy and geometry (see `recipe`)."""
     _embeddings: PromptEmbeddings | None = field(default=None, repr=False)
 
     @property

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Mapping
 
 import torch
 from tqdm.auto import tqdm
 
 from livevace.errors import ModelError, UserError
+from livevace.models.wan.recipe import LONGLIVE, SELF_FORCING, Recipe
 from livevace.pipelines.vace.choices import RANDOM_1_3B, TINY_RANDOM
 from livevace.pipelines.vace.model_set import ModelSet
 from livevace.store import catalog, vram
@@ -73,6 +75,12 @@ def _find_files() -> dict[str, dict[str, Path]]:
     return {role: {k: found[k] for k in option} for role, option in wanted.items()}
 
 
+def generator_recipe(generator: Mapping[str, Path]) -> Recipe:
+    """The recipe of the generator files found: LongLive when its base is there (the
+    catalogue's first choice), else Self-Forcing."""
+    return LONGLIVE if "longlive_base" in generator else SELF_FORCING
+
+
 def _load(files: dict[str, dict[str, Path]], settings: vram.VramSettings) -> ModelSet:
     from livevace.models.wan.tae import load_tae
     from livevace.models.wan.text import load_text_encoder
@@ -82,12 +90,14 @@ def _load(files: dict[str, dict[str, Path]], settings: vram.VramSettings) -> Mod
     device = torch.device("cuda", torch.cuda.current_device())
     dtype = torch.bfloat16 if settings.dtype == "bf16" else torch.float16
     generator, vace, text = files["generator"], files["vace"], files["text encoder"]
-    base = generator.get("longlive_base") or generator["self_forcing"]
+    recipe = generator_recipe(generator)
+    base = generator[recipe.checkpoints[0]]
     steps = tqdm(total=4, desc="loading the vace pipeline", unit="part")
     try:
         steps.set_postfix_str("DiT + VACE")
-        dit = load_dit(base, vace=next(iter(vace.values())), lora=generator.get("longlive_lora"),
-                       device=device, dtype=dtype)
+        lora = generator[recipe.checkpoints[1]] if len(recipe.checkpoints) > 1 else None
+        dit = load_dit(base, vace=next(iter(vace.values())), lora=lora, device=device,
+                       dtype=dtype)
         steps.update()
         steps.set_postfix_str("VAE")
         vae = load_wan_vae(files["vae"]["wan_vae"], device=device, dtype=dtype)
@@ -103,7 +113,7 @@ def _load(files: dict[str, dict[str, Path]], settings: vram.VramSettings) -> Mod
         steps.close()
     log.info("vace pipeline loaded on %s (%s)", torch.cuda.get_device_name(device),
              ", ".join(str(p) for p in (base, *vace.values())))
-    return ModelSet("wan2.1-1.3b+vace", dit, vae, tae, encoder, device)
+    return ModelSet("wan2.1-1.3b+vace", dit, vae, tae, encoder, device, recipe)
 
 
 def vram_settings(width: int, height: int, chunk_frames: int,

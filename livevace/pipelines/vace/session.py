@@ -1,7 +1,8 @@
 """One generation session: the state that lives from one cache reset to the next.
 
-A session owns the static KV cache and its sampler (fixed layout: LongLive's 12-frame window
-with a 3-frame sink, chunks of 1 or 3 latent frames), the output decoder and the causal
+A session owns the static KV cache and its sampler (schedule, cache policy and window from
+the model set's recipe, e.g. LongLive's 12-frame window with a 3-frame sink; chunks of 1 or 3
+latent frames), the output decoder and the causal
 encoders of the VACE context and of the video-to-video input. `reset` starts it afresh in
 place (same buffers, text K/V kept — so the *current* prompt survives a reset); a chunk size
 change makes a new session (new static shapes).
@@ -17,19 +18,12 @@ from typing import Sequence
 import torch
 
 from livevace.pipelines.vace.live_decoder import LiveDecoder
-from livevace.models.wan.kv_cache import CacheLayout
 from livevace.models.wan.sampler import StreamSampler
 from livevace.pipelines.vace.context import ContextEncoder, SessionEncoder
 from livevace.pipelines.vace.geometry import BLOCK
 from livevace.pipelines.vace.motion import MotionNoise
 from livevace.models.wan.vace import VaceStrength
 from livevace.pipelines.vace.models import ModelSet
-
-WINDOW = 12
-"""Latent frames in the self-attention cache (LongLive)."""
-SINK = 3
-"""Of which the first chunk's (or the references') frames are kept for ever."""
-
 
 def pixel_frames(chunk: int, first: bool) -> int:
     """Input/output frames of a chunk of `chunk` latent frames."""
@@ -44,9 +38,8 @@ class GenerationSession:
                  context_encoder: str = "wan") -> None:
         h, w = height // (BLOCK // 2), width // (BLOCK // 2)
         self.chunk = chunk
-        self.cache = models.dit.new_cache(
-            CacheLayout(height=h, width=w, window=WINDOW, sink=SINK, chunk=chunk))
-        self.sampler = StreamSampler(models.dit, self.cache, steps=steps, seed=seed)
+        self.cache = models.dit.new_cache(models.recipe.layout(h, w, chunk))
+        self.sampler = StreamSampler.from_recipe(models.dit, self.cache, models.recipe, steps, seed)
         self.sampler.set_strength(strength)
         self.decoder = LiveDecoder({"wan": models.vae, "tae": models.tae}, decoder)
         self.context = ContextEncoder(models.vae, chunk, height, width, models.device,
