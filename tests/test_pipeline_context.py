@@ -1,7 +1,8 @@
 """The VACE context against the reference: diffusers' `WanVACEPipeline.prepare_video_latents`
 and `prepare_masks` (the numerical reference for Wan models), run with an `AutoencoderKLWan`
 holding the same random weights as our VAE. Streamed chunk by chunk, ours must equal the
-reference on the whole clip; references and an encoder restarted mid-video line up too."""
+reference on the whole clip; references and an encoder restarted mid-video line up too; the
+latents of an all-zeros video are computed once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from diffusers import AutoencoderKLWan, WanVACEPipeline
 
 from livevace.models.wan.vae import WanVAE, WanVAEConfig
 from livevace.pipelines.vace.context import ContextEncoder, SessionEncoder, reference_context
+from livevace.pipelines.vace.zeros import ZeroCachedEncoder, zero_latents
 
 CFG = WanVAEConfig(base_dim=4)
 H = W = 32
@@ -124,3 +126,34 @@ def test_an_encoder_started_mid_video_keeps_the_latent_groups_aligned(vaes, fram
     assert out[0].shape[2] == 3
     differs = [(out[0][:, :, k] - out[1][:, :, k]).abs().max().item() > 1e-6 for k in range(3)]
     assert [k for k in range(3) if differs[k]] == changed
+
+
+def test_zero_latents_cached_and_exact(vaes) -> None:
+    ours = vaes[0]
+
+    def cached() -> ZeroCachedEncoder:
+        return ZeroCachedEncoder(ours, zero_latents(ours))
+
+    first, later, n = (1, 3, 5, 16, 16), (1, 3, 4, 16, 16), 40
+    plain = ours.causal_encoder()
+    expected = [plain.encode(torch.zeros(first))] + [plain.encode(torch.zeros(later)) for _ in range(n - 1)]
+    cached_a, cached_b = cached(), cached()
+    got_a = [cached_a.encode_zeros(first, "cpu")] + [cached_a.encode_zeros(later, "cpu") for _ in range(n - 1)]
+    run = zero_latents(ours)._runs[(1, 16, 16, torch.device("cpu"), torch.float32)]
+    computed = len(run)
+    got_b = [cached_b.encode_zeros(first, "cpu")] + [cached_b.encode_zeros(later, "cpu") for _ in range(n - 1)]
+    assert computed < n and len(run) == computed  # converged; the second encoder computed nothing
+    assert all(x is y for x, y in zip(got_a, got_b))
+    for e, g in zip(expected, got_a):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
+    real = torch.rand(later, generator=torch.Generator().manual_seed(7))
+    # the encoder turns non-zero: it continues from the zeros' memory as if it had encoded all along
+    torch.testing.assert_close(cached_a.encode(real), plain.encode(real), rtol=1e-4, atol=1e-5)
+    # an encoder that took early cached latents (no memory kept for them) replays the zeros first
+    late, replayed = cached(), ours.causal_encoder()
+    late.encode_zeros(first, "cpu")
+    late.encode_zeros(later, "cpu")
+    assert late.state is None
+    replayed.encode(torch.zeros(first))
+    replayed.encode(torch.zeros(later))
+    torch.testing.assert_close(late.encode(real), replayed.encode(real), rtol=1e-4, atol=1e-5)

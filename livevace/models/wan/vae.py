@@ -278,7 +278,6 @@ class WanVAE(nn.Module):
         self.post_quant_conv = CausalConv3d(cfg.z_dim, cfg.z_dim, 1)
         self.decoder = Decoder(cfg)
         self._stats: dict[torch.device, tuple[Tensor, Tensor]] = {}
-        self._zeros = ZeroLatents(self)
         self.steady: SteadyEncoder | None = None
         """The encoder compiled for the steady state (`vae_compiled`), or None: eager."""
 
@@ -335,90 +334,12 @@ class VAECausalEncoder:
 
     def reset(self) -> None:
         self.state: State = {}
-        self.history: tuple[int, ...] = ()  # frames per chunk encoded so far
-        self.all_zeros = True  # every chunk so far was zeros (the shared zero latents apply)
 
     @torch.no_grad()
     def encode(self, pixels: Tensor) -> Tensor:
         """[B, 3, T, H, W] in [-1, 1] → normalised latents [B, 16, T', H/8, W/8]."""
-        check_chunk(tuple(pixels.shape), not self.history, self.vae.config.time_stride)
-        if self.state is None:  # took cached zero latents without their memory: replay them
-            self.state = {}
-            for frames in self.history:
-                zeros = torch.zeros(*pixels.shape[:2], frames, *pixels.shape[3:], device=pixels.device,
-                                    dtype=self.vae.dtype)
-                self.vae.encode_step(zeros, self.state)
-        self.all_zeros = False
-        self.history += (pixels.shape[2],)
+        check_chunk(tuple(pixels.shape), not self.state, self.vae.config.time_stride)
         return self.vae.encode_step(pixels, self.state)
-
-    @torch.no_grad()
-    def encode_zeros(self, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
-        """The latents of an all-zeros chunk [B, 3, T, H, W] (VACE's inactive video when the
-        mask is 1 everywhere). The tensor may be shared: never modify it in place.
-
-        While an encoder has only ever seen zeros, its latents come from a cache shared by all
-        causal encoders of this VAE, computed once per chunk index until they repeat and then reused
-        for ever; real frames that follow continue from the zeros' causal memory.
-        """
-        device = torch.device(device)
-        check_chunk(tuple(shape), not self.history, self.vae.config.time_stride)
-        if self.all_zeros:
-            history = self.history + (shape[2],)
-            hit = self.vae._zeros.get(tuple(shape), device, history)
-            if hit is not None:
-                self.history, self.state = history, None if hit[1] is None else dict(hit[1])
-                return hit[0]
-        return self.encode(torch.zeros(shape, device=device, dtype=self.vae.dtype))
-
-
-class ZeroLatents:
-    """Latents of all-zeros videos per chunk index, computed once and shared.
-
-    An all-zeros input is constant in time, so once the causal receptive field has passed
-    the latents (and the encoder memory) repeat; from then on nothing is recomputed. Only the
-    memory after the newest chunk is kept (it is about a gigabyte at 832×480): an encoder that
-    takes older latents gets none and replays the zeros if it ever turns to real frames.
-    """
-
-    MAX_CHUNKS = 64
-
-    def __init__(self, vae: WanVAE) -> None:
-        self._vae = [vae]  # a list keeps it out of the module tree
-        self._runs: dict[tuple[Any, ...], list[tuple[tuple[int, ...], Tensor]]] = {}
-        self._frontier: dict[tuple[Any, ...], tuple[State, bool]] = {}  # memory after the last, converged
-
-    def get(self, shape: tuple[int, ...], device: torch.device,
-            history: tuple[int, ...]) -> tuple[Tensor, State | None] | None:
-        """(latents, memory after them or None) for an all-zeros video with these chunk lengths,
-        or None when this history is not the cached one (the caller then encodes by itself)."""
-        vae = self._vae[0]
-        key = (shape[0], *shape[3:], device, vae.dtype)
-        run = self._runs.setdefault(key, [])
-        state, converged = self._frontier.get(key, ({}, False))
-        i = len(history) - 1
-        if i < len(run):
-            if run[i][0] != history:
-                return None
-            return run[i][1], (state if i >= len(run) - (2 if converged else 1) else None)
-        if run and run[-1][0] != history[: len(run)]:
-            return None
-        if converged and set(history[len(run):]) == {run[-1][0][-1]}:
-            return run[-1][1], state
-        if i > len(run) or len(run) >= self.MAX_CHUNKS:
-            return None
-        new_state = dict(state)
-        zeros = torch.zeros(*shape[:2], history[-1], *shape[3:], device=device, dtype=vae.dtype)
-        latents = vae.encode_step(zeros, new_state)
-        same = bool(run) and run[-1][0][-1] == history[-1] and _close(run[-1][1], latents) and all(
-            m in state and _close(state[m], t) for m, t in new_state.items() if isinstance(t, Tensor))
-        run.append((history, latents))
-        self._frontier[key] = (new_state, same)
-        return latents, new_state
-
-
-def _close(a: Tensor, b: Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5)
 
 
 class VAECausalDecoder:

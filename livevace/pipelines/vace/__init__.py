@@ -11,6 +11,7 @@ Modules, one job each:
 - `annotation`       — control frames and person masks, computed a chunk ahead;
 - `geometry`, `images` — crop-to-fill, outpaint placement, still images from paths;
 - `context`          — the 96-channel VACE context and its causal encoders;
+- `zeros`            — the latents of all-zeros video, computed once per VAE and shared;
 - `references`       — reference images in the KV cache's sink (why: see there);
 - `motion`           — video-to-video start and the motion-aware noise controller;
 - `session`          — cache, sampler, codecs of one generation session (reset to reset);

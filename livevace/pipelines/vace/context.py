@@ -9,7 +9,7 @@ signal when there is one — each from its own causal encoder; the mask folded f
 frame count (nearest-exact), exactly as diffusers' `WanVACEPipeline` prepares it.
 
 With no mask (a control video, or nothing but references) m = 1: inactive is all zeros,
-whose latents the VAE computes once and shares (`encode_zeros`), and the mask channels are
+whose latents are computed once per VAE and shared (`zeros`), and the mask channels are
 a constant buffer. Reference images use `reference_context`: their latent as inactive, zeros
 as reactive and mask 0 ("given, keep"), as in VACE.
 
@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from livevace.models.wan.tae import TinyAutoencoder
-from livevace.models.wan.vae import SPACE_STRIDE, VAECausalEncoder, WanVAE, ZeroLatents
+from livevace.models.wan.vae import SPACE_STRIDE, WanVAE
+from livevace.pipelines.vace.zeros import ZeroCachedEncoder, ZeroLatents, zero_latents
 
 LATENT = 16
 TIME_STRIDE = 4
@@ -68,10 +69,9 @@ class SessionEncoder:
     def __init__(self, vae: WanVAE, tae: TinyAutoencoder | None = None,
                  first_frames: int | None = None) -> None:
         self.vae = vae
-        self.encoder: VAECausalEncoder | TAEContextEncoder = (
+        self.encoder: ZeroCachedEncoder | TAEContextEncoder = (
             TAEContextEncoder(tae) if tae is not None else
-            vae.causal_encoder() if first_frames is None else
-            VAECausalEncoder(ZerosOf(vae, first_frames)))  # type: ignore[arg-type]
+            ZeroCachedEncoder(vae, zero_latents(vae, first_frames)))
         self.last_chunk: int | None = None
 
     def reset(self) -> None:
@@ -122,22 +122,6 @@ class SessionEncoder:
                 break
             out = self.encoder.encode_zeros(shape, device)
         return out
-
-
-class ZerosOf:
-    """The Wan VAE as the causal encoders of one chunk size see it: the same weights, but the
-    latents of all-zeros chunks from a cache of that size's first-chunk length. The VAE's own
-    cache follows one chunk history per frame size, so encoders of 1- and 3-latent chunks at
-    one size (a live `chunk_frames` switch, the benchmark's rows) would evict each other and
-    encode zeros in full every chunk. The caches live on the VAE (shared by its pipelines)."""
-
-    def __init__(self, vae: WanVAE, first_frames: int) -> None:
-        self._vae = vae
-        caches = vars(vae).setdefault("livevace_zeros_by_first_chunk", {})
-        self._zeros = caches.setdefault(first_frames, ZeroLatents(vae))
-
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-        return getattr(self._vae, name)
 
 
 class TAEContextEncoder:

@@ -43,11 +43,11 @@ from tqdm.auto import tqdm
 from livevace.errors import ModelError, describe
 from livevace.frames import Frame
 from livevace.models.wan.compiled import Acceleration
-from livevace.models.wan.vae import ZeroLatents
 from livevace.pipelines.vace import modes
 from livevace.pipelines.vace.context import SessionEncoder
 from livevace.pipelines.vace.fast import accelerate, live_graphs
 from livevace.pipelines.vace.session import GenerationSession, pixel_frames
+from livevace.pipelines.vace.zeros import ZeroLatents
 
 if TYPE_CHECKING:
     from livevace.pipelines.vace.pipeline import StreamingVace
