@@ -14,14 +14,14 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from livevace.commands import node_options as config
+from livevace.commands import node_options
 from livevace.control.mapping import load_controller
 from livevace.control.scenes import load_scene
 from livevace.control.tomlfiles import presets_root, user_dir
 from livevace.errors import UserError
 
 KINDS: dict[str, Callable[[Path], object]] = {
-    "node": lambda path: config.load([str(path)]),
+    "node": lambda path: node_options.load([str(path)]),
     "controllers": load_controller,
     "scenes": load_scene,
     "stratification": load_scene,
@@ -49,21 +49,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def preset_files(kind: str) -> list[Path]:
     root = presets_root()
-    folders = config.PRESET_SUBDIRS if kind == "node" else (kind,)
+    folders = node_options.PRESET_SUBDIRS if kind == "node" else (kind,)
     return [p for sub in folders for p in sorted((root / sub).glob("*.toml"))]
 
 
 def _kind_of(path: Path) -> str:
     folder = path.resolve().parent
-    mine = [kind for kind in config.USER_KINDS if folder == user_dir(kind).resolve()]
+    mine = [kind for kind in node_options.USER_KINDS if folder == user_dir(kind).resolve()]
     return mine[0] if mine else folder.name if folder.name in KINDS else "node"
 
 
 def _list(args: argparse.Namespace) -> int:
     for kind in [args.kind] if args.kind else sorted(KINDS):
         print(f"{kind}:")
-        shipped = {config.preset_name(p): p for p in preset_files(kind)}
-        yours = {config.preset_name(p): p for p in config.user_presets(kind)}
+        shipped = {node_options.preset_name(p): p for p in preset_files(kind)}
+        yours = {node_options.preset_name(p): p for p in node_options.user_presets(kind)}
         for name, path in sorted({**shipped, **yours}.items()):  # the name finds yours
             try:
                 item = KINDS[kind](path)
@@ -74,7 +74,7 @@ def _list(args: argparse.Namespace) -> int:
             whose = "" if name not in yours else \
                 "(yours, instead of the shipped one) " if name in shipped else "(yours) "
             print(f"  {name:<26} {whose}{about}")
-        if kind in config.USER_KINDS:
+        if kind in node_options.USER_KINDS:
             print(f"  (yours: saved in {user_dir(kind)})")
     return 0
 
@@ -87,7 +87,7 @@ def _first_comment(path: Path) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    path = config.find_preset(args.name)
+    path = node_options.find_preset(args.name)
     print(f"# {path}")
     sys.stdout.write(path.read_text(encoding="utf-8"))
     return 0
@@ -95,11 +95,11 @@ def _show(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     names = args.names or [str(p) for kind in sorted(KINDS)
-                           for p in preset_files(kind) + config.user_presets(kind)]
+                           for p in preset_files(kind) + node_options.user_presets(kind)]
     bad = 0
     for name in names:
         try:
-            path = config.find_preset(name)
+            path = node_options.find_preset(name)
             KINDS[_kind_of(path)](path)
             print(f"ok     {path}")
         except UserError as exc:
