@@ -108,8 +108,9 @@ class TransformersDepth:
         self.graphs = (ShapeGraphs(self.forward, "the depth network")
                        if self.device.type == "cuda" else None)
         """On CUDA: the whole call as a compiled CUDA graph per chunk shape, made in `prepare`
-        (`learning`); 2.4× / 1.7× less GPU time at 576×320 / 832×480 and one launch instead of
-        ≈ 7 ms of Python on the annotator thread. Shapes first met live run eagerly."""
+        (`learning`); much less GPU time and one launch instead of the eager network's Python
+        on the annotator thread (`bench/NOTES_pipeline_speed.md` part 6). Shapes first met
+        live run eagerly."""
 
     @classmethod
     def from_folder(cls, folder: Path, device: str = "auto", dtype: str | None = None,

@@ -77,7 +77,7 @@ class FlowAnnotator:
 
     preset: ultrafast | fast | medium. DIS's own presets stop at ¼ or ½ resolution and
     miss small fast objects; "fast" (DIS ultrafast patches down to ½ resolution) tracks a
-    48-pixel square moving 6 pixels exactly at ~6 ms for 576×320 on one core.
+    48-pixel square moving 6 pixels exactly, cheaply enough for one core (BENCHMARKS.md).
     min_magnitude (pixels per frame) keeps sensor noise in a still scene near white instead
     of stretching it to full colour.
     """

@@ -16,7 +16,7 @@ Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
   kernels compiled by the row's run), from its creation to its first output frame, input
   frames in hand, its prompt never encoded before. On a GPU (and for a compiled DiT) it
   is first prepared as the node prepares before going live (`StreamingVace.prepare`: the
-  prompt encode waited for, ≈ 1 ms with random embeddings, 30 ms with UMT5-XXL; annotators
+  prompt encode waited for, far cheaper with random embeddings than with UMT5-XXL; annotators
   loaded and run once; cuDNN tuned; with `--compile` the VAE encoder compiled and every
   CUDA graph of its new stream cache captured), reported as `ttff_prepare_s` and not
   counted. `ttff_cold_s`: the row's first pipeline, creation → first frame, everything

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "real shapes on a CUDA GPU: the real speed without the weights)")
     parser.add_argument("--no-compile", action="store_true",
                         help="vace pipeline on a GPU: keep the DiT eager (no torch.compile, no "
-                        "CUDA graphs; starts faster, runs ≈ 1.6–1.9× slower: for debugging)")
+                        "CUDA graphs; starts faster, runs much slower: for debugging)")
     parser.add_argument("--tae-context", action="store_true",
                         help="vace pipeline, QUALITY-AFFECTING: encode the VACE control with the "
                         "tiny autoencoder instead of the Wan VAE (much cheaper; the control is "

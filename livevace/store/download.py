@@ -11,7 +11,7 @@ Before the first byte, `pull` knows every file it needs: offline (`HF_HUB_OFFLIN
 host cannot be reached (no DNS, connection refused, no answer within `CONNECT_TIMEOUT_S`: one
 TCP connect each, through the proxy when one is set), it stops at once with every missing file
 of every requested entry, each with its URL and its place — instead of the hub's retries
-(≈ 23 s per file) ending in a message about the first file only.
+(many seconds per file) ending in a message about the first file only.
 """
 
 from __future__ import annotations

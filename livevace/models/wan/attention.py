@@ -8,11 +8,10 @@ float32 and is what tests compare the others against.
 "flash4" runs FlashAttention-4 (the `flash-attn-4` package, CuTe DSL kernels for Hopper and
 Blackwell) on every maskless attention and SDPA where there is a mask. Timed as the node runs
 them, inside CUDA graphs (H200, `bench/NOTES_pipeline_speed.md` part 7), FA4 beat cuDNN's SDPA
-kernel on every self-attention shape of the DiT: 885 against 1013 µs for 832×480's (4680
-queries × 18720 keys), 195 / 236 µs for 576×320's (2160 × 8640), 222 / 260 µs for VACE's
-in-chunk 4680 × 4680, 94 / 118 µs for a 1-latent chunk's 720 × 8640; on cross-attention to
-the 512 text tokens the two are within 10 % either way. (Timed eagerly, FA4's ≈ 0.1–0.2 ms
-of Python per call hid its speed on the smaller shapes.)
+kernel on every self-attention shape of the DiT: 832×480's (4680 queries × 18720 keys),
+576×320's (2160 × 8640), VACE's in-chunk 4680 × 4680 and a 1-latent chunk's 720 × 8640; on
+cross-attention to the 512 text tokens the two are about even. (Timed eagerly, FA4's Python
+per call hid its speed on the smaller shapes.)
 """
 
 from __future__ import annotations

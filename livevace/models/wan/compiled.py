@@ -7,9 +7,9 @@
     sampler.warm_up(vace=False)                 #   once without VACE if the show uses both)
     x0 = sampler.generate_chunk(vace=ctx)       # replays graphs from here on
 
-Measured (BENCHMARKS.md "Model core: speed work"): compile + graph is 1.9× eager at 576×320 and
-1.6× at 832×480 (H100: 20.2 / 28.2 ms per forward at 576×320 without / with VACE, 59.0 / 77.7
-at 832×480); a cold compile costs ≈ 10–16 s for the first resolution, the warm-up ≈ 1–3 s.
+Compile + graph is much faster than eager at both sizes, with and without VACE, most at the
+smaller size where launches weigh more; a cold compile costs seconds for the first
+resolution, the warm-up less (BENCHMARKS.md "Model core: speed work").
 
 What each switch does and why:
 
@@ -210,8 +210,8 @@ class StepGraphs:
     def set_text(self, cache: StreamCache, padded: torch.Tensor) -> bool:
         """Rebuild the cache's text K/V from `padded` [B, text_len, text_dim] by replaying
         its graph (45 blocks' K/V projections in one launch: a prompt fade does this every
-        chunk, 13.7 ms eagerly at 576×320, host-bound). False: no graph, none may be
-        captured now, or not on a CUDA device — the caller rebuilds eagerly."""
+        chunk, host-bound eagerly; bench/NOTES_pipeline_speed.md part 6). False: no graph,
+        none may be captured now, or not on a CUDA device — the caller rebuilds eagerly."""
         if cache.device.type != "cuda":
             return False
         per_cache = self._of(cache)

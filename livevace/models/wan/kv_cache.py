@@ -216,7 +216,7 @@ class StreamCache:
     def plan_ahead(self, start: int) -> None:
         """Work out the plan of the full chunk starting at `start` now, while the GPU still
         runs this one, so the next `begin_chunk` only uploads it: made when needed, it held
-        the GPU idle ≈ 1.5 ms per chunk (RoPE tables and slot indices built on the host).
+        the GPU idle at every chunk start (RoPE tables and slot indices built on the host).
         A sink that must move for that chunk is re-placed now too (GPU work queued after
         this chunk's, so nothing already queued sees it). Any change to the cache before
         then (a reset, a recache) makes `begin_chunk` plan afresh."""

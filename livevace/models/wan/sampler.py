@@ -161,8 +161,9 @@ class StreamSampler:
 
     def _draw_ahead(self, start: int, shape: Sequence[int]) -> None:
         """Draw the next chunk's first noise now, while the GPU still runs this chunk: drawn
-        when needed it held up the chunk's first forward (≈ 1–2 ms of host time at 832×480,
-        the GPU idle meanwhile). Used only if nothing changed the key (seed, start, shape)."""
+        when needed it held up the chunk's first forward (host time on the chunk's critical
+        path, the GPU idle meanwhile). Used only if nothing changed the key (seed, start,
+        shape)."""
         key = (self.seed, start, 0, tuple(shape))
         self._ahead = (key, self._draw(key))
 

@@ -140,7 +140,8 @@ def run_layers(layers: nn.Sequential, x: Tensor, batch: int, memory: Memory) -> 
     frame: inside the chunk from `x`, across chunks from `memory` (updated in place).
 
     Everything stays channels-last (NHWC), cuDNN's native layout: in NCHW each convolution
-    is wrapped in two layout transposes, ≈ 6 ms of a 832×480 chunk's 15 ms decode on an H100.
+    is wrapped in two layout transposes, a large part of a chunk's decode
+    (`bench/NOTES_pipeline_speed.md` part 5).
     (Weights too: see `TinyAutoencoder.nhwc`.)"""
     x = x.contiguous(memory_format=torch.channels_last)
     for i, layer in enumerate(layers):

@@ -7,26 +7,25 @@
 
 Why: the VACE context is a Wan VAE encode of every chunk's control frames, and eager it is
 mostly memory traffic — fp32 RMS norms, SiLU, the causal concatenations, cuDNN's layout
-transposes around each 3D convolution. `torch.compile` fuses those: a 12-frame chunk at
-576×320 took 38.7 ms instead of 66.3 on an H100 (832×480: 84.9 instead of 146.7;
-`bench/NOTES_pipeline_speed.md`).
+transposes around each 3D convolution. `torch.compile` fuses those, so a chunk's encode
+takes far less time than eager at both sizes (`bench/NOTES_pipeline_speed.md` part 4).
 
 Only the steady state is compiled: a causal encoder whose memory is full (`state` holds every
 conv's past frames) and a later-chunk shape. A video's first chunk (1+4k frames, empty
 memory) runs eagerly — it happens once per video, and compiling it too would double the cold
-compile (≈ 20 s per graph). A graph is made only while `learning()` (the node's `prepare`):
-a compile takes seconds, so a shape first met live (a chunk size that was not prepared), or
-a learned shape whose inputs fail a guard of its graph, runs eagerly instead of stalling the
-show. (The causal memory is kept in standard strides, `vae.remember`, so one graph serves a
-shape whatever the previous chunk's length.)
+compile (each graph is a slow compile). A graph is made only while `learning()` (the node's
+`prepare`): a compile takes seconds, so a shape first met live (a chunk size that was not
+prepared), or a learned shape whose inputs fail a guard of its graph, runs eagerly instead of
+stalling the show. (The causal memory is kept in standard strides, `vae.remember`, so one
+graph serves a shape whatever the previous chunk's length.)
 
 The graph runs a twin of the encoder whose 3D-convolution weights are channels-last
 (NDHWC, cuDNN's native layout): from the weights' layout the compiled graph makes every
 convolution's input in that layout inside its fused kernels, instead of cuDNN transposing
-around each convolution (576×320: 38.7 → 33.0 ms per 12-frame chunk, 832×480: 84.7 → 70.7 on
-an H100). The eager first chunks keep the standard weights: eager, channels-last is slower.
-The twin costs a second copy of the encoder's weights (≈ 0.1 GB in bf16); the causal memory
-is keyed by module, so each call maps it to the twin's modules and back.
+around each convolution (faster again at both sizes, `bench/NOTES_pipeline_speed.md` part 5).
+The eager first chunks keep the standard weights: eager, channels-last is slower. The twin
+costs a second copy of the encoder's weights (small beside the DiT's); the causal memory is
+keyed by module, so each call maps it to the twin's modules and back.
 """
 
 from __future__ import annotations

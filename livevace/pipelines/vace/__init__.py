@@ -79,7 +79,7 @@ def create(config: "RunConfig", store: ParamStore, model: str | None = None,
 def cpu_generation_size(config: "RunConfig", size: tuple[int, int]) -> tuple[int, int]:
     """The size to generate at on a CPU, said in one log line where it matters: small
     (`geometry.cpu_size`) unless the user gave the output size, which is kept, with what to
-    expect. A CPU at 832×480 takes 15–25 s per chunk: a blank output and repeated frames for
+    expect. A CPU at 832×480 takes many seconds per chunk: a blank output and repeated frames for
     half a minute would look broken."""
     from livevace.pipelines.vace.geometry import cpu_size
 

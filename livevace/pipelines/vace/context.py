@@ -127,7 +127,8 @@ class SessionEncoder:
 class TAEContextEncoder:
     """QUALITY-AFFECTING option (`context_encoder="tae"`, off by default): the tiny
     autoencoder's encoder in place of the Wan VAE's for the control part of the VACE context
-    (≈ 14× cheaper: 4.6 vs 64 ms per 12 frames at 576×320 on an H200), behind the interface
+    (an order of magnitude cheaper: a far smaller network, BENCHMARKS.md "Codecs and text
+    encoder"), behind the interface
     `SessionEncoder` expects of a Wan VAE causal encoder. VACE was trained on Wan VAE
     latents; the TAE approximates them, so the control is followed slightly less precisely.
     Zeros are encoded like any frames (no shared cache: they cost a TAE encode)."""

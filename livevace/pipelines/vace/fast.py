@@ -5,11 +5,11 @@
     pipeline.prepare()           # compile, capture, tune — all before the first frame
 
 `go_fast` is what `livevace run` (the `vace` factory) does on a CUDA device unless told
-`--no-compile`: `torch.backends.cudnn.benchmark` (the Wan VAE's 3D convolutions are ≈ 30 %
+`--no-compile`: `torch.backends.cudnn.benchmark` (the Wan VAE's 3D convolutions are
 faster with tuned algorithms; the shapes are static per chunk size, so tuning happens once,
-in `prepare`), the Wan VAE encoder compiled for later chunks (`vae_compiled`: 1.7× eager,
-compiled in `prepare` too), and `Acceleration(compile="default", cuda_graph=True)` for the
-DiT (1.6–1.9× eager, BENCHMARKS.md "Model core: speed work").
+in `prepare`), the Wan VAE encoder compiled for later chunks (`vae_compiled`: faster than
+eager, compiled in `prepare` too), and `Acceleration(compile="default", cuda_graph=True)` for
+the DiT (much faster than eager, BENCHMARKS.md "Model core: speed work").
 
 A CUDA-graph capture is global to the process: another thread's CUDA call that is not
 allowed during a capture (an allocation, a synchronisation — the depth annotator and the

@@ -23,9 +23,9 @@ MIN_INNER = BLOCK
 """Smallest inner picture outpainting keeps (pixels per side)."""
 
 CPU_LONG_SIDE = 128
-"""Longest side generated on a CPU when the user gave no size: the tiny random models stay
-within about a second per 12-frame chunk there on 2 busy cores (128×80), where 832×480 takes
-15–25 s per chunk (the Wan VAE encoder's 3-D convolutions are most of it)."""
+"""Longest side generated on a CPU when the user gave no size: at 128×80 the tiny random
+models keep a 12-frame chunk short even on a small busy CPU, where 832×480 takes many
+seconds per chunk (the Wan VAE encoder's 3-D convolutions are most of it)."""
 
 Rect = tuple[int, int, int, int]
 """x0, y0, x1, y1 (exclusive) in pixels."""

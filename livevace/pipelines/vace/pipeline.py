@@ -5,9 +5,9 @@ once into the call's typed settings (`settings.ChunkSettings`). The pipeline sub
 chunk's annotation at once and then generates the chunk before it (`lookahead=1`: the
 annotators work on chunk n+1 while the DiT runs chunk n; 0 = no overlap, one chunk less
 latency; by default 1 for 3-latent chunks, where the overlap is what makes the frame rate,
-and 0 for 1-latent chunks, chosen for latency: there a chunk's call (≈ 105 ms at 576×320 on
-an H100) fits in its 4 frames' capture time at 30 fps, so waiting a chunk more would only add
-133 ms). Generating a chunk:
+and 0 for 1-latent chunks, chosen for latency: there a chunk's call fits in its 4 frames'
+capture time on a fast GPU (bench/NOTES_pipeline_speed.md), so waiting a chunk more would only
+add 4 frames of latency). Generating a chunk:
 
 1. live parameters land (see `_apply`): resets (every parameter the registry marks
    `apply="reset"`), steps, seed, strengths, chunk size, references, keyframes — all at this
@@ -136,7 +136,7 @@ class StreamingVace:
         """The one thread that runs `prepare` and every call. cuDNN's tuned convolution plans
         are kept per thread (PyTorch's cache is thread-local), so work prepared on one thread
         and called from another (the node's loop) re-tuned every convolution of the codecs:
-        1.2–1.5 s on the first frame, measured on an H100."""
+        a long stall on the first frame."""
         self.chunks_out = 0
         self._mode = ""
         self._text_error: str | None = None

@@ -24,7 +24,7 @@ In order, on a CUDA device (on a CPU only 1, 5 and, for a compiled DiT, 4):
    rebuilds nothing.
 
 By default the pipeline's chunk size is prepared; `chunk_sizes=(1, 3)` prepares both (their
-caches stay resident: ≈ 2 GB more at 576×320, 4.4 GB at 832×480), so a live `chunk_frames`
+caches stay resident, a few GB more GPU memory), so a live `chunk_frames`
 switch keeps the graphs; an unprepared size runs its DiT eagerly (see `fast`).
 """
 
@@ -114,7 +114,7 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
 
 def take_text(pipeline: "StreamingVace") -> None:
     """The first chunk's text K/V, built now: its own `TextConditioner.update` then finds
-    nothing changed (≈ 20 ms less before the first frame at 576×320). A prompt that cannot
+    nothing changed (one text K/V rebuild less before the first frame). A prompt that cannot
     be encoded is left for the first chunk to report, as it would be without `prepare`."""
     settings = pipeline.settings
     try:
@@ -128,8 +128,8 @@ def take_text(pipeline: "StreamingVace") -> None:
 def warm_annotators(pipeline: "StreamingVace", first: list[int], later: list[int]) -> None:
     """Build the plan's annotators and run them on a grey chunk of each size (a network's
     batch is a chunk: cuDNN tunes each size once), then forget those chunks. The depth
-    network compiles and captures its CUDA graph for the `later` chunk sizes only (≈ 20 s
-    each the first time): a first chunk comes once per session and runs eagerly."""
+    network compiles and captures its CUDA graph for the `later` chunk sizes only (a slow
+    compile each the first time): a first chunk comes once per session and runs eagerly."""
     plan = modes.plan(pipeline.settings)
     annotation = pipeline.annotation
     annotation.follow(plan, pipeline.settings.depth_model)
