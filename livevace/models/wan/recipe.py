@@ -5,24 +5,39 @@ Every model of the zoo runs through the same DiT blocks, cache and sampler; a re
 list and schedule, latent frames per call, the cache policy and its geometry, the RoPE
 position mode, whether the clean t = 0 cache write runs, and the checkpoint files it loads.
 
-Only today's two models are here, and they share everything but their weights: Self-Forcing
-runs with LongLive's schedule and 12-frame window with a 3-frame sink. The zoo issue adds the
-others (Reward Forcing, StreamDiffusionV2, MemFlow, Krea Realtime 14B) and what actually
-differs for them: their own cache policies (a new module beside `cache_policy`), prompt-switch
-behaviour, the VACE module that fits, and each model's own numbers.
+LongLive's two recipes live here (the sampler's defaults are LongLive's); every recipe of the
+zoo, by name, is in `zoo`. A model whose chunk procedure or cache differs from LongLive's
+(an EMA sink, a memory bank, a rebuilt cache, a stream batch) names its own `stream`
+factory, which builds its cache and sampler from the same `WanDiT`; the network is never
+forked.
 
-    cache = model.new_cache(recipe.layout(height, width, chunk))
-    sampler = StreamSampler.from_recipe(model, cache, recipe, steps, seed)
+    sampler = zoo.open_stream(recipe, model, height, width, chunk, steps, seed)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Literal, Protocol, Sequence
 
 from livevace.models.wan.cache_policy import CachePolicy, SinkRing
-from livevace.models.wan.config import WAN21_VACE_1_3B, WanConfig
+from livevace.models.wan.config import TINY_VACE, WAN21_VACE_1_3B, WanConfig
 from livevace.models.wan.kv_cache import CacheLayout
+
+if TYPE_CHECKING:
+    from livevace.models.wan.dit import WanDiT
+    from livevace.models.wan.sampler import StreamSampler
+
+PromptSwitch = Literal["recache", "rebuild", "none"]
+"""What a hard prompt cut does to the cache: re-run the kept frames at t = 0 with the new text
+(LongLive's recache), nothing because the cache is rebuilt before every block anyway
+(Krea), or nothing (the model has no clean cache to re-run)."""
+
+
+class StreamFactory(Protocol):
+    """Builds a recipe's cache and sampler for one stream (see `zoo.open_stream`)."""
+
+    def __call__(self, model: "WanDiT", recipe: "Recipe", layout: CacheLayout,
+                 steps: Sequence[int], seed: int) -> "StreamSampler": ...
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,11 @@ class Recipe:
     checkpoints: tuple[str, ...]
     """Catalogue keys of the generator files it loads: the base, then its LoRA if any."""
     cache_policy: Callable[[int, int, int | None], CachePolicy] = SinkRing
+    stream: StreamFactory | None = None
+    """Builds the cache and sampler (None: LongLive's `StreamCache` and `StreamSampler`)."""
+    prompt_switch: PromptSwitch = "recache"
+    tiny_config: WanConfig = TINY_VACE
+    """The toy-sized network of `--weights tiny-random` (same VACE spacing in miniature)."""
 
     def layout(self, height: int, width: int, chunk: int | None = None) -> CacheLayout:
         """The cache layout at latent size height×width (chunk: default the recipe's)."""

@@ -1,8 +1,8 @@
 """One generation session: the state that lives from one cache reset to the next.
 
 A session owns the static KV cache and its sampler (schedule, cache policy and window from
-the model set's recipe, e.g. LongLive's 12-frame window with a 3-frame sink; chunks of 1 or 3
-latent frames), the output decoder and the causal
+the model set's recipe through `zoo.open_stream`, e.g. LongLive's 12-frame window with a
+3-frame sink; chunks of 1 or 3 latent frames), the output decoder and the causal
 encoders of the VACE context and of the video-to-video input. `reset` starts it afresh in
 place (same buffers, text K/V kept — so the *current* prompt survives a reset); a chunk size
 change makes a new session (new static shapes).
@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 
 from livevace.pipelines.vace.live_decoder import LiveDecoder
-from livevace.models.wan.sampler import StreamSampler
+from livevace.models.wan.zoo import open_stream
 from livevace.pipelines.vace.context import ContextEncoder, SessionEncoder
 from livevace.pipelines.vace.geometry import BLOCK
 from livevace.pipelines.vace.motion import MotionNoise
@@ -38,8 +38,8 @@ class GenerationSession:
                  context_encoder: str = "wan") -> None:
         h, w = height // (BLOCK // 2), width // (BLOCK // 2)
         self.chunk = chunk
-        self.cache = models.dit.new_cache(models.recipe.layout(h, w, chunk))
-        self.sampler = StreamSampler.from_recipe(models.dit, self.cache, models.recipe, steps, seed)
+        self.sampler = open_stream(models.recipe, models.dit, h, w, chunk, steps, seed)
+        self.cache = self.sampler.cache
         self.sampler.set_strength(strength)
         self.decoder = LiveDecoder({"wan": models.vae, "tae": models.tae}, decoder)
         self.context = ContextEncoder(models.vae, chunk, height, width, models.device,
