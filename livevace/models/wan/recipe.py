@@ -61,6 +61,8 @@ class Recipe:
     """Whether the clean t = 0 forward writes each chunk's K/V into the cache."""
     checkpoints: tuple[str, ...]
     """Catalogue keys of the generator files it loads: the base, then its LoRA if any."""
+    vace_checkpoints: tuple[str, ...] = ("vace_module", "vace_full")
+    """Catalogue keys of the VACE modules that fit, in order of preference (any one)."""
     cache_policy: Callable[[int, int, int | None], CachePolicy] = SinkRing
     stream: StreamFactory | None = None
     """Builds the cache and sampler (None: LongLive's `StreamCache` and `StreamSampler`)."""
