@@ -255,6 +255,10 @@ def format_prompts(prompts: Iterable[Prompt]) -> str:
 
 CONTROLS = ("depth", "pose", "edges", "scribble", "gray", "flow", "none")
 MASK_MODES = ("none", "person", "person_inverse", "image", "outpaint")
+MODELS = ("longlive", "self-forcing", "reward-forcing", "streamdiffusionv2",
+          "streamdiffusionv2-14b", "memflow", "krea-realtime")
+"""The zoo's streaming generators by the names a VJ types, the default first (each is a
+recipe in `livevace.models.wan.zoo`; a test keeps every recipe named here)."""
 VACE_LAYER_PROFILE_MAX = 40  # the 14B model has 8 VACE layers, 1.3B has 15; a profile is resampled
 
 REGISTRY: tuple[Param, ...] = (
@@ -282,6 +286,11 @@ REGISTRY: tuple[Param, ...] = (
     Param("vace_layer_profile", "floats", (1.0,), "Per-VACE-layer multipliers, shallow to deep, "
           "resampled to the model's VACE layer count (one value: uniform).", min=0.0, max=2.0,
           max_len=VACE_LAYER_PROFILE_MAX, group="vace"),
+    # --- the generator
+    Param("model", "enum", "longlive", "Streaming generator of the vace pipeline (the zoo's "
+          "recipes). A change loads it while the picture holds; one whose files are missing "
+          "is refused and the current one keeps playing.", choices=MODELS, apply="reload",
+          group="model"),
     # --- sampling
     Param("noise_scale", "float", 0.7, "Video-to-video: how much noise replaces the input "
           "video (1: ignore the input, 0: copy it).", min=0.0, max=1.0, slew=0.1,

@@ -44,7 +44,9 @@ log = logging.getLogger("livevace.osc")
 NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}(/[A-Za-z0-9_\-]{1,64})?$")
 TOP_KEYS = {"description", "crossfade", "params"}
 UNSAVED_GROUPS = ("scene",)
-UNSAVED = ("pause",)
+UNSAVED = ("pause", "model")
+"""Left out of a saved scene: a scene is a look, and recalling one should neither pause the
+show nor hold the picture while another model loads (a scene file may still name a model)."""
 
 
 @dataclass(frozen=True)
