@@ -89,7 +89,10 @@ TINY = WanConfig("tiny", dim=64, ffn_dim=96, num_heads=2, num_layers=4, freq_dim
 
 TINY_VACE = TINY.with_vace((0, 2))
 
+TINY_VACE_14B = replace(TINY, name="tiny-6", num_layers=6).with_vace((0, 5))
+"""Test size with the 14B's VACE spacing: a hint after every fifth layer (0 and 5 of six)."""
+
 CONFIGS: dict[str, WanConfig] = {
     c.name: c for c in (WAN21_T2V_1_3B, WAN21_VACE_1_3B, WAN21_T2V_14B, WAN21_VACE_14B, TINY,
-                        TINY_VACE)
+                        TINY_VACE, TINY_VACE_14B)
 }

@@ -63,8 +63,11 @@ class FlowMatchSchedule:
 
     def sigma(self, t: float) -> float:
         """σ' of the table entry nearest to timestep t (0 for t = 0)."""
-        if t == 0:
-            return 0.0
+        return 0.0 if t == 0 else self.nearest_sigma(t)
+
+    def nearest_sigma(self, t: float) -> float:
+        """σ' of the table entry nearest to timestep t, t = 0 included: the table ends one
+        step above 0, so t = 0 finds its last entry (Krea's lookup, see `rebuild`)."""
         return float(self.sigmas[(self.timesteps - t).abs().argmin()])
 
 
