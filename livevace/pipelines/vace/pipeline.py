@@ -294,6 +294,7 @@ class StreamingVace:
             session.context.release(context)
         with self.timer.stage("decode"):
             pixels = session.decoder.decode(latents, settings.decoder)
+            session.keep_decoded(pixels)
             download = self.staging.download(pixels_to_frames(pixels)[0])
         session.chunks += 1
         self._encode_ahead(settings, plan)

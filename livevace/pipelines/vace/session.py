@@ -18,8 +18,10 @@ from typing import Sequence
 import torch
 
 from livevace.pipelines.vace.live_decoder import LiveDecoder
+from livevace.models.wan.rebuild import PIXEL_HISTORY, RebuildSampler
 from livevace.models.wan.zoo import open_stream
 from livevace.pipelines.vace.context import ContextEncoder, SessionEncoder
+from livevace.pipelines.vace.first_frame import DecodedFrames
 from livevace.pipelines.vace.geometry import BLOCK
 from livevace.pipelines.vace.motion import MotionNoise
 from livevace.models.wan.vace import VaceStrength
@@ -42,6 +44,11 @@ class GenerationSession:
         self.cache = self.sampler.cache
         self.sampler.set_strength(strength)
         self.decoder = LiveDecoder({"wan": models.vae, "tae": models.tae}, decoder)
+        self.decoded: DecodedFrames | None = None
+        """The decoded frames a rebuilt cache (Krea's) re-encodes its first frame from."""
+        if isinstance(self.sampler, RebuildSampler):
+            self.decoded = DecodedFrames(models.vae, PIXEL_HISTORY)
+            self.sampler.first_latent = self.decoded.first_latent
         self.context = ContextEncoder(models.vae, chunk, height, width, models.device,
                                       models.tae if context_encoder == "tae" else None)
         self.input = SessionEncoder(models.vae)
@@ -67,11 +74,18 @@ class GenerationSession:
         """Start afresh (cache, codecs, controller); the text K/V and settings stay."""
         self.sampler.reset()
         self.decoder.reset()
+        if self.decoded is not None:
+            self.decoded.reset()
         self.context.reset()
         self.input.reset()
         self.motion.reset()
         self.chunks = 0
         self.sink_written = False
+
+    def keep_decoded(self, pixels: torch.Tensor) -> None:
+        """The chunk's decoded pixels, for a sampler that re-encodes them (see `decoded`)."""
+        if self.decoded is not None:
+            self.decoded.push(pixels)
 
     @torch.no_grad()
     def encode_input(self, pixels: torch.Tensor) -> torch.Tensor:
