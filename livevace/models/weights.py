@@ -35,6 +35,7 @@ from livevace.errors import ModelError
 from livevace.models.wan.codec_weights import index_shards, key_mismatches, read_file
 from livevace.models.wan.config import WanConfig
 from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.fp8_weights import store_fp8
 
 StateDict = dict[str, torch.Tensor]
 
@@ -219,13 +220,15 @@ def merge_lora(tensors: StateDict, lora: Checkpoint, alpha: float | None = None,
 def load_dit(base: str | Path, *, vace: str | Path | None = None, lora: str | Path | None = None,
              cfg: WanConfig | None = None, lora_alpha: float | None = None,
              prefer_ema: bool = True, device: torch.device | str = "cpu",
-             dtype: torch.dtype = torch.bfloat16) -> WanDiT:
+             dtype: torch.dtype = torch.bfloat16, fp8_weights: bool = False) -> WanDiT:
     """Build a `WanDiT` from a generator checkpoint, an optional VACE source and LoRA.
 
     `base`: any DiT layout (a full VACE checkpoint brings its VACE blocks along);
     `vace`: a VACE module file or a full VACE checkpoint (only its VACE keys are taken);
     `lora`: LongLive's lora.pt, merged into the main blocks; `cfg`: the expected shapes
-    (default: inferred from the tensors). Everything is checked strictly.
+    (default: inferred from the tensors); `fp8_weights`: the blocks' linear weights stored
+    in FP8 (`fp8_weights`, quality-affecting), each block on its way to `device`, so the
+    model never sits there in full width. Everything is checked strictly.
     """
     main = read_checkpoint(base, prefer_ema)
     tensors = dict(main.tensors)
@@ -249,7 +252,8 @@ def load_dit(base: str | Path, *, vace: str | Path | None = None, lora: str | Pa
         model = WanDiT(cfg)
     check_keys(model.state_dict(), tensors, sources, f"the {cfg.name} DiT")
     model.load_state_dict(tensors, strict=True, assign=True)
-    return model.for_inference(dtype).to(device)  # cast on the host: no fp32 copy on the GPU
+    model = model.for_inference(dtype)  # cast on the host: no fp32 copy on the GPU
+    return store_fp8(model, device) if fp8_weights else model.to(device)
 
 
 def _heads_from_config_json(path: Path) -> int | None:

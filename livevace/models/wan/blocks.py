@@ -110,7 +110,9 @@ class SelfAttention(Attention):
     tile occupancy at a few thousand tokens); q/k/v weights then become views into the fused
     weight, so the checkpoint layout and `state_dict` stay as they are. Fuse after the last
     cast or move (`Module.to` gives each parameter its own storage again); fusing again
-    rebuilds from the current q/k/v weights.
+    rebuilds from the current q/k/v weights. The parameters are replaced, not their `.data`:
+    a weight stored in FP8 (`fp8_weights`) is a tensor subclass whose parts a `.data` swap
+    would leave behind, holding the old storage.
     """
 
     def __init__(self, cfg: WanConfig) -> None:
@@ -122,14 +124,14 @@ class SelfAttention(Attention):
         parts = (self.q, self.k, self.v)
         if not on:
             for p in parts:  # own storage again, so the fused buffer can go
-                p.weight.data, p.bias.data = p.weight.data.clone(), p.bias.data.clone()
+                _share(p, p.weight.detach().clone(), p.bias.detach().clone())
             self.qkv_weight = self.qkv_bias = None
             set_fp8(self, False, "qkv_")
             return
-        self.qkv_weight = torch.cat([p.weight.data for p in parts])
-        self.qkv_bias = torch.cat([p.bias.data for p in parts])
+        self.qkv_weight = torch.cat([p.weight.detach() for p in parts])
+        self.qkv_bias = torch.cat([p.bias.detach() for p in parts])
         for p, w, b in zip(parts, self.qkv_weight.chunk(3), self.qkv_bias.chunk(3)):
-            p.weight.data, p.bias.data = w, b
+            _share(p, w, b)
 
     def qkv(self, h: torch.Tensor, rope: KV) -> tuple[torch.Tensor, ...]:
         """(q, k un-rotated, k, v) [B, H, N, D] of the modulated tokens h."""
@@ -141,6 +143,12 @@ class SelfAttention(Attention):
         k_raw = self.heads(self.norm_k(k))
         return (apply_rope(self.heads(self.norm_q(q)), cos, sin), k_raw,
                 apply_rope(k_raw, cos, sin), self.heads(v))
+
+
+def _share(layer: nn.Linear, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """`layer` computes with these tensors (views into a fused weight, or its own copies)."""
+    layer.weight = nn.Parameter(weight, requires_grad=layer.weight.requires_grad)
+    layer.bias = nn.Parameter(bias, requires_grad=layer.bias.requires_grad)
 
 
 class CrossAttention(Attention):

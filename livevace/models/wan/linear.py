@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from livevace.models.wan.fp8_weights import stored_fp8
+
 E4M3 = torch.float8_e4m3fn
 E4M3_MAX = 448.0
 """Largest finite e4m3 value: a row's absolute maximum is mapped onto it."""
@@ -57,7 +59,7 @@ def linear_gelu(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """gelu_tanh(layer(x)); bias and GELU in the GEMM's epilogue for a plain Linear on a GPU
     (PyTorch's CPU `_addmm_activation` uses the exact erf GELU, its CUDA one tanh's)."""
     if (not x.is_cuda or type(layer) is not nn.Linear or layer.bias is None
-            or hasattr(layer, "weight_fp8")):
+            or hasattr(layer, "weight_fp8") or type(layer.weight) is not nn.Parameter):
         return F.gelu(linear(layer, x), approximate="tanh")
     flat = torch._addmm_activation(layer.bias, x.reshape(-1, x.shape[-1]), layer.weight.t(),
                                    use_gelu=True)
@@ -75,12 +77,14 @@ def buffer_linear(owner: nn.Module, prefix: str, x: torch.Tensor) -> torch.Tenso
 
 
 def set_fp8(owner: nn.Module, on: bool, prefix: str = "") -> None:
-    """Add (or drop) the FP8 copy of `owner`'s `<prefix>weight` [N, K]."""
+    """Add (or drop) the FP8 copy of `owner`'s `<prefix>weight` [N, K]; a weight already
+    stored in FP8 (`fp8_weights`) lends its e4m3 rows and scales as they are."""
     names = (prefix + "weight_fp8", prefix + "scale_fp8")
     if not on:
         for name in names:
             owner._buffers.pop(name, None)
         return
-    w8, scale = quantize_rows(getattr(owner, prefix + "weight").detach())
+    weight = getattr(owner, prefix + "weight")
+    w8, scale = stored_fp8(weight) or quantize_rows(weight.detach())
     owner.register_buffer(names[0], w8, persistent=False)
     owner.register_buffer(names[1], scale.t().contiguous(), persistent=False)
