@@ -8,7 +8,9 @@ Layouts (all end up in the original Wan names that `WanDiT` uses):
 - **diffusers** — `WanTransformer3DModel` / `WanVACETransformer3DModel` names
   (`condition_embedder.*`, `attn1.to_q`, `scale_shift_table`, `proj_in/out` …), renamed here.
 - **generator** — Self-Forcing `self_forcing_dmd.pt` (`generator` / `generator_ema`), LongLive
-  `longlive_base.pt` (`generator`), torch pickles read with `weights_only=True`.
+  `longlive_base.pt` (`generator`), MemFlow `base.pt` (`generator` / `generator_ema` / `model`),
+  StreamDiffusionV2 `model.pt` (`generator` / `generator_ema` / `state_dict` / flat), Reward
+  Forcing and Krea Realtime (flat, `model.` prefix), torch pickles read with `weights_only=True`.
 - **lora** — LongLive `lora.pt`: PEFT LoRA (`generator_lora` or a bare PEFT state dict,
   `base_model.model.blocks.N.<linear>.lora_A/B.weight`) on the Linear layers of the main
   blocks; merged into the weights at load (W += α/r · B·A, α = r = 256 for LongLive).
@@ -46,7 +48,8 @@ WRAPPER_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "_orig_mod.", 
                     "_fsdp_wrapped_module.", "base_model.model.", "model.")
 """Prefixes that training wrappers put before every key; stripped when all keys carry one."""
 
-NESTED_KEYS = ("generator_ema", "generator", "generator_lora", "state_dict", "module")
+NESTED_KEYS = ("generator_ema", "generator", "generator_lora", "state_dict", "module",
+               "model")
 """Top-level keys of torch checkpoints whose value is the state dict (first found wins,
 `generator_ema` preferred unless asked otherwise)."""
 
