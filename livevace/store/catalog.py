@@ -26,6 +26,7 @@ import fnmatch
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from livevace.store.annotator_files import ALL as ANNOTATOR_WEIGHTS
 from livevace.store.annotator_files import WeightFiles
@@ -52,6 +53,20 @@ class Tensor:
 
 
 @dataclass(frozen=True)
+class Licence:
+    """The terms a file comes under, as its authors state them. `pull` and `list` say it in
+    plain words, so a VJ knows before a paid show that a model is non-commercial."""
+
+    name: str
+    commercial: bool
+    source: str
+    """Where the terms are stated (a model card, a repository's licence or its file headers)."""
+
+    def __str__(self) -> str:
+        return self.name if self.commercial else f"{self.name}, NON-COMMERCIAL use only"
+
+
+@dataclass(frozen=True)
 class ModelFile:
     """A catalogue entry: the download (`weights`) plus what livevace needs to know about it."""
 
@@ -59,6 +74,7 @@ class ModelFile:
     purpose: str
     features: tuple[str, ...]
     """Pipeline features that need it (as a VJ would name them)."""
+    licence: Licence
     tensors: tuple[Tensor, ...] = ()
     scope: tuple[str, ...] = ()
     """Where Daydream Scope keeps the same file(s), relative to its models folder."""
@@ -107,27 +123,42 @@ class ModelFile:
 
 
 def _hf(key: str, description: str, repo_id: str, file: str, size_mb: float, purpose: str,
-        features: tuple[str, ...], tensors: tuple[Tensor, ...], in_scope: bool) -> ModelFile:
+        features: tuple[str, ...], licence: Licence, tensors: tuple[Tensor, ...],
+        in_scope: bool) -> ModelFile:
     """A single file from a Hugging Face repo, in Scope's `<repo name>/<path>` layout."""
     folder = repo_id.split("/")[-1]
     return ModelFile(
         WeightFiles(key=key, description=description, folder=folder, files=(file,),
                     repo_id=repo_id, size_mb=size_mb),
-        purpose, features, tensors, scope=(f"{folder}/{file}",) if in_scope else ())
+        purpose, features, licence, tensors, scope=(f"{folder}/{file}",) if in_scope else ())
+
+
+def _wan_dit(dim: int, ffn: int, layers: int) -> tuple[Tensor, ...]:
+    """Tensors that tell a Wan2.1 DiT of this size from another (with or without a prefix)."""
+    return (Tensor("*patch_embedding.weight", (dim, 16, 1, 2, 2)),
+            Tensor("*blocks.0.self_attn.q.weight", (dim, dim)),
+            Tensor(f"*blocks.{layers - 1}.ffn.0.weight", (ffn, dim)),
+            Tensor("*head.head.weight", (64, dim)))
+
+
+def _vace(dim: int, blocks: int) -> tuple[Tensor, ...]:
+    """Tensors that tell a VACE module of this size from another."""
+    return (Tensor("vace_patch_embedding.weight", (dim, 96, 1, 2, 2)),
+            Tensor("vace_blocks.0.before_proj.weight", (dim, dim)),
+            Tensor(f"vace_blocks.{blocks - 1}.after_proj.weight", (dim, dim)))
+
+
+def _lora(dim: int, ffn: int, rank: int = 256) -> tuple[Tensor, ...]:
+    """Tensors of a PEFT LoRA on every Linear of the main blocks (LongLive's, MemFlow's)."""
+    return (Tensor("*blocks.0.self_attn.q.lora_A*", (rank, dim)),
+            Tensor("*blocks.0.ffn.2.lora_A*", (rank, ffn)))
 
 
 _DIM, _FFN = 1536, 8960  # Wan2.1-1.3B (DESIGN §4)
-_WAN_DIT = (
-    Tensor("*patch_embedding.weight", (_DIM, 16, 1, 2, 2)),
-    Tensor("*blocks.0.self_attn.q.weight", (_DIM, _DIM)),
-    Tensor("*blocks.29.ffn.0.weight", (_FFN, _DIM)),
-    Tensor("*head.head.weight", (64, _DIM)),
-)
-_VACE = (
-    Tensor("vace_patch_embedding.weight", (_DIM, 96, 1, 2, 2)),
-    Tensor("vace_blocks.0.before_proj.weight", (_DIM, _DIM)),
-    Tensor("vace_blocks.14.after_proj.weight", (_DIM, _DIM)),
-)
+_DIM_14B, _FFN_14B = 5120, 13824  # Wan2.1-14B: 40 heads, 40 layers, VACE after 0, 5, …, 35
+_WAN_DIT = _wan_dit(_DIM, _FFN, 30)
+_WAN_DIT_14B = _wan_dit(_DIM_14B, _FFN_14B, 40)
+_VACE = _vace(_DIM, 15)
 _UMT5 = (
     Tensor("token_embedding.weight", (256384, 4096)),
     Tensor("blocks.0.attn.q.weight", (4096, 4096)),
@@ -136,81 +167,120 @@ _UMT5 = (
 )
 _TOKENIZER = "google/umt5-xxl"
 _GENERATOR = ("text-to-video", "video-to-video", "VACE control", "every vace mode")
+_VACE_FEATURES = ("VACE control", "inpainting/outpainting", "reference images", "extension")
 _ENCODE = ("video-to-video", "VACE control/inpainting/outpainting", "reference images",
            "first/last-frame extension")
+
+_WAN = Licence("Apache-2.0", True, "the Wan2.1 model cards (Wan-AI)")
+_REPACKED_WAN = Licence("Apache-2.0", True, "Wan2.1's licence; repackaged by Kijai")
+_LONGLIVE = Licence("Apache-2.0", True, "the LongLive repository (NVlabs/LongLive)")
+_SELF_FORCING = Licence("Apache-2.0", True, "the Self-Forcing repository (guandeh17)")
+_REWARD_FORCING = Licence("Apache-2.0", True, "the Reward-Forcing repository; its model card "
+                          "states none")
+_SDV2 = Licence("Apache-2.0", True, "the StreamDiffusionV2 model card")
+_MEMFLOW = Licence("CC BY-NC-SA 4.0", False, "the SPDX headers of MemFlow's model sources "
+                   "(its LICENSE file says Apache-2.0; the stricter terms are assumed)")
+_KREA = Licence("CC BY-NC-SA 4.0", False, "the krea-ai/realtime-video repository")
+_TAEHV = Licence("MIT", True, "madebyollin/taehv")
 
 GENERATOR_FILES: tuple[ModelFile, ...] = (
     _hf("longlive_base", "LongLive-1.3B causal generator", "Efficient-Large-Model/LongLive-1.3B",
         "models/longlive_base.pt", 5680, "Causal Wan2.1-1.3B DiT (dict with `generator`), the "
-        "streaming base; fp32", _GENERATOR, _WAN_DIT, in_scope=True),
+        "streaming base; fp32", _GENERATOR, _LONGLIVE, _WAN_DIT, in_scope=True),
     _hf("longlive_lora", "LongLive-1.3B LoRA", "Efficient-Large-Model/LongLive-1.3B",
         "models/lora.pt", 1400, "PEFT LoRA (rank 256, alpha 256) on the main blocks' Linear "
-        "layers, merged into longlive_base at load", _GENERATOR,
-        (Tensor("*blocks.0.self_attn.q.lora_A*", (256, _DIM)),
-         Tensor("*blocks.0.ffn.2.lora_A*", (256, _FFN))), in_scope=True),
+        "layers, merged into longlive_base at load", _GENERATOR, _LONGLIVE, _lora(_DIM, _FFN),
+        in_scope=True),
     _hf("self_forcing", "Self-Forcing DMD generator", "gdhe17/Self-Forcing",
         "checkpoints/self_forcing_dmd.pt", 5700, "Alternative causal generator "
-        "(`generator` / `generator_ema`, bf16); no LoRA", _GENERATOR, _WAN_DIT, in_scope=False),
+        "(`generator` / `generator_ema`, bf16); no LoRA", _GENERATOR, _SELF_FORCING, _WAN_DIT,
+        in_scope=False),
+    _hf("reward_forcing", "Reward Forcing generator", "JaydenLu666/Reward-Forcing-T2V-1.3B",
+        "rewardforcing.pt", 5680, "Causal Wan2.1-1.3B DiT distilled with rewarded DMD (flat "
+        "state dict, `model.` prefix)", _GENERATOR, _REWARD_FORCING, _WAN_DIT, in_scope=True),
+    _hf("sdv2_1_3b", "StreamDiffusionV2 1.3B generator", "jerryfeng/StreamDiffusionV2",
+        "wan_causal_dmd_v2v/model.pt", 5680, "Causal Wan2.1-1.3B DiT for video-to-video "
+        "(`generator`, `generator_ema`, `state_dict` or flat)", _GENERATOR, _SDV2, _WAN_DIT,
+        in_scope=True),
+    _hf("sdv2_14b", "StreamDiffusionV2 14B generator", "jerryfeng/StreamDiffusionV2",
+        "wan_causal_dmd_v2v_14b/model.pt", 28600, "Causal Wan2.1-14B DiT for video-to-video "
+        "(same layouts as the 1.3B)", _GENERATOR, _SDV2, _WAN_DIT_14B, in_scope=False),
+    _hf("memflow_base", "MemFlow base generator", "KlingTeam/MemFlow", "base.pt", 5680,
+        "Causal Wan2.1-1.3B DiT (`generator`, `generator_ema` or `model`), MemFlow's base",
+        _GENERATOR, _MEMFLOW, _WAN_DIT, in_scope=True),
+    _hf("memflow_lora", "MemFlow LoRA", "KlingTeam/MemFlow", "lora.pt", 1400, "PEFT LoRA "
+        "(`generator_lora`, rank 256, alpha 256) on the main blocks' Linear layers, merged "
+        "into memflow_base at load", _GENERATOR, _MEMFLOW, _lora(_DIM, _FFN), in_scope=True),
+    _hf("krea_realtime_14b", "Krea Realtime 14B generator", "krea/krea-realtime-video",
+        "krea-realtime-video-14b.safetensors", 28600, "Causal Wan2.1-14B DiT (flat, `model.` "
+        "prefix, bf16)", _GENERATOR, _KREA, _WAN_DIT_14B, in_scope=True),
     _hf("wan_t2v_dit", "Wan2.1-T2V-1.3B DiT", "Wan-AI/Wan2.1-T2V-1.3B",
         "diffusion_pytorch_model.safetensors", 5680, "The bidirectional base model (fp32); "
         "reference for tests and benchmarks, not needed to perform",
-        ("benchmarks at real weights",),
+        ("benchmarks at real weights",), _WAN,
         tuple(Tensor(t.pattern.lstrip("*"), t.shape, "F32") for t in _WAN_DIT), in_scope=True),
     _hf("vace_module", "Wan2.1 VACE-1.3B module", "Kijai/WanVideo_comfy",
         "Wan2_1-VACE_module_1_3B_bf16.safetensors", 1470, "VACE blocks and "
-        "vace_patch_embedding only (bf16), added to the causal generator",
-        ("VACE control", "inpainting/outpainting", "reference images", "extension"),
-        tuple(Tensor(t.pattern, t.shape, "BF16") for t in _VACE), in_scope=True),
+        "vace_patch_embedding only (bf16), added to a 1.3B causal generator", _VACE_FEATURES,
+        _REPACKED_WAN, tuple(Tensor(t.pattern, t.shape, "BF16") for t in _VACE), in_scope=True),
     _hf("vace_full", "Wan2.1-VACE-1.3B (full)", "Wan-AI/Wan2.1-VACE-1.3B",
         "diffusion_pytorch_model.safetensors", 7150, "Full VACE model; livevace takes its "
         "vace_* tensors (an alternative to vace_module, kept by older Scope installs)",
-        ("VACE control", "inpainting/outpainting", "reference images", "extension"),
-        (*_VACE, Tensor("blocks.29.ffn.2.weight", (_DIM, _FFN))), in_scope=True),
+        _VACE_FEATURES, _WAN, (*_VACE, Tensor("blocks.29.ffn.2.weight", (_DIM, _FFN))),
+        in_scope=True),
+    _hf("vace_module_14b", "Wan2.1 VACE-14B module", "Kijai/WanVideo_comfy",
+        "Wan2_1-VACE_module_14B_bf16.safetensors", 6100, "VACE blocks (8, after main layers "
+        "0, 5, …, 35) and vace_patch_embedding only (bf16), added to a 14B causal generator",
+        _VACE_FEATURES, _REPACKED_WAN,
+        tuple(Tensor(t.pattern, t.shape, "BF16") for t in _vace(_DIM_14B, 8)), in_scope=True),
     _hf("wan_vae", "Wan2.1 VAE", "Wan-AI/Wan2.1-T2V-1.3B", "Wan2.1_VAE.pth", 508,
         "Causal 3-D VAE (fp32 state dict): encodes input/control/references, decodes with "
-        "decoder=wan", (*_ENCODE, "decoder=wan"),
+        "decoder=wan", (*_ENCODE, "decoder=wan"), _WAN,
         (Tensor("encoder.conv1.weight", (96, 3, 3, 3, 3)), Tensor("conv1.weight", (32, 32, 1, 1, 1)),
          Tensor("conv2.weight", (16, 16, 1, 1, 1)), Tensor("decoder.conv1.weight", (384, 16, 3, 3, 3))),
         in_scope=True),
     _hf("taew2_1", "TAEW2.1 tiny autoencoder", "lightx2v/Autoencoders", "taew2_1.pth", 22.7,
         "madebyollin/taehv tiny decoder for the Wan latent space (fp16), ~25x cheaper than "
-        "the VAE", ("decoder=tae (the default)",),
+        "the VAE", ("decoder=tae (the default)",), _TAEHV,
         (Tensor("encoder.0.weight", (64, 3, 3, 3)), Tensor("decoder.1.weight", (256, 16, 3, 3))),
         in_scope=True),
     _hf("umt5_fp8", "UMT5-XXL encoder (fp8)", "Kijai/WanVideo_comfy",
         "umt5-xxl-enc-fp8_e4m3fn.safetensors", 6730, "Text encoder, fp8 e4m3fn weights in "
-        "Wan's layout: half the memory of bf16; what Scope uses", ("prompts",), _UMT5,
-        in_scope=True),
+        "Wan's layout: half the memory of bf16; what Scope uses", ("prompts",), _REPACKED_WAN,
+        _UMT5, in_scope=True),
     _hf("umt5_bf16", "UMT5-XXL encoder (bf16)", "Wan-AI/Wan2.1-T2V-1.3B",
         "models_t5_umt5-xxl-enc-bf16.pth", 11400, "Text encoder, Wan's original bf16 "
-        "checkpoint", ("prompts",), _UMT5, in_scope=False),
+        "checkpoint", ("prompts",), _WAN, _UMT5, in_scope=False),
     ModelFile(
         WeightFiles(key="umt5_tokenizer", description="UMT5 tokenizer", folder="Wan2.1-T2V-1.3B",
                     files=tuple(f"{_TOKENIZER}/{n}" for n in
                                 ("spiece.model", "special_tokens_map.json", "tokenizer_config.json")),
                     any_of=(f"{_TOKENIZER}/tokenizer.json", f"{_TOKENIZER}/spiece.model"),
                     repo_id="Wan-AI/Wan2.1-T2V-1.3B", size_mb=21.5),
-        "Tokenizer google/umt5-xxl as Wan ships it (512 tokens)", ("prompts",),
+        "Tokenizer google/umt5-xxl as Wan ships it (512 tokens)", ("prompts",), _WAN,
         scope=(f"Wan2.1-T2V-1.3B/{_TOKENIZER}",)),
 )
 
-_ANNOTATOR_INFO: dict[str, tuple[str, tuple[str, ...], tuple[Tensor, ...]]] = {
+_APACHE_CARD = Licence("Apache-2.0", True, "the model card")
+_ANNOTATOR_INFO: dict[str, tuple[str, tuple[str, ...], Licence, tuple[Tensor, ...]]] = {
     "depth_anything_v2_small": (
         "Depth-Anything-V2-Small (transformers), the default depth estimator",
-        ("control=depth, depth_model=depth_anything_v2_small",),
+        ("control=depth, depth_model=depth_anything_v2_small",), _APACHE_CARD,
         (Tensor("backbone.embeddings.patch_embeddings.projection.weight", (384, 3, 14, 14)),)),
     "dpt_hybrid": ("DPT-Hybrid / MiDaS 3.0 (transformers)",
-                   ("control=depth, depth_model=dpt_hybrid",), ()),
+                   ("control=depth, depth_model=dpt_hybrid",), _APACHE_CARD, ()),
     "midas_small": ("MiDaS v2.1 small (ONNX, OpenCV DNN), the lightest depth estimator",
-                    ("control=depth, depth_model=midas_small",), ()),
+                    ("control=depth, depth_model=midas_small",),
+                    Licence("MIT", True, "isl-org/MiDaS"), ()),
 }
 _MEDIAPIPE_INFO = ("MediaPipe Tasks model, used only where the installed mediapipe lacks the "
-                   "bundled solutions", ("control=pose", "mask=person"), ())
+                   "bundled solutions", ("control=pose", "mask=person"),
+                   Licence("Apache-2.0", True, "the MediaPipe model cards (Google)"), ())
 
 
 def _annotator_entry(w: WeightFiles) -> ModelFile:
-    purpose, features, tensors = _ANNOTATOR_INFO.get(w.key, _MEDIAPIPE_INFO)
-    return ModelFile(w, purpose, features, tensors)
+    purpose, features, licence, tensors = _ANNOTATOR_INFO.get(w.key, _MEDIAPIPE_INFO)
+    return ModelFile(w, purpose, features, licence, tensors)
 
 
 CATALOG: tuple[ModelFile, ...] = (
@@ -265,9 +335,9 @@ def default_keys() -> list[str]:
     return [k for role in ROLES for k in role_choice(role)]
 
 
-def require(*keys: str) -> dict[str, Path]:
+def require(*keys: str, fetch: str | None = None) -> dict[str, Path]:
     """The weights file (or folder) of each entry; one ModelError naming every missing file,
-    where it looked and the command that fetches them."""
+    where it looked and the command that fetches them (`fetch`, default: pull those keys)."""
     found: dict[str, Path] = {}
     missing: list[ModelFile] = []
     for key in keys:
@@ -281,9 +351,49 @@ def require(*keys: str) -> dict[str, Path]:
         names = "; ".join(f"{m.weights.description} ({', '.join(m.weights.files)})"
                           for m in missing)
         looked = " and ".join(str(d) for d in paths.search_dirs())
+        command = fetch or pull_command(*(m.key for m in missing))
         raise ModelError(f"missing model files: {names} — looked in {looked}; fetch them with "
-                         f"`livevace models pull {' '.join(m.key for m in missing)}`")
+                         f"`{command}`")
     return found
+
+
+def pull_command(*names: str) -> str:
+    """The command that fetches these catalogue entries or zoo models."""
+    return f"livevace models pull {' '.join(names)}"
+
+
+class ZooModel(Protocol):
+    """What the catalogue reads of a zoo model (`models.wan.recipe.Recipe` is one); the store
+    sits below the models, so it is handed the recipe instead of looking it up by name."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def checkpoints(self) -> tuple[str, ...]: ...
+    @property
+    def vace_checkpoints(self) -> tuple[str, ...]: ...
+
+
+SHARED_ROLES = ("text encoder", "tokenizer", "vae", "tiny decoder")
+"""The parts every zoo model shares: all of them live in Wan2.1's latent and text spaces."""
+
+
+def model_keys(model: ZooModel, on_disk: bool = True) -> list[str]:
+    """Every entry a zoo model needs: its generator files, one VACE module that fits it and the
+    shared text encoder, tokenizer, VAE and decoder; of each set of alternatives the one on disk
+    (else the first), or with `on_disk=False` always the first."""
+    def choose(role: Role) -> tuple[str, ...]:
+        return role_choice(role) if on_disk else role.options[0]
+
+    vace = Role("vace", tuple((k,) for k in model.vace_checkpoints))
+    fitting = choose(vace) if vace.options else ()
+    shared = [k for role in ROLES if role.name in SHARED_ROLES for k in choose(role)]
+    return [*model.checkpoints, *fitting, *shared]
+
+
+def require_model(model: ZooModel) -> dict[str, Path]:
+    """`require` for every file of a zoo model; the message names `livevace models pull NAME`."""
+    return require(*model_keys(model), fetch=pull_command(model.name))
 
 
 def resolve_roles() -> dict[str, dict[str, Path]]:
