@@ -41,7 +41,7 @@ STAGES = ("text", "annotate_wait", "encode", "dit", "decode")
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    return parser.parse_args(["--model", "tiny-random", "--device", "cpu", *argv])
+    return parser.parse_args(["--weights", "tiny-random", "--device", "cpu", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def rig(tmp_path_factory):
 
 
 def run_cli(tmp_path: Path, *argv: str) -> dict:
-    code = main(["bench", "pipeline", "--model", "tiny-random", "--device", "cpu",
+    code = main(["bench", "pipeline", "--weights", "tiny-random", "--device", "cpu",
                  "--out", str(tmp_path), *argv])
     assert code == 0
     (result,) = tmp_path.glob("pipeline*.json")
@@ -62,7 +62,7 @@ def run_cli(tmp_path: Path, *argv: str) -> dict:
 def test_a_row_writes_consistent_numbers(tmp_path, capsys):
     record = run_cli(tmp_path, "--resolution", f"{SIZE}x{SIZE}", "--chunks", "3")
     assert "dit_mfu_%" in capsys.readouterr().out
-    assert record["model"] == "tiny-random" and record["depth"] == "tiny random depth model"
+    assert record["model"] == "longlive (tiny-random)" and record["depth"] == "tiny random depth model"
     assert record["matmul_tflops"] > 0 and "commit" in record["environment"]
     (row,) = record["rows"]
     assert row["plan"] == "VACE depth control"
@@ -219,7 +219,7 @@ def test_suite_reports_every_target_with_its_spread(tmp_path, capsys):
 
 
 def test_probe_command_writes_its_record(tmp_path, capsys):
-    code = main(["bench", "probe", "--model", "tiny-random", "--device", "cpu", "--resolution",
+    code = main(["bench", "probe", "--weights", "tiny-random", "--device", "cpu", "--resolution",
                  f"{SIZE}x{SIZE}", "--probe-seconds", "1", "--probe-settle", "0.5",
                  "--out", str(tmp_path)])
     assert code == 0 and "capture_wait_ms" in capsys.readouterr().out
@@ -232,11 +232,11 @@ def test_probe_command_writes_its_record(tmp_path, capsys):
     assert row["capture_wait_ms"] == pytest.approx(3 * 1000 / 30)
     assert row["latency_ms"]["min"] >= row["capture_wait_ms"] - 1000 / 30
     assert row["latency_p50_ms"] >= row["capture_wait_ms"]
-    assert record["model"] == "tiny-random" and record["depth"] == "tiny random depth model"
+    assert record["model"] == "longlive (tiny-random)" and record["depth"] == "tiny random depth model"
 
 
 def test_memory_row_loads_umt5_beside_random_embeddings(rig, monkeypatch):
-    """random-1.3b's text stand-in is swapped for a resident UMT5 (at toy size here) for the
+    """--weights random's text stand-in is swapped for a resident UMT5 (at toy size here) for the
     memory row, and put back."""
     tokenizer = rig.models.text.tokenizer
     stand_in = WanTextEncoder(RandomTextEmbedding(len(tokenizer), TINY_VACE.text_dim),
@@ -262,7 +262,7 @@ def test_memory_row_loads_umt5_beside_random_embeddings(rig, monkeypatch):
     (["--steps", "9"], "--steps 9"),
 ])
 def test_bad_options_are_one_line(tmp_path, capsys, argv, words):
-    code = main(["bench", "pipeline", "--model", "tiny-random", "--device", "cpu",
+    code = main(["bench", "pipeline", "--weights", "tiny-random", "--device", "cpu",
                  "--out", str(tmp_path), *argv])
     err = capsys.readouterr().err.strip()
     assert code == 2 and words in err and len(err.splitlines()) == 1
@@ -271,6 +271,6 @@ def test_bad_options_are_one_line(tmp_path, capsys, argv, words):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
 def test_full_size_models_without_a_gpu_are_refused_in_one_line(tmp_path, capsys):
-    code = main(["bench", "pipeline", "--model", "random-1.3b", "--out", str(tmp_path)])
+    code = main(["bench", "pipeline", "--weights", "random", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "CUDA" in err and "tiny-random" in err and len(err.splitlines()) == 1

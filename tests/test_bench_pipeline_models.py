@@ -1,4 +1,4 @@
-"""`--model random-1.3b`: the real shapes with random weights (checked on the meta device,
+"""`--weights random`: the real shapes with random weights (checked on the meta device,
 where nothing is allocated), the random text embeddings in place of UMT5, the refusal
 without a GPU, and on a GPU the whole bench at 576×320."""
 
@@ -17,9 +17,9 @@ from livevace.models.wan.tae import TAEConfig
 from livevace.models.wan.text import UMT5_XXL, WanTextEncoder
 from livevace.pipelines.vace.embeddings import PromptEmbeddings
 from livevace.models.wan.vae import WanVAEConfig
-from livevace.pipelines.vace.models import RANDOM_1_3B, load_models
-from livevace.pipelines.vace.random_models import (RandomTextEmbedding, random_1_3b,
-                                                   random_umt5)
+from livevace.pipelines.vace.choices import RANDOM
+from livevace.pipelines.vace.models import load_models
+from livevace.pipelines.vace.random_models import RandomTextEmbedding, random_set, random_umt5
 from livevace.pipelines.vace.tiny import char_tokenizer
 
 
@@ -29,8 +29,8 @@ def params(module: torch.nn.Module, prefix: str = "", exclude: str | None = None
 
 
 def test_the_model_set_has_the_published_sizes():
-    models = random_1_3b(device="meta")
-    assert models.name == RANDOM_1_3B and models.dit.cfg == WAN21_VACE_1_3B
+    models = random_set(device="meta")
+    assert models.weights == RANDOM and models.dit.cfg == WAN21_VACE_1_3B
     assert models.dit.compute_dtype == torch.bfloat16
     # Wan2.1-T2V-1.3B: 1.42 B parameters; the VACE-1.3B module: 0.73 B; Wan VAE: 127 M
     assert params(models.dit, exclude="vace") == pytest.approx(1.419e9, rel=1e-3)
@@ -63,17 +63,17 @@ def test_random_text_embeddings_take_umt5s_place():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
-def test_random_1_3b_needs_a_gpu():
+def test_random_weights_need_a_gpu():
     settings = vram.VramSettings(width=576, height=320, chunk_frames=3, decoder="tae",
                                  text_encoder_dtype="bf16")
     with pytest.raises(ModelError, match="tiny-random") as info:
-        load_models(RANDOM_1_3B, settings)
+        load_models("longlive", RANDOM, settings)
     assert "\n" not in str(info.value)
 
 
 @pytest.mark.gpu
 def test_the_bench_runs_the_full_size_pipeline_on_a_gpu(tmp_path):
-    code = main(["bench", "pipeline", "--model", "random-1.3b", "--resolution", "576x320",
+    code = main(["bench", "pipeline", "--weights", "random", "--resolution", "576x320",
                  "--chunks", "3", "--out", str(tmp_path)])
     assert code == 0
     (result,) = tmp_path.glob("pipeline-*.json")

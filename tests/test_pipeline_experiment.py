@@ -26,7 +26,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = d / "out"
     preset = d / "look.toml"
     preset.write_text('[params]\nseed = 3\nprompt = "an ink-wash dancer"\n')
-    code = main(["experiment", "stratify", "--source", f"video:{clip}", "--model", "tiny-random",
+    code = main(["experiment", "stratify", "--source", f"video:{clip}", "--weights", "tiny-random",
                  "--strategies", "baseline,strong", "--custom", "0.5/0.5", "--chunks", "3",
                  "--width", str(SIZE), "--height", str(SIZE), "--control", "edges",
                  "--out", str(out), "--preset", str(preset)])
@@ -85,7 +85,7 @@ def test_strategies_come_from_the_preset_files() -> None:
 def test_bad_strategies_are_one_line(args: list[str], message: str, tmp_path: Path,
                                      capsys: pytest.CaptureFixture) -> None:
     clip = make_clip(tmp_path / "c.mp4", seconds=1)
-    code = main(["experiment", "stratify", "--source", f"video:{clip}", "--model",
+    code = main(["experiment", "stratify", "--source", f"video:{clip}", "--weights",
                  "tiny-random", *args, "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
@@ -93,7 +93,7 @@ def test_bad_strategies_are_one_line(args: list[str], message: str, tmp_path: Pa
 
 def test_a_missing_clip_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code = main(["experiment", "stratify", "--source", f"video:{tmp_path / 'none.mp4'}",
-                 "--model", "tiny-random", "--out", str(tmp_path / "o")])
+                 "--weights", "tiny-random", "--out", str(tmp_path / "o")])
     assert code == 2 and "expected video:PATH of an existing clip" in capsys.readouterr().err
 
 
@@ -106,7 +106,7 @@ def test_a_control_that_cannot_run_is_said_once_and_labelled_truly(
     caplog.set_level("INFO")
     clip = make_clip(tmp_path / "c.mp4", 96, 64, seconds=1)
     out = tmp_path / "out"
-    code = main(["experiment", "stratify", "--source", f"video:{clip}", "--model", "tiny-random",
+    code = main(["experiment", "stratify", "--source", f"video:{clip}", "--weights", "tiny-random",
                  "--strategies", "baseline,strong", "--chunks", "2", "--width", str(SIZE),
                  "--height", str(SIZE), "--control", "depth", "--out", str(out)])
     assert code == 0

@@ -1,6 +1,6 @@
 """Making the vace pipeline: refused in one line when weights or a CUDA GPU are missing or the
 GPU is too small (before a byte of weights is read), `auto` falling back to controlmap and
-saying why, and `livevace run --model tiny-random` generating on a CPU end to end."""
+saying why, and `livevace run --weights tiny-random` generating on a CPU end to end."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from livevace.store import catalog, vram
 from livevace.params import ParamStore
 from livevace.pipelines import create
 from livevace.pipelines.controlmap import ControlMap
-from livevace.pipelines.vace.models import ROLES
+from livevace.pipelines.vace.models import SHARED_ROLES
 from livevace.pipelines.vace.pipeline import StreamingVace
 from pipeline_support import make_clip
 
@@ -36,7 +36,9 @@ def models_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def needed_keys() -> list[str]:
-    return [k for role in catalog.ROLES if role.name in ROLES for k in role.options[0]]
+    """LongLive's files (the default model), then the VACE module and the shared parts."""
+    return ["longlive_base", "longlive_lora", "vace_module",
+            *(k for role in catalog.ROLES if role.name in SHARED_ROLES for k in role.options[0])]
 
 
 def place_empty_files(root: Path) -> None:
@@ -74,13 +76,13 @@ def test_no_cuda_gpu_is_said_first_without_the_list_of_files(models_dir, monkeyp
     size = catalog.format_size(sum(catalog.get(k).size_bytes for k in needed_keys()))
     assert str(err.value) == (
         "the vace pipeline needs a CUDA GPU and this machine has none, so downloading its "
-        f"{size} of weights would not help; `--model tiny-random` runs it on the CPU with "
+        f"{size} of weights would not help; `--weights tiny-random` runs it on the CPU with "
         "random weights")
     place_empty_files(models_dir)
     with pytest.raises(ModelError) as err:
         create("vace", CONFIG, ParamStore())
     assert str(err.value) == ("the vace pipeline needs a CUDA GPU and this machine has none; "
-                              "`--model tiny-random` runs it on the CPU with random weights")
+                              "`--weights tiny-random` runs it on the CPU with random weights")
 
 
 def test_too_little_vram_is_refused_before_loading_with_the_estimate(models_dir,
@@ -114,13 +116,14 @@ def test_auto_falls_back_to_controlmap_naming_the_pull_command(models_dir, monke
 
 def test_auto_takes_vace_with_tiny_random_and_unknown_models_are_refused(models_dir) -> None:
     small = RunConfig(width=32, height=32, sinks=(), preview="off")
-    pipeline = create("auto", small, ParamStore(), model="tiny-random")
+    pipeline = create("auto", small, ParamStore(), weights="tiny-random")
     try:
-        assert isinstance(pipeline, StreamingVace) and pipeline.models.name == "tiny-random"
+        assert isinstance(pipeline.pipeline, StreamingVace)
+        assert pipeline.models.weights == "tiny-random" and pipeline.model == "longlive"
     finally:
         pipeline.close()
-    with pytest.raises(UserError, match="unknown model 'huge'"):
-        create("vace", small, ParamStore(), model="huge")
+    with pytest.raises(UserError, match="unknown weights 'huge'"):
+        create("vace", small, ParamStore(), weights="huge")
 
 
 @pytest.mark.parametrize("argv, size, says", [
@@ -139,7 +142,7 @@ def test_on_a_cpu_the_generator_works_small_unless_the_size_was_given(
     caplog.set_level(logging.INFO, logger="livevace.vace")
     args = build_parser(["run"]).parse_args(["run", *QUIET, *argv])
     config = from_args(args)
-    pipeline = create("vace", config, ParamStore(), model="tiny-random")
+    pipeline = create("vace", config, ParamStore(), weights="tiny-random")
     try:
         assert (pipeline.gen_width, pipeline.gen_height) == size
         assert (pipeline.width, pipeline.height) == (config.width, config.height)  # the output
@@ -160,7 +163,7 @@ def test_livevace_run_on_the_cpu_by_default_generates_small_and_logs_what_runs(
     env = {**os.environ, "LIVEVACE_MODELS_DIR": str(models_dir),
            "DAYDREAM_SCOPE_MODELS_DIR": str(tmp_path / "scope")}
     proc = subprocess.run(
-        [sys.executable, "-m", "livevace", "run", *QUIET, "--pipeline", "vace", "--model",
+        [sys.executable, "-m", "livevace", "run", *QUIET, "--pipeline", "vace", "--weights",
          "tiny-random", "--sink", f"record:{out}", "--max-frames", "30"],
         capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -179,7 +182,7 @@ def test_livevace_run_generates_on_the_cpu_with_tiny_random(tmp_path: Path, mode
     env_dirs = {"LIVEVACE_MODELS_DIR": str(models_dir),
                 "DAYDREAM_SCOPE_MODELS_DIR": str(tmp_path / "scope")}
     proc = subprocess.run(
-        [sys.executable, "-m", "livevace", "run", *QUIET, "--pipeline", "auto", "--model",
+        [sys.executable, "-m", "livevace", "run", *QUIET, "--pipeline", "auto", "--weights",
          "tiny-random", "--source", f"video:{clip}", "--sink", f"record:{out}", "--width", "80",
          "--height", "64", "--fps", "30", "--max-frames", "45", "--set", "control=edges"],
         capture_output=True, text=True, timeout=120, env={**os.environ, **env_dirs})

@@ -173,7 +173,7 @@ def test_extra_suite_rows_run_only_when_named() -> None:
 def test_a_suite_past_its_deadline_reports_what_it_has(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     from livevace.cli import main
 
-    code = main(["bench", "pipeline", "--model", "tiny-random", "--device", "cpu", "--suite",
+    code = main(["bench", "pipeline", "--weights", "tiny-random", "--device", "cpu", "--suite",
                  "--rows", "vace-small", "--deadline", "0", "--out", str(tmp_path)])
     assert code == 0 and "not started: past the --deadline" in capsys.readouterr().out
     (record,) = tmp_path.glob("pipeline-suite-*.json")
@@ -225,7 +225,7 @@ def test_run_takes_no_compile_through_the_registry(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "in.mp4", 64, 64, seconds=1)
     out = tmp_path / "out.mp4"
     proc = subprocess.run(
-        [sys.executable, "-m", "livevace", "run", "--pipeline", "vace", "--model",
+        [sys.executable, "-m", "livevace", "run", "--pipeline", "vace", "--weights",
          "tiny-random", "--no-compile", "--source", f"video:{clip}", "--sink", f"record:{out}",
          "--width", "64", "--height", "64", "--fps", "30", "--max-frames", "12",
          "--osc-port", "-1", "--oscquery-port", "-1", "--no-zeroconf", "--no-preview",

@@ -4,11 +4,12 @@
 threads, the cache stage, VACE context encode, DiT, decode, the host copies) on a moving test
 pattern, called back to back with its input frames in hand — the pipeline's capacity; a live
 node is further paced by its camera (`livevace bench probe` measures that, glass to glass).
-Weights: the catalogue's when present, else random at the real Wan2.1-1.3B + VACE-1.3B,
-Wan VAE and taew2_1 shapes (`--model random-1.3b`; speed does not depend on weight values),
+The model: `--model NAME` (a zoo recipe, default LongLive). Weights: the catalogue's when
+present, else random at the model's real shapes (Wan2.1-1.3B + VACE-1.3B for LongLive), with
+the Wan VAE and taew2_1 (`--weights random`; speed does not depend on weight values),
 random text embeddings in place of UMT5-XXL unless `--text-encoder umt5`, and the depth
 control from Depth-Anything-V2-Small at its real config (random weights without the files).
-`--model tiny-random` runs every path on a CPU at toy sizes (tests).
+`--weights tiny-random` runs every path on a CPU at toy sizes (tests).
 
 Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
 - fps = output frames / the calls' wall time; chunk latency p50/p95 = one call's wall time;

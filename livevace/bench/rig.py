@@ -26,9 +26,10 @@ from livevace.errors import ModelError, UserError
 from livevace.io.pattern import PatternSource
 from livevace.models.wan.compiled import Acceleration
 from livevace.params import CONTROLS, ParamStore, param
-from livevace.pipelines.vace import MODEL_CHOICES
 from livevace.pipelines.vace.fast import accelerate, compile_vae_encoder
-from livevace.pipelines.vace.models import RANDOM_1_3B, TINY_RANDOM, ModelSet
+from livevace.pipelines.vace.choices import (AUTO, MODEL_HELP, MODEL_NAMES, RANDOM,
+                                             TINY_RANDOM, WEIGHTS, model_and_weights)
+from livevace.pipelines.vace.model_set import ModelSet
 from livevace.pipelines.vace.pipeline import CONTEXT_ENCODERS, StreamingVace
 from livevace.pipelines.vace.random_models import TEXT_ENCODERS
 from livevace.stats import Stats
@@ -150,7 +151,7 @@ class Rig:
                  rate: float, assets: Assets, depth_model: str) -> None:
         self.models, self.device, self.acceleration = models, device, acceleration
         self.rate, self.assets, self.depth_model = rate, assets, depth_model
-        self.tiny = models.name == TINY_RANDOM
+        self.tiny = models.weights == TINY_RANDOM
         self.depth_source = ""
         self._depth: Any = None
         self._lock = threading.Lock()
@@ -243,26 +244,29 @@ class Rig:
             free(self.device)
 
 
-def load_model_set(choice: str, device: torch.device, text_encoder: str,
+def load_model_set(model: str, weights: str, device: torch.device, text_encoder: str,
                    settings: Settings) -> ModelSet:
-    """The model set for `--model` (see the module doc); says which it built."""
+    """The model set for `--model` and `--weights` (see the module doc); says which it built."""
+    from livevace.models.wan import zoo
     from livevace.pipelines.vace.models import load_models, vram_settings
-    from livevace.pipelines.vace.random_models import random_1_3b
+    from livevace.pipelines.vace.random_models import random_set
     from livevace.pipelines.vace.tiny import tiny_random
 
-    if choice == TINY_RANDOM:
-        return tiny_random(device=device)
+    recipe = zoo.recipe(model)
+    if weights == TINY_RANDOM:
+        return tiny_random(recipe, device=device)
     if device.type != "cuda":
-        raise UserError(f"bench pipeline: --model {choice} runs the full-size models on a CUDA "
-                        f"GPU; --model {TINY_RANDOM} runs every path on a CPU")
-    if choice == "auto":
+        raise UserError(f"bench pipeline: --weights {weights} runs the full-size models on a "
+                        f"CUDA GPU; --weights {TINY_RANDOM} runs every path on a CPU")
+    if weights == AUTO:
         try:
-            return load_models("auto", vram_settings(settings.width, settings.height,
-                                                     settings.chunk, settings.decoder))
+            return load_models(model, AUTO, vram_settings(settings.width, settings.height,
+                                                          settings.chunk, settings.decoder,
+                                                          model))
         except ModelError as exc:
             print(f"no weights here ({str(exc).split(';')[0]}): random weights at the real "
                   f"shapes")
-    return random_1_3b(device, text_encoder=text_encoder)  # type: ignore[arg-type]
+    return random_set(recipe, device, text_encoder=text_encoder)  # type: ignore[arg-type]
 
 
 def acceleration_from(args: argparse.Namespace, device: torch.device) -> Acceleration:
@@ -276,10 +280,12 @@ def acceleration_from(args: argparse.Namespace, device: torch.device) -> Acceler
 def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("bench pipeline: no CUDA GPU here; run with --model tiny-random on "
+        raise UserError("bench pipeline: no CUDA GPU here; run with --weights tiny-random on "
                         "the CPU or on a GPU machine")
     t0 = time.perf_counter()
-    models = load_model_set(args.model, device, args.text_encoder, settings_from(args))
+    model, weights = model_and_weights(args.model, args.weights)
+    models = load_model_set(model or MODEL_NAMES[0], weights or AUTO, device,
+                            args.text_encoder, settings_from(args))
     accel = acceleration_from(args, device)
     compile_vae_encoder(models, accel.compile != "off")  # the node's own, as for the DiT
     try:
@@ -345,12 +351,13 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fade", type=int, default=0, metavar="CHUNKS",
                         help="timed chunks fade the prompt over CHUNKS chunks, one fade after "
                         "another (every chunk rebuilds its text K/V; default 0: one prompt)")
-    parser.add_argument("--model", choices=MODEL_CHOICES, default="auto",
-                        help=f"auto: the catalogue's weights when present, else {RANDOM_1_3B} "
-                        f"(random weights at the real shapes, CUDA); {TINY_RANDOM}: toy sizes "
-                        "on any device")
+    parser.add_argument("--model", metavar="NAME", help=MODEL_HELP)
+    parser.add_argument("--weights", choices=WEIGHTS,
+                        help=f"{AUTO} (default): the catalogue's files when present, else "
+                        f"{RANDOM} (random weights at the model's real shapes, CUDA); "
+                        f"{TINY_RANDOM}: toy sizes on any device")
     parser.add_argument("--text-encoder", choices=TEXT_ENCODERS, default="random",
-                        help=f"{RANDOM_1_3B}: random embeddings (default) or the real-shape "
+                        help=f"{RANDOM}: random embeddings (default) or the real-shape "
                         "UMT5-XXL with random weights (11 GB resident)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="chunks before timing (default: fill the 12-frame window, +2)")

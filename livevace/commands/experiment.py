@@ -30,7 +30,7 @@ from livevace.control.tomlfiles import presets_root
 from livevace.errors import UserError
 from livevace.io.specs import parse_source
 from livevace.params import ParamStore, param
-from livevace.pipelines.vace import MODEL_CHOICES
+from livevace.pipelines.vace import choices as model_choices
 
 log = logging.getLogger("livevace.experiment")
 
@@ -79,8 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a refinement/generation scale pair, e.g. 0.5/0.5; repeatable")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="output folder (default: experiments/stratify-<date-time>)")
-    p.add_argument("--model", choices=MODEL_CHOICES, default="auto",
-                   help="weights (default auto: the files `livevace models pull` fetches)")
+    model_choices.add_arguments(p)
     p.add_argument("--control", help="control signal (default: the registry's)")
     p.add_argument("--prompt", help="prompt (default: the registry's)")
     p.add_argument("--chunks", type=int, default=8, metavar="N",
@@ -217,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("control", "prompt"):
         if getattr(args, name) is not None:
             store.set(name, getattr(args, name))
+    weights = model_choices.from_args(args, store)
     base = store.snapshot()
     sizes = chunk_sizes(10**9, args.chunks, int(base["chunk_frames"]))
     clip = read_clip(args.source, args.width, args.height, sum(sizes))
@@ -227,8 +227,9 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or Path("experiments") / f"stratify-{datetime.now():%Y%m%d-%H%M%S}"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    models = load_models(args.model, vram_settings(*generation_size(args.width, args.height),
-                                                   base["chunk_frames"], base["decoder"]))
+    models = load_models(base["model"], weights, vram_settings(
+        *generation_size(args.width, args.height), base["chunk_frames"], base["decoder"],
+        base["model"]))
     control, controls, annotator = control_frames(base, clip)
     label = control if control == base["control"] else f"{control} (in place of {base['control']})"
     base = {**base, "control": control}

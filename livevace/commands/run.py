@@ -12,11 +12,13 @@ import threading
 from typing import Callable, Iterator
 
 from livevace.commands import node_options as run_config
+from livevace.config import RunConfig
 from livevace.control import service as control_service
+from livevace.frames import Pipeline
 from livevace.loop import Node
 from livevace.params import ParamStore
 from livevace.pipelines import create as create_pipeline
-from livevace.pipelines.vace import MODEL_CHOICES
+from livevace.pipelines.vace import choices as model_choices
 from livevace.stats import Stats, status_line
 
 log = logging.getLogger("livevace.run")
@@ -43,11 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "NDI 'livevace', plus a preview window when a display exists) until Ctrl-C.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     run_config.add_arguments(parser)
-    parser.add_argument("--model", metavar="NAME", choices=MODEL_CHOICES,
-                        help="weights of the vace pipeline: auto (the files `livevace models "
-                        "pull` fetches; default) | tiny-random (tiny random models, runs on a "
-                        "CPU: try the node without a GPU) | random-1.3b (random weights at the "
-                        "real shapes on a CUDA GPU: the real speed without the weights)")
+    model_choices.add_arguments(parser)
     parser.add_argument("--no-compile", action="store_true",
                         help="vace pipeline on a GPU: keep the DiT eager (no torch.compile, no "
                         "CUDA graphs; starts faster, runs much slower: for debugging)")
@@ -112,14 +110,27 @@ class StatusLine:
             print(file=sys.stderr)
 
 
+def describe(cfg: RunConfig, pipeline: Pipeline) -> dict[str, str]:
+    """What runs, in words, for the control page."""
+    models = getattr(pipeline, "models", None)
+    recipe = getattr(models, "recipe", None)
+    info = {"pipeline": pipeline.name, "source": cfg.source, "sinks": ", ".join(cfg.sinks),
+            "size": f"{cfg.width}×{cfg.height} at {cfg.fps:g} fps"}
+    if models is not None:
+        info["model"] = " · ".join(str(x) for x in (getattr(models, "name", ""),
+                                                    getattr(recipe, "name", "")) if x)
+    return info
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = run_config.from_args(args)
     store = ParamStore()
     store.update(cfg.params)
+    weights = model_choices.from_args(args, store)
     stats = Stats()
     for path in cfg.presets:
         log.info("preset %s", path)
-    pipeline = create_pipeline(cfg.pipeline, cfg, store, model=args.model,
+    pipeline = create_pipeline(cfg.pipeline, cfg, store, weights=weights,
                                compile=False if args.no_compile else None,
                                tae_context=args.tae_context or None)
     bind_stats = getattr(pipeline, "bind_stats", None)
@@ -129,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
         opening.callback(pipeline.close)
         control = control_service.start(args, store, stats)
         opening.callback(control.close)
-        node = Node.from_config(cfg, store, pipeline, stats, control)
+        control.info.update(describe(cfg, pipeline))
+        node = Node.from_config(cfg, store, pipeline, stats, control, taps=[control.preview.put])
         opening.pop_all()
     status = StatusLine(stats)
     with stop_signals(node.stop) as closing:  # up to the summary: the whole clean stop

@@ -54,9 +54,9 @@ register(PipelineEntry("controlmap", "livevace.pipelines.controlmap:create",
                        "the control signal of the chosen annotator (what VACE will follow)",
                        rank=10))
 register(PipelineEntry("vace", "livevace.pipelines.vace:create",
-                       "causal VACE generation on Wan2.1-1.3B (needs the weights and a CUDA "
-                       "GPU; --model tiny-random runs anywhere)", rank=100,
-                       options=("model", "compile", "tae_context")))
+                       "causal VACE generation by a streaming Wan2.1 model (needs its weights "
+                       "and a CUDA GPU; --weights tiny-random runs anywhere)", rank=100,
+                       options=("weights", "compile", "tae_context")))
 
 
 def pipeline_names() -> list[str]:
@@ -72,7 +72,7 @@ def _make(entry: PipelineEntry, config: "RunConfig", store: ParamStore,
 
 def create(name: str, config: "RunConfig", store: ParamStore, **options: object) -> Pipeline:
     """Make pipeline `name`, or for `auto` the most capable one that can run here.
-    `options` (e.g. model="tiny-random") reach the pipelines that take them."""
+    `options` (e.g. weights="tiny-random") reach the pipelines that take them."""
     if name != "auto":
         if name not in REGISTRY:
             raise UserError(f"no pipeline {name!r}; choose auto, {', '.join(pipeline_names())}")

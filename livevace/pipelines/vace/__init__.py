@@ -1,11 +1,13 @@
 """The `vace` pipeline: streaming, causal VACE on Wan2.1-1.3B, every mode under live control.
 
-    livevace run --pipeline vace                       # the catalogue's weights on a CUDA GPU
-    livevace run --pipeline vace --model tiny-random   # tiny random weights, any CPU
+    livevace run --pipeline vace                            # LongLive, the catalogue's files
+    livevace run --model self-forcing --weights tiny-random # any model, tiny random, any CPU
 
 Modules, one job each:
-- `models`, `tiny`   — the model set: the catalogue's files (checked for presence, a CUDA GPU
-                       and enough memory before loading) or the tiny random set;
+- `choices`          — the model (a zoo recipe) and where its weights come from, by name;
+- `models`, `tiny`, `random_models` — the model set: the catalogue's files (checked for
+                       presence, a CUDA GPU and enough memory before loading), the tiny random
+                       set or the real shapes with random weights;
 - `settings`         — one call's live parameters, typed, read once from the snapshot;
 - `modes`            — the mode a chunk runs in, from what is supplied (no mode switch);
 - `annotation`       — control frames and person masks, computed a chunk ahead;
@@ -19,7 +21,8 @@ Modules, one job each:
 - `planner`          — a chunk's context inputs planned on the host (one `ContextJob`);
 - `lane`, `ahead`    — the next chunk's context encoded on a second CUDA stream, or in line;
 - `fast`, `warmup`   — the fast path on a GPU and everything done before going live;
-- `pipeline`         — `StreamingVace`, the node's Pipeline.
+- `pipeline`         — `StreamingVace`, the node's Pipeline;
+- `switch`           — `ModelSwitch`: the `model` parameter switches the generator live.
 """
 
 from __future__ import annotations
@@ -28,24 +31,25 @@ import logging
 from typing import TYPE_CHECKING
 
 from livevace.params import ParamStore
-from livevace.pipelines.vace.choices import MODEL_CHOICES
+from livevace.pipelines.vace.choices import AUTO
 
-__all__ = ["MODEL_CHOICES", "cpu_generation_size", "create"]
+__all__ = ["cpu_generation_size", "create"]
 
 log = logging.getLogger("livevace.vace")
 
-"""`--model`: the catalogue's files (`livevace models pull`), tiny random models that run on
-a CPU (`models.TINY_RANDOM`), or random weights at the real shapes on a CUDA GPU
-(`models.RANDOM_1_3B`: the real speed without the weights)."""
-
 if TYPE_CHECKING:
     from livevace.config import RunConfig
+    from livevace.pipelines.vace.model_set import ModelSet
     from livevace.pipelines.vace.pipeline import StreamingVace
+    from livevace.pipelines.vace.switch import ModelSwitch
 
 
-def create(config: "RunConfig", store: ParamStore, model: str | None = None,
-           compile: bool | None = None, tae_context: bool | None = None) -> "StreamingVace":
+def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
+           compile: bool | None = None, tae_context: bool | None = None) -> "ModelSwitch":
     """The pipeline for a run, ready to go live; UserError (one line) when it cannot run here.
+    The model is the `model` parameter's (`livevace run --model`), its weights from `weights`
+    (`choices.WEIGHTS`, default auto); a change of the parameter switches it live
+    (`switch.ModelSwitch`).
 
     On a CUDA device it takes the fast path (`fast.go_fast`: cuDNN autotuning, the compiled
     DiT stepping through CUDA graphs; `compile=False`, `livevace run --no-compile`, keeps the
@@ -53,21 +57,46 @@ def create(config: "RunConfig", store: ParamStore, model: str | None = None,
     CPU it generates small unless the user gave the size (`cpu_generation_size`).
     `tae_context` (QUALITY-AFFECTING, off by default): the VACE control is encoded by the tiny
     autoencoder instead of the Wan VAE (`context.TAEContextEncoder`)."""
-    from livevace.pipelines.vace.fast import go_fast
+    from livevace.models.wan import zoo
+    from livevace.pipelines.vace import models as loading
     from livevace.pipelines.vace.geometry import generation_size
-    from livevace.pipelines.vace.models import load_models, vram_settings
-    from livevace.pipelines.vace.pipeline import StreamingVace
     from livevace.pipelines.vace.settings import ChunkSettings
+    from livevace.pipelines.vace.switch import ModelSwitch
 
+    weights = weights or AUTO
     params = store.snapshot()
     settings = ChunkSettings.of(params)
     size = generation_size(config.width, config.height)
-    models = load_models(model, vram_settings(*size, settings.chunk_frames, settings.decoder))
+    models = loading.load_models(params["model"], weights, loading.vram_settings(
+        *size, settings.chunk_frames, settings.decoder, params["model"]))
     if models.device.type == "cpu":
         size = cpu_generation_size(config, size)
+    context_encoder = "tae" if tae_context else "wan"
+
+    def switch_to(name: str, running: "StreamingVace", params: dict) -> "StreamingVace":
+        running.settle()
+        recipe = zoo.recipe(name)
+        new = loading.load_models(name, weights, loading.vram_settings(
+            running.gen_width, running.gen_height, settings.chunk_frames, settings.decoder, name),
+            reuse=running.models, progress=loading.progress_log(recipe, weights))
+        return ready(new, config, params, (running.gen_width, running.gen_height), compile,
+                     context_encoder)
+
+    return ModelSwitch(ready(models, config, params, size, compile, context_encoder), switch_to,
+                       lambda name: loading.check(zoo.recipe(name), weights))
+
+
+def ready(models: "ModelSet", config: "RunConfig", params: dict, size: tuple[int, int],
+          compile: bool | None, context_encoder: str) -> "StreamingVace":
+    """A pipeline on `models`, prepared to go live: on a CUDA device on the fast path
+    (`fast.go_fast`: cuDNN autotuning, the compiled DiT stepping through CUDA graphs;
+    `compile=False` keeps the DiT eager) with everything slow done (`prepare`)."""
+    from livevace.pipelines.vace.fast import go_fast
+    from livevace.pipelines.vace.pipeline import StreamingVace
+
     go_fast(models, compile=compile is not False)
     pipeline = StreamingVace(models, config.width, config.height, params, owns_models=True,
-                             context_encoder="tae" if tae_context else "wan", generate_at=size)
+                             context_encoder=context_encoder, generate_at=size)
     try:
         pipeline.prepare()
     except BaseException:

@@ -1,9 +1,11 @@
 """What a vace pipeline runs on: the networks and the device, plus the prompt-embedding worker
-made on first use."""
+made on first use; and the parts a set is made of, loaded one after another with progress
+(`make_parts`), whether read from files or made with random weights."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -27,6 +29,8 @@ class ModelSet:
     device: torch.device
     recipe: Recipe = LONGLIVE
     """How the generator streams: schedule, cache policy and geometry (see `recipe`)."""
+    weights: str = "auto"
+    """Where the weights came from (`choices.WEIGHTS`)."""
     _embeddings: PromptEmbeddings | None = field(default=None, repr=False)
 
     @property
@@ -40,3 +44,22 @@ class ModelSet:
         if self._embeddings is not None:
             self._embeddings.close()
             self._embeddings = None
+
+
+Progress = Callable[[int, int, str], None]
+"""Told (parts done, parts in all, the part starting now — "" once all are done) as a model set
+loads; `models.progress_bar` and `models.progress_log` say it."""
+
+
+def make_parts(parts: Sequence[tuple[str, Callable[[], Any]]],
+               progress: Progress | None) -> list[Any]:
+    """Make each (name, maker) in turn, telling `progress` before each and at the end: the
+    one place a model set's loading reports how far it has got."""
+    made = []
+    for done, (name, make) in enumerate(parts):
+        if progress is not None:
+            progress(done, len(parts), name)
+        made.append(make())
+    if progress is not None:
+        progress(len(parts), len(parts), "")
+    return made

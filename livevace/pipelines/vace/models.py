@@ -1,87 +1,153 @@
 """The model set the vace pipeline runs on, and loading it — refused early and clearly.
 
-    models = load_models(choice, VramSettings(...))   # None / "auto", "tiny-random", "random-1.3b"
+    models = load_models("longlive", "auto", VramSettings(...))   # weights: choices.WEIGHTS
 
-`auto` takes the files of the models catalogue (`livevace models pull` fetches them; Scope's
-folder is reused): the LongLive generator with its LoRA (or Self-Forcing), the Wan2.1 VACE
-module, UMT5-XXL (fp8 or bf16) with its tokenizer, the Wan VAE and the tiny decoder. Before
-reading a byte of weights it checks, in one go, that every file is there and that a CUDA GPU
-exists (one ModelError naming what is missing, where it looked and the pull command), then
-that the estimated peak memory fits the GPU (`vram.ensure_fits`, refused with the estimate).
-Real weights are only ever read from the models directories.
+The model is a zoo recipe (`zoo.recipe(name)`); the weights come from:
+- `auto`: the catalogue's files (`livevace models pull` fetches them; Scope's folder is
+  reused): the recipe's generator checkpoints (`recipe.checkpoints`, e.g. LongLive's base and
+  LoRA), one of the VACE modules that fit it (`recipe.vace_checkpoints`, the first present),
+  UMT5-XXL (fp8 or bf16) with its tokenizer, the Wan VAE and the tiny decoder. Before reading
+  a byte of weights it checks (`check`), in one go, that a CUDA GPU exists and every file is
+  there (one ModelError naming what is missing, where it looked and the pull command), then
+  that the estimated peak memory fits the GPU (`vram.ensure_fits`, refused with the estimate).
+  Real weights are only ever read from the models directories.
+- `tiny-random` (see `tiny`): the recipe's toy-sized set with random weights, in memory, for
+  tests and for trying the node without a GPU;
+- `random` (see `random_models`): the recipe's real shapes with random weights on the CUDA
+  GPU: the real speed, noise for pictures (benchmarks).
 
-`tiny-random` (see `tiny`) builds toy-sized random models in memory, for tests and for trying
-the node without a GPU. `random-1.3b` (see `random_models`) builds the real shapes with random
-weights on the CUDA GPU: the real speed, noise for pictures (benchmarks).
+A set loads part by part (`model_set.make_parts`), telling a `Progress` how far it has got: a
+bar at start (`progress_bar`), log lines during a live switch (`progress_log`). A switch passes
+the running set as `reuse`: the parts every Wan2.1 recipe shares (VAE, tiny decoder, text
+encoder) are taken from it instead of being loaded again — only the DiT loads.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from livevace.errors import ModelError, UserError
-from livevace.models.wan.recipe import LONGLIVE, SELF_FORCING, Recipe
-from livevace.pipelines.vace.choices import RANDOM_1_3B, TINY_RANDOM
-from livevace.pipelines.vace.model_set import ModelSet
+from livevace.models.wan import zoo
+from livevace.models.wan.recipe import Recipe
+from livevace.pipelines.vace.choices import AUTO, RANDOM, TINY_RANDOM, WEIGHTS
+from livevace.pipelines.vace.model_set import ModelSet, Progress, make_parts
 from livevace.store import catalog, vram
 
 log = logging.getLogger("livevace.vace")
 
-ROLES = ("generator", "vace", "text encoder", "tokenizer", "vae", "tiny decoder")
-"""Catalogue roles the pipeline loads (the depth annotator finds its own weights and falls
-back to edges without them)."""
+SHARED_ROLES = ("text encoder", "tokenizer", "vae", "tiny decoder")
+"""Catalogue roles every recipe loads alike (the generator and its VACE come from the recipe;
+the depth annotator finds its own weights and falls back to edges without them)."""
 
 
-def load_models(choice: str | None, settings: vram.VramSettings) -> ModelSet:
-    """The model set for `--model` (see module doc)."""
-    choice = choice or "auto"
-    if choice == TINY_RANDOM:
+def load_models(model_name: str, weights: str | None, settings: vram.VramSettings, *,
+                reuse: ModelSet | None = None, progress: Progress | None = None) -> ModelSet:
+    """The model set of `model_name` (a zoo recipe) from `weights` (see module doc)."""
+    recipe = zoo.recipe(model_name)
+    weights = weights or AUTO
+    found = check(recipe, weights)
+    progress = progress or progress_bar(recipe, weights)
+    if weights == TINY_RANDOM:
         from livevace.pipelines.vace.tiny import tiny_random
 
-        return tiny_random()
-    if choice == RANDOM_1_3B:
-        if vram.gpu_memory() is None:
-            raise ModelError(f"{RANDOM_1_3B} builds the full-size models on a CUDA GPU and this "
-                             f"machine has none; `--model {TINY_RANDOM}` runs on the CPU")
-        from livevace.pipelines.vace.random_models import random_1_3b
+        return tiny_random(recipe, progress=progress)
+    if weights == RANDOM:
+        from livevace.pipelines.vace.random_models import random_set
 
-        return random_1_3b(torch.device("cuda", torch.cuda.current_device()))
-    if choice != "auto":
-        raise UserError(f"unknown model {choice!r}: use auto (the files `livevace models pull` "
-                        f"fetches), {TINY_RANDOM} (tiny random weights, runs on a CPU) or "
-                        f"{RANDOM_1_3B} (random weights at the real shapes, CUDA GPU)")
-    files = _find_files()
+        return random_set(recipe, torch.device("cuda", torch.cuda.current_device()),
+                          progress=progress)
     vram.ensure_fits(settings)
-    return _load(files, settings)
+    return _load(recipe, found, settings, shared(reuse, recipe), progress)
 
 
-def _find_files() -> dict[str, dict[str, Path]]:
-    """Paths per role; one ModelError for a missing CUDA GPU — said first, since no download
-    would help then (the missing files are only mentioned) — or for missing files."""
-    wanted = {role.name: catalog.role_choice(role) for role in catalog.ROLES if role.name in ROLES}
-    keys = [k for option in wanted.values() for k in option]
+def check(recipe: Recipe, weights: str) -> dict[str, Path]:
+    """Whether `recipe` can load from `weights` here, without reading a byte of weights: a
+    UserError/ModelError (one line) saying why not — an unknown weights source, no CUDA GPU
+    for the full-size sets (said first: no download would help then; the missing files are
+    only mentioned), the catalogue files that are missing (`files`). Returns the files of
+    `auto` (nothing for the random sets)."""
+    if weights not in WEIGHTS:
+        raise UserError(f"unknown weights {weights!r}: use {AUTO} (the files `livevace models "
+                        f"pull` fetches), {TINY_RANDOM} (tiny random weights, runs on a CPU) "
+                        f"or {RANDOM} (random weights at the real shapes, CUDA GPU)")
+    if weights == TINY_RANDOM:
+        return {}
     if vram.gpu_memory() is None:
-        missing = [k for k in keys if catalog.get(k).find() is None]
+        if weights == RANDOM:
+            raise ModelError(f"--weights {RANDOM} builds {recipe.name}'s full-size models on a "
+                             f"CUDA GPU and this machine has none; `--weights {TINY_RANDOM}` "
+                             f"runs on the CPU")
+        missing = [k for k in wanted_keys(recipe) if catalog.get(k).find() is None]
         size = catalog.format_size(sum(catalog.get(k).size_bytes for k in missing))
         also = f", so downloading its {size} of weights would not help" if missing else ""
         raise ModelError(f"the vace pipeline needs a CUDA GPU and this machine has none{also}; "
-                         f"`--model {TINY_RANDOM}` runs it on the CPU with random weights")
-    found = catalog.require(*keys)
-    return {role: {k: found[k] for k in option} for role, option in wanted.items()}
+                         f"`--weights {TINY_RANDOM}` runs it on the CPU with random weights")
+    return files(recipe) if weights == AUTO else {}
 
 
-def generator_recipe(generator: Mapping[str, Path]) -> Recipe:
-    """The recipe of the generator files found: LongLive when its base is there (the
-    catalogue's first choice), else Self-Forcing."""
-    return LONGLIVE if "longlive_base" in generator else SELF_FORCING
+def wanted_keys(recipe: Recipe) -> list[str]:
+    """The catalogue entries `recipe` loads: its generator files, the first VACE module that
+    fits and is present (else the first that fits), then the shared roles' choices."""
+    present = [k for k in recipe.vace_checkpoints if catalog.get(k).find() is not None]
+    vace = (present or list(recipe.vace_checkpoints))[0]
+    shared_keys = [k for role in catalog.ROLES if role.name in SHARED_ROLES
+                   for k in catalog.role_choice(role)]
+    return [*recipe.checkpoints, vace, *shared_keys]
 
 
-def _load(files: dict[str, dict[str, Path]], settings: vram.VramSettings) -> ModelSet:
+def files(recipe: Recipe) -> dict[str, Path]:
+    """Path of every entry `recipe` loads (`wanted_keys`); one ModelError naming every missing
+    file, where it looked and the `livevace models pull` command that fetches them."""
+    return catalog.require(*wanted_keys(recipe))
+
+
+def shared(reuse: ModelSet | None, recipe: Recipe) -> dict[str, Any]:
+    """The parts of a running set a load of `recipe` can take instead of loading them again:
+    the codecs and the text encoder, when it came from the same files (`auto`) and its text
+    embeddings are as wide as the recipe's DiT takes."""
+    if reuse is None or reuse.weights != AUTO or reuse.dit.cfg.text_dim != recipe.config.text_dim:
+        return {}
+    return {"VAE": reuse.vae, "tiny decoder": reuse.tae, "text encoder": reuse.text}
+
+
+def progress_bar(recipe: Recipe, weights: str) -> Progress:
+    """Progress as a bar (starting the node: nothing else is on the terminal yet)."""
+    bar = tqdm(total=0, desc=f"loading {recipe.name} ({weights})", unit="part")
+
+    def tell(done: int, total: int, part: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(part, refresh=True)
+        if done == total:
+            bar.close()
+
+    return tell
+
+
+def progress_log(recipe: Recipe, weights: str) -> Progress:
+    """Progress as log lines, one per part (a live switch: a bar would fight the status
+    line)."""
+    start = time.perf_counter()
+
+    def tell(done: int, total: int, part: str) -> None:
+        if part:
+            log.info("loading %s (%s): %s, part %d of %d", recipe.name, weights, part,
+                     done + 1, total)
+        else:
+            log.info("loaded %s (%s): %d of %d parts in %.1f s", recipe.name, weights, done,
+                     total, time.perf_counter() - start)
+
+    return tell
+
+
+def _load(recipe: Recipe, found: dict[str, Path], settings: vram.VramSettings,
+          reuse: dict[str, Any], progress: Progress) -> ModelSet:
     from livevace.models.wan.tae import load_tae
     from livevace.models.wan.text import load_text_encoder
     from livevace.models.wan.vae import load_wan_vae
@@ -89,37 +155,35 @@ def _load(files: dict[str, dict[str, Path]], settings: vram.VramSettings) -> Mod
 
     device = torch.device("cuda", torch.cuda.current_device())
     dtype = torch.bfloat16 if settings.dtype == "bf16" else torch.float16
-    generator, vace, text = files["generator"], files["vace"], files["text encoder"]
-    recipe = generator_recipe(generator)
-    base = generator[recipe.checkpoints[0]]
-    steps = tqdm(total=4, desc="loading the vace pipeline", unit="part")
-    try:
-        steps.set_postfix_str("DiT + VACE")
-        lora = generator[recipe.checkpoints[1]] if len(recipe.checkpoints) > 1 else None
-        dit = load_dit(base, vace=next(iter(vace.values())), lora=lora, device=device,
-                       dtype=dtype)
-        steps.update()
-        steps.set_postfix_str("VAE")
-        vae = load_wan_vae(files["vae"]["wan_vae"], device=device, dtype=dtype)
-        steps.update()
-        steps.set_postfix_str("tiny decoder")
-        tae = load_tae(files["tiny decoder"]["taew2_1"], device=device, dtype=dtype)
-        steps.update()
-        steps.set_postfix_str("text encoder")
-        encoder = load_text_encoder(next(iter(text.values())), files["tokenizer"]["umt5_tokenizer"],
-                                    device=device, dtype=dtype, keep_fp8="umt5_fp8" in text)
-        steps.update()
-    finally:
-        steps.close()
-    log.info("vace pipeline loaded on %s (%s)", torch.cuda.get_device_name(device),
-             ", ".join(str(p) for p in (base, *vace.values())))
-    return ModelSet("wan2.1-1.3b+vace", dit, vae, tae, encoder, device, recipe)
+    base, *lora = (found[k] for k in recipe.checkpoints)
+    vace = next(found[k] for k in recipe.vace_checkpoints if k in found)
+    text = next(k for k in ("umt5_fp8", "umt5_bf16") if k in found)
+    makers: dict[str, Callable[[], Any]] = {
+        "DiT + VACE": lambda: load_dit(base, vace=vace, lora=lora[0] if lora else None,
+                                       cfg=recipe.config, device=device, dtype=dtype),
+        "VAE": lambda: load_wan_vae(found["wan_vae"], device=device, dtype=dtype),
+        "tiny decoder": lambda: load_tae(found["taew2_1"], device=device, dtype=dtype),
+        "text encoder": lambda: load_text_encoder(found[text], found["umt5_tokenizer"],
+                                                  device=device, dtype=dtype,
+                                                  keep_fp8=text == "umt5_fp8"),
+    }
+    todo = [(part, make) for part, make in makers.items() if part not in reuse]
+    parts = {**reuse, **dict(zip([part for part, _ in todo], make_parts(todo, progress)))}
+    log.info("%s loaded on %s (%s)", recipe.name, torch.cuda.get_device_name(device),
+             ", ".join(str(p) for p in (base, *lora, vace)))
+    return ModelSet(f"{recipe.name}+vace", parts["DiT + VACE"], parts["VAE"],
+                    parts["tiny decoder"], parts["text encoder"], device, recipe, AUTO)
 
 
-def vram_settings(width: int, height: int, chunk_frames: int,
-                  decoder: str) -> vram.VramSettings:
-    """The estimate's inputs for this run (text encoder dtype from what is on disk)."""
+def vram_settings(width: int, height: int, chunk_frames: int, decoder: str,
+                  model: str | None = None) -> vram.VramSettings:
+    """The estimate's inputs for this run (text encoder dtype from what is on disk; the
+    model, where the estimate takes one)."""
     text_role = next(r for r in catalog.ROLES if r.name == "text encoder")
     fp8 = catalog.role_choice(text_role) == ("umt5_fp8",)
+    given: dict[str, Any] = {}
+    if model is not None and "model" in vram.VramSettings.__dataclass_fields__:
+        given["model"] = model
     return vram.VramSettings(width=width, height=height, chunk_frames=chunk_frames,
-                             decoder=decoder, text_encoder_dtype="fp8" if fp8 else "bf16")
+                             decoder=decoder, text_encoder_dtype="fp8" if fp8 else "bf16",
+                             **given)

@@ -44,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Callable
 
 import cv2
@@ -184,6 +184,14 @@ class StreamingVace:
         from livevace.pipelines.vace.warmup import prepare
 
         return self._worker.submit(prepare, self, chunk_sizes, vace_modes, progress).result()
+
+    def settle(self) -> None:
+        """Wait for the work in flight beside the calls (the pending chunks' annotations, a
+        context encoded ahead): before another pipeline prepares on the same GPU while this
+        one is not called (`switch`), so no capture meets its work."""
+        wait([future for chunk in self.pending for _, future in chunk.jobs.values()])
+        if self.models.device.type == "cuda":
+            torch.cuda.synchronize(self.models.device)
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)

@@ -1,0 +1,126 @@
+"""The live model switch: the vace pipeline as the node runs it, its generator replaced when the
+`model` parameter changes.
+
+    pipeline = ModelSwitch(first, load, check)   # load(name, running, params) -> a ready pipeline
+
+A change is checked at once, without reading a byte of weights (`check`: an unknown model,
+missing files, no GPU): a model that cannot load here is refused in one log line and the
+current one keeps playing. Otherwise the new pipeline is loaded and prepared on the switch's
+own thread, never the loop's; meanwhile every call returns no frames, so the pacer holds the
+last picture, and the load logs its progress part by part. The running pipeline is closed
+only once the new one is ready: a load that fails half-way is said in one line and the current
+model plays on. The running pipeline is not called during a load, so the new one's
+preparation (CUDA-graph captures, see `fast`) meets no other GPU work of the generator.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable
+
+from livevace.errors import describe
+from livevace.frames import Frame
+from livevace.pipelines.vace.pipeline import StreamingVace
+from livevace.stats import Stats
+
+log = logging.getLogger("livevace.vace")
+
+Load = Callable[[str, StreamingVace, dict[str, Any]], StreamingVace]
+"""(model name, the running pipeline, the parameters) -> the new pipeline, prepared."""
+Check = Callable[[str], None]
+"""Raises a UserError (one line) when a model cannot load here."""
+
+
+class ModelSwitch:
+    """See the module doc. Everything but the calls (the model set, sizes, `prepare`, …) is
+    the playing pipeline's."""
+
+    name = "vace"
+
+    def __init__(self, pipeline: StreamingVace, load: Load, check: Check) -> None:
+        self.pipeline = pipeline
+        self._load = load
+        self._check = check
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix="vace-load")
+        self._loading: Future[StreamingVace] | None = None
+        self._target = ""
+        """The model being loaded."""
+        self._refused: str | None = None
+        """The model last refused: asked again only after the parameter changed meanwhile."""
+        self.stats: Stats = pipeline.stats
+
+    @property
+    def model(self) -> str:
+        """The model playing."""
+        return self.pipeline.models.recipe.name
+
+    @property
+    def loading(self) -> bool:
+        return self._loading is not None
+
+    @property
+    def frames_per_call(self) -> int:
+        return self.pipeline.frames_per_call
+
+    def bind_stats(self, stats: Stats) -> None:
+        self.stats = stats
+        self.pipeline.bind_stats(stats)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "pipeline":  # not set yet: no recursion through __getattr__
+            raise AttributeError(name)
+        return getattr(self.pipeline, name)
+
+    def __call__(self, frames: list[Frame], params: dict[str, Any]) -> list[Frame]:
+        if self._loading is not None:
+            if not self._loading.done():
+                self.stats.count("dropped_model_load", len(frames))
+                return []
+            self._land()
+        wanted = params.get("model", self.model)
+        if wanted == self.model:
+            self._refused = None
+        elif wanted != self._refused and self._start(wanted, params):
+            self.stats.count("dropped_model_load", len(frames))
+            return []
+        return self.pipeline(frames, params)
+
+    def _start(self, wanted: str, params: dict[str, Any]) -> bool:
+        """Start loading `wanted`, or refuse it (False: the current model plays on)."""
+        try:
+            self._check(wanted)
+        except Exception as exc:  # noqa: BLE001 - any refusal is said, and the show goes on
+            self._refuse(wanted, describe(exc))
+            return False
+        log.info("model %s: loading; the picture holds until it is ready, then %s stops",
+                 wanted, self.model)
+        self._target = wanted
+        self._loading = self._loader.submit(self._load, wanted, self.pipeline, dict(params))
+        return True
+
+    def _land(self) -> None:
+        """The load is over: play the new pipeline, or say why not and play on."""
+        assert self._loading is not None
+        future, self._loading = self._loading, None
+        try:
+            new = future.result()
+        except Exception as exc:  # noqa: BLE001 - a failed load must not end the show
+            self._refuse(self._target, describe(exc))
+            return
+        old, self.pipeline = self.pipeline, new
+        new.bind_stats(self.stats)
+        old.close()
+        log.info("model %s playing", self.model)
+
+    def _refuse(self, wanted: str, why: str) -> None:
+        self._refused = wanted
+        log.error("model %s refused: %s; %s keeps playing", wanted, why, self.model)
+
+    def close(self) -> None:
+        """Close the playing pipeline, and one still loading once its load is over."""
+        self._loader.shutdown(wait=True)
+        if self._loading is not None and self._loading.exception() is None:
+            self._loading.result().close()
+        self._loading = None
+        self.pipeline.close()
