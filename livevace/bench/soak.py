@@ -49,15 +49,16 @@ from livevace.errors import UserError
 from livevace.loop import Node
 from livevace.params import REGISTRY, Param, ParamError, ParamStore
 from livevace.pipelines import create as create_pipeline
-from livevace.pipelines.vace import MODEL_CHOICES
+from livevace.pipelines.vace import choices as model_choices
 from livevace.stats import Stats
 
 THREAD_ALLOWANCE = 8
 """Threads a run may gain in one half of its measured samples without counting as a leak."""
 FD_ALLOWANCE = 32
 """Open file descriptors a run may gain in one half of its measured samples."""
-HELD_PARAMS = ("pause",)
-"""Written only with their start value: pausing stops fresh frames by design."""
+HELD_PARAMS = ("pause", "model")
+"""Written only with their start value: pausing stops fresh frames by design, and so does a
+model switch while the new model loads."""
 PROMPTS = ("a neon-lit dancer in a dark club", "liquid chrome figure, studio light",
            "ink wash painting :: 0.7 | red ink splashes :: 0.3",
            "forest spirit, glowing moss :: 0.5 | night mist :: 0.5")
@@ -342,9 +343,7 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--osc-count", type=int, default=None, metavar="N",
                    help="stop the traffic after N packets (default: rate × run)")
     g.add_argument("--seed", type=int, default=0, help="seed of the traffic mix")
-    g.add_argument("--model", metavar="NAME", choices=MODEL_CHOICES,
-                   help="weights of the vace pipeline, as in `livevace run` (tiny-random: "
-                   "runs on a CPU)")
+    model_choices.add_arguments(g)  # as in `livevace run` (--weights tiny-random: a CPU)
     g.add_argument("--out", type=Path, default=None, help="results folder")
     control_service.add_arguments(parser)
     # NDI refuses a second sender of the same name on a machine: one name per soak process
@@ -427,6 +426,7 @@ def soak(args: argparse.Namespace, cfg: RunConfig) -> int:
     started = environment()  # the commit that runs (HEAD may move during a long soak)
     store = ParamStore()
     store.update(cfg.params)
+    weights = model_choices.from_args(args, store)
     stats = Stats()
     mix = Mix(store.snapshot(), random.Random(args.seed))
     with ExitStack() as stack:
@@ -436,11 +436,11 @@ def soak(args: argparse.Namespace, cfg: RunConfig) -> int:
         args.feedback = [*args.feedback, f"127.0.0.1:{traffic.port}"]
         control = control_service.start(args, store, stats)  # nothing is sent to it yet
         stack.callback(control.close)
-        pipeline = create_pipeline(cfg.pipeline, cfg, store, model=args.model)
+        pipeline = create_pipeline(cfg.pipeline, cfg, store, weights=weights)
         bind_stats = getattr(pipeline, "bind_stats", None)
         if bind_stats is not None:
             bind_stats(stats)
-        node = Node.from_config(cfg, store, pipeline, stats, control)
+        node = Node.from_config(cfg, store, pipeline, stats, control, taps=[control.preview.put])
         stack.callback(node.close)
         node.start()
         assert control.osc_address is not None  # _checked: the OSC server is on
