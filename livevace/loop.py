@@ -5,7 +5,9 @@ call it asks the pipeline how many input frames it wants, takes the newest that 
 the capture queue, ticks the control service, snapshots the live parameters (triggers are
 consumed into the snapshot), runs the pipeline and hands the burst to the pacer. It never
 waits on a sink, and a source's trouble reaches it only as slate frames, which skip the
-pipeline. `pause` stops the calls; the pacer then holds the last picture.
+pipeline. `pause` stops the calls; the pacer then holds the last picture. Every frame the
+pacer emits also goes to the taps (the control page's preview), which only keep a
+reference and return at once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from livevace.config import RunConfig
 from livevace.errors import UserError
@@ -29,6 +31,9 @@ log = logging.getLogger("livevace.loop")
 
 TRIGGERS = tuple(p.name for p in REGISTRY if p.kind == "trigger")
 TAKE_TIMEOUT = 0.1
+
+Tap = Callable[[Frame, bool], None]
+"""Sees every output frame and whether it is fresh; must return at once (never blocks)."""
 
 
 class Ticker(Protocol):
@@ -51,7 +56,8 @@ def sink_keys(sinks: list[Sink]) -> list[str]:
 
 class Node:
     def __init__(self, config: RunConfig, store: ParamStore, pipeline: Pipeline, source: Source,
-                 sinks: list[Sink], stats: Stats | None = None, control: Ticker | None = None) -> None:
+                 sinks: list[Sink], stats: Stats | None = None, control: Ticker | None = None,
+                 taps: Sequence[Tap] = ()) -> None:
         self.config = config
         self.store = store
         self.pipeline = pipeline
@@ -60,6 +66,7 @@ class Node:
         w, h, fps = config.width, config.height, config.fps
         self.capture = Capture(source, w, h, fps, self.stats, no_signal=config.no_signal)  # type: ignore[arg-type]
         self.runners = [SinkRunner(s, k, w, h, fps, self.stats) for s, k in zip(sinks, sink_keys(sinks))]
+        self.taps = tuple(taps)
         self.pacer = Pacer(fps, self._emit, self.stats, max_frames=config.max_frames)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -69,7 +76,8 @@ class Node:
 
     @classmethod
     def from_config(cls, config: RunConfig, store: ParamStore, pipeline: Pipeline,
-                    stats: Stats | None = None, control: Ticker | None = None) -> "Node":
+                    stats: Stats | None = None, control: Ticker | None = None,
+                    taps: Sequence[Tap] = ()) -> "Node":
         source = make_source(parse_source(config.source), config.width, config.height, config.fps,
                              config.ndi_extra_ips)
         sinks = [make_sink(parse_sink(spec)) for spec in config.sinks]
@@ -78,7 +86,7 @@ class Node:
 
             if config.preview == "on" or has_display():
                 sinks.append(PreviewSink())
-        return cls(config, store, pipeline, source, sinks, stats, control)
+        return cls(config, store, pipeline, source, sinks, stats, control, taps)
 
     # --- lifecycle
     def start(self) -> None:
@@ -156,6 +164,8 @@ class Node:
     def _emit(self, frame: Frame, fresh: bool) -> None:
         for runner in self.runners:
             runner.put(frame, fresh)
+        for tap in self.taps:
+            tap(frame, fresh)
 
     def _tick(self) -> None:
         """Tick the control service; a fault there is logged and the show goes on with the

@@ -62,5 +62,5 @@ def test_host_info_names_the_osc_port(node):
     status, info = get(node, "/?HOST_INFO")
     assert status == 200
     assert (info["OSC_PORT"], info["OSC_TRANSPORT"], info["OSC_IP"]) == (node.port, "UDP", "127.0.0.1")
-    assert info["EXTENSIONS"]["VALUE"] is True and info["EXTENSIONS"]["LISTEN"] is False
+    assert info["EXTENSIONS"]["VALUE"] is True and info["EXTENSIONS"]["LISTEN"] is True
 

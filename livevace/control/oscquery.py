@@ -5,10 +5,11 @@ Per the OSCQuery proposal (Vidvox/OSCQueryProposal): `GET /` returns the whole t
 CLIPMODE and UNIT; `GET /path?VALUE` (any attribute) just that attribute; `GET /?HOST_INFO`
 the OSC port and transport. The tree is generated from the registry (values read from the
 store at each request, so they are always current) and advertised over Zeroconf
-(control/discovery.py).
+(control/discovery.py). A WebSocket opened on the same port follows value changes (LISTEN,
+control/listen.py), and a browser gets the control page (control/webpage.py).
 
 The server is aiohttp's, on one event loop in a thread of its own, because this port must
-survive whatever the network sends and will also carry WebSockets (OSCQuery LISTEN) and
+survive whatever the network sends and also carries WebSockets (OSCQuery LISTEN) and
 the browser page: an idle connection costs a socket, not a thread; a connection with no
 complete request for `idle_timeout` seconds is closed; at most `max_connections` are open
 (the rest get 503 at once, so a flood cannot take the file descriptors the recorder and NDI
@@ -32,8 +33,11 @@ from aiohttp import web
 
 from livevace.control.addresses import COMMANDS
 from livevace.control.discovery import Advertiser, is_loopback
+from livevace.control.listen import Listen, is_websocket
 from livevace.control.ratelog import BurstLog
+from livevace.control.transport import PacketHandler
 from livevace.control.values import json_value, type_tags
+from livevace.control.webpage import Page, wants_page
 from livevace.errors import UserError
 from livevace.params import REGISTRY, ParamStore
 
@@ -42,7 +46,7 @@ log = logging.getLogger("livevace.osc")
 ATTRIBUTES = ("FULL_PATH", "CONTENTS", "TYPE", "ACCESS", "VALUE", "RANGE", "DESCRIPTION",
               "CLIPMODE", "UNIT", "TAGS")
 EXTENSIONS = {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True, "TAGS": True,
-              "CLIPMODE": True, "UNIT": True, "CRITICAL": False, "LISTEN": False,
+              "CLIPMODE": True, "UNIT": True, "CRITICAL": False, "LISTEN": True,
               "PATH_CHANGED": False}
 IDLE_TIMEOUT = 15.0
 """Seconds a connection may wait without a complete request before it is closed."""
@@ -118,13 +122,17 @@ def answer(store: ParamStore, host_info: dict[str, Any],
 
 
 class OscQueryServer:
-    """HTTP server for the OSCQuery namespace, plus its Zeroconf advertisement."""
+    """HTTP server for the OSCQuery namespace, its LISTEN WebSocket and the control page,
+    plus its Zeroconf advertisement. `packets` takes the OSC packets WebSocket clients send
+    (None: ignored); `page` is the browser page (None: no page)."""
 
     def __init__(self, store: ParamStore, host: str, port: int, osc_port: int,
                  osc_transport: str = "UDP", name: str = "livevace", advertise: bool = True,
                  idle_timeout: float = IDLE_TIMEOUT,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS, packets: PacketHandler | None = None,
+                 page: Page | None = None) -> None:
         self.store = store
+        self.page = page
         self.host_info = {"NAME": name, "OSC_IP": host, "OSC_PORT": osc_port,
                           "OSC_TRANSPORT": osc_transport, "EXTENSIONS": EXTENSIONS}
         if host in ("0.0.0.0", ""):  # no address to send to: clients then use the HTTP host's
@@ -134,6 +142,8 @@ class OscQueryServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="oscquery", daemon=True)
         self._thread.start()
+        self.listen = Listen(store, self._loop, packets)
+        self._history: asyncio.Task[None] | None = None
         self._server, self._listener = asyncio.run_coroutine_threadsafe(
             self._serve(sock, idle_timeout, max_connections), self._loop).result(timeout=10)
         self._advertiser: Advertiser | None = None
@@ -149,11 +159,17 @@ class OscQueryServer:
                                access_log=None)
         loop = asyncio.get_running_loop()
         listener = await loop.create_server(server, sock=sock, backlog=BACKLOG)
+        if self.page is not None:
+            self._history = asyncio.create_task(self.page.keep_history())
         return server, listener
 
-    async def _handle(self, request: web.BaseRequest) -> web.Response:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.method != "GET":
             return web.Response(status=405, headers={"Allow": "GET"})
+        if is_websocket(request):
+            return await self.listen.serve(request)
+        if self.page is not None and wants_page(request):
+            return await self.page.handle(request)
         status, body = answer(self.store, self.host_info, request.raw_path)
         if body is None:
             return web.Response(status=status)
@@ -162,6 +178,11 @@ class OscQueryServer:
 
     async def _shutdown(self) -> None:
         self._listener.close()
+        if self.page is not None:
+            self.page.stop()
+        if self._history is not None:
+            await self._history
+        await self.listen.close()
         self._server.pre_shutdown()  # idle connections end now, not after the timeout
         await self._server.shutdown(timeout=1.0)
         await asyncio.sleep(0)  # let the closed connections' callbacks run

@@ -1,9 +1,10 @@
 """The control surface as one service: what `livevace run` starts beside the loop.
 
 `add_arguments` declares the command-line options; `start` opens the OSC server(s),
-feedback, OSCQuery, controller mappings, scenes and Ableton Link; the node loop calls
-`ControlService.tick()` once per pipeline call, right before it snapshots the
-parameters, and `close()` on the way out.
+feedback, OSCQuery (with its LISTEN WebSocket and the browser page), controller mappings,
+scenes and Ableton Link; the node loop calls `ControlService.tick()` once per pipeline
+call, right before it snapshots the parameters, feeds `preview` every output frame, and
+calls `close()` on the way out.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from livevace.control.controllers import Controllers, learn_target
 from livevace.control.feedback import Feedback, Stats, parse_target
 from livevace.control.mapping import resolve_controller
 from livevace.control.oscquery import OscQueryServer
+from livevace.control.preview import Preview
 from livevace.control.ramps import Ramps
+from livevace.control.ratelog import BurstLog
 from livevace.control.replies import Replies
 from livevace.control.router import Router, encode
 from livevace.control.scenes import Scenes
 from livevace.control.tempo import Clock, Quantiser
-from livevace.control.transport import (TCP_IDLE, AllowList, ReplyGuard, TcpServer, UdpServer,
-                                        reply_policy)
+from livevace.control.transport import (TCP_IDLE, AllowList, PacketHandler, ReplyGuard,
+                                        TcpServer, UdpServer, reply_policy)
 from livevace.control.values import osc_args
+from livevace.control.webpage import Page
 from livevace.params import REGISTRY, ParamError, ParamStore, param
 
 log = logging.getLogger("livevace.osc")
@@ -79,8 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--stats-interval", type=float, default=1.0, metavar="SECONDS",
                    help="how often stats go to the feedback targets (default 1; 0: never)")
     g.add_argument("--oscquery-port", type=port_number, default=DEFAULT_OSCQUERY_PORT, metavar="PORT",
-                   help=f"HTTP port of the OSCQuery namespace (default {DEFAULT_OSCQUERY_PORT}; "
-                   "0: any free port; -1: off)")
+                   help=f"HTTP port of the OSCQuery namespace, its LISTEN WebSocket and the "
+                   f"browser control page (default {DEFAULT_OSCQUERY_PORT}; 0: any free port; "
+                   "-1: off)")
     g.add_argument("--no-zeroconf", action="store_true",
                    help="do not advertise OSCQuery/OSC over Zeroconf (Bonjour); it is only "
                    "advertised where --osc-host is not a loopback address")
@@ -111,6 +116,10 @@ class ControlService:
         self.servers: list[Any] = []
         self.feedback: Feedback | None = None
         self.oscquery: OscQueryServer | None = None
+        self.preview = Preview()
+        """The browser page's view of the output: the node taps every frame it emits into it."""
+        self.info: dict[str, str] = {}
+        """What runs (pipeline, model, size…), for the page; the node fills it in."""
 
     @property
     def osc_address(self) -> tuple[str, int] | None:
@@ -165,6 +174,21 @@ def _commands(router: Router, scenes: Scenes, quantiser: Quantiser) -> None:
     router.add("/livevace/dump", dump)
 
 
+def only_from(allow: AllowList, handler: PacketHandler) -> PacketHandler:
+    """`handler` for the senders `allow` lets in (OSC over the OSCQuery WebSocket obeys
+    --osc-allow as OSC over UDP and TCP does)."""
+    burst = BurstLog(log)
+
+    def handle(data: bytes, sender: tuple[str, int], reply: Any) -> None:
+        if allow(sender[0]):
+            handler(data, sender, reply)
+        else:
+            burst.warning(f"deny {sender[0]}", f"OSC over WebSocket from {sender[0]} ignored "
+                          "(not in --osc-allow)")
+
+    return handle
+
+
 def start(args: argparse.Namespace, store: ParamStore, stats: Stats | None = None) -> ControlService:
     """Open everything the options ask for; raises UserError (one line) when it cannot."""
     controller_paths = [resolve_controller(c) for c in args.controller]
@@ -193,9 +217,12 @@ def start(args: argparse.Namespace, store: ParamStore, stats: Stats | None = Non
                      host, port, ", tcp" if args.osc_tcp else "")
             log.info("learn mode (/livevace/learn) saves mappings in %s", learn_to)
             if args.oscquery_port >= 0:
-                service.oscquery = OscQueryServer(store, args.osc_host, args.oscquery_port, port,
-                                                  advertise=not args.no_zeroconf)
-                log.info("OSCQuery on http://%s:%d/", *service.oscquery.address)
+                page = Page(store, stats, service.preview, service.info)
+                service.oscquery = OscQueryServer(
+                    store, args.osc_host, args.oscquery_port, port, advertise=not args.no_zeroconf,
+                    packets=only_from(allow, router.handle_packet), page=page)
+                log.info("OSCQuery and the control page on http://%s:%d/",
+                         *service.oscquery.address)
         service.feedback = Feedback(store, [parse_target(t) for t in args.feedback], stats,
                                     args.stats_interval, extra=controllers.feedback)
     except BaseException:
