@@ -1,0 +1,197 @@
+"""Choosing the model: every recipe of the zoo streams through the node on its tiny random
+set (`--model NAME --weights tiny-random`), the `model` parameter switches it live — the
+picture holds while the new one loads, with progress in the log — and a model that cannot
+load is refused in one line while the current one keeps playing; `--weights auto` refuses
+before reading a byte when the recipe's files are missing, naming the pull command."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from livevace.config import RunConfig
+from livevace.errors import ModelError, UserError
+from livevace.frames import Frame
+from livevace.io.pattern import PatternSource
+from livevace.loop import Node
+from livevace.models.wan import zoo
+from livevace.params import MODELS, ParamStore, param
+from livevace.pipelines import create
+from livevace.pipelines.vace import choices
+from livevace.pipelines.vace import models as loading
+from livevace.pipelines.vace.pipeline import StreamingVace
+from livevace.pipelines.vace.switch import ModelSwitch
+from livevace.pipelines.vace.tiny import tiny_random
+from livevace.stats import Stats
+from livevace.store import vram
+from pipeline_support import SIZE, SOURCE_FPS, Recorded, Script, one_thread  # noqa: F401
+from polling import until
+
+T2V = dict(vace_enabled=False, noise_scale=1.0, transition_chunks=0, prompt="a red fox")
+CONFIG = RunConfig(width=SIZE, height=SIZE, fps=60.0, sinks=(), preview="off")
+
+
+@pytest.fixture
+def no_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty models folder, no Scope folder, and a GPU with room (as the refusal needs)."""
+    monkeypatch.setenv("LIVEVACE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(tmp_path / "scope"))
+    monkeypatch.setattr(vram, "gpu_memory",
+                        lambda index=None: (78 * vram.GB, 80 * vram.GB, "GPU 0 (test)"))
+
+
+class Every:
+    """A sink that keeps every frame it is given, held repeats included."""
+
+    name = "every"
+    queue_size = 256
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+    def open(self, width: int, height: int, fps: float) -> None:
+        pass
+
+    def write(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+    def close(self) -> None:
+        pass
+
+
+def node_for(pipeline: Any, store: ParamStore, changes: dict[int, dict[str, Any]]
+             ) -> tuple[Node, Recorded, Every, Stats]:
+    sink, stats, recorded = Every(), Stats(), Recorded(pipeline)
+    pipeline.bind_stats(stats)
+    node = Node(CONFIG, store, recorded, PatternSource(SIZE, SIZE, SOURCE_FPS), [sink], stats,
+                control=Script(store, changes))
+    return node, recorded, sink, stats
+
+
+def store_with(**values: Any) -> ParamStore:
+    store = ParamStore()
+    store.update({**T2V, **values})
+    return store
+
+
+def test_the_model_parameter_names_every_recipe() -> None:
+    assert set(zoo.RECIPES) <= set(MODELS) and next(iter(zoo.RECIPES)) == MODELS[0]
+    assert param("model").choices == MODELS == choices.MODEL_NAMES
+    assert param("model").apply == "reload" and param("model").default == "longlive"
+    for name in set(MODELS) - set(zoo.RECIPES):  # named before its recipe lands: refused
+        with pytest.raises(UserError, match="unknown model"):
+            zoo.recipe(name)
+
+
+def test_old_model_spellings_are_weights_with_a_note(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    assert choices.model_and_weights("tiny-random", None) == (None, "tiny-random")
+    assert choices.model_and_weights("random-1.3b", "random") == (None, "random")
+    assert "--model random-1.3b is deprecated: use --weights random" in caplog.text
+    assert choices.model_and_weights("self-forcing", "tiny-random") == ("self-forcing",
+                                                                        "tiny-random")
+    with pytest.raises(UserError, match="unknown model 'huge'"):
+        choices.model_and_weights("huge", None)
+    with pytest.raises(UserError, match="contradicts --weights auto"):
+        choices.model_and_weights("tiny-random", "auto")
+
+
+@pytest.mark.parametrize("name", list(zoo.RECIPES))
+def test_every_model_streams_through_the_node_on_tiny_random(name: str) -> None:
+    store = store_with(model=name)
+    pipeline = create("vace", CONFIG, store, weights="tiny-random")
+    assert pipeline.model == name and pipeline.models.recipe is zoo.recipe(name)
+    assert pipeline.models.dit.cfg == zoo.recipe(name).tiny_config
+    node, recorded, sink, stats = node_for(pipeline, store, {})
+    node.start()
+    try:
+        until(lambda: len(recorded.bursts) >= 2, f"{name}: two chunks", timeout=300)
+    finally:
+        node.close()
+    assert [len(b) for b in recorded.bursts[:2]] == [9, 12]
+    assert stats.snapshot().get("pipeline_errors", 0) == 0
+
+
+def test_auto_refuses_a_model_whose_files_are_missing_before_loading(no_files) -> None:
+    recipe = zoo.recipe("self-forcing")
+    keys = loading.wanted_keys(recipe)
+    assert keys[:2] == ["self_forcing", "vace_module"] and "wan_vae" in keys
+    with pytest.raises(ModelError) as err:
+        loading.load_models("self-forcing", "auto", vram.VramSettings())
+    message = str(err.value)
+    assert "\n" not in message and "checkpoints/self_forcing_dmd.pt" in message
+    assert f"livevace models pull {' '.join(keys)}" in message
+
+
+def test_a_live_switch_holds_the_picture_while_the_new_model_loads(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    store = store_with(model="longlive")
+    pipeline = create("vace", CONFIG, store, weights="tiny-random")
+    started, release = threading.Event(), threading.Event()
+    load = pipeline._load
+
+    def gated(*args: Any) -> StreamingVace:  # the real load, once the test has seen the hold
+        started.set()
+        assert release.wait(300)
+        return load(*args)
+
+    pipeline._load = gated
+    node, recorded, sink, stats = node_for(pipeline, store, {3: {"model": "self-forcing"}})
+    node.start()
+    try:
+        until(started.is_set, "the switch starts loading", timeout=300)
+        before = len(recorded.bursts)
+        last = recorded.bursts[-1][-1]
+        seen = len(sink.frames)
+        until(lambda: len(sink.frames) >= seen + 30 and sink.frames[-1] is last,
+              "the pacer holds the last picture", timeout=60)
+        held = sink.frames[-10:]
+        release.set()
+        until(lambda: len(recorded.bursts) >= before + 2, "the new model plays", timeout=300)
+    finally:
+        release.set()
+        node.close()
+    assert all(frame is last for frame in held)  # the last picture, again and again
+    assert pipeline.model == "self-forcing" and pipeline.models.weights == "tiny-random"
+    assert [len(b) for b in recorded.bursts[before:before + 2]] == [9, 12]  # a fresh stream
+    assert stats.snapshot().get("pipeline_errors", 0) == 0
+    assert stats.snapshot()["dropped_model_load"] > 0
+    text = caplog.text
+    assert "model self-forcing: loading; the picture holds" in text
+    assert "loading self-forcing (tiny-random): DiT + VACE, part 1 of 4" in text
+    assert "loading self-forcing (tiny-random): text encoder, part 4 of 4" in text
+    assert "loaded self-forcing (tiny-random): 4 of 4 parts" in text
+    assert "model self-forcing playing" in text
+
+
+def test_a_model_that_cannot_load_is_refused_and_the_current_one_plays_on(
+        no_files, caplog: pytest.LogCaptureFixture) -> None:
+    """The first model on tiny random weights, the switch to `auto` weights whose files are
+    missing: refused once, in one line, before anything loads."""
+    caplog.set_level(logging.INFO)
+    store = store_with(model="longlive")
+    first = StreamingVace(tiny_random(), SIZE, SIZE, store.snapshot(), owns_models=True)
+
+    def load(*args: Any) -> StreamingVace:
+        raise AssertionError("a refused model must not load")
+
+    pipeline = ModelSwitch(first, load, lambda name: loading.check(zoo.recipe(name), "auto"))
+    node, recorded, sink, stats = node_for(pipeline, store, {3: {"model": "self-forcing"}})
+    node.start()
+    try:
+        until(lambda: len(recorded.bursts) >= 5, "the current model plays on", timeout=300)
+    finally:
+        node.close()
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and "\n" not in refusals[0]
+    assert refusals[0].startswith("model self-forcing refused: missing model files:")
+    assert "livevace models pull self_forcing" in refusals[0]
+    assert refusals[0].endswith("; longlive keeps playing")
+    assert pipeline.model == "longlive" and not pipeline.loading
+    assert [len(b) for b in recorded.bursts[:5]] == [9, 12, 12, 12, 12]  # never interrupted
+    assert stats.snapshot().get("pipeline_errors", 0) == 0
