@@ -1,0 +1,177 @@
+"""Reward Forcing: a sink + window cache whose keys are kept un-rotated, placed at positions
+relative to the cache, and whose sink follows the evicted frames as a moving average.
+
+The facts, from the authors' code (github JaydenLu666/Reward-Forcing, `wan/modules/
+causal_model.py` after its "[fix] ema sink" commit, and `pipeline/causal_inference.py`):
+
+- The cache holds 9 latent frames (`local_attn_size`): a sink of 3 and a window of 6, the
+  chunk being denoised included (chunks of 3). A chunk attends to the sink, the window frames
+  before it, and itself.
+- Keys are cached as the block computes them before RoPE; values are never rotated. Each
+  forward rotates the keys it attends to at positions counted from the cache's start: the sink
+  at 0…2, the window's frames after it in time order, the chunk (and its queries) last. A
+  chunk's distance to the sink therefore never grows: nothing to overflow on long runs.
+- The first chunk is the sink (it attends to itself at 0…2); until the window is full a
+  chunk sees the sink and the frames so far, and nothing is evicted.
+- Eviction happens once per chunk, in its first forward (the first denoising pass; the later
+  passes and the t = 0 cache write only rewrite the chunk's own frames): the oldest window
+  chunk leaves, and the sink's K and V become α·sink + (1 − α)·evicted, element by element,
+  sink frame j with the evicted chunk's frame j (α = 0.999 by default). The evicted frames
+  are clean: the t = 0 pass wrote them.
+- Steps, shift, warping and the t = 0 cache write are LongLive's. There is no prompt switch
+  in the authors' code (one prompt per video; Daydream Scope's port keeps the cache on a text
+  change), so a cut only changes the text K/V (`prompt_switch="none"`).
+
+In a bfloat16 cache, as the authors run it, α·sink rounds back to sink for most elements
+(a change of 1 − α = 0.1 % is below half a bfloat16 step), so the update is in effect
+sink + (1 − α)·evicted where that is large enough to show; the arithmetic here is the same.
+
+Here, in the ring of `kv_cache`: the window's frames keep their ring slots, so positions are
+a per-chunk function of the frame (`EmaSinkWindow.position`: the sink at its index, a window
+frame at its index minus how far the window has slid). Rotation happens once per chunk, not
+per forward: within a chunk neither the positions nor the other frames' un-rotated keys
+change, and the chunk's own keys are rotated by the block (its positions are its queries'),
+so `begin_chunk` mixes the sink, then re-rotates every other visible frame into the rotated
+buffer the forwards read (all layers, a device table of the W positions gathered per chunk:
+no host work beyond a few small index uploads). The forward is exactly LongLive's (`CacheKV`
+writes the raw and the rotated keys): no host syncs, one visible prefix per state (3, 6, then
+9 frames for ever), so `compiled.StepGraphs` captures and replays it.
+
+Chunks of other sizes than the sink (1-latent chunks): the authors' code then copies evicted
+frames over the sink instead of mixing; here each evicted frame f is mixed into sink frame
+(f − sink) mod sink, which is the authors' pairing for chunks of the sink's size. A recache
+replays frames at the positions they were generated at (see `EmaSinkWindow`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from livevace.models.wan.cache_policy import SinkRing
+from livevace.models.wan.config import WAN21_VACE_1_3B, WanConfig
+from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.kv_cache import CacheLayout, StreamCache, copy_tokens
+from livevace.models.wan.recipe import LONGLIVE, Recipe
+from livevace.models.wan.rope import apply_rope
+from livevace.models.wan.sampler import StreamSampler
+from livevace.models.wan.uploads import to_device
+
+DEFAULT_ALPHA = 0.999
+"""The authors' `compression_alpha`."""
+
+
+@dataclass(frozen=True)
+class EmaSinkWindow(SinkRing):
+    """LongLive's slots and visibility (`SinkRing`) with positions relative to the cache: the
+    sink at 0…S-1, every other frame at its index minus `sink_shift`, which is how far the
+    window has slid past the first W frames, so a chunk's frames always end at position W - 1
+    once the window is full. Every slot keeps its un-rotated key (`raw_slot`). `rope_span` is
+    unused: positions never grow."""
+
+    def raw_slot(self, frame: int, offset: int) -> int:
+        return self.slot(frame)
+
+    def sink_shift(self, start: int, frames: int) -> int:
+        return max(0, start + frames - self.window)
+
+    def position(self, frame: int, shift: int) -> int:
+        return frame if frame < self.sink else frame - shift
+
+
+class EmaSinkCache(StreamCache):
+    """A `StreamCache` whose `sink_raw` holds the un-rotated key of every slot and whose `k`
+    holds them rotated for the current chunk (see the module doc). `alpha`: the EMA weight of
+    the sink, read whenever a chunk evicts frames (a live change lands at the next one)."""
+
+    def __init__(self, cfg: WanConfig, layout: CacheLayout, batch: int = 1,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 alpha: float = DEFAULT_ALPHA) -> None:
+        if not isinstance(layout.policy, EmaSinkWindow):
+            raise ValueError(f"an EMA sink cache needs the {EmaSinkWindow.__name__} policy, "
+                             f"not {type(layout.policy).__name__}")
+        super().__init__(cfg, layout, batch, device, dtype)
+        self.sink_raw = torch.zeros_like(self.k)
+        self.alpha = alpha
+        w, (h, gw) = layout.window, layout.grid
+        cos, sin = self.rope.cos_sin(range(w), h, gw, self.device)
+        self.position_cos = cos.view(w, layout.frame_tokens, -1)
+        self.position_sin = sin.view(w, layout.frame_tokens, -1)
+        """RoPE tables of the W positions a frame can take, per frame [W, T, head_dim/2]."""
+
+    @property
+    def alpha(self) -> float:
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"EMA sink alpha {value} outside 0..1")
+        self._alpha = float(value)
+
+    def begin_chunk(self, start: int, frames: int | None = None) -> None:
+        """Plan the chunk (`StreamCache.begin_chunk`), mix the frames its slots evict into the
+        sink, and rotate every other visible frame to its position for this chunk."""
+        before = self.slot_frame
+        super().begin_chunk(start, frames)
+        chunk = range(start, start + self.chunk_frames)
+        written = [self.layout.slot(f) for f in chunk]
+        for f, slot in zip(chunk, written):
+            if self.layout.sink <= before[slot] < f:
+                self._mix_into_sink(before[slot], slot)
+        self._rotate([s for s, f in enumerate(self.slot_frame)
+                      if s not in written and self.layout.policy.visible(f, chunk.stop)])
+
+    def _place_sink(self, shift: int) -> None:
+        """Positions change with the shift; `begin_chunk` rotates everything kept."""
+        self.sink_shift = shift
+
+    def _mix_into_sink(self, frame: int, slot: int) -> None:
+        """sink ← α·sink + (1 − α)·evicted, un-rotated keys and values, every layer."""
+        if self.alpha == 1.0:
+            return
+        t, sink = self.layout.frame_tokens, self.layout.sink
+        j = (frame - sink) % sink
+        for buffer in (self.sink_raw, self.v):
+            target = buffer[:, :, :, j * t:(j + 1) * t]
+            target.mul_(self.alpha).add_(buffer[:, :, :, slot * t:(slot + 1) * t],
+                                         alpha=1.0 - self.alpha)
+
+    def _rotate(self, slots: list[int]) -> None:
+        """Rotate the un-rotated keys of `slots` into `k` at their frames' positions."""
+        if not slots:
+            return
+        lay = self.layout
+        positions = to_device(torch.tensor([self.position(self.slot_frame[s]) for s in slots]),
+                              self.device)
+        cos = self.position_cos.index_select(0, positions).flatten(0, 1)
+        sin = self.position_sin.index_select(0, positions).flatten(0, 1)
+        index = to_device(self._token_index(slots), self.device)
+        for layer in range(self.cfg.num_layers):
+            raw = self.sink_raw[layer].index_select(2, index)
+            copy_tokens(self.k[layer], index, apply_rope(raw, cos, sin))
+
+
+def stream(model: WanDiT, recipe: Recipe, layout: CacheLayout, steps: Sequence[int],
+           seed: int) -> StreamSampler:
+    """The recipe's `StreamFactory`: LongLive's sampler on an EMA sink cache."""
+    w = model.patch_embedding.weight
+    cache = EmaSinkCache(model.cfg, layout, 1, w.device, w.dtype)
+    return StreamSampler.from_recipe(model, cache, recipe, steps, seed)
+
+
+def set_sink_alpha(cache: StreamCache, alpha: float) -> None:
+    """The live `ema_sink_alpha` for a stream's cache; a model without an EMA sink has none
+    to set."""
+    if isinstance(cache, EmaSinkCache):
+        cache.alpha = alpha
+
+
+REWARD_FORCING = Recipe(
+    "reward-forcing", WAN21_VACE_1_3B, steps=LONGLIVE.steps, shift=LONGLIVE.shift, warp=True,
+    chunk=3, window=9, sink=3, rope_span=None, refine=True, checkpoints=("reward_forcing",),
+    cache_policy=EmaSinkWindow, stream=stream, prompt_switch="none")
+"""Reward Forcing (Rewarded DMD on Self-Forcing's recipe): LongLive's schedule, a 9-frame
+cache with an EMA sink."""
