@@ -8,6 +8,7 @@ import asyncio
 import base64
 import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -117,6 +118,12 @@ class Chromium:
                       buttons=1)
         self.call(mouse, type="mouseReleased", x=x1, y=y, button="left", buttons=0, clickCount=1)
 
+    def click(self, selector: str) -> None:
+        """A mouse click in the middle of an element."""
+        x, y, _ = self.centre(selector)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
     def tap(self, x: float, y: float) -> None:
         """A finger's tap (touch events, as on a phone)."""
         point = [{"x": x, "y": y}]
@@ -166,11 +173,12 @@ class NodeProcess:
 
     PORTS = re.compile(r"OSC control on [\d.]+:(\d+)|control page on http://[\d.]+:(\d+)/")
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "livevace", "run", "--osc-port", "0", "--oscquery-port", "0",
              "--no-zeroconf", "--no-preview", *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})})
         self.log: list[str] = []
         self.osc_port = self.http_port = 0
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -139,3 +139,25 @@ def test_closing_the_server_closes_its_listeners():
                 assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("origin, host, taken", [
+    (None, None, True),  # an OSCQuery client
+    ("http://127.0.0.1:{port}", None, True),  # the node's own page
+    ("http://localhost:{port}", "localhost:{port}", True),
+    ("https://evil.example", None, False),  # another site, through the VJ's browser
+    ("http://rebound.example:{port}", "rebound.example:{port}", False),  # a name someone
+])                                                                       # points at 127.0.0.1
+def test_browsers_may_connect_from_the_nodes_own_page_only(node, origin, host, taken):
+    address, port = node.control.oscquery.address
+    headers = {k: v.format(port=port) for k, v in (("Origin", origin), ("Host", host)) if v}
+
+    async def main() -> int:
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.ws_connect(f"ws://{address}:{port}/", headers=headers):
+                    return 101
+            except aiohttp.WSServerHandshakeError as err:
+                return err.status
+
+    assert asyncio.run(main()) == (101 if taken else 403)

@@ -14,16 +14,25 @@ slew steps coalesces), and handed to the event loop with at most one wake-up pen
 client likewise holds at most one waiting message per address, plus a short queue of
 replies, so a slow client (a phone on bad Wi-Fi) gets the latest values late rather than
 making anything grow.
+
+A browser lets any web site open a WebSocket to 127.0.0.1, so a socket that comes with an
+Origin (every browser sends one; OSCQuery clients send none) is only taken when that origin
+is the node's own page, addressed by an IP address, `localhost` or this machine's name: a
+page on the internet, even one whose name an attacker points at 127.0.0.1, cannot steer the
+show through the VJ's browser.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+import socket
 import threading
 from collections import deque
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -43,6 +52,27 @@ LISTENABLE = frozenset(p.address for p in REGISTRY)
 
 def is_websocket(request: web.BaseRequest) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+def trusted_origin(request: web.BaseRequest) -> bool:
+    """No Origin (not a browser), or the node's own page under a name that is this machine."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    url = urlsplit(origin)
+    return url.netloc.lower() == request.host.lower() and is_this_machine(url.hostname or "")
+
+
+def is_this_machine(name: str) -> bool:
+    """An IP address, `localhost` or this machine's own (mDNS) name: never a name from DNS
+    that someone else controls."""
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    own = socket.gethostname().lower().split(".")[0]
+    return name.lower() in ("localhost", own, f"{own}.local")
 
 
 class _Client:
@@ -119,8 +149,13 @@ class Listen:
             for address, data in pending.items():
                 client.push(address, data)
 
-    async def serve(self, request: web.BaseRequest) -> web.WebSocketResponse:
+    async def serve(self, request: web.BaseRequest) -> web.StreamResponse:
         """Hold one client's WebSocket until it closes."""
+        if not trusted_origin(request):
+            self._burst.warning(f"origin {shorten(request.headers['Origin'])}", "OSCQuery "
+                                f"WebSocket from the web page {shorten(request.headers['Origin'])!r} "
+                                "refused (only the node's own page may steer it)")
+            return web.Response(status=403)
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_PACKET)
         await ws.prepare(request)
         client = _Client(ws)

@@ -469,6 +469,13 @@ function drawGraph(history) {
   line("fps_in", fpsTop, css.getPropertyValue("--accent"));
   line("fps_out", fpsTop, css.getPropertyValue("--good"));
   line("latency_p50_ms", latTop, css.getPropertyValue("--warm"));
+  g.font = `${11 * ratio}px system-ui, sans-serif`;  // the scales: what the top edge means
+  g.fillStyle = css.getPropertyValue("--good");
+  g.textAlign = "left";
+  g.fillText(`${fpsTop.toFixed(0)} fps`, 4 * ratio, 12 * ratio);
+  g.fillStyle = css.getPropertyValue("--warm");
+  g.textAlign = "right";
+  g.fillText(`${latTop.toFixed(0)} ms`, w - 4 * ratio, 12 * ratio);
 }
 
 async function pollStatus() {
