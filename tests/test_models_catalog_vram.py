@@ -1,4 +1,6 @@
-"""The VRAM estimate and the refusal before loading."""
+"""The VRAM estimate and the refusal before loading: parameter counts against the published
+files and the real modules (FP8 storage included), each zoo model's cache against the cache
+its recipe really allocates, and the refusal naming the changes that fit."""
 
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def test_tokens_per_latent_frame_follow_the_design() -> None:
 def test_estimate_grows_with_everything_that_costs_memory() -> None:
     assert total(width=576, height=320) < total() < total(width=1280, height=720)
     assert total(chunk_frames=1) < total(chunk_frames=3)
-    assert total(window_frames=6) < total(window_frames=12) < total(window_frames=21)
+    assert total(model="krea-realtime", width=576, height=320) > total(width=1280, height=720)
+    assert total(weights_dtype="fp8") < total()
     assert total(dtype="bf16") < total(dtype="fp32")
     assert total(text_encoder="cpu") < total(text_encoder_dtype="fp8") < total(
         text_encoder_dtype="bf16")
@@ -89,4 +92,103 @@ def test_real_gpu_refuses_an_impossible_setting() -> None:
     free, total_bytes, name = vram.gpu_memory()
     assert 0 < free <= total_bytes and name.startswith("GPU")
     with pytest.raises(ModelError, match="not enough GPU memory"):
-        vram.ensure_fits(replace(BASE, width=8192, height=8192, window_frames=64))
+        vram.ensure_fits(replace(BASE, width=8192, height=8192, model="krea-realtime"))
+
+
+def shape_of(cfg) -> vram.DitShape:
+    return vram.DitShape(cfg.dim, cfg.ffn_dim, cfg.num_layers, len(cfg.vace_layers),
+                         cfg.text_dim, cfg.freq_dim)
+
+
+def parameter_bytes(module) -> int:
+    """Bytes the module's parameters occupy, an FP8-stored weight as its e4m3 data + scales."""
+    from livevace.models.wan.fp8_weights import stored_fp8
+
+    total = 0
+    for p in module.parameters():
+        parts = stored_fp8(p) or (p,)
+        total += sum(t.numel() * t.element_size() for t in parts)
+    return total
+
+
+@pytest.mark.parametrize("fp8", [False, True])
+def test_weight_bytes_are_the_real_modules_bytes_in_full_width_and_fp8(fp8) -> None:
+    """Counted per storage class (block matrices, their rows' scales, the float32 time path,
+    the rest) on a real DiT: exact, stored in FP8 or not."""
+    import torch
+
+    from livevace.models.wan.config import TINY_VACE
+    from livevace.models.wan.dit import WanDiT
+    from livevace.models.wan.fp8_weights import store_fp8
+
+    model = WanDiT(TINY_VACE).for_inference(torch.bfloat16)
+    if fp8:
+        store_fp8(model)
+    shape = shape_of(TINY_VACE)
+    vace = [model.vace_blocks, model.vace_patch_embedding]
+    vace_bytes = sum(parameter_bytes(m) for m in vace)
+    assert vace_bytes == vram.vace_params(shape).bytes(2, fp8)
+    assert parameter_bytes(model) - vace_bytes == vram.dit_params(shape).bytes(2, fp8)
+
+
+def test_fp8_weights_halve_the_14b_and_leave_krea_room_on_a_32gb_card() -> None:
+    full = vram.dit_params(vram.WAN_14B) + vram.vace_params(vram.WAN_14B)
+    assert 16.5e9 < full.total < 17.5e9  # Wan2.1-14B + its 8 VACE blocks
+    assert full.bytes(2, True) < 0.55 * full.bytes(2, False)
+    krea = replace(BASE, model="krea-realtime", width=576, height=320)
+    card = 31.3 * GB  # what a 32 GB card has free
+    assert estimate(replace(krea, text_encoder="cpu")).total > card
+    assert estimate(replace(krea, weights_dtype="fp8")).total > card
+    assert estimate(replace(krea, weights_dtype="fp8", text_encoder="cpu")).total < card
+    with pytest.raises(ModelError, match=r"it would fit with text encoder on the CPU \+ fp8 "
+                       r"weights \("):
+        vram.check(krea, free_bytes=card, total_bytes=32 * GB, device="GPU 0 (RTX 5090)")
+
+
+def test_every_zoo_name_has_memory_facts() -> None:
+    from livevace.params import MODELS
+
+    assert list(vram.MODELS) == list(MODELS)
+    with pytest.raises(ModelError, match="no memory estimate for model 'nope'"):
+        estimate(replace(BASE, model="nope"))
+
+
+def test_a_stream_batch_costs_a_cache_row_per_step() -> None:
+    sdv2 = replace(BASE, model="streamdiffusionv2")
+    parts = {steps: estimate(replace(sdv2, steps=steps)).parts for steps in (1, 2, 4)}
+    assert parts[4]["kv cache"] == 4 * parts[1]["kv cache"] == 2 * parts[2]["kv cache"]
+    assert total(steps=1) == total(steps=4)  # LongLive denoises one row, step after step
+
+
+def cache_tensors(cache, layers: int) -> int:
+    """Bytes of the per-block key/value buffers a stream's cache holds ([layers, rows, heads,
+    tokens, head_dim]; the text K/V apart)."""
+    import torch
+
+    text = {id(cache.text_k), id(cache.text_v)}
+    return sum(t.numel() * t.element_size() for t in vars(cache).values()
+               if isinstance(t, torch.Tensor) and t.dim() == 5 and t.shape[0] == layers
+               and id(t) not in text)
+
+
+def test_each_recipe_has_its_dit_and_the_cache_it_really_allocates() -> None:
+    """The facts in `vram.MODELS` against each recipe: its DiT's shape, and the bytes of the
+    cache a stream of it allocates (its tiny network at a small latent size, its own step
+    list: a stream batch has a row per step)."""
+    import torch
+
+    from livevace.models.wan import zoo
+    from livevace.models.wan.dit import WanDiT
+
+    for name, recipe in zoo.RECIPES.items():
+        facts = vram.MODELS[name]
+        assert facts.dit == shape_of(recipe.config), name
+        cfg = recipe.tiny_config
+        model = WanDiT(cfg).for_inference(torch.float32)
+        h, w = 8, 12
+        sampler = zoo.open_stream(recipe, model, h, w, None, None, seed=0)
+        rows = facts.rows(len(recipe.steps))
+        want = vram.cache_bytes(cfg.num_layers, cfg.dim, facts.cached_frames, rows,
+                                (h // 2) * (w // 2), 4)
+        assert cache_tensors(sampler.cache, cfg.num_layers) == want, name
+        assert sampler.cache.text_k.shape[1] == rows, name

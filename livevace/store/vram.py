@@ -3,21 +3,28 @@
 Loading 14 GB of weights and then dying with "CUDA out of memory" mid-set is the worst way to
 learn that a GPU is too small. `ensure_fits` estimates the peak from the settings, compares it
 with what the GPU has free, and refuses with one line: the estimate, the GPU, and the changes
-that would fit.
+that would fit (the text encoder offloaded, FP8 weights, the tiny decoder, a smaller size).
 
-The estimate is a model of the streaming pipeline, not a measurement:
-- weights: parameter counts of Wan2.1-1.3B (DESIGN §4), its 15 VACE blocks (the LongLive
-  LoRA is merged at load, so it adds nothing), the Wan VAE, the tiny decoder, and UMT5-XXL
-  when the text encoder sits on the GPU;
-- the static self-attention KV cache: 30 blocks × K and V × window × tokens per latent frame
-  (H/16 · W/16) × 1536, plus the cached text K/V (512 tokens per block);
+The estimate is a model of the streaming pipeline, not a measurement. What differs between
+the zoo's models is in `MODELS` (the recipes' facts as plain numbers — store/ sits below
+models/; a test holds each entry to its recipe and to the cache it really allocates):
+- weights: parameter counts of the model's DiT (Wan2.1-1.3B or 14B, DESIGN §4) and its VACE
+  blocks (a LoRA is merged at load, so it adds nothing), the float32 time path included; with
+  FP8 weights the blocks' matrices take one byte each plus a float32 scale per row
+  (`models.wan.fp8_weights`); the Wan VAE, the tiny decoder, and UMT5-XXL when the text
+  encoder sits on the GPU;
+- the static self-attention KV cache: main blocks × cached frames × tokens per latent frame
+  (H/16 · W/16) × width, where the frames count keys and values apart (a window of 12 is 24,
+  plus the un-rotated sink keys a cache keeps beside them), times its rows (StreamDiffusionV2
+  streams one row per denoising step); plus the cached text K/V (512 tokens per block);
 - activations of one chunk's forward, assuming memory-efficient attention (SDPA flash /
   cuDNN, never the N×M matrix): per token roughly ten model-wide tensors and the FFN's two
-  8960-wide ones, fp32 modulation temporaries, and the 15 VACE hints held until injected;
+  wide ones, fp32 modulation temporaries, and the VACE hints held until injected;
 - codec working sets: the Wan VAE's full-resolution feature maps and causal-conv caches
   (≈2 GB at 832×480 in bf16, the figure streaming decoders show), the TAE's far smaller ones;
 - a fixed workspace for cuBLAS/cuDNN and CUDA graphs, and a margin for fragmentation.
-GPU benchmarks (`livevace bench`) report measured peaks to calibrate these constants.
+GPU benchmarks (`livevace bench pipeline --model NAME`) report measured peaks to calibrate
+these constants.
 """
 
 from __future__ import annotations
@@ -32,9 +39,7 @@ from livevace.params import param
 GB = 1e9
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 
-DIM, FFN, LAYERS, HEAD_OUT = 1536, 8960, 30, 64
-TEXT_DIM, FREQ_DIM, TEXT_TOKENS = 4096, 256, 512
-VACE_LAYERS, VACE_IN = 15, 96
+TEXT_TOKENS, IN_CHANNELS, PATCH, VACE_IN = 512, 16, 4, 96
 T5_VOCAB, T5_DIM, T5_FFN, T5_LAYERS, T5_BUCKETS, T5_HEADS = 256384, 4096, 10240, 24, 32, 64
 VAE_PARAMS = 127e6            # Wan2.1_VAE.pth: 508 MB of fp32
 TAE_PARAMS = 11.3e6           # taew2_1.pth: 22.7 MB of fp16
@@ -44,22 +49,122 @@ WORKSPACE = 0.75 * GB
 MARGIN = 0.10
 
 
-def _block_params(dim: int, ffn: int) -> int:
-    """One Wan block: self- and cross-attention (q,k,v,o + q/k RMSNorm), FFN, norm3, modulation."""
-    attention = 4 * (dim * dim + dim) + 2 * dim
-    return 2 * attention + (2 * dim * ffn + ffn + dim) + 2 * dim + 6 * dim
+@dataclass(frozen=True)
+class DitShape:
+    """The widths of a Wan2.1 DiT and how many main and VACE blocks it has."""
+
+    dim: int
+    ffn: int
+    layers: int
+    vace_layers: int
+    text_dim: int = 4096
+    freq_dim: int = 256
 
 
-DIT_PARAMS = (LAYERS * _block_params(DIM, FFN)
-              + 16 * 4 * DIM + DIM                                     # patch embedding
-              + TEXT_DIM * DIM + DIM + DIM * DIM + DIM                 # text embedding
-              + FREQ_DIM * DIM + DIM + DIM * DIM + DIM + DIM * 6 * DIM + 6 * DIM  # time
-              + DIM * HEAD_OUT + HEAD_OUT + 2 * DIM)                   # head
-VACE_PARAMS = (VACE_LAYERS * (_block_params(DIM, FFN) + DIM * DIM + DIM)  # + after_proj
-               + DIM * DIM + DIM + VACE_IN * 4 * DIM + DIM)               # before_proj, patch
+WAN_1_3B = DitShape(dim=1536, ffn=8960, layers=30, vace_layers=15)
+WAN_14B = DitShape(dim=5120, ffn=13824, layers=40, vace_layers=8)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Parameter counts by how they are stored: the blocks' weight matrices (FP8 candidates,
+    with their rows: one scale each), the float32 rest (time path, modulation tables) and
+    everything else in the model's dtype."""
+
+    matrices: int = 0
+    rows: int = 0
+    fp32: int = 0
+    other: int = 0
+
+    def __add__(self, o: "Params") -> "Params":
+        return Params(self.matrices + o.matrices, self.rows + o.rows, self.fp32 + o.fp32,
+                      self.other + o.other)
+
+    def __mul__(self, n: int) -> "Params":
+        return Params(self.matrices * n, self.rows * n, self.fp32 * n, self.other * n)
+
+    @property
+    def total(self) -> int:
+        return self.matrices + self.fp32 + self.other
+
+    def bytes(self, dtype_bytes: int, fp8: bool) -> float:
+        if fp8:
+            return self.matrices + 4 * self.rows + 4 * self.fp32 + dtype_bytes * self.other
+        return dtype_bytes * (self.matrices + self.other) + 4 * self.fp32
+
+
+def _linear(n_in: int, n_out: int) -> Params:
+    """A block's Linear: an FP8 candidate matrix and its bias."""
+    return Params(matrices=n_in * n_out, rows=n_out, other=n_out)
+
+
+def _block(d: DitShape) -> Params:
+    """One Wan block: self- and cross-attention (q,k,v,o + q/k RMSNorm), norm3, FFN; the
+    norms and the modulation table in float32."""
+    attention = _linear(d.dim, d.dim) * 4 + Params(fp32=2 * d.dim)
+    return (attention * 2 + _linear(d.dim, d.ffn) + _linear(d.ffn, d.dim)
+            + Params(fp32=2 * d.dim + 6 * d.dim))
+
+
+def dit_params(d: DitShape) -> Params:
+    """The main DiT: blocks, patch and text embeddings, float32 time path, head."""
+    dim = d.dim
+    return (_block(d) * d.layers
+            + Params(other=IN_CHANNELS * PATCH * dim + dim                       # patch
+                     + d.text_dim * dim + dim + dim * dim + dim                  # text
+                     + dim * IN_CHANNELS * PATCH + IN_CHANNELS * PATCH,          # head
+                     fp32=d.freq_dim * dim + dim + dim * dim + dim               # time
+                     + dim * 6 * dim + 6 * dim + 2 * dim))                       # + head table
+
+
+def vace_params(d: DitShape) -> Params:
+    """The VACE blocks (each with its after_proj, the first with before_proj) and the
+    96-channel patch embedding."""
+    return ((_block(d) + _linear(d.dim, d.dim)) * d.vace_layers + _linear(d.dim, d.dim)
+            + Params(other=VACE_IN * PATCH * d.dim + d.dim))
+
+
+DIT_PARAMS = dit_params(WAN_1_3B).total
+VACE_PARAMS = vace_params(WAN_1_3B).total
 T5_PARAMS = (T5_VOCAB * T5_DIM + T5_DIM
              + T5_LAYERS * (4 * T5_DIM * T5_DIM + 3 * T5_DIM * T5_FFN + 2 * T5_DIM
                             + T5_BUCKETS * T5_HEADS))
+
+
+@dataclass(frozen=True)
+class ModelMemory:
+    """One zoo model's facts that decide its memory (its recipe's, as numbers)."""
+
+    dit: DitShape
+    cached_frames: int
+    """Latent frames of keys or values its cache holds per main block and row: keys and
+    values count apart, and so do keys kept un-rotated beside them (LongLive: a 12-frame
+    window is 24, plus sink + chunk = 6 frames of un-rotated keys)."""
+    stream_batch: bool = False
+    """One cache row per denoising step, all denoised in one forward (StreamDiffusionV2)."""
+
+    def rows(self, steps: int) -> int:
+        return steps if self.stream_batch else 1
+
+
+MODELS: dict[str, ModelMemory] = {
+    "longlive": ModelMemory(WAN_1_3B, cached_frames=2 * 12 + (3 + 3)),
+    "self-forcing": ModelMemory(WAN_1_3B, cached_frames=2 * 12 + (3 + 3)),
+    "reward-forcing": ModelMemory(WAN_1_3B, cached_frames=3 * 9),  # + un-roped keys, window-wide
+    "streamdiffusionv2": ModelMemory(WAN_1_3B, cached_frames=2 * 6 + (3 + 1), stream_batch=True),
+    "streamdiffusionv2-14b": ModelMemory(WAN_14B, cached_frames=2 * 6 + (3 + 1),
+                                         stream_batch=True),
+    "memflow": ModelMemory(WAN_1_3B, cached_frames=2 * 12 + (3 + 3) + 2 * 3),  # + memory bank
+    "krea-realtime": ModelMemory(WAN_14B, cached_frames=2 * 6),  # rebuilt: no sink
+}
+"""The zoo's models by name (`params.MODELS`); the default first."""
+
+
+def cache_bytes(blocks: int, dim: int, cached_frames: int, rows: int, frame_tokens: int,
+                dtype_bytes: int) -> int:
+    """The self-attention cache of `rows` streams: per block, `cached_frames` latent frames
+    of keys or values (see `ModelMemory`), each frame_tokens × dim."""
+    return blocks * rows * cached_frames * frame_tokens * dim * dtype_bytes
 
 
 @dataclass(frozen=True)
@@ -69,9 +174,13 @@ class VramSettings:
     width: int = 832
     height: int = 480
     chunk_frames: int = int(param("chunk_frames").default)
-    window_frames: int = 12
-    """Latent frames in the self-attention KV cache (LongLive: 12, the first 3 a sink)."""
+    model: str = "longlive"
+    """The zoo's model (`MODELS`): its DiT's size and its cache's geometry."""
+    steps: int = len(param("denoising_steps").default)
+    """Denoising steps: the rows of a stream batch (StreamDiffusionV2)."""
     dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
+    weights_dtype: Literal["bf16", "fp8"] = "bf16"
+    """fp8: the DiT's block matrices stored in FP8 (quality-affecting option)."""
     text_encoder: Literal["gpu", "cpu"] = "gpu"
     text_encoder_dtype: Literal["bf16", "fp8"] = "fp8"
     decoder: str = str(param("decoder").default)
@@ -87,11 +196,20 @@ class VramSettings:
     def tokens_per_frame(self) -> int:
         return math.ceil(self.height / 16) * math.ceil(self.width / 16)
 
+    @property
+    def memory(self) -> ModelMemory:
+        try:
+            return MODELS[self.model]
+        except KeyError:
+            raise ModelError(f"no memory estimate for model {self.model!r}; known: "
+                             f"{', '.join(MODELS)}") from None
+
     def describe(self) -> str:
         text = ("off" if self.text_encoder == "cpu"
                 else f"on the GPU in {self.text_encoder_dtype}")
-        return (f"{self.width}×{self.height}, chunk {self.chunk_frames}, window "
-                f"{self.window_frames}, {self.dtype}, decoder {self.decoder}, text encoder {text}")
+        weights = ", fp8 weights" if self.weights_dtype == "fp8" else ""
+        return (f"{self.model}, {self.width}×{self.height}, chunk {self.chunk_frames}, "
+                f"{self.dtype}{weights}, decoder {self.decoder}, text encoder {text}")
 
 
 @dataclass(frozen=True)
@@ -112,22 +230,26 @@ class VramEstimate:
 def estimate(s: VramSettings) -> VramEstimate:
     """The model above, part by part."""
     b = DTYPE_BYTES[s.dtype]
+    fp8 = s.weights_dtype == "fp8"
+    m = s.memory
+    d, rows = m.dit, m.rows(s.steps)
     pixels = s.width * s.height
-    chunk_tokens = s.chunk_frames * s.tokens_per_frame
-    cached_blocks = LAYERS + (VACE_LAYERS if s.vace and s.vace_cache else 0)
-    text_blocks = LAYERS + (VACE_LAYERS if s.vace else 0)
-    per_token = b * (10 * DIM + 2 * FFN) + 4 * 4 * DIM
+    chunk_tokens = rows * s.chunk_frames * s.tokens_per_frame
+    cached_blocks = d.layers + (d.vace_layers if s.vace and s.vace_cache else 0)
+    text_blocks = d.layers + (d.vace_layers if s.vace else 0)
+    per_token = b * (10 * d.dim + 2 * d.ffn) + 4 * 4 * d.dim
     parts = {
-        "dit": DIT_PARAMS * b,
-        "vace": VACE_PARAMS * b if s.vace else 0.0,
+        "dit": dit_params(d).bytes(b, fp8),
+        "vace": vace_params(d).bytes(b, fp8) if s.vace else 0.0,
         "text encoder": (T5_PARAMS * DTYPE_BYTES[s.text_encoder_dtype]
                          if s.text_encoder == "gpu" else 0.0),
         "vae": VAE_PARAMS * b if (s.encodes_video or s.decoder == "wan") else 0.0,
         "tae": TAE_PARAMS * b if s.decoder == "tae" else 0.0,
-        "kv cache": cached_blocks * 2 * s.window_frames * s.tokens_per_frame * DIM * b,
-        "text kv": text_blocks * 2 * TEXT_TOKENS * DIM * b,
+        "kv cache": cache_bytes(cached_blocks, d.dim, m.cached_frames, rows, s.tokens_per_frame,
+                                b),
+        "text kv": text_blocks * rows * 2 * TEXT_TOKENS * d.dim * b,
         "activations": chunk_tokens * per_token
-        + (VACE_LAYERS * chunk_tokens * DIM * b if s.vace else 0.0),
+        + (d.vace_layers * chunk_tokens * d.dim * b if s.vace else 0.0),
         "codec work": max(VAE_BYTES_PER_PIXEL * pixels * b if (s.encodes_video or s.decoder == "wan")
                           else 0.0, TAE_BYTES_PER_PIXEL * pixels * b if s.decoder == "tae" else 0.0),
         "annotators": s.annotator_gb * GB,
@@ -141,6 +263,7 @@ REMEDIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("text encoder on the CPU", {"text_encoder": "cpu"}),
     ("fp8 text encoder", {"text_encoder_dtype": "fp8"}),
     ("decoder tae", {"decoder": "tae"}),
+    ("fp8 weights", {"weights_dtype": "fp8"}),
     ("chunk_frames 1", {"chunk_frames": 1}),
     ("576×320", {"width": 576, "height": 320}),
 )

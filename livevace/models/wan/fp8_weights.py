@@ -42,14 +42,17 @@ def stored_fp8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None
 @contextlib.contextmanager
 def _quiet_torchao() -> Iterator[None]:
     """torchao's import logs a warning for each optional GPU kernel library it cannot load
-    (all of them on a CPU build of PyTorch): noise to a VJ, so it is kept to errors."""
-    log = logging.getLogger("torchao")
-    level = log.level
-    log.setLevel(logging.ERROR)
+    (all of them on a CPU build of PyTorch) and PyTorch one about how torchao registers an
+    enum: noise to a VJ, so both are kept to errors while it imports."""
+    logs = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        log.setLevel(level)
+        for log, level in zip(logs, levels):
+            log.setLevel(level)
 
 
 def block_linears(model: nn.Module) -> list[nn.Linear]:
