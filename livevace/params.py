@@ -304,6 +304,9 @@ REGISTRY: tuple[Param, ...] = (
     Param("chunk_frames", "int", 3, "Latent frames per chunk: 1 = lowest latency (4 video "
           "frames), 3 = throughput (12 video frames).", min=1, max=3, unit="latent frames",
           apply="reset", group="sampling"),
+    Param("ema_sink_alpha", "float", 0.999, "Reward Forcing: how much of its attention sink "
+          "stays each time the oldest frames leave the window and are mixed into it (1: the "
+          "sink never changes). Other models ignore it.", min=0.0, max=1.0, group="sampling"),
     # --- control video
     Param("control", "enum", "depth", "Control signal made from the input for VACE.",
           choices=CONTROLS, group="control"),

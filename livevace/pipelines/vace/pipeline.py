@@ -54,6 +54,7 @@ import torch
 from livevace.errors import UserError
 from livevace.frames import Frame
 from livevace.models.wan.codec import pixels_to_frames
+from livevace.models.wan.ema_sink import set_sink_alpha
 from livevace.pipelines.vace.prompt_blend import TextConditioner
 from livevace.params import changes
 from livevace.pipelines.vace import modes
@@ -213,11 +214,12 @@ class StreamingVace:
             session = self.sessions[chunk] = GenerationSession(
                 self.models, self.gen_width, self.gen_height, chunk, s.decoder, s.steps, s.seed,
                 s.strength, self.context_encoder)
-            return session
-        session.reset()
-        session.sampler.set_steps(s.steps)
-        session.sampler.seed = s.seed
-        session.sampler.set_strength(s.strength)
+        else:
+            session.reset()
+            session.sampler.set_steps(s.steps)
+            session.sampler.seed = s.seed
+            session.sampler.set_strength(s.strength)
+        set_sink_alpha(session.cache, s.ema_sink_alpha)
         return session
 
     def _apply(self, params: dict[str, Any], settings: ChunkSettings) -> None:
@@ -238,6 +240,8 @@ class StreamingVace:
                 sampler.seed = settings.seed
             if settings.strength != old.strength:
                 sampler.set_strength(settings.strength)
+            if settings.ema_sink_alpha != old.ema_sink_alpha:
+                set_sink_alpha(sampler.cache, settings.ema_sink_alpha)
         if self.references.update(settings.reference_images):
             self.session.sink_written = False  # written (again) before the next chunk
             if not self.references.used and not self.session.first:

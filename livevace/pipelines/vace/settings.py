@@ -27,6 +27,7 @@ class ChunkSettings:
     """The sampler's steps: descending, without repeats, whatever order they came in."""
     seed: int
     chunk_frames: int
+    ema_sink_alpha: float
     decoder: str
     strength: VaceStrength
     """The hint strength: the VACE scales and the layer profile together."""
@@ -53,6 +54,7 @@ class ChunkSettings:
             steps=tuple(sorted({int(s) for s in p["denoising_steps"]}, reverse=True)),
             seed=int(p["seed"]),
             chunk_frames=int(p["chunk_frames"]),
+            ema_sink_alpha=float(p["ema_sink_alpha"]),
             decoder=str(p["decoder"]),
             strength=VaceStrength(float(p["vace_context_scale"]),
                                   float(p["vace_generation_scale"]),
