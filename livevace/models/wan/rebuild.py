@@ -146,16 +146,15 @@ class RebuildSampler(StreamSampler):
         at = self._rebuild()
         self._apply_text()
         cache.begin_chunk(at, c)
-        for i, t in enumerate(ts):
-            flow = self.forward_pass(x, t, vace, "generation")
-            x0 = x - self.schedule.nearest_sigma(t) * flow
-            if i + 1 < len(ts):
-                s = self.schedule.nearest_sigma(ts[i + 1])
-                x = (1 - s) * x0 + s * self.noise(start, i + 1, shape)
+        x0 = self.denoise(x, ts, vace, start)
         self._keep(x0, vace)
         cache.stream_frames = start + c
         self._draw_ahead(start + c, shape)
         return x0
+
+    def sigma(self, t: float) -> float:
+        """The authors' lookup, t = 0 included (module doc)."""
+        return self.schedule.nearest_sigma(t)
 
     def _rebuild(self) -> int:
         """Clear the cache and write the clean context at positions 0…n-1 (t = 0, block-causal

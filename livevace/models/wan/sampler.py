@@ -186,18 +186,29 @@ class StreamSampler:
         x = self.noise(start, 0, shape) if init is None else init.float()
         ts = list(self.timesteps if timesteps is None else timesteps)
         cache.begin_chunk(start)
-        for i, t in enumerate(ts):
-            flow = self.forward_pass(x, t, vace, "generation")
-            x0 = x - self.schedule.sigma(t) * flow
-            if i + 1 < len(ts):
-                s = self.schedule.sigma(ts[i + 1])
-                x = (1 - s) * x0 + s * self.noise(start, i + 1, shape)
+        x0 = self.denoise(x, ts, vace, start)
         if self.refine:
             self.forward_pass(x0, 0.0, vace, "refinement")
         self._remember(range(start, start + c), x0, vace)
         self._draw_ahead(start + c, shape)
         cache.plan_ahead(start + c)
         return x0
+
+    def denoise(self, x: torch.Tensor, timesteps: Sequence[float], vace: torch.Tensor | None,
+                start: int) -> torch.Tensor:
+        """The few steps of the chunk planned in the cache, from x_t at timesteps[0]; returns
+        x0. Re-noised with the seeded noise of (chunk start frame `start`, step)."""
+        for i, t in enumerate(timesteps):
+            flow = self.forward_pass(x, t, vace, "generation")
+            x0 = x - self.sigma(t) * flow
+            if i + 1 < len(timesteps):
+                s = self.sigma(timesteps[i + 1])
+                x = (1 - s) * x0 + s * self.noise(start, i + 1, tuple(x.shape))
+        return x0
+
+    def sigma(self, t: float) -> float:
+        """σ' at timestep t (the schedule's, σ' = 0 at t = 0)."""
+        return self.schedule.sigma(t)
 
     def forward_pass(self, x: torch.Tensor, t: float, vace: torch.Tensor | None,
                      kind: PassKind) -> torch.Tensor:
