@@ -137,12 +137,18 @@ class StreamSampler:
         ctx = (torch.zeros(cache.batch, cfg.vace_in_channels, lay.chunk, lay.height, lay.width,
                            device=cache.device) if vace else None)
         self.reset()
-        for _ in range(-(-lay.window // lay.chunk) + 1):
+        for _ in range(self.steady_after() + 1):
             self.generate_chunk(vace=ctx)
         self.reset()
         if cache.device.type == "cuda":
             torch.cuda.synchronize(cache.device)
         return time.perf_counter() - start
+
+    def steady_after(self) -> int:
+        """Chunks a fresh stream takes until every later chunk sees the cache in the same state
+        (here: the window filled); `warm_up` runs one more."""
+        lay = self.cache.layout
+        return -(-lay.window // lay.chunk)
 
     # ------------------------------------------------------------------------ sampling
     def noise(self, start: int, step: int, shape: Sequence[int]) -> torch.Tensor:

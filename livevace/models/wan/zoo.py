@@ -16,12 +16,13 @@ from typing import Sequence
 from livevace.errors import UserError
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.ema_sink import REWARD_FORCING
+from livevace.models.wan.memory_bank import MEMFLOW
 from livevace.models.wan.rebuild import KREA_REALTIME
 from livevace.models.wan.recipe import LONGLIVE, SELF_FORCING, Recipe
 from livevace.models.wan.sampler import StreamSampler
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (LONGLIVE, SELF_FORCING, REWARD_FORCING,
-                                                   KREA_REALTIME)}
+                                                   MEMFLOW, KREA_REALTIME)}
 """The recipes by name, the default first."""
 
 

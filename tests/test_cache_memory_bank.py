@@ -1,0 +1,252 @@
+"""MemFlow's memory bank against a slow reference written from the authors' procedure.
+
+The reference (`ExplicitBank`) keeps every frame's un-rotated key and value per layer in plain
+Python lists, builds each pass's attention keys by concatenating [sink | bank | window | chunk]
+rotated at explicitly computed positions, writes only in the t = 0 pass, and chooses the bank by
+scoring every frame with the full text × frame score matrix and sorting. It runs the same tiny
+random network (the blocks are not under test: the cache policy is) through
+`WanDiT.cached_forward`, which asks it for the keys to attend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from wan_support import one_thread, randomise, rel_err  # noqa: F401
+
+from livevace.models.wan.config import TINY_VACE
+from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.memory_bank import MEMFLOW, MemoryBankSampler
+from livevace.models.wan.rope import Rope, apply_rope
+from livevace.models.wan.zoo import RECIPES, open_stream
+
+H, W = 4, 4
+SINK, WINDOW, BANK, EVERY = 3, 12, 3, 9
+"""The authors' numbers: 3-frame sink, 12-frame window with it, 3 bank frames, a candidate
+every 9 frames."""
+
+
+class ExplicitBank:
+    """The authors' cache and bank as lists (a `cached_forward` cache: text K/V, RoPE tables of
+    the chunk, and a `writer` handing out the keys to attend)."""
+
+    def __init__(self, model: WanDiT, chunk: int, rope_span: int) -> None:
+        self.model, self.chunk, self.span = model, chunk, rope_span
+        self.rope = Rope(model.cfg)
+        self.grid = (H // 2, W // 2)
+        self.tokens = self.grid[0] * self.grid[1]
+        layers = model.cfg.num_layers
+        self.frames: list[dict[int, tuple[torch.Tensor, torch.Tensor]]] = [{} for _ in
+                                                                           range(layers)]
+        self.bank: list[list[tuple[int, torch.Tensor, torch.Tensor]]] = [[] for _ in
+                                                                         range(layers)]
+        self.staged: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        self.stagings = 0
+        self.last_scores: list[dict[int, float]] = []
+        """Per layer: the scores of the bank frames at the latest compression."""
+        self.latents: dict[int, torch.Tensor] = {}
+        self.contexts: dict[int, torch.Tensor] = {}
+        self.next = 0
+
+    # ------------------------------------------------------------------ what cached_forward asks
+    def set_text(self, context: torch.Tensor) -> None:
+        kv = self.model.text_kv(context)
+        self.text_k, self.text_v = [k for k, _ in kv], [v for _, v in kv]
+
+    @property
+    def rope_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.rope.cos_sin([self.position(f) for f in self.chunk_frames], *self.grid)
+
+    def writer(self, write: bool):
+        def self_kv(layer, k_raw, k, v):
+            keys, values = self.keys_of(layer)
+            if write:
+                self.store(layer, k_raw, v)
+            return torch.cat([*keys, k], dim=2), torch.cat([*values, v], dim=2), None
+        return self_kv
+
+    # ------------------------------------------------------------------------- the facts
+    @property
+    def shift(self) -> int:
+        return max(0, self.start + self.chunk - self.span)
+
+    def position(self, frame: int) -> int:
+        return frame + self.shift if frame < SINK else frame
+
+    def rotated(self, raw: torch.Tensor, position: int) -> torch.Tensor:
+        return apply_rope(raw, *self.rope.cos_sin([position], *self.grid))
+
+    def keys_of(self, layer: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """[sink | bank | window] before the chunk: rotated keys and values, one per frame."""
+        end = self.start + self.chunk
+        stored = self.frames[layer]
+        sink = [(f, stored[f]) for f in range(SINK) if f in stored and f < self.start]
+        window = [(f, stored[f]) for f in sorted(stored)
+                  if SINK <= f < self.start and f >= end - (WINDOW - SINK)]
+        placed = ([(self.position(f), kv) for f, kv in sink]
+                  + [(max(f, self.shift), (raw, v)) for f, raw, v in self.bank[layer]]
+                  + [(f, kv) for f, kv in window])
+        return ([self.rotated(raw, p) for p, (raw, _) in placed], [v for _, (_, v) in placed])
+
+    def store(self, layer: int, k_raw: torch.Tensor, v: torch.Tensor) -> None:
+        """The t = 0 pass: the chunk's frames into the cache; a staging chunk's first frame to
+        the candidate."""
+        t = self.tokens
+        for j, f in enumerate(self.chunk_frames):
+            self.frames[layer][f] = (k_raw[:, :, j * t:(j + 1) * t], v[:, :, j * t:(j + 1) * t])
+        if self.stages:
+            self.staged[layer] = (self.start, k_raw[:, :, :t], v[:, :, :t])
+
+    def begin(self, start: int, new: bool) -> None:
+        if new:
+            self.commit()
+        self.start = start
+        self.chunk_frames = list(range(start, start + self.chunk))
+        self.stages = new and start % EVERY == 0
+        if self.stages:
+            self.stagings += 1
+            self.staged = [None] * len(self.frames)  # type: ignore[list-item]
+
+    def commit(self) -> None:
+        n = self.stagings
+        if n == 0:
+            return
+        for layer, bank in enumerate(self.bank):
+            if n <= BANK:
+                del bank[n - 1:]
+                bank.append(self.staged[layer])
+            else:
+                self.bank[layer] = self.compress(layer)
+
+    def score(self, layer: int, frame: int, raw: torch.Tensor) -> float:
+        """Mean over text tokens, heads and frame tokens of (text K · frame K)/√d."""
+        key = self.rotated(raw, frame)
+        text = self.text_k[layer]
+        return float((text @ key.transpose(-1, -2) / text.shape[-1] ** 0.5).mean())
+
+    def compress(self, layer: int) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        scored = [(self.score(layer, f, raw), (f, raw, v)) for f, raw, v in self.bank[layer]]
+        if len(self.last_scores) <= layer:
+            self.last_scores.append({})
+        self.last_scores[layer] = {f: s for s, (f, _, _) in scored}
+        best = sorted(scored, key=lambda e: -e[0])[:BANK - 1]
+        return [entry for _, entry in best] + [self.staged[layer]]
+
+    # ------------------------------------------------------------------------- the sampler
+    def forward(self, x, t, vace, write):
+        tt = torch.full((1, self.chunk), float(t))
+        scale = None if vace is None else torch.ones(len(self.model.cfg.vace_layers))
+        return self.model.cached_forward(x, tt, self, vace=vace, hint_scale=scale,
+                                         write_cache=write)
+
+    @torch.no_grad()
+    def generate(self, sampler: MemoryBankSampler, vace: torch.Tensor) -> torch.Tensor:
+        """The chunk procedure with the sampler's schedule and noise (not under test)."""
+        start = self.next
+        shape = (1, self.model.cfg.in_channels, self.chunk, H, W)
+        x = sampler.noise(start, 0, shape)
+        self.begin(start, new=True)
+        ts = sampler.timesteps
+        for i, t in enumerate(ts):
+            x0 = x - sampler.schedule.sigma(t) * self.forward(x, t, vace, write=False)
+            if i + 1 < len(ts):
+                s = sampler.schedule.sigma(ts[i + 1])
+                x = (1 - s) * x0 + s * sampler.noise(start, i + 1, shape)
+        self.forward(x0, 0.0, vace, write=True)
+        for j, f in enumerate(self.chunk_frames):
+            self.latents[f], self.contexts[f] = x0[:, :, j:j + 1], vace[:, :, j:j + 1]
+        self.next = start + self.chunk
+        return x0
+
+    @torch.no_grad()
+    def recache(self) -> None:
+        """A prompt switch: commit the candidate, keep the sink and bank, re-run the window's
+        frames at t = 0 chunk by chunk, each seeing the sink, the bank and those before it."""
+        self.commit()
+        kept = range(max(SINK, self.next - (WINDOW - SINK)), self.next)
+        for stored in self.frames:
+            for f in [f for f in stored if f >= SINK]:
+                del stored[f]
+        for start in range(kept[0], self.next, self.chunk):
+            self.begin(start, new=False)
+            self.forward(torch.cat([self.latents[f] for f in self.chunk_frames], dim=2), 0.0,
+                         torch.cat([self.contexts[f] for f in self.chunk_frames], dim=2),
+                         write=True)
+
+
+def bank_frames(sampler: MemoryBankSampler) -> list[list[int]]:
+    cache = sampler.cache
+    return [cache.bank_frame[layer, 0, :cache.bank_visible].tolist()
+            for layer in range(cache.cfg.num_layers)]
+
+
+@pytest.mark.parametrize("rope_span", [1024, 18])
+def test_stream_with_prompt_switch_equals_explicit_bank(one_thread, rope_span):  # noqa: F811
+    """16 chunks with VACE: the bank grows (chunks 1, 4, 7), compresses from chunk 10 on, a
+    prompt cut at chunk 12 recaches; span 18 slides the sink and the bank along from chunk 6."""
+    torch.manual_seed(0)
+    model = randomise(WanDiT(TINY_VACE), seed=3)
+    recipe = replace(MEMFLOW, config=TINY_VACE, rope_span=rope_span)
+    ours = open_stream(recipe, model, H, W, None, None, seed=4)
+    assert isinstance(ours, MemoryBankSampler)
+    ref = ExplicitBank(model, 3, rope_span)
+    g = torch.Generator().manual_seed(5)
+    prompts = [torch.randn(1, 10, TINY_VACE.text_dim, generator=g) for _ in range(2)]
+    for sampler in (ours, ref):
+        sampler.set_text(prompts[0])
+    compressed_checked = False
+    for c in range(16):
+        if c == 12:
+            ours.set_text(prompts[1])
+            ref.set_text(prompts[1])
+            assert ours.recache() == WINDOW - SINK
+            ref.recache()
+        before = [[f for f, _, _ in bank] for bank in ref.bank]
+        vace = torch.randn(1, TINY_VACE.vace_in_channels, 3, H, W, generator=g)
+        got, want = ours.generate_chunk(vace=vace), ref.generate(ours, vace)
+        assert rel_err(got, want) < 1e-5, f"chunk {c}"
+        assert bank_frames(ours) == [[f for f, _, _ in bank] for bank in ref.bank], f"chunk {c}"
+        if c == 10:  # the first compression: [0, 9, 18] + candidate 27
+            for layer, scores in enumerate(ref.last_scores):
+                assert before[layer] == [0, 9, 18]
+                dropped = set(before[layer]) - set(bank_frames(ours)[layer])
+                assert len(dropped) == 1 and scores[dropped.pop()] == min(scores.values())
+                assert bank_frames(ours)[layer][-1] == 27
+            compressed_checked = True
+    assert compressed_checked
+    assert ours.cache.visible_prefix == ours.cache.layout.window and ours.cache.mask() is None
+
+
+def test_the_bank_grows_every_third_chunk_and_the_steady_state_needs_no_mask(one_thread):  # noqa: F811
+    model = randomise(WanDiT(TINY_VACE), seed=1)
+    sampler = open_stream(replace(MEMFLOW, config=TINY_VACE), model, H, W, None, None, seed=0)
+    sampler.set_text(torch.randn(1, 4, TINY_VACE.text_dim))
+    seen, prefixes = [], []
+    for _ in range(11):
+        cache = sampler.cache
+        sampler.generate_chunk()
+        seen.append(bank_frames(sampler)[0] if cache.committed else [])
+        prefixes.append(cache.visible_prefix)
+    # what each chunk saw: nothing, then frame 0 (staged by chunk 0), 9 (chunk 3), 18 (chunk 6)
+    assert seen[:10] == [[], [0], [0], [0], [0, 9], [0, 9], [0, 9], [0, 9, 18], [0, 9, 18],
+                         [0, 9, 18]]
+    assert seen[10][-1] == 27 and len(seen[10]) == BANK
+    assert sampler.cache.stagings == 4
+    # only chunks 1-2 (ring filling, bank not empty) need a mask; the rest attend to a prefix
+    assert prefixes == [3, None, None, 13, 14, 14, 14, 15, 15, 15, 15]
+    assert sampler.steady_after() == 7
+    sampler.reset()
+    sampler.warm_up()
+    assert sampler.cache.stagings == 0 and sampler.cache.chunk_start is None
+    assert replace(MEMFLOW, chunk=1).layout(H, W).chunk == 1
+
+
+def test_memflow_is_a_recipe_of_the_zoo():
+    assert RECIPES["memflow"] is MEMFLOW
+    assert MEMFLOW.steps == RECIPES["longlive"].steps and MEMFLOW.shift == 5.0
+    assert MEMFLOW.checkpoints == ("memflow_base", "memflow_lora")
+    assert MEMFLOW.prompt_switch == "recache" and MEMFLOW.window == WINDOW + BANK
+    layout = MEMFLOW.layout(60, 104)  # 832×480, any size works
+    assert layout.policy.window == WINDOW and layout.sink == SINK
