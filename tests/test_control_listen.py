@@ -78,6 +78,19 @@ def test_changes_from_osc_scenes_and_the_store_are_pushed(node):
     listen(node, body)
 
 
+def test_a_client_that_lags_gets_the_newest_values_in_order(node):
+    async def body(client: Listener) -> None:
+        await client.command("LISTEN", "/livevace/seed")
+        await client.synced()
+        await asyncio.to_thread(lambda: [node.store.set("seed", i) for i in range(1, 2001)])
+        seen: list[int] = []
+        while not seen or seen[-1] != 2000:
+            seen += [args[0] for _, args in await client.receive()]
+        assert seen == sorted(set(seen))  # coalesced maybe, never an older value after a newer
+
+    listen(node, body)
+
+
 def test_ignore_stops_the_stream_and_bad_commands_are_ignored(node, caplog):
     async def body(client: Listener) -> None:
         await client.command("LISTEN", "/livevace/seed")

@@ -8,12 +8,12 @@ slew step, the page). Binary frames from the client are OSC packets and take the
 UDP packets take (the router, the allow list), so the feedback targets see what a page
 does; their replies come back over the same socket.
 
-The store calls its listeners on the writer's thread, which must never wait: a change is
-encoded only when someone listens to it, kept as the newest value per address (a flood of
-slew steps coalesces), and handed to the event loop with at most one wake-up pending. Each
-client likewise holds at most one waiting message per address, plus a short queue of
-replies, so a slow client (a phone on bad Wi-Fi) gets the latest values late rather than
-making anything grow.
+The store calls its listeners on the writer's thread, which must never wait: a change of
+a parameter someone listens to only marks it changed (a flood of slew steps coalesces) and
+wakes the event loop, at most one wake-up pending; the loop encodes the value the store
+holds then. Each client likewise holds at most one waiting message per address, plus a
+short queue of replies, so a slow client (a phone on bad Wi-Fi) gets the latest values late
+rather than making anything grow.
 
 A browser lets any web site open a WebSocket to 127.0.0.1, so a socket that comes with an
 Origin (every browser sends one; OSCQuery clients send none) is only taken when that origin
@@ -118,20 +118,19 @@ class Listen:
         self._clients: set[_Client] = set()
         self._listened: frozenset[str] = frozenset()
         """Addresses some client listens to (replaced whole, so other threads may read it)."""
-        self._pending: dict[str, bytes] = {}
+        self._pending: set[str] = set()
+        """Parameters changed since the last flush."""
         self._lock = threading.Lock()
         self._burst = BurstLog(log, window=10.0)
         self._unsubscribe: Callable[[], None] | None = store.subscribe(self._changed)
 
     # --- any thread ---------------------------------------------------------------------
     def _changed(self, name: str, value: Any) -> None:
-        p = param(name)
-        if p.address not in self._listened:
+        if param(name).address not in self._listened:
             return
-        data = encode(p.address, osc_args(p, value))
         with self._lock:
             wake = not self._pending
-            self._pending[p.address] = data
+            self._pending.add(name)
         if wake:
             self._call_soon(self._flush)
 
@@ -143,11 +142,15 @@ class Listen:
 
     # --- the event loop -----------------------------------------------------------------
     def _flush(self) -> None:
+        """Send the changed parameters' values as they are now (so writers on several
+        threads can never leave an older value last)."""
         with self._lock:
-            pending, self._pending = self._pending, {}
-        for client in self._clients:
-            for address, data in pending.items():
-                client.push(address, data)
+            pending, self._pending = self._pending, set()
+        for name in pending:
+            p = param(name)
+            data = encode(p.address, osc_args(p, p.kind == "trigger" or self.store.get(name)))
+            for client in self._clients:
+                client.push(p.address, data)
 
     async def serve(self, request: web.BaseRequest) -> web.StreamResponse:
         """Hold one client's WebSocket until it closes."""

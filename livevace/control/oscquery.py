@@ -185,6 +185,7 @@ class OscQueryServer:
         await self.listen.close()
         self._server.pre_shutdown()  # idle connections end now, not after the timeout
         await self._server.shutdown(timeout=1.0)
+        await asyncio.get_running_loop().shutdown_default_executor()  # the preview's encoder
         await asyncio.sleep(0)  # let the closed connections' callbacks run
 
     def close(self) -> None:
