@@ -20,8 +20,10 @@ from livevace.models.wan.memory_bank import MEMFLOW
 from livevace.models.wan.rebuild import KREA_REALTIME
 from livevace.models.wan.recipe import LONGLIVE, SELF_FORCING, Recipe
 from livevace.models.wan.sampler import StreamSampler
+from livevace.models.wan.stream_batch import STREAMDIFFUSIONV2, STREAMDIFFUSIONV2_14B
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (LONGLIVE, SELF_FORCING, REWARD_FORCING,
+                                                   STREAMDIFFUSIONV2, STREAMDIFFUSIONV2_14B,
                                                    MEMFLOW, KREA_REALTIME)}
 """The recipes by name, the default first."""
 
