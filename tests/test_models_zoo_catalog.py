@@ -106,7 +106,7 @@ def test_list_shows_licences_and_what_each_model_lacks(dirs, capsys):  # noqa: F
     assert "missing" in krea and "NON-COMMERCIAL" in krea
     models = lines[lines.index(next(x for x in lines if x.startswith("zoo models"))) + 1:]
     assert models[0].split()[:3] == ["longlive", "(default)", "2"]  # base and LoRA missing
-    assert next(m for m in models if m.startswith("self-forcing")).split()[1] == "ready"
+    assert next(m for m in models if m.startswith("  self-forcing")).split()[1] == "ready"
 
     assert main(["models", "list", "self-forcing"]) == 0
     listed = [line.split()[0].lstrip("*") for line in capsys.readouterr().out.splitlines()[2:-1]]

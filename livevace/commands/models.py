@@ -128,7 +128,7 @@ def _list(args: argparse.Namespace) -> int:
     if not args.names:
         print("\nzoo models (`livevace run --model NAME`; `livevace models pull NAME` fetches "
               "what one lacks):")
-        _print_columns([_model_row(name, model) for name, model in recipes().items()])
+        _print_columns([_model_row(name, model) for name, model in recipes().items()], "  ")
     return 0
 
 
@@ -140,11 +140,11 @@ def _model_row(name: str, model: Recipe) -> tuple[str, ...]:
     return (label, status, model_licence(model))
 
 
-def _print_columns(rows: list[tuple[str, ...]]) -> None:
+def _print_columns(rows: list[tuple[str, ...]], indent: str = "") -> None:
     """Every column but the last padded to its widest cell."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
+        print(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
 
 
 def markdown_table() -> str:
