@@ -203,6 +203,32 @@ def test_osc_to_the_node_shows_on_the_page(show):
     until(lambda: control_value(browser, "control") == "flow", "the menu did not follow OSC")
 
 
+def test_the_weighted_prompt_list_and_the_layer_profile(show):
+    node, browser, _ = show
+    browser.click(".ctl[data-name=prompt] .row button")  # + prompt
+    browser.evaluate("""(() => {
+        const rows = document.querySelectorAll(".ctl[data-name=prompt] .prompt-row");
+        const fill = (row, text, weight) => {
+            row.querySelector("textarea").value = text; row.querySelector("input").value = weight;
+            row.dispatchEvent(new Event("input", {bubbles: true})); };
+        fill(rows[0], "a glass forest", 0.7); fill(rows[1], "fog", 0.3); })()""")
+    browser.click(".ctl[data-name=prompt] .primary")  # send
+    until(lambda: node.value("prompt") == ["a glass forest :: 0.7 | fog :: 0.3"],
+          "the prompt list did not reach the node")
+    browser.click(".ctl[data-name=vace_layer_profile] .row button:last-child")  # one more layer
+    until(lambda: node.value("vace_layer_profile") == [1.0, 1.0],
+          "the layer profile did not grow to two values")
+
+
+def test_the_status_shows_what_runs_and_how_fast(show):
+    _, browser, _ = show
+    until(lambda: "pipeline: passthrough" in browser.evaluate(
+        "document.getElementById('info').textContent"), "the status does not say what runs")
+    until(lambda: float(browser.evaluate(
+        "[...document.querySelectorAll('#numbers div')].find(d => d.textContent.startsWith("
+        "'fps out')).querySelector('dd').textContent")) > 0, "the status shows no output fps")
+
+
 def test_the_preview_shows_the_output_moving(show):
     _, browser, _ = show
     until(lambda: browser.evaluate("document.getElementById('preview').naturalWidth") > 0,

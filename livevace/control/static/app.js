@@ -436,8 +436,12 @@ function pairs(list) {
 }
 
 function showStatus(s) {
+  const alarms = Object.entries(s.stats).filter(([k, v]) => k.startsWith("failed_sink_") && v)
+    .map(([k]) => `FAILED: ${k.slice(12)}`);
+  if (s.stats.no_signal) alarms.push("NO SIGNAL");
   const info = Object.entries(s.info).map(([k, v]) => `${k}: ${v}`).join(" · ");
   document.getElementById("info").textContent = info;
+  document.getElementById("alarms").textContent = alarms.join(" · ");
   document.getElementById("numbers").replaceChildren(...pairs(
     NUMBERS.filter(([k]) => k in s.stats).map(([k, label, digits]) => [label, s.stats[k].toFixed(digits)])));
   document.getElementById("stages").replaceChildren(...pairs(
