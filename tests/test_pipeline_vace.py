@@ -279,4 +279,24 @@ def test_motion_lowers_the_noise_scale() -> None:
     assert controller(still, 0.7) == pytest.approx(0.7)
     fast = controller(moving, 0.7)
     assert fast < 0.7 and controller.motion(moving) == 1.0
-    assert fast == pytest.approx(0.9 * (0.7 - 0.2) + 0.1 * 0.7)
+    assert fast == pytest.approx(0.9 * (0.7 - 0.1) + 0.1 * 0.7)
+
+
+def test_motion_noise_is_streamdiffusionv2s_estimator() -> None:
+    """The authors' `compute_noise_scale_and_step` on [-1, 1] RGB video: per-frame RMS of the
+    change from the frame before (the previous chunk's last included), the largest over 0.2
+    clamped, s = 0.9·(s_set − 0.1·motion) + 0.1·s_previous, first step int(1000·s) − 100."""
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 256, (1, 24, 32, 3))
+    video = np.clip(base + rng.integers(-10, 10, (9, 24, 32, 3)) * np.arange(9)[:, None, None,
+                    None] // 4, 0, 255).astype(np.uint8)
+    pixels = torch.from_numpy(video).double().permute(3, 0, 1, 2)[None] / 127.5 - 1.0
+    controller, expected = MotionNoise(), 0.8
+    assert controller(list(video[:1]), 0.8) == 0.8  # the first chunk: nothing to compare with
+    for end in (5, 9):  # chunks of four frames after the first
+        change = pixels[:, :, end - 4:end] - pixels[:, :, end - 5:end - 1]
+        motion = float((change.pow(2).mean(dim=(0, 1, 3, 4)).sqrt().max() / 0.2).clamp(0, 1))
+        expected = (0.8 - 0.1 * motion) * 0.9 + expected * 0.1
+        assert controller(list(video[end - 4:end]), 0.8) == pytest.approx(expected, abs=1e-9)
+    assert 0 < motion < 1
+    assert start_timesteps([700.0, 500.0], expected)[0] == int(1000 * expected) - 100
