@@ -148,14 +148,14 @@ class ModelMemory:
 
 
 MODELS: dict[str, ModelMemory] = {
-    "longlive": ModelMemory(WAN_1_3B, cached_frames=2 * 12 + (3 + 3)),
+    "longlive": ModelMemory(WAN_1_3B, cached_frames=2 * 12 + (3 + 3)),  # + sink & chunk keys
     "self-forcing": ModelMemory(WAN_1_3B, cached_frames=2 * 12 + (3 + 3)),
-    "reward-forcing": ModelMemory(WAN_1_3B, cached_frames=3 * 9),  # + un-roped keys, window-wide
-    "streamdiffusionv2": ModelMemory(WAN_1_3B, cached_frames=2 * 6 + (3 + 1), stream_batch=True),
-    "streamdiffusionv2-14b": ModelMemory(WAN_14B, cached_frames=2 * 6 + (3 + 1),
-                                         stream_batch=True),
-    "memflow": ModelMemory(WAN_1_3B, cached_frames=2 * 12 + (3 + 3) + 2 * 3),  # + memory bank
-    "krea-realtime": ModelMemory(WAN_14B, cached_frames=2 * 6),  # rebuilt: no sink
+    "reward-forcing": ModelMemory(WAN_1_3B, cached_frames=3 * 9),  # + every key un-rotated
+    "streamdiffusionv2": ModelMemory(WAN_1_3B, cached_frames=2 * 6, stream_batch=True),
+    "streamdiffusionv2-14b": ModelMemory(WAN_14B, cached_frames=2 * 6, stream_batch=True),
+    # a 15-slot window (12 + a 3-frame bank), sink & chunk keys, bank keys, one staged frame
+    "memflow": ModelMemory(WAN_1_3B, cached_frames=2 * 15 + (3 + 3) + 3 + 2),
+    "krea-realtime": ModelMemory(WAN_14B, cached_frames=2 * 6),  # rebuilt each chunk: no sink
 }
 """The zoo's models by name (`params.MODELS`); the default first."""
 
