@@ -250,3 +250,28 @@ def test_memflow_is_a_recipe_of_the_zoo():
     assert MEMFLOW.prompt_switch == "recache" and MEMFLOW.window == WINDOW + BANK
     layout = MEMFLOW.layout(60, 104)  # 832×480, any size works
     assert layout.policy.window == WINDOW and layout.sink == SINK
+
+
+@pytest.mark.gpu
+def test_cuda_graphs_replay_the_bank_stream_as_eager_steps_it():
+    """Warm-up captures every state a fresh stream meets with a maskless window (the bank's
+    growth included), the live stream then only replays; compressions run between replays."""
+    from livevace.models.wan.compiled import Acceleration
+
+    g = torch.Generator().manual_seed(6)
+    text = torch.randn(1, 10, TINY_VACE.text_dim, generator=g).cuda()
+    contexts = torch.randn(13, 1, TINY_VACE.vace_in_channels, 3, H, W, generator=g).cuda()
+    runs = []
+    for graphs in (False, True):
+        model = randomise(WanDiT(TINY_VACE), seed=3).for_inference(torch.float32).cuda()
+        model.accelerate(Acceleration(cuda_graph=graphs))
+        sampler = open_stream(replace(MEMFLOW, config=TINY_VACE), model, H, W, None, None, 4)
+        sampler.set_text(text)
+        if graphs:
+            sampler.warm_up(vace=True)
+            captured = model.graphs.captures
+        runs.append(([sampler.generate_chunk(vace=ctx) for ctx in contexts], bank_frames(sampler)))
+    assert model.graphs.captures == captured == 4  # window prefixes 3, 13, 14, 15
+    assert runs[0][1] == runs[1][1]
+    for i, (a, b) in enumerate(zip(runs[0][0], runs[1][0])):
+        assert rel_err(a, b) < 1e-4, f"chunk {i}"

@@ -31,7 +31,7 @@ the long-video training stage every ninth frame, which this follows.
 Layout: the cache has `window` slots = the sink + ring (`SinkRing` over the first
 window - `BANK_FRAMES` slots) followed by the bank's slots, so the steady state (everything
 visible) attends over the whole buffer with no mask and replays as a CUDA graph; so do the
-chunks once the ring has filled. Only a fresh stream's second to fourth chunks need a mask.
+chunks once the ring has filled. Only a fresh stream's second and third chunks need a mask.
 Every pass writes the chunk's own ring slots (the t = 0 pass last, as in `kv_cache`) and, in a
 chunk that stages, the candidate: what the t = 0 pass leaves is what the authors' single
 write leaves, and the shapes never change. Bank slots are refilled on the device at a chunk's
