@@ -257,3 +257,20 @@ def test_recipes_and_fixed_row_count():
     with pytest.raises(UserError, match="one batch row per step"):
         sampler.set_steps((700, 500, 400))
     assert sampler.steady_after() == WINDOW + 1
+
+
+def test_a_chunk_of_three_frames_is_three_calls(one_thread):  # noqa: F811
+    """The pipeline's 3-frame chunks: each frame one stream-batch call, as the authors' server
+    loops over the latent frames it receives."""
+    model = randomise(WanDiT(TINY), seed=3)
+    recipe = replace(STREAMDIFFUSIONV2, config=TINY)
+    text = torch.randn(1, TINY.text_len, TINY.text_dim)
+    inits = torch.cat(frames(12, {}), dim=2)
+    runs = []
+    for chunk in (1, 3):
+        sampler = stream(model, recipe, recipe.layout(H, W_LAT, chunk), (700, 500), seed=4)
+        sampler.set_text(text)
+        runs.append(torch.cat([sampler.generate_chunk(init=inits[:, :, i:i + chunk])
+                               for i in range(0, 12, chunk)], dim=2))
+    assert runs[0].shape == (1, 16, 12, H, W_LAT)
+    assert torch.equal(runs[0], runs[1])

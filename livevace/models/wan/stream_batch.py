@@ -136,9 +136,6 @@ class StreamBatchCache(StreamCache):
 
     def __init__(self, cfg: WanConfig, layout: CacheLayout, rows: int,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
-        if layout.chunk != 1:
-            raise ValueError(f"the stream batch takes one latent frame per call, not "
-                             f"{layout.chunk}")
         super().__init__(cfg, layout, rows, device, dtype)
         self.batch, self.rows = 1, rows
         w, t = layout.window, layout.frame_tokens
@@ -323,21 +320,27 @@ class StreamBatchSampler(StreamSampler):
     @torch.no_grad()
     def generate_chunk(self, vace: torch.Tensor | None = None, init: torch.Tensor | None = None,
                        timesteps: Sequence[float] | None = None) -> torch.Tensor:
-        """Put one frame in and take the finished one out: x0 [1, 16, 1, h, w].
+        """Put the chunk's C = layout.chunk frames in, one stream-batch call each (as the
+        authors' server loops over the latent frames it receives), and take as many finished
+        ones out: x0 [1, 16, C, h, w], each the frame that went in B − 1 calls before.
 
-        `init`: the new frame's x_t (default: seeded noise); `timesteps`: only its first
-        entry is used, row 0's step (video-to-video's motion-aware start); the other rows keep
-        theirs. `vace` [1, C, 1, h, w]: the new frame's context; a call without one runs every
-        row without VACE.
+        `init`: the new frames' x_t (default: seeded noise); `timesteps`: only its first entry
+        is used, row 0's step (video-to-video's motion-aware start); the other rows keep
+        theirs. `vace` [1, C_vace, C, h, w]: the new frames' context; a call without one runs
+        every row without VACE.
         """
         cache, lay = self.cache, self.cache.layout
         frame = cache.next_frame
-        shape = (1, self.model.cfg.in_channels, 1, lay.height, lay.width)
+        shape = (1, self.model.cfg.in_channels, lay.chunk, lay.height, lay.width)
         x = self.noise(frame, 0, shape) if init is None else init.float()
         first = float((self.timesteps if timesteps is None else timesteps)[0])
-        out = self._prepare(x, first, vace) if frame == 0 else self._advance(x, first, vace)
-        self._draw_ahead(frame + 1, shape)
-        return out
+        out = []
+        for j in range(lay.chunk):
+            ctx = None if vace is None else vace[:, :, j:j + 1]
+            step = self._prepare if cache.next_frame == 0 else self._advance
+            out.append(step(x[:, :, j:j + 1], first, ctx))
+        self._draw_ahead(frame + lay.chunk, shape)
+        return torch.cat(out, dim=2)
 
     def _prepare(self, x: torch.Tensor, first: float, vace: torch.Tensor | None
                  ) -> torch.Tensor:
