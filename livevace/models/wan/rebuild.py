@@ -19,8 +19,9 @@ Daydream Scope's port differs in places and is not followed):
   block then runs at positions 3…5 and attends to the context and itself; each denoising
   step rewrites its own slots. While the stream has at most three latents the context is all
   of them (the stream's first latent among them) and the block follows right after.
-- "first" is, from the third block on, the oldest of the last nine decoded pixel frames
-  re-encoded alone by the Wan VAE as a first frame. The sampler cannot decode: the pipeline
+- "first" is, once the stream holds more than three latents (from the third 3-latent block
+  on), the oldest of the last nine decoded pixel frames re-encoded alone by the Wan VAE as a
+  first frame. The sampler cannot decode: the pipeline
   session sets `first_latent`; without it (warm-up, the bench, a sampler alone) the oldest
   kept latent stands in, which is the latent that frame was decoded from.
 - The rebuild runs with the text K/V of the previous block (the authors' cross-attention
