@@ -11,6 +11,7 @@ chunk's positions.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -20,7 +21,8 @@ from wan_support import one_thread, randomise, rel_err  # noqa: F401
 
 from livevace.frames import Frame
 from livevace.models.wan import zoo
-from livevace.models.wan.config import TINY, WanConfig
+from livevace.models.wan.compiled import Acceleration
+from livevace.models.wan.config import TINY, TINY_VACE, WanConfig
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.ema_sink import REWARD_FORCING, EmaSinkCache, EmaSinkWindow
 from livevace.params import REGISTRY
@@ -216,7 +218,8 @@ def zoo_stream(model, chunks: int, prompts: dict[int, torch.Tensor]):
     out = []
     for n in range(chunks):
         if n in prompts:
-            sampler.set_text(prompts[n])  # prompt_switch "none": no recache
+            sampler.set_text(prompts[n])
+            assert sampler.recache() == 0  # prompt_switch "none": a cut re-runs nothing
         out.append(sampler.generate_chunk())
     return sampler, out
 
@@ -273,3 +276,28 @@ def test_the_pipeline_hands_a_live_alpha_to_the_reward_forcing_cache():
     finally:
         pipeline.close()
         models.close()
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_steady_state_replays_graphs_without_host_syncs():
+    """The per-chunk sink mix and rotation queue no host sync; every state a stream meets is
+    captured by the warm-up (window of 3, 6, then 9 frames), none later; replays equal eager."""
+    eager_model = randomise(WanDiT(TINY_VACE), seed=31).cuda()
+    graphed_model = copy.deepcopy(eager_model).accelerate(Acceleration(cuda_graph=True))
+    ctx = torch.randn(1, TINY_VACE.vace_in_channels, CHUNK, H, W, device="cuda")
+    eager, graphed = (zoo.open_stream(REWARD_FORCING, m, H, W, None, None, seed=2)
+                      for m in (eager_model, graphed_model))
+    for sampler in (eager, graphed):
+        sampler.set_text(prompt(0).cuda())
+    graphed.warm_up(vace=True)
+    captured = graphed_model.graphs.captures
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        got = [graphed.generate_chunk(vace=ctx) for _ in range(7)]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert captured == 3 and graphed_model.graphs.captures == captured
+    want = [eager.generate_chunk(vace=ctx) for _ in range(7)]
+    for n, (a, b) in enumerate(zip(got, want)):
+        assert rel_err(a, b) < 1e-5, f"chunk {n}"

@@ -154,12 +154,20 @@ class EmaSinkCache(StreamCache):
             copy_tokens(self.k[layer], index, apply_rope(raw, cos, sin))
 
 
+class EmaSinkSampler(StreamSampler):
+    """LongLive's sampler on an `EmaSinkCache`; a prompt cut re-runs nothing (the authors keep
+    the cache across a new text: `prompt_switch="none"`)."""
+
+    def recache(self, include_sink: bool = False) -> int:
+        return 0
+
+
 def stream(model: WanDiT, recipe: Recipe, layout: CacheLayout, steps: Sequence[int],
-           seed: int) -> StreamSampler:
-    """The recipe's `StreamFactory`: LongLive's sampler on an EMA sink cache."""
+           seed: int) -> EmaSinkSampler:
+    """The recipe's `StreamFactory`."""
     w = model.patch_embedding.weight
     cache = EmaSinkCache(model.cfg, layout, 1, w.device, w.dtype)
-    return StreamSampler.from_recipe(model, cache, recipe, steps, seed)
+    return EmaSinkSampler.from_recipe(model, cache, recipe, steps, seed)
 
 
 def set_sink_alpha(cache: StreamCache, alpha: float) -> None:
