@@ -19,6 +19,7 @@ from wan_support import one_thread, randomise, rel_err  # noqa: F401
 from livevace.frames import Frame
 
 from livevace.models.wan.codec import pixels_to_frames
+from livevace.models.wan.compiled import Acceleration
 from livevace.models.wan.config import TINY_VACE_14B, WAN21_VACE_14B
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.rebuild import FOUR_STEPS, KREA_REALTIME, RebuildSampler
@@ -164,8 +165,11 @@ def test_the_schedules_are_the_authors_warped_lists(model):
     sampler = open_stream(KREA_REALTIME, model, H, W, None, None, 0)
     assert sampler.timesteps == pytest.approx([1000.0, 937.5, 2500 / 3, 625.0, 0.0], abs=1e-9)
     assert sampler.timesteps == pytest.approx([warped(s) for s in (1000, 750, 500, 250, 0)])
-    # the four-step mode: linspace(1000, 0, 4) truncated to integers, warped
-    assert FOUR_STEPS == tuple(int(s) for s in np.linspace(1000, 0, 4, dtype=np.float32))
+    # the four-step mode: linspace(1000, 0, 4) truncated to integers, warped; the t = 0 step
+    # is added to a list without one, and only then
+    assert FOUR_STEPS + (0,) == tuple(int(s) for s in np.linspace(1000, 0, 4, dtype=np.float32))
+    sampler.set_steps(FOUR_STEPS + (0,))
+    assert sampler.timesteps == pytest.approx([1000.0, warped(666), warped(333), 0.0])
     sampler.set_steps(FOUR_STEPS)
     assert sampler.timesteps == pytest.approx([1000.0, warped(666), warped(333), 0.0])
     assert sampler.timesteps[1:3] == pytest.approx([908.84, 713.98], abs=0.01)
@@ -174,15 +178,17 @@ def test_the_schedules_are_the_authors_warped_lists(model):
     assert sampler.schedule.sigma(0.0) == 0.0
 
 
-@pytest.mark.parametrize("steps", [None, FOUR_STEPS], ids=["five-step", "four-step"])
-def test_blocks_equal_the_reference(model, steps):
+@pytest.mark.parametrize("steps, raw", [(None, (1000, 750, 500, 250, 0)),
+                                        (FOUR_STEPS, (1000, 666, 333, 0))],
+                         ids=["five-step", "four-step"])
+def test_blocks_equal_the_reference(model, steps, raw):
     """Block 1 (alone), block 2 (the stream's first latent in the context), blocks 3 and 4
     (the re-encoded first frame), a prompt change at block 3 and a block without VACE."""
     texts, vaces, firsts = inputs(4, 3)
     sampler = open_stream(KREA_REALTIME, model, H, W, None, steps, seed=5)
     sampler.set_strength(STRENGTH)
     got, calls = stream(sampler, texts, vaces, firsts)
-    want = reference(model, texts, vaces, firsts, sampler.timesteps, sampler.noise)
+    want = reference(model, texts, vaces, firsts, [warped(s) for s in raw], sampler.noise)
     assert calls == [2, 3]
     for a, b in zip(got, want, strict=True):
         assert rel_err(a, b) < 1e-5
@@ -196,7 +202,8 @@ def test_one_latent_chunks_rebuild_frame_by_frame(model):
     sampler = open_stream(KREA_REALTIME, model, H, W, 1, (1000, 500, 0), seed=6)
     sampler.set_strength(STRENGTH)
     got, calls = stream(sampler, texts, vaces, firsts)
-    want = reference(model, texts, vaces, firsts, sampler.timesteps, sampler.noise, chunk=1)
+    want = reference(model, texts, vaces, firsts, [1000.0, warped(500), 0.0], sampler.noise,
+                     chunk=1)
     assert calls == [4, 5]
     for a, b in zip(got, want, strict=True):
         assert rel_err(a, b) < 1e-5
@@ -262,6 +269,34 @@ def test_a_first_latent_of_the_wrong_shape_is_refused(model):
         sampler.generate_chunk()
     with pytest.raises(ValueError, match="first_latent"):
         sampler.generate_chunk()
+
+
+@pytest.mark.gpu
+def test_on_the_gpu_the_steady_state_replays_graphs_without_host_syncs():
+    """After `warm_up`, blocks replay captured graphs only (no capture, no host sync) and
+    give what the eager step gives."""
+    texts, vaces, _ = inputs(5, 3)
+    outs = []
+    for graphs in (False, True):
+        gpu = randomise(WanDiT(CFG), seed=11).for_inference(torch.bfloat16).cuda()
+        if graphs:
+            gpu.accelerate(Acceleration(cuda_graph=True))
+        sampler = open_stream(KREA_REALTIME, gpu, H, W, None, None, seed=5)
+        sampler.set_strength(STRENGTH)
+        sampler.set_text(texts[0].cuda())
+        sampler.warm_up(vace=True)
+        captures = gpu.graphs.captures if graphs else 0
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            outs.append([sampler.generate_chunk(vace=None if v is None else v.cuda())
+                         for v in vaces[:1] + vaces[2:]])
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        if graphs:
+            assert gpu.graphs.captures == captures
+    for a, b in zip(*outs, strict=True):
+        assert rel_err(b.cpu(), a.cpu()) < 1e-3
 
 
 # ------------------------------------------------------------------- decoded frames

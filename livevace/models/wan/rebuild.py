@@ -4,11 +4,13 @@ every block.
 The facts, from the authors' server (github krea-ai/realtime-video, `release_server.py`;
 Daydream Scope's port differs in places and is not followed):
 
-- Wan2.1-T2V-14B shapes, 3-latent blocks, shift 5. Steps (1000, 750, 500, 250, 0) warped
-  through the shifted table (t = 1000, 937.5, 833.3, 625, 0); the four-step mode's
-  `linspace(1000, 0, 4)` truncated to integers is (1000, 666, 333, 0), i.e. t = 1000, 908.8,
-  714.0, 0. The x0 of the last step, at t = 0, is the block's output; no separate clean
-  cache write runs.
+- Wan2.1-T2V-14B shapes, 3-latent blocks, shift 5. Steps (1000, 750, 500, 250) warped
+  through the shifted table, then a last step at t = 0: t = 1000, 937.5, 833.3, 625, 0 (the
+  authors' `linspace(1000, 0, 5)`); the four-step mode's `linspace(1000, 0, 4)` truncated to
+  integers is (1000, 666, 333) then 0, i.e. t = 1000, 908.8, 714.0, 0. The x0 of the t = 0
+  step is the block's output; no separate clean cache write runs. The sampler adds the t = 0
+  step to any step list that lacks one (`set_steps`), so the live step parameter names only
+  the noisy steps, as it does for LongLive.
 - x0 = x_t − σ·v and the re-noising x = (1 − σ)·x0 + σ·ε both take σ from the table entry
   nearest to t, t = 0 included: the table ends one step above 0, so t = 0 is not σ = 0 but
   the last entry's small σ (`FlowMatchSchedule.nearest_sigma`).
@@ -56,8 +58,8 @@ CONTEXT = 3
 PIXEL_HISTORY = 1 + 4 * (CONTEXT - 1)
 """Decoded pixel frames kept for the re-encoded first frame (the span of CONTEXT latents)."""
 
-FOUR_STEPS = (1000, 666, 333, 0)
-"""The authors' faster mode (see the module doc)."""
+FOUR_STEPS = (1000, 666, 333)
+"""The authors' faster mode, before its t = 0 step (see the module doc)."""
 
 
 class RebuildCache(StreamCache):
@@ -110,6 +112,12 @@ class RebuildSampler(StreamSampler):
         self.recent_vace: torch.Tensor | None = None
         self.recent_has_vace: list[bool] = []
         self._text_after_rebuild: torch.Tensor | None = None
+
+    def set_steps(self, steps: Sequence[int]) -> None:
+        """The step list, then a step at t = 0 unless the list ends with one (module doc)."""
+        super().set_steps(steps)
+        if self.timesteps[-1] != 0:
+            self.timesteps = [*self.timesteps, 0.0]
 
     def set_text(self, context: torch.Tensor) -> None:
         """New text K/V; mid-stream they take effect after the next rebuild (module doc)."""
@@ -209,11 +217,12 @@ def stream(model: WanDiT, recipe: Recipe, layout: CacheLayout, steps: Sequence[i
 
 
 KREA_REALTIME = Recipe(
-    "krea-realtime", WAN21_VACE_14B, steps=(1000, 750, 500, 250, 0), shift=5.0, warp=True,
+    "krea-realtime", WAN21_VACE_14B, steps=(1000, 750, 500, 250), shift=5.0, warp=True,
     chunk=3, window=CONTEXT + 3, sink=0, rope_span=None, refine=False,
     checkpoints=("krea_realtime_14b",), vace_checkpoints=("vace_module_14b",), stream=stream,
     prompt_switch="rebuild", tiny_config=TINY_VACE_14B)
-"""Krea Realtime 14B (`krea/krea-realtime-video`). A prompt change is best faded over a few
+"""Krea Realtime 14B (`krea/krea-realtime-video`); its sampler ends every block with a step
+at t = 0 (`RebuildSampler.set_steps`). A prompt change is best faded over a few
 blocks (the authors lerp the embeddings over four by default: `transition_chunks` 4). A hard
 cut needs no recache: the next block runs with the new text, and the rebuild before the one
 after it too."""
