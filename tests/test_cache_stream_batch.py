@@ -274,3 +274,34 @@ def test_a_chunk_of_three_frames_is_three_calls(one_thread):  # noqa: F811
                                for i in range(0, 12, chunk)], dim=2))
     assert runs[0].shape == (1, 16, 12, H, W_LAT)
     assert torch.equal(runs[0], runs[1])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("warm_up", [False, True])
+def test_cuda_graph_replay_equals_eager(warm_up: bool):
+    """The steady state replays one CUDA graph whose forward moves the eviction order on the
+    device; captured mid-stream (its warm-up runs repeat a forward before `commit`) or in
+    `warm_up`, the stream is eager's."""
+    from livevace.models.wan.compiled import Acceleration
+
+    recipe = replace(STREAMDIFFUSIONV2, config=TINY_VACE)
+    g = torch.Generator().manual_seed(6)
+    text = torch.randn(1, TINY.text_len, TINY.text_dim, generator=g).cuda()
+    control = torch.randn(1, 96, 1, H, W_LAT, generator=g).cuda()
+    inits = [x.cuda() for x in frames(24, {14: -3.0})]
+    runs, orders = [], []
+    for graphs in (False, True):
+        model = randomise(WanDiT(TINY_VACE), seed=7).cuda()
+        model.accelerate(Acceleration(cuda_graph=graphs))
+        sampler = stream(model, recipe, recipe.layout(H, W_LAT), (700, 500, 400), seed=4)
+        sampler.set_text(text)
+        if warm_up:
+            sampler.warm_up(vace=True)
+        runs.append([sampler.generate_chunk(vace=control, init=x) for x in inits])
+        orders.append([b[0].clone() for b in sampler.cache.order.buffers()])
+        if graphs:
+            assert model.graphs is not None and model.graphs.captures == 1
+    for a, b in zip(*runs):
+        assert rel_err(a, b) < 1e-5
+    for a, b in zip(*orders):
+        assert torch.equal(a, b)

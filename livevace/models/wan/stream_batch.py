@@ -34,6 +34,8 @@ older port with its rolling cache is not followed):
   in the authors' code: during the fill the empty sink slots are so queued, and the first
   evictions of the full cache put the fill's later frames there.
 - RoPE refresh: a frame that would start at position 50 or later starts at W − 1 = 5.
+- A pipeline chunk of C latent frames is C calls, one frame each (the authors' server loops
+  over the latent frames it receives the same way).
 
 On the device: the eviction order is, per layer and row, a stack of queued sink slots plus a
 pointer into the ring, and each sink slot's mean K/V are kept beside it (`EvictionOrder`). The
@@ -62,6 +64,7 @@ from livevace.models.wan.kv_cache import CacheLayout, StreamCache
 from livevace.models.wan.recipe import Recipe
 from livevace.models.wan.sampler import StreamSampler
 from livevace.models.wan.uploads import to_device, upload
+from livevace.models.wan.vace import PassKind
 
 STEPS = (700, 500, 400, 200)
 """The step list; a run uses the first N (video-to-video drops the authors' final 0)."""
@@ -309,13 +312,15 @@ class StreamBatchSampler(StreamSampler):
         return 0
 
     def forward_pass(self, x: torch.Tensor, t: float, vace: torch.Tensor | None,
-                     kind: str) -> torch.Tensor:
+                     kind: PassKind) -> torch.Tensor:
         raise UserError("streamdiffusionv2 takes no reference images (its sink is its own "
                         "frames)")
 
     def steady_after(self) -> int:
-        """The last row turns full once its frames' positions pass the window."""
-        return self.cache.layout.window + self.cache.rows - 1
+        """Every row is full from the frame after the prepared one and W + B − 2 more (the
+        last row's frames lag B − 1 behind the new ones)."""
+        lay = self.cache.layout
+        return -(-(lay.window + self.cache.rows - 1) // lay.chunk)
 
     @torch.no_grad()
     def generate_chunk(self, vace: torch.Tensor | None = None, init: torch.Tensor | None = None,
