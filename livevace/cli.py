@@ -97,6 +97,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
+"""Warnings that are noise to a VJ, kept to errors: torchao (which transformers imports when
+it is installed) names each optional kernel library it cannot load, and PyTorch's pytree says
+how torchao registers its enums."""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -110,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

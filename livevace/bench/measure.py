@@ -70,14 +70,16 @@ class StageLog(Stats):
 
 
 class ForwardCounter:
-    """Counts the DiT's forwards (latent frames, with or without VACE) while installed."""
+    """Counts the DiT's forwards (latent frames, with or without VACE, batch rows) while
+    installed."""
 
     def __init__(self, dit: torch.nn.Module) -> None:
-        self.forwards: list[tuple[int, bool]] = []
+        self.forwards: list[tuple[int, bool, int]] = []
         self._hook = dit.register_forward_pre_hook(self._count, with_kwargs=True)
 
     def _count(self, _module: Any, args: tuple, kwargs: dict) -> None:
-        self.forwards.append((int(args[0].shape[2]), kwargs.get("vace") is not None))
+        x = args[0]
+        self.forwards.append((int(x.shape[2]), kwargs.get("vace") is not None, int(x.shape[0])))
 
     def remove(self) -> None:
         self._hook.remove()
@@ -196,10 +198,11 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None,
         print("\n".join(kernels.lines(f"{s.label}, {PROFILE_CALLS} steady calls profiled")))
         print(f"   trace: {profile}")
         row.update(profile_ms=kernels.as_dict(), profile_trace=str(profile))
-    row.update(key=s.label, settings=dataclasses.asdict(s),
+    row.update(key=s.label, model=rig.models.recipe.name, weights_dtype=rig.weights_dtype,
+               settings=dataclasses.asdict(s),
                plan=modes.plan(ChunkSettings.of(params)).describe(),
                acceleration=rig.acceleration.label, warmup=warmup, ttff_cold_s=ttff_cold,
-               **peak)
+               **peak, estimate_gb=None if rig.tiny else rig.estimate_gb(s))
     row.update(flop_floor(rig, counter.forwards, layout, row))
     row.update(time_to_first_frame(rig, s))
     row["copies_ms"] = copies_ms(rig, s, int(round(row["frames_per_chunk"])) or 1)
@@ -247,16 +250,17 @@ def hidden_encode(samples: list[tuple[str, float]]) -> float:
     return max(0.0, encode - sum(v for k, v in samples if k == "encode_wait"))
 
 
-def flop_floor(rig: Rig, forwards: list[tuple[int, bool]], layout: Any, row: dict[str, Any]
-               ) -> dict[str, Any]:
-    """The DiT's FLOP floor per chunk for the forwards that ran, and its MFU."""
+def flop_floor(rig: Rig, forwards: list[tuple[int, bool, int]], layout: Any,
+               row: dict[str, Any]) -> dict[str, Any]:
+    """The DiT's FLOP floor per chunk for the forwards that ran (every row of a stream
+    batch attends over its own cache), and its MFU."""
     cfg, chunks = rig.models.dit.cfg, row["chunks"]
-    flops = sum(forward_flops(cfg, dataclasses.replace(layout, chunk=frames), vace).total
-                for frames, vace in forwards) / chunks
+    flops = sum(rows * forward_flops(cfg, dataclasses.replace(layout, chunk=frames), vace).total
+                for frames, vace, rows in forwards) / chunks
     floor_ms = flops / rig.rate * 1e3
     dit_ms = row["breakdown_ms"]["dit"]
     return {"forwards_per_chunk": len(forwards) / chunks,
-            "vace_forwards_per_chunk": sum(v for _, v in forwards) / chunks,
+            "vace_forwards_per_chunk": sum(v for _, v, _ in forwards) / chunks,
             "dit_gflop_per_chunk": flops / 1e9, "dit_floor_ms": floor_ms,
             "dit_mfu_%": 100 * floor_ms / dit_ms if dit_ms > 0 else 0.0,
             "floor_fps": row["frames_per_chunk"] / (floor_ms / 1e3) if floor_ms > 0 else 0.0}

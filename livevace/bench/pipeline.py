@@ -9,7 +9,9 @@ present, else random at the model's real shapes (Wan2.1-1.3B + VACE-1.3B for Lon
 the Wan VAE and taew2_1 (`--weights random`; speed does not depend on weight values),
 random text embeddings in place of UMT5-XXL unless `--text-encoder umt5`, and the depth
 control from Depth-Anything-V2-Small at its real config (random weights without the files).
-`--weights tiny-random` runs every path on a CPU at toy sizes (tests).
+`--weights tiny-random` runs every path on a CPU at toy sizes (tests). Steps and chunk
+default to the model's own; `--weights-dtype fp8` stores the DiT's block weights in FP8 (the
+14B models on a smaller card). Every row names its model.
 
 Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
 - fps = output frames / the calls' wall time; chunk latency p50/p95 = one call's wall time;
@@ -34,7 +36,9 @@ Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
   the download of its output, timed alone: part of encode and decode);
 - DiT FLOP floor: the forwards actually run per chunk (counted) × `bench.dit.forward_flops`
   (full window) at the measured bf16 matmul rate; MFU = floor / measured DiT stage time;
-- peak GPU memory since the row began (resident weights included);
+- peak GPU memory since the row began (resident weights included), beside the peak
+  `store.vram` estimates for the row's model and settings (`estimate_gb`, full-size models:
+  how the estimate that refuses a too-small GPU is calibrated);
 - with `--profile`, `PROFILE_CALLS` more calls profiled (`bench.kernels`): GPU busy and idle
   time, kernel time per CUDA stream and kind, the top kernels, a Chrome trace file.
 

@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import torch
@@ -25,6 +25,8 @@ from livevace.bench.dit import matmul_rate, parse_resolution
 from livevace.errors import ModelError, UserError
 from livevace.io.pattern import PatternSource
 from livevace.models.wan.compiled import Acceleration
+from livevace.models.wan.fp8_weights import store_fp8
+from livevace.models.wan.recipe import Recipe
 from livevace.params import CONTROLS, ParamStore, param
 from livevace.pipelines.vace.fast import accelerate, compile_vae_encoder
 from livevace.pipelines.vace.choices import (AUTO, MODEL_HELP, MODEL_NAMES, RANDOM,
@@ -33,13 +35,22 @@ from livevace.pipelines.vace.model_set import ModelSet
 from livevace.pipelines.vace.pipeline import CONTEXT_ENCODERS, StreamingVace
 from livevace.pipelines.vace.random_models import TEXT_ENCODERS
 from livevace.stats import Stats
+from livevace.store.vram import VramSettings, estimate
 
 MODES = ("t2v", "v2v", "vace-control", "vace-ref", "inpaint")
+WeightsDtype = Literal["bf16", "fp8"]
+WEIGHTS_DTYPES: tuple[WeightsDtype, ...] = ("bf16", "fp8")
 
 
 def step_list(steps: int) -> tuple[int, ...]:
     """Evenly spaced raw steps from 1000: 4 → 1000, 750, 500, 250 (the registry's default)."""
     return tuple(1000 - i * 1000 // steps for i in range(steps))
+
+
+def steps_for(recipe: Recipe, count: int) -> tuple[int, ...]:
+    """`count` raw steps for `recipe`: its own list when it has that many, else evenly spaced
+    from 1000 (`step_list`)."""
+    return recipe.steps if len(recipe.steps) == count else step_list(count)
 
 
 @dataclass(frozen=True)
@@ -80,9 +91,10 @@ class Settings:
     def vace(self) -> bool:
         return self.mode in ("vace-control", "vace-ref", "inpaint")
 
-    def overrides(self, assets: "Assets") -> dict[str, Any]:
-        """The live parameters that make this configuration (the rest: registry defaults)."""
-        values: dict[str, Any] = {"denoising_steps": step_list(self.steps),
+    def overrides(self, assets: "Assets", recipe: Recipe) -> dict[str, Any]:
+        """The live parameters that make this configuration of `recipe` (the rest: registry
+        defaults)."""
+        values: dict[str, Any] = {"denoising_steps": steps_for(recipe, self.steps),
                                   "chunk_frames": self.chunk, "decoder": self.decoder}
         if self.fade:
             values["transition_chunks"] = self.fade
@@ -103,16 +115,27 @@ class Settings:
         return values
 
 
+def model_of(args: argparse.Namespace) -> Recipe:
+    """The recipe `--model` names (the default model when it is not given, or given in an
+    old spelling of `--weights`)."""
+    from livevace.models.wan import zoo
+
+    return zoo.recipe(args.model if args.model in MODEL_NAMES else MODEL_NAMES[0])
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings the options give; steps and chunk default to the model's own."""
+    recipe = model_of(args)
+    steps = len(recipe.steps) if args.steps is None else args.steps
     most = param("denoising_steps").max_len
-    if not 1 <= args.steps <= most:
-        raise UserError(f"bench pipeline: --steps {args.steps}: choose 1 to {most}")
+    if not 1 <= steps <= most:
+        raise UserError(f"bench pipeline: --steps {steps}: choose 1 to {most}")
     width, height = args.resolution
     if args.fade < 0:
         raise UserError("bench pipeline: --fade takes 0 (no fades) or more chunks")
-    return Settings(width, height, args.mode, args.control, args.mask, args.steps, args.chunk,
-                    args.decoder, args.lookahead, not args.no_overlap, args.context_encoder,
-                    args.fade)
+    return Settings(width, height, args.mode, args.control, args.mask, steps,
+                    recipe.chunk if args.chunk is None else args.chunk, args.decoder,
+                    args.lookahead, not args.no_overlap, args.context_encoder, args.fade)
 
 
 def snapshot(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -148,9 +171,11 @@ class Rig:
     the depth estimator (made once, on first use), test clips and asset files."""
 
     def __init__(self, models: ModelSet, device: torch.device, acceleration: Acceleration,
-                 rate: float, assets: Assets, depth_model: str) -> None:
+                 rate: float, assets: Assets, depth_model: str,
+                 weights_dtype: WeightsDtype = "bf16") -> None:
         self.models, self.device, self.acceleration = models, device, acceleration
         self.rate, self.assets, self.depth_model = rate, assets, depth_model
+        self.weights_dtype = weights_dtype
         self.tiny = models.weights == TINY_RANDOM
         self.depth_source = ""
         self._depth: Any = None
@@ -200,7 +225,7 @@ class Rig:
     def pipeline(self, s: Settings, stats: Stats | None = None
                  ) -> tuple[StreamingVace, dict[str, Any]]:
         """A new pipeline for `s` and the parameter overrides it runs with."""
-        overrides = {**s.overrides(self.assets), "prompt": self.prompt()}
+        overrides = {**s.overrides(self.assets, self.models.recipe), "prompt": self.prompt()}
         params = snapshot(overrides)
         pipeline = StreamingVace(self.models, s.width, s.height, params, lookahead=s.lookahead,
                                  stats=stats, overlap=s.overlap,
@@ -208,13 +233,36 @@ class Rig:
                                  depth_estimator=self.depth)
         return pipeline, overrides
 
-    def describe(self) -> dict[str, Any]:
-        """What the run's numbers were measured on (for the JSON record)."""
+    @property
+    def text_resident(self) -> bool:
+        """Whether a UMT5 encoder sits on the device (else random embeddings stand in)."""
         from livevace.pipelines.vace.random_models import RandomTextEmbedding
 
-        random_text = isinstance(self.models.text.model, RandomTextEmbedding)
-        return {"model": self.models.name, "device": str(self.device),
-                "dit_dtype": str(self.models.dit.compute_dtype),
+        return not isinstance(self.models.text.model, RandomTextEmbedding)
+
+    def vram_settings(self, s: Settings) -> VramSettings:
+        """What the memory estimate (`store.vram`) takes for row `s` on this rig: the model
+        at its real size, whatever the rig's weights."""
+        from livevace.models.wan.text import Fp8Linear
+
+        fp8_text = any(isinstance(m, Fp8Linear) for m in self.models.text.model.modules())
+        return VramSettings(width=s.width, height=s.height, chunk_frames=s.chunk,
+                            model=self.models.recipe.name, steps=s.steps,
+                            weights_dtype=self.weights_dtype,
+                            text_encoder="gpu" if self.text_resident else "cpu",
+                            text_encoder_dtype="fp8" if fp8_text else "bf16",
+                            decoder=s.decoder, vace=s.vace, encodes_video=s.mode != "t2v")
+
+    def estimate_gb(self, s: Settings) -> float:
+        """The estimated peak of row `s` (GB), to set beside the measured one."""
+        return estimate(self.vram_settings(s)).total / 1e9
+
+    def describe(self) -> dict[str, Any]:
+        """What the run's numbers were measured on (for the JSON record)."""
+        random_text = not self.text_resident
+        return {"model": self.models.name, "recipe": self.models.recipe.name,
+                "weights": self.models.weights, "weights_dtype": self.weights_dtype,
+                "device": str(self.device), "dit_dtype": str(self.models.dit.compute_dtype),
                 "acceleration": self.acceleration.label,
                 "acceleration_settings": dataclasses.asdict(self.acceleration),
                 "matmul_tflops": self.rate / 1e12, "depth": self.depth_source or "not used",
@@ -227,9 +275,9 @@ class Rig:
         """This rig with a UMT5 text encoder resident: the real-shape UMT5-XXL (random weights)
         in place of random embeddings; the model set itself when it already has one."""
         from livevace.models.wan.text import WanTextEncoder
-        from livevace.pipelines.vace.random_models import RandomTextEmbedding, random_umt5
+        from livevace.pipelines.vace.random_models import random_umt5
 
-        if not isinstance(self.models.text.model, RandomTextEmbedding):
+        if self.text_resident:
             yield self
             return
         umt5 = random_umt5(self.device, self.models.text.dtype)
@@ -245,8 +293,19 @@ class Rig:
 
 
 def load_model_set(model: str, weights: str, device: torch.device, text_encoder: str,
-                   settings: Settings) -> ModelSet:
-    """The model set for `--model` and `--weights` (see the module doc); says which it built."""
+                   settings: Settings, weights_dtype: WeightsDtype = "bf16") -> ModelSet:
+    """The model set for `--model` and `--weights` (see the module doc), its DiT's block
+    weights stored in FP8 with `weights_dtype` fp8 (by the loader where it can, else here
+    once loaded); says which it built."""
+    models = _load_model_set(model, weights, device, text_encoder, settings, weights_dtype)
+    if weights_dtype == "fp8":
+        store_fp8(models.dit)  # (what the loader stored already is left as it is)
+        free(device)
+    return models
+
+
+def _load_model_set(model: str, weights: str, device: torch.device, text_encoder: str,
+                    settings: Settings, weights_dtype: WeightsDtype) -> ModelSet:
     from livevace.models.wan import zoo
     from livevace.pipelines.vace.models import load_models, vram_settings
     from livevace.pipelines.vace.random_models import random_set
@@ -260,9 +319,9 @@ def load_model_set(model: str, weights: str, device: torch.device, text_encoder:
                         f"CUDA GPU; --weights {TINY_RANDOM} runs every path on a CPU")
     if weights == AUTO:
         try:
-            return load_models(model, AUTO, vram_settings(settings.width, settings.height,
-                                                          settings.chunk, settings.decoder,
-                                                          model))
+            return load_models(model, AUTO, dataclasses.replace(
+                vram_settings(settings.width, settings.height, settings.chunk, settings.decoder,
+                              model), weights_dtype=weights_dtype))
         except ModelError as exc:
             print(f"no weights here ({str(exc).split(';')[0]}): random weights at the real "
                   f"shapes")
@@ -285,7 +344,7 @@ def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
     t0 = time.perf_counter()
     model, weights = model_and_weights(args.model, args.weights)
     models = load_model_set(model or MODEL_NAMES[0], weights or AUTO, device,
-                            args.text_encoder, settings_from(args))
+                            args.text_encoder, settings_from(args), args.weights_dtype)
     accel = acceleration_from(args, device)
     compile_vae_encoder(models, accel.compile != "off")  # the node's own, as for the DiT
     try:
@@ -297,7 +356,8 @@ def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
           f"{time.perf_counter() - t0:.1f} s; measuring the {dtype} matmul rate…", flush=True)
     cuda = device.type == "cuda"
     rate = matmul_rate(device, dtype, 8192 if cuda else 256, 20 if cuda else 5)
-    return Rig(models, device, accel, rate, assets, str(param("depth_model").default))
+    return Rig(models, device, accel, rate, assets, str(param("depth_model").default),
+               args.weights_dtype)
 
 
 def sync(device: torch.device) -> None:
@@ -323,9 +383,11 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
                         help="vace-control's annotator (default: %(default)s)")
     parser.add_argument("--mask", choices=("image", "person"), default="image",
                         help="inpaint: a still mask image or the person mask (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=4, help="denoising steps (default: 4)")
-    parser.add_argument("--chunk", type=int, choices=(1, 3), default=3,
-                        help="latent frames per chunk (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="denoising steps (default: the model's own list; another count: "
+                        "evenly spaced from 1000)")
+    parser.add_argument("--chunk", type=int, choices=(1, 3), default=None,
+                        help="latent frames per chunk (default: the model's)")
     parser.add_argument("--decoder", choices=param("decoder").choices,
                         default=param("decoder").default)
     parser.add_argument("--lookahead", type=int, choices=(0, 1), default=None,
@@ -335,6 +397,10 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fp8: FP8 linear layers in the DiT (quality-affecting)")
     parser.add_argument("--fp8", dest="precision", action="store_const", const="fp8",
                         help="same as --precision fp8")
+    parser.add_argument("--weights-dtype", choices=WEIGHTS_DTYPES, default="bf16",
+                        help="fp8: the DiT's block weights stored in FP8, half the memory "
+                        "(quality-affecting; with --precision fp8 the GEMMs take them as "
+                        "they are)")
     parser.add_argument("--compile", action="store_true",
                         help="the node's fast path: compiled DiT block phases + the step as a "
                         "CUDA graph, the Wan VAE encoder compiled and cuDNN autotuning (on a "

@@ -20,10 +20,6 @@ Embeddings, the float32 time path, norms, modulation tables and the head stay as
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from typing import Iterator
-
 import torch
 from torch import nn
 
@@ -39,22 +35,6 @@ def stored_fp8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None
     return data, scale
 
 
-@contextlib.contextmanager
-def _quiet_torchao() -> Iterator[None]:
-    """torchao's import logs a warning for each optional GPU kernel library it cannot load
-    (all of them on a CPU build of PyTorch) and PyTorch one about how torchao registers an
-    enum: noise to a VJ, so both are kept to errors while it imports."""
-    logs = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
-    levels = [log.level for log in logs]
-    for log in logs:
-        log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for log, level in zip(logs, levels):
-            log.setLevel(level)
-
-
 def block_linears(model: nn.Module) -> list[nn.Linear]:
     """The linear layers whose weights go to FP8 (see the module doc)."""
     blocks = list(model.blocks) + list(getattr(model, "vace_blocks", []))
@@ -67,8 +47,7 @@ def store_fp8(model: nn.Module, device: torch.device | str | None = None) -> nn.
     `device`, each block is moved there just before (a model still on the host reaches the
     GPU already in FP8: the peak is one bf16 block above the stored model). Call before
     `accelerate` (a fused QKV is undone and redone around it). Returns the model."""
-    with _quiet_torchao():
-        from torchao.quantization import Float8WeightOnlyConfig, PerRow, quantize_
+    from torchao.quantization import Float8WeightOnlyConfig, PerRow, quantize_
 
     config = Float8WeightOnlyConfig(granularity=PerRow(), set_inductor_config=False)
     targets = {id(m) for m in block_linears(model) if stored_fp8(m.weight) is None}
