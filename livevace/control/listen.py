@@ -95,14 +95,17 @@ class _Client:
         self.wake.set()
 
     async def send_forever(self) -> None:
-        while not self.ws.closed:
-            await self.wake.wait()
-            self.wake.clear()
-            replies, values = list(self.replies), list(self.values.values())
-            self.replies.clear()
-            self.values.clear()
-            for data in replies + values:
-                await self.ws.send_bytes(data)
+        try:
+            while not self.ws.closed:
+                await self.wake.wait()
+                self.wake.clear()
+                replies, values = list(self.replies), list(self.values.values())
+                self.replies.clear()
+                self.values.clear()
+                for data in replies + values:
+                    await self.ws.send_bytes(data)
+        except ConnectionError:  # the client went away: its reader ends the connection
+            pass
 
 
 class Listen:
@@ -148,7 +151,8 @@ class Listen:
             pending, self._pending = self._pending, set()
         for name in pending:
             p = param(name)
-            data = encode(p.address, osc_args(p, p.kind == "trigger" or self.store.get(name)))
+            value = True if p.kind == "trigger" else self.store.get(name)
+            data = encode(p.address, osc_args(p, value))
             for client in self._clients:
                 client.push(p.address, data)
 
@@ -164,7 +168,8 @@ class Listen:
         client = _Client(ws)
         self._clients.add(client)
         sender = asyncio.create_task(client.send_forever())
-        peer = (request.remote or "?", 0)
+        peername = request.transport.get_extra_info("peername") if request.transport else None
+        peer = (peername[0], peername[1]) if peername else (request.remote or "?", 0)
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
