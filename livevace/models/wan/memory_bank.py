@@ -109,18 +109,21 @@ class MemoryBankCache(StreamCache):
         """Bank slots the current chunk sees (the first ones)."""
         self._bank_seen = 0
         """Bank slots the chunk being planned sees."""
+        self.frontier = 0
+        """The end of the stream's newest chunk: a chunk starting before it is a replay."""
 
     # ----------------------------------------------------------------- host bookkeeping
     def reset(self) -> None:
         super().reset()
-        self.stagings = self.committed = self.bank_visible = self._bank_seen = 0
+        self.stagings = self.committed = self.bank_visible = self._bank_seen = self.frontier = 0
 
     def begin_chunk(self, start: int, frames: int | None = None) -> None:
         """A new chunk of the stream (not a recache's replay, nor reference frames written into
         the sink mid-stream) first commits the staged candidate, and stages its own first frame
         if it starts at a multiple of `STAGE_EVERY`."""
-        new = start >= self.next_frame
+        new = start >= self.frontier
         if new:
+            self.frontier = start + (self.layout.chunk if frames is None else frames)
             self.commit_bank()
         self._bank_seen = self.bank_visible = min(self.committed, self.bank)
         super().begin_chunk(start, frames)
