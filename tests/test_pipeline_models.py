@@ -15,11 +15,11 @@ import pytest
 
 from livevace.config import RunConfig
 from livevace.errors import ModelError, UserError
+from livevace.models.wan.recipe import LONGLIVE
 from livevace.store import catalog, vram
 from livevace.params import ParamStore
 from livevace.pipelines import create
 from livevace.pipelines.controlmap import ControlMap
-from livevace.pipelines.vace.models import SHARED_ROLES
 from livevace.pipelines.vace.pipeline import StreamingVace
 from pipeline_support import make_clip
 
@@ -36,9 +36,8 @@ def models_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def needed_keys() -> list[str]:
-    """LongLive's files (the default model), then the VACE module and the shared parts."""
-    return ["longlive_base", "longlive_lora", "vace_module",
-            *(k for role in catalog.ROLES if role.name in SHARED_ROLES for k in role.options[0])]
+    """The files of the default model, LongLive."""
+    return catalog.model_keys(LONGLIVE, on_disk=False)
 
 
 def place_empty_files(root: Path) -> None:
@@ -64,7 +63,7 @@ def test_missing_weights_name_the_files_the_place_and_the_command(models_dir, mo
     assert "\n" not in message
     assert "missing model files" in message and "models/longlive_base.pt" in message
     assert f"looked in {models_dir} and {models_dir.parent / 'scope'}" in message
-    assert "livevace models pull " + " ".join(needed_keys()) in message
+    assert "`livevace models pull longlive`" in message
 
 
 def test_no_cuda_gpu_is_said_first_without_the_list_of_files(models_dir, monkeypatch) -> None:

@@ -16,6 +16,7 @@ import pytest
 from livevace.config import RunConfig
 from livevace.errors import ModelError, UserError
 from livevace.frames import Frame
+from livevace.io.capture import is_slate
 from livevace.io.pattern import PatternSource
 from livevace.loop import Node
 from livevace.models.wan import zoo
@@ -24,10 +25,11 @@ from livevace.pipelines import create
 from livevace.pipelines.vace import choices
 from livevace.pipelines.vace import models as loading
 from livevace.pipelines.vace.pipeline import StreamingVace
-from livevace.pipelines.vace.switch import ModelSwitch
+from livevace.pipelines.vace.session import pixel_frames
+from livevace.pipelines.vace.switch import ModelSwitch, own_params
 from livevace.pipelines.vace.tiny import tiny_random
 from livevace.stats import Stats
-from livevace.store import vram
+from livevace.store import catalog, vram
 from pipeline_support import SIZE, SOURCE_FPS, Recorded, Script, one_thread  # noqa: F401
 from polling import until
 
@@ -104,27 +106,38 @@ def test_old_model_spellings_are_weights_with_a_note(caplog: pytest.LogCaptureFi
 def test_every_model_streams_through_the_node_on_tiny_random(name: str) -> None:
     store = store_with(model=name)
     pipeline = create("vace", CONFIG, store, weights="tiny-random")
-    assert pipeline.model == name and pipeline.models.recipe is zoo.recipe(name)
-    assert pipeline.models.dit.cfg == zoo.recipe(name).tiny_config
+    recipe = zoo.recipe(name)
+    assert pipeline.model == name and pipeline.models.recipe is recipe
+    assert pipeline.models.dit.cfg == recipe.tiny_config
+    for name, value in own_params(recipe).items():  # the model's own, where the range holds it
+        held, clamped = param(name).coerce(value)
+        assert store.get(name) == (param(name).default if clamped else held)
     node, recorded, sink, stats = node_for(pipeline, store, {})
     node.start()
     try:
         until(lambda: len(recorded.bursts) >= 2, f"{name}: two chunks", timeout=300)
     finally:
         node.close()
-    assert [len(b) for b in recorded.bursts[:2]] == [9, 12]
+    sizes = [pixel_frames(recipe.chunk, first) for first in (True, False)]
+    assert [len(b) for b in recorded.bursts[:2]] == sizes
     assert stats.snapshot().get("pipeline_errors", 0) == 0
 
 
+def test_a_preset_or_set_step_list_wins_over_the_models_at_start() -> None:
+    store = store_with(model="self-forcing", denoising_steps=(1000, 500))
+    pipeline = create("vace", CONFIG, store, weights="tiny-random")
+    pipeline.close()
+    assert store.get("denoising_steps") == (1000, 500)
+
+
 def test_auto_refuses_a_model_whose_files_are_missing_before_loading(no_files) -> None:
-    recipe = zoo.recipe("self-forcing")
-    keys = loading.wanted_keys(recipe)
-    assert keys[:2] == ["self_forcing", "vace_module"] and "wan_vae" in keys
     with pytest.raises(ModelError) as err:
         loading.load_models("self-forcing", "auto", vram.VramSettings())
     message = str(err.value)
-    assert "\n" not in message and "checkpoints/self_forcing_dmd.pt" in message
-    assert f"livevace models pull {' '.join(keys)}" in message
+    assert "\n" not in message and message.startswith("missing model files:")
+    for key in catalog.model_keys(zoo.recipe("self-forcing")):  # its own, VACE, the shared
+        assert catalog.get(key).weights.files[0] in message
+    assert message.endswith("fetch them with `livevace models pull self-forcing`")
 
 
 def test_a_live_switch_holds_the_picture_while_the_new_model_loads(
@@ -141,32 +154,37 @@ def test_a_live_switch_holds_the_picture_while_the_new_model_loads(
         return load(*args)
 
     pipeline._load = gated
-    node, recorded, sink, stats = node_for(pipeline, store, {3: {"model": "self-forcing"}})
+    node, recorded, sink, stats = node_for(pipeline, store, {3: {"model": "streamdiffusionv2"}})
     node.start()
     try:
         until(started.is_set, "the switch starts loading", timeout=300)
         before = len(recorded.bursts)
         last = recorded.bursts[-1][-1]
         seen = len(sink.frames)
-        until(lambda: len(sink.frames) >= seen + 30 and sink.frames[-1] is last,
-              "the pacer holds the last picture", timeout=60)
-        held = sink.frames[-10:]
+        until(lambda: sum(f is last for f in sink.frames[seen:]) >= 20,
+              "the pacer holds the last picture", timeout=120)
+        shown = list(sink.frames[seen:])
         release.set()
         until(lambda: len(recorded.bursts) >= before + 2, "the new model plays", timeout=300)
     finally:
         release.set()
         node.close()
-    assert all(frame is last for frame in held)  # the last picture, again and again
-    assert pipeline.model == "self-forcing" and pipeline.models.weights == "tiny-random"
-    assert [len(b) for b in recorded.bursts[before:before + 2]] == [9, 12]  # a fresh stream
+    first = next(i for i, f in enumerate(shown) if f is last)  # the burst played out, then
+    assert all(f is last or is_slate(f) for f in shown[first:])  # the last picture again
+    # (or the source's no-signal slate, which passes a loaded machine's stalls through)
+    assert pipeline.model == "streamdiffusionv2" and pipeline.models.weights == "tiny-random"
+    sdv2 = zoo.recipe("streamdiffusionv2")  # its own steps and one latent frame per call
+    assert store.get("denoising_steps") == sdv2.steps and store.get("chunk_frames") == 1
+    assert [len(b) for b in recorded.bursts[before:before + 2]] == [1, 4]  # a fresh stream
     assert stats.snapshot().get("pipeline_errors", 0) == 0
     assert stats.snapshot()["dropped_model_load"] > 0
     text = caplog.text
-    assert "model self-forcing: loading; the picture holds" in text
-    assert "loading self-forcing (tiny-random): DiT + VACE, part 1 of 4" in text
-    assert "loading self-forcing (tiny-random): text encoder, part 4 of 4" in text
-    assert "loaded self-forcing (tiny-random): 4 of 4 parts" in text
-    assert "model self-forcing playing" in text
+    assert "model streamdiffusionv2: loading; the picture holds" in text
+    assert "loading streamdiffusionv2 (tiny-random): DiT + VACE, part 1 of 4" in text
+    assert "loading streamdiffusionv2 (tiny-random): text encoder, part 4 of 4" in text
+    assert "loaded streamdiffusionv2 (tiny-random): 4 of 4 parts" in text
+    assert "model streamdiffusionv2 brings its own denoising_steps" in text
+    assert "model streamdiffusionv2 playing" in text
 
 
 def test_a_model_that_cannot_load_is_refused_and_the_current_one_plays_on(
@@ -190,7 +208,7 @@ def test_a_model_that_cannot_load_is_refused_and_the_current_one_plays_on(
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(refusals) == 1 and "\n" not in refusals[0]
     assert refusals[0].startswith("model self-forcing refused: missing model files:")
-    assert "livevace models pull self_forcing" in refusals[0]
+    assert "`livevace models pull self-forcing`" in refusals[0]
     assert refusals[0].endswith("; longlive keeps playing")
     assert pipeline.model == "longlive" and not pipeline.loading
     assert [len(b) for b in recorded.bursts[:5]] == [9, 12, 12, 12, 12]  # never interrupted

@@ -61,9 +61,10 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
     from livevace.pipelines.vace import models as loading
     from livevace.pipelines.vace.geometry import generation_size
     from livevace.pipelines.vace.settings import ChunkSettings
-    from livevace.pipelines.vace.switch import ModelSwitch
+    from livevace.pipelines.vace.switch import ModelSwitch, adopt, own_params
 
     weights = weights or AUTO
+    adopt(store, zoo.recipe(store.get("model")), keep_changed=True)
     params = store.snapshot()
     settings = ChunkSettings.of(params)
     size = generation_size(config.width, config.height)
@@ -76,11 +77,14 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
     def switch_to(name: str, running: "StreamingVace", params: dict) -> "StreamingVace":
         running.settle()
         recipe = zoo.recipe(name)
+        params = {**params, **own_params(recipe)}
         new = loading.load_models(name, weights, loading.vram_settings(
-            running.gen_width, running.gen_height, settings.chunk_frames, settings.decoder, name),
+            running.gen_width, running.gen_height, recipe.chunk, settings.decoder, name),
             reuse=running.models, progress=loading.progress_log(recipe, weights))
-        return ready(new, config, params, (running.gen_width, running.gen_height), compile,
-                     context_encoder)
+        pipeline = ready(new, config, params, (running.gen_width, running.gen_height), compile,
+                         context_encoder)
+        adopt(store, recipe, keep_changed=False)  # once loaded: a failed load changes nothing
+        return pipeline
 
     return ModelSwitch(ready(models, config, params, size, compile, context_encoder), switch_to,
                        lambda name: loading.check(zoo.recipe(name), weights))

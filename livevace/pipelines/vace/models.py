@@ -4,9 +4,9 @@
 
 The model is a zoo recipe (`zoo.recipe(name)`); the weights come from:
 - `auto`: the catalogue's files (`livevace models pull` fetches them; Scope's folder is
-  reused): the recipe's generator checkpoints (`recipe.checkpoints`, e.g. LongLive's base and
-  LoRA), one of the VACE modules that fit it (`recipe.vace_checkpoints`, the first present),
-  UMT5-XXL (fp8 or bf16) with its tokenizer, the Wan VAE and the tiny decoder. Before reading
+  reused) that `catalog.model_keys` names: the recipe's generator checkpoints (e.g. LongLive's
+  base and LoRA), one of the VACE modules that fit it (the first present), UMT5-XXL (fp8 or
+  bf16) with its tokenizer, the Wan VAE and the tiny decoder. Before reading
   a byte of weights it checks (`check`), in one go, that a CUDA GPU exists and every file is
   there (one ModelError naming what is missing, where it looked and the pull command), then
   that the estimated peak memory fits the GPU (`vram.ensure_fits`, refused with the estimate).
@@ -41,11 +41,6 @@ from livevace.store import catalog, vram
 
 log = logging.getLogger("livevace.vace")
 
-SHARED_ROLES = ("text encoder", "tokenizer", "vae", "tiny decoder")
-"""Catalogue roles every recipe loads alike (the generator and its VACE come from the recipe;
-the depth annotator finds its own weights and falls back to edges without them)."""
-
-
 def load_models(model_name: str, weights: str | None, settings: vram.VramSettings, *,
                 reuse: ModelSet | None = None, progress: Progress | None = None) -> ModelSet:
     """The model set of `model_name` (a zoo recipe) from `weights` (see module doc)."""
@@ -70,8 +65,9 @@ def check(recipe: Recipe, weights: str) -> dict[str, Path]:
     """Whether `recipe` can load from `weights` here, without reading a byte of weights: a
     UserError/ModelError (one line) saying why not — an unknown weights source, no CUDA GPU
     for the full-size sets (said first: no download would help then; the missing files are
-    only mentioned), the catalogue files that are missing (`files`). Returns the files of
-    `auto` (nothing for the random sets)."""
+    only mentioned), the catalogue files that are missing (`catalog.require_model`: every one,
+    where it looked, `livevace models pull NAME`). Returns the files of `auto` (nothing for
+    the random sets)."""
     if weights not in WEIGHTS:
         raise UserError(f"unknown weights {weights!r}: use {AUTO} (the files `livevace models "
                         f"pull` fetches), {TINY_RANDOM} (tiny random weights, runs on a CPU) "
@@ -83,28 +79,12 @@ def check(recipe: Recipe, weights: str) -> dict[str, Path]:
             raise ModelError(f"--weights {RANDOM} builds {recipe.name}'s full-size models on a "
                              f"CUDA GPU and this machine has none; `--weights {TINY_RANDOM}` "
                              f"runs on the CPU")
-        missing = [k for k in wanted_keys(recipe) if catalog.get(k).find() is None]
+        missing = [k for k in catalog.model_keys(recipe) if catalog.get(k).find() is None]
         size = catalog.format_size(sum(catalog.get(k).size_bytes for k in missing))
         also = f", so downloading its {size} of weights would not help" if missing else ""
         raise ModelError(f"the vace pipeline needs a CUDA GPU and this machine has none{also}; "
                          f"`--weights {TINY_RANDOM}` runs it on the CPU with random weights")
-    return files(recipe) if weights == AUTO else {}
-
-
-def wanted_keys(recipe: Recipe) -> list[str]:
-    """The catalogue entries `recipe` loads: its generator files, the first VACE module that
-    fits and is present (else the first that fits), then the shared roles' choices."""
-    present = [k for k in recipe.vace_checkpoints if catalog.get(k).find() is not None]
-    vace = (present or list(recipe.vace_checkpoints))[0]
-    shared_keys = [k for role in catalog.ROLES if role.name in SHARED_ROLES
-                   for k in catalog.role_choice(role)]
-    return [*recipe.checkpoints, vace, *shared_keys]
-
-
-def files(recipe: Recipe) -> dict[str, Path]:
-    """Path of every entry `recipe` loads (`wanted_keys`); one ModelError naming every missing
-    file, where it looked and the `livevace models pull` command that fetches them."""
-    return catalog.require(*wanted_keys(recipe))
+    return catalog.require_model(recipe) if weights == AUTO else {}
 
 
 def shared(reuse: ModelSet | None, recipe: Recipe) -> dict[str, Any]:
@@ -156,7 +136,7 @@ def _load(recipe: Recipe, found: dict[str, Path], settings: vram.VramSettings,
     device = torch.device("cuda", torch.cuda.current_device())
     dtype = torch.bfloat16 if settings.dtype == "bf16" else torch.float16
     base, *lora = (found[k] for k in recipe.checkpoints)
-    vace = next(found[k] for k in recipe.vace_checkpoints if k in found)
+    vace = next((found[k] for k in recipe.vace_checkpoints if k in found), None)
     text = next(k for k in ("umt5_fp8", "umt5_bf16") if k in found)
     makers: dict[str, Callable[[], Any]] = {
         "DiT + VACE": lambda: load_dit(base, vace=vace, lora=lora[0] if lora else None,
@@ -170,7 +150,7 @@ def _load(recipe: Recipe, found: dict[str, Path], settings: vram.VramSettings,
     todo = [(part, make) for part, make in makers.items() if part not in reuse]
     parts = {**reuse, **dict(zip([part for part, _ in todo], make_parts(todo, progress)))}
     log.info("%s loaded on %s (%s)", recipe.name, torch.cuda.get_device_name(device),
-             ", ".join(str(p) for p in (base, *lora, vace)))
+             ", ".join(str(p) for p in (base, *lora, vace) if p is not None))
     return ModelSet(f"{recipe.name}+vace", parts["DiT + VACE"], parts["VAE"],
                     parts["tiny decoder"], parts["text encoder"], device, recipe, AUTO)
 

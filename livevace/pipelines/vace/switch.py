@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 from livevace.errors import describe
 from livevace.frames import Frame
+from livevace.models.wan.recipe import Recipe
+from livevace.params import ParamStore, param
 from livevace.pipelines.vace.pipeline import StreamingVace
 from livevace.stats import Stats
 
@@ -30,6 +32,32 @@ Load = Callable[[str, StreamingVace, dict[str, Any]], StreamingVace]
 """(model name, the running pipeline, the parameters) -> the new pipeline, prepared."""
 Check = Callable[[str], None]
 """Raises a UserError (one line) when a model cannot load here."""
+
+
+def own_params(recipe: Recipe) -> dict[str, Any]:
+    """The live parameters a model brings: the step list it was distilled for and the latent
+    frames per call it streams (a stream batch takes one, LongLive's family three)."""
+    return {"denoising_steps": recipe.steps, "chunk_frames": recipe.chunk}
+
+
+def adopt(store: ParamStore, recipe: Recipe, keep_changed: bool) -> None:
+    """Set `recipe`'s own parameters in the store, said in one log line; `keep_changed`
+    leaves those the user moved off the registry's default (at start: a preset or `--set`
+    wins). A value the registry cannot hold as it is (outside its range) is left, and said."""
+    values: dict[str, Any] = {}
+    for name, value in own_params(recipe).items():
+        held, clamped = param(name).coerce(value)
+        if clamped:
+            log.warning("model %s: its %s %s lie outside the parameter's range; keeping %s",
+                        recipe.name, name, value, store.get(name))
+        elif held != store.get(name) and not (keep_changed and
+                                              store.get(name) != param(name).default):
+            values[name] = held
+    if values:
+        store.update(values)
+        log.info("model %s brings its own %s", recipe.name, ", ".join(
+            f"{name} {' '.join(map(str, v)) if isinstance(v, tuple) else v}"
+            for name, v in values.items()))
 
 
 class ModelSwitch:
