@@ -117,7 +117,8 @@ def test_osc_over_the_socket_takes_the_osc_path_and_reaches_feedback(running):
         async def body(client: Listener) -> None:
             await client.command("LISTEN", "/livevace/prompt")
             await client.send("/livevace/prompt", "a forest", 0.7, "fog", 0.3)
-            assert await client.receive() == [("/livevace/prompt", ["a forest :: 0.7 | fog :: 0.3"])]
+            got = await client.receive()
+            assert got == [("/livevace/prompt", ["a forest :: 0.7 | fog :: 0.3"])]
             await client.send("/livevace/seed")  # a query: answered over the socket
             assert await client.receive() == [("/livevace/seed", [42])]
 

@@ -159,9 +159,9 @@ class Listen:
     async def serve(self, request: web.BaseRequest) -> web.StreamResponse:
         """Hold one client's WebSocket until it closes."""
         if not trusted_origin(request):
-            self._burst.warning(f"origin {shorten(request.headers['Origin'])}", "OSCQuery "
-                                f"WebSocket from the web page {shorten(request.headers['Origin'])!r} "
-                                "refused (only the node's own page may steer it)")
+            origin = shorten(request.headers["Origin"])
+            self._burst.warning(f"origin {origin}", f"OSCQuery WebSocket from the web page "
+                                f"{origin!r} refused (only the node's own page may steer it)")
             return web.Response(status=403)
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_PACKET)
         await ws.prepare(request)

@@ -44,8 +44,10 @@ def wants_page(request: web.BaseRequest) -> bool:
     path = request.path
     if path.startswith(PREFIX) or path == "/ui":
         return True
-    return path == "/" and (request.query_string.upper() == "HTML"
-                            or (not request.query_string and prefers_html(request.headers.get("Accept", ""))))
+    if path != "/":
+        return False
+    query = request.query_string
+    return query.upper() == "HTML" or not query and prefers_html(request.headers.get("Accept", ""))
 
 
 def prefers_html(accept: str) -> bool:
