@@ -14,7 +14,9 @@ Facts (the authors' interactive inference and long-video training; KlingTeam/Mem
   per layer, each bank frame is scored against the prompt, mean over text tokens, heads and
   frame tokens of (text K · frame K)/√d with that layer's cached text K, the two best stay
   (best first) and the staged frame takes the last slot. Once the bank is full this repeats at
-  every chunk start with the same candidate until the next one is staged, as the authors do.
+  every chunk start with the same candidate until the next one is staged, as the authors do
+  (a candidate that scores among the best so can hold several slots). The first candidate is
+  frame 0, which the sink holds too. 1-frame chunks follow the same rules counted in frames.
 - Bank keys are rotated at their frame's own position (they are stored rotated there).
 - A prompt switch keeps the sink and the bank, commits the candidate, and re-runs the window
   at t = 0 with the new text (LongLive's recache, here chunk by chunk as `StreamSampler` does,
