@@ -57,7 +57,10 @@ class Chromium:
         self._thread.start()
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.errors: list[str] = []
+        """Uncaught JavaScript exceptions of the page, as Chromium reported them."""
         self._run(self._connect(page["webSocketDebuggerUrl"]))
+        self.call("Runtime.enable")
 
     def _run(self, coro: Any, timeout: float = 60.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
@@ -70,6 +73,9 @@ class Chromium:
     async def _read(self) -> None:
         async for msg in self._ws:
             data = json.loads(msg.data)
+            if data.get("method") == "Runtime.exceptionThrown":
+                self.errors.append(data["params"]["exceptionDetails"].get("exception", {})
+                                   .get("description", str(data["params"])))
             future = self._waiting.pop(data.get("id", -1), None)
             if future is not None and not future.done():
                 future.set_result(data)

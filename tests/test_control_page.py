@@ -297,3 +297,8 @@ def test_the_page_works_on_a_phone(show):
     finally:
         browser.call("Emulation.setTouchEmulationEnabled", enabled=False)
         browser.call("Emulation.clearDeviceMetricsOverride")
+
+
+def test_the_page_threw_no_javascript_errors(show):
+    _, browser, _ = show
+    assert browser.errors == []
