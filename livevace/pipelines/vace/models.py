@@ -156,14 +156,11 @@ def _load(recipe: Recipe, found: dict[str, Path], settings: vram.VramSettings,
 
 
 def vram_settings(width: int, height: int, chunk_frames: int, decoder: str,
-                  model: str | None = None) -> vram.VramSettings:
-    """The estimate's inputs for this run (text encoder dtype from what is on disk; the
-    model, where the estimate takes one)."""
+                  model: str) -> vram.VramSettings:
+    """The estimate's inputs for this run of `model` (text encoder dtype from what is on
+    disk)."""
     text_role = next(r for r in catalog.ROLES if r.name == "text encoder")
     fp8 = catalog.role_choice(text_role) == ("umt5_fp8",)
-    given: dict[str, Any] = {}
-    if model is not None and "model" in vram.VramSettings.__dataclass_fields__:
-        given["model"] = model
     return vram.VramSettings(width=width, height=height, chunk_frames=chunk_frames,
                              decoder=decoder, text_encoder_dtype="fp8" if fp8 else "bf16",
-                             **given)
+                             model=model)
