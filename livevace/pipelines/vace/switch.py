@@ -11,6 +11,10 @@ last picture, and the load logs its progress part by part. The running pipeline 
 only once the new one is ready: a load that fails half-way is said in one line and the current
 model plays on. The running pipeline is not called during a load, so the new one's
 preparation (CUDA-graph captures, see `fast`) meets no other GPU work of the generator.
+
+A model brings its own step list and latent frames per call (`own_params`, written into the
+registry by `adopt`): LongLive's four steps mean nothing to a two-step StreamDiffusionV2,
+whose stream batch takes one latent frame per call.
 """
 
 from __future__ import annotations
