@@ -258,7 +258,7 @@ MASK_MODES = ("none", "person", "person_inverse", "image", "outpaint")
 MODELS = ("longlive", "self-forcing", "reward-forcing", "streamdiffusionv2",
           "streamdiffusionv2-14b", "memflow", "krea-realtime")
 """The zoo's streaming generators by the names a VJ types, the default first (each is a
-recipe in `livevace.models.wan.zoo`; a test keeps every recipe named here)."""
+recipe in `livevace.models.wan.zoo`, in the same order; a test keeps the two equal)."""
 VACE_LAYER_PROFILE_MAX = 40  # the 14B model has 8 VACE layers, 1.3B has 15; a profile is resampled
 
 REGISTRY: tuple[Param, ...] = (
