@@ -7,10 +7,14 @@ before reading a byte when the recipe's files are missing, naming the pull comma
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 
 from livevace.config import RunConfig
@@ -209,3 +213,20 @@ def test_a_model_that_cannot_load_is_refused_and_the_current_one_plays_on(
     assert pipeline.model == "longlive" and not pipeline.loading
     assert [len(b) for b in recorded.bursts[:5]] == [9, 12, 12, 12, 12]  # never interrupted
     assert stats.snapshot().get("pipeline_errors", 0) == 0
+
+
+def test_livevace_run_takes_the_model_and_the_weights(tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    env = {**os.environ, "LIVEVACE_MODELS_DIR": str(tmp_path / "models"),
+           "DAYDREAM_SCOPE_MODELS_DIR": str(tmp_path / "scope")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "livevace", "run", "--osc-port", "-1", "--oscquery-port", "-1",
+         "--no-zeroconf", "--no-preview", "--pipeline", "vace", "--model", "streamdiffusionv2",
+         "--weights", "tiny-random", "--sink", f"record:{out}", "--max-frames", "12",
+         "--width", "64", "--height", "64", "--set", "control=edges"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "loading streamdiffusionv2 (tiny-random)" in proc.stderr
+    assert "model streamdiffusionv2 brings its own denoising_steps" in proc.stderr
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 12
