@@ -13,7 +13,8 @@ older port with its rolling cache is not followed):
   and moves down one row at the next call, while a new frame enters row 0; the last row's x0
   is finished. A frame therefore comes out B − 1 calls after it went in.
 - Filling (the authors' `prepare`): the first call of a stream denoises its frame through all
-  steps at once, the same in every row, so every row's cache starts with it, and returns it.
+  steps (the first one the call's, as for every new frame) at once, the same in every row, so
+  every row's cache starts with it, and returns it.
   The rows then wait, empty (zero latents), at the next frame's position and run along with
   the others until real frames reach them; what they write sits at that position and is
   overwritten when the real frame gets there. Until the first streamed frame reaches the last
@@ -421,7 +422,9 @@ STREAMDIFFUSIONV2 = Recipe(
     window=6, sink=3, rope_span=None, refine=False, checkpoints=("sdv2_1_3b",), stream=stream,
     prompt_switch="none")
 """StreamDiffusionV2 1.3B (`jerryfeng/StreamDiffusionV2`, `wan_causal_dmd_v2v`): two steps,
-the authors' default; up to four (`STEPS`), one batch row each."""
+the authors' default; up to four (`STEPS`), one batch row each. The authors' demo restarts the
+stream on a new prompt; here every row takes the new text at its next forward and the stream
+goes on (a fade with `transition_chunks` works as for the other models)."""
 
 STREAMDIFFUSIONV2_14B = Recipe(
     "streamdiffusionv2-14b", WAN21_VACE_14B, steps=STEPS[:1], shift=8.0, warp=False, chunk=1,
