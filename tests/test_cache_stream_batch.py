@@ -305,3 +305,27 @@ def test_cuda_graph_replay_equals_eager(warm_up: bool):
         assert rel_err(a, b) < 1e-5
     for a, b in zip(*orders):
         assert torch.equal(a, b)
+
+
+def test_a_restless_picture_moves_the_sink_again_and_again(one_thread):  # noqa: F811
+    """Dissimilar frames every few calls: sink slots queue up and are taken in the reference's
+    order, and the stack never runs past its capacity."""
+    model = randomise(WanDiT(TINY), seed=3)
+    steps = (700, 500)
+    sampler = stream(model, replace(STREAMDIFFUSIONV2, config=TINY),
+                     STREAMDIFFUSIONV2.layout(H, W_LAT), steps, seed=8)
+    text = torch.randn(1, TINY.text_len, TINY.text_dim, generator=torch.Generator().manual_seed(1))
+    sampler.set_text(text)
+    count = 30
+    inits = frames(count, {i: -3.0 for i in range(count) if i % 3 == 2}, seed=2)
+    ours = [sampler.generate_chunk(init=x) for x in inits]
+    ref = Reference(model, sampler, steps)
+    theirs = ref.run(inits, [700.0] * count, [text] * count, [None] * count)
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        assert rel_err(a, b) < 1e-5, i
+    assert sum(full for *_, full in ref.events) >= 10
+    depth = sampler.cache.order.depth[0]
+    assert int(depth.max()) <= sampler.cache.order.capacity
+    for layer in range(TINY.num_layers):
+        for row in range(len(steps)):
+            assert device_order(sampler, layer, row) == ref.order(layer, row), (layer, row)
