@@ -276,6 +276,7 @@ def test_on_the_gpu_the_steady_state_replays_graphs_without_host_syncs():
     """After `warm_up`, blocks replay captured graphs only (no capture, no host sync) and
     give what the eager step gives."""
     texts, vaces, _ = inputs(5, 3)
+    contexts = [v.cuda() for v in vaces if v is not None]
     outs = []
     for graphs in (False, True):
         gpu = randomise(WanDiT(CFG), seed=11).for_inference(torch.bfloat16).cuda()
@@ -289,8 +290,7 @@ def test_on_the_gpu_the_steady_state_replays_graphs_without_host_syncs():
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
         try:
-            outs.append([sampler.generate_chunk(vace=None if v is None else v.cuda())
-                         for v in vaces[:1] + vaces[2:]])
+            outs.append([sampler.generate_chunk(vace=v) for v in contexts])
         finally:
             torch.cuda.set_sync_debug_mode("default")
         if graphs:
