@@ -1,0 +1,73 @@
+"""Upscaling: tiny random checkpoints of each supported architecture load through spandrel and
+give the requested size; Lanczos alone where none is given; a foreign file is one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from livevace.errors import ModelError
+from livevace.output import lanczos
+from livevace.output.upscale import Upscaler, import_spandrel, load_network
+from wan_support import one_thread, randomise
+
+spandrel = import_spandrel()
+archs = spandrel.architectures
+
+
+def tiny(arch: str, scale: int) -> torch.nn.Module:
+    """A random network of `arch` small enough for CPU tests (the layouts are spandrel's)."""
+    if arch == "Compact":
+        net = archs.Compact.Compact(num_feat=8, num_conv=2, upscale=scale)
+    elif arch == "SPAN":
+        net = archs.SPAN.SPAN(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=scale)
+    else:
+        net = archs.ESRGAN.ESRGAN(num_filters=8, num_blocks=1, scale=scale)
+    return randomise(net)
+
+
+@pytest.mark.parametrize(("arch", "scale"), [("Compact", 4), ("SPAN", 2), ("ESRGAN", 2)])
+def test_a_tiny_checkpoint_loads_through_spandrel_and_gives_the_size_asked(tmp_path, arch, scale,
+                                                                          one_thread):
+    path = tmp_path / f"{arch}.pth"
+    torch.save(tiny(arch, scale).state_dict(), path)
+    network = load_network(path, torch.device("cpu"), torch.float32)
+    assert (network.arch, network.scale) == (arch, scale)
+    frames = torch.rand(2, 3, 24, 40)
+    raw = network.run(frames)
+    out = Upscaler(network)(frames, (100, 60))
+    assert raw.shape == (2, 3, 24 * scale, 40 * scale)
+    assert out.shape == (2, 3, 60, 100)
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    # the network's picture, not a plain resize of the input
+    assert float((out - Upscaler(None)(frames, (100, 60))).abs().mean()) > 1e-3
+
+
+def test_without_a_network_the_frames_are_resized_by_lanczos():
+    frames = torch.rand(1, 3, 20, 30)
+    out = Upscaler(None)(frames, (75, 50))
+    assert out.shape == (1, 3, 50, 75)
+    assert Upscaler(None)(frames, (30, 20)) is frames
+
+
+def test_lanczos_matches_pil_and_keeps_flat_areas_flat():
+    y, x = np.mgrid[0:18, 0:26]
+    image = (128 + 80 * np.sin(x / 3.0) * np.cos(y / 4.0)).astype(np.uint8)  # no clipping
+    ours = lanczos.resize(torch.from_numpy(image).double()[None, None], 45, 65)[0, 0]
+    pil = np.asarray(Image.fromarray(image).resize((65, 45), Image.LANCZOS), dtype=np.float64)
+    inner = (slice(4, -4), slice(4, -4))  # PIL and ours treat the border differently
+    assert np.abs(ours.numpy()[inner].clip(0, 255) - pil[inner]).max() <= 2.0  # PIL rounds between passes
+    flat = torch.full((1, 1, 7, 9), 0.3, dtype=torch.float64)
+    assert torch.allclose(lanczos.resize(flat, 20, 13), torch.full((1, 1, 20, 13), 0.3,
+                                                                   dtype=torch.float64))
+
+
+def test_a_file_that_is_no_sr_model_is_one_clear_error(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"weight": torch.zeros(3)}, path)
+    with pytest.raises(ModelError, match="no super-resolution model spandrel knows"):
+        load_network(path, torch.device("cpu"), torch.float32)
+    with pytest.raises(ModelError, match="does not exist"):
+        load_network(tmp_path / "absent.pth", torch.device("cpu"), torch.float32)
