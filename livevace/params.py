@@ -334,6 +334,16 @@ REGISTRY: tuple[Param, ...] = (
           group="output"),
     Param("reset_cache", "trigger", False, "Start the stream afresh (keeps the current "
           "prompt).", apply="reset", group="output"),
+    Param("output_fps", "int", 0, "Output frame rate made by motion interpolation (RIFE): "
+          "in-between frames instead of repeats; 0: off. Sinks keep the rate they opened at.",
+          min=0, max=120, unit="fps", apply="immediate", group="output"),
+    Param("output_size", "ints", (0, 0), "Output width, height made by upscaling (one value: "
+          "the width, the height following the picture); 0: off. Sinks keep the size they "
+          "opened at.", min=0, max=7680, max_len=2, unit="px", apply="immediate",
+          group="output"),
+    Param("upscale_model", "str", "span_2x", "Upscaling network: a catalogue key (span_2x, "
+          "compact_4x), a model file spandrel reads, or lanczos (plain resize).",
+          max_len=4096, apply="immediate", group="output"),
     # --- scenes and tempo
     Param("scene", "str", "", "Recall a scene by name or index (crossfades over "
           "transition_chunks).", max_len=128, apply="immediate", group="scene"),

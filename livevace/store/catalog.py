@@ -283,8 +283,27 @@ def _annotator_entry(w: WeightFiles) -> ModelFile:
     return ModelFile(w, purpose, features, licence, tensors)
 
 
+OUTPUT_FILES: tuple[ModelFile, ...] = (
+    _hf("rife_v4_25", "RIFE v4.25 flownet", "Upsampler/rife-4-25", "flownet.pkl", 22.7,
+        "IFNet of Practical-RIFE v4.25 (fp32 state dict, `module.` keys), mirrored unchanged: "
+        "the in-between frames of output_fps", ("output_fps (motion interpolation)",),
+        Licence("MIT", True, "hzwer/Practical-RIFE"), (), in_scope=False),
+    _hf("span_2x", "2xNomosUni SPAN upscaler", "Phips/2xNomosUni_span_multijpg",
+        "2xNomosUni_span_multijpg.safetensors", 4.46, "SPAN 2x super-resolution (spandrel), "
+        "trained on photos with JPEG degradations: fast enough for 1080p60",
+        ("output_size (upscaling)",), Licence("CC-BY-4.0", True, "the model card (Phips)"),
+        (), in_scope=False),
+    ModelFile(WeightFiles(key="compact_4x", description="Real-ESRGAN general x4v3 upscaler",
+                          folder="Real-ESRGAN", files=("realesr-general-x4v3.pth",),
+                          url="https://github.com/xinntao/Real-ESRGAN/releases/download/"
+                              "v0.2.5.0/realesr-general-x4v3.pth", size_mb=4.9),
+              "Real-ESRGAN's compact SRVGGNet, 4x (spandrel)", ("output_size (upscaling)",),
+              Licence("BSD-3-Clause", True, "the Real-ESRGAN repository (xinntao)")),
+)
+"""The output path's networks (`livevace.output`): interpolation and upscaling."""
+
 CATALOG: tuple[ModelFile, ...] = (
-    *GENERATOR_FILES, *(_annotator_entry(w) for w in ANNOTATOR_WEIGHTS))
+    *GENERATOR_FILES, *(_annotator_entry(w) for w in ANNOTATOR_WEIGHTS), *OUTPUT_FILES)
 BY_KEY: dict[str, ModelFile] = {m.key: m for m in CATALOG}
 
 
