@@ -1,7 +1,7 @@
 """`livevace bench pipeline --model NAME`: every model of the zoo runs its own recipe (its
 steps and chunk by default) through the real pipeline and its rows name it; `--weights-dtype
 fp8` stores the DiT's blocks in FP8; each row sets the memory estimate of its model beside
-the measured peak (on a GPU the estimate bounds what the full-size models really take)."""
+the measured peak (on a GPU, the estimate of the full-size models is close to their peak)."""
 
 from __future__ import annotations
 
@@ -88,11 +88,11 @@ def test_fp8_weights_are_stored_and_reach_the_json_and_the_estimate(tmp_path, ca
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name,dtype", [("longlive", "bf16"), ("krea-realtime", "fp8")])
-def test_on_a_gpu_the_estimate_bounds_the_measured_peak(name, dtype, tmp_path):
+def test_on_a_gpu_the_estimate_is_within_a_fifth_of_the_measured_peak(name, dtype, tmp_path):
     code = main(["bench", "pipeline", "--model", name, "--weights", "random", "--weights-dtype",
                  dtype, "--resolution", "576x320", "--chunks", "3", "--out", str(tmp_path)])
     assert code == 0
     (result,) = tmp_path.glob("pipeline-*.json")
     (row,) = json.loads(result.read_text())["rows"]
     assert row["model"] == name and row["weights_dtype"] == dtype
-    assert 0 < row["peak_gb"] < row["estimate_gb"]
+    assert 0.8 < row["peak_gb"] / row["estimate_gb"] < 1.2

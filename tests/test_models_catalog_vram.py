@@ -73,7 +73,7 @@ def test_refusal_names_estimate_gpu_and_a_change_that_fits() -> None:
 
 def test_refusal_combines_savings_or_says_none_suffice() -> None:
     with pytest.raises(ModelError, match=r"would fit with text encoder on the CPU \+ .*576×320"):
-        vram.check(BASE, free_bytes=9.5 * GB, total_bytes=10 * GB, device="GPU 0")
+        vram.check(BASE, free_bytes=11.5 * GB, total_bytes=12 * GB, device="GPU 0")
     with pytest.raises(ModelError, match="even with every saving it needs"):
         vram.check(BASE, free_bytes=2 * GB, total_bytes=4 * GB, device="GPU 0")
 

@@ -22,9 +22,12 @@ models/; a test holds each entry to its recipe and to the cache it really alloca
   wide ones, fp32 modulation temporaries, and the VACE hints held until injected;
 - codec working sets: the Wan VAE's full-resolution feature maps and causal-conv caches
   (≈2 GB at 832×480 in bf16, the figure streaming decoders show), the TAE's far smaller ones;
+- what the pipeline holds beside the networks (the depth annotator, the next chunk's
+  context encoded beside the DiT, staging buffers) as one allowance, the same for every
+  model: calibrated on measured peaks, where it is what the parts above leave unexplained;
 - a fixed workspace for cuBLAS/cuDNN and CUDA graphs, and a margin for fragmentation.
-GPU benchmarks (`livevace bench pipeline --model NAME`) report measured peaks to calibrate
-these constants.
+`livevace bench pipeline --model NAME` sets this estimate beside each row's measured peak
+(BENCHMARKS.md): the way to recalibrate these constants.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ TAE_PARAMS = 11.3e6           # taew2_1.pth: 22.7 MB of fp16
 VAE_BYTES_PER_PIXEL = 2500    # working set / (H·W·dtype bytes): ≈2 GB at 832×480 bf16
 TAE_BYTES_PER_PIXEL = 3 * 64 * 4  # three 64-channel maps over the 4 frames of a latent frame
 WORKSPACE = 0.75 * GB
+PIPELINE = 3.0 * GB
 MARGIN = 0.10
 
 
@@ -253,6 +257,7 @@ def estimate(s: VramSettings) -> VramEstimate:
         "codec work": max(VAE_BYTES_PER_PIXEL * pixels * b if (s.encodes_video or s.decoder == "wan")
                           else 0.0, TAE_BYTES_PER_PIXEL * pixels * b if s.decoder == "tae" else 0.0),
         "annotators": s.annotator_gb * GB,
+        "pipeline": PIPELINE,
         "workspace": WORKSPACE,
     }
     parts["margin"] = MARGIN * sum(parts.values())
