@@ -41,6 +41,7 @@ from livevace.store import catalog, vram
 
 log = logging.getLogger("livevace.vace")
 
+
 def load_models(model_name: str, weights: str | None, settings: vram.VramSettings, *,
                 reuse: ModelSet | None = None, progress: Progress | None = None) -> ModelSet:
     """The model set of `model_name` (a zoo recipe) from `weights` (see module doc)."""
