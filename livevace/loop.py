@@ -1,11 +1,16 @@
-"""The node: source → capture thread → loop thread (pipeline) → pacer → one thread per sink.
+"""The node: source → capture thread → loop thread (pipeline) → output stage → pacer → one
+thread per sink.
 
 The loop thread is the only one that runs the pipeline (the GPU's thread, later). Once per
 call it asks the pipeline how many input frames it wants, takes the newest that many from
 the capture queue, ticks the control service, snapshots the live parameters (triggers are
-consumed into the snapshot), runs the pipeline and hands the burst to the pacer. It never
-waits on a sink, and a source's trouble reaches it only as slate frames, which skip the
-pipeline. `pause` stops the calls; the pacer then holds the last picture. Every frame the
+consumed into the snapshot), runs the pipeline and hands the burst on: through the output
+stage (`livevace.output`: interpolation to `output_fps`, upscaling to `output_size`, on its
+own thread; straight through while both are off) to the pacer. The sinks open at the output
+format the parameters give at the start; a live `output_fps` changes the pacer's rate (NDI
+and Spout follow; a recording keeps its rate), a live `output_size` is fitted to the size
+the sinks opened at. The loop never waits on a sink, and a source's trouble reaches it only
+as slate frames, which skip the pipeline. `pause` stops the calls; the pacer then holds the last picture. Every frame the
 pacer emits also goes to the taps (the control page's preview), which only keep a
 reference and return at once.
 """
@@ -23,6 +28,8 @@ from livevace.frames import Frame, Pipeline, Sink, Source, now
 from livevace.io import make_sink, make_source, parse_sink, parse_source
 from livevace.io.capture import Capture, is_slate
 from livevace.io.sinkrunner import SinkRunner
+from livevace.output.settings import OutputSettings
+from livevace.output.stage import OutputStage
 from livevace.pacing import Pacer
 from livevace.params import REGISTRY, ParamStore
 from livevace.stats import Stats
@@ -65,9 +72,15 @@ class Node:
         self.control = control
         w, h, fps = config.width, config.height, config.fps
         self.capture = Capture(source, w, h, fps, self.stats, no_signal=config.no_signal)  # type: ignore[arg-type]
-        self.runners = [SinkRunner(s, k, w, h, fps, self.stats) for s, k in zip(sinks, sink_keys(sinks))]
+        out = OutputSettings.of(store.snapshot(), w, h)
+        self.out_width, self.out_height = out.size or (w, h)
+        self.out_fps = out.rate or fps
+        """The sinks' format, from output_size / output_fps at the start (module doc)."""
+        self.runners = [SinkRunner(s, k, self.out_width, self.out_height, self.out_fps, self.stats)
+                        for s, k in zip(sinks, sink_keys(sinks))]
         self.taps = tuple(taps)
-        self.pacer = Pacer(fps, self._emit, self.stats, max_frames=config.max_frames)
+        self.pacer = Pacer(self.out_fps, self._emit, self.stats, max_frames=config.max_frames)
+        self.output = OutputStage(self.pacer.push, self.stats)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._deadline = float("inf")
@@ -110,6 +123,10 @@ class Node:
         log.info("running: %s -> %s -> %s at %dx%d %g fps", self.capture.source.name,
                  self.pipeline.name, ", ".join(r.sink.name for r in self.runners),
                  self.config.width, self.config.height, self.config.fps)
+        if (self.out_width, self.out_height, self.out_fps) != (
+                self.config.width, self.config.height, self.config.fps):
+            log.info("output at %dx%d %g fps (output_size, output_fps)", self.out_width,
+                     self.out_height, self.out_fps)
 
     def stop(self) -> None:
         """Ask the node to stop (safe from signal handlers and any thread)."""
@@ -152,6 +169,7 @@ class Node:
             if self._thread.is_alive():
                 log.warning("the pipeline did not return within 10 s; closing around it")
         self.capture.stop()
+        self.output.stop()
         self.pacer.stop()
         for runner in self.runners:
             runner.close()
@@ -195,9 +213,10 @@ class Node:
             if not frames:
                 continue
             if is_slate(frames[0]):
-                self.pacer.push(frames)
+                self.output.submit(frames)
                 continue
             params = self._params()
+            self._follow_output_rate(params)
             t0 = time.perf_counter()
             try:
                 out = self.pipeline(frames, params)
@@ -207,7 +226,13 @@ class Node:
                 continue
             self.stats.timing("pipeline", (time.perf_counter() - t0) * 1e3)
             self.stats.event("fps_pipeline", len(out))  # slates pass the pacer too: not counted
-            self.pacer.push(out)
+            self.output.submit(out, params)
+
+    def _follow_output_rate(self, params: dict[str, Any]) -> None:
+        """A live `output_fps` sets the pacer's rate (0: the node's own)."""
+        rate = float(params.get("output_fps") or self.config.fps)
+        if rate != self.pacer.fps:
+            self.pacer.set_fps(rate)
 
     def _report(self, part: str, exc: Exception, then: str) -> None:
         """Log a fault of `part` once, then every 100th repeat (a failing call repeats at

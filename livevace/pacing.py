@@ -91,6 +91,16 @@ class Pacer:
             self.stats.gauge("queue_pacer", len(self._queue))
             self._cond.notify()
 
+    def set_fps(self, fps: float) -> None:
+        """Change the output rate (a live `output_fps`); the next slot follows it."""
+        with self._cond:
+            self.period = 1.0 / fps
+            self._cond.notify()
+
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.period
+
     @property
     def depth(self) -> int:
         with self._cond:

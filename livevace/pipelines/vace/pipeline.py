@@ -19,7 +19,8 @@ add 4 frames of latency). Generating a chunk:
    for video-to-video, the noised input latents;
 5. dit: `StreamSampler.generate_chunk`;
 6. decode: `LiveDecoder` (wan or tae, switchable live) → uint8 frames, one per input frame,
-   each stamped with its input's capture time.
+   each stamped with its input's capture time; the first frame after a reset or a hard
+   prompt cut carries `meta["cut"]` (the output path never morphs across it).
 Overlap (`overlap=True`, the default): once chunk n's DiT and decode are queued, the context
 of chunk n+1 is planned and encoded on a second CUDA stream while they run (`ahead`'s
 `ContextLane` decides whether a job runs ahead or in line; `lane` is the CUDA stream), so
@@ -308,14 +309,16 @@ class StreamingVace:
             pixels = session.decoder.decode(latents, settings.decoder)
             session.keep_decoded(pixels)
             download = self.staging.download(pixels_to_frames(pixels)[0])
+        scene_cut = session.first or update.recache  # a reset or a hard prompt cut
         session.chunks += 1
         self._encode_ahead(settings, plan)
         out = download.numpy()
         self.timer.report(self.stats)
-        meta = {"chunk": self.chunks_out}
+        number = self.chunks_out
         self.chunks_out += 1
-        return [Frame(self._output(image), f.t_capture, f.index, meta)
-                for image, f in zip(out, inputs.frames)]
+        return [Frame(self._output(image), f.t_capture, f.index,
+                      {"chunk": number, "cut": scene_cut and i == 0})
+                for i, (image, f) in enumerate(zip(out, inputs.frames))]
 
     def _video_start(self, session: GenerationSession, images: list[np.ndarray],
                      plan: modes.Plan, settings: ChunkSettings

@@ -1,0 +1,271 @@
+"""`OutputStage`: the generator's bursts → interpolated, upscaled bursts → the pacer.
+
+The loop hands every burst to `submit` and goes back to generating. With `output_fps` and
+`output_size` off (the defaults) a burst goes straight on to the pacer on the loop's thread,
+as before. Otherwise the stage's own thread takes it: uploads the chunk's frames, runs the
+interpolation (`interpolate`) and the upscaling (`upscale`) in one batch each on the stage's
+own CUDA stream — beside the generator's work on its streams — and downloads the result for
+the pacer. A burst waits only for the one before it; when the stage falls `MAX_WAITING` bursts
+behind, the oldest waiting one is dropped (`dropped_output`), so latency cannot build up.
+
+Order: upscaling runs after interpolation (`ORDER`), so IFNet works at the generated size and
+its in-betweens get the network's detail too; `livevace bench output` measures both orders
+(docs/output.md says why this one).
+
+Weights: RIFE's come from the catalogue (`livevace models pull rife_v4_25`), the upscaler's
+are `upscale_model` (a catalogue key, a file, or `lanczos`). A missing or unreadable file, or
+a network slower than `BUDGET_SHARE` of an output frame's period, falls back — to repeating
+frames at the output rate, to a Lanczos resize — with one log line.
+
+Stats: `stage_output_ms` (a burst's time in the stage), `interpolation_latency_ms` (how much
+later the newest generated frame goes out than it would without interpolation: under one
+generated frame), counters `frames_interpolated`, `output_cuts`, `dropped_output`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import nullcontext
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from livevace.errors import ModelError, UserError
+from livevace.frames import Frame
+from livevace.models.rife import IFNet, load_ifnet
+from livevace.output.interpolate import Interpolator, Schedule
+from livevace.output.settings import OutputSettings
+from livevace.output.upscale import LANCZOS, Network, Upscaler, load_network
+from livevace.stats import Stats
+
+log = logging.getLogger("livevace.output")
+
+Order = Literal["interpolate_first", "upscale_first"]
+ORDER: Order = "interpolate_first"
+MAX_WAITING = 3
+BUDGET_SHARE = 0.25
+"""The most of an output frame's period an upscaling network may take per frame."""
+RIFE_KEY = "rife_v4_25"
+
+Emit = Callable[[list[Frame]], None]
+RifeLoader = Callable[[torch.device, torch.dtype], IFNet]
+NetworkLoader = Callable[[str, torch.device, torch.dtype], Network]
+
+
+def load_rife(device: torch.device, dtype: torch.dtype) -> IFNet:
+    """IFNet with the catalogue's weights (ModelError naming the pull command if absent)."""
+    from livevace.store import catalog
+
+    return load_ifnet(catalog.require(RIFE_KEY)[RIFE_KEY]).to(device, dtype)
+
+
+def load_upscaler(model: str, device: torch.device, dtype: torch.dtype) -> Network:
+    """The network `upscale_model` names: a catalogue key or a file path."""
+    from livevace.store import catalog
+
+    path = catalog.require(model)[model] if model in catalog.BY_KEY else Path(model).expanduser()
+    return load_network(path, device, dtype)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class OutputStage:
+    """See the module doc. `emit` receives each finished burst (the pacer's `push`)."""
+
+    def __init__(self, emit: Emit, stats: Stats | None = None, *,
+                 device: torch.device | None = None, order: Order = ORDER,
+                 rife: RifeLoader = load_rife, upscaler: NetworkLoader = load_upscaler) -> None:
+        self.emit = emit
+        self.stats = stats or Stats()
+        self.device = device or default_device()
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.order = order
+        self._load_rife = rife
+        self._load_upscaler = upscaler
+        self.schedule = Schedule()
+        self._interpolator: Interpolator | None = None
+        self._upscaler: tuple[str, Upscaler] | None = None
+        self._prev: Tensor | None = None
+        self._params: Mapping[str, Any] = {}
+        self._queue: deque[tuple[list[Frame], Mapping[str, Any]]] = deque()
+        self._cond = threading.Condition()
+        self._busy = False
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+
+    # --- the loop's side
+    def submit(self, frames: list[Frame], params: Mapping[str, Any] | None = None) -> None:
+        """Hand a burst on (never blocks); `params`: the call's registry snapshot (None: the
+        last one, for slates)."""
+        if not frames:
+            return
+        if params is not None:
+            self._params = params
+        settings = self.settings(frames[0])
+        with self._cond:
+            if not settings.active and not self._queue and not self._busy:
+                self.schedule.reset()
+                self._prev = None
+                direct = True
+            else:
+                direct = False
+                self._queue.append((frames, self._params))
+                while len(self._queue) > MAX_WAITING:
+                    self._queue.popleft()
+                    self.stats.count("dropped_output")
+                self._cond.notify()
+        if direct:
+            self.emit(frames)
+        elif self._thread is None:
+            self._start()
+
+    def settings(self, frame: Frame, params: Mapping[str, Any] | None = None) -> OutputSettings:
+        return OutputSettings.of(self._params if params is None else params, frame.width,
+                                 frame.height)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until every submitted burst has been emitted; False on timeout."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._busy:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    # --- the stage's thread
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="livevace-output", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                frames, params = self._queue.popleft()
+                self._busy = True
+            try:
+                t0 = time.perf_counter()
+                out = self.process(frames, params)
+                self.stats.timing("output", (time.perf_counter() - t0) * 1e3)
+            except Exception:  # the show goes on: the frames as they came
+                log.exception("output stage failed; this burst goes out as generated")
+                out = frames
+            self.emit(out)
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def process(self, frames: list[Frame], params: Mapping[str, Any]) -> list[Frame]:
+        """One burst through interpolation and upscaling (on the stage's stream)."""
+        settings = self.settings(frames[0], params)
+        if not settings.active:
+            self.schedule.reset()
+            self._prev = None
+            return frames
+        with torch.cuda.stream(self._stream) if self._stream is not None else nullcontext():
+            images = self._upload(frames)
+            if settings.size and self.order == "upscale_first":
+                images = self._upscale(images, settings)
+            metas: list[Frame] = frames
+            if settings.rate:
+                images, metas = self._interpolate(frames, images, settings.rate)
+            else:
+                self.schedule.reset()
+                self._prev = None
+            if settings.size and self.order == "interpolate_first":
+                images = self._upscale(images, settings)
+            pixels = _download(images)
+        return [Frame(p, m.t_capture, m.index, m.meta) for p, m in zip(pixels, metas)]
+
+    def _upload(self, frames: list[Frame]) -> Tensor:
+        batch = torch.from_numpy(np.stack([f.image for f in frames]))
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        batch = batch.to(self.device, non_blocking=True)
+        return batch.permute(0, 3, 1, 2).to(self.dtype) / 255.0
+
+    def _interpolate(self, frames: list[Frame], images: Tensor, rate: float
+                     ) -> tuple[Tensor, list[Frame]]:
+        if self._prev is None or self._prev.shape[1:] != images.shape[1:]:
+            self.schedule.reset()  # nothing to morph from (a size change is a cut too)
+            self._prev = images[:1]
+        slots = self.schedule.plan(frames, rate)
+        out = self._interpolation().render(torch.cat((self._prev, images)), slots)
+        self._prev = images[-1:]
+        made = sum(s.between for s in slots)
+        held = sum(bool(s.frame.meta.get("held")) for s in slots)
+        if made and self._interpolation().net is not None:
+            self.stats.count("frames_interpolated", made)
+        if held:
+            self.stats.count("output_cuts")
+        self.stats.gauge("interpolation_latency_ms", self.schedule.latency_ms)
+        return out, [s.frame for s in slots]
+
+    def _interpolation(self) -> Interpolator:
+        if self._interpolator is None:
+            try:
+                net: IFNet | None = self._load_rife(self.device, self.dtype)
+            except UserError as exc:
+                log.warning("motion interpolation off, frames are repeated to the output rate: "
+                            "%s", exc)
+                net = None
+            self._interpolator = Interpolator(net)
+        return self._interpolator
+
+    def _upscale(self, images: Tensor, settings: OutputSettings) -> Tensor:
+        assert settings.size is not None
+        return self._upscaling(settings, images.shape[-2:])(images, settings.size)
+
+    def _upscaling(self, settings: OutputSettings, size: torch.Size) -> Upscaler:
+        model = settings.model
+        if self._upscaler is None or self._upscaler[0] != model:
+            self._upscaler = (model, Upscaler(self._network(model, settings, size)))
+            log.info("upscaling to %dx%d: %s", *settings.size or (0, 0),
+                     self._upscaler[1].describe)
+        return self._upscaler[1]
+
+    def _network(self, model: str, settings: OutputSettings, size: torch.Size
+                 ) -> Network | None:
+        if model == LANCZOS:
+            return None
+        try:
+            network = self._load_upscaler(model, self.device, self.dtype)
+        except UserError as exc:
+            log.warning("upscaling by Lanczos resize: %s", exc)
+            return None
+        rate = settings.rate or 30.0
+        budget = BUDGET_SHARE * 1e3 / rate
+        if self.device.type == "cuda":
+            ms = Upscaler(network).per_frame_ms(size[0], size[1], self.device, self.dtype)
+            if ms > budget:
+                log.warning("upscaling by Lanczos resize: %s takes %.1f ms a frame, over the "
+                            "%.1f ms budget at %g fps", network.name, ms, budget, rate)
+                return None
+        return network
+
+
+def _download(images: Tensor) -> np.ndarray:
+    pixels = (images.float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()

@@ -1,0 +1,208 @@
+"""The output path: where interpolated frames fall, the pacer playing them at 60 fps from a
+30 fps generator, scene cuts held instead of morphed (with the vace pipeline marking them),
+upscaling to the size asked, and the fallbacks when weights are missing (one log line each).
+
+Timing is real where the pacer runs; assertions are about order, content and counts, never
+about intervals (a loaded machine only makes the pacer hold, which these checks tolerate).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from livevace.errors import ModelError
+from livevace.frames import Frame, now
+from livevace.output.interpolate import Schedule
+from livevace.output.stage import OutputStage
+from livevace.output.upscale import load_network
+from livevace.pacing import Pacer
+from livevace.stats import Stats
+from pipeline_support import images, models, store_with  # noqa: F401  (fixture)
+from polling import until
+from test_node_pacing import Recorder
+from test_output_rife import random_ifnet
+from test_output_upscale import tiny
+
+CPU = torch.device("cpu")
+SIDE = 64
+
+
+def picture(i: int) -> np.ndarray:
+    """A bright square that moves 3 pixels a frame (an in-between differs from both)."""
+    image = np.full((SIDE, SIDE, 3), 30, np.uint8)
+    x = 4 + (3 * i) % 40
+    image[20:40, x:x + 16] = (220, 180, 60)
+    return image
+
+
+def generated(start: int, count: int, fps: float = 30.0, t0: float = 100.0,
+              cut_at: int | None = None) -> list[Frame]:
+    return [Frame(picture(i), t0 + i / fps, i, {"cut": i == cut_at}) for i in
+            range(start, start + count)]
+
+
+def stage(emit=lambda frames: None, stats: Stats | None = None, rife=None, upscaler=None
+          ) -> OutputStage:
+    net = random_ifnet()
+
+    def no_network(model, device, dtype):
+        raise ModelError(f"{model} is not downloaded")
+
+    return OutputStage(emit, stats, device=CPU, rife=rife or (lambda d, t: net),
+                       upscaler=upscaler or no_network)
+
+
+def test_30_fps_to_60_puts_one_in_between_before_every_frame_and_25_to_60_keeps_the_rate():
+    schedule = Schedule()
+    slots = schedule.plan(generated(0, 5), 60.0)
+    assert [(s.a, s.b, s.t) for s in slots] == [
+        (1, 1, 0.0), (1, 2, 0.5), (2, 2, 0.0), (2, 3, 0.5), (3, 3, 0.0), (3, 4, 0.5),
+        (4, 4, 0.0), (4, 5, 0.5), (5, 5, 0.0)]
+    stamps = [s.frame.t_capture for s in slots]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    assert schedule.latency_ms == pytest.approx(1e3 / 60)  # under one generated frame
+    schedule = Schedule()
+    schedule.plan(generated(0, 1, fps=25.0), 60.0)
+    counts = [len(schedule.plan(generated(i, 1, fps=25.0), 60.0)) for i in range(1, 26)]
+    assert sum(counts) == 60 and set(counts) == {2, 3}
+
+
+def test_a_cut_holds_the_previous_picture_instead_of_morphing():
+    schedule = Schedule()
+    slots = schedule.plan(generated(0, 4, cut_at=2), 60.0)
+    cut = [s for s in slots if s.frame.meta.get("held")]
+    assert len(cut) == 1 and (cut[0].a, cut[0].b) == (2, 2)  # picture 2 is frame 1
+    assert not any(s.between and s.b == 3 for s in slots)
+
+
+def test_the_pacer_plays_a_30_fps_generator_at_60_every_second_frame_new():
+    """The stage's bursts (made first: its CPU time here is no part of what is tested) go to
+    the pacer as a 30 fps generator hands over chunks of 4 frames: at 60 fps they are
+    exactly on rate, the case where nothing may be dropped."""
+    stats, out = Stats(), Recorder()
+    output = stage(stats=stats)
+    chunk, chunks = 4, 6
+    params = {"output_fps": 60, "output_size": (0, 0)}
+    bursts = [output.process(generated(k * chunk, chunk), params) for k in range(chunks)]
+    pacer = Pacer(60.0, out, stats)
+    pacer.start()
+    try:
+        pushed, wait = -float("inf"), 0.0
+        for burst in bursts:
+            time.sleep(max(0.0, pushed + wait - now()))
+            pushed, wait = now(), len(burst) / 60.0
+            pacer.push(burst)
+        until(lambda: pacer.depth == 0, "the pacer never took its queued frames")
+    finally:
+        pacer.stop()
+    fresh = [f for _, f, is_fresh in out.snapshot() if is_fresh]
+    total = chunk * chunks
+    assert len(fresh) == 2 * total - 1  # nothing dropped: every frame and every in-between
+    real = fresh[0::2]
+    between = fresh[1::2]
+    assert [f.index for f in real] == list(range(total))
+    assert all("interpolated" not in f.meta for f in real)
+    assert all(f.meta.get("interpolated") == 0.5 for f in between)
+    for k, f in enumerate(between):  # new pictures, not repeats of a neighbour
+        assert not np.array_equal(f.image, real[k].image)
+        assert not np.array_equal(f.image, real[k + 1].image)
+    stamps = [f.t_capture for f in fresh]
+    assert stamps == sorted(stamps)
+    snapshot = stats.snapshot()
+    assert snapshot.get("dropped_pacer", 0) == 0 and snapshot.get("dropped_output", 0) == 0
+    assert snapshot["interpolation_latency_ms"] == pytest.approx(1e3 / 60)
+
+
+def test_both_off_passes_bursts_straight_through_on_the_callers_thread():
+    got: list[list[Frame]] = []
+    frames = generated(0, 3)
+    stage(got.append).submit(frames, {"output_fps": 0, "output_size": (0, 0)})
+    assert got == [frames]
+
+
+def test_the_vace_pipeline_marks_resets_and_hard_prompt_cuts_and_none_is_morphed(
+        models) -> None:  # noqa: F811
+    from livevace.pipelines.vace.pipeline import StreamingVace
+    from livevace.pipelines.vace.session import pixel_frames
+
+    store = store_with(control="edges", transition_chunks=2)
+    side = 64
+    pipeline = StreamingVace(models, side, side, store.snapshot(), lookahead=0)
+    output = stage()
+    changes = {2: {"reset_cache": True}, 4: {"transition_chunks": 0, "prompt": "a red fox"}}
+    index, cuts, outputs = 0, [], []
+    try:
+        for call in range(8):
+            for name, value in changes.get(call, {}).items():
+                store.set(name, value)
+            params = store.snapshot()
+            params["reset_cache"] = store.take_trigger("reset_cache")
+            n = pixel_frames(pipeline.session.chunk, pipeline.session.first)
+            frames = [Frame(picture(index + j), 10.0 + (index + j) / 30.0, index + j)
+                      for j in range(n)]
+            index += n
+            out = pipeline(frames, params)
+            cuts += [bool(f.meta["cut"]) for f in out]
+            params.update(output_fps=60, output_size=(0, 0))
+            outputs.append((out, output.process(out, params)))
+    finally:
+        pipeline.close()
+    starts = list(np.cumsum([0] + [len(o) for o, _ in outputs]))
+    marked = [i for i, c in enumerate(cuts) if c]
+    # the stream's start, the reset, and the prompt cut once its embedding has arrived
+    assert marked[:2] == [0, starts[2]] and len(marked) == 3
+    prompt_cut = starts.index(marked[2])
+    assert prompt_cut >= 4
+    for call in (2, prompt_cut):
+        generated_frames, made = outputs[call]
+        before = outputs[call - 1][0][-1]
+        first = next(k for k, f in enumerate(made) if not f.meta.get("held"))
+        assert first >= 1 and not any("interpolated" in f.meta for f in made[:first + 1])
+        for held in made[:first]:  # the old picture held on the cut's slots
+            assert np.array_equal(held.image, before.image)
+        assert np.array_equal(made[first].image, generated_frames[0].image)  # then the new
+    # every other chunk starts with an in-between of its first frame and the one before
+    for call in set(range(1, 8)) - {2, prompt_cut}:
+        assert outputs[call][1][0].meta.get("interpolated") == 0.5
+
+
+def test_missing_rife_weights_repeat_frames_with_one_log_line(caplog):
+    def missing(device, dtype):
+        raise ModelError("RIFE v4.25 flownet is not downloaded: run `livevace models pull "
+                         "rife_v4_25`")
+
+    output = stage(rife=missing)
+    params = {"output_fps": 60, "output_size": (0, 0)}
+    with caplog.at_level(logging.WARNING, logger="livevace.output"):
+        made = [f for k in range(3) for f in output.process(generated(4 * k, 4), params)]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "frames are repeated" in lines[0] and "rife_v4_25" in lines[0]
+    assert len(made) == 2 * 12 - 1
+    for k in range(1, len(made), 2):
+        assert np.array_equal(made[k].image, made[k - 1].image)
+
+
+def test_upscaling_gives_the_size_asked_by_network_or_by_lanczos(tmp_path, caplog):
+    path = tmp_path / "compact.pth"
+    torch.save(tiny("Compact", 2).state_dict(), path)
+    with_network = stage(upscaler=lambda model, device, dtype: load_network(path, device, dtype))
+    params = {"output_fps": 0, "output_size": (150, 0), "upscale_model": "mine"}
+    frames = generated(0, 2)
+    out = with_network.process(frames, params)
+    assert [f.image.shape for f in out] == [(150, 150, 3)] * 2
+    assert [f.index for f in out] == [0, 1]
+    with caplog.at_level(logging.WARNING, logger="livevace.output"):
+        plain = stage()
+        for _ in range(2):
+            resized = plain.process(frames, {**params, "output_size": (96, 80)})
+    assert [f.image.shape for f in resized] == [(80, 96, 3)] * 2
+    assert not np.array_equal(out[0].image[:80, :96], resized[0].image)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "Lanczos" in lines[0] and "not downloaded" in lines[0]
+    both = stage().process(generated(0, 3), {"output_fps": 60, "output_size": (96, 96)})
+    assert len(both) == 5 and all(f.image.shape == (96, 96, 3) for f in both)
