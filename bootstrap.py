@@ -7,7 +7,8 @@ The one set-up path for every platform (the Makefile and Windows both call it):
    a GPU, otherwise a CPU build (a local `+cpu` wheel where pip's find-links folders hold
    one, its dependencies from the usual index; else the PyTorch CPU index), so machines
    without a GPU never fetch gigabytes of CUDA wheels;
-3. install livevace (with the dev extras for `test`), skipped when nothing changed;
+3. install livevace (with the dev extras for `test`) and spandrel (without its dependencies:
+   see `SPANDREL`), skipped when nothing changed;
 4. on Linux with a Hopper or Blackwell GPU, try once to add FlashAttention-4 (the `flash4`
    extra: faster attention at 832×480; optional, cuDNN's SDPA does the work without it);
 5. run `livevace run …` or `pytest …`, waiting out its clean stop on Ctrl-C or SIGTERM.
@@ -28,6 +29,10 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+SPANDREL = "spandrel==0.4.2"
+"""The upscalers' loader, without its dependencies: it asks for torchvision, whose wheels on
+the package index are CUDA builds that break a CPU PyTorch (and transformers' imports with
+it); livevace loads no architecture that uses it (`livevace.output.upscale`)."""
 
 
 def step(msg: str) -> None:
@@ -83,6 +88,7 @@ def ensure_project(extras: str) -> None:
         return
     step(f"installing livevace{f'[{extras}]' if extras else ''} (first run takes a few minutes)")
     pip("-e", f"{ROOT}[{extras}]" if extras else str(ROOT))
+    pip("--no-deps", SPANDREL)
     stamp.touch()
 
 
