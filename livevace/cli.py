@@ -15,7 +15,7 @@ from pathlib import Path
 from livevace import __version__
 from livevace.errors import UserError
 
-COMMANDS = ("run", "sources", "bench", "soak", "models", "osc", "presets", "patches",
+COMMANDS = ("run", "sources", "bench", "soak", "models", "osc", "midi", "presets", "patches",
             "experiment")
 """Subcommands, each a module livevace.commands.<name> with `register(subparsers)`."""
 

@@ -348,13 +348,14 @@ REGISTRY: tuple[Param, ...] = (
     Param("scene", "str", "", "Recall a scene by name or index (crossfades over "
           "transition_chunks).", max_len=128, apply="immediate", group="scene"),
     Param("quantize", "enum", "off", "Quantise scene and prompt changes to the next beat or "
-          "bar (needs Ableton Link).", choices=("off", "beat", "bar"), apply="immediate",
+          "bar (needs --link or --midi-clock).", choices=("off", "beat", "bar"), apply="immediate",
           group="scene"),
-    Param("beat_phase", "float", 0.0, "Ableton Link beat phase within the bar (read only).",
-          min=0.0, max=1.0, readonly=True, live=False, apply="immediate", group="scene"),
-    Param("tempo", "float", 120.0, "Tempo of the Ableton Link session (needs --link); "
-          "follows the session and sets it.", min=20.0, max=999.0, unit="bpm", live=False,
-          apply="immediate", group="scene"),
+    Param("beat_phase", "float", 0.0, "Beat phase within the bar, from Ableton Link or MIDI "
+          "clock (read only).", min=0.0, max=1.0, readonly=True, live=False, apply="immediate",
+          group="scene"),
+    Param("tempo", "float", 120.0, "Tempo of the Link session or the MIDI clock (needs --link "
+          "or --midi-clock); follows it, and sets Link's.", min=20.0, max=999.0, unit="bpm",
+          live=False, apply="immediate", group="scene"),
 )
 
 BY_NAME: dict[str, Param] = {p.name: p for p in REGISTRY}

@@ -18,6 +18,7 @@ from typing import Any
 
 from livevace.control.mapping import (Controller, ControllerSet, Mapping, parse_mapping,
                                       report_loaded, write_learned)
+from livevace.control.midimsg import is_midi, parse_address
 from livevace.control.patterns import has_wildcards
 from livevace.control.ratelog import shorten
 from livevace.control.router import Route, Router, encode
@@ -83,6 +84,8 @@ class Controllers:
         self.learn_file = learn_file
         self.learning: tuple[str, str, Replies] | None = None
         self._bank_pos: dict[str, int] = {}
+        self.cc14: frozenset[tuple[int, int]] = frozenset()
+        """(channel, MSB) of the 14-bit MIDI controls mapped: the MIDI input pairs them."""
         self._checked = time.monotonic()
         router.intercept = self._intercept
         router.add("/livevace/learn", self._learn_route)
@@ -96,12 +99,16 @@ class Controllers:
         by_address: dict[str, list[tuple[Mapping, Controller]]] = {}
         for m, c in self.set.mappings():
             by_address.setdefault(m.address, []).append((m, c))
+        self.cc14 = frozenset((control.channel, control.number) for control in
+                              (parse_address(a) for a in by_address if is_midi(a))
+                              if control.kind == "cc14")
         self.router.set_controller_routes({a: self._route(ms) for a, ms in by_address.items()})
 
     def _route(self, maps: list[tuple[Mapping, Controller]]) -> Route:
         def route(address: str, args: list[Any], reply: Replies) -> None:
             for m, c in maps:
-                self.apply(m, c, control_value(address, args, m.arg))
+                if c.answers(reply.source):
+                    self.apply(m, c, control_value(address, args, m.arg))
 
         return route
 
@@ -127,9 +134,9 @@ class Controllers:
                 write("prompt", c.bank[i])
 
     def feedback(self, name: str, value: Any) -> list[tuple[str, list[Any]]]:
-        """Messages that put the controls mapped to `name` where the value now is."""
+        """OSC messages that put the controls mapped to `name` where the value now is."""
         touched: dict[str, list[tuple[Mapping, Controller]]] = {}
-        all_maps = self.set.mappings()
+        all_maps = [(m, c) for m, c in self.set.mappings() if not is_midi(m.address)]
         for m, c in all_maps:
             if m.param == name:
                 touched.setdefault(m.address, [])
@@ -146,6 +153,19 @@ class Controllers:
                 args[m.arg] = m.to_control(current, c.bank)
             if all(a is not None for a in args):
                 out.append((address, [float(a) for a in args]))
+        return out
+
+    def midi_positions(self, name: str | None = None,
+                       value: Any = None) -> list[tuple[Mapping, Controller, float]]:
+        """Where the MIDI controls mapped to `name` should sit (in their input range) now
+        that it is `value`; every MIDI control with a position when `name` is None (a
+        controller plugged in is shown the whole state)."""
+        out = []
+        for m, c in self.set.mappings():
+            if is_midi(m.address) and (name is None or m.param == name):
+                pos = m.to_control(self.store.get(m.param) if name is None else value, c.bank)
+                if pos is not None:
+                    out.append((m, c, pos))
         return out
 
     # --- hot reload ----------------------------------------------------------------------

@@ -5,6 +5,8 @@ A mapping file (`presets/controllers/*.toml`) describes one controller::
     name = "TouchOSC Simple"                 # shown in logs (default: the file name)
     description = "…"
     bank = ["a neon city", "a forest :: 0.7 | fog :: 0.3"]   # optional prompt bank
+    port = "APC mini mk2"                    # optional: the MIDI ports (name contains this)
+                                             #   whose /midi/ controls this file maps
 
     [[map]]
     address = "/1/fader1"         # incoming OSC address, exact (no wildcards, not /livevace/…)
@@ -19,6 +21,16 @@ A mapping file (`presets/controllers/*.toml`) describes one controller::
     index = 2                     # bank only: the bank entry (0-based) a press selects;
                                   #   without it the control scans the bank (0..1 → entries)
     arg = 0                       # optional: which message argument to read (XY pads: 0 = x, 1 = y)
+    send = [0, 127]               # MIDI only: raw values feedback sends for the bottom and top
+                                  #   of the range (LED colours; default the kind's full range)
+    send_channel = 7              # MIDI only: the channel feedback goes out on (default the
+                                  #   address's; some pads pick LED brightness by channel)
+
+MIDI controls (`livevace run --midi NAME`) have addresses under /midi/: `/midi/<ch>/note/<n>`,
+`/midi/<ch>/cc/<n>`, `/midi/<ch>/cc14/<n>` (a 14-bit MSB/LSB pair) and `/midi/<ch>/bend`,
+channels 1..16, values 0..1 (livevace.control.midimsg). Everything else works as for OSC.
+Without `port`, a file's MIDI controls answer every `--midi` port; with it, only the ports
+whose names contain it (so two controllers sending the same CC numbers do not collide).
 
 A file without `[[map]]` tables (an empty file, say) loads, maps nothing and says so in a
 warning naming it.
@@ -45,6 +57,7 @@ from typing import Any, Callable, Iterable
 
 import tomli_w
 
+from livevace.control.midimsg import RANGE, MidiAddressError, is_midi, parse_address
 from livevace.control.tomlfiles import PresetError, error_at, presets_root, read_toml
 from livevace.errors import UserError
 from livevace.params import Param, ParamError, Prompt, param, parse_prompts
@@ -54,8 +67,9 @@ log = logging.getLogger("livevace.osc")
 CURVE_K = 4.0
 CURVES = ("linear", "exp", "log")
 MODES = ("absolute", "toggle", "momentary", "trigger", "bank")
-KEYS = {"address", "param", "in", "out", "curve", "invert", "slew", "mode", "value", "index", "arg"}
-TOP_KEYS = {"name", "description", "bank", "map"}
+KEYS = {"address", "param", "in", "out", "curve", "invert", "slew", "mode", "value", "index", "arg",
+        "send", "send_channel"}
+TOP_KEYS = {"name", "description", "bank", "port", "map"}
 WILDCARD_CHARS = set("*?[]{}# ,")
 
 
@@ -89,6 +103,8 @@ class Mapping:
     value: Any = None
     index: int | None = None
     arg: int = 0
+    send: tuple[float, float] | None = None
+    send_channel: int | None = None
 
     @property
     def p(self) -> Param:
@@ -156,6 +172,12 @@ class Controller:
     maps: tuple[Mapping, ...]
     bank: tuple[tuple[Prompt, ...], ...] = ()
     mtime: float = 0.0
+    port: str | None = None
+    """The MIDI ports (by a part of their name) this file's /midi/ controls answer; None: all."""
+
+    def answers(self, source: str | None) -> bool:
+        """Whether a message from MIDI port `source` (None: OSC) reaches this file's controls."""
+        return source is None or self.port is None or self.port.lower() in source.lower()
 
 
 def resolve_controller(spec: str) -> Path:
@@ -187,6 +209,9 @@ def load_controller(path: Path) -> Controller:
         raise error_at(path, where.line("map"), "use [[map]] tables, one per control")
     out: list[Mapping] = []
     seen: dict[tuple[str, int], int] = {}
+    port = data.get("port")
+    if port is not None and (not isinstance(port, str) or not port.strip()):
+        raise error_at(path, where.line(key="port"), "port must be (a part of) a MIDI port name")
     for i, entry in enumerate(maps):
         def fail(message: str, key: str | None = None, i: int = i) -> PresetError:
             return error_at(path, where.line("map", i, key), message)
@@ -200,7 +225,7 @@ def load_controller(path: Path) -> Controller:
     name = data.get("name", path.stem)
     if not isinstance(name, str):
         raise error_at(path, where.line(key="name"), "name must be text")
-    return Controller(path, name, tuple(out), tuple(bank), _mtime(path))
+    return Controller(path, name, tuple(out), tuple(bank), _mtime(path), port)
 
 
 def _mtime(path: Path) -> float:
@@ -244,6 +269,7 @@ def parse_mapping(entry: Any, bank_size: int, fail: Callable[..., UserError]) ->
     if address.startswith("/livevace/") or address == "/livevace":
         raise fail("/livevace/… addresses are the node's own; map your controller's address",
                    "address")
+    send, send_channel = _midi_keys(entry, address, fail)
     mode = entry.get("mode", "absolute")
     if mode not in MODES:
         raise fail(f"mode {mode!r} is not one of {', '.join(MODES)}", "mode")
@@ -304,7 +330,36 @@ def parse_mapping(entry: Any, bank_size: int, fail: Callable[..., UserError]) ->
             raise fail(f"index must be 0..{bank_size - 1} (the bank has {bank_size} prompts)",
                        "index")
     return Mapping(address, p.name, mode, lo_in, hi_in, out[0] if out else None,
-                   out[1] if out else None, crv, invert, slew, value, index, arg)
+                   out[1] if out else None, crv, invert, slew, value, index, arg, send,
+                   send_channel)
+
+
+def _midi_keys(entry: dict, address: str,
+               fail: Callable[..., UserError]) -> tuple[tuple[float, float] | None, int | None]:
+    """Check a /midi/ address and the keys only MIDI controls have: (send, send_channel)."""
+    if not is_midi(address):
+        for key in ("send", "send_channel"):
+            if key in entry:
+                raise fail(f"{key} applies to MIDI controls (/midi/… addresses)", key)
+        return None, None
+    try:
+        control = parse_address(address)
+    except MidiAddressError as exc:
+        raise fail(str(exc), "address") from None
+    if entry.get("arg", 0) != 0:
+        raise fail("a MIDI control sends one value: leave arg out", "arg")
+    send = entry.get("send")
+    if send is not None:
+        top = RANGE[control.kind]
+        if not isinstance(send, list) or len(send) != 2 or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= top for v in send):
+            raise fail(f"send must be [off, on] whole numbers 0..{top} for {control.kind}", "send")
+        send = (float(send[0]), float(send[1]))
+    channel = entry.get("send_channel")
+    if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)
+                                or not 1 <= channel <= 16):
+        raise fail("send_channel must be a MIDI channel 1..16", "send_channel")
+    return send, channel
 
 
 def mapping_entry(m: Mapping) -> dict[str, Any]:
@@ -322,6 +377,10 @@ def mapping_entry(m: Mapping) -> dict[str, Any]:
         entry["slew"] = m.slew
     if m.arg:
         entry["arg"] = m.arg
+    if m.send is not None:
+        entry["send"] = [int(v) for v in m.send]
+    if m.send_channel is not None:
+        entry["send_channel"] = m.send_channel
     return entry
 
 
@@ -398,9 +457,10 @@ class ControllerSet:
         self.controllers.append(load_controller(path))
 
     def mappings(self) -> list[tuple[Mapping, Controller]]:
-        """All mappings; for an address mapped in two files the later file wins."""
-        by_key: dict[tuple[str, int], tuple[Mapping, Controller]] = {}
+        """All mappings; for an address mapped in two files of the same port the later
+        file wins."""
+        by_key: dict[tuple[str, int, str | None], tuple[Mapping, Controller]] = {}
         for c in self.controllers:
             for m in c.maps:
-                by_key[(m.address, m.arg)] = (m, c)
+                by_key[(m.address, m.arg, c.port)] = (m, c)
         return list(by_key.values())

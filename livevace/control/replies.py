@@ -27,8 +27,11 @@ def bundle(messages: list[bytes]) -> bytes:
 class Replies:
     """Gathers a request's answers (call it like a Reply), then `send`s them at once."""
 
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, source: str | None = None) -> None:
         self._reply = reply
+        self.source = source
+        """The MIDI port a request came from (None: OSC): a mapping file may answer only
+        some ports."""
         self._messages: dict[bytes, bytes] = {}
 
     def __call__(self, message: bytes) -> None:

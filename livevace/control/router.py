@@ -106,6 +106,10 @@ class Router:
         """Replace the routes of the loaded controller mappings (all at once)."""
         self._controller_routes = dict(routes)
 
+    def knows(self, address: str) -> bool:
+        """Whether a message to `address` (no wildcards) reaches a route."""
+        return address in self._routes or address in self._controller_routes
+
     def _matching(self, address: str) -> list[Route]:
         """The routes an address (pattern) reaches; PatternError when it is malformed."""
         if not has_wildcards(address):

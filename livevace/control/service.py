@@ -2,7 +2,7 @@
 
 `add_arguments` declares the command-line options; `start` opens the OSC server(s),
 feedback, OSCQuery (with its LISTEN WebSocket and the browser page), controller mappings,
-scenes and Ableton Link; the node loop calls `ControlService.tick()` once per pipeline
+MIDI controllers, scenes and the tempo source (Ableton Link or MIDI clock); the node loop calls `ControlService.tick()` once per pipeline
 call, right before it snapshots the parameters, feeds `preview` every output frame, and
 calls `close()` on the way out.
 """
@@ -18,6 +18,8 @@ from typing import Any
 from livevace.control.controllers import Controllers, learn_target
 from livevace.control.feedback import Feedback, Stats, parse_target
 from livevace.control.mapping import resolve_controller
+from livevace.control.midi import Midi
+from livevace.control.midiclock import MidiClock
 from livevace.control.oscquery import OscQueryServer
 from livevace.control.preview import Preview
 from livevace.control.ramps import Ramps
@@ -30,6 +32,7 @@ from livevace.control.transport import (TCP_IDLE, AllowList, PacketHandler, Repl
                                         TcpServer, UdpServer, reply_policy)
 from livevace.control.values import osc_args
 from livevace.control.webpage import Page
+from livevace.errors import UserError
 from livevace.params import REGISTRY, ParamError, ParamStore, param
 
 log = logging.getLogger("livevace.osc")
@@ -97,6 +100,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "(default: the first --controller file if it is your own, else "
                    "learned.toml in $LIVEVACE_CONTROLLERS_DIR, default "
                    "~/.config/livevace/controllers); never a file in presets/")
+    g.add_argument("--midi", action="append", default=[], metavar="NAME",
+                   help="a MIDI controller: the port name or a part of it (`livevace midi "
+                   "list`); its /midi/… controls follow the --controller mappings, and "
+                   "feedback lights its LEDs and moves its motor faders; repeatable")
+    g.add_argument("--midi-clock", metavar="NAME",
+                   help="follow the MIDI clock of this port (tempo, beat phase, quantize); "
+                   "instead of --link")
     g.add_argument("--link", action="store_true",
                    help="join the Ableton Link session (tempo, beat phase, quantize)")
     tempo = param("tempo")
@@ -115,6 +125,8 @@ class ControlService:
         self.quantiser = quantiser
         self.servers: list[Any] = []
         self.feedback: Feedback | None = None
+        self.midi: Midi | None = None
+        """The MIDI ports, with --midi or --midi-clock."""
         self.oscquery: OscQueryServer | None = None
         self.preview = Preview()
         """The browser page's view of the output: the node taps every frame it emits into it."""
@@ -142,6 +154,8 @@ class ControlService:
             self.oscquery.close()
         if self.feedback:
             self.feedback.close()
+        if self.midi:
+            self.midi.close()
         if self.quantiser.clock:
             self.quantiser.clock.close()
 
@@ -196,8 +210,11 @@ def start(args: argparse.Namespace, store: ParamStore, stats: Stats | None = Non
     ramps = Ramps(store)
     router = Router(store, ramps)
     controllers = Controllers(store, router, controller_paths, learn_to)
-    quantiser = Quantiser(store, Clock(args.bpm) if args.link else None)
-    if quantiser.clock:
+    if args.link and args.midi_clock:
+        raise UserError("--link and --midi-clock are two tempo sources: choose one")
+    midi_clock = MidiClock(args.bpm) if args.midi_clock else None
+    quantiser = Quantiser(store, Clock(args.bpm) if args.link else midi_clock)
+    if args.link:
         log.info("Ableton Link: %.1f bpm, %d peers", quantiser.clock.tempo, quantiser.clock.peers)
     router.defer = quantiser.defer
     _commands(router, Scenes(store, ramps), quantiser)
@@ -225,6 +242,9 @@ def start(args: argparse.Namespace, store: ParamStore, stats: Stats | None = Non
                          *service.oscquery.address)
         service.feedback = Feedback(store, [parse_target(t) for t in args.feedback], stats,
                                     args.stats_interval, extra=controllers.feedback)
+        if args.midi or args.midi_clock:
+            service.midi = Midi(store, router, controllers, args.midi, args.midi_clock,
+                                midi_clock)
     except BaseException:
         service.close()
         raise

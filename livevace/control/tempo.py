@@ -1,10 +1,12 @@
-"""Tempo: Ableton Link (aalink) and beat-quantised prompt and scene changes.
+"""Tempo: Ableton Link (aalink) or MIDI clock, and beat-quantised prompt and scene changes.
 
-With `--link`, the node joins the Link session; `quantize = beat | bar` then holds prompt
+With `--link`, the node joins the Link session (with `--midi-clock NAME` it follows that
+port's MIDI clock instead: livevace.control.midiclock); `quantize = beat | bar` then holds prompt
 and scene changes until the next beat or bar line, applied at the first tick after it
 (the pipeline reads parameters once per chunk, so that is the earliest a change can show).
 The beat phase within the bar is published as the read-only `beat_phase` parameter and
-`tempo` follows (and sets) the session tempo.
+`tempo` follows (and, with Link, sets) the session tempo. A clock that is not running (MIDI
+clock after Stop) holds nothing: changes apply at once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 import logging
 import math
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from livevace.errors import UserError
 from livevace.params import ParamStore
@@ -21,8 +23,25 @@ from livevace.params import ParamStore
 log = logging.getLogger("livevace.osc")
 
 
+class BeatClock(Protocol):
+    """What the quantiser reads of a tempo source."""
+
+    @property
+    def running(self) -> bool: ...
+    @property
+    def beat(self) -> float: ...
+    @property
+    def quantum(self) -> float: ...
+    tempo: float
+
+    def close(self) -> None: ...
+
+
 class Clock:
     """A beat clock: Ableton Link when available."""
+
+    running = True
+    """A Link session always runs."""
 
     def __init__(self, bpm: float, quantum: float = 4.0) -> None:
         try:
@@ -70,7 +89,7 @@ class Clock:
 class Quantiser:
     """Holds prompt and scene changes until the next beat or bar (by `quantize`)."""
 
-    def __init__(self, store: ParamStore, clock: Clock | None) -> None:
+    def __init__(self, store: ParamStore, clock: BeatClock | None) -> None:
         self.store = store
         self.clock = clock
         self._pending: dict[str, tuple[float, Callable[[], None]]] = {}
@@ -88,10 +107,11 @@ class Quantiser:
         """Apply now, or at the next beat/bar line; a newer change of `name` replaces a
         waiting one."""
         mode = self.store.get("quantize")
-        if mode == "off" or self.clock is None:
-            if mode != "off" and not self._warned:
+        if mode == "off" or self.clock is None or not self.clock.running:
+            if mode != "off" and self.clock is None and not self._warned:
                 self._warned = True
-                log.warning("quantize=%s needs Ableton Link: start with --link", mode)
+                log.warning("quantize=%s needs a tempo source: start with --link or "
+                            "--midi-clock NAME", mode)
             apply()
             return
         step = 1.0 if mode == "beat" else self.clock.quantum
@@ -108,7 +128,8 @@ class Quantiser:
         if abs(tempo - self.store.get("tempo")) > 1e-6:
             self.store.set("tempo", tempo)
         with self._lock:
-            due = [(n, a) for n, (b, a) in self._pending.items() if b <= beat]
+            due = [(n, a) for n, (b, a) in self._pending.items()
+                   if b <= beat or not self.clock.running]
             for name, _ in due:
                 del self._pending[name]
         for _, apply in due:
