@@ -132,6 +132,11 @@ class OutputStage:
         return OutputSettings.of(self._params if params is None else params, frame.width,
                                  frame.height)
 
+    @property
+    def upscaling(self) -> str:
+        """What upscales now (after any fallback), for logs and benchmarks."""
+        return self._upscaler[1].describe if self._upscaler else "none"
+
     def stop(self) -> None:
         with self._cond:
             self._stopped = True

@@ -1,0 +1,139 @@
+"""Output path speed: RIFE interpolation, the upscalers, and the two orders of the whole stage.
+
+Rows (random weights at the real shapes: speed does not depend on their values):
+- `interpolate`: IFNet v4.25 making a chunk's in-betweens in one batch, per output frame made;
+- `sr <arch> <n>x`: each upscaling network on a chunk of frames, per frame (the catalogue's
+  SPAN 2× and compact 4×), then `lanczos` to the output size, per frame;
+- `stage interpolate_first` / `stage upscale_first`: `OutputStage.process` on a chunk of
+  generated frames (host upload, both steps, download to the host) at `--fps-out` and
+  `--to`, per output frame. The cheaper order is the stage's default (`stage.ORDER`;
+  docs/output.md records the measurement behind it).
+GPU rows are timed with CUDA events, the stage rows by the wall clock (they end in a copy to
+the host). `--tiny` runs small frames on a CPU to exercise the path.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from livevace.bench.report import Timing, table, time_cpu, time_cuda, write_result
+from livevace.frames import Frame
+from livevace.models.rife import IFNet
+from livevace.output.interpolate import Interpolator, Schedule
+from livevace.output.lanczos import resize
+from livevace.output.stage import Order, OutputStage
+from livevace.output.upscale import Network, import_spandrel
+
+ORDERS: tuple[Order, ...] = ("interpolate_first", "upscale_first")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", default="832x480", help="generated WIDTHxHEIGHT (default: %(default)s)")
+    parser.add_argument("--to", default="1920x1080", help="output WIDTHxHEIGHT (default: %(default)s)")
+    parser.add_argument("--fps-in", type=float, default=30.0, help="generated frame rate (default: %(default)s)")
+    parser.add_argument("--fps-out", type=float, default=60.0, help="output_fps (default: %(default)s)")
+    parser.add_argument("--chunk", type=int, default=12, help="generated frames per burst (default: %(default)s)")
+    parser.add_argument("--upscaler", default="span", choices=("span", "compact"),
+                        help="the network of the stage rows (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=20, help="timed calls per row (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="cuda, cpu or auto (default: %(default)s)")
+    parser.add_argument("--tiny", action="store_true", help="small frames and networks on the CPU (smoke run)")
+    parser.add_argument("--out", default=None, help="results folder (default: bench/results)")
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, h = (int(v) for v in text.lower().split("x"))
+    return w, h
+
+
+def networks(tiny: bool) -> dict[str, torch.nn.Module]:
+    """The catalogue's upscaler architectures (SPAN 2x with 48 channels, Real-ESRGAN's
+    compact 4x with 64 features and 32 convs), random."""
+    archs = import_spandrel().architectures
+    if tiny:
+        return {"span": archs.SPAN.SPAN(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2),
+                "compact": archs.Compact.Compact(num_feat=8, num_conv=2, upscale=4)}
+    return {"span": archs.SPAN.SPAN(num_in_ch=3, num_out_ch=3, feature_channels=48, upscale=2),
+            "compact": archs.Compact.Compact(num_feat=64, num_conv=32, upscale=4)}
+
+
+def _network(name: str, module: torch.nn.Module, scale: int, device: torch.device,
+             dtype: torch.dtype) -> Network:
+    module = module.to(device, dtype).eval().requires_grad_(False)
+
+    def run(images: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return module(images.to(dtype)).clamp(0.0, 1.0)
+
+    return Network(name, name, scale, run)
+
+
+def run(args: argparse.Namespace) -> int:
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if args.device == "auto" else args.device)
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    (w, h), (ow, oh) = ((64, 48), (128, 96)) if args.tiny else (_size(args.size), _size(args.to))
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    timed: Callable[[Callable[[], Any]], Timing] = (
+        (lambda fn: time_cuda(fn, args.repeat, args.warmup)) if device.type == "cuda"
+        else (lambda fn: time_cpu(fn, args.repeat, args.warmup)))
+    g = torch.Generator().manual_seed(0)
+    net = IFNet().to(device, dtype).eval().requires_grad_(False)
+    frames = [Frame(np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8),
+                    i / args.fps_in, i) for i in range(args.chunk)]
+    pictures = torch.rand(args.chunk + 1, 3, h, w, generator=g).to(device, dtype)
+    rows: list[dict[str, Any]] = []
+
+    slots = Schedule().plan(frames, args.fps_out)
+    made = sum(s.between for s in slots) or 1
+    t = timed(lambda: Interpolator(net).render(pictures, slots))
+    rows.append(_row("interpolate", f"{w}x{h}", t, made, "per in-between"))
+    mods = networks(args.tiny)
+    scales = {"span": 2, "compact": 4}
+    for name, module in mods.items():
+        network = _network(name, module, scales[name], device, dtype)
+        batch = pictures[:args.chunk]
+        t = timed(lambda: network.run(batch))
+        rows.append(_row(f"sr {name} {scales[name]}x", f"{w}x{h}", t, args.chunk, "per frame"))
+    t = timed(lambda: resize(pictures[:args.chunk], oh, ow))
+    rows.append(_row("lanczos", f"{w}x{h}->{ow}x{oh}", t, args.chunk, "per frame"))
+
+    network = _network(args.upscaler, mods[args.upscaler], scales[args.upscaler], device, dtype)
+    params = {"output_fps": args.fps_out, "output_size": (ow, oh), "upscale_model": args.upscaler}
+    for order in ORDERS:
+        stage = OutputStage(lambda out: None, device=device, order=order,
+                            rife=lambda d, dt: net, upscaler=lambda m, d, dt: network)
+        outputs = len(stage.process(frames, params))
+
+        def call(stage: OutputStage = stage) -> None:
+            stage.schedule.reset()
+            stage.process(frames, params)
+
+        t = time_cpu(call, args.repeat, args.warmup)
+        upscaler = stage.upscaling
+        rows.append({**_row(f"stage {order}", f"{w}x{h}->{ow}x{oh}", t, outputs,
+                            "per output frame"), "upscaler": upscaler})
+    columns = ["what", "size", "ms", "p95_ms", "per", "ms_each", "upscaler"]
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    print(f"device {device} ({name}), {str(dtype).removeprefix('torch.')}, chunk {args.chunk} "
+          f"generated frames at {args.fps_in:g} fps -> {args.fps_out:g} fps, p50 over {args.repeat}")
+    print(table(rows, columns))
+    stages = {r["what"]: r["ms_each"] for r in rows if r["what"].startswith("stage")}
+    print(f"cheaper order: {min(stages, key=stages.__getitem__).removeprefix('stage ')}")
+    path = write_result("output", {"device": str(device), "dtype": str(dtype), "tiny": args.tiny,
+                                   "fps_in": args.fps_in, "fps_out": args.fps_out,
+                                   "chunk": args.chunk, "rows": rows},
+                        Path(args.out) if args.out else None)
+    print(f"wrote {path}")
+    return 0
+
+
+def _row(what: str, size: str, t: Timing, count: int, per: str) -> dict[str, Any]:
+    return {"what": what, "size": size, "ms": t.p50, "p95_ms": t.p95, "per": per,
+            "ms_each": t.p50 / count, "timing": t.as_dict()}
