@@ -17,6 +17,7 @@ LAYERS = (
     ("loop", ("loop", "pacing")),
     ("control", ("control",)),
     ("pipelines", ("pipelines",)),
+    ("output", ("output",)),
     ("io and annotators", ("io", "annotators")),
     ("models", ("models",)),
     ("store", ("store",)),

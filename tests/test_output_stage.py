@@ -206,3 +206,24 @@ def test_upscaling_gives_the_size_asked_by_network_or_by_lanczos(tmp_path, caplo
     assert len(lines) == 1 and "Lanczos" in lines[0] and "not downloaded" in lines[0]
     both = stage().process(generated(0, 3), {"output_fps": 60, "output_size": (96, 96)})
     assert len(both) == 5 and all(f.image.shape == (96, 96, 3) for f in both)
+
+
+@pytest.mark.gpu
+def test_on_the_gpu_a_chunk_becomes_1080p60_in_half_precision_on_the_stages_stream():
+    """832x480 at 30 fps → 1920x1080 at 60 fps with the catalogue's SPAN shape (random)."""
+    from livevace.bench.output import _network, networks
+
+    device = torch.device("cuda")
+    net = random_ifnet().to(device, torch.float16)
+    span = _network("span", networks(tiny=False)["span"], 2, device, torch.float16)
+    output = OutputStage(lambda frames: None, device=device, rife=lambda d, t: net,
+                         upscaler=lambda m, d, t: span)
+    assert output.dtype == torch.float16 and output._stream is not None
+    frames = [Frame(np.random.default_rng(i).integers(0, 256, (480, 832, 3), dtype=np.uint8),
+                    i / 30.0, i) for i in range(12)]
+    params = {"output_fps": 60, "output_size": (1920, 1080), "upscale_model": "span"}
+    out = output.process(frames, params)
+    assert len(out) == 23 and all(f.image.shape == (1080, 1920, 3) for f in out)
+    assert output.upscaling.startswith("span (")  # within the frame budget on a datacentre GPU
+    between = [f for f in out if "interpolated" in f.meta]
+    assert len(between) == 11 and all(f.image.std() > 0 for f in between)
