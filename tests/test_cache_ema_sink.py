@@ -301,3 +301,31 @@ def test_on_a_gpu_the_steady_state_replays_graphs_without_host_syncs():
     want = [eager.generate_chunk(vace=ctx) for _ in range(7)]
     for n, (a, b) in enumerate(zip(got, want)):
         assert rel_err(a, b) < 1e-5, f"chunk {n}"
+
+
+def test_one_frame_chunks_mix_each_evicted_frame_into_its_sink_frame_and_rotate_the_rest():
+    """The pairing for chunks shorter than the sink (evicted frame f → sink frame (f − 3) mod 3)
+    and the kept keys rotated from the un-rotated ones at their positions for the chunk."""
+    cache = EmaSinkCache(TINY, REWARD_FORCING.layout(H, W, chunk=1), alpha=0.75)
+    for f in range(9):
+        cache.begin_chunk(f)  # (the bookkeeping alone: which frame is in which slot)
+    g = torch.Generator().manual_seed(3)
+    for buffer in (cache.sink_raw, cache.v):
+        buffer.copy_(torch.randn(buffer.shape, generator=g))
+
+    def frame(buffer, slot):
+        return buffer[:, :, :, slot * T:(slot + 1) * T].clone()
+
+    for start, evicted_slot, sink_frame in ((9, 3, 0), (10, 4, 1), (11, 5, 2), (12, 6, 0)):
+        before = [[frame(b, s) for s in range(9)] for b in (cache.sink_raw, cache.v)]
+        cache.begin_chunk(start)
+        for b, old in zip((cache.sink_raw, cache.v), before):
+            for s in range(9):
+                want = (0.75 * old[s] + 0.25 * old[evicted_slot] if s == sink_frame
+                        else old[s])
+                assert torch.allclose(frame(b, s), want, atol=1e-6), (start, s)
+    # chunk [12, 13): the sink at 0..2, frames 7..11 at 3..7, the chunk at 8
+    for f, position in ((0, 0), (2, 2), (7, 3), (11, 7)):
+        slot = cache.layout.slot(f)
+        want = rotate(frame(cache.sink_raw, slot), rope_angles(TINY, range(position, position + 1)))
+        assert rel_err(frame(cache.k, slot), want) < 1e-6, f

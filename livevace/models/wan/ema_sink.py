@@ -32,10 +32,12 @@ frame at its index minus how far the window has slid). Rotation happens once per
 per forward: within a chunk neither the positions nor the other frames' un-rotated keys
 change, and the chunk's own keys are rotated by the block (its positions are its queries'),
 so `begin_chunk` mixes the sink, then re-rotates every other visible frame into the rotated
-buffer the forwards read (all layers, a device table of the W positions gathered per chunk:
-no host work beyond a few small index uploads). The forward is exactly LongLive's (`CacheKV`
-writes the raw and the rotated keys): no host syncs, one visible prefix per state (3, 6, then
-9 frames for ever), so `compiled.StepGraphs` captures and replays it.
+buffer the forwards read: per layer a gather, one complex multiply in place and a scatter,
+the RoPE factors gathered on the device from a table of the W positions (the host only
+uploads a few small indices). Rotating in every forward instead would redo the same work for
+each pass of the chunk. The forward is exactly LongLive's (`CacheKV` writes the raw and the
+rotated keys): no host syncs, one visible prefix per state (3, 6, then 9 frames for ever), so
+`compiled.StepGraphs` captures and replays it.
 
 Chunks of other sizes than the sink (1-latent chunks): the authors' code then copies evicted
 frames over the sink instead of mixing; here each evicted frame f is mixed into sink frame
@@ -55,7 +57,6 @@ from livevace.models.wan.config import WAN21_VACE_1_3B, WanConfig
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import CacheLayout, StreamCache, copy_tokens
 from livevace.models.wan.recipe import LONGLIVE, Recipe
-from livevace.models.wan.rope import apply_rope
 from livevace.models.wan.sampler import StreamSampler
 from livevace.models.wan.uploads import to_device
 
@@ -97,9 +98,9 @@ class EmaSinkCache(StreamCache):
         self.alpha = alpha
         w, (h, gw) = layout.window, layout.grid
         cos, sin = self.rope.cos_sin(range(w), h, gw, self.device)
-        self.position_cos = cos.view(w, layout.frame_tokens, -1)
-        self.position_sin = sin.view(w, layout.frame_tokens, -1)
-        """RoPE tables of the W positions a frame can take, per frame [W, T, head_dim/2]."""
+        self.turns = torch.complex(cos, sin).view(w, layout.frame_tokens, -1)
+        """RoPE as unit complex numbers for the W positions a frame can take [W, T, head_dim/2]
+        (a key's channel pairs times these: one in-place multiply)."""
 
     @property
     def alpha(self) -> float:
@@ -116,11 +117,11 @@ class EmaSinkCache(StreamCache):
         sink, and rotate every other visible frame to its position for this chunk."""
         before = self.slot_frame
         super().begin_chunk(start, frames)
+        sink = self.layout.sink
         chunk = range(start, start + self.chunk_frames)
         written = [self.layout.slot(f) for f in chunk]
-        for f, slot in zip(chunk, written):
-            if self.layout.sink <= before[slot] < f:
-                self._mix_into_sink(before[slot], slot)
+        self._mix_into_sink([((before[s] - sink) % sink, s) for f, s in zip(chunk, written)
+                             if sink <= before[s] < f])
         self._rotate([s for s, f in enumerate(self.slot_frame)
                       if s not in written and self.layout.policy.visible(f, chunk.stop)])
 
@@ -128,30 +129,41 @@ class EmaSinkCache(StreamCache):
         """Positions change with the shift; `begin_chunk` rotates everything kept."""
         self.sink_shift = shift
 
-    def _mix_into_sink(self, frame: int, slot: int) -> None:
-        """sink ← α·sink + (1 − α)·evicted, un-rotated keys and values, every layer."""
+    def _mix_into_sink(self, pairs: list[tuple[int, int]]) -> None:
+        """sink ← α·sink + (1 − α)·evicted for (sink frame, evicted slot) pairs, in order: the
+        un-rotated keys and the values of every layer, neighbouring frames in one operation."""
         if self.alpha == 1.0:
             return
-        t, sink = self.layout.frame_tokens, self.layout.sink
-        j = (frame - sink) % sink
-        for buffer in (self.sink_raw, self.v):
-            target = buffer[:, :, :, j * t:(j + 1) * t]
-            target.mul_(self.alpha).add_(buffer[:, :, :, slot * t:(slot + 1) * t],
-                                         alpha=1.0 - self.alpha)
+        t = self.layout.frame_tokens
+        for j, slot, n in runs(pairs):
+            for buffer in (self.sink_raw, self.v):
+                target = buffer[:, :, :, j * t:(j + n) * t]
+                target.mul_(self.alpha).add_(buffer[:, :, :, slot * t:(slot + n) * t],
+                                             alpha=1.0 - self.alpha)
 
     def _rotate(self, slots: list[int]) -> None:
-        """Rotate the un-rotated keys of `slots` into `k` at their frames' positions."""
+        """Rotate the un-rotated keys of `slots` into `k` at their frames' positions: per layer
+        a gather, one complex multiply in place (float32) and the scatter."""
         if not slots:
             return
-        lay = self.layout
-        positions = to_device(torch.tensor([self.position(self.slot_frame[s]) for s in slots]),
-                              self.device)
-        cos = self.position_cos.index_select(0, positions).flatten(0, 1)
-        sin = self.position_sin.index_select(0, positions).flatten(0, 1)
+        positions = torch.tensor([self.position(self.slot_frame[s]) for s in slots])
+        turns = self.turns.index_select(0, to_device(positions, self.device)).flatten(0, 1)
         index = to_device(self._token_index(slots), self.device)
         for layer in range(self.cfg.num_layers):
-            raw = self.sink_raw[layer].index_select(2, index)
-            copy_tokens(self.k[layer], index, apply_rope(raw, cos, sin))
+            keys = self.sink_raw[layer].index_select(2, index).float()
+            torch.view_as_complex(keys.unflatten(-1, (-1, 2))).mul_(turns)
+            copy_tokens(self.k[layer], index, keys)
+
+
+def runs(pairs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """(first sink frame, first slot, length) of the runs in which both count up by one."""
+    out: list[list[int]] = []
+    for j, slot in pairs:
+        if out and (out[-1][0] + out[-1][2], out[-1][1] + out[-1][2]) == (j, slot):
+            out[-1][2] += 1
+        else:
+            out.append([j, slot, 1])
+    return [(j, slot, n) for j, slot, n in out]
 
 
 class EmaSinkSampler(StreamSampler):
