@@ -6,10 +6,13 @@ Rows (random weights at the real shapes: speed does not depend on their values):
   SPAN 2× and compact 4×), then `lanczos` to the output size, per frame;
 - `stage interpolate_first` / `stage upscale_first`: `OutputStage.process` on a chunk of
   generated frames (host upload, both steps, download to the host) at `--fps-out` and
-  `--to`, per output frame. The cheaper order is the stage's default (`stage.ORDER`;
-  docs/output.md records the measurement behind it).
+  `--to`, per output frame. The stage's `auto` order upscales first when a network
+  upscales and interpolates first with Lanczos (docs/output.md says why); these rows
+  measure both with the network.
 GPU rows are timed with CUDA events, the stage rows by the wall clock (they end in a copy to
-the host). `--tiny` runs small frames on a CPU to exercise the path.
+the host); every row also counts its floating-point operations once (torch's
+FlopCounterMode), which tells the orders apart on any machine. `--tiny` runs small frames on
+a CPU to exercise the path.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from livevace.bench.report import Timing, table, time_cpu, time_cuda, write_result
 from livevace.frames import Frame
@@ -30,6 +34,7 @@ from livevace.output.stage import Order, OutputStage
 from livevace.output.upscale import Network, import_spandrel
 
 ORDERS: tuple[Order, ...] = ("interpolate_first", "upscale_first")
+"""The orders timed (the stage's `auto` picks one of them)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,20 +97,21 @@ def run(args: argparse.Namespace) -> int:
 
     slots = Schedule().plan(frames, args.fps_out)
     made = sum(s.between for s in slots) or 1
-    t = timed(lambda: Interpolator(net).render(pictures, slots))
-    rows.append(_row("interpolate", f"{w}x{h}", t, made, "per in-between"))
+    rows.append(_row("interpolate", f"{w}x{h}", timed,
+                     lambda: Interpolator(net).render(pictures, slots), made, "per in-between"))
     mods = networks(args.tiny)
     scales = {"span": 2, "compact": 4}
     for name, module in mods.items():
         network = _network(name, module, scales[name], device, dtype)
         batch = pictures[:args.chunk]
-        t = timed(lambda: network.run(batch))
-        rows.append(_row(f"sr {name} {scales[name]}x", f"{w}x{h}", t, args.chunk, "per frame"))
-    t = timed(lambda: resize(pictures[:args.chunk], oh, ow))
-    rows.append(_row("lanczos", f"{w}x{h}->{ow}x{oh}", t, args.chunk, "per frame"))
+        rows.append(_row(f"sr {name} {scales[name]}x", f"{w}x{h}", timed,
+                         lambda: network.run(batch), args.chunk, "per frame"))
+    rows.append(_row("lanczos", f"{w}x{h}->{ow}x{oh}", timed,
+                     lambda: resize(pictures[:args.chunk], oh, ow), args.chunk, "per frame"))
 
     network = _network(args.upscaler, mods[args.upscaler], scales[args.upscaler], device, dtype)
     params = {"output_fps": args.fps_out, "output_size": (ow, oh), "upscale_model": args.upscaler}
+    wall = (lambda fn: time_cpu(fn, args.repeat, args.warmup))
     for order in ORDERS:
         stage = OutputStage(lambda out: None, device=device, order=order,
                             rife=lambda d, dt: net, upscaler=lambda m, d, dt: network)
@@ -115,17 +121,17 @@ def run(args: argparse.Namespace) -> int:
             stage.schedule.reset()
             stage.process(frames, params)
 
-        t = time_cpu(call, args.repeat, args.warmup)
-        upscaler = stage.upscaling
-        rows.append({**_row(f"stage {order}", f"{w}x{h}->{ow}x{oh}", t, outputs,
-                            "per output frame"), "upscaler": upscaler})
-    columns = ["what", "size", "ms", "p95_ms", "per", "ms_each", "upscaler"]
+        rows.append({**_row(f"stage {order}", f"{w}x{h}->{ow}x{oh}", wall, call, outputs,
+                            "per output frame"), "upscaler": stage.upscaling})
+    columns = ["what", "size", "ms", "p95_ms", "per", "ms_each", "gflop_each", "upscaler"]
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     print(f"device {device} ({name}), {str(dtype).removeprefix('torch.')}, chunk {args.chunk} "
           f"generated frames at {args.fps_in:g} fps -> {args.fps_out:g} fps, p50 over {args.repeat}")
     print(table(rows, columns))
-    stages = {r["what"]: r["ms_each"] for r in rows if r["what"].startswith("stage")}
-    print(f"cheaper order: {min(stages, key=stages.__getitem__).removeprefix('stage ')}")
+    stages = [r for r in rows if r["what"].startswith("stage")]
+    for key, what in (("ms_each", "time"), ("gflop_each", "operations")):
+        best = min(stages, key=lambda r: r[key])["what"].removeprefix("stage ")
+        print(f"cheaper order by {what}: {best}")
     path = write_result("output", {"device": str(device), "dtype": str(dtype), "tiny": args.tiny,
                                    "fps_in": args.fps_in, "fps_out": args.fps_out,
                                    "chunk": args.chunk, "rows": rows},
@@ -134,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _row(what: str, size: str, t: Timing, count: int, per: str) -> dict[str, Any]:
+def _row(what: str, size: str, timer: Callable[[Callable[[], Any]], Timing],
+         fn: Callable[[], Any], count: int, per: str) -> dict[str, Any]:
+    with FlopCounterMode(display=False) as flops:
+        fn()
+    t = timer(fn)
     return {"what": what, "size": size, "ms": t.p50, "p95_ms": t.p95, "per": per,
-            "ms_each": t.p50 / count, "timing": t.as_dict()}
+            "ms_each": t.p50 / count, "gflop_each": flops.get_total_flops() / 1e9 / count,
+            "timing": t.as_dict()}

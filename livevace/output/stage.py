@@ -8,9 +8,13 @@ own CUDA stream — beside the generator's work on its streams — and downloads
 the pacer. A burst waits only for the one before it; when the stage falls `MAX_WAITING` bursts
 behind, the oldest waiting one is dropped (`dropped_output`), so latency cannot build up.
 
-Order: upscaling runs after interpolation (`ORDER`), so IFNet works at the generated size and
-its in-betweens get the network's detail too; `livevace bench output` measures both orders
-(docs/output.md says why this one).
+Order (`order="auto"`): with an upscaling network the frames are upscaled first and then
+interpolated at the output size; with the plain Lanczos resize, interpolated first at the
+generated size. The network is by far the dearer step (a 2x network costs many times one
+IFNet in-between at the generated size, and still several times one at 1080p), so it should
+see the fewest frames: the generated ones, not the in-betweens too; without it IFNet is the
+dear step and works best small. `livevace bench output` measures both orders
+(BENCHMARKS.md, docs/output.md).
 
 Weights: RIFE's come from the catalogue (`livevace models pull rife_v4_25`), the upscaler's
 are `upscale_model` (a catalogue key, a file, or `lanczos`). A missing or unreadable file, or
@@ -46,8 +50,7 @@ from livevace.stats import Stats
 
 log = logging.getLogger("livevace.output")
 
-Order = Literal["interpolate_first", "upscale_first"]
-ORDER: Order = "interpolate_first"
+Order = Literal["auto", "interpolate_first", "upscale_first"]
 MAX_WAITING = 3
 BUDGET_SHARE = 0.25
 """The most of an output frame's period an upscaling network may take per frame."""
@@ -81,7 +84,7 @@ class OutputStage:
     """See the module doc. `emit` receives each finished burst (the pacer's `push`)."""
 
     def __init__(self, emit: Emit, stats: Stats | None = None, *,
-                 device: torch.device | None = None, order: Order = ORDER,
+                 device: torch.device | None = None, order: Order = "auto",
                  rife: RifeLoader = load_rife, upscaler: NetworkLoader = load_upscaler) -> None:
         self.emit = emit
         self.stats = stats or Stats()
@@ -191,16 +194,18 @@ class OutputStage:
             return frames
         with torch.cuda.stream(self._stream) if self._stream is not None else nullcontext():
             images = self._upload(frames)
-            if settings.size and self.order == "upscale_first":
-                images = self._upscale(images, settings)
+            upscaler = self._upscaling(settings, images.shape[-2:]) if settings.size else None
+            first = upscaler is not None and self._order(upscaler) == "upscale_first"
+            if upscaler is not None and first:
+                images = upscaler(images, settings.size)  # type: ignore[arg-type]
             metas: list[Frame] = frames
             if settings.rate:
                 images, metas = self._interpolate(frames, images, settings.rate)
             else:
                 self.schedule.reset()
                 self._prev = None
-            if settings.size and self.order == "interpolate_first":
-                images = self._upscale(images, settings)
+            if upscaler is not None and not first:
+                images = upscaler(images, settings.size)  # type: ignore[arg-type]
             pixels = _download(images)
         return [Frame(p, m.t_capture, m.index, m.meta) for p, m in zip(pixels, metas)]
 
@@ -239,9 +244,10 @@ class OutputStage:
             self._interpolator = Interpolator(net)
         return self._interpolator
 
-    def _upscale(self, images: Tensor, settings: OutputSettings) -> Tensor:
-        assert settings.size is not None
-        return self._upscaling(settings, images.shape[-2:])(images, settings.size)
+    def _order(self, upscaler: Upscaler) -> Order:
+        if self.order != "auto":
+            return self.order
+        return "upscale_first" if upscaler.network is not None else "interpolate_first"
 
     def _upscaling(self, settings: OutputSettings, size: torch.Size) -> Upscaler:
         model = settings.model
