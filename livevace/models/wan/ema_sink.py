@@ -41,8 +41,9 @@ rotated keys): no host syncs, one visible prefix per state (3, 6, then 9 frames 
 
 Chunks of other sizes than the sink (1-latent chunks): the authors' code then copies evicted
 frames over the sink instead of mixing; here each evicted frame f is mixed into sink frame
-(f − sink) mod sink, which is the authors' pairing for chunks of the sink's size. A recache
-replays frames at the positions they were generated at (see `EmaSinkWindow`).
+(f − sink) mod sink, which is the authors' pairing for chunks of the sink's size. The recipe's
+sampler runs no recache; the cache would take one (dropped frames replay at the positions they
+were generated at, with nothing evicted).
 """
 
 from __future__ import annotations
@@ -90,9 +91,9 @@ class EmaSinkCache(StreamCache):
     def __init__(self, cfg: WanConfig, layout: CacheLayout, batch: int = 1,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
                  alpha: float = DEFAULT_ALPHA) -> None:
-        if not isinstance(layout.policy, EmaSinkWindow):
-            raise ValueError(f"an EMA sink cache needs the {EmaSinkWindow.__name__} policy, "
-                             f"not {type(layout.policy).__name__}")
+        if not isinstance(layout.policy, EmaSinkWindow) or layout.sink < 1:
+            raise ValueError(f"an EMA sink cache needs a sink and the "
+                             f"{EmaSinkWindow.__name__} policy, not {layout}")
         super().__init__(cfg, layout, batch, device, dtype)
         self.sink_raw = torch.zeros_like(self.k)
         self.alpha = alpha
