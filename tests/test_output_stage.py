@@ -227,3 +227,20 @@ def test_on_the_gpu_a_chunk_becomes_1080p60_in_half_precision_on_the_stages_stre
     assert output.upscaling.startswith("span (")  # within the frame budget on a datacentre GPU
     between = [f for f in out if "interpolated" in f.meta]
     assert len(between) == 11 and all(f.image.std() > 0 for f in between)
+
+
+def test_a_network_upscales_before_interpolation_and_lanczos_after(tmp_path):
+    """The auto order: the dear network sees only the generated frames; IFNet then works at
+    the output size. With Lanczos alone, IFNet works at the generated size."""
+    path = tmp_path / "compact.pth"
+    torch.save(tiny("Compact", 2).state_dict(), path)
+    net, seen = random_ifnet(), []
+    forward = net.forward
+    net.forward = lambda img0, *rest: seen.append(tuple(img0.shape[-2:])) or forward(img0, *rest)
+    params = {"output_fps": 60, "output_size": (128, 128), "upscale_model": "mine"}
+    with_network = stage(rife=lambda d, t: net,
+                         upscaler=lambda model, device, dtype: load_network(path, device, dtype))
+    assert len(with_network.process(generated(0, 3), params)) == 5
+    plain = stage(rife=lambda d, t: net)
+    assert len(plain.process(generated(0, 3), params)) == 5
+    assert seen == [(128, 128), (SIDE, SIDE)]
