@@ -123,6 +123,25 @@ def test_every_model_streams_through_the_node_on_tiny_random(name: str) -> None:
     assert stats.snapshot().get("pipeline_errors", 0) == 0
 
 
+def test_fp8_weights_reach_the_loaded_dit_and_it_streams() -> None:
+    """`--weights-dtype fp8` (`create(weights_dtype=...)`): every block's linear weights are
+    stored in e4m3 by the loader, the rest stays as it was, and the node still streams."""
+    from livevace.models.wan.fp8_weights import stored_fp8
+
+    store = store_with(model="krea-realtime")
+    pipeline = create("vace", CONFIG, store, weights="tiny-random", weights_dtype="fp8")
+    dit = pipeline.models.dit
+    assert all(stored_fp8(block.ffn[0].weight) is not None for block in dit.blocks)
+    assert stored_fp8(dit.head.head.weight) is None
+    node, recorded, _, stats = node_for(pipeline, store, {})
+    node.start()
+    try:
+        until(lambda: len(recorded.bursts) >= 2, "two chunks on fp8 weights", timeout=300)
+    finally:
+        node.close()
+    assert stats.snapshot().get("pipeline_errors", 0) == 0
+
+
 def test_a_preset_or_set_step_list_wins_over_the_models_at_start() -> None:
     store = store_with(model="self-forcing", denoising_steps=(1000, 500))
     pipeline = create("vace", CONFIG, store, weights="tiny-random")

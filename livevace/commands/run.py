@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     for path in cfg.presets:
         log.info("preset %s", path)
     pipeline = create_pipeline(cfg.pipeline, cfg, store, weights=weights,
+                               weights_dtype=args.weights_dtype,
                                compile=False if args.no_compile else None,
                                tae_context=args.tae_context or None)
     bind_stats = getattr(pipeline, "bind_stats", None)

@@ -45,10 +45,12 @@ if TYPE_CHECKING:
 
 
 def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
-           compile: bool | None = None, tae_context: bool | None = None) -> "ModelSwitch":
+           weights_dtype: str | None = None, compile: bool | None = None,
+           tae_context: bool | None = None) -> "ModelSwitch":
     """The pipeline for a run, ready to go live; UserError (one line) when it cannot run here.
     The model is the `model` parameter's (`livevace run --model`), its weights from `weights`
-    (`choices.WEIGHTS`, default auto); a change of the parameter switches it live
+    (`choices.WEIGHTS`, default auto), its DiT's block weights stored as `weights_dtype`
+    (`choices.WEIGHTS_DTYPES`, default bf16); a change of the parameter switches it live
     (`switch.ModelSwitch`).
 
     On a CUDA device it takes the fast path (`fast.go_fast`: cuDNN autotuning, the compiled
@@ -68,8 +70,9 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
     params = store.snapshot()
     settings = ChunkSettings.of(params)
     size = generation_size(config.width, config.height)
+    dtype = weights_dtype or "bf16"
     models = loading.load_models(params["model"], weights, loading.vram_settings(
-        *size, settings.chunk_frames, settings.decoder, params["model"]))
+        *size, settings.chunk_frames, settings.decoder, params["model"], dtype))
     if models.device.type == "cpu":
         size = cpu_generation_size(config, size)
     context_encoder = "tae" if tae_context else "wan"
@@ -79,7 +82,7 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
         recipe = zoo.recipe(name)
         params = {**params, **own_params(recipe)}
         new = loading.load_models(name, weights, loading.vram_settings(
-            running.gen_width, running.gen_height, recipe.chunk, settings.decoder, name),
+            running.gen_width, running.gen_height, recipe.chunk, settings.decoder, name, dtype),
             reuse=running.models, progress=loading.progress_log(recipe, weights))
         pipeline = ready(new, config, params, (running.gen_width, running.gen_height), compile,
                          context_encoder)

@@ -31,6 +31,11 @@ WEIGHTS_HELP = (f"where the vace pipeline's weights come from: {AUTO} (the files
                 f"at the model's real shapes on a CUDA GPU: the real speed without the files)")
 MODEL_HELP = (f"the vace pipeline's generator: {' | '.join(MODEL_NAMES)} (default "
               f"{MODEL_NAMES[0]}; the `model` parameter switches it live)")
+WEIGHTS_DTYPES = ("bf16", "fp8")
+"""How the DiT's block weights are stored: bf16, or fp8 (half the memory; QUALITY-AFFECTING)."""
+WEIGHTS_DTYPE_HELP = ("how the generator's block weights are stored: bf16 (default) | fp8 (half "
+                      "the memory, so a 14B model fits a 32 GB card; QUALITY-AFFECTING: "
+                      "weights rounded to e4m3 per row)")
 OLD_MODELS = {AUTO: AUTO, TINY_RANDOM: TINY_RANDOM, "random-1.3b": RANDOM}
 """`--model` once named the weights: those spellings still work, as `--weights`."""
 
@@ -53,9 +58,11 @@ def model_and_weights(model: str | None, weights: str | None) -> tuple[str | Non
 
 
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """`--model NAME` and `--weights`, as every command that runs the vace pipeline takes them."""
+    """`--model NAME`, `--weights` and `--weights-dtype`, as every command that runs the vace
+    pipeline takes them."""
     parser.add_argument("--model", metavar="NAME", help=MODEL_HELP)
     parser.add_argument("--weights", choices=WEIGHTS, help=WEIGHTS_HELP)
+    parser.add_argument("--weights-dtype", choices=WEIGHTS_DTYPES, help=WEIGHTS_DTYPE_HELP)
 
 
 def from_args(args: argparse.Namespace, store: ParamStore) -> str | None:

@@ -49,17 +49,30 @@ def load_models(model_name: str, weights: str | None, settings: vram.VramSetting
     weights = weights or AUTO
     found = check(recipe, weights)
     progress = progress or progress_bar(recipe, weights)
+    if weights in (TINY_RANDOM, RANDOM):
+        return _random(recipe, weights, settings, progress)
+    vram.ensure_fits(settings)
+    return _load(recipe, found, settings, shared(reuse, recipe), progress)
+
+
+def _random(recipe: Recipe, weights: str, settings: vram.VramSettings,
+            progress: Progress) -> ModelSet:
+    """A random set (tiny on the CPU, or the real shapes on the GPU), its DiT's block weights
+    stored in FP8 when the settings ask for it."""
+    from livevace.models.wan.fp8_weights import store_fp8
+
     if weights == TINY_RANDOM:
         from livevace.pipelines.vace.tiny import tiny_random
 
-        return tiny_random(recipe, progress=progress)
-    if weights == RANDOM:
+        models = tiny_random(recipe, progress=progress)
+    else:
         from livevace.pipelines.vace.random_models import random_set
 
-        return random_set(recipe, torch.device("cuda", torch.cuda.current_device()),
-                          progress=progress)
-    vram.ensure_fits(settings)
-    return _load(recipe, found, settings, shared(reuse, recipe), progress)
+        models = random_set(recipe, torch.device("cuda", torch.cuda.current_device()),
+                            progress=progress)
+    if settings.weights_dtype == "fp8":
+        store_fp8(models.dit)
+    return models
 
 
 def check(recipe: Recipe, weights: str) -> dict[str, Path]:
@@ -141,7 +154,8 @@ def _load(recipe: Recipe, found: dict[str, Path], settings: vram.VramSettings,
     text = next(k for k in ("umt5_fp8", "umt5_bf16") if k in found)
     makers: dict[str, Callable[[], Any]] = {
         "DiT + VACE": lambda: load_dit(base, vace=vace, lora=lora[0] if lora else None,
-                                       cfg=recipe.config, device=device, dtype=dtype),
+                                       cfg=recipe.config, device=device, dtype=dtype,
+                                       fp8_weights=settings.weights_dtype == "fp8"),
         "VAE": lambda: load_wan_vae(found["wan_vae"], device=device, dtype=dtype),
         "tiny decoder": lambda: load_tae(found["taew2_1"], device=device, dtype=dtype),
         "text encoder": lambda: load_text_encoder(found[text], found["umt5_tokenizer"],
@@ -157,11 +171,11 @@ def _load(recipe: Recipe, found: dict[str, Path], settings: vram.VramSettings,
 
 
 def vram_settings(width: int, height: int, chunk_frames: int, decoder: str,
-                  model: str) -> vram.VramSettings:
-    """The estimate's inputs for this run of `model` (text encoder dtype from what is on
-    disk)."""
+                  model: str, weights_dtype: str = "bf16") -> vram.VramSettings:
+    """The estimate's inputs for this run of `model` with its block weights stored as
+    `weights_dtype` (text encoder dtype from what is on disk)."""
     text_role = next(r for r in catalog.ROLES if r.name == "text encoder")
     fp8 = catalog.role_choice(text_role) == ("umt5_fp8",)
     return vram.VramSettings(width=width, height=height, chunk_frames=chunk_frames,
                              decoder=decoder, text_encoder_dtype="fp8" if fp8 else "bf16",
-                             model=model)
+                             model=model, weights_dtype=weights_dtype)  # type: ignore[arg-type]
