@@ -124,7 +124,8 @@ class AuthorsCache:
 
 
 def prompt(seed: int) -> torch.Tensor:
-    return torch.randn(1, TINY.text_len, TINY.text_dim, generator=torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, TINY.text_len, TINY.text_dim, generator=g)
 
 
 @pytest.fixture(scope="module")
