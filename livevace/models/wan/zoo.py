@@ -2,8 +2,8 @@
 
 A model of the zoo is a `recipe.Recipe` (its facts as data) plus, where its cache or chunk
 procedure differs from LongLive's, the `stream` factory of its own policy module. Names are
-the ones a VJ types (`livevace run --model NAME`); `choices.MODEL_NAMES` lists them without
-importing torch, and a test keeps the two equal.
+the ones a VJ types (`livevace run --model NAME`); `params.MODELS` lists them without
+importing torch (the `model` parameter's choices), and a test keeps the two equal.
 
     recipe = zoo.recipe("longlive")
     sampler = zoo.open_stream(recipe, model, latent_h, latent_w, chunk, steps, seed)
