@@ -36,6 +36,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
+import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -43,7 +44,7 @@ from torch import Tensor
 from livevace.errors import ModelError, UserError
 from livevace.frames import Frame
 from livevace.models.rife import IFNet, load_ifnet
-from livevace.output.interpolate import Interpolator, Schedule
+from livevace.output.interpolate import Interpolator, Schedule, Slot
 from livevace.output.settings import OutputSettings
 from livevace.output.upscale import LANCZOS, Network, Upscaler, load_network
 from livevace.stats import Stats
@@ -192,9 +193,12 @@ class OutputStage:
             self.schedule.reset()
             self._prev = None
             return frames
+        size = (frames[0].height, frames[0].width)
+        upscaler = self._upscaling(settings, size) if settings.size else None
+        if self._on_host(settings, upscaler):
+            return self._host(frames, settings)
         with torch.cuda.stream(self._stream) if self._stream is not None else nullcontext():
             images = self._upload(frames)
-            upscaler = self._upscaling(settings, images.shape[-2:]) if settings.size else None
             first = upscaler is not None and self._order(upscaler) == "upscale_first"
             if upscaler is not None and first:
                 images = upscaler(images, settings.size)  # type: ignore[arg-type]
@@ -224,14 +228,39 @@ class OutputStage:
         slots = self.schedule.plan(frames, rate)
         out = self._interpolation().render(torch.cat((self._prev, images)), slots)
         self._prev = images[-1:]
+        self._report(slots)
+        return out, [s.frame for s in slots]
+
+    def _on_host(self, settings: OutputSettings, upscaler: Upscaler | None) -> bool:
+        """No network to run: repeats and a plain resize need no GPU round trip (and on a
+        CPU, OpenCV's Lanczos is far cheaper than the matrix form)."""
+        no_net = not settings.rate or self._interpolation().net is None
+        plain = upscaler is None or (upscaler.network is None and self.device.type == "cpu")
+        return no_net and plain
+
+    def _host(self, frames: list[Frame], settings: OutputSettings) -> list[Frame]:
+        """Repeats to the output rate (each slot shows its own picture) and OpenCV's Lanczos
+        resize, on the host frames."""
+        out = frames
+        if settings.rate:
+            before, self._prev = self.schedule.prev, None  # the GPU path starts afresh after
+            pictures = [(before or frames[0]).image, *(f.image for f in frames)]
+            slots = self.schedule.plan(frames, settings.rate)
+            self._report(slots)
+            out = [Frame(pictures[s.a], s.frame.t_capture, s.frame.index, s.frame.meta)
+                   for s in slots]
+        if settings.size is None:
+            return out
+        return [Frame(cv2.resize(f.image, settings.size, interpolation=cv2.INTER_LANCZOS4),
+                      f.t_capture, f.index, f.meta) for f in out]
+
+    def _report(self, slots: list[Slot]) -> None:
         made = sum(s.between for s in slots)
-        held = sum(bool(s.frame.meta.get("held")) for s in slots)
         if made and self._interpolation().net is not None:
             self.stats.count("frames_interpolated", made)
-        if held:
+        if any(s.frame.meta.get("held") for s in slots):
             self.stats.count("output_cuts")
         self.stats.gauge("interpolation_latency_ms", self.schedule.latency_ms)
-        return out, [s.frame for s in slots]
 
     def _interpolation(self) -> Interpolator:
         if self._interpolator is None:
@@ -249,7 +278,7 @@ class OutputStage:
             return self.order
         return "upscale_first" if upscaler.network is not None else "interpolate_first"
 
-    def _upscaling(self, settings: OutputSettings, size: torch.Size) -> Upscaler:
+    def _upscaling(self, settings: OutputSettings, size: tuple[int, int]) -> Upscaler:
         model = settings.model
         if self._upscaler is None or self._upscaler[0] != model:
             self._upscaler = (model, Upscaler(self._network(model, settings, size)))
@@ -257,7 +286,7 @@ class OutputStage:
                      self._upscaler[1].describe)
         return self._upscaler[1]
 
-    def _network(self, model: str, settings: OutputSettings, size: torch.Size
+    def _network(self, model: str, settings: OutputSettings, size: tuple[int, int]
                  ) -> Network | None:
         if model == LANCZOS:
             return None
