@@ -99,12 +99,13 @@ class IFBlock(nn.Module):
 
 def warp(image: Tensor, flow: Tensor) -> Tensor:
     """Sample `image` at pixel + flow (bilinear, edge pixels beyond the border)."""
-    b, _, h, w = image.shape
+    h, w = image.shape[-2:]
     ys = torch.linspace(-1.0, 1.0, h, device=image.device, dtype=torch.float32)
     xs = torch.linspace(-1.0, 1.0, w, device=image.device, dtype=torch.float32)
     base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)  # [h, w, 2] (x, y)
-    scale = torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], device=image.device)
-    grid = base + flow.float().permute(0, 2, 3, 1) / scale
+    flow = flow.float()
+    shift = torch.stack((flow[:, 0] / ((w - 1) / 2.0), flow[:, 1] / ((h - 1) / 2.0)), -1)
+    grid = base + shift
     out = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border",
                         align_corners=True)
     return out.to(image.dtype)
@@ -134,17 +135,14 @@ class IFNet(nn.Module):
         f1 = self.encode(img1) if feat1 is None else feat1
         b, _, h, w = img0.shape
         step = t.to(img0.dtype).view(b, 1, 1, 1).expand(b, 1, h, w)
-        flow: Tensor | None = None
-        mask = feat = img0
-        warped0, warped1 = img0, img1
-        for block, scale in zip(self.blocks, SCALES):
-            if flow is None:
-                flow, mask, feat = block(torch.cat((img0, img1, f0, f1, step), 1), None, scale)
-            else:
-                wf0, wf1 = warp(f0, flow[:, :2]), warp(f1, flow[:, 2:4])
-                x = torch.cat((warped0, warped1, wf0, wf1, step, mask, feat), 1)
-                delta, mask, feat = block(x, flow, scale)
-                flow = flow + delta
+        first, *rest = self.blocks
+        flow, mask, feat = first(torch.cat((img0, img1, f0, f1, step), 1), None, SCALES[0])
+        warped0, warped1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
+        for block, scale in zip(rest, SCALES[1:]):
+            wf0, wf1 = warp(f0, flow[:, :2]), warp(f1, flow[:, 2:4])
+            x = torch.cat((warped0, warped1, wf0, wf1, step, mask, feat), 1)
+            delta, mask, feat = block(x, flow, scale)
+            flow = flow + delta
             warped0, warped1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
         weight = torch.sigmoid(mask)
         return warped0 * weight + warped1 * (1 - weight)
