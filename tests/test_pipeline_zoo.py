@@ -142,6 +142,30 @@ def test_fp8_weights_reach_the_loaded_dit_and_it_streams() -> None:
     assert stats.snapshot().get("pipeline_errors", 0) == 0
 
 
+@pytest.mark.parametrize("name", ["krea-realtime", "streamdiffusionv2"])
+def test_reference_images_on_a_model_without_a_sink_are_said_once_and_the_show_goes_on(
+        name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import cv2
+    import numpy as np
+
+    image = tmp_path / "ref.png"
+    cv2.imwrite(str(image), np.full((32, 32, 3), 200, np.uint8))
+    store = store_with(model=name, reference_images=(str(image),))
+    pipeline = create("vace", CONFIG, store, weights="tiny-random")
+    node, recorded, _, stats = node_for(pipeline, store, {})
+    with caplog.at_level(logging.INFO, logger="livevace.vace"):
+        node.start()
+        try:
+            until(lambda: len(recorded.bursts) >= 3, f"{name}: three chunks", timeout=300)
+        finally:
+            node.close()
+    said = [r for r in caplog.records if "reference images are not used" in r.getMessage()]
+    assert len(said) == 1 and name in said[0].getMessage()
+    assert stats.snapshot().get("pipeline_errors", 0) == 0
+    modes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("vace: ")]
+    assert modes and not any("reference image" in m for m in modes)
+
+
 def test_a_preset_or_set_step_list_wins_over_the_models_at_start() -> None:
     store = store_with(model="self-forcing", denoising_steps=(1000, 500))
     pipeline = create("vace", CONFIG, store, weights="tiny-random")

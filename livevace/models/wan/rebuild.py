@@ -220,7 +220,7 @@ KREA_REALTIME = Recipe(
     "krea-realtime", WAN21_VACE_14B, steps=(1000, 750, 500, 250), shift=5.0, warp=True,
     chunk=3, window=CONTEXT + 3, sink=0, rope_span=None, refine=False,
     checkpoints=("krea_realtime_14b",), vace_checkpoints=("vace_module_14b",), stream=stream,
-    prompt_switch="rebuild", tiny_config=TINY_VACE_14B)
+    prompt_switch="rebuild", references=False, tiny_config=TINY_VACE_14B)
 """Krea Realtime 14B (`krea/krea-realtime-video`); its sampler ends every block with a step
 at t = 0 (`RebuildSampler.set_steps`). A prompt change is best faded over a few
 blocks (the authors lerp the embeddings over four by default: `transition_chunks` 4). A hard

@@ -67,6 +67,9 @@ class Recipe:
     stream: StreamFactory | None = None
     """Builds the cache and sampler (None: LongLive's `StreamCache` and `StreamSampler`)."""
     prompt_switch: PromptSwitch = "recache"
+    references: bool = True
+    """Whether reference images can be written into the cache's sink (no: the model has no
+    sink of its own clean frames, or its sink belongs to its stream batch's rows)."""
     tiny_config: WanConfig = TINY_VACE
     """The toy-sized network of `--weights tiny-random` (same VACE spacing in miniature)."""
 

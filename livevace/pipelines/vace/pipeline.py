@@ -290,12 +290,17 @@ class StreamingVace:
         with self.timer.stage("cache"):  # what the cache must hold before the chunk
             if update.changed:
                 session.sampler.set_text(update.embeddings)
-            if update.recache and not session.first:
+            recipe = self.models.recipe
+            if update.recache and not session.first and recipe.prompt_switch == "recache":
                 replayed = session.sampler.recache()
                 log.info("prompt cut: re-ran %d cached frames with the new prompt", replayed)
             if self.references.latents is not None and not session.sink_written:
-                write_sink(session.sampler,
-                           *self.references.sink_frames(session.cache.layout.sink))
+                if recipe.references:
+                    write_sink(session.sampler,
+                               *self.references.sink_frames(session.cache.layout.sink))
+                else:
+                    log.warning("%s keeps no reference frames in its cache: the reference "
+                                "images are not used while it plays", recipe.name)
                 session.sink_written = True
         with self.timer.stage("encode"):
             init, timesteps = self._video_start(session, inputs.images, plan, settings)
@@ -383,7 +388,8 @@ class StreamingVace:
             else plan.control,
             person_mask=plan.person_mask if masks is not None else None,
             mask_image=readable(plan.mask_image, "mask image", images.mask),
-            references=self.references.used, first_frame=keyframes["first"],
+            references=self.references.used if self.models.recipe.references else (),
+            first_frame=keyframes["first"],
             last_frame=keyframes["last"])
 
     def _log_mode(self, plan: modes.Plan) -> None:
