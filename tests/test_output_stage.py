@@ -244,3 +244,34 @@ def test_a_network_upscales_before_interpolation_and_lanczos_after(tmp_path):
     plain = stage(rife=lambda d, t: net)
     assert len(plain.process(generated(0, 3), params)) == 5
     assert seen == [(128, 128), (SIDE, SIDE)]
+
+
+def test_the_node_opens_its_sinks_at_the_output_format_and_follows_a_live_rate():
+    """pattern 64x48 at 30 fps → passthrough → 96x64 at 60 fps (no RIFE weights here: the
+    slots between frames repeat, evenly)."""
+    from livevace.config import RunConfig
+    from livevace.io.pattern import PatternSource
+    from livevace.loop import Node
+    from livevace.params import ParamStore
+    from livevace.pipelines.passthrough import Passthrough
+    from test_node_lifecycle import Collect
+
+    class Opened(Collect):
+        def open(self, width: int, height: int, fps: float) -> None:
+            self.opened = (width, height, fps)
+
+    store = ParamStore()
+    store.update({"output_fps": 60, "output_size": (96, 64), "upscale_model": "lanczos"})
+    sink = Opened()
+    config = RunConfig(width=64, height=48, fps=30.0, sinks=(), preview="off")
+    node = Node(config, store, Passthrough(), PatternSource(64, 48, 30.0), [sink])
+    node.start()
+    try:
+        until(lambda: len(sink.frames) >= 20, "no output")
+        store.set("output_fps", 50)
+        until(lambda: node.pacer.fps == 50.0, "the pacer kept its rate")
+    finally:
+        node.close()
+    assert sink.opened == (96, 64, 60.0)
+    assert all(f.image.shape == (64, 96, 3) for f in sink.frames)
+    assert any(f.meta.get("repeat") for f in sink.frames)

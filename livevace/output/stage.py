@@ -247,8 +247,8 @@ class OutputStage:
             pictures = [(before or frames[0]).image, *(f.image for f in frames)]
             slots = self.schedule.plan(frames, settings.rate)
             self._report(slots)
-            out = [Frame(pictures[s.a], s.frame.t_capture, s.frame.index, s.frame.meta)
-                   for s in slots]
+            out = [Frame(pictures[s.a], s.frame.t_capture, s.frame.index,
+                         {"repeat": True} if s.between else s.frame.meta) for s in slots]
         if settings.size is None:
             return out
         return [Frame(cv2.resize(f.image, settings.size, interpolation=cv2.INTER_LANCZOS4),
