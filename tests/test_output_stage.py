@@ -218,7 +218,7 @@ def test_on_the_gpu_a_chunk_becomes_1080p60_in_half_precision_on_the_stages_stre
     span = _network("span", networks(tiny=False)["span"], 2, device, torch.float16)
     output = OutputStage(lambda frames: None, device=device, rife=lambda d, t: net,
                          upscaler=lambda m, d, t: span)
-    assert output.dtype == torch.float16 and output._stream is not None
+    assert output.dtype == torch.float16 and output.stream is not None
     frames = [Frame(np.random.default_rng(i).integers(0, 256, (480, 832, 3), dtype=np.uint8),
                     i / 30.0, i) for i in range(12)]
     params = {"output_fps": 60, "output_size": (1920, 1080), "upscale_model": "span"}

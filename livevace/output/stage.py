@@ -104,7 +104,7 @@ class OutputStage:
         self._busy = False
         self._stopped = False
         self._thread: threading.Thread | None = None
-        self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        self._cuda_stream: torch.cuda.Stream | None = None
 
     # --- the loop's side
     def submit(self, frames: list[Frame], params: Mapping[str, Any] | None = None) -> None:
@@ -135,6 +135,14 @@ class OutputStage:
     def settings(self, frame: Frame, params: Mapping[str, Any] | None = None) -> OutputSettings:
         return OutputSettings.of(self._params if params is None else params, frame.width,
                                  frame.height)
+
+    @property
+    def stream(self) -> torch.cuda.Stream | None:
+        """The stage's own CUDA stream (made at first use: a node that never turns the
+        output path on never touches the GPU for it); None on a CPU."""
+        if self._cuda_stream is None and self.device.type == "cuda":
+            self._cuda_stream = torch.cuda.Stream(self.device)
+        return self._cuda_stream
 
     @property
     def upscaling(self) -> str:
@@ -197,7 +205,8 @@ class OutputStage:
         upscaler = self._upscaling(settings, size) if settings.size else None
         if self._on_host(settings, upscaler):
             return self._host(frames, settings)
-        with torch.cuda.stream(self._stream) if self._stream is not None else nullcontext():
+        stream = self.stream
+        with torch.cuda.stream(stream) if stream is not None else nullcontext():
             images = self._upload(frames)
             first = upscaler is not None and self._order(upscaler) == "upscale_first"
             if upscaler is not None and first:
