@@ -138,13 +138,16 @@ def test_ifnet_matches_the_reference_for_a_batch_of_timesteps(tmp_path, one_thre
     assert float((out - img1).abs().mean()) > 1e-3
 
 
-def test_the_loader_takes_keys_without_the_wrapper_prefix(tmp_path):
+def test_the_loader_takes_keys_without_the_wrapper_prefix_and_ignores_others_beside_it(
+        tmp_path):
     net = random_ifnet(seed=2)
-    path = tmp_path / "bare.pth"
-    torch.save(net.state_dict(), path)
-    loaded = load_ifnet(path)
-    for k, v in net.state_dict().items():
-        assert torch.equal(loaded.state_dict()[k], v)
+    bare, wrapped = tmp_path / "bare.pth", tmp_path / "flownet.pkl"
+    torch.save(net.state_dict(), bare)
+    torch.save({**published_state(net), "step": torch.zeros(1)}, wrapped)  # not the network
+    for path in (bare, wrapped):
+        loaded = load_ifnet(path)
+        for k, v in net.state_dict().items():
+            assert torch.equal(loaded.state_dict()[k], v)
 
 
 def test_a_checkpoint_of_another_version_is_one_clear_error(tmp_path):

@@ -150,9 +150,11 @@ class IFNet(nn.Module):
 
 def load_ifnet(path: Path) -> IFNet:
     """The network with the weights of `path` (Practical-RIFE v4.25's `flownet.pkl`, with or
-    without the `module.` prefix); ModelError naming the offending keys otherwise."""
-    raw = read_file(path, WHAT)
-    state = {k.removeprefix("module."): v for k, v in raw.items() if isinstance(v, Tensor)}
+    without the `module.` prefix; as the published loader does, a file with `module.` keys
+    is read for those alone); ModelError naming the offending keys otherwise."""
+    state = {k: v for k, v in read_file(path, WHAT).items() if isinstance(v, Tensor)}
+    if any(k.startswith("module.") for k in state):  # the network is what DataParallel saved
+        state = {k.removeprefix("module."): v for k, v in state.items() if k.startswith("module.")}
     net = IFNet()
     missing, unexpected, wrong = key_mismatches(net.state_dict(), state)
     if missing or unexpected or wrong:
