@@ -22,7 +22,7 @@ from livevace.output.stage import OutputStage
 from livevace.output.upscale import load_network
 from livevace.pacing import Pacer
 from livevace.stats import Stats
-from pipeline_support import images, models, store_with  # noqa: F401  (fixture)
+from pipeline_support import models, store_with  # noqa: F401  (fixture)
 from polling import until
 from test_node_pacing import Recorder
 from test_output_rife import random_ifnet

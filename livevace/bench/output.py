@@ -38,18 +38,19 @@ ORDERS: tuple[Order, ...] = ("interpolate_first", "upscale_first")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", default="832x480", help="generated WIDTHxHEIGHT (default: %(default)s)")
-    parser.add_argument("--to", default="1920x1080", help="output WIDTHxHEIGHT (default: %(default)s)")
-    parser.add_argument("--fps-in", type=float, default=30.0, help="generated frame rate (default: %(default)s)")
-    parser.add_argument("--fps-out", type=float, default=60.0, help="output_fps (default: %(default)s)")
-    parser.add_argument("--chunk", type=int, default=12, help="generated frames per burst (default: %(default)s)")
-    parser.add_argument("--upscaler", default="span", choices=("span", "compact"),
-                        help="the network of the stage rows (default: %(default)s)")
-    parser.add_argument("--repeat", type=int, default=20, help="timed calls per row (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="cuda, cpu or auto (default: %(default)s)")
-    parser.add_argument("--tiny", action="store_true", help="small frames and networks on the CPU (smoke run)")
-    parser.add_argument("--out", default=None, help="results folder (default: bench/results)")
+    add = parser.add_argument
+    add("--size", default="832x480", help="generated WIDTHxHEIGHT (default: %(default)s)")
+    add("--to", default="1920x1080", help="output WIDTHxHEIGHT (default: %(default)s)")
+    add("--fps-in", type=float, default=30.0, help="generated rate (default: %(default)s)")
+    add("--fps-out", type=float, default=60.0, help="output_fps (default: %(default)s)")
+    add("--chunk", type=int, default=12, help="generated frames a burst (default: %(default)s)")
+    add("--upscaler", default="span", choices=("span", "compact"),
+        help="the network of the stage rows (default: %(default)s)")
+    add("--repeat", type=int, default=20, help="timed calls per row (default: %(default)s)")
+    add("--warmup", type=int, default=3, help="untimed calls first (default: %(default)s)")
+    add("--device", default="auto", help="cuda, cpu or auto (default: %(default)s)")
+    add("--tiny", action="store_true", help="small frames and networks on the CPU (smoke run)")
+    add("--out", default=None, help="results folder (default: bench/results)")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -110,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
                      lambda: resize(pictures[:args.chunk], oh, ow), args.chunk, "per frame"))
 
     network = _network(args.upscaler, mods[args.upscaler], scales[args.upscaler], device, dtype)
-    params = {"output_fps": args.fps_out, "output_size": (ow, oh), "upscale_model": args.upscaler}
+    params = {"output_fps": args.fps_out, "output_size": (ow, oh),
+              "upscale_model": args.upscaler}
     wall = (lambda fn: time_cpu(fn, args.repeat, args.warmup))
     for order in ORDERS:
         stage = OutputStage(lambda out: None, device=device, order=order,
@@ -126,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     columns = ["what", "size", "ms", "p95_ms", "per", "ms_each", "gflop_each", "upscaler"]
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     print(f"device {device} ({name}), {str(dtype).removeprefix('torch.')}, chunk {args.chunk} "
-          f"generated frames at {args.fps_in:g} fps -> {args.fps_out:g} fps, p50 over {args.repeat}")
+          f"generated frames at {args.fps_in:g} fps -> {args.fps_out:g} fps, "
+          f"p50 over {args.repeat}")
     print(table(rows, columns))
     stages = [r for r in rows if r["what"].startswith("stage")]
     for key, what in (("ms_each", "time"), ("gflop_each", "operations")):
