@@ -275,3 +275,28 @@ def test_the_node_opens_its_sinks_at_the_output_format_and_follows_a_live_rate()
     assert sink.opened == (96, 64, 60.0)
     assert all(f.image.shape == (64, 96, 3) for f in sink.frames)
     assert any(f.meta.get("repeat") for f in sink.frames)
+
+
+def test_a_fault_mid_show_sends_that_burst_as_generated_then_falls_back_saying_so_once(caplog):
+    class OutOfMemory(torch.nn.Module):
+        encode = staticmethod(lambda x: x)
+
+        def forward(self, *args):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    got: list[list[Frame]] = []
+    output = stage(got.append, rife=lambda d, t: OutOfMemory())
+    params = {"output_fps": 60, "output_size": (0, 0)}
+    with caplog.at_level(logging.WARNING, logger="livevace.output"):
+        for k in range(3):
+            output.submit(generated(4 * k, 4), params)
+            assert output.drain(timeout=30)
+        output.stop()
+    assert [len(burst) for burst in got] == [4, 8, 8]  # as generated, then repeats
+    assert [f.index for f in got[0]] == [0, 1, 2, 3]
+    # each slot before a frame shows the frame before it: 3, 4, 4, 5, 5, 6, 6, 7
+    assert [f.index for f in got[1]] == [3, 4, 4, 5, 5, 6, 6, 7]
+    assert all(np.array_equal(got[1][k].image, got[1][k - 1].image) for k in (2, 4, 6))
+    assert np.array_equal(got[1][0].image, got[0][3].image)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "out of memory" in lines[0] and "repeated" in lines[0]

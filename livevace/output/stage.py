@@ -19,11 +19,14 @@ dear step and works best small. `livevace bench output` measures both orders
 Weights: RIFE's come from the catalogue (`livevace models pull rife_v4_25`), the upscaler's
 are `upscale_model` (a catalogue key, a file, or `lanczos`). A missing or unreadable file, or
 a network slower than `BUDGET_SHARE` of an output frame's period, falls back — to repeating
-frames at the output rate, to a Lanczos resize — with one log line.
+frames at the output rate, to a Lanczos resize — with one log line. So does a fault mid-show
+(the GPU out of memory beside a large generator): that burst goes out as generated, and the
+networks are dropped for the fallbacks.
 
 Stats: `stage_output_ms` (a burst's time in the stage), `interpolation_latency_ms` (how much
 later the newest generated frame goes out than it would without interpolation: under one
-generated frame), counters `frames_interpolated`, `output_cuts`, `dropped_output`.
+generated frame), counters `frames_interpolated`, `output_cuts`, `dropped_output`,
+`output_errors`.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from livevace.errors import ModelError, UserError
+from livevace.errors import UserError, describe
 from livevace.frames import Frame
 from livevace.models.rife import IFNet, load_ifnet
 from livevace.output.interpolate import Interpolator, Schedule, Slot
@@ -105,6 +108,7 @@ class OutputStage:
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._cuda_stream: torch.cuda.Stream | None = None
+        self._faults: set[str] = set()
 
     # --- the loop's side
     def submit(self, frames: list[Frame], params: Mapping[str, Any] | None = None) -> None:
@@ -186,13 +190,27 @@ class OutputStage:
                 t0 = time.perf_counter()
                 out = self.process(frames, params)
                 self.stats.timing("output", (time.perf_counter() - t0) * 1e3)
-            except Exception:  # the show goes on: the frames as they came
-                log.exception("output stage failed; this burst goes out as generated")
+            except Exception as exc:  # the show goes on: the frames as they came
+                self._failed(exc)
                 out = frames
             self.emit(out)
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
+
+    def _failed(self, exc: Exception) -> None:
+        """A fault mid-show (the GPU out of memory beside a large generator, say): the
+        networks are dropped for repeats and Lanczos, which need next to no memory, so the
+        fault does not come back every burst; said once per kind of fault."""
+        self._interpolator = Interpolator(None)
+        self._upscaler = (self._upscaler[0], Upscaler(None)) if self._upscaler else None
+        self._prev = None
+        key = f"{type(exc).__name__}: {exc}"
+        if key not in self._faults:
+            self._faults.add(key)
+            log.error("output stage failed (%s); this burst goes out as generated, and from "
+                      "now on frames are repeated and resized by Lanczos", describe(exc))
+        self.stats.count("output_errors")
 
     def process(self, frames: list[Frame], params: Mapping[str, Any]) -> list[Frame]:
         """One burst through interpolation and upscaling (on the stage's stream)."""
