@@ -101,7 +101,8 @@ def test_touchosc_layout_over_real_osc(running, presets):
     oscsend(r.port, "/2/push3", "f", "0")  # the release does nothing
     oscsend(r.port, "/2/push14", "f", "1")
     oscsend(r.port, "/2/push16", "f", "1")
-    oscsend(r.port, "/3/xy", "ff", "0.25", "0.75")
+    oscsend(r.port, "/3/xy/x", "f", "0.25")  # the Simple layout sends each axis alone
+    oscsend(r.port, "/3/xy/y", "f", "0.75")
     settle(r)
     s = r.store
     assert s.get("vace_context_scale") == pytest.approx(0.5)

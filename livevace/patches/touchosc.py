@@ -1,12 +1,16 @@
 """TouchOSC (2022+): a `.tosc` layout with one control per address of each shipped TouchOSC
 mapping (presets/controllers/touchosc*.toml), so the layout and the mapping cannot drift.
 
-A `.tosc` file is zlib-compressed XML: <lexml version='3'> holding a tree of <node>s, each
-with <properties>, <values> and <messages> (here one <osc> per control: send the control's
-value `x` (and `y` for an XY pad) scaled to the mapping's input range, receive feedback on
-the same address). Controls are named after TouchOSC's default layout (/1/fader1,
-/2/push3, /3/xy), so the widget is read from the address; other addresses get the widget
-their mapping mode implies.
+A `.tosc` file is zlib-compressed XML. This one is written in the format TouchOSC 1.5's
+editor saves, <lexml version='6'> (the root node's <includes>, each message's <noDuplicates>
+and ten-character <connections>; empty <messages> and <children> left out), checked against
+a layout the editor saved (tests/data/hosts/touchosc/). It is a tree of <node>s, each with
+<properties> (sorted by key, as the editor writes them), <values> and <messages>: one <osc>
+per address a control sends, carrying the control's value `x` (or `y`) scaled to the
+mapping's input range and receiving feedback on the same address. Controls are named after
+TouchOSC's stock "Simple" layout (/1/fader1, /2/push3, the XY pad /3/xy sending /3/xy/x and
+/3/xy/y), so the widget is read from the address; other addresses get the widget their
+mapping mode implies.
 """
 
 from __future__ import annotations
@@ -34,17 +38,28 @@ SIZES = {"FADER": (70, 300), "RADIAL": (90, 90), "TOGGLE": (70, 70), "PUSH": (10
 COLORS = {"FADER": (0.2, 0.75, 1.0), "RADIAL": (0.2, 0.75, 1.0), "TOGGLE": (1.0, 0.75, 0.2),
           "PUSH": (0.85, 0.35, 1.0), "XY": (0.3, 1.0, 0.6)}
 GAP, LABEL_H, ROW_W = 12, 36, 440
+LEXML_VERSION = "6"
+CONNECTIONS = "1" * 10
+"""TouchOSC 1.5 routes a message to any of ten connections; this one uses all of them."""
+XY_AXIS = re.compile(r"^(?P<pad>.*/xy\d*)/(?P<axis>[xy])$")
+"""An XY pad's axis address (/3/xy/x): both axes belong to the pad /3/xy."""
 NAMESPACE = uuid.UUID("6c697665-7661-6365-2d74-6f7563686f73")
 """uuid5 namespace of the node IDs: the same address always gets the same ID."""
 
 
 @dataclass(frozen=True)
 class Control:
-    """One TouchOSC control: an address, the widget and the mappings that read it."""
+    """One TouchOSC control: its address, the widget and the mappings that read it, in the
+    order of the values (x, y) it moves."""
 
     address: str
     widget: str
     maps: tuple[Mapping, ...]
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The addresses it sends (an XY pad may send each axis on its own)."""
+        return tuple(dict.fromkeys(m.address for m in self.maps))
 
     @property
     def page(self) -> str:
@@ -66,11 +81,13 @@ def widget(address: str, maps: tuple[Mapping, ...]) -> str:
 
 
 def controls(controller: Controller) -> list[Control]:
-    by_address: dict[str, list[Mapping]] = {}
+    by_node: dict[str, list[Mapping]] = {}
     for m in controller.maps:
-        by_address.setdefault(m.address, []).append(m)
-    return [Control(a, widget(a, tuple(ms)), tuple(sorted(ms, key=lambda m: m.arg)))
-            for a, ms in by_address.items()]
+        axis = XY_AXIS.match(m.address)
+        by_node.setdefault(axis["pad"] if axis else m.address, []).append(m)
+    return [Control(a, widget(a, tuple(ms)),
+                    tuple(sorted(ms, key=lambda m: (m.address, m.arg))))
+            for a, ms in by_node.items()]
 
 
 def caption(m: Mapping, controller: Controller) -> str:
@@ -110,31 +127,46 @@ def _partial(kind: str, conversion: str, value: str, lo: float = 0, hi: float = 
             f"<scaleMax>{_num(hi)}</scaleMax></partial>")
 
 
-def osc_message(address: str, maps: tuple[Mapping, ...]) -> str:
-    """Send x (and y) scaled into each mapping's input range; receive feedback too."""
-    variables = ("x", "y")[:len(maps)]
+def osc_message(address: str, sends: list[tuple[str, Mapping]]) -> str:
+    """Send the values (var, mapping) scaled into each mapping's input range when they
+    change; receive feedback too."""
     triggers = "".join(f"<trigger><var>{_cdata(v)}</var><condition>ANY</condition></trigger>"
-                       for v in variables)
-    arguments = "".join(_partial("VALUE", "FLOAT", v, m.lo_in, m.hi_in)
-                        for v, m in zip(variables, maps))
+                       for v, _ in sends)
+    arguments = "".join(_partial("VALUE", "FLOAT", v, m.lo_in, m.hi_in) for v, m in sends)
     return ("<osc><enabled>1</enabled><send>1</send><receive>1</receive><feedback>0</feedback>"
-            "<noDuplicates>0</noDuplicates><connections>1111111111</connections>"
+            f"<noDuplicates>0</noDuplicates><connections>{CONNECTIONS}</connections>"
             f"<triggers>{triggers}</triggers>"
             f"<path>{_partial('CONSTANT', 'STRING', address)}</path>"
             f"<arguments>{arguments}</arguments></osc>")
 
 
+def osc_messages(c: Control) -> str:
+    """One <osc> per address: x and y on one address, or each on its own (/3/xy/x)."""
+    by_address: dict[str, list[tuple[str, Mapping]]] = {}
+    for var, m in zip(("x", "y"), c.maps):
+        by_address.setdefault(m.address, []).append((var, m))
+    return "".join(osc_message(a, sends) for a, sends in by_address.items())
+
+
 def node(kind: str, name: str, frame: tuple[int, int, int, int], color: tuple[float, ...],
-         props: str = "", values: str = "", messages: str = "", children: str = "") -> str:
+         props: dict[str, str] | None = None, values: str = "", messages: str = "",
+         children: str = "", includes: bool = False) -> str:
+    """A node as the editor writes it: properties sorted by key, empty <messages> and
+    <children> left out, <includes> on the root alone."""
     x, y, w, h = frame
     node_id = uuid.uuid5(NAMESPACE, f"{kind}:{name}:{x}:{y}")
-    body = (_prop("s", "name", _cdata(name))
-            + _prop("r", "frame", f"<x>{x}</x><y>{y}</y><w>{w}</w><h>{h}</h>")
-            + _prop("c", "color", "".join(f"<{c}>{_num(v)}</{c}>" for c, v in zip("rgba", color)))
-            + props)
-    return (f"<node ID='{node_id}' type='{kind}'><properties>{body}</properties>"
-            f"<values>{values}</values><messages>{messages}</messages>"
-            f"<children>{children}</children></node>")
+    properties = {
+        "name": _prop("s", "name", _cdata(name)),
+        "frame": _prop("r", "frame", f"<x>{x}</x><y>{y}</y><w>{w}</w><h>{h}</h>"),
+        "color": _prop("c", "color",
+                       "".join(f"<{c}>{_num(v)}</{c}>" for c, v in zip("rgba", color))),
+        **(props or {}),
+    }
+    body = "".join(properties[k] for k in sorted(properties))
+    return (f"<node ID='{node_id}' type='{kind}'>" + ("<includes></includes>" if includes else "")
+            + f"<properties>{body}</properties><values>{values}</values>"
+            + (f"<messages>{messages}</messages>" if messages else "")
+            + (f"<children>{children}</children>" if children else "") + "</node>")
 
 
 def text_label(text: str, frame: tuple[int, int, int, int]) -> str:
@@ -143,9 +175,9 @@ def text_label(text: str, frame: tuple[int, int, int, int]) -> str:
 
 
 def control_node(c: Control, controller: Controller, frame: tuple[int, int, int, int]) -> str:
-    props = ""
+    props = {}
     if c.widget in BUTTON_TYPES:
-        props = _prop("i", "buttonType", str(BUTTON_TYPES[c.widget]))
+        props["buttonType"] = _prop("i", "buttonType", str(BUTTON_TYPES[c.widget]))
     defaults = []
     for m, var in zip(c.maps, ("x", "y")):
         at = m.to_control(m.p.default, controller.bank)
@@ -153,7 +185,7 @@ def control_node(c: Control, controller: Controller, frame: tuple[int, int, int,
         defaults.append(_value(var, _num(round(position, 6))))
     values = "".join(defaults) + _value("touch", "false")
     return node(NODE_TYPES[c.widget], c.address.strip("/"), frame, (*COLORS[c.widget], 1.0),
-                props, values, osc_message(c.address, c.maps))
+                props, values, osc_messages(c))
 
 
 def layout(controller: Controller) -> str:
@@ -178,8 +210,10 @@ def layout(controller: Controller) -> str:
         bottom = max(bottom, y + row_h + GAP)
         left = max(left + ROW_W, right) + 3 * GAP
     root = node("GROUP", controller.name, (0, 0, left, bottom), (0.05, 0.05, 0.08, 1.0),
-                _prop("b", "background", "1"), _value("touch", "false"), children="".join(items))
-    return "<?xml version='1.0' encoding='UTF-8'?><lexml version='3'>" + root + "</lexml>"
+                {"background": _prop("b", "background", "1")}, _value("touch", "false"),
+                children="".join(items), includes=True)
+    return (f"<?xml version='1.0' encoding='UTF-8'?><lexml version='{LEXML_VERSION}'>"
+            + root + "</lexml>")
 
 
 def zlib_stored(data: bytes) -> bytes:
@@ -202,7 +236,8 @@ def readme(inputs: Inputs) -> str:
     rows = []
     for controller in inputs.touchosc:
         for c in controls(controller):
-            rows.append((f"`{tosc_path(controller)}`", f"`{c.address}`", c.widget.lower(),
+            rows.append((f"`{tosc_path(controller)}`", " · ".join(f"`{a}`" for a in c.addresses),
+                         c.widget.lower(),
                          " · ".join(caption(m, controller) for m in c.maps)))
     files = ", ".join(f"`{tosc_path(c)}` (from `presets/controllers/{c.path.name}`)"
                       for c in inputs.touchosc)
