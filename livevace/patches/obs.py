@@ -18,12 +18,19 @@ SCENE = "livevace"
 CANVAS = (1920, 1080)
 """Bounds the picture is fitted into (OBS's default canvas; Ctrl+F refits on another)."""
 NAMESPACE = uuid.UUID("6c697665-7661-6365-2d6f-62732d73636e")
+ALL_TRACKS = 0xFF
+"""The audio mixers (tracks) a new source gets in libobs (obs_source_init) and OBS saves
+for a source with audio: every track, so the NDI source's sound reaches the recording and
+the stream. A source without audio (a scene, Spout) is saved with 0."""
+AUDIO = {"ndi_source": True, "spout_capture": False, "scene": False}
+"""Whether a source kind carries audio (DistroAV's NDI source does; Spout is video only)."""
 
 
 def _source(kind: str, name: str, settings: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "uuid": str(uuid.uuid5(NAMESPACE, name)), "id": kind,
             "versioned_id": kind, "settings": settings, "enabled": True, "flags": 0,
-            "mixers": 0, "muted": False, "volume": 1.0, "hotkeys": {}, "private_settings": {}}
+            "mixers": ALL_TRACKS if AUDIO[kind] else 0, "muted": False, "volume": 1.0,
+            "hotkeys": {}, "private_settings": {}}
 
 
 def collection(name: str, kind: str, source_name: str, settings: dict[str, Any]) -> dict[str, Any]:
