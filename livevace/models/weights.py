@@ -11,9 +11,9 @@ Layouts (all end up in the original Wan names that `WanDiT` uses):
   `longlive_base.pt` (`generator`), MemFlow `base.pt` (`generator` / `generator_ema` / `model`),
   StreamDiffusionV2 `model.pt` (`generator` / `generator_ema` / `state_dict` / flat), Reward
   Forcing and Krea Realtime (flat, `model.` prefix), torch pickles read with `weights_only=True`.
-- **lora** — LongLive `lora.pt`: PEFT LoRA (`generator_lora` or a bare PEFT state dict,
-  `base_model.model.blocks.N.<linear>.lora_A/B.weight`) on the Linear layers of the main
-  blocks; merged into the weights at load (W += α/r · B·A, α = r = 256 for LongLive).
+- **lora** — LongLive's and MemFlow's `lora.pt` (PEFT, `generator_lora`), or any LoRA layout
+  `livevace.models.wan.lora` reads; merged into the weights at load (W += α/r · B·A, α = r =
+  256 for LongLive).
 - **vace module** — `Wan2_1-VACE_module_1_3B_bf16.safetensors`: only `vace_blocks.*` and
   `vace_patch_embedding.*`; a full VACE checkpoint given as the VACE source lends only those.
 
@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import torch
-from tqdm import tqdm
 
 from livevace.errors import ModelError
 from livevace.models.wan.codec_weights import index_shards, key_mismatches, read_file
@@ -76,9 +75,6 @@ _DIFFUSERS_RENAMES: tuple[tuple[str, str], ...] = (
 )
 _DIFFUSERS_MARKERS = ("condition_embedder.", ".attn1.", ".attn2.", "scale_shift_table", ".ffn.net.")
 
-LORA_KEY = re.compile(r"^(blocks\.\d+\..+)\.lora_([AB])(?:\.default)?\.weight$")
-
-
 @dataclass
 class Checkpoint:
     """A state dict in the original Wan names, with where it came from (for messages)."""
@@ -107,8 +103,6 @@ def read_checkpoint(path: str | Path, prefer_ema: bool = True) -> Checkpoint:
         layout.append("diffusers")
     elif all(k.startswith(VACE_PREFIXES) for k in tensors):
         layout.append("vace module")
-    elif any(LORA_KEY.match(k) for k in tensors):
-        layout.append("peft lora")
     else:
         layout.append("wan")
     return Checkpoint(path, " / ".join(layout), tensors)
@@ -187,38 +181,6 @@ def infer_config(tensors: Mapping[str, torch.Tensor], name: str = "checkpoint",
                      freq_dim=freq_dim, text_dim=text_dim, vace_layers=vace)
 
 
-# ------------------------------------------------------------------------------ LoRA
-def merge_lora(tensors: StateDict, lora: Checkpoint, alpha: float | None = None,
-               device: torch.device | str = "cpu") -> StateDict:
-    """Merge a PEFT LoRA (main-block Linear layers) into Wan-layout weights, strictly.
-
-    `alpha` None means α = rank (LongLive: r = α = 256), i.e. a scale of 1. The products B·A
-    (≈0.6 TFLOP for LongLive) are computed on `device`."""
-    pairs: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in lora.tensors.items():
-        m = LORA_KEY.match(key)
-        if not m:
-            raise ModelError(f"{lora.where()}: unexpected key {key!r} (a PEFT LoRA on main-block "
-                             f"Linear layers has blocks.N.<layer>.lora_A/B.weight)")
-        pairs.setdefault(m.group(1), {})[m.group(2)] = value
-    out = dict(tensors)
-    for module, ab in tqdm(pairs.items(), desc=f"merging {lora.path.name}", unit="layer",
-                           leave=False):
-        target = f"{module}.weight"
-        if set(ab) != {"A", "B"}:
-            raise ModelError(f"{lora.where()}: {module} has lora_{''.join(ab)} only")
-        if target not in out:
-            raise ModelError(f"{lora.where()}: LoRA for {module}, which the model lacks")
-        a, b, w = ab["A"], ab["B"], out[target]
-        if b.shape[1] != a.shape[0] or (b.shape[0], a.shape[1]) != tuple(w.shape):
-            raise ModelError(f"{lora.where()}: {module} LoRA {tuple(b.shape)}·{tuple(a.shape)} "
-                             f"does not fit the weight {tuple(w.shape)}")
-        scale = (alpha if alpha is not None else a.shape[0]) / a.shape[0]
-        delta = b.to(device, torch.float32) @ a.to(device, torch.float32)
-        out[target] = (w.float() + scale * delta.cpu()).to(w.dtype)
-    return out
-
-
 # ------------------------------------------------------------------------------ loading
 def load_dit(base: str | Path, *, vace: str | Path | None = None, lora: str | Path | None = None,
              cfg: WanConfig | None = None, lora_alpha: float | None = None,
@@ -249,8 +211,10 @@ def load_dit(base: str | Path, *, vace: str | Path | None = None, lora: str | Pa
         tensors.update(picked)
         sources.update({k: extra for k in picked})
     cfg = cfg or infer_config(tensors, main.path.name, _heads_from_config_json(main.path))
-    if lora is not None:
-        tensors = merge_lora(tensors, read_checkpoint(lora, prefer_ema), lora_alpha, device)
+    if lora is not None:  # merged for good (live LoRAs: `livevace.models.wan.lora_live`)
+        from livevace.models.wan.lora import merge_state_dict, read_lora
+
+        tensors = merge_state_dict(tensors, read_lora(lora, lora_alpha), cfg.name, 1.0, device)
     with torch.device("meta"):
         model = WanDiT(cfg)
     check_keys(model.state_dict(), tensors, sources, f"the {cfg.name} DiT")

@@ -30,3 +30,13 @@ def find(relative: str) -> Path | None:
         if path.exists():
             return path
     return None
+
+
+def lora_dirs() -> list[Path]:
+    """Folders a LoRA is looked up in by name, in order: `LIVEVACE_LORA_DIR` (else
+    ~/.config/livevace/lora), then Daydream Scope's LoRA folder, used in place
+    (`DAYDREAM_SCOPE_LORA_DIR`, else `lora` in its models folder)."""
+    own = os.environ.get("LIVEVACE_LORA_DIR")
+    scope = os.environ.get("DAYDREAM_SCOPE_LORA_DIR")
+    return [Path(own).expanduser() if own else Path.home() / ".config" / "livevace" / "lora",
+            Path(scope).expanduser() if scope else scope_models_dir() / "lora"]
