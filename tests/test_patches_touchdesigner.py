@@ -19,11 +19,12 @@ from livevace.control.addresses import COMMANDS
 from livevace.params import BY_NAME, format_prompts
 from livevace.patches.inputs import gather, live_params
 from livevace.patches import td_runtime
-from livevace.patches.td_runtime import EchoGuard, incoming, outgoing
+from livevace.patches.td_runtime import EchoGuard, incoming, ndi_source, outgoing
 from test_control_support import free_udp_port, presets, running  # noqa: F401
 from test_patches_td_standin import td_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "patches" / "touchdesigner" / "livevace_td.py"
+README = SCRIPT.with_name("README.md")
 
 
 def literal(name: str) -> Any:
@@ -67,6 +68,53 @@ def test_every_live_parameter_with_the_registry_range_default_and_choices():
 def test_the_runtime_in_the_script_is_the_tested_module_and_the_script_is_ascii():
     assert literal("RUNTIME") == inspect.getsource(td_runtime)
     SCRIPT.read_bytes().decode("ascii")  # any Textport encoding reads it
+
+
+def test_the_readme_gives_the_defaults_the_script_sets():
+    rows = {}
+    for line in README.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 6:
+            rows[cells[0]] = cells
+    for spec in PARAMS:
+        if spec["style"] == "Menu":  # the scene menu starts on its first scene
+            assert rows[f"`{spec['pars'][0]}`"][4] == spec["default"], spec["name"]
+    scene = next(s for s in PARAMS if s["name"] == "scene")
+    assert rows["`Scene`"][4] == scene["default"] == gather().scenes[0]
+
+
+@pytest.mark.parametrize("sources, sender, host, found", [
+    # macOS: NDI names the machine MACBOOK.LOCAL, not MACBOOK
+    (["MACBOOK.LOCAL (livevace)"], "livevace", "MacBook.local", "MACBOOK.LOCAL (livevace)"),
+    (["MACBOOK-PRO.LOCAL (livevace)"], "livevace", "", "MACBOOK-PRO.LOCAL (livevace)"),
+    # DistroAV's own example of a macOS source name (its ndi-source.cpp)
+    (["MACBOOK.LOCAL (Scan Converter)"], "Scan Converter", "x", "MACBOOK.LOCAL (Scan Converter)"),
+    # Windows, among other streams of the same machine
+    (["STUDIO-PC (OBS)", "STUDIO-PC (livevace)", "STUDIO-PC (Remote Connection 1)"],
+     "livevace", "studio-pc.example.org", "STUDIO-PC (livevace)"),
+    # several machines send it: this machine's first, else the first listed
+    (["RENDER-1 (livevace)", "MACBOOK.LOCAL (livevace)"], "livevace", "macbook",
+     "MACBOOK.LOCAL (livevace)"),
+    (["RENDER-1 (livevace)", "MACBOOK.LOCAL (livevace)"], "livevace", "other-box",
+     "RENDER-1 (livevace)"),
+    # another stream whose name only contains the sender's, or no machine part: not it
+    (["MACBOOK.LOCAL (livevace 2)", "MACBOOK.LOCAL (not livevace)", " (livevace)"],
+     "livevace", "macbook", None),
+    ([], "livevace", "macbook", None),
+])
+def test_the_ndi_source_is_found_by_its_stream_name(sources, sender, host, found):
+    assert ndi_source(sources, sender, host) == found
+
+
+def test_find_ndi_source_picks_the_listed_source_once_the_node_sends(td, capsys):
+    exec(compile(SCRIPT.read_text(encoding="utf-8"), str(SCRIPT), "exec"), {})  # the Textport
+    comp = td.op("livevace")
+    assert comp.par.Ndisource.eval() == ""  # nothing listed at build: no guess
+    assert "no NDI source '(livevace)' listed yet" in capsys.readouterr().out
+    comp.op("ndi_in").par.name.menuNames = ["STUDIO-PC (OBS)", "MACBOOK.LOCAL (livevace)"]
+    comp.par.Findndi.pulse()
+    assert comp.par.Ndisource.eval() == "MACBOOK.LOCAL (livevace)"
+    assert comp.op("ndi_in").par.name.eval() == "MACBOOK.LOCAL (livevace)"
 
 
 def test_custom_parameter_names_are_valid_and_unique():

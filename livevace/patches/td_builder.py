@@ -26,7 +26,6 @@ def onReceiveOSC(dat, rowIndex, message, bytes, timeStamp, address, args, peer):
 
 def build(params, settings, runtime, parent_path="/project1", name="livevace"):
     """Create (or re-create) the COMP; returns it. Prints what to finish by hand."""
-    import socket
     import sys
 
     import td
@@ -118,10 +117,7 @@ def build(params, settings, runtime, parent_path="/project1", name="livevace"):
     _set(parexec, ("builtin",), value=False)
 
     ndi = comp.create(td.ndiinTOP, "ndi_in")
-    guess = "%s (%s)" % (socket.gethostname().split(".")[0].upper(), settings["sender"])
-    sources = list(getattr(getattr(ndi.par, "name", None), "menuNames", []) or [])
-    found = [s for s in sources if s.endswith("(%s)" % settings["sender"])]
-    comp.par.Ndisource = found[0] if found else guess
+    code.module.find_ndi(comp)  # by the stream name among the sources NDI lists
     _set(ndi, ("name", "sourcename"), expr="parent().par.Ndisource")
     spout = comp.create(td.syphonspoutinTOP, "spout_in")
     _set(spout, ("sendername", "senderName"), expr="parent().par.Spoutsender")

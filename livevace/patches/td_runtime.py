@@ -12,6 +12,7 @@ kind of a parameter, the style of its custom parameter(s) and their names in `pa
 
 from __future__ import annotations
 
+import socket
 import time
 
 RECALL = "Scenerecall"
@@ -21,6 +22,8 @@ SAVE = "Scenesave"
 SAVENAME = "Scenesavename"
 SENDALL = "Sendall"
 """Pulse that sends every parameter (after the node restarted)."""
+FINDNDI = "Findndi"
+"""Pulse that looks for the node's NDI source among those NDI lists."""
 CONNECTION_PAGE = "Connection"
 
 
@@ -98,6 +101,24 @@ def incoming(spec: dict, args: list):
     return [str(value)]
 
 
+def _machine(name: str) -> str:
+    """The first label of a machine name, case-folded: MACBOOK.LOCAL and macbook match."""
+    return name.split(".")[0].strip().lower()
+
+
+def ndi_source(sources: list, sender: str, host: str = ""):
+    """The NDI source that is the node's sender among the names NDI lists, or None.
+
+    NDI names a source 'MACHINE (stream)' with the machine as NDI reports it (STUDIO-PC on
+    Windows, MACBOOK.LOCAL on macOS), so the source is found by its stream name, never by
+    guessing the machine part. When several machines send that stream, this machine's
+    (`host`) is preferred, else the first listed."""
+    suffix = " (%s)" % sender
+    found = [s for s in sources if s.endswith(suffix) and s[:-len(suffix)].strip()]
+    here = [s for s in found if host and _machine(s[:-len(suffix)]) == _machine(host)]
+    return (here or found or [None])[0]
+
+
 class EchoGuard:
     """Stops the feedback loop between TouchDesigner and the node.
 
@@ -169,7 +190,23 @@ def on_value_change(comp, par) -> None:
         send_param(comp, spec)
 
 
+def find_ndi(comp) -> bool:
+    """Point the NDI source parameter at the node's sender if the NDI In TOP lists it."""
+    sources = list(getattr(comp.op("ndi_in").par.name, "menuNames", None) or [])
+    sender = comp.fetch("livevace_settings")["sender"]
+    found = ndi_source(sources, sender, socket.gethostname())
+    if found is None:
+        print("livevace: no NDI source '(%s)' listed yet; start the node with --sink ndi, "
+              "then pulse Find NDI source" % sender)
+        return False
+    comp.par.Ndisource = found
+    return True
+
+
 def on_pulse(comp, par) -> None:
+    if par.name == FINDNDI:
+        find_ndi(comp)
+        return
     if par.name == SENDALL:
         for spec in _specs(comp):
             if spec["kind"] != "trigger" and not spec.get("on_pulse"):

@@ -18,7 +18,8 @@ from livevace.params import Param, format_prompts
 from livevace.patches import td_builder, td_runtime
 from livevace.patches.inputs import Inputs, label
 from livevace.patches.readme import render
-from livevace.patches.td_runtime import CONNECTION_PAGE, RECALL, SAVE, SAVENAME, SENDALL, td_name
+from livevace.patches.td_runtime import (CONNECTION_PAGE, FINDNDI, RECALL, SAVE, SAVENAME,
+                                         SENDALL, td_name)
 
 SCRIPT = "touchdesigner/livevace_td.py"
 README = "touchdesigner/README.md"
@@ -86,7 +87,10 @@ def extra_pars(inputs: Inputs) -> list[dict[str, Any]]:
             min=1, max=65535),
         par("Video", "Video", conn, "Menu", "ndi", "Where the picture comes from.",
             choices=["ndi", "spout"]),
-        par("Ndisource", "NDI source", conn, "Str", "", "NDI source name: MACHINE (livevace)."),
+        par("Ndisource", "NDI source", conn, "Str", "",
+            "NDI source name, MACHINE (%s): filled by Find NDI source." % inputs.sender),
+        par(FINDNDI, "Find NDI source", conn, "Pulse", None,
+            "Pick the node's NDI source from those NDI lists, by its stream name."),
         par("Spoutsender", "Spout sender", conn, "Str", inputs.sender,
             "Spout sender (Windows) or Syphon server (macOS) name."),
         par(SENDALL, "Send all", conn, "Pulse", None, "Send every parameter to the node."),
@@ -143,8 +147,9 @@ def readme(inputs: Inputs) -> str:
     for p in inputs.params:
         s = param_spec(p, inputs)
         choices = " · ".join(s["choices"]) if p.name == "scene" else describe_range(p)
+        default = s["default"] if s["style"] == "Menu" else describe_default(p)  # where it starts
         rows.append((", ".join(f"`{n}`" for n in s["pars"]), s["page"], s["style"],
-                     choices, describe_default(p), f"`{p.address}`"))
+                     choices, default, f"`{p.address}`"))
     header = ("Custom parameter", "Page", "Style", "Range / choices", "Default", "OSC address")
     return render("touchdesigner.md", inputs, par_table=markdown_table(header, rows))
 

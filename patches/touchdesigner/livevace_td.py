@@ -351,7 +351,8 @@ PARAMS = [{'name': 'prompt',
   'style': 'Menu',
   'pars': ['Quantize'],
   'default': 'off',
-  'help': 'Quantise scene and prompt changes to the next beat or bar (needs Ableton Link).',
+  'help': 'Quantise scene and prompt changes to the next beat or bar (needs --link or '
+          '--midi-clock).',
   'choices': ['off', 'beat', 'bar']}]
 
 SETTINGS = {'sender': 'livevace',
@@ -393,7 +394,13 @@ SETTINGS = {'sender': 'livevace',
                  'style': 'Str',
                  'default': '',
                  'label': 'NDI source',
-                 'help': 'NDI source name: MACHINE (livevace).'},
+                 'help': 'NDI source name, MACHINE (livevace): filled by Find NDI source.'},
+                {'pars': ['Findndi'],
+                 'page': 'Connection',
+                 'style': 'Pulse',
+                 'default': None,
+                 'label': 'Find NDI source',
+                 'help': "Pick the node's NDI source from those NDI lists, by its stream name."},
                 {'pars': ['Spoutsender'],
                  'page': 'Connection',
                  'style': 'Str',
@@ -439,6 +446,7 @@ kind of a parameter, the style of its custom parameter(s) and their names in `pa
 
 from __future__ import annotations
 
+import socket
 import time
 
 RECALL = "Scenerecall"
@@ -448,6 +456,8 @@ SAVE = "Scenesave"
 SAVENAME = "Scenesavename"
 SENDALL = "Sendall"
 """Pulse that sends every parameter (after the node restarted)."""
+FINDNDI = "Findndi"
+"""Pulse that looks for the node's NDI source among those NDI lists."""
 CONNECTION_PAGE = "Connection"
 
 
@@ -525,6 +535,24 @@ def incoming(spec: dict, args: list):
     return [str(value)]
 
 
+def _machine(name: str) -> str:
+    """The first label of a machine name, case-folded: MACBOOK.LOCAL and macbook match."""
+    return name.split(".")[0].strip().lower()
+
+
+def ndi_source(sources: list, sender: str, host: str = ""):
+    """The NDI source that is the node's sender among the names NDI lists, or None.
+
+    NDI names a source 'MACHINE (stream)' with the machine as NDI reports it (STUDIO-PC on
+    Windows, MACBOOK.LOCAL on macOS), so the source is found by its stream name, never by
+    guessing the machine part. When several machines send that stream, this machine's
+    (`host`) is preferred, else the first listed."""
+    suffix = " (%s)" % sender
+    found = [s for s in sources if s.endswith(suffix) and s[:-len(suffix)].strip()]
+    here = [s for s in found if host and _machine(s[:-len(suffix)]) == _machine(host)]
+    return (here or found or [None])[0]
+
+
 class EchoGuard:
     """Stops the feedback loop between TouchDesigner and the node.
 
@@ -596,7 +624,23 @@ def on_value_change(comp, par) -> None:
         send_param(comp, spec)
 
 
+def find_ndi(comp) -> bool:
+    """Point the NDI source parameter at the node's sender if the NDI In TOP lists it."""
+    sources = list(getattr(comp.op("ndi_in").par.name, "menuNames", None) or [])
+    sender = comp.fetch("livevace_settings")["sender"]
+    found = ndi_source(sources, sender, socket.gethostname())
+    if found is None:
+        print("livevace: no NDI source '(%s)' listed yet; start the node with --sink ndi, "
+              "then pulse Find NDI source" % sender)
+        return False
+    comp.par.Ndisource = found
+    return True
+
+
 def on_pulse(comp, par) -> None:
+    if par.name == FINDNDI:
+        find_ndi(comp)
+        return
     if par.name == SENDALL:
         for spec in _specs(comp):
             if spec["kind"] != "trigger" and not spec.get("on_pulse"):
@@ -670,7 +714,6 @@ def onReceiveOSC(dat, rowIndex, message, bytes, timeStamp, address, args, peer):
 
 def build(params, settings, runtime, parent_path="/project1", name="livevace"):
     """Create (or re-create) the COMP; returns it. Prints what to finish by hand."""
-    import socket
     import sys
 
     import td
@@ -762,10 +805,7 @@ def build(params, settings, runtime, parent_path="/project1", name="livevace"):
     _set(parexec, ("builtin",), value=False)
 
     ndi = comp.create(td.ndiinTOP, "ndi_in")
-    guess = "%s (%s)" % (socket.gethostname().split(".")[0].upper(), settings["sender"])
-    sources = list(getattr(getattr(ndi.par, "name", None), "menuNames", []) or [])
-    found = [s for s in sources if s.endswith("(%s)" % settings["sender"])]
-    comp.par.Ndisource = found[0] if found else guess
+    code.module.find_ndi(comp)  # by the stream name among the sources NDI lists
     _set(ndi, ("name", "sourcename"), expr="parent().par.Ndisource")
     spout = comp.create(td.syphonspoutinTOP, "spout_in")
     _set(spout, ("sendername", "senderName"), expr="parent().par.Spoutsender")
