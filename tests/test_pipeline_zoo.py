@@ -166,6 +166,25 @@ def test_reference_images_on_a_model_without_a_sink_are_said_once_and_the_show_g
     assert modes and not any("reference image" in m for m in modes)
 
 
+def test_a_stream_batch_takes_a_new_number_of_steps_and_chunk_size_live() -> None:
+    """StreamDiffusionV2 runs a batch row per step: a live change of the step count opens a
+    stream of the new shape (no error every chunk), and so does a chunk size of 3."""
+    store = store_with(model="streamdiffusionv2")
+    pipeline = create("vace", CONFIG, store, weights="tiny-random")
+    node, recorded, _, stats = node_for(pipeline, store, {
+        4: {"denoising_steps": (700, 500, 400)}, 12: {"chunk_frames": 3}})
+    node.start()
+    try:
+        until(lambda: pipeline.session.chunk == 3 and len(recorded.bursts) >= 2 + sum(
+            len(b) > 4 for b in recorded.bursts[:1]), "a 3-frame chunk", timeout=300)
+        until(lambda: any(len(b) == pixel_frames(3, False) for b in recorded.bursts),
+              "a full 3-latent chunk after the change", timeout=300)
+    finally:
+        node.close()
+    assert pipeline.session.sampler.steps == (700, 500, 400)
+    assert stats.snapshot().get("pipeline_errors", 0) == 0
+
+
 def test_a_preset_or_set_step_list_wins_over_the_models_at_start() -> None:
     store = store_with(model="self-forcing", denoising_steps=(1000, 500))
     pipeline = create("vace", CONFIG, store, weights="tiny-random")

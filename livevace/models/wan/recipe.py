@@ -67,6 +67,9 @@ class Recipe:
     stream: StreamFactory | None = None
     """Builds the cache and sampler (None: LongLive's `StreamCache` and `StreamSampler`)."""
     prompt_switch: PromptSwitch = "recache"
+    rows_per_step: bool = False
+    """The stream's static shapes hold a batch row per step (a stream batch): a different
+    number of steps is a new stream, not a setting of the running one."""
     references: bool = True
     """Whether reference images can be written into the cache's sink (no: the model has no
     sink of its own clean frames, or its sink belongs to its stream batch's rows)."""

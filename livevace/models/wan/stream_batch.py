@@ -420,7 +420,7 @@ def stream(model: WanDiT, recipe: Recipe, layout: CacheLayout, steps: Sequence[i
 STREAMDIFFUSIONV2 = Recipe(
     "streamdiffusionv2", WAN21_VACE_1_3B, steps=STEPS[:2], shift=8.0, warp=False, chunk=1,
     window=6, sink=3, rope_span=None, refine=False, checkpoints=("sdv2_1_3b",), stream=stream,
-    prompt_switch="none", references=False)
+    prompt_switch="none", rows_per_step=True, references=False)
 """StreamDiffusionV2 1.3B (`jerryfeng/StreamDiffusionV2`, `wan_causal_dmd_v2v`): two steps,
 the authors' default; up to four (`STEPS`), one batch row each. The authors' demo restarts the
 stream on a new prompt; here every row takes the new text at its next forward and the stream
@@ -430,6 +430,6 @@ STREAMDIFFUSIONV2_14B = Recipe(
     "streamdiffusionv2-14b", WAN21_VACE_14B, steps=STEPS[:1], shift=8.0, warp=False, chunk=1,
     window=6, sink=3, rope_span=None, refine=False, checkpoints=("sdv2_14b",),
     vace_checkpoints=("vace_module_14b",), stream=stream, prompt_switch="none",
-    references=False, tiny_config=TINY_VACE_14B)
+    rows_per_step=True, references=False, tiny_config=TINY_VACE_14B)
 """StreamDiffusionV2 14B (`wan_causal_dmd_v2v_14b`): one step, the authors' default for it
 (no stream batch: one row); up to four."""

@@ -46,7 +46,7 @@ import dataclasses
 import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -129,8 +129,8 @@ class StreamingVace:
                                     overlap)
         """Runs the context jobs, in line or ahead (see `ahead`)."""
         self.pending: deque[Chunk] = deque()
-        self.sessions: dict[int, GenerationSession] = {}
-        """One session per chunk size met (or prepared), kept: see `session_for`."""
+        self.sessions: dict[tuple[int, int], GenerationSession] = {}
+        """One session per shape met (or prepared), kept: see `session_for`."""
         self.session = self.session_for()
         self.due: set[str] = set(KEYFRAMES)
         """Keyframes to place in the next chunk (at a session's start and when changed)."""
@@ -204,15 +204,22 @@ class StreamingVace:
             self.models.close()
 
     # ------------------------------------------------------------------- live parameters
+    def session_key(self, chunk: int, steps: Sequence[int]) -> tuple[int, int]:
+        """What gives a stream its static shapes: the chunk size, and for a stream batch (a
+        batch row per step, `Recipe.rows_per_step`) the number of steps."""
+        return chunk, len(steps) if self.models.recipe.rows_per_step else 0
+
     def session_for(self, chunk: int | None = None) -> GenerationSession:
         """The session for chunk size `chunk` (default: the settings') at the current settings.
-        Sessions are kept per size: a size met again (or prepared before the show) comes back
-        reset, with its cache, buffers and captured CUDA graphs, instead of being rebuilt."""
+        Sessions are kept per shape (`session_key`): a shape met again (or prepared before the
+        show) comes back reset, with its cache, buffers and captured CUDA graphs, instead of
+        being rebuilt."""
         s = self.settings
         chunk = s.chunk_frames if chunk is None else chunk
-        session = self.sessions.get(chunk)
+        key = self.session_key(chunk, s.steps)
+        session = self.sessions.get(key)
         if session is None:
-            session = self.sessions[chunk] = GenerationSession(
+            session = self.sessions[key] = GenerationSession(
                 self.models, self.gen_width, self.gen_height, chunk, s.decoder, s.steps, s.seed,
                 s.strength, self.context_encoder)
         else:
@@ -229,7 +236,8 @@ class StreamingVace:
         settings that changed."""
         resets = sorted(changes(self.params, params)["reset"])
         old, self.params, self.settings = self.settings, dict(params), settings
-        new_session = settings.chunk_frames != old.chunk_frames
+        new_session = (self.session_key(settings.chunk_frames, settings.steps)
+                       != self.session_key(old.chunk_frames, old.steps))
         if new_session:
             self.session = self.session_for()
             self.text.invalidate()  # a new cache: the current prompt's K/V are rebuilt
