@@ -259,6 +259,8 @@ MODELS = ("longlive", "self-forcing", "reward-forcing", "streamdiffusionv2",
           "streamdiffusionv2-14b", "memflow", "krea-realtime")
 """The zoo's streaming generators by the names a VJ types, the default first (each is a
 recipe in `livevace.models.wan.zoo`, in the same order; a test keeps the two equal)."""
+LORA_SLOTS = 4
+"""LoRA slots of the live parameters (`lora_1` …)."""
 VACE_LAYER_PROFILE_MAX = 40  # the 14B model has 8 VACE layers, 1.3B has 15; a profile is resampled
 
 REGISTRY: tuple[Param, ...] = (
@@ -291,6 +293,15 @@ REGISTRY: tuple[Param, ...] = (
           "recipes). A change loads it while the picture holds; one whose files are missing "
           "is refused and the current one keeps playing.", choices=MODELS, apply="reload",
           group="model"),
+    # --- LoRAs: merged into the generator's weights, faded like prompts
+    *(param for n in range(1, LORA_SLOTS + 1) for param in (
+        Param(f"lora_{n}", "str", "", f"LoRA slot {n}: a file path, or a name in the LoRA "
+              "folders ($LIVEVACE_LORA_DIR, Scope's); empty: none. A swap crossfades over "
+              "transition_chunks without a cache reset; a file that cannot be used is said "
+              "and the slot keeps playing.", max_len=4096, apply="transition", group="lora"),
+        Param(f"lora_{n}_scale", "float", 1.0, f"Strength of LoRA slot {n} (negative: "
+              "away from its style); fades over transition_chunks.", min=-2.0, max=2.0,
+              apply="transition", group="lora"))),
     # --- sampling
     Param("noise_scale", "float", 0.7, "Video-to-video: how much noise replaces the input "
           "video (1: ignore the input, 0: copy it).", min=0.0, max=1.0, slew=0.1,

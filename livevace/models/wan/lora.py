@@ -169,8 +169,9 @@ def read_lora(path: str | Path, alpha: float | None = None) -> LoraFile:
     deltas = {}
     for module, got in parts.items():
         if ("down" in got) != ("up" in got):
-            raise ModelError(f"{path}: {module} has lora_{'down' if 'down' in got else 'up'} only "
-                             f"(a truncated or damaged file)")
+            half = got.get("down", got.get("up"))
+            name = next(k for k, v in tensors.items() if v is half).rsplit(".", 2)[-2]
+            raise ModelError(f"{path}: {module} has {name} only (a truncated or damaged file)")
         a = float(got["alpha"]) if "alpha" in got else None
         deltas[module] = Delta(got.get("down"), got.get("up"), alpha if alpha is not None else a,
                                got.get("diff"), got.get("diff_b"))
@@ -263,8 +264,10 @@ def targets(lora: LoraFile, shapes: Mapping[str, tuple[int, ...]], model: str
             if lora.width not in (None, width):
                 raise ModelError(f"{lora.path}: made for {lora.base}, not for {model} "
                                  f"({BASES.get(width, f'{width} wide')})")
-            raise ModelError(f"{lora.path}: changes {module} {want or ''}, which {model} "
-                             f"lacks or has in another shape")
+            if weight not in shapes:
+                raise ModelError(f"{lora.path}: LoRA for {module}, which the model lacks")
+            raise ModelError(f"{lora.path}: the {module} change {want} does not fit the "
+                             f"weight {tuple(shapes[weight])}")
         out[module] = (weight, bias)
     return out
 

@@ -109,6 +109,8 @@ class LiveLoras:
                 for name, part in parts.items():
                     touched.setdefault(name, []).append((part, step))
                 self.scales[key] = float(scales.get(key, 0.0))
+        if touched:  # a fused QKV rebuilt since holds new parameters of the same values
+            self.params = dict(self.model.named_parameters())
         copies = _fp8_copies(self.model) if touched else {}
         for name, steps in touched.items():
             self._write(name, steps)

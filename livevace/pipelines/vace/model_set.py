@@ -14,7 +14,9 @@ from livevace.models.wan.recipe import LONGLIVE, Recipe
 from livevace.models.wan.tae import TinyAutoencoder
 from livevace.models.wan.text import WanTextEncoder
 from livevace.models.wan.vae import WanVAE
+from livevace.models.wan.lora_live import LiveLoras
 from livevace.pipelines.vace.embeddings import PromptEmbeddings
+from livevace.pipelines.vace.loras import LoraSlots
 
 
 @dataclass
@@ -32,6 +34,7 @@ class ModelSet:
     weights: str = "auto"
     """Where the weights came from (`choices.WEIGHTS`)."""
     _embeddings: PromptEmbeddings | None = field(default=None, repr=False)
+    _loras: LoraSlots | None = field(default=None, repr=False)
 
     @property
     def embeddings(self) -> PromptEmbeddings:
@@ -40,7 +43,18 @@ class ModelSet:
             self._embeddings = PromptEmbeddings(self.text, output_device=self.device)
         return self._embeddings
 
+    @property
+    def loras(self) -> LoraSlots:
+        """The live LoRA slots, merged into `dit` (one set of slots per DiT: every session of
+        the set plays the same weights)."""
+        if self._loras is None:
+            self._loras = LoraSlots(LiveLoras(self.dit))
+        return self._loras
+
     def close(self) -> None:
+        if self._loras is not None:
+            self._loras.close()
+            self._loras = None
         if self._embeddings is not None:
             self._embeddings.close()
             self._embeddings = None

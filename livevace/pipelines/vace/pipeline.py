@@ -296,6 +296,8 @@ class StreamingVace:
         self._text_error = update.error
 
         with self.timer.stage("cache"):  # what the cache must hold before the chunk
+            self.models.loras.update(settings.loras, settings.transition_chunks,
+                                     wait=session.first)
             if update.changed:
                 session.sampler.set_text(update.embeddings)
             recipe = self.models.recipe

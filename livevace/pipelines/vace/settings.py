@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from livevace.models.wan.vace import VaceStrength
-from livevace.params import Prompt
+from livevace.params import LORA_SLOTS, Prompt
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class ChunkSettings:
     last_frame_image: str
     noise_scale: float
     noise_controller: bool
+    loras: tuple[tuple[str, float], ...]
+    """(file, scale) of each LoRA slot."""
 
     @classmethod
     def of(cls, snapshot: Mapping[str, Any]) -> ChunkSettings:
@@ -71,6 +73,8 @@ class ChunkSettings:
             last_frame_image=str(p["last_frame_image"]),
             noise_scale=float(p["noise_scale"]),
             noise_controller=bool(p["noise_controller"]),
+            loras=tuple((str(p[f"lora_{n}"]), float(p[f"lora_{n}_scale"]))
+                        for n in range(1, LORA_SLOTS + 1)),
         )
 
     @property
