@@ -295,13 +295,11 @@ REGISTRY: tuple[Param, ...] = (
           group="model"),
     # --- LoRAs: merged into the generator's weights, faded like prompts
     *(param for n in range(1, LORA_SLOTS + 1) for param in (
-        Param(f"lora_{n}", "str", "", f"LoRA slot {n}: a file path, or a name in the LoRA "
-              "folders ($LIVEVACE_LORA_DIR, Scope's); empty: none. A swap crossfades over "
-              "transition_chunks without a cache reset; a file that cannot be used is said "
-              "and the slot keeps playing.", max_len=4096, apply="transition", group="lora"),
+        Param(f"lora_{n}", "str", "", f"LoRA slot {n}: a file, or a name in the LoRA "
+              "folders; empty: none. A new file crossfades in, without a cache reset.",
+              max_len=4096, apply="transition", group="lora"),
         Param(f"lora_{n}_scale", "float", 1.0, f"Strength of LoRA slot {n} (negative: "
-              "away from its style); fades over transition_chunks.", min=-2.0, max=2.0,
-              apply="transition", group="lora"))),
+              "away from its style).", min=-2.0, max=2.0, apply="transition", group="lora"))),
     # --- sampling
     Param("noise_scale", "float", 0.7, "Video-to-video: how much noise replaces the input "
           "video (1: ignore the input, 0: copy it).", min=0.0, max=1.0, slew=0.1,
