@@ -36,8 +36,14 @@ What each switch does and why:
   changed after `accelerate` (a LoRA merge, a cast) need `accelerate` again.
 - `fp8` (off by default, QUALITY-AFFECTING): the large linear layers of every block in e4m3
   with rowwise scales (see `linear`); attention, norms and the time path stay as they are.
-  Measured: about as fast as bf16 here (the activation quantisation costs what the FP8 GEMMs
-  save), 0.7–1.1 % output error against eager instead of 0.3 %.
+  `fp8_kernels` picks the hand-written path ("rowwise") or TorchAO's dynamic W8A8
+  ("torchao"); both sit inside the compiled phases, so each activation's quantisation can
+  fuse into the element-wise kernel that produced it. `fp8_bf16` names the block linears kept
+  in bf16 anyway: by default the two attention output projections, whose input is the
+  attention's output, made outside the compiled phases, so their quantisation is a pass of its
+  own over the activation, costing about what the FP8 GEMM saves at dim 1536. The VACE
+  before/after projections, the embeddings and the head are not block linears: bf16 always.
+  Speed and quality of each: BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ import torch
 from livevace.cuda_graphs import capture
 from livevace.models.wan.attention import flash4_runs_on
 from livevace.models.wan.blocks import EAGER, Phases, WanBlock
-from livevace.models.wan.linear import set_fp8
+from livevace.models.wan.linear import Fp8Kernels, set_fp8
 from livevace.models.wan.kv_cache import StreamCache
 
 if TYPE_CHECKING:
@@ -62,6 +68,8 @@ if TYPE_CHECKING:
 
 CompileMode = Literal["off", "default", "max-autotune"]
 COMPILE_MODES: tuple[CompileMode, ...] = ("off", "default", "max-autotune")
+FP8_BF16 = ("self_attn.o", "cross_attn.o")
+"""Block linears (by their name in the block) that `fp8` keeps in bf16 unless told otherwise."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,10 @@ class Acceleration:
     compile: CompileMode = "off"
     cuda_graph: bool = False
     fp8: bool = False
+    fp8_kernels: Fp8Kernels = "rowwise"
+    fp8_bf16: tuple[str, ...] = FP8_BF16
+    """Block linears kept in bf16 under `fp8`: names in the block ("ffn.0", "self_attn.qkv"
+    for the fused QKV, "self_attn.q" … unfused)."""
     fuse_qkv: bool = True
     flash4: bool = False
     """FlashAttention-4 for every maskless attention where it is installed and the GPU is a
@@ -82,9 +94,11 @@ class Acceleration:
 
     @property
     def label(self) -> str:
-        """Short name for tables: eager, compile, autotune, +graph, +fp8, +fa4, +unfused."""
+        """Short name for tables: eager, compile, autotune, +graph, +fp8 (+fp8ao: TorchAO's),
+        +fa4, +unfused."""
         parts = [{"off": "eager", "default": "compile", "max-autotune": "autotune"}[self.compile]]
-        parts += [name for name, on in (("graph", self.cuda_graph), ("fp8", self.fp8),
+        fp8 = "fp8" + ("ao" if self.fp8_kernels == "torchao" else "")
+        parts += [name for name, on in (("graph", self.cuda_graph), (fp8, self.fp8),
                                         ("fa4", self.flash4), ("unfused", not self.fuse_qkv)) if on]
         return "+".join(parts)
 
@@ -96,12 +110,18 @@ def accelerate(model: WanDiT, settings: Acceleration) -> None:
         raise ValueError("CUDA graphs need the model on a CUDA device")
     if settings.fp8 and device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 9):
         raise ValueError("FP8 linear layers need an Ada or Hopper GPU (compute capability 8.9+)")
-    for block in all_blocks(model):
+    blocks = all_blocks(model)
+    unknown = set(settings.fp8_bf16) - fp8_names(blocks[0]) if blocks else set()
+    if unknown:
+        raise ValueError(f"fp8_bf16: no block linear named {', '.join(sorted(unknown))} "
+                         f"(names: {', '.join(sorted(fp8_names(blocks[0])))})")
+    for block in blocks:
         for module in block.modules():
             set_fp8(module, False)
         block.self_attn.fuse_qkv(settings.fuse_qkv)
-        for owner, prefix in block.fast_linears():
-            set_fp8(owner, settings.fp8, prefix)
+        for name, (owner, prefix) in fp8_candidates(block).items():
+            set_fp8(owner, settings.fp8 and name not in settings.fp8_bf16, prefix,
+                    settings.fp8_kernels)
     model.phases = compiled_phases(settings.compile)
     model.graphs = StepGraphs(model) if settings.cuda_graph else None
     explicit = model.attn_impl == "explicit"  # the slow reference path, chosen by hand: kept
@@ -115,6 +135,20 @@ def accelerate(model: WanDiT, settings: Acceleration) -> None:
 
 def all_blocks(model: WanDiT) -> list[WanBlock]:
     return list(model.blocks) + list(getattr(model, "vace_blocks", []))
+
+
+def fp8_candidates(block: WanBlock) -> dict[str, tuple[torch.nn.Module, str]]:
+    """The block's large matrix products (`fast_linears`) by their name in the block: the
+    owner's module path, and for a fused projection its buffer prefix ("self_attn.qkv")."""
+    names = {id(m): name for name, m in block.named_modules()}
+    return {".".join(filter(None, (names[id(owner)], prefix.rstrip("_")))): (owner, prefix)
+            for owner, prefix in block.fast_linears()}
+
+
+def fp8_names(block: WanBlock) -> set[str]:
+    """What `Acceleration.fp8_bf16` may name: the candidates, QKV fused or not."""
+    return set(fp8_candidates(block)) | {"self_attn.q", "self_attn.k", "self_attn.v",
+                                         "self_attn.qkv"}
 
 
 @functools.cache
