@@ -8,8 +8,8 @@ consumed into the snapshot), runs the pipeline and hands the burst on: through t
 stage (`livevace.output`: interpolation to `output_fps`, upscaling to `output_size`, on its
 own thread; straight through while both are off) to the pacer. The sinks open at the output
 format the parameters give at the start; a live `output_fps` changes the pacer's rate (NDI
-and Spout follow; a recording keeps its rate), a live `output_size` is fitted to the size
-the sinks opened at. The loop never waits on a sink, and a source's trouble reaches it only
+and Spout follow; a recording keeps its rate), a live `output_size` is not made: the stage
+makes every frame at the size the sinks opened at, and says so once. The loop never waits on a sink, and a source's trouble reaches it only
 as slate frames, which skip the pipeline. `pause` stops the calls; the pacer then holds the last picture. Every frame the
 pacer emits also goes to the taps (the control page's preview), which only keep a
 reference and return at once.
@@ -80,7 +80,8 @@ class Node:
                         for s, k in zip(sinks, sink_keys(sinks))]
         self.taps = tuple(taps)
         self.pacer = Pacer(self.out_fps, self._emit, self.stats, max_frames=config.max_frames)
-        self.output = OutputStage(self.pacer.push, self.stats)
+        self.output = OutputStage(self.pacer.push, self.stats,
+                                  size=(self.out_width, self.out_height), fps=fps)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._deadline = float("inf")

@@ -5,8 +5,20 @@ The loop hands every burst to `submit` and goes back to generating. With `output
 as before. Otherwise the stage's own thread takes it: uploads the chunk's frames, runs the
 interpolation (`interpolate`) and the upscaling (`upscale`) in one batch each on the stage's
 own CUDA stream — beside the generator's work on its streams — and downloads the result for
-the pacer. A burst waits only for the one before it; when the stage falls `MAX_WAITING` bursts
-behind, the oldest waiting one is dropped (`dropped_output`), so latency cannot build up.
+the pacer. Repeated slots (no in-between made) share their picture, resized once. A burst
+waits only for the one in work: a newer one replaces a waiting one (`dropped_output`), so
+neither latency nor memory builds up however slow the stage is.
+
+Size: in a node every frame leaves at the size the sinks opened at (`size`); a live
+`output_size` they cannot take is said once and not made (making it only for each sink to
+shrink it back would cost the most work for nothing).
+
+Budget: the stage times each burst against the time its frames play (n generated frames:
+n / fps). `OVERRUNS` bursts in a row over `LOAD_SHARE` of it take it one step down, with one
+log line each (`STEPS`): interpolation off (repeats), the upscaling network off (Lanczos), a
+linear resize on the host, a nearest-pixel one. `output_degraded` in the stats is the step
+(0: the full path); a change of `output_fps`, `output_size` or `upscale_model` tries the full
+path again.
 
 Order (`order="auto"`): with an upscaling network the frames are upscaled first and then
 interpolated at the output size; with the plain Lanczos resize, interpolated first at the
@@ -25,8 +37,8 @@ networks are dropped for the fallbacks.
 
 Stats: `stage_output_ms` (a burst's time in the stage), `interpolation_latency_ms` (how much
 later the newest generated frame goes out than it would without interpolation: under one
-generated frame), counters `frames_interpolated`, `output_cuts`, `dropped_output`,
-`output_errors`.
+generated frame), `output_degraded`, counters `frames_interpolated`, `output_cuts`,
+`dropped_output`, `output_errors`.
 """
 
 from __future__ import annotations
@@ -36,6 +48,8 @@ import threading
 import time
 from contextlib import nullcontext
 from collections import deque
+from dataclasses import replace
+from enum import IntEnum
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
@@ -55,9 +69,31 @@ from livevace.stats import Stats
 log = logging.getLogger("livevace.output")
 
 Order = Literal["auto", "interpolate_first", "upscale_first"]
-MAX_WAITING = 3
+MAX_WAITING = 1
+"""Bursts waiting for the stage; a newer one replaces a stale one (newest wins)."""
 BUDGET_SHARE = 0.25
 """The most of an output frame's period an upscaling network may take per frame."""
+LOAD_SHARE = 0.8
+"""The most of a burst's play time the stage may spend on it (headroom for jitter)."""
+OVERRUNS = 3
+"""Bursts over that in a row before the stage steps down: one late burst is no trend."""
+
+
+class Level(IntEnum):
+    """How far the stage has stepped down to keep up (`output_degraded` in the stats)."""
+
+    FULL = 0
+    REPEATS = 1
+    LANCZOS = 2
+    LINEAR = 3
+    NEAREST = 4
+
+
+STEPS = {Level.REPEATS: "motion interpolation off, frames are repeated",
+         Level.LANCZOS: "the upscaling network off, a Lanczos resize",
+         Level.LINEAR: "a linear resize instead of Lanczos",
+         Level.NEAREST: "the nearest-pixel resize, the cheapest"}
+"""What each step down does, as its log line says it."""
 RIFE_KEY = "rife_v4_25"
 
 Emit = Callable[[list[Frame]], None]
@@ -88,10 +124,16 @@ class OutputStage:
     """See the module doc. `emit` receives each finished burst (the pacer's `push`)."""
 
     def __init__(self, emit: Emit, stats: Stats | None = None, *,
+                 size: tuple[int, int] | None = None, fps: float = 30.0,
                  device: torch.device | None = None, order: Order = "auto",
                  rife: RifeLoader = load_rife, upscaler: NetworkLoader = load_upscaler) -> None:
         self.emit = emit
         self.stats = stats or Stats()
+        self.size = size
+        """(width, height) the sinks opened at: every frame leaves at it (None: at
+        `output_size`, for a stage without sinks)."""
+        self.fps = fps
+        """The generated frame rate: a burst of n frames plays n / fps seconds."""
         self.device = device or default_device()
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.order = order
@@ -109,6 +151,11 @@ class OutputStage:
         self._thread: threading.Thread | None = None
         self._cuda_stream: torch.cuda.Stream | None = None
         self._faults: set[str] = set()
+        self.level = Level.FULL
+        self._overruns = 0
+        self._current: OutputSettings | None = None
+        self._asked: tuple[int, int] | None = None
+        self.stats.gauge("output_degraded", Level.FULL)
 
     # --- the loop's side
     def submit(self, frames: list[Frame], params: Mapping[str, Any] | None = None) -> None:
@@ -137,8 +184,14 @@ class OutputStage:
             self._start()
 
     def settings(self, frame: Frame, params: Mapping[str, Any] | None = None) -> OutputSettings:
-        return OutputSettings.of(self._params if params is None else params, frame.width,
-                                 frame.height)
+        """What the stage does to bursts like `frame`: the parameters' rate and model, at the
+        size the sinks opened at where it knows it."""
+        asked = OutputSettings.of(self._params if params is None else params, frame.width,
+                                  frame.height)
+        if self.size is None:
+            return asked
+        return replace(asked, size=None if self.size == (frame.width, frame.height)
+                       else self.size)
 
     @property
     def stream(self) -> torch.cuda.Stream | None:
@@ -189,7 +242,9 @@ class OutputStage:
             try:
                 t0 = time.perf_counter()
                 out = self.process(frames, params)
-                self.stats.timing("output", (time.perf_counter() - t0) * 1e3)
+                ms = (time.perf_counter() - t0) * 1e3
+                self.stats.timing("output", ms)
+                self._budget(ms, len(frames))
             except Exception as exc:  # the show goes on: the frames as they came
                 self._failed(exc)
                 out = frames
@@ -213,35 +268,79 @@ class OutputStage:
         self.stats.count("output_errors")
 
     def process(self, frames: list[Frame], params: Mapping[str, Any]) -> list[Frame]:
-        """One burst through interpolation and upscaling (on the stage's stream)."""
+        """One burst through interpolation and upscaling, at the stage's present level."""
         settings = self.settings(frames[0], params)
+        self._follow(settings, frames[0], params)
         if not settings.active:
             self.schedule.reset()
             self._prev = None
             return frames
+        if settings.rate and self.level < Level.REPEATS and self._interpolation().net is not None:
+            return self._morph(frames, settings)
+        return self._repeat(frames, settings)
+
+    def _morph(self, frames: list[Frame], settings: OutputSettings) -> list[Frame]:
+        """IFNet's in-betweens and the upscaling, on the stage's stream."""
         size = (frames[0].height, frames[0].width)
         upscaler = self._upscaling(settings, size) if settings.size else None
-        if self._on_host(settings, upscaler):
-            return self._host(frames, settings)
         stream = self.stream
         with torch.cuda.stream(stream) if stream is not None else nullcontext():
-            images = self._upload(frames)
+            images = self._upload([f.image for f in frames])
             first = upscaler is not None and self._order(upscaler) == "upscale_first"
             if upscaler is not None and first:
                 images = upscaler(images, settings.size)  # type: ignore[arg-type]
-            metas: list[Frame] = frames
-            if settings.rate:
-                images, metas = self._interpolate(frames, images, settings.rate)
-            else:
-                self.schedule.reset()
-                self._prev = None
+            images, metas = self._interpolate(frames, images, settings.rate)
             if upscaler is not None and not first:
                 images = upscaler(images, settings.size)  # type: ignore[arg-type]
             pixels = _download(images)
         return [Frame(p, m.t_capture, m.index, m.meta) for p, m in zip(pixels, metas)]
 
-    def _upload(self, frames: list[Frame]) -> Tensor:
-        batch = torch.from_numpy(np.stack([f.image for f in frames]))
+    def _repeat(self, frames: list[Frame], settings: OutputSettings) -> list[Frame]:
+        """Each output slot shows a picture of its own (the frame, or the one before on a
+        repeat or a hold), and each picture shown is resized once however many slots show
+        it: repeats cost neither work nor memory."""
+        self._prev = None  # the IFNet path starts afresh after
+        pictures = [f.image for f in frames]
+        if settings.rate:
+            before = self.schedule.prev
+            slots = self.schedule.plan(frames, settings.rate)
+            self._report(slots, False)
+            pictures.insert(0, (before or frames[0]).image)
+            picks = [(s.a, s.frame.t_capture, s.frame.index,
+                      {"repeat": True} if s.between else s.frame.meta) for s in slots]
+        else:
+            self.schedule.reset()
+            picks = [(k, f.t_capture, f.index, f.meta) for k, f in enumerate(frames)]
+        shown = sorted({k for k, *_ in picks})
+        if settings.size:
+            images = dict(zip(shown, self._resize([pictures[k] for k in shown], settings)))
+        else:
+            images = {k: pictures[k] for k in shown}
+        return [Frame(images[k], t, index, meta) for k, t, index, meta in picks]
+
+    def _resize(self, images: list[np.ndarray], settings: OutputSettings) -> list[np.ndarray]:
+        """To the output size: the network (and Lanczos) on the stage's device, or on the
+        host by OpenCV, Lanczos or, once degraded, cheaper."""
+        size = settings.size
+        assert size is not None
+        network = (self._upscaling(settings, images[0].shape[:2]).network
+                   if self.level < Level.LANCZOS else None)
+        if network is None and (self.level >= Level.LINEAR or self.device.type == "cpu"):
+            return [cv2.resize(image, size, interpolation=self._host_filter(image, size))
+                    for image in images]
+        stream = self.stream
+        with torch.cuda.stream(stream) if stream is not None else nullcontext():
+            return list(_download(Upscaler(network)(self._upload(images), size)))
+
+    def _host_filter(self, image: np.ndarray, size: tuple[int, int]) -> int:
+        if self.level >= Level.NEAREST:
+            return cv2.INTER_NEAREST
+        if self.level >= Level.LINEAR:
+            return cv2.INTER_AREA if size[0] < image.shape[1] else cv2.INTER_LINEAR
+        return cv2.INTER_LANCZOS4
+
+    def _upload(self, images: list[np.ndarray]) -> Tensor:
+        batch = torch.from_numpy(np.stack(images))
         if self.device.type == "cuda":
             batch = batch.pin_memory()
         batch = batch.to(self.device, non_blocking=True)
@@ -255,35 +354,62 @@ class OutputStage:
         slots = self.schedule.plan(frames, rate)
         out = self._interpolation().render(torch.cat((self._prev, images)), slots)
         self._prev = images[-1:]
-        self._report(slots)
+        self._report(slots, True)
         return out, [s.frame for s in slots]
 
-    def _on_host(self, settings: OutputSettings, upscaler: Upscaler | None) -> bool:
-        """No network to run: repeats and a plain resize need no GPU round trip (and on a
-        CPU, OpenCV's Lanczos is far cheaper than the matrix form)."""
-        no_net = not settings.rate or self._interpolation().net is None
-        plain = upscaler is None or (upscaler.network is None and self.device.type == "cpu")
-        return no_net and plain
+    # --- the budget
+    def _follow(self, settings: OutputSettings, frame: Frame, params: Mapping[str, Any]
+                ) -> None:
+        """New settings are tried on the full path again; a live `output_size` the sinks
+        cannot take is said once."""
+        if settings != self._current:
+            if self.level:
+                log.info("output settings changed: the output stage tries its full path again")
+            self._current, self.level, self._overruns = settings, Level.FULL, 0
+            self.stats.gauge("output_degraded", Level.FULL)
+        if self.size is None:
+            return
+        asked = OutputSettings.of(params, frame.width, frame.height).size or (
+            frame.width, frame.height)
+        if asked != self._asked:
+            self._asked = asked
+            if asked != self.size:
+                log.warning("output_size %dx%d: the sinks opened at %dx%d keep that size (set "
+                            "output_size before the start to open them at another)", *asked,
+                            *self.size)
 
-    def _host(self, frames: list[Frame], settings: OutputSettings) -> list[Frame]:
-        """Repeats to the output rate (each slot shows its own picture) and OpenCV's Lanczos
-        resize, on the host frames."""
-        out = frames
-        if settings.rate:
-            before, self._prev = self.schedule.prev, None  # the GPU path starts afresh after
-            pictures = [(before or frames[0]).image, *(f.image for f in frames)]
-            slots = self.schedule.plan(frames, settings.rate)
-            self._report(slots)
-            out = [Frame(pictures[s.a], s.frame.t_capture, s.frame.index,
-                         {"repeat": True} if s.between else s.frame.meta) for s in slots]
-        if settings.size is None:
-            return out
-        return [Frame(cv2.resize(f.image, settings.size, interpolation=cv2.INTER_LANCZOS4),
-                      f.t_capture, f.index, f.meta) for f in out]
+    def _budget(self, ms: float, generated: int) -> None:
+        """A burst's cost against the time its frames play: `OVERRUNS` bursts in a row over
+        `LOAD_SHARE` of it take the stage one step down (module doc)."""
+        play_ms = generated / self.fps * 1e3
+        if ms <= LOAD_SHARE * play_ms:
+            self._overruns = 0
+            return
+        self._overruns += 1
+        step = self._next_step() if self._overruns >= OVERRUNS else None
+        if step is None:
+            return
+        self.level, self._overruns = step, 0
+        self.stats.gauge("output_degraded", step)
+        log.warning("output stage over its budget (%.0f ms for %.0f ms of output): %s", ms,
+                    play_ms, STEPS[step])
 
-    def _report(self, slots: list[Slot]) -> None:
+    def _next_step(self) -> Level | None:
+        """The next level that makes this burst's work cheaper (None: none is left)."""
+        s = self._current
+        if s is None:
+            return None
+        interpolating = (bool(s.rate) and self._interpolator is not None
+                         and self._interpolator.net is not None)
+        network = (s.size is not None and self._upscaler is not None
+                   and self._upscaler[1].network is not None)
+        cuts = {Level.REPEATS: interpolating, Level.LANCZOS: network,
+                Level.LINEAR: s.size is not None, Level.NEAREST: s.size is not None}
+        return next((level for level, cut in cuts.items() if level > self.level and cut), None)
+
+    def _report(self, slots: list[Slot], interpolated: bool) -> None:
         made = sum(s.between for s in slots)
-        if made and self._interpolation().net is not None:
+        if made and interpolated:
             self.stats.count("frames_interpolated", made)
         if any(s.frame.meta.get("held") for s in slots):
             self.stats.count("output_cuts")
@@ -322,7 +448,7 @@ class OutputStage:
         except UserError as exc:
             log.warning("upscaling by Lanczos resize: %s", exc)
             return None
-        rate = settings.rate or 30.0
+        rate = settings.rate or self.fps
         budget = BUDGET_SHARE * 1e3 / rate
         if self.device.type == "cuda":
             ms = Upscaler(network).per_frame_ms(size[0], size[1], self.device, self.dtype)
