@@ -9,10 +9,11 @@ stage (`livevace.output`: interpolation to `output_fps`, upscaling to `output_si
 own thread; straight through while both are off) to the pacer. The sinks open at the output
 format the parameters give at the start; a live `output_fps` changes the pacer's rate (NDI
 and Spout follow; a recording keeps its rate), a live `output_size` is not made: the stage
-makes every frame at the size the sinks opened at, and says so once. The loop never waits on a sink, and a source's trouble reaches it only
-as slate frames, which skip the pipeline. `pause` stops the calls; the pacer then holds the last picture. Every frame the
-pacer emits also goes to the taps (the control page's preview), which only keep a
-reference and return at once.
+makes every frame at the size the sinks opened at, and says so once. The loop never waits on
+a sink, and a source's trouble reaches it only as slate frames, which skip the pipeline.
+`pause` stops the calls; the pacer then holds the last picture. Every frame the pacer emits
+also goes to the taps (the control page's preview), which only keep a reference and return
+at once.
 """
 
 from __future__ import annotations
