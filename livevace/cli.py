@@ -15,8 +15,8 @@ from pathlib import Path
 from livevace import __version__
 from livevace.errors import UserError
 
-COMMANDS = ("run", "sources", "bench", "soak", "models", "osc", "midi", "presets", "patches",
-            "experiment")
+COMMANDS = ("run", "sources", "bench", "soak", "models", "loras", "osc", "midi", "presets",
+            "patches", "experiment")
 """Subcommands, each a module livevace.commands.<name> with `register(subparsers)`."""
 
 

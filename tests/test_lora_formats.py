@@ -137,3 +137,28 @@ def test_bad_files_are_refused_in_one_line(tmp_path, base):
     refused("truncated", truncated)
     refused("no such LoRA file", tmp_path / "nowhere.safetensors")
     refused("not a LoRA file", tmp_path / "notes.txt")
+
+
+def test_loras_list_says_what_each_file_is(tmp_path, base, capsys):
+    from livevace.cli import main
+
+    pairs, _ = peft_lora(base, 4, 4, seed=11)
+    write(tmp_path / "ink.safetensors", "kohya", pairs, 2)
+    (tmp_path / "broken.safetensors").write_bytes(b"\x08\x00")
+    assert main(["loras", "list", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{tmp_path}:"
+    assert lines[1].split() == ["broken", "refused:", "cannot", "read", "this", "LoRA", "file",
+                                "(truncated,", "damaged", "or", "not", "a", "checkpoint)"]
+    norm = read_lora(tmp_path / "ink.safetensors").norm()
+    assert lines[2].split() == ["ink", "kohya,", "for", "a", "Wan", "model", "64", "wide,",
+                                "rank", "4,", "40", "modules,", "|dW|", f"{norm:.3g}"]
+
+
+def test_bench_lora_smoke(tmp_path, capsys):
+    from livevace.cli import main
+
+    assert main(["bench", "lora", "--tiny", "--ranks", "2", "--repeat", "2", "--warmup", "1",
+                 "--out", str(tmp_path)]) == 0
+    rows = [line.split()[2] for line in capsys.readouterr().out.splitlines()[2:7]]
+    assert rows == ["scale", "rederive", "swap", "upload", "restore"]

@@ -156,7 +156,11 @@ def read_lora(path: str | Path, alpha: float | None = None) -> LoraFile:
         raise ModelError(f"{path}: not a LoRA file (expected {', '.join(SUFFIXES)})")
     if not path.is_file():
         raise ModelError(f"{path}: no such LoRA file")
-    raw: Mapping[str, object] = read_file(path, WHAT)
+    try:
+        raw: Mapping[str, object] = read_file(path, WHAT)
+    except ModelError:
+        raise ModelError(f"{path}: cannot read this LoRA file (truncated, damaged or not a "
+                         f"checkpoint)") from None
     for key in NESTINGS:
         if isinstance(raw.get(key), Mapping):
             raw = raw[key]  # type: ignore[assignment]
