@@ -188,9 +188,10 @@ class WanBlock(nn.Module):
         """x [B, F·T, dim] float32; `layer`: this block's index in `ctx`'s cache and text;
         `hint`: added to the output (see `ffn_out`)."""
         ph, e = ctx.phases, ctx.e
-        q, k_raw, k, v = ph.self_in(self, x, e, ctx.rope)
+        q, k_raw, k, v = ctx.heads.to_heads(ph.self_in(self, x, e, ctx.rope))
         keys, values, allowed = ctx.self_kv(layer, k_raw, k, v)
-        x, q_text = ph.cross_in(self, x, e, attend(q, keys, values, allowed, ctx.impl))
+        attn = ctx.heads.to_tokens(attend(q, keys, values, allowed, ctx.impl))
+        x, q_text = ph.cross_in(self, x, e, attn)
         text_k, text_v = ctx.text[layer]
         return ph.ffn_out(self, x, e, attend(q_text, text_k, text_v, None, ctx.impl), hint)
 
@@ -249,6 +250,29 @@ class Phases:
 EAGER = Phases(WanBlock.self_in, WanBlock.cross_in, WanBlock.ffn_out)
 
 
+class HeadExchange(Protocol):
+    """Between a block's own tokens and the tokens its self-attention needs: sequence
+    parallelism hands each process all tokens of some heads (`livevace.distributed`)."""
+
+    def to_heads(self, qkv: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """(q, k un-rotated, k, v) of this process's tokens → of the tokens attention sees."""
+        ...
+
+    def to_tokens(self, attn: torch.Tensor) -> torch.Tensor:
+        """The attention output back to this process's tokens, all heads."""
+        ...
+
+
+class SameTokens:
+    """One process: attention sees exactly the block's tokens."""
+
+    def to_heads(self, qkv: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return qkv
+
+    def to_tokens(self, attn: torch.Tensor) -> torch.Tensor:
+        return attn
+
+
 @dataclass(frozen=True)
 class ForwardContext:
     """What every block of one forward receives, packed once per forward instead of passed
@@ -264,6 +288,7 @@ class ForwardContext:
     """Cached text K/V, one per block, indexed by the block's layer."""
     impl: AttnImpl
     phases: Phases = EAGER
+    heads: HeadExchange = SameTokens()
 
 
 class Head(nn.Module):

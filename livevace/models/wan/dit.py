@@ -27,6 +27,7 @@ the cache's visible slots (a prefix of the buffer, or a mask) and whether `vace`
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Iterator, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -42,6 +43,13 @@ from livevace.models.wan.vace import VaceBlock
 
 FP32_PARAMS = ("time_embedding", "time_projection", "modulation", "norm")
 """Parameters kept in float32 by `for_inference` (small, and precision-sensitive)."""
+
+
+class BlockSplit(Protocol):
+    """Runs `WanDiT.run_blocks`' work spread over processes; same arguments, same result."""
+
+    def run(self, tokens: torch.Tensor, c: torch.Tensor | None, ctx: ForwardContext,
+            e: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor: ...
 
 
 def sinusoidal_embedding(dim: int, t: torch.Tensor) -> torch.Tensor:
@@ -76,6 +84,8 @@ class WanDiT(nn.Module):
         """"explicit" switches every attention to the slow float32 reference path."""
         self.phases: Phases = EAGER
         self.graphs: StepGraphs | None = None
+        self.split: BlockSplit | None = None
+        """Where the blocks run: None here, else a multi-process policy (`livevace.distributed`)."""
         self.acceleration = Acceleration()
         """How the model steps now; set with `accelerate` (see `compiled`)."""
 
@@ -181,33 +191,49 @@ class WanDiT(nn.Module):
         e6 = self.time_projection(e).float().unflatten(1, (6, -1)).unflatten(0, (b, f))
         e = e.unflatten(0, (b, f))
         ctx = ForwardContext(e6, rope, self_kv, text, self.attn_impl, self.phases)
-        hints: dict[int, Hint] = {}  # main layer → the hint added after it
+        c = scale = None
         if vace is not None:
+            if not self.cfg.has_vace:
+                raise ValueError(f"{self.cfg.name} has no VACE blocks; load a VACE checkpoint")
             if vace.shape[0] != b or vace.shape[2:] != x.shape[2:]:
                 raise ValueError(f"VACE context {tuple(vace.shape)} does not match the latent "
                                  f"{tuple(x.shape)}")
             scale = torch.as_tensor(1.0 if hint_scale is None else hint_scale,
                                     device=x.device, dtype=torch.float32)
-            made = self._hints(tokens, vace, ctx)
-            hints = dict(zip(self.cfg.vace_layers, zip(made, scale.expand(len(made)))))
+            c = self._embed(self.vace_patch_embedding, vace)
+        run = self.run_blocks if self.split is None else self.split.run
+        return self._unpatchify(run(tokens, c, ctx, e, scale), f, h, w)
+
+    def run_blocks(self, tokens: torch.Tensor, c: torch.Tensor | None, ctx: ForwardContext,
+                   e: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        """Main blocks (with the hints of the control tokens c, if any) and the head, all in
+        this process: patch tokens [B, N, dim] → head output [B, N, patch channels]."""
+        hints = ({} if c is None or scale is None
+                 else self.place_hints(list(self.vace_hints(tokens, c, ctx)), scale))
+        return self.main_blocks(tokens, ctx, e, hints)
+
+    def main_blocks(self, tokens: torch.Tensor, ctx: ForwardContext, e: torch.Tensor,
+                    hints: Mapping[int, Hint]) -> torch.Tensor:
+        """The main blocks, each followed by its hint (if any), and the head."""
         out = tokens
         for i, block in enumerate(self.blocks):
             out = block(out, ctx, i, hints.get(i))
-        return self._unpatchify(self.head(out, e), f, h, w)
+        return self.head(out, e)
 
-    def _hints(self, tokens: torch.Tensor, vace: torch.Tensor, ctx: ForwardContext
-               ) -> list[torch.Tensor]:
-        """VACE hints for the chunk; VACE blocks attend within the chunk (see `vace`), and
-        their text K/V follow the main blocks'."""
-        if not self.cfg.has_vace:
-            raise ValueError(f"{self.cfg.name} has no VACE blocks; load a VACE checkpoint")
-        c = self._embed(self.vace_patch_embedding, vace)
+    def place_hints(self, made: list[torch.Tensor], scale: torch.Tensor) -> dict[int, Hint]:
+        """main layer → the hint (and its scale) added after it."""
+        return dict(zip(self.cfg.vace_layers, zip(made, scale.expand(len(made)))))
+
+    def vace_hints(self, tokens: torch.Tensor, c: torch.Tensor, ctx: ForwardContext
+                   ) -> Iterator[torch.Tensor]:
+        """VACE hints of the control tokens c (patch-embedded context), one at a time as each
+        VACE block finishes. VACE blocks attend within the chunk (see `vace`) and their text K/V
+        follow the main blocks'. The main stream enters only through `tokens` (the embedded
+        input), so a split can run this beside the main blocks."""
         vace_ctx = replace(ctx, self_kv=chunk_only, text=ctx.text[self.cfg.num_layers:])
-        hints = []
         for j, block in enumerate(self.vace_blocks):
             hint, c = block.hint(c, tokens, vace_ctx, j)
-            hints.append(hint)
-        return hints
+            yield hint
 
     def _embed(self, conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
         """Patch embedding → contiguous float32 tokens [B, N, dim] (every block then sees the

@@ -1,0 +1,141 @@
+"""Rank 0's stream: a sampler like any other to the pipeline, run on every rank at once.
+
+Every rank holds the same sampler (same model, schedule, seed, cache policy); rank 0's
+`RankedSampler` sends each call that changes it (`CALLS`, the cache's `CACHE_CALLS`,
+attribute writes such as `seed`) to the other ranks and then makes it itself. The samplers
+thus take the same steps in the same order, and the forwards meet in their collectives,
+where the split (`splits`) shares the work; every rank ends each forward with the whole
+output, so the host-side state (noise, history for `recache`, cache bookkeeping) stays equal
+without being sent. Reads (`timesteps`, `cache.layout`, …) are answered by rank 0 alone.
+
+A lost rank (a process that died, an error it reported, a collective that timed out) never
+stops the stream: rank 0 logs which rank and device and the error, stops the others, takes
+the model back to one process (whole-head cache rebuilt by a recache from the stream's own
+history where the split had sharded it) and makes the failed call again by itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from typing import Any, Sequence
+
+from livevace.distributed.launch import Ranks
+from livevace.distributed.replica import send_model
+from livevace.distributed.splits import Split, check_grid, make_split, unshard_heads
+from livevace.errors import UserError
+from livevace.models.wan import zoo
+from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.rebuild import RebuildSampler
+from livevace.models.wan.recipe import Recipe
+from livevace.models.wan.sampler import StreamSampler
+
+log = logging.getLogger("livevace.distributed")
+
+CALLS = frozenset({"set_text", "set_steps", "set_strength", "reset", "recache", "warm_up",
+                   "generate_chunk", "denoise", "forward_pass"})
+CACHE_CALLS = frozenset({"begin_chunk", "plan_ahead", "drop", "reset"})
+
+
+class RankedStreams:
+    """`zoo.open_stream` for a node on several ranks (see module doc)."""
+
+    def __init__(self, ranks: Ranks) -> None:
+        self.ranks = ranks
+        self.sent: WanDiT | None = None
+        self.split: Split | None = None
+
+    def __call__(self, recipe: Recipe, model: WanDiT, height: int, width: int,
+                 chunk: int | None, steps: Sequence[int] | None, seed: int) -> StreamSampler:
+        local = zoo.open_stream(recipe, model, height, width, chunk, steps, seed)
+        if not self.ranks.up:
+            return local
+        if isinstance(local, RebuildSampler):
+            raise UserError(f"{recipe.name} re-encodes decoded frames on rank 0; it runs on "
+                            "one GPU for now (drop --gpus)")
+        if self.sent is not model:
+            self.ranks.channel.send(("node", "model_arrives", (), {}))
+            send_model(model, self.ranks.channel.headers)
+            self.split = make_split(self.ranks.split, model, self.ranks.world)
+            model.split, self.sent = self.split, model
+        assert self.split is not None
+        check_grid(local.cache.layout.frame_tokens, self.split)
+        steps_arg = None if steps is None else tuple(steps)
+        self.ranks.channel.send(("node", "open", (recipe.name, height, width, chunk,
+                                                  steps_arg, seed), {}))
+        self.split.adapt(local.cache)
+        return RankedSampler(local, self.ranks)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Every rank stopped; the model runs in this process again."""
+        self.ranks.close()
+        if self.sent is not None:
+            self.sent.split = None
+
+
+class RankedSampler:
+    """Rank 0's face of the sampler all ranks run (see module doc)."""
+
+    def __init__(self, local: StreamSampler, ranks: Ranks) -> None:
+        object.__setattr__(self, "_local", local)
+        object.__setattr__(self, "_ranks", ranks)
+        object.__setattr__(self, "_lock", threading.Lock())
+        object.__setattr__(self, "cache", RankedCache(self))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in CALLS:
+            return functools.partial(self.call, "sampler", name)
+        return getattr(self._local, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.call("sampler", "__setattr__", name, value)
+
+    @property
+    def alone(self) -> bool:
+        """Whether the stream runs in this process only (one rank left)."""
+        return not self._ranks.up
+
+    def call(self, target: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        """`name` on every rank's sampler (or its cache); rank 0's result."""
+        obj: Any = self._local if target == "sampler" else self._local.cache
+        method = functools.partial(setattr, obj) if name == "__setattr__" else getattr(obj, name)
+        with self._lock:
+            if self.alone:
+                return method(*args, **kwargs)
+            cache = self._local.cache
+            before = (cache.chunk_start, cache.chunk_frames)
+            try:
+                self._ranks.channel.send((target, name, args, kwargs))
+                return method(*args, **kwargs)
+            except Exception as err:
+                lost = self._ranks.lost()
+                if not lost:
+                    raise
+                self._go_alone(lost, err, before)
+            return method(*args, **kwargs)
+
+    def _go_alone(self, lost: list[str], err: Exception, before: tuple[int | None, int]) -> None:
+        """Stop the other ranks and carry the stream on in this process (see module doc)."""
+        log.error("lost %s (here: %s); the stream goes on on %s alone", "; ".join(lost),
+                  f"{type(err).__name__}: {err}".splitlines()[0], self._ranks.devices[0])
+        self._ranks.close(polite=False)
+        local, cache = self._local, self._local.cache
+        local.model.split = None
+        if (cache.chunk_start, cache.chunk_frames) != before and cache.chunk_start is not None:
+            cache.drop(range(cache.chunk_start, cache.chunk_start + cache.chunk_frames))
+            cache.chunk_start, cache.chunk_frames = before
+        if unshard_heads(cache):
+            local.recache(include_sink=True)
+
+
+class RankedCache:
+    """The sampler's cache as the pipeline sees it: its changes go to every rank."""
+
+    def __init__(self, sampler: RankedSampler) -> None:
+        self._sampler = sampler
+
+    def __getattr__(self, name: str) -> Any:
+        if name in CACHE_CALLS:
+            return functools.partial(self._sampler.call, "cache", name)
+        return getattr(self._sampler._local.cache, name)

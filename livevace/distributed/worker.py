@@ -1,0 +1,85 @@
+"""A rank other than 0: joins the group, receives the DiT, then replays rank 0's calls on a
+sampler of its own until told to stop (see `facade`)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+import traceback
+from typing import Any
+
+import torch
+
+from livevace.distributed.channel import Channel
+from livevace.distributed.launch import WorkerArgs, join_group
+from livevace.distributed.replica import receive_model
+from livevace.distributed.splits import Split, make_split
+from livevace.models.wan import zoo
+from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.sampler import StreamSampler
+
+
+def main(args: WorkerArgs, errors: mp.Queue) -> None:
+    """The spawned process's entry point."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(args.parent,), daemon=True).start()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    try:
+        join_group(args.rank, args.world, args.port, device)
+        Replica(args, device).serve()
+    except BaseException as err:  # said to rank 0, which carries on without this rank
+        errors.put((args.rank, f"{type(err).__name__}: {err}"))
+        errors.close()
+        errors.join_thread()
+        traceback.print_exc()
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    """Rank 0 gone (killed): go too, whatever this rank is waiting for."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+class Replica:
+    """This rank's model, split and sampler, driven by rank 0's calls."""
+
+    def __init__(self, args: WorkerArgs, device: torch.device) -> None:
+        self.args, self.device = args, device
+        self.channel = Channel(device)
+        self.model: WanDiT | None = None
+        self.split: Split | None = None
+        self.sampler: StreamSampler | None = None
+
+    @torch.no_grad()
+    def serve(self) -> None:
+        while True:
+            target, name, args, kwargs = self.channel.receive()
+            if target == "node":
+                if name == "stop":
+                    return
+                getattr(self, name)(*args, **kwargs)
+                continue
+            assert self.sampler is not None
+            obj: Any = self.sampler if target == "sampler" else self.sampler.cache
+            if name == "__setattr__":
+                setattr(obj, *args)
+            else:
+                getattr(obj, name)(*args, **kwargs)
+
+    def model_arrives(self) -> None:
+        self.model = receive_model(self.device, self.channel.headers)
+        self.split = make_split(self.args.split, self.model, self.args.world)
+        self.model.split = self.split
+
+    def open(self, recipe: str, height: int, width: int, chunk: int | None,
+             steps: tuple[int, ...] | None, seed: int) -> None:
+        assert self.model is not None and self.split is not None
+        self.sampler = zoo.open_stream(zoo.recipe(recipe), self.model, height, width, chunk,
+                                       steps, seed)
+        self.split.adapt(self.sampler.cache)
