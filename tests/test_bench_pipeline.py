@@ -184,23 +184,28 @@ def test_suite_reports_every_target_with_its_spread(tmp_path, capsys):
                      "--repeat", "2", "--probe-seconds", "1.5", "--probe-settle", "0.5")
     out = capsys.readouterr().out
     assert "glass to glass p50" in out and "not comparable here" in out
-    keys = ["t2v-large", "vace-large", "vace-small", "vace-small-2", "g2g-small",
-            "g2g-small-l1", "memory"]
+    keys = ["t2v-large", "t2v-large-fp8", "t2v-large-wan", "vace-large", "vace-large-fp8",
+            "vace-small", "vace-small-2", "g2g-small", "g2g-small-30", "g2g-small-l1", "memory"]
     assert sorted(r["suite_row"] for r in record["rows"]) == sorted(keys * 2)
     targets = {t["target"]: t for t in record["targets"]}
-    assert len(targets) == 11
+    assert len(targets) == 16
     for line in targets.values():
         assert line["n"] == 2 and line["min"] <= line["median"] <= line["max"]
         assert line["met"] == ("-" if line["goal"] == "report" else "n/a")
-    assert targets["48×32, text-to-video, 4 steps, TAE decode"]["goal"] == "≥ 40 fps"
-    assert targets["32×32, time to first frame (new pipeline, warm process)"]["goal"] == "≤ 0.3 s"
+    assert targets["48×32, text-to-video, 4 steps, TAE decode, FP8"]["goal"] == "≥ 48 fps"
+    assert targets["32×32, time to first frame (new pipeline, warm process)"]["goal"] == "≤ 0.2 s"
     rows = {(r["suite_row"], r["repeat"]): r for r in record["rows"]}
+    assert rows[("t2v-large-fp8", 0)]["acceleration"] == "eager+fp8"  # that row alone
+    assert rows[("t2v-large", 0)]["acceleration"] == "eager"
+    assert rows[("t2v-large-wan", 0)]["settings"]["decoder"] == "wan"
+    assert rows[("g2g-small", 0)]["source_fps"] == 60
+    assert rows[("g2g-small", 0)]["capture_wait_ms"] == pytest.approx(3 * 1000 / 60)
     assert rows[("vace-small-2", 0)]["forwards_per_chunk"] == 3
     assert rows[("t2v-large", 0)]["vace_forwards_per_chunk"] == 0
     assert rows[("memory", 1)]["text_encode_ms"] > 0
     period_ms = 1000 / 30
     for k in range(2):
-        ahead, direct = rows[("g2g-small-l1", k)], rows[("g2g-small", k)]  # node default: 0
+        ahead, direct = rows[("g2g-small-l1", k)], rows[("g2g-small-30", k)]  # default: 0
         # causality: a frame is out only after the rest of its chunk (and, annotated ahead,
         # the next chunk) has been captured; one period of slack for a late capture stamp
         assert ahead["latency_ms"]["min"] >= ahead["capture_wait_ms"] - period_ms

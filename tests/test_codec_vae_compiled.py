@@ -1,5 +1,6 @@
-"""The Wan VAE encoder compiled for its steady state (`vae_compiled`): the same latents
-and causal memory as eager, graphs made only while learning, first chunks always eager.
+"""The Wan VAE encoder and decoder compiled for their steady state (`vae_compiled`): the
+same latents, frames and causal memory as eager, graphs made only while learning, first
+chunks always eager.
 
 Dynamo captures the real encoder (its state-dict mutations included); the "aot_eager" backend
 keeps the CPU suite free of a C++ compile. Inductor's own kernels run in the GPU test of
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from livevace.models.wan.vae import WanVAE, WanVAEConfig
-from livevace.models.wan.vae_compiled import SteadyEncoder
+from livevace.models.wan.vae_compiled import SteadyCausal
 
 CFG = WanVAEConfig(base_dim=8)
 
@@ -43,7 +44,7 @@ def chunked_latents(vae: WanVAE, x: torch.Tensor, chunks: tuple[int, ...]) -> li
 def test_compiled_steady_state_streams_the_same_latents(vae) -> None:
     x, chunks = clip(17), (1, 4, 4, 4, 4)
     eager = chunked_latents(vae, x, chunks)
-    vae.steady = SteadyEncoder(vae.encoder, backend="aot_eager")
+    vae.steady = SteadyCausal(vae.encoder, backend="aot_eager")
     with vae.steady.learning():
         compiled = chunked_latents(vae, x, chunks)
     assert vae.steady.calls == 4  # every later chunk; the first has no memory yet
@@ -52,7 +53,7 @@ def test_compiled_steady_state_streams_the_same_latents(vae) -> None:
 
 
 def test_graphs_are_made_only_while_learning(vae) -> None:
-    steady = vae.steady = SteadyEncoder(vae.encoder, backend="aot_eager")
+    steady = vae.steady = SteadyCausal(vae.encoder, backend="aot_eager")
     with steady.learning():
         chunked_latents(vae, clip(9), (1, 4, 4))
     assert steady.calls == 2 and len(steady.shapes) == 1
@@ -69,12 +70,12 @@ def test_graphs_are_made_only_while_learning(vae) -> None:
 
 def test_the_compiled_encoder_is_not_part_of_the_weights(vae) -> None:
     keys = set(vae.state_dict())
-    vae.steady = SteadyEncoder(vae.encoder, backend="aot_eager")
+    vae.steady = SteadyCausal(vae.encoder, backend="aot_eager")
     assert set(vae.state_dict()) == keys
 
 
 def test_the_graph_runs_a_channels_last_twin_and_eager_keeps_its_weights(vae) -> None:
-    steady = vae.steady = SteadyEncoder(vae.encoder, backend="aot_eager")
+    steady = vae.steady = SteadyCausal(vae.encoder, backend="aot_eager")
     pairs = [(m, t) for m, t in zip(vae.encoder.modules(), steady.twin.modules())
              if isinstance(m, torch.nn.Conv3d)]
     assert pairs and all(t is not m and torch.equal(t.weight, m.weight) for m, t in pairs)
@@ -94,7 +95,7 @@ def test_one_graph_per_shape_whatever_came_before(vae) -> None:
         graphs.append(gm)
         return gm.forward
 
-    vae.steady = SteadyEncoder(vae.encoder, backend=backend)
+    vae.steady = SteadyCausal(vae.encoder, backend=backend)
     with vae.steady.learning():  # later chunks after a 1-frame, a 5-frame and a 4-frame one
         chunked_latents(vae, clip(13), (1, 4, 4, 4))
         chunked_latents(vae, clip(13), (5, 4, 4))
@@ -108,7 +109,7 @@ def test_a_learned_shape_that_fails_a_guard_runs_eagerly_uncompiled(vae, caplog)
         graphs.append(gm)
         return gm.forward
 
-    steady = vae.steady = SteadyEncoder(vae.encoder, backend=backend)
+    steady = vae.steady = SteadyCausal(vae.encoder, backend=backend)
     with steady.learning():
         chunked_latents(vae, clip(9), (1, 4, 4))
     x = clip(9, seed=4)
@@ -125,5 +126,60 @@ def test_a_learned_shape_that_fails_a_guard_runs_eagerly_uncompiled(vae, caplog)
     assert len(graphs) == 1 and steady.calls == calls  # eager: nothing compiled live
     assert not steady.shapes  # …and that shape is no longer tried, after one line saying so
     assert [r.getMessage() for r in caplog.records if r.name == "livevace.vace"] == [
-        "the compiled VAE encoder does not fit chunks of 1×3×4×32×48 any more; they are "
-        "encoded eagerly (slower)"]
+        "the compiled VAE encoder does not fit chunks of 1×3×4×32×48 any more; they run "
+        "eagerly (slower)"]
+
+
+def latents(frames: int, seed: int = 5) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, CFG.z_dim, frames, 4, 6, generator=g)
+
+
+def decoded(vae: WanVAE, z: torch.Tensor, chunks: tuple[int, ...]
+            ) -> tuple[list[torch.Tensor], dict]:
+    """Frames of each chunk of latents, and the decoder's causal memory after the last."""
+    decoder, out, t = vae.causal_decoder(), [], 0
+    for n in chunks:
+        out.append(decoder.decode(z[:, :, t:t + n]))
+        t += n
+    return out, decoder.state
+
+
+def test_compiled_decoder_streams_the_same_frames_and_memory(vae) -> None:
+    z, chunks = latents(7), (1, 3, 3)
+    eager, eager_state = decoded(vae, z, chunks)
+    steady = vae.steady_decoder = SteadyCausal(vae.decoder, "decoder", conv2d=True,
+                                               backend="aot_eager")
+    with steady.learning():
+        compiled, state = decoded(vae, z, chunks)
+    # every latent after the first; the second (an upsampler's memory not yet full) is a
+    # shape of its own
+    assert steady.calls == 6 and len(steady.shapes) == 2
+    assert [f.shape[2] for f in compiled] == [1, 12, 12]
+    for a, b in zip(eager, compiled, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    assert list(state) == list(eager_state)  # the decoder's own modules, in the same order
+    for module, value in eager_state.items():
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(state[module], value, rtol=1e-5, atol=1e-5)
+        else:
+            assert state[module] == value
+    live, _ = decoded(vae, latents(7, seed=6), chunks)  # learned shapes replay, live
+    want, _ = decoded(eager_copy(vae), latents(7, seed=6), chunks)
+    assert steady.calls == 12
+    for a, b in zip(want, live, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+def eager_copy(vae: WanVAE) -> WanVAE:
+    copy = WanVAE(CFG).eval()
+    copy.load_state_dict(vae.state_dict())
+    return copy
+
+
+def test_the_decoder_twin_has_its_2d_convolutions_channels_last_too(vae) -> None:
+    twin = SteadyCausal(vae.decoder, "decoder", conv2d=True, backend="aot_eager").twin
+    convs = [m for m in twin.modules() if type(m) is torch.nn.Conv2d and m.kernel_size == (3, 3)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    assert all(m.weight.is_contiguous() for m in vae.decoder.modules()
+               if isinstance(m, torch.nn.Conv2d))

@@ -12,7 +12,7 @@ import torch
 
 from livevace.frames import Frame
 from livevace.models.wan.compiled import Acceleration
-from livevace.models.wan.vae_compiled import SteadyEncoder
+from livevace.models.wan.vae_compiled import SteadyCausal
 from livevace.pipelines.vace.fast import LiveGraphs, accelerate, live_graphs
 from livevace.pipelines.vace.pipeline import StreamingVace
 from livevace.pipelines.vace.tiny import tiny_random
@@ -59,7 +59,7 @@ def test_graphs_are_captured_in_prepare_and_never_live(cuda_models) -> None:
     eager, plain = play(cuda_models, SCRIPT, 10)
     plain.close()
     accelerate(cuda_models.dit, Acceleration(cuda_graph=True))
-    steady = cuda_models.vae.steady = SteadyEncoder(cuda_models.vae.encoder)
+    steady = cuda_models.vae.steady = SteadyCausal(cuda_models.vae.encoder)
     try:
         graphs = live_graphs(cuda_models.dit)
         assert isinstance(graphs, LiveGraphs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -9,6 +10,7 @@ from wan_support import one_thread  # noqa: F401
 
 from livevace.bench.dit import forward_flops, parse_variant
 from livevace.cli import main
+from livevace.models.wan.compiled import FP8_BF16
 from livevace.models.wan.config import WAN21_VACE_1_3B
 from livevace.models.wan.kv_cache import CacheLayout
 
@@ -54,3 +56,14 @@ def test_variant_words():
     assert fast.label == "compile+graph+fa4"
     assert not parse_variant("eager").flash4
 
+
+
+def test_fp8_variant_words_pick_the_kernels_and_the_bf16_layers():
+    ao = parse_variant("compile+graph+fp8aoall")
+    assert ao.fp8 and ao.fp8_kernels == "torchao" and ao.fp8_bf16 == ()
+    assert ao.label == "compile+graph+fp8aoall"
+    rowwise = parse_variant("compile+fp8")
+    assert rowwise.fp8_kernels == "rowwise" and rowwise.fp8_bf16 == FP8_BF16
+    assert rowwise.label == "compile+fp8"
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_variant("fp8+fp8ao")

@@ -61,7 +61,7 @@ def test_torchao_quantises_the_block_linears_and_keeps_the_output_projections_bf
     assert quantised(model) == block_names(
         model, {"self_attn.q", "self_attn.v", "self_attn.o", "cross_attn.q", "cross_attn.o",
                 "ffn.0"})
-    assert model.acceleration.label == "eager+fp8ao+unfused"
+    assert model.acceleration.label == "eager+fp8ao-custom+unfused"
     model.accelerate(Acceleration(fp8=True))  # the hand-written path honours the same set
     assert not quantised(model)
     assert model.blocks[0].ffn[0].weight_fp8.dtype == torch.float8_e4m3fn

@@ -32,7 +32,7 @@ from livevace.bench.kernels import try_profile
 from livevace.bench.report import Timing, table, time_cpu, time_cuda, write_result
 from livevace.errors import UserError
 from livevace.models.wan.config import TINY_VACE, WAN21_VACE_1_3B, WanConfig
-from livevace.models.wan.compiled import COMPILE_MODES, Acceleration, CompileMode
+from livevace.models.wan.compiled import COMPILE_MODES, FP8_BF16, Acceleration, CompileMode
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import CacheLayout, StreamCache
 from livevace.models.wan.sampler import StreamSampler
@@ -97,11 +97,13 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return w, h
 
 
-VARIANT_WORDS = ("eager", "compile", "autotune", "graph", "fp8", "fa4", "unfused")
+VARIANT_WORDS = ("eager", "compile", "autotune", "graph", "fp8", "fp8ao", "fp8all", "fp8aoall",
+                 "fa4", "unfused")
 
 
 def parse_variant(text: str) -> Acceleration:
-    """"compile+graph+fp8" → Acceleration (words: `VARIANT_WORDS`)."""
+    """"compile+graph+fp8" → Acceleration (words: `VARIANT_WORDS`; fp8ao: TorchAO's FP8
+    kernels, …all: no block linear kept in bf16)."""
     words = [w for w in text.strip().lower().split("+") if w]
     bad = [w for w in words if w not in VARIANT_WORDS]
     if bad or not words:
@@ -109,7 +111,13 @@ def parse_variant(text: str) -> Acceleration:
                                          f"with '+'")
     mode: CompileMode = ("max-autotune" if "autotune" in words
                          else "default" if "compile" in words else "off")
-    return Acceleration(compile=mode, cuda_graph="graph" in words, fp8="fp8" in words,
+    fp8 = [w for w in words if w.startswith("fp8")]
+    if len(fp8) > 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: one of fp8, fp8ao, fp8all, fp8aoall")
+    kind = fp8[0] if fp8 else ""
+    return Acceleration(compile=mode, cuda_graph="graph" in words, fp8=bool(fp8),
+                        fp8_kernels="torchao" if "ao" in kind else "rowwise",
+                        fp8_bf16=() if kind.endswith("all") else FP8_BF16,
                         fuse_qkv="unfused" not in words, flash4="fa4" in words)
 
 

@@ -1,8 +1,10 @@
 """`livevace bench pipeline --suite`: the standard rows (text-to-video and VACE at the two
-sizes, 2-step VACE, glass-to-glass latency, memory) and the project's speed targets, each
-target beside what was measured, with the spread over `--repeat` runs (a difference smaller
-than the spread is noise; `met` is judged on the median). Rows named `extra` run only when
-`--rows` names them.
+sizes, 2-step VACE, FP8, the Wan VAE decoder, glass-to-glass latency from a 60 and a 30 fps
+source, memory) and the project's speed targets, each target beside what was measured, with
+the spread over `--repeat` runs (a difference smaller than the spread is noise; `met` is
+judged on the median). Rows named `extra` run only when `--rows` names them. A row that asks
+for its own FP8 setting (`Settings.fp8`) gets it for its run alone, so one call compares bf16,
+the hand-written FP8 and TorchAO's.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class SuiteRow:
     """row: `measure`; probe: glass to glass; memory: `measure` with UMT5 resident."""
     extra: bool = False
     """Not one of the standard rows: run only when `--rows` names it."""
+    probe_fps: float | None = None
+    """probe: the source's frame rate (None: `--probe-fps`)."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,19 @@ def suite(large: tuple[int, int], small: tuple[int, int]
     sw, sh = small
     big, little = f"{lw}×{lh}", f"{sw}×{sh}"
     rows = [SuiteRow("t2v-large", Settings(lw, lh, mode="t2v")),
+            SuiteRow("t2v-large-fp8", Settings(lw, lh, mode="t2v", fp8="rowwise")),
+            SuiteRow("t2v-large-wan", Settings(lw, lh, mode="t2v", decoder="wan")),
             SuiteRow("vace-large", Settings(lw, lh)),
+            SuiteRow("vace-large-fp8", Settings(lw, lh, fp8="rowwise")),
             SuiteRow("vace-small", Settings(sw, sh)),
             SuiteRow("vace-small-2", Settings(sw, sh, steps=2)),
-            SuiteRow("g2g-small", Settings(sw, sh, chunk=1), "probe"),
+            SuiteRow("g2g-small", Settings(sw, sh, chunk=1), "probe", probe_fps=60.0),
+            SuiteRow("g2g-small-30", Settings(sw, sh, chunk=1), "probe", probe_fps=30.0),
             SuiteRow("g2g-small-l1", Settings(sw, sh, chunk=1, lookahead=1), "probe"),
             SuiteRow("memory", Settings(sw, sh), "memory"),
+            SuiteRow("t2v-large-fp8ao", Settings(lw, lh, mode="t2v", fp8="torchao"), extra=True),
+            SuiteRow("vace-large-fp8ao", Settings(lw, lh, fp8="torchao"), extra=True),
+            SuiteRow("vace-small-fp8ao", Settings(sw, sh, fp8="torchao"), extra=True),
             SuiteRow("vace-small-serial", Settings(sw, sh, overlap=False), extra=True),
             SuiteRow("vace-small-tae", Settings(sw, sh, context_encoder="tae"), extra=True),
             SuiteRow("vace-small-2-tae", Settings(sw, sh, steps=2, context_encoder="tae"),
@@ -71,14 +82,23 @@ def suite(large: tuple[int, int], small: tuple[int, int]
             SuiteRow("vace-large-tae", Settings(lw, lh, context_encoder="tae"), extra=True),
             SuiteRow("vace-small-fade", Settings(sw, sh, fade=4), extra=True)]
     targets = [
-        Target(f"{big}, text-to-video, 4 steps, TAE decode", "t2v-large", "fps", "fps", 40),
-        Target(f"{big}, VACE depth control, 4 steps, TAE", "vace-large", "fps", "fps", 30),
-        Target(f"{little}, VACE depth control, 4 steps, TAE", "vace-small", "fps", "fps", 60),
-        Target(f"{little}, VACE depth control, 2 steps, TAE", "vace-small-2", "fps", "fps", 90),
+        Target(f"{big}, VACE depth control, 4 steps, TAE, FP8", "vace-large-fp8", "fps",
+               "fps", 30),
+        Target(f"{big}, text-to-video, 4 steps, TAE decode, FP8", "t2v-large-fp8", "fps",
+               "fps", 48),
+        Target(f"{big}, text-to-video, 4 steps, Wan VAE decode", "t2v-large-wan", "fps",
+               "fps", 30),
+        Target(f"{big}, text-to-video, 4 steps, TAE decode", "t2v-large", "fps", "fps"),
+        Target(f"{big}, VACE depth control, 4 steps, TAE (bf16 ceiling accepted)",
+               "vace-large", "fps", "fps"),
+        Target(f"{little}, VACE depth control, 4 steps, TAE", "vace-small", "fps", "fps", 75),
+        Target(f"{little}, VACE depth control, 2 steps, TAE", "vace-small-2", "fps", "fps", 110),
         Target(f"{little}, time to first frame (new pipeline, warm process)", "vace-small",
-               "ttff_s", "s", 0.3, at_least=False),
-        Target(f"{little}, 1-latent-frame chunks, glass to glass p50", "g2g-small",
-               "latency_p50_ms", "ms", 250, at_least=False),
+               "ttff_s", "s", 0.2, at_least=False),
+        Target(f"{little}, 1-latent-frame chunks, glass to glass p50, 60 fps source",
+               "g2g-small", "latency_p50_ms", "ms", 120, at_least=False),
+        Target(f"{little}, 1-latent-frame chunks, glass to glass p50, 30 fps source",
+               "g2g-small-30", "latency_p50_ms", "ms"),
         Target(f"{little}, 1-latent-frame chunks, glass to glass p50, a chunk annotated ahead",
                "g2g-small-l1", "latency_p50_ms", "ms"),
         Target(f"DiT model FLOP utilisation at {big} (text-to-video)", "t2v-large", "dit_mfu_%",
@@ -88,6 +108,8 @@ def suite(large: tuple[int, int], small: tuple[int, int]
                "GB"),
         Target(f"peak GPU memory, {little} VACE, text encoder offloaded (fit in 24 GB)",
                "vace-small", "peak_gb", "GB", 24, at_least=False),
+        Target(f"peak GPU memory, {big} VACE, text encoder offloaded, FP8 (16 GB with "
+               "--weights-dtype fp8)", "vace-large-fp8", "peak_gb", "GB", 16, at_least=False),
         Target(f"{little}, VACE depth 4 steps, context encoded in line (no overlap)",
                "vace-small-serial", "fps", "fps"),
         Target(f"{little}, VACE depth 4 steps, TAE-encoded control (quality-affecting)",
@@ -98,6 +120,12 @@ def suite(large: tuple[int, int], small: tuple[int, int]
                "vace-large-tae", "fps", "fps"),
         Target(f"{little}, VACE depth 4 steps, the prompt fading every chunk",
                "vace-small-fade", "fps", "fps"),
+        Target(f"{big}, text-to-video, 4 steps, TAE, FP8 by TorchAO", "t2v-large-fp8ao", "fps",
+               "fps"),
+        Target(f"{big}, VACE depth control, 4 steps, TAE, FP8 by TorchAO", "vace-large-fp8ao",
+               "fps", "fps"),
+        Target(f"{little}, VACE depth control, 4 steps, TAE, FP8 by TorchAO", "vace-small-fp8ao",
+               "fps", "fps"),
     ]
     return rows, targets
 
@@ -123,7 +151,14 @@ def verdict(target: Target, values: list[float], comparable: bool) -> dict[str, 
 
 
 def run_suite_row(rig: Rig, row: SuiteRow, args: argparse.Namespace) -> dict[str, Any]:
+    with rig.fp8_for(row.settings):
+        return _run_suite_row(rig, row, args)
+
+
+def _run_suite_row(rig: Rig, row: SuiteRow, args: argparse.Namespace) -> dict[str, Any]:
     if row.kind == "probe":
+        if row.probe_fps is not None:
+            args = argparse.Namespace(**{**vars(args), "probe_fps": row.probe_fps})
         return probe_row(rig, row.settings, args)
     if row.kind == "memory":
         with rig.with_text_encoder() as resident:

@@ -79,14 +79,14 @@ class Acceleration:
     compile: CompileMode = "off"
     cuda_graph: bool = False
     fp8: bool = False
-    fp8_kernels: Fp8Kernels = "rowwise"
-    fp8_bf16: tuple[str, ...] = FP8_BF16
-    """Block linears kept in bf16 under `fp8`: names in the block ("ffn.0", "self_attn.qkv"
-    for the fused QKV, "self_attn.q" … unfused)."""
     fuse_qkv: bool = True
     flash4: bool = False
     """FlashAttention-4 for every maskless attention where it is installed and the GPU is a
     Hopper or Blackwell (`attention`); SDPA otherwise. Same maths."""
+    fp8_kernels: Fp8Kernels = "rowwise"
+    fp8_bf16: tuple[str, ...] = FP8_BF16
+    """Block linears kept in bf16 under `fp8`: names in the block ("ffn.0", "self_attn.qkv"
+    for the fused QKV, "self_attn.q" … unfused)."""
 
     def __post_init__(self) -> None:
         if self.compile not in COMPILE_MODES:
@@ -94,10 +94,11 @@ class Acceleration:
 
     @property
     def label(self) -> str:
-        """Short name for tables: eager, compile, autotune, +graph, +fp8 (+fp8ao: TorchAO's),
-        +fa4, +unfused."""
+        """Short name for tables: eager, compile, autotune, +graph, +fp8 (fp8ao: TorchAO's;
+        …all: no layer kept in bf16), +fa4, +unfused."""
         parts = [{"off": "eager", "default": "compile", "max-autotune": "autotune"}[self.compile]]
-        fp8 = "fp8" + ("ao" if self.fp8_kernels == "torchao" else "")
+        fp8 = ("fp8" + ("ao" if self.fp8_kernels == "torchao" else "")
+               + ("" if self.fp8_bf16 == FP8_BF16 else "all" if not self.fp8_bf16 else "-custom"))
         parts += [name for name, on in (("graph", self.cuda_graph), (fp8, self.fp8),
                                         ("fa4", self.flash4), ("unfused", not self.fuse_qkv)) if on]
         return "+".join(parts)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from livevace.models.wan.codec_weights import check_state_dict, read_state_dict
-from livevace.models.wan.vae_compiled import SteadyEncoder
+from livevace.models.wan.vae_compiled import SteadyCausal
 
 LATENT_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
                0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921)
@@ -278,8 +278,10 @@ class WanVAE(nn.Module):
         self.post_quant_conv = CausalConv3d(cfg.z_dim, cfg.z_dim, 1)
         self.decoder = Decoder(cfg)
         self._stats: dict[torch.device, tuple[Tensor, Tensor]] = {}
-        self.steady: SteadyEncoder | None = None
+        self.steady: SteadyCausal | None = None
         """The encoder compiled for the steady state (`vae_compiled`), or None: eager."""
+        self.steady_decoder: SteadyCausal | None = None
+        """The decoder compiled for the steady state (`vae_compiled`), or None: eager."""
 
     def causal_encoder(self) -> "VAECausalEncoder":
         return VAECausalEncoder(self)
@@ -306,8 +308,10 @@ class WanVAE(nn.Module):
     def decode_step(self, latents: Tensor, state: State) -> Tensor:
         """Normalised latents through the decoder: pixels in [-1, 1]."""
         mean, std = self.latent_stats(latents.device)
-        z = (latents.float() * std + mean).to(self.dtype)
-        return self.decoder(self.post_quant_conv(z), state).clamp_(-1.0, 1.0)
+        z = self.post_quant_conv((latents.float() * std + mean).to(self.dtype)).contiguous()
+        steady = self.steady_decoder
+        x = steady(z, state) if steady is not None else None
+        return (self.decoder(z, state) if x is None else x).clamp_(-1.0, 1.0)
 
     @property
     def dtype(self) -> torch.dtype:

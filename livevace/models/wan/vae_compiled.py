@@ -1,9 +1,16 @@
-"""The Wan VAE encoder compiled for its steady state, and never compiled mid-show.
+"""The Wan VAE encoder and decoder compiled for their steady state, never compiled mid-show.
 
-    vae.steady = SteadyEncoder(vae.encoder)      # what `fast.go_fast` does on a GPU
+    vae.steady = SteadyCausal(vae.encoder)       # what `fast.go_fast` does on a GPU
+    vae.steady_decoder = SteadyCausal(vae.decoder, "decoder", conv2d=True)
     with vae.steady.learning():                  # in `StreamingVace.prepare`
         ...encode every later-chunk shape once   # compiles one graph per shape
     ...live: known shapes replay the compiled graph, anything else runs eagerly
+
+The decoder is the same kind of network run the same way (a causal memory per conv, one
+latent per call), so it is compiled by the same class: its later latents all have one shape,
+its first latent (empty memory) runs eagerly. Its heavy part is at full resolution, where
+the spatial upsamplers' 2D convolutions work too, so its twin has those channels-last as
+well (`conv2d`).
 
 Why: the VACE context is a Wan VAE encode of every chunk's control frames, and eager it is
 mostly memory traffic — fp32 RMS norms, SiLU, the causal concatenations, cuDNN's layout
@@ -44,14 +51,16 @@ log = logging.getLogger("livevace.vace")
 Key = tuple[Any, ...]
 
 
-class SteadyEncoder:
-    """`encoder(x, state)` through a compiled graph where one was learned (see module doc).
-    `backend`: torch.compile's (tests use "aot_eager" on a CPU)."""
+class SteadyCausal:
+    """`module(x, state)` (the VAE's encoder or decoder) through a compiled graph where one
+    was learned (see module doc). `name`: for the log; `conv2d`: the twin's 2D convolutions
+    channels-last too; `backend`: torch.compile's (tests use "aot_eager" on a CPU)."""
 
-    def __init__(self, encoder: nn.Module, backend: str | Callable[..., Any] = "inductor"
-                 ) -> None:
-        self.twin = channels_last_twin(encoder)
-        self._to_twin = dict(zip(encoder.modules(), self.twin.modules()))
+    def __init__(self, module: nn.Module, name: str = "encoder", conv2d: bool = False,
+                 backend: str | Callable[..., Any] = "inductor") -> None:
+        self.name = name
+        self.twin = channels_last_twin(module, conv2d)
+        self._to_twin = dict(zip(module.modules(), self.twin.modules()))
         self._from_twin = {t: m for m, t in self._to_twin.items()}
         self._compiled: Callable[..., Tensor] = torch.compile(self.twin.forward, dynamic=False,
                                                               backend=backend)
@@ -66,7 +75,7 @@ class SteadyEncoder:
         return self._window.opened()
 
     def __call__(self, x: Tensor, state: dict[nn.Module, Any]) -> Tensor | None:
-        """The encoder's output, or None where the caller must run it eagerly."""
+        """The module's output, or None where the caller must run it eagerly."""
         if not state:  # a video's first chunk: no causal memory yet
             return None
         key = (tuple(x.shape), x.dtype, x.device, len(state))
@@ -81,8 +90,8 @@ class SteadyEncoder:
                 if "recompile" not in str(exc):
                     raise
                 self.shapes.discard(key)  # eager from now on: said once, not tried per chunk
-                log.warning("the compiled VAE encoder does not fit chunks of %s any more; "
-                            "they are encoded eagerly (slower)", "×".join(map(str, key[0])))
+                log.warning("the compiled VAE %s does not fit chunks of %s any more; "
+                            "they run eagerly (slower)", self.name, "×".join(map(str, key[0])))
                 return None
         else:
             return None
@@ -98,10 +107,13 @@ class SteadyEncoder:
         return out
 
 
-def channels_last_twin(encoder: nn.Module) -> nn.Module:
-    """A copy of `encoder` with its 3D-convolution weights in channels-last memory."""
-    twin = copy.deepcopy(encoder)
-    for module in twin.modules():
-        if isinstance(module, nn.Conv3d):
-            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
+def channels_last_twin(module: nn.Module, conv2d: bool = False) -> nn.Module:
+    """A copy of `module` with its 3D-convolution weights (and with `conv2d` its 2D ones) in
+    channels-last memory."""
+    twin = copy.deepcopy(module)
+    for conv in twin.modules():
+        if isinstance(conv, nn.Conv3d):
+            conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last_3d)
+        elif conv2d and isinstance(conv, nn.Conv2d):
+            conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
     return twin

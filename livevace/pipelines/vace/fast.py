@@ -8,7 +8,8 @@
 `--no-compile`: `torch.backends.cudnn.benchmark` (the Wan VAE's 3D convolutions are
 faster with tuned algorithms; the shapes are static per chunk size, so tuning happens once,
 in `prepare`), the Wan VAE encoder compiled for later chunks (`vae_compiled`: faster than
-eager, compiled in `prepare` too), and `Acceleration(compile="default", cuda_graph=True)` for
+eager, compiled in `prepare` too) and its decoder likewise (the `wan` output decoder), and
+`Acceleration(compile="default", cuda_graph=True)` for
 the DiT (much faster than eager, BENCHMARKS.md "Model core: speed work").
 
 A CUDA-graph capture is global to the process: another thread's CUDA call that is not
@@ -40,7 +41,7 @@ from livevace.cuda_graphs import PrepareOnly
 from livevace.models.wan.compiled import Acceleration, StepGraphs
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import StreamCache
-from livevace.models.wan.vae_compiled import SteadyEncoder
+from livevace.models.wan.vae_compiled import SteadyCausal
 from livevace.pipelines.vace.models import ModelSet
 
 log = logging.getLogger("livevace.vace")
@@ -89,18 +90,20 @@ def go_fast(models: ModelSet, compile: bool = True) -> Acceleration:
     if models.device.type != "cuda":
         return models.dit.acceleration
     torch.backends.cudnn.benchmark = True
-    compile_vae_encoder(models, compile)
+    compile_vae(models, compile)
     settings = accelerate(models.dit, FAST if compile else Acceleration())
     log.info("attention: %s", "FlashAttention-4, cuDNN where a mask is needed" if settings.flash4
              else "cuDNN (PyTorch SDPA)")
     return settings
 
 
-def compile_vae_encoder(models: ModelSet, on: bool = True) -> None:
-    """The Wan VAE encoder compiled for later chunks (`vae_compiled`; graphs made in
-    `prepare`) on a CUDA device, or eager (`on=False`, and always on a CPU)."""
+def compile_vae(models: ModelSet, on: bool = True) -> None:
+    """The Wan VAE encoder and decoder compiled for later chunks (`vae_compiled`; graphs made
+    in `prepare`) on a CUDA device, or eager (`on=False`, and always on a CPU)."""
     on = on and models.device.type == "cuda"
-    models.vae.steady = SteadyEncoder(models.vae.encoder) if on else None
+    vae = models.vae
+    vae.steady = SteadyCausal(vae.encoder) if on else None
+    vae.steady_decoder = SteadyCausal(vae.decoder, "decoder", conv2d=True) if on else None
 
 
 def live_graphs(dit: WanDiT) -> LiveGraphs | None:

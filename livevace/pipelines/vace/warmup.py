@@ -12,8 +12,8 @@ In order, on a CUDA device (on a CPU only 1, 5 and, for a compiled DiT, 4):
    converged (VACE's inactive video with no mask costs nothing afterwards), a reference
    image's single frame, the tiny and the Wan decoder — each shape once, so cuDNN autotunes
    now (`cudnn.benchmark`, set by `fast.go_fast`) and not on the first frames, and the
-   compiled VAE encoder (`vae_compiled`) compiles its later-chunk graph now (if that fails,
-   the encoder runs eagerly, with one warning);
+   compiled VAE encoder and decoder (`vae_compiled`) compile their later-chunk graphs now (if
+   that fails, both run eagerly, with one warning);
 4. the DiT, per prepared chunk size and with and without VACE: `StreamSampler.warm_up`
    (compilation on first use of each token count, then a capture of every state a session
    passes through, and of the text K/V rebuild that prompt fades replay every chunk) inside
@@ -145,24 +145,24 @@ def warm_annotators(pipeline: "StreamingVace", first: list[int], later: list[int
 
 
 def warm_codecs_or_eager(pipeline: "StreamingVace", session: GenerationSession) -> None:
-    """`warm_codecs`; if the compiled VAE encoder fails to compile (no compiler on the
-    machine), again with the encoder eager, after one warning line."""
+    """`warm_codecs`; if the compiled VAE encoder or decoder fails to compile (no compiler on
+    the machine), again with both eager, after one warning line."""
     vae = pipeline.models.vae
     try:
         warm_codecs(pipeline, session)
     except Exception as exc:  # noqa: BLE001 - a missing compiler must not stop the show
-        if vae.steady is None:
+        if vae.steady is None and vae.steady_decoder is None:
             raise
-        log.warning("the VAE encoder could not be compiled (%s); it runs eagerly (slower)",
+        log.warning("the VAE could not be compiled (%s); it runs eagerly (slower)",
                     describe(exc))
-        vae.steady = None
+        vae.steady = vae.steady_decoder = None
         warm_codecs(pipeline, session)
 
 
 @torch.no_grad()
 def warm_codecs(pipeline: "StreamingVace", session: GenerationSession) -> None:
     """Every codec shape of this chunk size once (see the module doc; the compiled VAE
-    encoder learns its later-chunk shapes here), state reset after."""
+    encoder and decoder learn their later-chunk shapes here), state reset after."""
     models, device = pipeline.models, pipeline.models.device
     c, h, w = session.chunk, pipeline.gen_height, pipeline.gen_width
     later = (1, 3, pixel_frames(c, False), h, w)
@@ -183,10 +183,12 @@ def warm_codecs(pipeline: "StreamingVace", session: GenerationSession) -> None:
         session.context.reset()
     models.vae.causal_encoder().encode(torch.zeros(1, 3, 1, h, w, device=device))
     latents = torch.zeros(1, models.vae.config.z_dim, c, h // 8, w // 8, device=device)
-    for codec in (models.tae, models.vae):  # the first latent, then later ones
-        decoder = codec.causal_decoder()
-        for _ in range(1 if c > 1 else 2):
-            decoder.decode(latents)
+    decoding = models.vae.steady_decoder
+    with decoding.learning() if decoding is not None else nullcontext():
+        for codec in (models.tae, models.vae):  # the first latent, then later ones
+            decoder = codec.causal_decoder()
+            for _ in range(1 if c > 2 else 3):  # (the Wan decoder's 2nd latent is a shape too)
+                decoder.decode(latents)
 
 
 def warm_dit(pipeline: "StreamingVace", session: GenerationSession, vace: bool) -> bool:
