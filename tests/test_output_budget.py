@@ -17,6 +17,7 @@ import time
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from livevace.frames import Frame
@@ -200,9 +201,13 @@ def test_in_the_node_a_slow_upscaler_steps_down_and_fresh_frames_keep_coming(
     assert all(f.image.shape == (96, 128, 3) for f in sink.frames)
 
 
-def test_a_live_output_size_the_sinks_cannot_take_is_said_once_and_not_made(caplog):
+@pytest.mark.parametrize("opened", [(96, 64), (64, 48)])
+def test_a_live_output_size_the_sinks_cannot_take_is_said_once_and_not_made(opened, caplog):
+    """Sinks opened larger than the generated frames (the stage resizes), or at their size
+    (output_size off at the start: bursts pass straight through)."""
     seen = Recorder()
-    node, store, sink = node_with({"output_size": (96, 64), "upscale_model": "lanczos"}, [seen])
+    start = opened if opened != (64, 48) else (0, 0)
+    node, store, _ = node_with({"output_size": start, "upscale_model": "lanczos"}, [seen])
     with caplog.at_level(logging.WARNING, logger="livevace.output"):
         node.start()
         try:
@@ -214,6 +219,7 @@ def test_a_live_output_size_the_sinks_cannot_take_is_said_once_and_not_made(capl
             until(lambda: len(seen.fresh_times()) >= before + 10, "no output after the change")
         finally:
             node.close()
-    assert all(f.image.shape == (64, 96, 3) for _, f, _ in seen.snapshot())
+    width, height = opened
+    assert all(f.image.shape == (height, width, 3) for _, f, _ in seen.snapshot())
     lines = [r.getMessage() for r in caplog.records if "output_size" in r.getMessage()]
-    assert len(lines) == 1 and "opened at 96x64" in lines[0]
+    assert len(lines) == 1 and f"opened at {width}x{height}" in lines[0]

@@ -166,6 +166,7 @@ class OutputStage:
         if params is not None:
             self._params = params
         settings = self.settings(frames[0])
+        self._say_size(frames[0])
         with self._cond:
             if not settings.active and not self._queue and not self._busy:
                 self.schedule.reset()
@@ -270,7 +271,7 @@ class OutputStage:
     def process(self, frames: list[Frame], params: Mapping[str, Any]) -> list[Frame]:
         """One burst through interpolation and upscaling, at the stage's present level."""
         settings = self.settings(frames[0], params)
-        self._follow(settings, frames[0], params)
+        self._follow(settings)
         if not settings.active:
             self.schedule.reset()
             self._prev = None
@@ -358,18 +359,20 @@ class OutputStage:
         return out, [s.frame for s in slots]
 
     # --- the budget
-    def _follow(self, settings: OutputSettings, frame: Frame, params: Mapping[str, Any]
-                ) -> None:
-        """New settings are tried on the full path again; a live `output_size` the sinks
-        cannot take is said once."""
+    def _follow(self, settings: OutputSettings) -> None:
+        """New settings are tried on the full path again."""
         if settings != self._current:
             if self.level:
                 log.info("output settings changed: the output stage tries its full path again")
             self._current, self.level, self._overruns = settings, Level.FULL, 0
             self.stats.gauge("output_degraded", Level.FULL)
+
+    def _say_size(self, frame: Frame) -> None:
+        """A live `output_size` the sinks cannot take is said once (on the loop's thread,
+        which sees every burst, the ones that pass straight through too)."""
         if self.size is None:
             return
-        asked = OutputSettings.of(params, frame.width, frame.height).size or (
+        asked = OutputSettings.of(self._params, frame.width, frame.height).size or (
             frame.width, frame.height)
         if asked != self._asked:
             self._asked = asked
