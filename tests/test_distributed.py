@@ -1,0 +1,163 @@
+"""One node on several ranks (gloo CPU processes, tiny random model): the same frames as one
+process for every split, a lost rank that the stream survives, no process left behind."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import replace
+
+import psutil
+import pytest
+import torch
+from wan_support import one_thread, randomise  # noqa: F401
+
+from livevace.distributed.facade import RankedSampler, RankedStreams
+from livevace.distributed.launch import MULTICAST_OFF, Ranks, devices
+from livevace.errors import UserError
+from livevace.models.wan import zoo
+from livevace.models.wan.config import TINY_VACE
+from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.sampler import StreamSampler
+
+CFG = replace(TINY_VACE, name="tiny-4-heads", num_heads=4)
+"""Four heads (and 4×4 tokens a frame at 8×8 latents) split over up to four ranks."""
+RECIPE = replace(zoo.recipe("longlive"), config=CFG)
+SIZE = 8
+
+
+@pytest.fixture(scope="module")
+def model() -> WanDiT:
+    return randomise(WanDiT(CFG)).eval().requires_grad_(False)
+
+
+def inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return (torch.randn(1, 5, CFG.text_dim, generator=g),
+            torch.randn(1, 7, CFG.text_dim, generator=g),
+            torch.randn(1, CFG.vace_in_channels, 3, SIZE, SIZE, generator=g))
+
+
+def show(sampler: StreamSampler) -> list[torch.Tensor]:
+    """VACE control, then t2v, a hard prompt cut (recache), a cache reset."""
+    first, second, control = inputs()
+    sampler.set_text(first)
+    frames = [sampler.generate_chunk(vace=control), sampler.generate_chunk()]
+    sampler.set_text(second)
+    sampler.recache()
+    frames.append(sampler.generate_chunk(vace=control))
+    sampler.reset()
+    frames.append(sampler.generate_chunk(vace=control))
+    return frames
+
+
+def one_process(model: WanDiT) -> list[torch.Tensor]:
+    return show(zoo.open_stream(RECIPE, model, SIZE, SIZE, 3, None, 0))
+
+
+def workers() -> list[psutil.Process]:
+    """This process's children but multiprocessing's resource tracker (one per process,
+    shared, not ours to stop)."""
+    return [p for p in psutil.Process().children(recursive=True)
+            if "resource_tracker" not in " ".join(p.cmdline())]
+
+
+@pytest.mark.parametrize("split,world", [("vace", 2), ("ulysses", 2), ("ulysses", 4),
+                                         ("vace", 4)])
+def test_frames_equal_one_process(model: WanDiT, split: str, world: int) -> None:
+    expected = one_process(model)
+    ranks = Ranks(devices(str(world)), split)
+    ranks.start()
+    streams = RankedStreams(ranks)
+    try:
+        started = workers()
+        assert len(started) == world - 1
+        assert all(os.environ[k] == v for k, v in MULTICAST_OFF.items())
+        sampler = streams(RECIPE, model, SIZE, SIZE, 3, None, 0)
+        assert isinstance(sampler, RankedSampler)
+        frames = show(sampler)  # type: ignore[arg-type]
+        assert not sampler.alone
+    finally:
+        streams.close()
+    assert model.split is None
+    for got, want in zip(frames, expected):
+        if split == "vace" and world == 2:  # work only moved: the same bits
+            assert torch.equal(got, want)
+        else:  # re-partitioned matrix products: the same numbers within rounding
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    gone, alive = psutil.wait_procs(started, timeout=10)
+    assert not alive
+
+
+def test_lost_rank_stream_goes_on(model: WanDiT, caplog: pytest.LogCaptureFixture) -> None:
+    expected = one_process(model)
+    ranks = Ranks(devices("2"), "vace")
+    ranks.start()
+    streams = RankedStreams(ranks)
+    first, second, control = inputs()
+    try:
+        sampler = streams(RECIPE, model, SIZE, SIZE, 3, None, 0)
+        sampler.set_text(first)
+        frames = [sampler.generate_chunk(vace=control)]
+        (worker,) = ranks.workers
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(10)
+        with caplog.at_level(logging.ERROR, "livevace.distributed"):
+            frames.append(sampler.generate_chunk())
+        assert sampler.alone
+        assert "rank 1 (cpu)" in caplog.text and "-9" in caplog.text
+        sampler.set_text(second)
+        sampler.recache()
+        frames.append(sampler.generate_chunk(vace=control))
+    finally:
+        streams.close()
+    for got, want in zip(frames, expected):  # rank 0 held the whole cache: not a bit lost
+        assert torch.equal(got, want)
+    assert not workers()
+
+
+def test_ulysses_rank_lost_mid_stream_recaches(model: WanDiT) -> None:
+    ranks = Ranks(devices("2"), "ulysses")
+    ranks.start()
+    streams = RankedStreams(ranks)
+    first, _, control = inputs()
+    try:
+        sampler = streams(RECIPE, model, SIZE, SIZE, 3, None, 0)
+        sampler.set_text(first)
+        sampler.generate_chunk(vace=control)
+        assert sampler.cache.k.shape[2] == CFG.num_heads // 2
+        os.kill(ranks.workers[0].pid, signal.SIGKILL)
+        x0 = sampler.generate_chunk(vace=control)
+        assert sampler.alone and sampler.cache.k.shape[2] == CFG.num_heads
+        assert sampler.cache.next_frame == 6 and torch.isfinite(x0).all()
+    finally:
+        streams.close()
+    assert not workers()
+
+
+def test_ctrl_c_reaches_rank_0_only(model: WanDiT) -> None:
+    ranks = Ranks(devices("2"), "ulysses")
+    ranks.start()
+    try:
+        (worker,) = workers()
+        worker.send_signal(signal.SIGINT)
+        assert worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE
+    finally:
+        ranks.close()
+    assert not workers()
+
+
+def test_bad_requests_are_one_line_errors(model: WanDiT) -> None:
+    with pytest.raises(UserError, match="count"):
+        devices("two")
+    with pytest.raises(UserError, match="no CUDA"):
+        devices("0,2")
+    ranks = Ranks(devices("2"), "ulysses")
+    ranks.start()
+    streams = RankedStreams(ranks)
+    try:
+        with pytest.raises(UserError, match="tokens per frame"):
+            streams(RECIPE, model, 2, 6, 3, None, 0)  # 1×3 tokens a frame
+    finally:
+        streams.close()
