@@ -53,6 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="vace pipeline, QUALITY-AFFECTING: encode the VACE control with the "
                         "tiny autoencoder instead of the Wan VAE (much cheaper; the control is "
                         "followed a little less precisely)")
+    parser.add_argument("--gpus", metavar="N|LIST",
+                        help="vace pipeline: spread the DiT over N GPUs of this host (2), or the "
+                        "GPUs listed (0,2), one process each; without CUDA, N CPU processes "
+                        "(gloo: for trying and tests). See docs/scaling.md")
+    parser.add_argument("--split", choices=("ulysses", "vace"),
+                        help="with --gpus: ulysses (sequence parallel, default: cuts latency) or "
+                        "vace (the VACE blocks on half the ranks beside the main blocks)")
     control_service.add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -133,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     pipeline = create_pipeline(cfg.pipeline, cfg, store, weights=weights,
                                weights_dtype=args.weights_dtype,
                                compile=False if args.no_compile else None,
-                               tae_context=args.tae_context or None)
+                               tae_context=args.tae_context or None, gpus=args.gpus,
+                               split=args.split)
     bind_stats = getattr(pipeline, "bind_stats", None)
     if bind_stats is not None:  # the generator times its stages into the node's stats
         bind_stats(stats)

@@ -16,14 +16,18 @@ history where the split had sharded it) and makes the failed call again by itsel
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import threading
+from dataclasses import replace
 from typing import Any, Sequence
 
-from livevace.distributed.launch import Ranks
+import torch
+
+from livevace.distributed.launch import Ranks, devices
 from livevace.distributed.replica import send_model
-from livevace.distributed.splits import Split, check_grid, make_split, unshard_heads
+from livevace.distributed.splits import SPLITS, Split, check_grid, make_split, unshard_heads
 from livevace.errors import UserError
 from livevace.models.wan import zoo
 from livevace.models.wan.dit import WanDiT
@@ -36,6 +40,21 @@ log = logging.getLogger("livevace.distributed")
 CALLS = frozenset({"set_text", "set_steps", "set_strength", "reset", "recache", "warm_up",
                    "generate_chunk", "denoise", "forward_pass"})
 CACHE_CALLS = frozenset({"begin_chunk", "plan_ahead", "drop", "reset"})
+
+
+def scale_out(gpus: str, split: str | None = None) -> RankedStreams | None:
+    """`livevace run --gpus`: the ranks started (rank 0, this process, on the first device),
+    stopped when the process ends; None for one rank."""
+    found = devices(gpus)
+    if len(found) == 1:
+        if found[0].type == "cuda":
+            torch.cuda.set_device(found[0])
+        return None
+    ranks = Ranks(found, split or SPLITS[0])
+    ranks.start()
+    streams = RankedStreams(ranks)
+    atexit.register(streams.close)
+    return streams
 
 
 class RankedStreams:
@@ -55,6 +74,9 @@ class RankedStreams:
             raise UserError(f"{recipe.name} re-encodes decoded frames on rank 0; it runs on "
                             "one GPU for now (drop --gpus)")
         if self.sent is not model:
+            if model.acceleration.cuda_graph:  # a graph would hold the collectives: eager steps
+                log.info("%d ranks: the DiT steps without CUDA graphs", self.ranks.world)
+                model.accelerate(replace(model.acceleration, cuda_graph=False))
             self.ranks.channel.send(("node", "model_arrives", (), {}))
             send_model(model, self.ranks.channel.headers)
             self.split = make_split(self.ranks.split, model, self.ranks.world)
@@ -68,8 +90,9 @@ class RankedStreams:
         return RankedSampler(local, self.ranks)  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Every rank stopped; the model runs in this process again."""
-        self.ranks.close()
+        """Every rank stopped; the model runs in this process again (twice: no-op)."""
+        if self.ranks.up:
+            self.ranks.close()
         if self.sent is not None:
             self.sent.split = None
 

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
            weights_dtype: str | None = None, compile: bool | None = None,
-           tae_context: bool | None = None) -> "ModelSwitch":
+           tae_context: bool | None = None, gpus: str | None = None,
+           split: str | None = None) -> "ModelSwitch":
     """The pipeline for a run, ready to go live; UserError (one line) when it cannot run here.
     The model is the `model` parameter's (`livevace run --model`), its weights from `weights`
     (`choices.WEIGHTS`, default auto), its DiT's block weights stored as `weights_dtype`
@@ -58,7 +59,10 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
     DiT eager for debugging) and prepares everything slow before returning (`prepare`). On a
     CPU it generates small unless the user gave the size (`cpu_generation_size`).
     `tae_context` (QUALITY-AFFECTING, off by default): the VACE control is encoded by the tiny
-    autoencoder instead of the Wan VAE (`context.TAEContextEncoder`)."""
+    autoencoder instead of the Wan VAE (`context.TAEContextEncoder`).
+    `gpus` (`livevace run --gpus 2` or `0,2`): the DiT's work spread over that many ranks, one
+    process a GPU, by `split` (`distributed.splits`; docs/scaling.md)."""
+    from livevace.distributed.facade import scale_out
     from livevace.models.wan import zoo
     from livevace.pipelines.vace import models as loading
     from livevace.pipelines.vace.geometry import generation_size
@@ -71,8 +75,11 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
     settings = ChunkSettings.of(params)
     size = generation_size(config.width, config.height)
     dtype = weights_dtype or "bf16"
+    streams = None if gpus is None else scale_out(gpus, split)
     models = loading.load_models(params["model"], weights, loading.vram_settings(
         *size, settings.chunk_frames, settings.decoder, params["model"], dtype))
+    if streams is not None:
+        models.streams = streams
     if models.device.type == "cpu":
         size = cpu_generation_size(config, size)
     context_encoder = "tae" if tae_context else "wan"
@@ -84,6 +91,7 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
         new = loading.load_models(name, weights, loading.vram_settings(
             running.gen_width, running.gen_height, recipe.chunk, settings.decoder, name, dtype),
             reuse=running.models, progress=loading.progress_log(recipe, weights))
+        new.streams = running.models.streams
         pipeline = ready(new, config, params, (running.gen_width, running.gen_height), compile,
                          context_encoder)
         adopt(store, recipe, keep_changed=False)  # once loaded: a failed load changes nothing

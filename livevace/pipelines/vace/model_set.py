@@ -14,6 +14,7 @@ from livevace.models.wan.recipe import LONGLIVE, Recipe
 from livevace.models.wan.tae import TinyAutoencoder
 from livevace.models.wan.text import WanTextEncoder
 from livevace.models.wan.vae import WanVAE
+from livevace.models.wan.zoo import open_stream
 from livevace.models.wan.lora_live import LiveLoras
 from livevace.pipelines.vace.embeddings import PromptEmbeddings
 from livevace.pipelines.vace.loras import LoraSlots
@@ -33,6 +34,9 @@ class ModelSet:
     """How the generator streams: schedule, cache policy and geometry (see `recipe`)."""
     weights: str = "auto"
     """Where the weights came from (`choices.WEIGHTS`)."""
+    streams: Callable[..., Any] = field(default=open_stream, repr=False)
+    """Opens a session's stream (`zoo.open_stream`'s signature): on several ranks with
+    `livevace run --gpus` (`distributed.facade.RankedStreams`)."""
     _embeddings: PromptEmbeddings | None = field(default=None, repr=False)
     _loras: LoraSlots | None = field(default=None, repr=False)
 

@@ -19,7 +19,6 @@ import torch
 
 from livevace.pipelines.vace.live_decoder import LiveDecoder
 from livevace.models.wan.rebuild import PIXEL_HISTORY, RebuildSampler
-from livevace.models.wan.zoo import open_stream
 from livevace.pipelines.vace.context import ContextEncoder, SessionEncoder
 from livevace.pipelines.vace.first_frame import DecodedFrames
 from livevace.pipelines.vace.geometry import BLOCK
@@ -40,7 +39,7 @@ class GenerationSession:
                  context_encoder: str = "wan") -> None:
         h, w = height // (BLOCK // 2), width // (BLOCK // 2)
         self.chunk = chunk
-        self.sampler = open_stream(models.recipe, models.dit, h, w, chunk, steps, seed)
+        self.sampler = models.streams(models.recipe, models.dit, h, w, chunk, steps, seed)
         self.cache = self.sampler.cache
         self.sampler.set_strength(strength)
         self.decoder = LiveDecoder({"wan": models.vae, "tae": models.tae}, decoder)
