@@ -3,9 +3,12 @@ process for every split, a lost rank that the stream survives, no process left b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import subprocess
+import sys
 from dataclasses import replace
 
 import psutil
@@ -161,3 +164,23 @@ def test_bad_requests_are_one_line_errors(model: WanDiT) -> None:
             streams(RECIPE, model, 2, 6, 3, None, 0)  # 1×3 tokens a frame
     finally:
         streams.close()
+
+
+def test_livevace_run_gpus_on_cpu_ranks(tmp_path) -> None:
+    """`livevace run --gpus 2` without CUDA: two gloo ranks make the video, and nothing of
+    them outlives the node (found by a mark in their inherited environment)."""
+    out, mark = tmp_path / "out.mp4", f"scale-test-{os.getpid()}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "livevace", "run", "--osc-port", "-1", "--oscquery-port", "-1",
+         "--no-zeroconf", "--no-preview", "--pipeline", "vace", "--weights", "tiny-random",
+         "--gpus", "2", "--split", "vace", "--sink", f"record:{out}", "--max-frames", "12"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "LIVEVACE_MARK": mark})
+    assert proc.returncode == 0, proc.stderr
+    assert "2 ranks on cpu, cpu, split vace" in proc.stderr
+    assert "recording finished" in proc.stderr and "(12 frames)" in proc.stderr
+    left = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if p.environ().get("LIVEVACE_MARK") == mark:
+                left.append(p)
+    assert not left

@@ -96,7 +96,8 @@ def measure(split: str, found: list[torch.device], recipe: Any, model: WanDiT, h
         opener = zoo.open_stream if streams is None else streams
         sampler: StreamSampler = opener(recipe, model, h, w, args.chunk, steps, 0)
         g = torch.Generator().manual_seed(0)
-        sampler.set_text(torch.randn(1, 20, model.cfg.text_dim, generator=g).to(found[0]))
+        text = torch.randn(1, min(20, model.cfg.text_len), model.cfg.text_dim, generator=g)
+        sampler.set_text(text.to(found[0]))
         lay, cfg = sampler.cache.layout, model.cfg
         control = (torch.randn(1, cfg.vace_in_channels, lay.chunk, lay.height, lay.width,
                                generator=g).to(found[0]) if args.vace else None)
