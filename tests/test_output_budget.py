@@ -99,8 +99,9 @@ def test_a_slow_interpolator_then_a_slow_network_are_stepped_down_and_bursts_kee
     assert stats.snapshot()["frames_interpolated"] == 1 + 2 * (OVERRUNS - 1)
 
 
-def test_every_step_down_in_order_then_new_settings_try_the_full_path_again(tmp_path, caplog):
-    """A million generated frames a second: no burst's work fits in its play time."""
+def test_every_step_down_in_order_then_a_new_size_tries_the_full_path_again(tmp_path, caplog):
+    """A million generated frames a second: no burst's work fits in its play time. A new
+    rate keeps the steps (a controller that keeps changing it must not undo them)."""
     net, _ = network(tmp_path)
     output, got, stats = collecting(fps=1e6, rife=lambda d, t: random_ifnet(),
                                     upscaler=lambda m, d, t: net)
@@ -119,13 +120,18 @@ def test_every_step_down_in_order_then_new_settings_try_the_full_path_again(tmp_
         last = got[-1][-1]
         assert np.array_equal(last.image, cv2.resize(picture(last.index), (96, 96),
                                                      interpolation=cv2.INTER_NEAREST))
-        caplog.clear()
         output.submit(generated(2 * bursts, 2), {**params, "output_fps": 50})
+        assert output.drain(timeout=60)
+        assert output.level == Level.NEAREST and not any("interpolated" in f.meta
+                                                         for f in got[-1])
+        caplog.clear()
+        output.submit(generated(2 * bursts + 2, 2), {**params, "output_size": (80, 80)})
         assert output.drain(timeout=60)
         output.stop()
     assert output.level == Level.FULL and stats.snapshot()["output_degraded"] == 0
     assert any("full path again" in r.getMessage() for r in caplog.records)
     assert any("interpolated" in f.meta for f in got[-1])
+    assert all(f.image.shape == (80, 80, 3) for f in got[-1])
 
 
 def test_a_newer_burst_replaces_a_waiting_one_so_nothing_queues_up(tmp_path):

@@ -17,8 +17,8 @@ Budget: the stage times each burst against the time its frames play (n generated
 n / fps). `OVERRUNS` bursts in a row over `LOAD_SHARE` of it take it one step down, with one
 log line each (`STEPS`): interpolation off (repeats), the upscaling network off (Lanczos), a
 linear resize on the host, a nearest-pixel one. `output_degraded` in the stats is the step
-(0: the full path); a change of `output_fps`, `output_size` or `upscale_model` tries the full
-path again.
+(0: the full path); a change of `output_size` (without sinks) or `upscale_model` tries the
+full path again, a change of `output_fps` does not.
 
 Order (`order="auto"`): with an upscaling network the frames are upscaled first and then
 interpolated at the output size; with the plain Lanczos resize, interpolated first at the
@@ -360,12 +360,17 @@ class OutputStage:
 
     # --- the budget
     def _follow(self, settings: OutputSettings) -> None:
-        """New settings are tried on the full path again."""
-        if settings != self._current:
-            if self.level:
-                log.info("output settings changed: the output stage tries its full path again")
-            self._current, self.level, self._overruns = settings, Level.FULL, 0
-            self.stats.gauge("output_degraded", Level.FULL)
+        """A new size or upscaling model is tried on the full path again; a new rate is not
+        (a controller that keeps changing it must not keep the stage on a path it cannot
+        afford)."""
+        before, self._current = self._current, settings
+        if before is None or (before.size, before.model) == (settings.size, settings.model):
+            return
+        if self.level:
+            log.info("output_size or upscale_model changed: the output stage tries its full "
+                     "path again")
+        self.level, self._overruns = Level.FULL, 0
+        self.stats.gauge("output_degraded", Level.FULL)
 
     def _say_size(self, frame: Frame) -> None:
         """A live `output_size` the sinks cannot take is said once (on the loop's thread,
