@@ -155,7 +155,7 @@ class OutputStage:
         self._overruns = 0
         self._current: OutputSettings | None = None
         self._asked: tuple[int, int] | None = None
-        self.stats.gauge("output_degraded", Level.FULL)
+        self.stats.gauge("output_degraded", 0)
 
     # --- the loop's side
     def submit(self, frames: list[Frame], params: Mapping[str, Any] | None = None) -> None:
@@ -370,7 +370,7 @@ class OutputStage:
             log.info("output_size or upscale_model changed: the output stage tries its full "
                      "path again")
         self.level, self._overruns = Level.FULL, 0
-        self.stats.gauge("output_degraded", Level.FULL)
+        self.stats.gauge("output_degraded", 0)
 
     def _say_size(self, frame: Frame) -> None:
         """A live `output_size` the sinks cannot take is said once (on the loop's thread,
@@ -398,7 +398,7 @@ class OutputStage:
         if step is None:
             return
         self.level, self._overruns = step, 0
-        self.stats.gauge("output_degraded", step)
+        self.stats.gauge("output_degraded", int(step))
         log.warning("output stage over its budget (%.0f ms for %.0f ms of output): %s", ms,
                     play_ms, STEPS[step])
 
