@@ -19,6 +19,7 @@ LAYERS = (
     ("pipelines", ("pipelines",)),
     ("output", ("output",)),
     ("io and annotators", ("io", "annotators")),
+    ("distributed", ("distributed",)),
     ("models", ("models",)),
     ("store", ("store",)),
     ("config and params", ("config", "params")),

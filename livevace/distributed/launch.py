@@ -21,12 +21,12 @@ import multiprocessing as mp
 import os
 import queue
 import socket
-from dataclasses import dataclass
-from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
+from livevace.distributed.channel import Channel
+from livevace.distributed.worker import WorkerArgs, join_group, main
 from livevace.errors import UserError
 
 log = logging.getLogger("livevace.distributed")
@@ -34,11 +34,6 @@ log = logging.getLogger("livevace.distributed")
 MULTICAST_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
                  "NVSHMEM_DISABLE_NVLS": "1"}
 """NVLink multicast stays off in every rank (rank 0 sets it before anything starts)."""
-
-STEP_TIMEOUT = timedelta(seconds=120)
-"""A forward's collectives wait this long for a peer (first compiles included) before rank 0
-takes the peer for lost."""
-
 
 def devices(spec: str) -> list[torch.device]:
     """`--gpus`: "N" (GPUs 0…N-1; N gloo CPU ranks where there is no CUDA) or "0,2"."""
@@ -60,29 +55,10 @@ def devices(spec: str) -> list[torch.device]:
     return [torch.device("cuda", i) for i in ids]
 
 
-@dataclass(frozen=True)
-class WorkerArgs:
-    rank: int
-    world: int
-    port: int
-    device: str
-    split: str
-    threads: int
-    parent: int
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def join_group(rank: int, world: int, port: int, device: torch.device) -> None:
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world, timeout=STEP_TIMEOUT)
 
 
 class Ranks:
@@ -100,8 +76,6 @@ class Ranks:
         return len(self.devices)
 
     def start(self) -> None:
-        from livevace.distributed.channel import Channel
-        from livevace.distributed.worker import main
 
         os.environ.update(MULTICAST_OFF)
         ctx = mp.get_context("spawn")

@@ -9,17 +9,45 @@ import signal
 import threading
 import time
 import traceback
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from livevace.distributed.channel import Channel
-from livevace.distributed.launch import WorkerArgs, join_group
 from livevace.distributed.replica import receive_model
 from livevace.distributed.splits import Split, make_split
 from livevace.models.wan import zoo
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.sampler import StreamSampler
+
+STEP_TIMEOUT = timedelta(seconds=120)
+"""A forward's collectives wait this long for a peer (first compiles included) before rank 0
+takes the peer for lost."""
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    """What a spawned rank is told (picklable: it crosses the spawn)."""
+
+    rank: int
+    world: int
+    port: int
+    device: str
+    split: str
+    threads: int
+    parent: int
+
+
+def join_group(rank: int, world: int, port: int, device: torch.device) -> None:
+    """Join the node's group through rank 0's TCP store: NCCL on a GPU, gloo on the CPU."""
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world, timeout=STEP_TIMEOUT)
 
 
 def main(args: WorkerArgs, errors: mp.Queue) -> None:
