@@ -150,11 +150,16 @@ class Midi:
                 self._close(d)
                 d.missing_said = True  # the one line: no "waiting for it" after this
                 log.warning("MIDI: %s unplugged; it is picked up again when it is back", gone)
-            if d.midi_in is None and self._open(d, inputs, outputs) and d.midi_out is not None:
+            if d.midi_in is None and not self._open_input(d, inputs):
+                continue
+            if d.midi_out is not None and d.output_name not in outputs:
+                self._close_output(d)
+            # a device's output may show up after its input: looked for until it is there
+            if d.control and d.midi_out is None and self._open_output(d, outputs):
                 self._send(self.controllers.midi_positions(), only=d)
 
-    def _open(self, d: Device, inputs: list[str], outputs: list[str]) -> bool:
-        """Open a device's ports when they are there; whether they were opened."""
+    def _open_input(self, d: Device, inputs: list[str]) -> bool:
+        """Open a device's input when it is there; whether it is open."""
         name = pick(inputs, d.spec)
         if name is None:
             if not d.missing_said:
@@ -168,26 +173,38 @@ class Midi:
             d.midi_in.ignore_types(sysex=True, timing=not d.clock, active_sense=True)
             d.midi_in.set_callback(lambda event, _: self._received(d, *event))
             d.midi_in.open_port(inputs.index(name), f"in {shorten(d.spec, 24)}")
-            out = pick(outputs, d.spec) if d.control else None
-            if out is not None:
-                port = open_client("out", self.api)
-                port.open_port(outputs.index(out), f"out {shorten(d.spec, 24)}")
-                with self._out_lock:
-                    d.midi_out, d.output_name = port, out
         except Exception as exc:  # UserError, RtMidiError: the port vanished as we opened it
             self._close(d)
             self.burst.warning(f"open {d.spec}", f"MIDI: cannot open {name} ({exc})")
             return False
-        log.info("MIDI: %s%s%s", name, f" (feedback to {d.output_name})" if d.output_name else "",
-                 " (clock)" if d.clock else "")
+        log.info("MIDI: %s%s", name, " (clock)" if d.clock else "")
         d.missing_said = False
         return True
 
-    def _close(self, d: Device) -> None:
-        _release(d.midi_in)
+    def _open_output(self, d: Device, outputs: list[str]) -> bool:
+        """Open the port feedback goes to, when there is one; whether it is open."""
+        name = pick(outputs, d.spec)
+        if name is None:
+            return False
+        try:
+            port = open_client("out", self.api)
+            port.open_port(outputs.index(name), f"out {shorten(d.spec, 24)}")
+        except Exception as exc:
+            self.burst.warning(f"open out {d.spec}", f"MIDI: cannot open {name} ({exc})")
+            return False
+        with self._out_lock:
+            d.midi_out, d.output_name = port, name
+        log.info("MIDI: feedback to %s", name)
+        return True
+
+    def _close_output(self, d: Device) -> None:
         with self._out_lock:
             _release(d.midi_out)
             d.midi_out = d.output_name = None
+
+    def _close(self, d: Device) -> None:
+        _release(d.midi_in)
+        self._close_output(d)
         d.midi_in = d.input_name = None
         if d.clock and self.clock is not None:
             self.clock.stop()  # a clock that vanished holds no quantised change
@@ -204,7 +221,7 @@ class Midi:
         d.stamp += delta
         try:
             msg = mido.Message.from_bytes(data)
-        except (ValueError, TypeError):
+        except Exception:  # mido raises ValueError, and IndexError for some short messages
             self.burst.warning(f"bad {d.spec}", f"MIDI: malformed bytes from {d.input_name} "
                                f"ignored ({shorten(' '.join(f'{b:02X}' for b in data), 48)})")
             return
@@ -267,10 +284,14 @@ class Midi:
 
 
 def _release(port: Any) -> None:
-    """Close and free an rtmidi client (of a vanished device too: then nothing is left)."""
+    """Close and free an rtmidi client (of a vanished device too: then nothing is left).
+    An input's callback is cancelled first: rtmidi's thread must not be waiting to call
+    into Python while this thread closes the port under the interpreter lock."""
     if port is None:
         return
     try:
+        if hasattr(port, "cancel_callback"):
+            port.cancel_callback()
         port.close_port()
         port.delete()
     except Exception:

@@ -1,0 +1,99 @@
+"""Helpers for the MIDI tests (no tests here): a JACK server of the test's own, and a
+controller made of two virtual JACK MIDI ports (what a USB controller shows the node)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from typing import Any, Iterator
+
+import mido
+import pytest
+
+JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
+
+
+@pytest.fixture(scope="module")
+def jack() -> Iterator[str]:
+    """A JACK server (`jackd -d dummy`, no sound hardware) named for this test process;
+    MIDO_BACKEND points the node at it. Skips where jackd is not installed."""
+    jackd = shutil.which("jackd")
+    if jackd is None:
+        pytest.skip("jackd is not installed (apt-get install jackd2; CI installs it)")
+    name = f"livevace-test-{os.getpid()}"
+    proc = subprocess.Popen([jackd, "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000",
+                             "-p", "128"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JACK_DEFAULT_SERVER", name)
+        mp.setenv("MIDO_BACKEND", JACK_BACKEND)
+        mp.setenv("JACK_NO_AUDIO_RESERVATION", "1")
+        try:
+            up = subprocess.run(["jack_wait", "-s", name, "-w", "-t", "30"],
+                                capture_output=True, text=True, timeout=60)
+            assert up.returncode == 0 and proc.poll() is None, \
+                f"jackd did not start: {proc.stderr.read().decode() if proc.poll() else up.stdout}"
+            yield name
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+class Controller:
+    """A MIDI controller as the node sees one: an output port it sends from and an input
+    port feedback reaches, both named `name`. `unplug` and `plug` remove and bring back
+    both, as pulling the USB cable does."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._received: list[mido.Message] = []
+        self.out: Any = None
+        self.inp: Any = None
+        self.plug()
+
+    def plug(self) -> None:
+        import rtmidi
+
+        self.out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name=self.name)
+        self.out.open_virtual_port(f"{self.name} MIDI 1")
+        self.inp = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=self.name)
+        self.inp.open_virtual_port(f"{self.name} MIDI 1")
+        self.inp.set_callback(self._got)
+
+    def unplug(self) -> None:
+        self.inp.cancel_callback()
+        for port in (self.out, self.inp):
+            port.close_port()
+            port.delete()
+        self.out = self.inp = None
+
+    def _got(self, event: tuple[list[int], float], data: Any) -> None:
+        with self._lock:
+            self._received.append(mido.Message.from_bytes(event[0]))
+
+    def send(self, *messages: mido.Message | list[int]) -> None:
+        for m in messages:
+            self.out.send_message(m if isinstance(m, list) else m.bytes())
+
+    def received(self) -> list[mido.Message]:
+        with self._lock:
+            return list(self._received)
+
+    def has_received(self, **fields: Any) -> bool:
+        """Whether a message with these fields (type=…, control=…, value=…) came back."""
+        return any(all(getattr(m, k, None) == v for k, v in fields.items())
+                   for m in self.received())
+
+    def forget(self) -> None:
+        with self._lock:
+            self._received.clear()
+
+
+def cc(control: int, value: int, channel: int = 1) -> mido.Message:
+    return mido.Message("control_change", channel=channel - 1, control=control, value=value)
+
+
+def note(number: int, velocity: int = 127, channel: int = 1) -> mido.Message:
+    return mido.Message("note_on", channel=channel - 1, note=number, velocity=velocity)
