@@ -53,6 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="vace pipeline, QUALITY-AFFECTING: encode the VACE control with the "
                         "tiny autoencoder instead of the Wan VAE (much cheaper; the control is "
                         "followed a little less precisely)")
+    parser.add_argument("--precision", choices=("bf16", "fp8"),
+                        help="vace pipeline on a GPU with FP8 (Ada, Hopper or newer), "
+                        "QUALITY-AFFECTING: fp8 multiplies the generator's block linears in "
+                        "FP8 (default bf16)")
     parser.add_argument("--gpus", metavar="N|LIST",
                         help="vace pipeline: spread the DiT over N GPUs of this host (2), or the "
                         "GPUs listed (0,2), one process each; without CUDA, N CPU processes "
@@ -141,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
                                weights_dtype=args.weights_dtype,
                                compile=False if args.no_compile else None,
                                tae_context=args.tae_context or None, gpus=args.gpus,
-                               split=args.split)
+                               split=args.split, precision=args.precision)
     bind_stats = getattr(pipeline, "bind_stats", None)
     if bind_stats is not None:  # the generator times its stages into the node's stats
         bind_stats(stats)

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
            weights_dtype: str | None = None, compile: bool | None = None,
            tae_context: bool | None = None, gpus: str | None = None,
-           split: str | None = None) -> "ModelSwitch":
+           split: str | None = None, precision: str | None = None) -> "ModelSwitch":
     """The pipeline for a run, ready to go live; UserError (one line) when it cannot run here.
     The model is the `model` parameter's (`livevace run --model`), its weights from `weights`
     (`choices.WEIGHTS`, default auto), its DiT's block weights stored as `weights_dtype`
@@ -60,9 +60,12 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
     CPU it generates small unless the user gave the size (`cpu_generation_size`).
     `tae_context` (QUALITY-AFFECTING, off by default): the VACE control is encoded by the tiny
     autoencoder instead of the Wan VAE (`context.TAEContextEncoder`).
+    `precision` "fp8" (QUALITY-AFFECTING, off by default; `livevace run --precision fp8`): the
+    DiT's block linears multiply in FP8 (`compiled.Acceleration.fp8`; a CUDA GPU with FP8).
     `gpus` (`livevace run --gpus 2` or `0,2`): the DiT's work spread over that many ranks, one
     process a GPU, by `split` (`distributed.splits`; docs/scaling.md)."""
     from livevace.distributed.facade import scale_out
+    from livevace.errors import UserError
     from livevace.models.wan import zoo
     from livevace.pipelines.vace import models as loading
     from livevace.pipelines.vace.geometry import generation_size
@@ -83,6 +86,10 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
     if models.device.type == "cpu":
         size = cpu_generation_size(config, size)
     context_encoder = "tae" if tae_context else "wan"
+    fp8 = precision == "fp8"
+    if fp8 and models.device.type != "cuda":
+        models.close()
+        raise UserError("--precision fp8 needs a CUDA GPU with FP8 (Ada, Hopper or newer)")
 
     def switch_to(name: str, running: "StreamingVace", params: dict) -> "StreamingVace":
         running.settle()
@@ -93,23 +100,25 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
             reuse=running.models, progress=loading.progress_log(recipe, weights))
         new.streams = running.models.streams
         pipeline = ready(new, config, params, (running.gen_width, running.gen_height), compile,
-                         context_encoder)
+                         context_encoder, fp8)
         adopt(store, recipe, keep_changed=False)  # once loaded: a failed load changes nothing
         return pipeline
 
-    return ModelSwitch(ready(models, config, params, size, compile, context_encoder), switch_to,
+    return ModelSwitch(ready(models, config, params, size, compile, context_encoder, fp8),
+                       switch_to,
                        lambda name: loading.check(zoo.recipe(name), weights))
 
 
 def ready(models: "ModelSet", config: "RunConfig", params: dict, size: tuple[int, int],
-          compile: bool | None, context_encoder: str) -> "StreamingVace":
+          compile: bool | None, context_encoder: str, fp8: bool = False) -> "StreamingVace":
     """A pipeline on `models`, prepared to go live: on a CUDA device on the fast path
     (`fast.go_fast`: cuDNN autotuning, the compiled DiT stepping through CUDA graphs;
-    `compile=False` keeps the DiT eager) with everything slow done (`prepare`)."""
+    `compile=False` keeps the DiT eager; `fp8` its FP8 linear layers) with everything slow
+    done (`prepare`)."""
     from livevace.pipelines.vace.fast import go_fast
     from livevace.pipelines.vace.pipeline import StreamingVace
 
-    go_fast(models, compile=compile is not False)
+    go_fast(models, compile=compile is not False, fp8=fp8)
     pipeline = StreamingVace(models, config.width, config.height, params, owns_models=True,
                              context_encoder=context_encoder, generate_at=size)
     try:

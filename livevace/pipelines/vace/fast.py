@@ -31,6 +31,7 @@ What that means for states first met live (see `StreamingVace.prepare`):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import weakref
 from typing import ContextManager
@@ -38,6 +39,7 @@ from typing import ContextManager
 import torch
 
 from livevace.cuda_graphs import PrepareOnly
+from livevace.errors import UserError
 from livevace.models.wan.compiled import Acceleration, StepGraphs
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import StreamCache
@@ -84,14 +86,19 @@ def accelerate(dit: WanDiT, settings: Acceleration) -> Acceleration:
     return dit.acceleration
 
 
-def go_fast(models: ModelSet, compile: bool = True) -> Acceleration:
+def go_fast(models: ModelSet, compile: bool = True, fp8: bool = False) -> Acceleration:
     """The node's settings on a CUDA device (see the module doc); eager DiT with
-    `compile=False` (debugging). Nothing changes on a CPU."""
+    `compile=False` (debugging); `fp8`: its FP8 linear layers (QUALITY-AFFECTING; UserError on
+    a GPU without FP8). Nothing changes on a CPU."""
     if models.device.type != "cuda":
         return models.dit.acceleration
     torch.backends.cudnn.benchmark = True
     compile_vae(models, compile)
-    settings = accelerate(models.dit, FAST if compile else Acceleration())
+    settings = dataclasses.replace(FAST if compile else Acceleration(), fp8=fp8)
+    try:
+        settings = accelerate(models.dit, settings)
+    except ValueError as exc:
+        raise UserError(f"--precision fp8: {exc}") from None
     log.info("attention: %s", "FlashAttention-4, cuDNN where a mask is needed" if settings.flash4
              else "cuDNN (PyTorch SDPA)")
     return settings
