@@ -155,10 +155,11 @@ def test_loras_list_says_what_each_file_is(tmp_path, base, capsys):
                                 "rank", "4,", "40", "modules,", "|dW|", f"{norm:.3g}"]
 
 
-def test_bench_lora_smoke(tmp_path, capsys):
+def test_bench_lora_merge_rows_smoke(tmp_path, capsys):
     from livevace.cli import main
 
-    assert main(["bench", "lora", "--tiny", "--ranks", "2", "--repeat", "2", "--warmup", "1",
-                 "--out", str(tmp_path)]) == 0
-    rows = [line.split()[2] for line in capsys.readouterr().out.splitlines()[2:7]]
+    assert main(["bench", "lora", "--weights", "tiny-random", "--device", "cpu", "--ranks", "2",
+                 "--changes", "2", "--no-pipeline", "--out", str(tmp_path)]) == 0
+    rows = [line.split()[3] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("longlive bf16 ")]
     assert rows == ["scale", "rederive", "swap", "upload", "restore"]

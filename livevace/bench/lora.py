@@ -1,120 +1,162 @@
-"""Live LoRA merges: what one change costs at the chunk boundary where it lands.
+"""Live LoRAs: what one change costs at the chunk boundary where it lands, and that a chunk
+costs the same with LoRAs playing.
 
-Rows, per model (the zoo's 1.3B and 14B DiTs at their real shapes, random weights; `--fp8`
-stores the blocks' linears in FP8) and LoRA rank (a random LoRA on every Linear of the main
-blocks, as LongLive's and most published Wan LoRAs are):
-- `scale`: one scale change of one LoRA (W += Δs·α/r·up·down on every weight it touches);
-- `rederive`: the periodic re-derivation from the exact base copy (and, on FP8 storage,
-  what every change costs: dequantise, add, re-quantise);
-- `swap`: one file swapped for another at the same scale, both read (the crossfade's
-  last step, the heaviest);
-- `upload`: a file read into memory made ready on the GPU (beside the show, on its reader
-  thread in the pipeline);
-- `restore`: every scale back to 0 (the base copies written back), and the first touch
-  after it (the copies taken again), together.
-Wall-clock times around a CUDA synchronise, after warm-up. `base copy` is the host memory the
-exact copies take. `--tiny` runs the tiny model on the CPU (a smoke run).
+The model set is the one `livevace bench pipeline` runs (`--model`, `--weights`, `--compile`,
+`--weights-dtype fp8` …: the DiT at its real shape, random weights unless the files are
+there). Merge rows, per LoRA rank (`--ranks`; a random LoRA on every Linear of the main
+blocks, as LongLive's and most published Wan LoRAs are), each the wall time of one change
+around a CUDA synchronise, after warm-up:
+- `scale`: one scale change of one LoRA (W += Δs·α/r·up·down on every weight it touches;
+  on FP8-stored weights a re-derivation, see `rederive`);
+- `rederive`: the periodic re-derivation from the exact base copy on the host;
+- `swap`: one file swapped for another at the same scale, both ready (the last step of a
+  crossfade, the heaviest);
+- `upload`: a file read into memory made ready on the GPU (on the slots' reader thread in
+  the show, beside the chunks);
+- `restore`: every scale back to 0 (the base copies written back), then the first touch after
+  it (the copies taken again), together.
+`base_copy_MB`: host memory the exact copies of one LoRA's weights take.
+
+Pipeline rows (unless `--no-pipeline`): the default settings' row (`bench pipeline`'s options)
+measured `--repeat` times without LoRAs and with two LoRAs playing in slots 1 and 2 (rank
+`--ranks`' first), alternately; the fps spread of each says whether they differ.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors.torch import save_file
 
-from livevace.bench.report import table, time_cpu, write_result
-from livevace.models.wan.config import TINY, WanConfig
-from livevace.models.wan.dit import WanDiT
-from livevace.models.wan.fp8_weights import store_fp8
+from livevace.bench.measure import measure
+from livevace.bench.report import spread, table, time_cpu, write_result
+from livevace.bench.rig import Assets, Rig, Settings, add_setting_arguments, rig_for, settings_from
 from livevace.models.wan.lora import Delta, LoraFile
 from livevace.models.wan.lora_live import LiveLoras
-from livevace.models.wan.zoo import recipe
-from livevace.pipelines.vace.random_models import materialise
-
-MODELS = ("longlive", "krea-realtime")
-"""A 1.3B and the 14B model of the zoo."""
+from livevace.models.wan.recipe import Recipe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_setting_arguments(parser)
     add = parser.add_argument
-    add("--models", nargs="+", default=list(MODELS), help="zoo models (default: %(default)s)")
     add("--ranks", nargs="+", type=int, default=[32, 128], help="LoRA ranks (default: "
         "%(default)s)")
-    add("--fp8", action="store_true", help="the 14B-wide models' block linears stored in FP8")
-    add("--repeat", type=int, default=10, help="timed changes per row (default: %(default)s)")
-    add("--warmup", type=int, default=2, help="untimed changes first (default: %(default)s)")
-    add("--tiny", action="store_true", help="the tiny model on the CPU (smoke run)")
-    add("--out", default=None, help="results folder (default: bench/results)")
+    add("--changes", type=int, default=10, help="timed changes per merge row (default: "
+        "%(default)s)")
+    add("--chunks", type=int, default=16, help="timed chunks per pipeline row (default: "
+        "%(default)s)")
+    add("--repeat", type=int, default=3, help="pipeline rows each way (default: %(default)s)")
+    add("--no-pipeline", action="store_true", help="the merge rows only")
 
 
 def random_lora(model: torch.nn.Module, rank: int, seed: int) -> LoraFile:
-    """A LoRA of `rank` on every Linear of the main blocks, random, in bf16 on the host."""
+    """A LoRA of `rank` on every Linear of the main blocks, random, in bf16 on the host
+    (`model` may live on the meta device: only its shapes are read)."""
     g = torch.Generator().manual_seed(seed)
     deltas = {}
     for name, m in model.named_modules():
         if isinstance(m, torch.nn.Linear) and name.startswith("blocks."):
             out, inp = m.weight.shape
-            deltas[name] = Delta(torch.randn(rank, inp, generator=g).to(torch.bfloat16) * 0.01,
-                                 torch.randn(out, rank, generator=g).to(torch.bfloat16) * 0.01,
+            deltas[name] = Delta((torch.randn(rank, inp, generator=g) * 0.01).to(torch.bfloat16),
+                                 (torch.randn(out, rank, generator=g) * 0.01).to(torch.bfloat16),
                                  float(rank))
     return LoraFile(Path(f"random-r{rank}-{seed}.safetensors"), "random", deltas)
 
 
-def _model(cfg: WanConfig, device: torch.device, fp8: bool) -> torch.nn.Module:
-    with torch.device("meta"):
-        dit = WanDiT(cfg)
-    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    dit = materialise(dit, device, dtype).for_inference(dtype)
-    return store_fp8(dit) if fp8 else dit
+def save_lora(lora: LoraFile, path: Path) -> Path:
+    """`lora` written in the original Wan / ComfyUI layout."""
+    tensors = {}
+    for module, d in lora.deltas.items():
+        key = f"diffusion_model.{module}"
+        tensors[f"{key}.lora_down.weight"], tensors[f"{key}.lora_up.weight"] = d.down, d.up
+        tensors[f"{key}.alpha"] = torch.tensor(d.alpha)
+    save_file(tensors, path)
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class WithLoras(Settings):
+    """A pipeline row with LoRA files playing in the first slots."""
+
+    loras: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{super().label} + {len(self.loras)} LoRAs"
+
+    def overrides(self, assets: Assets, recipe: Recipe) -> dict[str, Any]:
+        return {**super().overrides(assets, recipe),
+                **{f"lora_{i + 1}": path for i, path in enumerate(self.loras)}}
 
 
 def run(args: argparse.Namespace) -> int:
-    device = torch.device("cpu" if args.tiny else "cuda")
-    configs = {"tiny": TINY} if args.tiny else {m: recipe(m).config for m in args.models}
-    rows: list[dict[str, Any]] = []
-    for name, cfg in configs.items():
-        fp8 = args.fp8 and cfg.dim >= 5120
-        model = _model(cfg, device, fp8)
-        for rank in args.ranks:
-            rows += _rows(model, f"{name}{' fp8' if fp8 else ''}", rank, device, args)
-        del model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-    columns = ["model", "rank", "row", "p50_ms", "max_ms", "weights", "base_copy_MB"]
-    print(table(rows, columns))
-    print(f"wrote {write_result('lora', {'rows': rows}, Path(args.out) if args.out else None)}")
+    with rig_for(args) as rig, tempfile.TemporaryDirectory(prefix="livevace-lora-") as folder:
+        name = f"{rig.models.recipe.name} {rig.weights_dtype}"
+        rows = [row for rank in args.ranks for row in merge_rows(rig, name, rank, args.changes)]
+        print(table(rows, ["model", "rank", "row", "p50_ms", "max_ms", "weights",
+                           "base_copy_MB"]))
+        record: dict[str, Any] = {"merge": rows}
+        if not args.no_pipeline:
+            files = tuple(str(save_lora(random_lora(rig.models.dit, args.ranks[0], seed),
+                                        Path(folder) / f"lora{seed}.safetensors"))
+                          for seed in (1, 2))
+            record.update(pipeline_rows(rig, settings_from(args), files, args))
+        record = {**rig.describe(), **record}
+    print(f"wrote {write_result('lora', record, args.out)}")
     return 0
 
 
-def _rows(model: torch.nn.Module, name: str, rank: int, device: torch.device,
-          args: argparse.Namespace) -> list[dict[str, Any]]:
+def merge_rows(rig: Rig, name: str, rank: int, changes: int) -> list[dict[str, Any]]:
+    model, device = rig.models.dit, rig.device
     a, b = random_lora(model, rank, 1), random_lora(model, rank, 2)
     live = LiveLoras(model, every=10 ** 9)
     live.add("a", a)
     live.add("b", b)
+    flip = iter(range(10 ** 9))
 
     def timed(row: str, fn: Callable[[], Any]) -> dict[str, Any]:
         def step() -> None:
             fn()
             if device.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(device)
 
-        t = time_cpu(step, args.repeat, args.warmup)
+        t = time_cpu(step, changes, warmup=2)
         return {"model": name, "rank": rank, "row": row, "p50_ms": t.p50, "max_ms": t.max,
                 "weights": len(a.deltas), "base_copy_MB": live.base_bytes / 1e6}
 
-    flip = iter(range(10 ** 9))
-    out = [timed("scale", lambda: live.apply({"a": 0.5 + 0.25 * (next(flip) % 2)}))]
+    def scale() -> None:
+        live.apply({"a": 0.5 + 0.25 * (next(flip) % 2)})
+
+    out = [timed("scale", scale)]
     live.every = 1
-    out.append(timed("rederive", lambda: live.apply({"a": 0.5 + 0.25 * (next(flip) % 2)})))
+    out.append(timed("rederive", scale))
     live.every = 10 ** 9
-    live.apply({"a": 1.0, "b": 0.0})
     out.append(timed("swap", lambda: live.apply(
         {"a": 1.0, "b": 0.0} if next(flip) % 2 else {"a": 0.0, "b": 1.0})))
     out.append(timed("upload", lambda: live.add("c", a)))
     live.remove("c")
     out.append(timed("restore", lambda: (live.apply({}), live.apply({"a": 1.0}))))
-    live.apply({})
+    for key in ("a", "b"):
+        live.remove(key)  # the base, bit for bit, for the pipeline rows
     return out
+
+
+def pipeline_rows(rig: Rig, s: Settings, files: tuple[str, ...], args: argparse.Namespace
+                  ) -> dict[str, Any]:
+    with_loras = WithLoras(**dataclasses.asdict(s), loras=files)
+    rows: dict[str, list[dict[str, Any]]] = {"without": [], "with": []}
+    for _ in range(args.repeat):
+        for key, settings in (("without", s), ("with", with_loras)):
+            row = measure(rig, settings, args.chunks, args.warmup)
+            rows[key].append(row)
+            print(f"{row['key']}: {row['fps']:.2f} fps")
+    fps = {key: spread([r["fps"] for r in rs]) for key, rs in rows.items()}
+    for key, f in fps.items():
+        print(f"{key} LoRAs: median {f['median']:.2f} fps, {f['min']:.2f}–{f['max']:.2f} "
+              f"(spread {f['spread_%']:.1f} %)")
+    return {"pipeline": rows, "fps": fps}
