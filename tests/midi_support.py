@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 from typing import Any, Iterator
 
 import mido
@@ -47,7 +46,6 @@ class Controller:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._lock = threading.Lock()
         self._received: list[mido.Message] = []
         self.out: Any = None
         self.inp: Any = None
@@ -60,26 +58,24 @@ class Controller:
         self.out.open_virtual_port(f"{self.name} MIDI 1")
         self.inp = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=self.name)
         self.inp.open_virtual_port(f"{self.name} MIDI 1")
-        self.inp.set_callback(self._got)
 
     def unplug(self) -> None:
-        self.inp.cancel_callback()
         for port in (self.out, self.inp):
             port.close_port()
             port.delete()
         self.out = self.inp = None
 
-    def _got(self, event: tuple[list[int], float], data: Any) -> None:
-        with self._lock:
-            self._received.append(mido.Message.from_bytes(event[0]))
 
     def send(self, *messages: mido.Message | list[int]) -> None:
         for m in messages:
             self.out.send_message(m if isinstance(m, list) else m.bytes())
 
     def received(self) -> list[mido.Message]:
-        with self._lock:
-            return list(self._received)
+        """What has come back so far (taken from rtmidi's queue: no thread of rtmidi's ever
+        calls into Python, which could deadlock a port closing under the interpreter lock)."""
+        while self.inp is not None and (event := self.inp.get_message()) is not None:
+            self._received.append(mido.Message.from_bytes(event[0]))
+        return list(self._received)
 
     def has_received(self, **fields: Any) -> bool:
         """Whether a message with these fields (type=…, control=…, value=…) came back."""
@@ -87,8 +83,8 @@ class Controller:
                    for m in self.received())
 
     def forget(self) -> None:
-        with self._lock:
-            self._received.clear()
+        self.received()
+        self._received.clear()
 
 
 def cc(control: int, value: int, channel: int = 1) -> mido.Message:

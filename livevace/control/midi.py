@@ -11,8 +11,10 @@ sent the whole state.
 Ports are matched by name: the exact port name, else the first whose name contains NAME
 (case-insensitive); the node's own ports never match. A background thread looks at the
 port names once a second: a controller unplugged mid-show is one log line, and it is
-opened again when it comes back. Nothing here blocks the node loop; the messages arrive on
-rtmidi's thread. Malformed bytes cost at most a rate-limited log line.
+opened again when it comes back. Nothing here blocks the node loop. Incoming messages wait
+in rtmidi's queue and a reader thread of ours takes them: rtmidi's own threads never call
+into Python, so closing a port (which waits for them) cannot wait on the interpreter lock.
+Malformed bytes cost at most a rate-limited log line.
 
 The MIDI system is rtmidi's default (ALSA on Linux, CoreMIDI, Windows MM); the api part of
 $MIDO_BACKEND picks another, e.g. `mido.backends.rtmidi/UNIX_JACK` for JACK.
@@ -24,6 +26,7 @@ import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -44,6 +47,8 @@ CLIENT = "livevace"
 OWN_PORT = re.compile(rf"^{CLIENT}(-\d+)?:")
 POLL_EVERY = 1.0
 """Seconds between looks at the port names (plugging in, unplugging)."""
+READ_IDLE = 0.001
+"""Seconds the reader sleeps when no input has a message (the latency it adds at most)."""
 
 
 def _rtmidi() -> Any:
@@ -124,9 +129,10 @@ class Midi:
         self._probe_out = open_client("out", self.api)
         self._out_lock = threading.Lock()
         """Held while an output is used or released: the store's listeners send from any
-        thread, and an rtmidi port must not be deleted under a send. Ports change on the
-        watcher thread only, so nothing else needs a lock (and no lock is held while an
-        input closes: that waits for rtmidi's callback thread, which may be sending)."""
+        thread, and an rtmidi port must not be deleted under a send."""
+        self._in_lock = threading.Lock()
+        """Held while the reader takes messages from the inputs or an input is released.
+        Ports change on the watcher thread only."""
         self.devices = [Device(spec, True, spec == clock_port) for spec in dict.fromkeys(control)]
         if clock_port is not None and clock_port not in control:
             self.devices.append(Device(clock_port, False, True))
@@ -135,6 +141,8 @@ class Midi:
         self._unsubscribe = store.subscribe(self._changed)
         self._thread = threading.Thread(target=self._watch, name="midi-ports", daemon=True)
         self._thread.start()
+        self._reader = threading.Thread(target=self._read, name="midi-in", daemon=True)
+        self._reader.start()
 
     # --- ports -------------------------------------------------------------------------------
     def scan(self) -> None:
@@ -168,11 +176,11 @@ class Midi:
                             "them); waiting for it", d.spec)
             return False
         try:
-            d.input_name = name
-            d.midi_in = open_client("in", self.api)
-            d.midi_in.ignore_types(sysex=True, timing=not d.clock, active_sense=True)
-            d.midi_in.set_callback(lambda event, _: self._received(d, *event))
-            d.midi_in.open_port(inputs.index(name), f"in {shorten(d.spec, 24)}")
+            port = open_client("in", self.api)
+            port.ignore_types(sysex=True, timing=not d.clock, active_sense=True)
+            port.open_port(inputs.index(name), f"in {shorten(d.spec, 24)}")
+            with self._in_lock:
+                d.midi_in, d.input_name = port, name
         except Exception as exc:  # UserError, RtMidiError: the port vanished as we opened it
             self._close(d)
             self.burst.warning(f"open {d.spec}", f"MIDI: cannot open {name} ({exc})")
@@ -203,9 +211,10 @@ class Midi:
             d.midi_out = d.output_name = None
 
     def _close(self, d: Device) -> None:
-        _release(d.midi_in)
+        with self._in_lock:
+            _release(d.midi_in)
+            d.midi_in = d.input_name = None
         self._close_output(d)
-        d.midi_in = d.input_name = None
         if d.clock and self.clock is not None:
             self.clock.stop()  # a clock that vanished holds no quantised change
 
@@ -214,8 +223,25 @@ class Midi:
             self.scan()
 
     # --- input -------------------------------------------------------------------------------
+    def _read(self) -> None:
+        """The reader thread: take what the inputs hold, then act on it outside the lock
+        (acting writes parameters, whose listeners send feedback)."""
+        while not self._stop.is_set():
+            got: list[tuple[Device, list[int], float]] = []
+            with self._in_lock:
+                for d in self.devices:
+                    while d.midi_in is not None and len(got) < 256:
+                        event = d.midi_in.get_message()
+                        if event is None:
+                            break
+                        got.append((d, *event))
+            for d, data, delta in got:
+                self._received(d, data, delta)
+            if not got:
+                time.sleep(READ_IDLE)
+
     def _received(self, d: Device, data: list[int], delta: float) -> None:
-        """rtmidi's thread: one message from a device; never raises."""
+        """One message from a device; never raises."""
         import mido
 
         d.stamp += delta
@@ -277,6 +303,7 @@ class Midi:
         self._unsubscribe()
         self._stop.set()
         self._thread.join(timeout=2 * POLL_EVERY)
+        self._reader.join(timeout=1.0)
         for d in self.devices:
             self._close(d)
         for probe in (self._probe_in, self._probe_out):
@@ -284,14 +311,10 @@ class Midi:
 
 
 def _release(port: Any) -> None:
-    """Close and free an rtmidi client (of a vanished device too: then nothing is left).
-    An input's callback is cancelled first: rtmidi's thread must not be waiting to call
-    into Python while this thread closes the port under the interpreter lock."""
+    """Close and free an rtmidi client (of a vanished device too: then nothing is left)."""
     if port is None:
         return
     try:
-        if hasattr(port, "cancel_callback"):
-            port.cancel_callback()
         port.close_port()
         port.delete()
     except Exception:
