@@ -52,7 +52,8 @@ _PARTS = {"lora_A.weight": "down", "lora_A.default.weight": "down", "lora_down.w
           "lora_B.weight": "up", "lora_B.default.weight": "up", "lora_up.weight": "up",
           "alpha": "alpha", "diff": "diff", "diff_b": "diff_b"}
 _LYCORIS = {"hada_w1": "LoHa", "hada_t1": "LoHa", "lokr_w1": "LoKr", "lokr_t1": "LoKr",
-            "oft_": "OFT", "boft_": "BOFT", "dora_scale": "DoRA", ".ia3": "IA3"}
+            "oft_": "OFT", "boft_": "BOFT", "dora_scale": "DoRA", "lora_magnitude_vector": "DoRA",
+            ".ia3": "IA3"}
 _OTHER = {"down_blocks": "Stable Diffusion (a UNet)", "input_blocks": "Stable Diffusion (a UNet)",
           "double_blocks": "Flux or HunyuanVideo", "single_blocks": "Flux or HunyuanVideo",
           "transformer_blocks": "a DiT with transformer_blocks (Flux, LTX-Video, CogVideoX, "

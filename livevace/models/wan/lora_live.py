@@ -44,9 +44,13 @@ class _Part:
     def add_to(self, w: Tensor, s: float) -> None:
         """w += s · (this change), in place, in w's dtype (float32 GEMM accumulation)."""
         if self.down is not None and self.up is not None:
-            w.addmm_(self.up, self.down, alpha=s * self.scale)
+            w.addmm_(self.up.to(w.dtype), self.down.to(w.dtype), alpha=s * self.scale)
         if self.full is not None:
-            w.add_(self.full, alpha=s)
+            w.add_(self.full.to(w.dtype), alpha=s)
+
+
+Ready = dict[str, _Part]
+"""A LoRA's changes by parameter name, on the weights' device."""
 
 
 class LiveLoras:
@@ -71,24 +75,32 @@ class LiveLoras:
         """Host memory the exact base copies take now."""
         return sum(t.numel() * t.element_size() for ts in self.base.values() for t in ts)
 
-    def add(self, key: Hashable, lora: LoraFile) -> None:
-        """Make `lora` ready under `key` (merged at scale 0 until `apply` says otherwise).
-        ModelError when it does not fit this model (names what it was made for)."""
+    def prepare(self, lora: LoraFile) -> Ready:
+        """`lora`'s changes checked against this model and moved to the weights' device (in
+        their compute dtype), ready for `add`; safe on another thread (the slots' reader),
+        so the upload never holds up a chunk. ModelError when it does not fit this model
+        (names what it was made for)."""
         parts = {}
         for module, (weight, bias) in targets(lora, self.shapes, self.name).items():
             d = lora.deltas[module]
             parts[weight] = self._part(weight, Delta(d.down, d.up, d.alpha, d.diff))
             if d.diff_b is not None:
                 parts[bias] = self._part(bias, Delta(diff=d.diff_b))
-        self.parts[key] = parts
+        if any(p.is_cuda for p in self.params.values()):
+            torch.cuda.current_stream().synchronize()  # complete before another thread reads
+        return parts
+
+    def add(self, key: Hashable, lora: LoraFile | Ready) -> None:
+        """Hold `lora` (or what `prepare` made of it) under `key`, merged at scale 0 until
+        `apply` says otherwise."""
+        self.parts[key] = self.prepare(lora) if isinstance(lora, LoraFile) else lora
         self.scales.setdefault(key, 0.0)
 
     def _part(self, name: str, d: Delta) -> _Part:
-        p = self.params[name]
-        dtype = torch.float32 if stored_fp8(p) is not None else p.dtype
+        p = self.params[name]  # (an FP8-stored weight's dtype is its compute dtype)
 
         def to(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t.to(p.device, dtype)
+            return None if t is None else t.to(p.device, p.dtype)
 
         return _Part(to(d.down), to(d.up), d.scale, to(d.diff))
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 from livevace.errors import ModelError
-from livevace.models.wan.lora import SUFFIXES, LoraFile, read_lora
-from livevace.models.wan.lora_live import LiveLoras
+from livevace.models.wan.lora import SUFFIXES, read_lora
+from livevace.models.wan.lora_live import LiveLoras, Ready
 from livevace.store.paths import lora_dirs
 
 log = logging.getLogger("livevace.lora")
@@ -57,7 +57,7 @@ class _Slot:
     end: dict[Key, float] = field(default_factory=dict)
     step: int = 0
     steps: int = 0
-    loading: tuple[str, Future[LoraFile]] | None = None
+    loading: tuple[str, Future[tuple[Path, Ready]]] | None = None
 
     def now(self) -> dict[Key, float]:
         """The scales this slot's files merge at this chunk."""
@@ -111,18 +111,19 @@ class LoraSlots:
             name, future = slot.loading
             slot.loading = None
             try:
-                lora = future.result()
-                key = (i, lora.path)
+                path, ready = future.result()
+                key = (i, path)
                 if key not in self.live.parts:
-                    self.live.add(key, lora)
+                    self.live.add(key, ready)
             except (ModelError, OSError) as e:
                 log.error("lora_%d: %s; the slot keeps what it was playing", i + 1, e)
                 return
             slot.fade_to(key, slot.asked[1], chunks)
 
-    def _load(self, i: int, ref: str) -> tuple[str, Future[LoraFile]]:
-        def read() -> LoraFile:
-            return read_lora(find_lora(ref, self.folders))
+    def _load(self, i: int, ref: str) -> tuple[str, Future[tuple[Path, Ready]]]:
+        def read() -> tuple[Path, Ready]:
+            path = find_lora(ref, self.folders)
+            return path, self.live.prepare(read_lora(path))
 
         return ref, self._reader.submit(read)
 
