@@ -105,7 +105,7 @@ def refused(match: str, path, model: WanDiT | None = None) -> str:
 
 def test_bad_files_are_refused_in_one_line(tmp_path, base):
     pairs = {"blocks.0.self_attn.q": (torch.zeros(2, 1536), torch.zeros(1536, 2))}
-    assert "made for Wan2.1 1.3B, not for tiny" in refused(
+    assert "made for Wan2.1 1.3B; it does not fit tiny (64 wide)" in refused(
         "made for", write(tmp_path / "13b.safetensors", "wan", pairs), base)
     i2v = {"blocks.0.cross_attn.k_img": (torch.zeros(2, 64), torch.zeros(64, 2)),
            "blocks.0.self_attn.q": (torch.zeros(2, 64), torch.zeros(64, 2))}

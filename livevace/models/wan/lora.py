@@ -267,7 +267,7 @@ def targets(lora: LoraFile, shapes: Mapping[str, tuple[int, ...]], model: str
         if not fits:
             width = shapes.get("blocks.0.self_attn.q.weight", (0, 0))[1]
             if lora.width not in (None, width):
-                raise ModelError(f"{lora.path}: made for {lora.base}, not for {model} "
+                raise ModelError(f"{lora.path}: made for {lora.base}; it does not fit {model} "
                                  f"({BASES.get(width, f'{width} wide')})")
             if weight not in shapes:
                 raise ModelError(f"{lora.path}: LoRA for {module}, which the model lacks")
