@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import random
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -361,3 +363,35 @@ def test_shipped_midi_mappings_steer_through_real_ports(jack, running, name):
               f"{name}'s faders move their parameters")
     finally:
         device.unplug()
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_controller_page_names_every_shipped_control(name):
+    """docs/controllers.md says what each control of a shipped file does (a control added
+    to a file without a row there fails here)."""
+    page = (REPO_PRESETS.parent / "docs" / "controllers.md").read_text(encoding="utf-8")
+    section = page.split(f"(`--controller {name}`)")[1].split("\n## ")[0]
+    c = load_controller(REPO_PRESETS / "controllers" / f"{name}.toml")
+    named = {line.split("(`")[1].split("`)")[0] for line in section.splitlines()
+             if line.startswith("|") and "(`/midi/" in line}
+    assert named == {m.address for m in c.maps}
+
+
+def test_midi_list_names_the_ports(jack):
+    pad = Controller("Listed Pad")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "livevace", "midi", "list"],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "Listed Pad:Listed Pad MIDI 1" in proc.stdout
+        assert "livevace" not in proc.stdout.replace("livevace midi", "")  # not its own ports
+    finally:
+        pad.unplug()
+
+
+def test_midi_without_a_midi_system_is_one_line(monkeypatch):
+    monkeypatch.setenv("MIDO_BACKEND", "mido.backends.rtmidi/WINDOWS_MM")
+    proc = subprocess.run([sys.executable, "-m", "livevace", "midi", "list"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "no MIDI API 'WINDOWS_MM'" in proc.stderr
