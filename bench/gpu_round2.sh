@@ -30,7 +30,8 @@ for step in $STEPS; do
     4) run fp8_quality --compile --chunks 64 --resolution 832x480 --mode vace \
          | tee -a "$OUT/round2_fp8_quality.log" ;;
     5) timeout 300 python3 -m pytest -q -p no:cacheprovider -m gpu \
-         tests/test_wan_speed_fp8_torchao.py tests/test_pipeline_speed_gpu.py 2>&1 \
+         tests/test_wan_speed_fp8_torchao.py tests/test_codec_vae_compiled.py \
+         tests/test_pipeline_precision.py tests/test_pipeline_speed_gpu.py 2>&1 \
          | tail -15 | tee -a "$OUT/gpu_tests.log" ;;
     6) run pipeline --suite --compile --repeat "${REPEAT:-2}" --deadline $((T - 90)) \
          --rows vace-small,vace-small-2,vace-small-fp8ao,g2g-small,g2g-small-30 \
