@@ -125,3 +125,36 @@ def test_fp8_stored_weights_are_requantised_from_their_exact_base(base, loras):
     live.apply({"b": 0.0})
     got_data, got_scale = stored_fp8(model.blocks[0].self_attn.q.weight)
     assert torch.equal(got_data, data) and torch.equal(got_scale, scale)
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_captured_graphs_replay_the_merged_weights_without_recapture(loras):
+    """Merged in place between chunks: the graphs captured before the merge replay with the
+    merged weights (as an eager model with the same merge computes), nothing is captured
+    again, and the fused QKV and the FP8-free weights are what the step reads."""
+    from livevace.models.wan import zoo
+    from livevace.models.wan.compiled import Acceleration
+    from livevace.models.wan.config import TINY_VACE
+    from livevace.models.wan.recipe import LONGLIVE
+
+    h = w = 4
+    eager_model = randomise(WanDiT(TINY_VACE), seed=31).requires_grad_(False).cuda()
+    graphed_model = copy.deepcopy(eager_model).accelerate(Acceleration(cuda_graph=True))
+    g = torch.Generator().manual_seed(3)
+    text = torch.randn(1, TINY.text_len, TINY.text_dim, generator=g).cuda()
+    ctx = torch.randn(1, TINY_VACE.vace_in_channels, 3, h, w, generator=g).cuda()
+    eager, graphed = (zoo.open_stream(LONGLIVE, m, h, w, 3, None, seed=2)
+                      for m in (eager_model, graphed_model))
+    for sampler in (eager, graphed):
+        sampler.set_text(text)
+    graphed.warm_up(vace=True)
+    captured = graphed_model.graphs.captures
+    lives = [LiveLoras(m) for m in (eager_model, graphed_model)]
+    for live in lives:
+        live.add("a", loras[0])
+    for n, scale in enumerate((0.0, 0.5, 1.0, -1.5, 0.0, 0.0)):
+        for live in lives:
+            live.apply({"a": scale})
+        got, want = graphed.generate_chunk(vace=ctx), eager.generate_chunk(vace=ctx)
+        assert rel_err(got, want) < 1e-5, f"chunk {n}"
+    assert graphed_model.graphs.captures == captured
