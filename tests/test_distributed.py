@@ -162,6 +162,8 @@ def test_bad_requests_are_one_line_errors(model: WanDiT) -> None:
     try:
         with pytest.raises(UserError, match="tokens per frame"):
             streams(RECIPE, model, 2, 6, 3, None, 0)  # 1×3 tokens a frame
+        with pytest.raises(UserError, match="MemoryBankCache is not split by heads"):
+            streams(replace(zoo.recipe("memflow"), config=CFG), model, SIZE, SIZE, 3, None, 0)
     finally:
         streams.close()
 

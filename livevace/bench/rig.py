@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from livevace.bench.dit import matmul_rate, parse_resolution
+from livevace.distributed.facade import scale_out
+from livevace.distributed.splits import SPLITS
 from livevace.errors import ModelError, UserError
 from livevace.io.pattern import PatternSource
 from livevace.models.wan.compiled import FP8_BF16, Acceleration
@@ -370,8 +372,11 @@ def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
                         "the CPU or on a GPU machine")
     t0 = time.perf_counter()
     model, weights = model_and_weights(args.model, args.weights)
+    streams = scale_out(args.gpus, args.split) if args.gpus else None  # the node's --gpus
     models = load_model_set(model or MODEL_NAMES[0], weights or AUTO, device,
                             args.text_encoder, settings_from(args), args.weights_dtype)
+    if streams is not None:
+        models.streams = streams
     accel = acceleration_from(args, device)
     compile_vae(models, accel.compile != "off")  # the node's own, as for the DiT
     try:
@@ -462,6 +467,9 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=None,
                         help="chunks before timing (default: fill the 12-frame window, +2)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
+    parser.add_argument("--gpus", metavar="N|LIST",
+                        help="the DiT on several ranks, as `livevace run --gpus` (docs/scaling.md)")
+    parser.add_argument("--split", choices=SPLITS, help=f"with --gpus (default {SPLITS[0]})")
     parser.add_argument("--cudnn-benchmark", action="store_true",
                         help="let cuDNN tune its convolutions (on with --compile, as `livevace "
                         "run` on a GPU)")

@@ -83,10 +83,10 @@ class RankedStreams:
             model.split, self.sent = self.split, model
         assert self.split is not None
         check_grid(local.cache.layout.frame_tokens, self.split)
+        self.split.adapt(local.cache)
         steps_arg = None if steps is None else tuple(steps)
         self.ranks.channel.send(("node", "open", (recipe.name, height, width, chunk,
                                                   steps_arg, seed), {}))
-        self.split.adapt(local.cache)
         return RankedSampler(local, self.ranks)  # type: ignore[return-value]
 
     def close(self) -> None:

@@ -114,9 +114,14 @@ class AllToAll:
 
 
 def shard_heads(cache: StreamCache, team: Team) -> None:
-    """Keep only this rank's heads of the self-attention cache (text K/V stay whole)."""
+    """Keep only this rank's heads of the self-attention cache (text K/V stay whole). Caches
+    with buffers of their own (memory bank, stream batch, EMA sink, rebuild) are refused:
+    their per-head state is not sharded yet."""
     if team.size == 1:
         return
+    if type(cache) is not StreamCache:
+        raise UserError(f"{type(cache).__name__} is not split by heads yet: run this model "
+                        "with --split vace on 2 GPUs, or on one")
     for name in ("k", "v", "sink_raw"):
         full = getattr(cache, name)
         if full is not None:
