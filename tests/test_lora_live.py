@@ -43,11 +43,13 @@ def expected(base: WanDiT, loras, scales) -> dict[str, torch.Tensor]:
     return out
 
 
-def test_a_thousand_scale_changes_do_not_drift_and_zero_is_the_base_bitwise(base, loras):
+@pytest.mark.parametrize("base_on_device", [False, True])
+def test_a_thousand_scale_changes_do_not_drift_and_zero_is_the_base_bitwise(base, loras,
+                                                                           base_on_device):
     model = copy.deepcopy(base)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     storages = {k: v.data_ptr() for k, v in model.state_dict().items()}
-    live = LiveLoras(model)
+    live = LiveLoras(model, base_on_device=base_on_device)
     live.add("a", loras[0])
     live.add("b", loras[1])
     g = torch.Generator().manual_seed(0)

@@ -15,7 +15,8 @@ around a CUDA synchronise, after warm-up:
   the show, beside the chunks);
 - `restore`: every scale back to 0 (the base copies written back), then the first touch after
   it (the copies taken again), together.
-`base_copy_MB`: host memory the exact copies of one LoRA's weights take.
+`base_copy_MB`: memory the exact copies of one LoRA's weights take (host; GPU with
+`--base-on-gpu`).
 
 Pipeline rows (unless `--no-pipeline`): the default settings' row (`bench pipeline`'s options)
 measured `--repeat` times without LoRAs and with two LoRAs playing in slots 1 and 2 (rank
@@ -52,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "%(default)s)")
     add("--repeat", type=int, default=3, help="pipeline rows each way (default: %(default)s)")
     add("--no-pipeline", action="store_true", help="the merge rows only")
+    add("--base-on-gpu", action="store_true", help="the merge rows with the exact base copies "
+        "kept on the GPU instead of the host")
 
 
 def random_lora(model: torch.nn.Module, rank: int, seed: int) -> LoraFile:
@@ -97,7 +100,8 @@ class WithLoras(Settings):
 def run(args: argparse.Namespace) -> int:
     with rig_for(args) as rig, tempfile.TemporaryDirectory(prefix="livevace-lora-") as folder:
         name = f"{rig.models.recipe.name} {rig.weights_dtype}"
-        rows = [row for rank in args.ranks for row in merge_rows(rig, name, rank, args.changes)]
+        rows = [row for rank in args.ranks
+                for row in merge_rows(rig, name, rank, args.changes, args.base_on_gpu)]
         print(table(rows, ["model", "rank", "row", "p50_ms", "max_ms", "weights",
                            "base_copy_MB"]))
         record: dict[str, Any] = {"merge": rows}
@@ -111,10 +115,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def merge_rows(rig: Rig, name: str, rank: int, changes: int) -> list[dict[str, Any]]:
+def merge_rows(rig: Rig, name: str, rank: int, changes: int, base_on_device: bool
+               ) -> list[dict[str, Any]]:
     model, device = rig.models.dit, rig.device
     a, b = random_lora(model, rank, 1), random_lora(model, rank, 2)
-    live = LiveLoras(model, every=10 ** 9)
+    live = LiveLoras(model, every=10 ** 9, base_on_device=base_on_device)
     live.add("a", a)
     live.add("b", b)
     flip = iter(range(10 ** 9))

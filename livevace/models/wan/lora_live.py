@@ -58,16 +58,19 @@ class LiveLoras:
     moved to the weights' device), `apply` brings the weights to a set of scales, `remove`
     forgets a file (at scale 0)."""
 
-    def __init__(self, model: nn.Module, every: int = 64) -> None:
+    def __init__(self, model: nn.Module, every: int = 64, base_on_device: bool = False) -> None:
         self.name = getattr(getattr(model, "cfg", None), "name", type(model).__name__)
         self.model = model
         self.params = dict(model.named_parameters())
         self.shapes = {k: tuple(v.shape) for k, v in self.params.items()}
         self.every = every
+        self.base_on_device = base_on_device
+        """Keep the exact copies beside the weights instead of on the host: GPU memory for
+        no transfer over PCIe when a weight is re-derived (every change on FP8 storage)."""
         self.parts: dict[Hashable, dict[str, _Part]] = {}
         self.scales: dict[Hashable, float] = {}
         self.base: dict[str, tuple[Tensor, ...]] = {}
-        """Exact copies of the touched parameters (FP8: data and scale), on the host."""
+        """Exact copies of the touched parameters (FP8: data and scale)."""
         self.changes: dict[str, int] = {}
 
     @property
@@ -134,7 +137,8 @@ class LiveLoras:
         p = self.params[name]
         stored = stored_fp8(p)
         if name not in self.base:
-            self.base[name] = tuple(_host_copy(t) for t in (stored or (p.detach(),)))
+            self.base[name] = tuple(t.clone() if self.base_on_device else _host_copy(t)
+                                    for t in (stored or (p.detach(),)))
             self.changes[name] = 0
         self.changes[name] += 1
         active = [(part, self.scales[k]) for k, parts in self.parts.items()
