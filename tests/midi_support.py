@@ -15,15 +15,18 @@ JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 
 
 @pytest.fixture(scope="module")
-def jack() -> Iterator[str]:
+def jack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A JACK server (`jackd -d dummy`, no sound hardware) named for this test process;
-    MIDO_BACKEND points the node at it. Skips where jackd is not installed."""
+    MIDO_BACKEND points the node at it. Skips where jackd is not installed. Its output goes
+    to a file (a pipe nobody reads would stop it once full)."""
     jackd = shutil.which("jackd")
     if jackd is None:
         pytest.skip("jackd is not installed (apt-get install jackd2; CI installs it)")
     name = f"livevace-test-{os.getpid()}"
-    proc = subprocess.Popen([jackd, "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000",
-                             "-p", "128"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path_factory.mktemp("jack") / "jackd.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([jackd, "--no-realtime", "-n", name, "-d", "dummy", "-r",
+                                 "48000", "-p", "128"], stdout=out, stderr=subprocess.STDOUT)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JACK_DEFAULT_SERVER", name)
         mp.setenv("MIDO_BACKEND", JACK_BACKEND)
@@ -32,7 +35,7 @@ def jack() -> Iterator[str]:
             up = subprocess.run(["jack_wait", "-s", name, "-w", "-t", "30"],
                                 capture_output=True, text=True, timeout=60)
             assert up.returncode == 0 and proc.poll() is None, \
-                f"jackd did not start: {proc.stderr.read().decode() if proc.poll() else up.stdout}"
+                f"jackd did not start: {log.read_text(errors='replace')[-2000:]}"
             yield name
         finally:
             proc.terminate()

@@ -259,17 +259,17 @@ def test_midi_clock_sets_the_tempo_and_holds_changes_for_the_beat(jack, running)
         # quantise: a prompt change waits for the next beat, which is the 24th clock
         clock = r.control.quantiser.clock
         drum.send([0xFA], [0xF8])  # start: the first clock is beat 0
-        until(lambda: clock.running and clock._ticks == 0, "started at beat 0")
+        until(lambda: clock.running and clock.beat < 1 / PPQN, "started at beat 0")
         r.client.send("/livevace/quantize", "beat")
         r.client.send("/livevace/prompt", "on the beat")
         r.client.sync()
         assert r.control.quantiser.waiting == ["prompt"]
         drum.send(*[[0xF8]] * 23)
-        until(lambda: clock._ticks == 23, "23 clocks in")
+        until(lambda: clock.beat >= 23 / PPQN, "23 clocks in")
         r.control.tick()
         assert r.control.quantiser.waiting == ["prompt"]  # beat 0.96: not yet
         drum.send([0xF8])
-        until(lambda: clock._ticks == 24, "the 24th clock")
+        until(lambda: clock.beat >= 1.0, "the 24th clock")
         r.control.tick()
         assert r.store.get("prompt")[0].text == "on the beat"
 
