@@ -112,8 +112,9 @@ def test_bad_files_are_refused_in_one_line(tmp_path, base):
     refused("LoRA for blocks.0.cross_attn.k_img, which the model lacks",
             write(tmp_path / "i2v.safetensors", "wan", i2v), base)
     sd = tmp_path / "sd.safetensors"
-    save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.zeros(2, 8),
-               "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": torch.zeros(8, 2)}, sd)
+    unet = "lora_unet_down_blocks_0_attentions_0_proj_in"
+    save_file({f"{unet}.lora_down.weight": torch.zeros(2, 8),
+               f"{unet}.lora_up.weight": torch.zeros(8, 2)}, sd)
     refused("not a LoRA for Wan .*Stable Diffusion", sd)
     flux = tmp_path / "flux.safetensors"
     save_file({"transformer.transformer_blocks.0.attn.to_q.lora_A.weight": torch.zeros(2, 8),

@@ -25,7 +25,6 @@ weights_only=True)` are read.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -37,6 +36,8 @@ from livevace.models.wan.codec_weights import index_shards, key_mismatches, read
 from livevace.models.wan.config import WanConfig
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.fp8_weights import store_fp8
+from livevace.models.wan.lora import merge_state_dict, read_lora
+from livevace.models.wan.names import DIFFUSERS_MARKERS, diffusers_to_wan
 
 StateDict = dict[str, torch.Tensor]
 
@@ -54,26 +55,6 @@ NESTED_KEYS = ("generator_ema", "generator", "generator_lora", "state_dict", "mo
 
 VACE_PREFIXES = ("vace_blocks.", "vace_patch_embedding.")
 
-_DIFFUSERS_RENAMES: tuple[tuple[str, str], ...] = (
-    (r"^condition_embedder\.time_embedder\.linear_1\.", "time_embedding.0."),
-    (r"^condition_embedder\.time_embedder\.linear_2\.", "time_embedding.2."),
-    (r"^condition_embedder\.text_embedder\.linear_1\.", "text_embedding.0."),
-    (r"^condition_embedder\.text_embedder\.linear_2\.", "text_embedding.2."),
-    (r"^condition_embedder\.time_proj\.", "time_projection.1."),
-    (r"^scale_shift_table$", "head.modulation"),
-    (r"^proj_out\.", "head.head."),
-    (r"^((?:vace_)?blocks\.\d+)\.scale_shift_table$", r"\1.modulation"),
-    (r"^((?:vace_)?blocks\.\d+)\.attn1\.", r"\1.self_attn."),
-    (r"^((?:vace_)?blocks\.\d+)\.attn2\.", r"\1.cross_attn."),
-    (r"\.(self_attn|cross_attn)\.to_([qkv])\.", r".\1.\2."),
-    (r"\.(self_attn|cross_attn)\.to_out\.0\.", r".\1.o."),
-    (r"^((?:vace_)?blocks\.\d+)\.norm2\.", r"\1.norm3."),
-    (r"^((?:vace_)?blocks\.\d+)\.ffn\.net\.0\.proj\.", r"\1.ffn.0."),
-    (r"^((?:vace_)?blocks\.\d+)\.ffn\.net\.2\.", r"\1.ffn.2."),
-    (r"^(vace_blocks\.\d+)\.proj_in\.", r"\1.before_proj."),
-    (r"^(vace_blocks\.\d+)\.proj_out\.", r"\1.after_proj."),
-)
-_DIFFUSERS_MARKERS = ("condition_embedder.", ".attn1.", ".attn2.", "scale_shift_table", ".ffn.net.")
 
 @dataclass
 class Checkpoint:
@@ -98,8 +79,8 @@ def read_checkpoint(path: str | Path, prefer_ema: bool = True) -> Checkpoint:
     layout = [path.suffix.lstrip(".") or "folder"]
     tensors = _unnest(raw, path, layout, prefer_ema)
     tensors = _strip_prefixes(tensors, layout)
-    if any(m in k for k in tensors for m in _DIFFUSERS_MARKERS):
-        tensors = {_diffusers_to_wan(k): v for k, v in tensors.items()}
+    if any(m in k for k in tensors for m in DIFFUSERS_MARKERS):
+        tensors = {diffusers_to_wan(k): v for k, v in tensors.items()}
         layout.append("diffusers")
     elif all(k.startswith(VACE_PREFIXES) for k in tensors):
         layout.append("vace module")
@@ -150,12 +131,6 @@ def _strip_prefixes(tensors: StateDict, layout: list[str]) -> StateDict:
                 stripped = True
                 break
     return tensors
-
-
-def _diffusers_to_wan(key: str) -> str:
-    for pattern, repl in _DIFFUSERS_RENAMES:
-        key = re.sub(pattern, repl, key)
-    return key
 
 
 # ------------------------------------------------------------------------------ config
@@ -212,8 +187,6 @@ def load_dit(base: str | Path, *, vace: str | Path | None = None, lora: str | Pa
         sources.update({k: extra for k in picked})
     cfg = cfg or infer_config(tensors, main.path.name, _heads_from_config_json(main.path))
     if lora is not None:  # merged for good (live LoRAs: `livevace.models.wan.lora_live`)
-        from livevace.models.wan.lora import merge_state_dict, read_lora
-
         tensors = merge_state_dict(tensors, read_lora(lora, lora_alpha), cfg.name, 1.0, device)
     with torch.device("meta"):
         model = WanDiT(cfg)

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from livevace.errors import ModelError
 from livevace.models.wan.codec_weights import read_file
-from livevace.models.weights import _DIFFUSERS_MARKERS, _diffusers_to_wan
+from livevace.models.wan.names import DIFFUSERS_MARKERS, diffusers_to_wan
 
 WHAT = "LoRA"
 
@@ -180,7 +180,7 @@ def read_lora(path: str | Path, alpha: float | None = None) -> LoraFile:
         a = float(got["alpha"]) if "alpha" in got else None
         deltas[module] = Delta(got.get("down"), got.get("up"), alpha if alpha is not None else a,
                                got.get("diff"), got.get("diff_b"))
-        if "down" in got and deltas[module].down.shape[0] != deltas[module].up.shape[1]:  # type: ignore[union-attr]
+        if "down" in got and got["down"].shape[0] != got["up"].shape[1]:
             raise ModelError(f"{path}: {module}: up {tuple(got['up'].shape)} and down "
                              f"{tuple(got['down'].shape)} do not multiply")
     lora = LoraFile(path, fmt, deltas)
@@ -213,8 +213,8 @@ def _parts(path: Path, tensors: Mapping[str, Tensor]) -> tuple[str, dict[str, di
             formats.add("kohya")
         else:
             module = _strip(module)
-            if any(marker in "." + module for marker in _DIFFUSERS_MARKERS):
-                module = _diffusers_to_wan(module + ".weight")[:-len(".weight")]
+            if any(marker in "." + module for marker in DIFFUSERS_MARKERS):
+                module = diffusers_to_wan(module + ".weight")[:-len(".weight")]
                 formats.add("diffusers")
             elif part in ("down", "up"):
                 formats.add("peft" if "lora_A" in key or "lora_B" in key else "wan")
