@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from livevace.errors import ModelError
+from livevace.errors import ModelError, UserError
 from livevace.models.wan.lora import SUFFIXES, read_lora
 from livevace.models.wan.lora_live import LiveLoras, Ready
 from livevace.store.paths import lora_dirs
@@ -52,7 +52,7 @@ class _Slot:
     """One slot: the file and scale asked for, what is merged, and the fade between."""
 
     asked: tuple[str, float] = ("", 0.0)
-    playing: tuple[Key | None, float] = (None, 0.0)
+    playing: Key | None = None
     start: dict[Key, float] = field(default_factory=dict)
     end: dict[Key, float] = field(default_factory=dict)
     step: int = 0
@@ -70,7 +70,7 @@ class _Slot:
     def fade_to(self, key: Key | None, scale: float, chunks: int) -> None:
         self.start = self.now()
         self.end = {} if key is None else {key: scale}
-        self.playing = (key, scale)
+        self.playing = key
         self.step, self.steps = 0, chunks
 
 
@@ -92,7 +92,7 @@ class LoraSlots:
             slot.step += 1
         scales = {k: s for slot in self.slots for k, s in slot.now().items()}
         written = self.live.apply(scales)
-        kept = {*scales, *(slot.playing[0] for slot in self.slots)}
+        kept = {*scales, *(slot.playing for slot in self.slots)}
         for key in [k for k in self.live.parts if k not in kept]:
             self.live.remove(key)  # at 0 already: forgets the file
         return written
@@ -101,26 +101,27 @@ class LoraSlots:
                 wait: bool) -> None:
         if (ref, scale) != slot.asked:
             if ref != slot.asked[0]:
-                slot.loading = self._load(i, ref) if ref else None
+                slot.loading = self._load(ref) if ref else None
                 if not ref:
                     slot.fade_to(None, 0.0, chunks)
-            elif slot.loading is None and slot.playing[0] is not None:
-                slot.fade_to(slot.playing[0], scale, chunks)
+            elif slot.loading is None and slot.playing is not None:
+                slot.fade_to(slot.playing, scale, chunks)
             slot.asked = (ref, scale)
         if slot.loading is not None and (wait or slot.loading[1].done()):
-            name, future = slot.loading
+            future = slot.loading[1]
             slot.loading = None
             try:
                 path, ready = future.result()
-                key = (i, path)
-                if key not in self.live.parts:
-                    self.live.add(key, ready)
-            except (ModelError, OSError) as e:
-                log.error("lora_%d: %s; the slot keeps what it was playing", i + 1, e)
+            except Exception as e:  # (any reason: the show goes on with the other slots)
+                why = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+                log.error("lora_%d: %s; the slot keeps what it was playing", i + 1, why)
                 return
+            key = (i, path)
+            if key not in self.live.parts:
+                self.live.add(key, ready)
             slot.fade_to(key, slot.asked[1], chunks)
 
-    def _load(self, i: int, ref: str) -> tuple[str, Future[tuple[Path, Ready]]]:
+    def _load(self, ref: str) -> tuple[str, Future[tuple[Path, Ready]]]:
         def read() -> tuple[Path, Ready]:
             path = find_lora(ref, self.folders)
             return path, self.live.prepare(read_lora(path))
