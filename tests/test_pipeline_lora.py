@@ -154,3 +154,23 @@ def test_bad_files_are_said_once_and_the_other_slots_play(models, files, tmp_pat
         assert show.scales == {"a": 1.0}
     finally:
         show.close()
+
+
+def test_a_slot_finds_a_name_in_our_folder_then_scopes(tmp_path, monkeypatch):
+    from livevace.errors import ModelError
+    from livevace.pipelines.vace.loras import find_lora
+
+    ours, scope = tmp_path / "ours", tmp_path / "scope"
+    for folder, names in ((ours, ("ink.safetensors",)),
+                          (scope, ("ink.safetensors", "pixar.safetensors", "old.pt"))):
+        folder.mkdir()
+        for name in names:
+            (folder / name).write_bytes(b"")
+    monkeypatch.setenv("LIVEVACE_LORA_DIR", str(ours))
+    monkeypatch.setenv("DAYDREAM_SCOPE_LORA_DIR", str(scope))
+    assert find_lora("ink") == ours / "ink.safetensors"
+    assert find_lora("pixar.safetensors") == scope / "pixar.safetensors"
+    assert find_lora("old") == scope / "old.pt"
+    assert find_lora(str(tmp_path / "elsewhere.safetensors")) == tmp_path / "elsewhere.safetensors"
+    with pytest.raises(ModelError, match=f"no LoRA named 'ghost' in {ours}, {scope}"):
+        find_lora("ghost")
