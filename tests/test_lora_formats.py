@@ -109,8 +109,11 @@ def test_bad_files_are_refused_in_one_line(tmp_path, base):
         "made for", write(tmp_path / "13b.safetensors", "wan", pairs), base)
     i2v = {"blocks.0.cross_attn.k_img": (torch.zeros(2, 64), torch.zeros(64, 2)),
            "blocks.0.self_attn.q": (torch.zeros(2, 64), torch.zeros(64, 2))}
-    refused("LoRA for blocks.0.cross_attn.k_img, which the model lacks",
+    refused(r"made for a Wan model 64 wide I2V \(image-to-video\); it does not fit tiny",
             write(tmp_path / "i2v.safetensors", "wan", i2v), base)
+    lacking = {"blocks.7.self_attn.q": (torch.zeros(2, 64), torch.zeros(64, 2))}
+    refused("LoRA for blocks.7.self_attn.q, which the model lacks",
+            write(tmp_path / "deeper.safetensors", "wan", lacking), base)
     sd = tmp_path / "sd.safetensors"
     unet = "lora_unet_down_blocks_0_attentions_0_proj_in"
     save_file({f"{unet}.lora_down.weight": torch.zeros(2, 8),

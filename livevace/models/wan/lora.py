@@ -266,7 +266,7 @@ def targets(lora: LoraFile, shapes: Mapping[str, tuple[int, ...]], model: str
             fits &= bias in shapes and tuple(shapes[bias]) == tuple(d.diff_b.shape)
         if not fits:
             width = shapes.get("blocks.0.self_attn.q.weight", (0, 0))[1]
-            if lora.width not in (None, width):
+            if lora.width not in (None, width) or ("I2V" in lora.base and weight not in shapes):
                 raise ModelError(f"{lora.path}: made for {lora.base}; it does not fit {model} "
                                  f"({BASES.get(width, f'{width} wide')})")
             if weight not in shapes:
