@@ -85,8 +85,8 @@ class RankedStreams:
         check_grid(local.cache.layout.frame_tokens, self.split)
         self.split.adapt(local.cache)
         steps_arg = None if steps is None else tuple(steps)
-        self.ranks.channel.send(("node", "open", (recipe.name, height, width, chunk,
-                                                  steps_arg, seed), {}))
+        self.ranks.channel.send(("node", "open", (recipe, height, width, chunk, steps_arg,
+                                                  seed), {}))
         return RankedSampler(local, self.ranks)  # type: ignore[return-value]
 
     def close(self) -> None:
@@ -125,6 +125,7 @@ class RankedSampler:
         method = functools.partial(setattr, obj) if name == "__setattr__" else getattr(obj, name)
         with self._lock:
             if self.alone:
+                self._whole()
                 return method(*args, **kwargs)
             cache = self._local.cache
             before = (cache.chunk_start, cache.chunk_frames)
@@ -136,6 +137,7 @@ class RankedSampler:
                 if not lost:
                     raise
                 self._go_alone(lost, err, before)
+            self._whole()
             return method(*args, **kwargs)
 
     def _go_alone(self, lost: list[str], err: Exception, before: tuple[int | None, int]) -> None:
@@ -143,13 +145,18 @@ class RankedSampler:
         log.error("lost %s (here: %s); the stream goes on on %s alone", "; ".join(lost),
                   f"{type(err).__name__}: {err}".splitlines()[0], self._ranks.devices[0])
         self._ranks.close(polite=False)
-        local, cache = self._local, self._local.cache
-        local.model.split = None
+        cache = self._local.cache
+        self._local.model.split = None
         if (cache.chunk_start, cache.chunk_frames) != before and cache.chunk_start is not None:
             cache.drop(range(cache.chunk_start, cache.chunk_start + cache.chunk_frames))
             cache.chunk_start, cache.chunk_frames = before
-        if unshard_heads(cache):
-            local.recache(include_sink=True)
+
+    def _whole(self) -> None:
+        """This stream's cache with every head again, once alone: rebuilt by a recache from
+        its own history (any of the node's streams: the one that met the loss, or another
+        session's met later)."""
+        if unshard_heads(self._local.cache):
+            self._local.recache(include_sink=True)
 
 
 class RankedCache:

@@ -21,6 +21,7 @@ from livevace.distributed.replica import receive_model
 from livevace.distributed.splits import Split, make_split
 from livevace.models.wan import zoo
 from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.recipe import Recipe
 from livevace.models.wan.sampler import StreamSampler
 
 STEP_TIMEOUT = timedelta(seconds=120)
@@ -105,9 +106,8 @@ class Replica:
         self.split = make_split(self.args.split, self.model, self.args.world)
         self.model.split = self.split
 
-    def open(self, recipe: str, height: int, width: int, chunk: int | None,
+    def open(self, recipe: Recipe, height: int, width: int, chunk: int | None,
              steps: tuple[int, ...] | None, seed: int) -> None:
         assert self.model is not None and self.split is not None
-        self.sampler = zoo.open_stream(zoo.recipe(recipe), self.model, height, width, chunk,
-                                       steps, seed)
+        self.sampler = zoo.open_stream(recipe, self.model, height, width, chunk, steps, seed)
         self.split.adapt(self.sampler.cache)

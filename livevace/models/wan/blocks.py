@@ -188,9 +188,12 @@ class WanBlock(nn.Module):
         """x [B, F·T, dim] float32; `layer`: this block's index in `ctx`'s cache and text;
         `hint`: added to the output (see `ffn_out`)."""
         ph, e = ctx.phases, ctx.e
-        q, k_raw, k, v = ctx.heads.to_heads(ph.self_in(self, x, e, ctx.rope))
+        qkv = ph.self_in(self, x, e, ctx.rope)
+        q, k_raw, k, v = qkv if ctx.heads is None else ctx.heads.to_heads(qkv)
         keys, values, allowed = ctx.self_kv(layer, k_raw, k, v)
-        attn = ctx.heads.to_tokens(attend(q, keys, values, allowed, ctx.impl))
+        attn = attend(q, keys, values, allowed, ctx.impl)
+        if ctx.heads is not None:
+            attn = ctx.heads.to_tokens(attn)
         x, q_text = ph.cross_in(self, x, e, attn)
         text_k, text_v = ctx.text[layer]
         return ph.ffn_out(self, x, e, attend(q_text, text_k, text_v, None, ctx.impl), hint)
@@ -263,16 +266,6 @@ class HeadExchange(Protocol):
         ...
 
 
-class SameTokens:
-    """One process: attention sees exactly the block's tokens."""
-
-    def to_heads(self, qkv: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        return qkv
-
-    def to_tokens(self, attn: torch.Tensor) -> torch.Tensor:
-        return attn
-
-
 @dataclass(frozen=True)
 class ForwardContext:
     """What every block of one forward receives, packed once per forward instead of passed
@@ -288,7 +281,8 @@ class ForwardContext:
     """Cached text K/V, one per block, indexed by the block's layer."""
     impl: AttnImpl
     phases: Phases = EAGER
-    heads: HeadExchange = SameTokens()
+    heads: HeadExchange | None = None
+    """None: attention sees exactly the block's tokens (one process)."""
 
 
 class Head(nn.Module):
