@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from livevace.bench.dit import matmul_rate, parse_resolution
-from livevace.distributed.facade import scale_out
+from livevace.distributed.facade import load_on_ranks
 from livevace.distributed.splits import SPLITS
 from livevace.errors import ModelError, UserError
 from livevace.io.pattern import PatternSource
@@ -372,11 +372,9 @@ def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
                         "the CPU or on a GPU machine")
     t0 = time.perf_counter()
     model, weights = model_and_weights(args.model, args.weights)
-    streams = scale_out(args.gpus, args.split) if args.gpus else None  # the node's --gpus
-    models = load_model_set(model or MODEL_NAMES[0], weights or AUTO, device,
-                            args.text_encoder, settings_from(args), args.weights_dtype)
-    if streams is not None:
-        models.streams = streams
+    models = load_on_ranks(args.gpus, args.split, lambda: load_model_set(  # the node's --gpus
+        model or MODEL_NAMES[0], weights or AUTO, device, args.text_encoder, settings_from(args),
+        args.weights_dtype))
     accel = acceleration_from(args, device)
     compile_vae(models, accel.compile != "off")  # the node's own, as for the DiT
     try:

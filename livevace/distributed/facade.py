@@ -21,7 +21,7 @@ import functools
 import logging
 import threading
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 
@@ -42,19 +42,27 @@ CALLS = frozenset({"set_text", "set_steps", "set_strength", "reset", "recache", 
 CACHE_CALLS = frozenset({"begin_chunk", "plan_ahead", "drop", "reset"})
 
 
-def scale_out(gpus: str, split: str | None = None) -> RankedStreams | None:
-    """`livevace run --gpus`: the ranks started (rank 0, this process, on the first device),
-    stopped when the process ends; None for one rank."""
+ModelSetT = TypeVar("ModelSetT")
+
+
+def load_on_ranks(gpus: str | None, split: str | None, load: Callable[[], ModelSetT]
+                  ) -> ModelSetT:
+    """`livevace run --gpus`: the model set loaded on the first device (this process, rank
+    0), then the other ranks started and its `streams` opened on every rank; they stop when
+    the process ends. A load that fails (`--pipeline auto` passing over vace) starts none."""
+    if gpus is None:
+        return load()
     found = devices(gpus)
-    if len(found) == 1:
-        if found[0].type == "cuda":
-            torch.cuda.set_device(found[0])
-        return None
-    ranks = Ranks(found, split or SPLITS[0])
-    ranks.start()
-    streams = RankedStreams(ranks)
-    atexit.register(streams.close)
-    return streams
+    if found[0].type == "cuda":
+        torch.cuda.set_device(found[0])
+    models = load()
+    if len(found) > 1:
+        ranks = Ranks(found, split or SPLITS[0])
+        ranks.start()
+        streams = RankedStreams(ranks)
+        atexit.register(streams.close)
+        models.streams = streams  # type: ignore[attr-defined]
+    return models
 
 
 class RankedStreams:

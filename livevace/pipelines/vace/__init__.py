@@ -64,7 +64,7 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
     DiT's block linears multiply in FP8 (`compiled.Acceleration.fp8`; a CUDA GPU with FP8).
     `gpus` (`livevace run --gpus 2` or `0,2`): the DiT's work spread over that many ranks, one
     process a GPU, by `split` (`distributed.splits`; docs/scaling.md)."""
-    from livevace.distributed.facade import scale_out
+    from livevace.distributed.facade import load_on_ranks
     from livevace.errors import UserError
     from livevace.models.wan import zoo
     from livevace.pipelines.vace import models as loading
@@ -78,11 +78,9 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
     settings = ChunkSettings.of(params)
     size = generation_size(config.width, config.height)
     dtype = weights_dtype or "bf16"
-    streams = None if gpus is None else scale_out(gpus, split)
-    models = loading.load_models(params["model"], weights, loading.vram_settings(
-        *size, settings.chunk_frames, settings.decoder, params["model"], dtype))
-    if streams is not None:
-        models.streams = streams
+    models = load_on_ranks(gpus, split, lambda: loading.load_models(
+        params["model"], weights, loading.vram_settings(
+            *size, settings.chunk_frames, settings.decoder, params["model"], dtype)))
     if models.device.type == "cpu":
         size = cpu_generation_size(config, size)
     context_encoder = "tae" if tae_context else "wan"
