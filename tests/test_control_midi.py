@@ -158,12 +158,12 @@ def test_a_file_with_a_port_answers_only_that_port(jack, running, tmp_path):
         until(lambda: r.store.get("vace_context_scale") == 0.0,
               "deck B's CC 7 moves vace_context_scale")
         assert r.store.get("noise_scale") == 1.0  # deck B's CC 7 did not reach deck A's map
-        b.forget()
-        r.client.send("/livevace/noise_scale", 0.0)
-        until(ticking(r, lambda: a.has_received(type="control_change", control=7, value=0)),
+        b.forget()  # the state it was sent on connecting (its own CC 7 at 64) included
+        r.client.send("/livevace/noise_scale", 0.5)
+        until(ticking(r, lambda: a.has_received(type="control_change", control=7, value=64)),
               "deck A's feedback")
         r.client.sync()
-        assert not b.has_received(type="control_change", control=7)
+        assert not b.has_received(type="control_change", control=7, value=64)
     finally:
         a.unplug()
         b.unplug()

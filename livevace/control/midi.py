@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import mido
+
 from livevace.control.controllers import Controllers
 from livevace.control.mapping import Mapping
 from livevace.control.midiclock import MidiClock
@@ -109,6 +111,12 @@ class Device:
     midi_out: Any = None
     decoder: Decoder = field(default_factory=Decoder)
     missing_said: bool = False
+    show_state: bool = False
+    """Its output is new: the next scan sends it the whole state (a connection is not
+    carrying messages yet in the moment it is made)."""
+    absent: int = 0
+    """Scans in a row that did not list its open input (one may miss a port that another
+    client is registering: only two in a row mean unplugged)."""
     stamp: float = 0.0
     """The MIDI system's time of the last message (the sum of rtmidi's deltas): clocks are
     timed by when they were sent, not by when a busy thread got to them."""
@@ -131,8 +139,9 @@ class Midi:
         """Held while an output is used or released: the store's listeners send from any
         thread, and an rtmidi port must not be deleted under a send."""
         self._in_lock = threading.Lock()
-        """Held while the reader takes messages from the inputs or an input is released.
-        Ports change on the watcher thread only."""
+        """Held while the reader takes messages from the inputs or an input is released."""
+        self._ports_lock = threading.Lock()
+        """Held while ports open or close (a scan, the shutdown): never two at once."""
         self.devices = [Device(spec, True, spec == clock_port) for spec in dict.fromkeys(control)]
         if clock_port is not None and clock_port not in control:
             self.devices.append(Device(clock_port, False, True))
@@ -147,24 +156,33 @@ class Midi:
     # --- ports -------------------------------------------------------------------------------
     def scan(self) -> None:
         """Open what has appeared, close what has gone; one log line per change."""
+        with self._ports_lock:
+            if not self._stop.is_set():
+                self._scan()
+
+    def _scan(self) -> None:
         try:
             inputs, outputs = self._probe_in.get_ports(), self._probe_out.get_ports()
         except Exception as exc:  # the MIDI system itself went away (a JACK server stopped)
             self.burst.warning("list", f"MIDI ports cannot be listed ({exc})")
             return
         for d in self.devices:
-            if d.midi_in is not None and d.input_name not in inputs:
+            d.absent = d.absent + 1 if d.midi_in is not None and d.input_name not in inputs else 0
+            if d.absent >= 2:
                 gone = d.input_name
                 self._close(d)
                 d.missing_said = True  # the one line: no "waiting for it" after this
                 log.warning("MIDI: %s unplugged; it is picked up again when it is back", gone)
-            if d.midi_in is None and not self._open_input(d, inputs):
+            if d.absent or d.midi_in is None and not self._open_input(d, inputs):
                 continue
             if d.midi_out is not None and d.output_name not in outputs:
                 self._close_output(d)
-            # a device's output may show up after its input: looked for until it is there
-            if d.control and d.midi_out is None and self._open_output(d, outputs):
+            if d.show_state and d.midi_out is not None:
+                d.show_state = False
                 self._send(self.controllers.midi_positions(), only=d)
+            # a device's output may show up after its input: looked for until it is there
+            if d.control and d.midi_out is None:
+                d.show_state = self._open_output(d, outputs)
 
     def _open_input(self, d: Device, inputs: list[str]) -> bool:
         """Open a device's input when it is there; whether it is open."""
@@ -227,28 +245,26 @@ class Midi:
         """The reader thread: take what the inputs hold, then act on it outside the lock
         (acting writes parameters, whose listeners send feedback)."""
         while not self._stop.is_set():
-            got: list[tuple[Device, list[int], float]] = []
+            got: list[tuple[Device, str, list[int], float]] = []
             with self._in_lock:
                 for d in self.devices:
                     while d.midi_in is not None and len(got) < 256:
                         event = d.midi_in.get_message()
                         if event is None:
                             break
-                        got.append((d, *event))
-            for d, data, delta in got:
-                self._received(d, data, delta)
+                        got.append((d, d.input_name, *event))
+            for d, port, data, delta in got:
+                self._received(d, port, data, delta)
             if not got:
                 time.sleep(READ_IDLE)
 
-    def _received(self, d: Device, data: list[int], delta: float) -> None:
-        """One message from a device; never raises."""
-        import mido
-
+    def _received(self, d: Device, port: str, data: list[int], delta: float) -> None:
+        """One message from a device's input `port`; never raises."""
         d.stamp += delta
         try:
             msg = mido.Message.from_bytes(data)
         except Exception:  # mido raises ValueError, and IndexError for some short messages
-            self.burst.warning(f"bad {d.spec}", f"MIDI: malformed bytes from {d.input_name} "
+            self.burst.warning(f"bad {d.spec}", f"MIDI: malformed bytes from {port} "
                                f"ignored ({shorten(' '.join(f'{b:02X}' for b in data), 48)})")
             return
         if d.clock and self.clock is not None and self._clock_message(msg, d.stamp):
@@ -258,12 +274,12 @@ class Midi:
         d.decoder.pairs = self.controllers.cc14
         moved = d.decoder.decode(msg)
         if moved is None:
-            log.debug("MIDI: %s from %s ignored", msg.type, d.input_name)
+            log.debug("MIDI: %s from %s ignored", msg.type, port)
             return
         address, value = moved
         if self.controllers.learning is None and not self.router.knows(address):
             return  # an unmapped knob: the normal case on a big controller, not worth a line
-        self.router.dispatch(address, [value], Replies(lambda data: None, source=d.input_name))
+        self.router.dispatch(address, [value], Replies(lambda data: None, source=port))
 
     def _clock_message(self, msg: Any, stamp: float) -> bool:
         clock = self.clock
@@ -302,12 +318,17 @@ class Midi:
     def close(self) -> None:
         self._unsubscribe()
         self._stop.set()
-        self._thread.join(timeout=2 * POLL_EVERY)
         self._reader.join(timeout=1.0)
-        for d in self.devices:
-            self._close(d)
-        for probe in (self._probe_in, self._probe_out):
-            _release(probe)
+        if not self._ports_lock.acquire(timeout=5.0):  # a scan stuck in the MIDI system
+            log.warning("MIDI: the ports are left to the end of the process")
+            return
+        try:
+            for d in self.devices:
+                self._close(d)
+            for probe in (self._probe_in, self._probe_out):
+                _release(probe)
+        finally:
+            self._ports_lock.release()
 
 
 def _release(port: Any) -> None:
