@@ -122,10 +122,17 @@ def shard_heads(cache: StreamCache, team: Team) -> None:
     if type(cache) is not StreamCache:
         raise UserError(f"{type(cache).__name__} is not split by heads yet: run this model "
                         "with --split vace on 2 GPUs, or on one")
+    share = cache.k.shape[2] // team.size
+    keep_heads(cache, slice(team.index * share, (team.index + 1) * share))
+
+
+def keep_heads(cache: StreamCache, heads: slice) -> None:
+    """The self-attention buffers of these heads only (an empty slice: none, for a rank that
+    never runs a main block); fresh storage, so the rest is freed."""
     for name in ("k", "v", "sink_raw"):
         full = getattr(cache, name)
         if full is not None:
-            setattr(cache, name, full.chunk(team.size, dim=2)[team.index].clone())
+            setattr(cache, name, full[:, :, heads].clone())
 
 
 def unshard_heads(cache: StreamCache) -> bool:
@@ -220,7 +227,12 @@ class VaceBranch:
             work.wait()
 
     def adapt(self, cache: StreamCache) -> None:
-        shard_heads(cache, self.main if self.main.index >= 0 else self.vace)
+        """The main team shards the cache by heads; the VACE team (which attends within the
+        chunk only) keeps none of it where the cache has no state of its own."""
+        if self.main.index >= 0:
+            shard_heads(cache, self.main)
+        elif type(cache) is StreamCache:
+            keep_heads(cache, slice(0, 0))
 
 
 Split = Ulysses | VaceBranch
