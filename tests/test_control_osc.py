@@ -212,3 +212,9 @@ def test_a_senders_long_strings_are_cut_in_the_log(running, caplog):
     for text in ("unknown parameter 'xxxx", "'yyyy", "unknown OSC address '/livevace/zzzz"):
         assert any(text in line and "characters)" in line for line in lines), text
 
+
+
+def test_close_twice_is_harmless(running):
+    r = running("--osc-tcp", "--oscquery-port", "0", "--feedback", f"127.0.0.1:{free_udp_port()}")
+    r.control.close()
+    r.control.close()  # the fixture closes it a third time

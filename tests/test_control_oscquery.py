@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
+import re
+import socket
 import urllib.error
 import urllib.request
 
@@ -64,3 +68,19 @@ def test_host_info_names_the_osc_port(node):
     assert (info["OSC_PORT"], info["OSC_TRANSPORT"], info["OSC_IP"]) == (node.port, "UDP", "127.0.0.1")
     assert info["EXTENSIONS"]["VALUE"] is True and info["EXTENSIONS"]["LISTEN"] is True
 
+
+
+def test_on_every_interface_the_log_names_addresses_a_browser_can_open(running, caplog):
+    caplog.set_level(logging.INFO, logger="livevace.osc")
+    r = running("--osc-host", "0.0.0.0", "--oscquery-port", "0")
+    port = r.control.oscquery.address[1]
+    lines = [rec.getMessage() for rec in caplog.records if "control page on" in rec.getMessage()]
+    assert len(lines) == 1 and "0.0.0.0" not in lines[0], lines
+    urls = re.findall(r"http://([^/ ,]+):(\d+)/", lines[0])
+    hosts = [h for h, p in urls if int(p) == port]
+    assert len(hosts) == len(urls) and {"127.0.0.1", socket.gethostname()} <= set(hosts), lines
+    addresses = [h for h in hosts if h != socket.gethostname()]
+    assert all(ipaddress.ip_address(h) for h in addresses)
+    for host in addresses:  # this machine's own addresses: each one answers
+        with urllib.request.urlopen(f"http://{host}:{port}/", timeout=30) as resp:
+            assert resp.status == 200 and "CONTENTS" in json.loads(resp.read())

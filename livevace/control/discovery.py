@@ -59,7 +59,7 @@ class Advertiser:
             log.info("OSCQuery advertised over Zeroconf as %r (_oscjson._tcp)", label)
         except Exception as exc:  # no multicast on this network: serve without discovery
             log.warning("Zeroconf advertisement unavailable (%s); OSCQuery still answers on "
-                        "http://%s:%d/", exc, host, http_port)
+                        "%s", exc, page_urls(host, http_port))
             self._close_zeroconf()
 
     def _close_zeroconf(self) -> None:
@@ -74,6 +74,27 @@ class Advertiser:
     def close(self) -> None:
         self._thread.join(timeout=10)
         self._close_zeroconf()
+
+
+def page_urls(host: str, port: int) -> str:
+    """Where a browser on the network opens the node, on one line: a bound 0.0.0.0 is no
+    address anyone can open, so then this machine's LAN addresses, its name and 127.0.0.1."""
+    if host not in ("0.0.0.0", ""):
+        return f"http://{host}:{port}/"
+    hosts = dict.fromkeys([*lan_addresses(), socket.gethostname(), "127.0.0.1"])
+    return ", ".join(f"http://{h}:{port}/" for h in hosts)
+
+
+def lan_addresses() -> list[str]:
+    """This machine's IPv4 addresses beyond loopback: the one its default route leaves by,
+    then the others its name resolves to."""
+    found = [_lan_ip()]
+    try:
+        found += [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None,
+                                                            socket.AF_INET)]
+    except OSError:  # a name the resolver does not know
+        pass
+    return [a for a in dict.fromkeys(found) if not is_loopback(a)]
 
 
 def _lan_ip() -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from livevace.control.controllers import Controllers, learn_target
+from livevace.control.discovery import page_urls
 from livevace.control.feedback import Feedback, Stats, parse_target
 from livevace.control.mapping import resolve_controller
 from livevace.control.midi import Midi
@@ -132,6 +133,7 @@ class ControlService:
         """The browser page's view of the output: the node taps every frame it emits into it."""
         self.info: dict[str, str] = {}
         """What runs (pipeline, model, size…), for the page; the node fills it in."""
+        self._closed = False
 
     @property
     def osc_address(self) -> tuple[str, int] | None:
@@ -148,6 +150,11 @@ class ControlService:
         self.router.ramps.tick(time.monotonic())
 
     def close(self) -> None:
+        """Stop everything; a second call does nothing (start() closes what it opened when
+        it fails, and the node closes on the way out whatever happened before)."""
+        if self._closed:
+            return
+        self._closed = True
         for server in self.servers:
             server.close()
         if self.oscquery:
@@ -238,8 +245,8 @@ def start(args: argparse.Namespace, store: ParamStore, stats: Stats | None = Non
                 service.oscquery = OscQueryServer(
                     store, args.osc_host, args.oscquery_port, port, advertise=not args.no_zeroconf,
                     packets=only_from(allow, router.handle_packet), page=page)
-                log.info("OSCQuery and the control page on http://%s:%d/",
-                         *service.oscquery.address)
+                log.info("OSCQuery and the control page on %s",
+                         page_urls(*service.oscquery.address))
         service.feedback = Feedback(store, [parse_target(t) for t in args.feedback], stats,
                                     args.stats_interval, extra=controllers.feedback)
         if args.midi or args.midi_clock:
