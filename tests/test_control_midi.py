@@ -185,6 +185,43 @@ def test_learn_maps_a_midi_control(jack, running, user_controllers):
         pad.unplug()
 
 
+def test_learn_maps_a_14bit_fader_as_one_control(jack, running, user_controllers):
+    fader = Controller("Learn Fader")
+    try:
+        r = running("--midi", "Learn Fader")
+        until(lambda: connected(r, "Learn Fader"), "the fader opens")
+        r.client.send("/livevace/learn", "vace_context_scale")
+        r.client.sync()
+        fader.send(cc(4, 100, channel=2), cc(36, 0, channel=2))  # one move: MSB, then LSB
+        until(lambda: r.control.controllers.cc14 == {(2, 4)}, "learn pairs CC 4 with CC 36")
+        learned = load_controller(user_controllers / "learned.toml")
+        assert [m.address for m in learned.maps] == ["/midi/2/cc14/4"]
+        fader.send(cc(4, 3, channel=2), cc(36, 77, channel=2))  # a step 7 bits cannot make
+        until(ticking(r, lambda: r.store.get("vace_context_scale")
+                      == pytest.approx(2.0 * (3 * 128 + 77) / 16383)),
+              "the learnt fader moves the parameter in 14-bit steps")
+    finally:
+        fader.unplug()
+
+
+def test_learn_keeps_a_7bit_cc_whose_partner_comes_later(jack, running, user_controllers):
+    knob = Controller("Learn Knob")
+    try:
+        r = running("--midi", "Learn Knob")
+        until(lambda: connected(r, "Learn Knob"), "the knob opens")
+        r.client.send("/livevace/learn", "vace_context_scale")
+        r.client.sync()
+        # a 7-bit knob turned (CC 5 twice), then another knob that happens to be CC 5 + 32
+        knob.send(cc(5, 127), cc(5, 0), cc(37, 64), cc(5, 64))
+        until(ticking(r, lambda: r.store.get("vace_context_scale") == pytest.approx(2 * 64 / 127)),
+              "the learnt CC follows the knob")
+        learned = load_controller(user_controllers / "learned.toml")
+        assert [m.address for m in learned.maps] == ["/midi/1/cc/5"]
+        assert r.control.controllers.cc14 == frozenset()
+    finally:
+        knob.unplug()
+
+
 def test_unplugged_controller_is_one_line_and_comes_back(jack, running, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="livevace.midi")
     pad = Controller("Test Pad")

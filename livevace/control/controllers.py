@@ -6,6 +6,12 @@ outside /livevace/ becomes a mapping of that address to the parameter, written i
 learn file (kept as the user wrote it, one `[[map]]` table added) and active at once.
 Any OSC sender can do that, so the learn file is never a shipped one (`learn_target`); it is
 loaded at start when it exists, so what was learned yesterday works today.
+
+A 14-bit fader sends each position as CC n (0..31, the MSB) followed by CC n + 32 (the
+LSB). Learn maps the MSB at once, as `/midi/<ch>/cc/<n>`; when the next message from the
+same MIDI port is that CC's LSB on the same channel, the mapping becomes
+`/midi/<ch>/cc14/<n>` (the file's cc table replaced by a cc14 one). Any other message from
+that port first (a 7-bit fader sends CC n again) leaves it a 7-bit CC.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 
 from livevace.control.mapping import (Controller, ControllerSet, Mapping, parse_mapping,
                                       report_loaded, write_learned)
-from livevace.control.midimsg import is_midi, parse_address
+from livevace.control.midimsg import MidiControl, is_midi, parse_address
 from livevace.control.patterns import has_wildcards
 from livevace.control.ratelog import shorten
 from livevace.control.router import Route, Router, encode
@@ -83,6 +89,9 @@ class Controllers:
         self.set.load([*paths, learn_file] if extra else paths)
         self.learn_file = learn_file
         self.learning: tuple[str, str, Replies] | None = None
+        self._pairing: tuple[Mapping, str, Replies] | None = None
+        """A CC 0..31 just learned, the MIDI port it came from and the learn reply: while
+        set, the port's next message says whether it is a 14-bit fader (`paired`)."""
         self._bank_pos: dict[str, int] = {}
         self.cc14: frozenset[tuple[int, int]] = frozenset()
         """(channel, MSB) of the 14-bit MIDI controls mapped: the MIDI input pairs them."""
@@ -188,14 +197,16 @@ class Controllers:
             raise ParamError("learn: mode bank needs a prompt bank: map it in a file")
         learned("/learn", p.name, mode)  # refused now, not after the control moved
         self.learning = (p.name, mode, reply)
+        self._pairing = None
         log.info("learn: move a control to map it to %s", p.name)
 
     def _cancel_route(self, address: str, args: list[Any], reply: Replies) -> None:
         if self.learning:
             log.info("learn: cancelled")
         self.learning = None
+        self._pairing = None
 
-    def _intercept(self, address: str, args: list[Any]) -> bool:
+    def _intercept(self, address: str, args: list[Any], source: str | None) -> bool:
         """Catch the next control moved while learning; the message then applies as mapped."""
         if self.learning is None or has_wildcards(address) or not address.startswith("/"):
             return False
@@ -206,15 +217,40 @@ class Controllers:
             log.warning("%s", exc)
             return False
         self.learning = None
+        if not self._save(m, reply):
+            return True
+        control = parse_address(address) if is_midi(address) else None
+        if source is not None and control is not None and control.kind == "cc" \
+                and control.number < 32:
+            self._pairing = (m, source, reply)
+        return False
+
+    def paired(self, address: str, source: str) -> bool:
+        """Whether a MIDI message from port `source` is the LSB of the CC just learned from
+        that port (its first message since): then the mapping becomes the 14-bit control
+        and the message is used up. Any message from that port ends the wait."""
+        if self._pairing is None or self._pairing[1] != source:
+            return False
+        m, _, reply = self._pairing
+        self._pairing = None
+        msb = parse_address(m.address)
+        if address != MidiControl("cc", msb.channel, msb.number + 32).address:
+            return False
+        cc14 = MidiControl("cc14", msb.channel, msb.number).address
+        self._save(learned(cc14, m.param, m.mode), reply, replacing=m.address)
+        return True
+
+    def _save(self, m: Mapping, reply: Replies, replacing: str | None = None) -> bool:
+        """Write a learned mapping into the learn file and use it now; whether it worked."""
         with self.store.batch():  # the loop thread reloads edited files under the same lock
             try:
-                write_learned(self.learn_file, m)
+                write_learned(self.learn_file, m, replacing)
                 self.set.add_or_reload(self.learn_file)
             except (PresetError, OSError) as exc:
                 log.warning("learn: cannot write %s (%s)", self.learn_file, exc)
-                return True
+                return False
             self.rewire()
-        log.info("learn: %s → %s (saved in %s)", shorten(address), name, self.learn_file)
-        reply(encode("/livevace/learn/done", [address, name]))
+        log.info("learn: %s → %s (saved in %s)", shorten(m.address), m.param, self.learn_file)
+        reply(encode("/livevace/learn/done", [m.address, m.param]))
         reply.send()  # the learn message was answered long ago: this goes now
-        return False
+        return True

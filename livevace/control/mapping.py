@@ -384,9 +384,10 @@ def mapping_entry(m: Mapping) -> dict[str, Any]:
     return entry
 
 
-def write_learned(path: Path, m: Mapping) -> None:
+def write_learned(path: Path, m: Mapping, replacing: str | None = None) -> None:
     """Add (or replace) the mapping of `m.address` in a mapping file, keeping the rest of
-    the file (comments included) as it was."""
+    the file (comments included) as it was; the table of address `replacing` goes too (a
+    CC learned as 7-bit that turned out to be a 14-bit fader)."""
     block = "[[map]]\n" + tomli_w.dumps(mapping_entry(m))
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -397,7 +398,7 @@ def write_learned(path: Path, m: Mapping) -> None:
     data, where = read_toml(path)
     lines = text.splitlines(keepends=True)
     for i, entry in reversed(list(enumerate(data.get("map", [])))):
-        if entry.get("address") == m.address and entry.get("arg", 0) == m.arg:
+        if entry.get("address") in (m.address, replacing) and entry.get("arg", 0) == m.arg:
             start = where.line("map", i) - 1
             n = [k for k, (name, s) in enumerate(where.sections) if s == start][0]
             end = where.sections[n + 1][1] if n + 1 < len(where.sections) else len(lines)

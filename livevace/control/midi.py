@@ -277,6 +277,8 @@ class Midi:
             log.debug("MIDI: %s from %s ignored", msg.type, port)
             return
         address, value = moved
+        if self.controllers.paired(address, port):
+            return  # the LSB that made the CC just learned a 14-bit fader
         if self.controllers.learning is None and not self.router.knows(address):
             return  # an unmapped knob: the normal case on a big controller, not worth a line
         self.router.dispatch(address, [value], Replies(lambda data: None, source=port))

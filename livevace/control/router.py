@@ -88,8 +88,9 @@ class Router:
         self._controller_routes: dict[str, Route] = {}
         self._scheduled: list[tuple[float, int, str, list[Any], Replies]] = []
         self._order = itertools.count()
-        self.intercept: Callable[[str, list[Any]], bool] | None = None
-        """Sees every message to a non-/livevace address first; True consumes it (learn mode)."""
+        self.intercept: Callable[[str, list[Any], str | None], bool] | None = None
+        """Sees every message to a non-/livevace address first, with its MIDI port (None:
+        OSC); True consumes it (learn mode)."""
         self.defer: Callable[[str, Callable[[], None]], None] = lambda name, apply: apply()
         """Runs a prompt or scene change now or later (tempo quantisation replaces it)."""
         self.special: dict[str, Callable[[Any], None]] = {}
@@ -185,7 +186,8 @@ class Router:
     def dispatch(self, address: str, args: list[Any], reply: Replies) -> None:
         """Apply one message; every failure is one log line, never an exception."""
         try:
-            if self.intercept and not address.startswith("/livevace") and self.intercept(address, args):
+            if self.intercept and not address.startswith("/livevace") \
+                    and self.intercept(address, args, reply.source):
                 return
             try:
                 routes = self._matching(address)
