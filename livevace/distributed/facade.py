@@ -81,6 +81,19 @@ class RankedStreams:
         if isinstance(local, RebuildSampler):
             raise UserError(f"{recipe.name} re-encodes decoded frames on rank 0; it runs on "
                             "one GPU for now (drop --gpus)")
+        try:
+            self._share(model, local)
+            steps_arg = None if steps is None else tuple(steps)
+            self.ranks.channel.send(("node", "open", (recipe, height, width, chunk, steps_arg,
+                                                      seed), {}))
+        except UserError:
+            raise
+        except Exception as err:  # a rank that failed at start: this one goes on alone
+            go_alone(self.ranks, model, err)
+        return RankedSampler(local, self.ranks)  # type: ignore[return-value]
+
+    def _share(self, model: WanDiT, local: StreamSampler) -> None:
+        """The model on every rank (once per model) and the stream's cache split for it."""
         if self.sent is not model:
             if model.acceleration.cuda_graph:  # a graph would hold the collectives: eager steps
                 log.info("%d ranks: the DiT steps without CUDA graphs", self.ranks.world)
@@ -92,10 +105,6 @@ class RankedStreams:
         assert self.split is not None
         check_grid(local.cache.layout.frame_tokens, self.split)
         self.split.adapt(local.cache)
-        steps_arg = None if steps is None else tuple(steps)
-        self.ranks.channel.send(("node", "open", (recipe, height, width, chunk, steps_arg,
-                                                  seed), {}))
-        return RankedSampler(local, self.ranks)  # type: ignore[return-value]
 
     def close(self) -> None:
         """Every rank stopped; the model runs in this process again (twice: no-op)."""
@@ -141,20 +150,14 @@ class RankedSampler:
                 self._ranks.channel.send((target, name, args, kwargs))
                 return method(*args, **kwargs)
             except Exception as err:
-                lost = self._ranks.lost()
-                if not lost:
-                    raise
-                self._go_alone(lost, err, before)
+                go_alone(self._ranks, self._local.model, err)
+                self._undo_chunk(before)
             self._whole()
             return method(*args, **kwargs)
 
-    def _go_alone(self, lost: list[str], err: Exception, before: tuple[int | None, int]) -> None:
-        """Stop the other ranks and carry the stream on in this process (see module doc)."""
-        log.error("lost %s (here: %s); the stream goes on on %s alone", "; ".join(lost),
-                  f"{type(err).__name__}: {err}".splitlines()[0], self._ranks.devices[0])
-        self._ranks.close(polite=False)
+    def _undo_chunk(self, before: tuple[int | None, int]) -> None:
+        """Forget the chunk a failed call had begun, so that the call can be made again."""
         cache = self._local.cache
-        self._local.model.split = None
         if (cache.chunk_start, cache.chunk_frames) != before and cache.chunk_start is not None:
             cache.drop(range(cache.chunk_start, cache.chunk_start + cache.chunk_frames))
             cache.chunk_start, cache.chunk_frames = before
@@ -165,6 +168,18 @@ class RankedSampler:
         session's met later)."""
         if unshard_heads(self._local.cache):
             self._local.recache(include_sink=True)
+
+
+def go_alone(ranks: Ranks, model: WanDiT, err: Exception) -> None:
+    """After `err` on rank 0: if other ranks were lost (see `Ranks.lost`), log them, stop the
+    rest and take the model back to this process; else `err` is rank 0's own: raised."""
+    lost = ranks.lost()
+    if not lost:
+        raise err
+    log.error("lost %s (here: %s); the stream goes on on %s alone", "; ".join(lost),
+              f"{type(err).__name__}: {err}".splitlines()[0], ranks.devices[0])
+    ranks.close(polite=False)
+    model.split = None
 
 
 class RankedCache:
