@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import timedelta
 
 import psutil
 import pytest
@@ -186,3 +187,24 @@ def test_livevace_run_gpus_on_cpu_ranks(tmp_path) -> None:
             if p.environ().get("LIVEVACE_MARK") == mark:
                 left.append(p)
     assert not left
+
+
+
+def test_rank_that_hangs_is_named_and_the_stream_goes_on(
+        model: WanDiT, caplog: pytest.LogCaptureFixture) -> None:
+    """Rank 1 on the meta device computes nothing and sends nothing: rank 0's collective
+    times out, the log names the rank, and the stream runs in rank 0 alone, frame for frame
+    as one process."""
+    expected = one_process(model)
+    ranks = Ranks([torch.device("cpu"), torch.device("meta")], "vace", timedelta(seconds=3))
+    ranks.start()
+    streams = RankedStreams(ranks)
+    try:
+        with caplog.at_level(logging.ERROR, "livevace.distributed"):
+            frames = show(streams(RECIPE, model, SIZE, SIZE, 3, None, 0))
+        assert "lost rank 1 (meta): did not answer within 3 s" in caplog.text
+    finally:
+        streams.close()
+    for got, want in zip(frames, expected):
+        assert torch.equal(got, want)
+    assert not workers()

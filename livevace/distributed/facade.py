@@ -173,7 +173,7 @@ class RankedSampler:
 def go_alone(ranks: Ranks, model: WanDiT, err: Exception) -> None:
     """After `err` on rank 0: if other ranks were lost (see `Ranks.lost`), log them, stop the
     rest and take the model back to this process; else `err` is rank 0's own: raised."""
-    lost = ranks.lost()
+    lost = ranks.lost(timed_out="timed out" in str(err).lower())
     if not lost:
         raise err
     log.error("lost %s (here: %s); the stream goes on on %s alone", "; ".join(lost),

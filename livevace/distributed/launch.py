@@ -21,12 +21,13 @@ import multiprocessing as mp
 import os
 import queue
 import socket
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from livevace.distributed.channel import Channel
-from livevace.distributed.worker import WorkerArgs, join_group, main
+from livevace.distributed.worker import STEP_TIMEOUT, WorkerArgs, join_group, main
 from livevace.errors import UserError
 
 log = logging.getLogger("livevace.distributed")
@@ -64,8 +65,9 @@ def free_port() -> int:
 class Ranks:
     """Rank 0's handle on the node's processes (see module doc)."""
 
-    def __init__(self, devices: list[torch.device], split: str = "ulysses") -> None:
-        self.devices, self.split = devices, split
+    def __init__(self, devices: list[torch.device], split: str = "ulysses",
+                 timeout: timedelta = STEP_TIMEOUT) -> None:
+        self.devices, self.split, self.timeout = devices, split, timeout
         self.workers: list[mp.process.BaseProcess] = []
         self.errors: mp.Queue | None = None
         self.channel = None
@@ -83,12 +85,12 @@ class Ranks:
         port = free_port()
         for rank in range(1, self.world):
             args = WorkerArgs(rank, self.world, port, str(self.devices[rank]), self.split,
-                              torch.get_num_threads(), os.getpid())
+                              torch.get_num_threads(), os.getpid(), self.timeout)
             proc = ctx.Process(target=main, args=(args, self.errors), daemon=True,
                                name=f"livevace-rank{rank}")
             proc.start()
             self.workers.append(proc)
-        join_group(0, self.world, port, self.devices[0])
+        join_group(0, self.world, port, self.devices[0], self.timeout)
         self.channel = Channel(self.devices[0])
         self.up = True
         log.info("%d ranks on %s, split %s", self.world,
@@ -97,8 +99,9 @@ class Ranks:
     def describe(self, rank: int) -> str:
         return f"rank {rank} ({self.devices[rank]})"
 
-    def lost(self) -> list[str]:
-        """What went wrong on the other ranks: their own reports, then silent exits."""
+    def lost(self, timed_out: bool = False) -> list[str]:
+        """What went wrong on the other ranks: their own reports, then silent exits, then
+        (`timed_out`: a collective waited in vain) every rank still alive, as not answering."""
         said: dict[int, str] = {}
         while self.errors is not None:
             try:
@@ -109,6 +112,8 @@ class Ranks:
         for rank, proc in enumerate(self.workers, start=1):
             if rank not in said and not proc.is_alive():
                 said[rank] = f"exited with code {proc.exitcode}"
+            elif rank not in said and timed_out:
+                said[rank] = f"did not answer within {self.timeout.total_seconds():g} s"
         return [f"{self.describe(r)}: {e}" for r, e in sorted(said.items())]
 
     def close(self, polite: bool = True) -> None:

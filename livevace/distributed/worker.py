@@ -40,15 +40,17 @@ class WorkerArgs:
     split: str
     threads: int
     parent: int
+    timeout: timedelta
 
 
-def join_group(rank: int, world: int, port: int, device: torch.device) -> None:
+def join_group(rank: int, world: int, port: int, device: torch.device,
+               timeout: timedelta = STEP_TIMEOUT) -> None:
     """Join the node's group through rank 0's TCP store: NCCL on a GPU, gloo on the CPU."""
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world, timeout=STEP_TIMEOUT)
+                            world_size=world, timeout=timeout)
 
 
 def main(args: WorkerArgs, errors: mp.Queue) -> None:
@@ -58,7 +60,7 @@ def main(args: WorkerArgs, errors: mp.Queue) -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     try:
-        join_group(args.rank, args.world, args.port, device)
+        join_group(args.rank, args.world, args.port, device, args.timeout)
         Replica(args, device).serve()
     except BaseException as err:  # said to rank 0, which carries on without this rank
         errors.put((args.rank, f"{type(err).__name__}: {err}"))
