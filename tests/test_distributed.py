@@ -4,6 +4,7 @@ process for every split, a lost rank that the stream survives, no process left b
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import signal
@@ -11,10 +12,13 @@ import subprocess
 import sys
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
+from typing import Callable
 
 import psutil
 import pytest
 import torch
+from lora_support import peft_lora, write
 from wan_support import one_thread, randomise  # noqa: F401
 
 from livevace.distributed.facade import RankedSampler, RankedStreams
@@ -23,7 +27,11 @@ from livevace.errors import UserError
 from livevace.models.wan import zoo
 from livevace.models.wan.config import TINY_VACE
 from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.ema_sink import set_sink_alpha
+from livevace.models.wan.lora_live import LiveLoras
+from livevace.models.wan.recipe import Recipe
 from livevace.models.wan.sampler import StreamSampler
+from livevace.pipelines.vace.loras import SLOTS, LoraSlots
 
 CFG = replace(TINY_VACE, name="tiny-4-heads", num_heads=4)
 """Four heads (and 4×4 tokens a frame at 8×8 latents) split over up to four ranks."""
@@ -208,3 +216,72 @@ def test_rank_that_hangs_is_named_and_the_stream_goes_on(
     for got, want in zip(frames, expected):
         assert torch.equal(got, want)
     assert not workers()
+
+
+def live_show(sampler: StreamSampler, change: Callable[[int], None]) -> list[torch.Tensor]:
+    """Five chunks (past the window: the EMA sink takes evicted frames), `change(i)` before
+    chunk i, as the pipeline makes live changes at chunk boundaries."""
+    first, _, control = inputs()
+    sampler.set_text(first)
+    frames = []
+    for i in range(5):
+        change(i)
+        frames.append(sampler.generate_chunk(vace=control))
+    return frames
+
+
+def on_two_ranks(model: WanDiT, recipe: Recipe,
+                 show_on: Callable[[StreamSampler, RankedStreams], list[torch.Tensor]]
+                 ) -> list[torch.Tensor]:
+    ranks = Ranks(devices("2"), "vace")
+    ranks.start()
+    streams = RankedStreams(ranks)
+    try:
+        sampler = streams(recipe, model, SIZE, SIZE, 3, None, 0)
+        frames = show_on(sampler, streams)  # type: ignore[arg-type]
+        assert not sampler.alone
+    finally:
+        streams.close()
+    return frames
+
+
+def test_ema_sink_alpha_reaches_every_rank(model: WanDiT) -> None:
+    recipe = replace(zoo.recipe("reward-forcing"), config=CFG)
+
+    def show_on(sampler: StreamSampler, _: object = None) -> list[torch.Tensor]:
+        return live_show(sampler, lambda i: i == 2 and set_sink_alpha(sampler.cache, 0.2))
+
+    expected = show_on(zoo.open_stream(recipe, model, SIZE, SIZE, 3, None, 0))
+    unchanged = live_show(zoo.open_stream(recipe, model, SIZE, SIZE, 3, None, 0), lambda i: None)
+    assert not torch.equal(expected[-1], unchanged[-1])  # the change shows
+    for got, want in zip(on_two_ranks(model, recipe, show_on), expected):
+        assert torch.equal(got, want)
+
+
+def test_live_lora_merges_on_every_rank(model: WanDiT, tmp_path: Path) -> None:
+    pairs, _ = peft_lora(model, 2, 2.0, seed=3)
+    path = str(write(tmp_path / "style.safetensors", "peft", pairs))
+    scales = {1: 1.0, 3: 0.4, 4: 0.0}  # merged at chunk 1, turned down at 3, out at 4
+
+    def show_on(sampler: StreamSampler, slots: LoraSlots) -> list[torch.Tensor]:
+        asked = [("", 0.0)] * SLOTS
+        scale = 0.0
+
+        def change(i: int) -> None:
+            nonlocal scale
+            scale = scales.get(i, scale)
+            slots.update([(path if scale else "", scale), *asked[1:]], 0, wait=True)
+
+        try:
+            return live_show(sampler, change)
+        finally:
+            slots.close()
+
+    alone = copy.deepcopy(model)
+    expected = show_on(zoo.open_stream(RECIPE, alone, SIZE, SIZE, 3, None, 0),
+                       LoraSlots(LiveLoras(alone)))
+    ranked = copy.deepcopy(model)
+    got = on_two_ranks(ranked, RECIPE, lambda sampler, streams: show_on(
+        sampler, LoraSlots(streams.live_loras(ranked))))
+    for g, want in zip(got, expected):
+        assert torch.equal(g, want)

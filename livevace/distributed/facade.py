@@ -7,6 +7,8 @@ thus take the same steps in the same order, and the forwards meet in their colle
 where the split (`splits`) shares the work; every rank ends each forward with the whole
 output, so the host-side state (noise, history for `recache`, cache bookkeeping) stays equal
 without being sent. Reads (`timesteps`, `cache.layout`, …) are answered by rank 0 alone.
+Changes to the weights go the same way: `RankedLoras` sends each live LoRA merge (the file's
+path, the scales) so that every rank reads the same file and merges it in the same order.
 
 A lost rank (a process that died, an error it reported, a collective that timed out) never
 stops the stream: rank 0 logs which rank and device and the error, stops the others, takes
@@ -21,7 +23,7 @@ import functools
 import logging
 import threading
 from dataclasses import replace
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Hashable, Mapping, Sequence, TypeVar
 
 import torch
 
@@ -31,6 +33,8 @@ from livevace.distributed.splits import SPLITS, Split, check_grid, make_split, u
 from livevace.errors import UserError
 from livevace.models.wan import zoo
 from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.lora import LoraFile
+from livevace.models.wan.lora_live import LiveLoras, Ready
 from livevace.models.wan.rebuild import RebuildSampler
 from livevace.models.wan.recipe import Recipe
 from livevace.models.wan.sampler import StreamSampler
@@ -105,6 +109,10 @@ class RankedStreams:
         assert self.split is not None
         check_grid(local.cache.layout.frame_tokens, self.split)
         self.split.adapt(local.cache)
+
+    def live_loras(self, model: WanDiT) -> LiveLoras:
+        """The live LoRAs of `model`, merged on every rank (`RankedLoras`)."""
+        return RankedLoras(model, self.ranks)
 
     def close(self) -> None:
         """Every rank stopped; the model runs in this process again (twice: no-op)."""
@@ -183,12 +191,48 @@ def go_alone(ranks: Ranks, model: WanDiT, err: Exception) -> None:
 
 
 class RankedCache:
-    """The sampler's cache as the pipeline sees it: its changes go to every rank."""
+    """The sampler's cache as the pipeline sees it: its changes (calls, attribute writes
+    such as an EMA sink's `alpha`) go to every rank."""
 
     def __init__(self, sampler: RankedSampler) -> None:
-        self._sampler = sampler
+        object.__setattr__(self, "_sampler", sampler)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._sampler.call("cache", "__setattr__", name, value)
 
     def __getattr__(self, name: str) -> Any:
         if name in CACHE_CALLS:
             return functools.partial(self._sampler.call, "cache", name)
         return getattr(self._sampler._local.cache, name)
+
+
+class RankedLoras(LiveLoras):
+    """Rank 0's live LoRAs: each `add`, `apply` and `remove` is sent to every rank before it
+    is made here, so every rank's DiT holds the same merged weights at each chunk. A file
+    goes as its path (the key's, `loras.Key`), which each rank reads and merges itself:
+    rank 0's prepared tensors never cross."""
+
+    def __init__(self, model: WanDiT, ranks: Ranks) -> None:
+        super().__init__(model)
+        self.ranks = ranks
+
+    def add(self, key: Hashable, lora: LoraFile | Ready) -> None:
+        _, path = key  # type: ignore[misc]
+        self._send("lora_add", key, str(path))
+        super().add(key, lora)
+
+    def apply(self, scales: Mapping[Hashable, float]) -> int:
+        self._send("lora_apply", dict(scales))
+        return super().apply(scales)
+
+    def remove(self, key: Hashable) -> None:
+        self._send("lora_remove", key)  # (the `apply` it makes here is a no-op there then)
+        super().remove(key)
+
+    def _send(self, name: str, *args: Any) -> None:
+        if not self.ranks.up:
+            return
+        try:
+            self.ranks.channel.send(("node", name, args, {}))
+        except Exception as err:
+            go_alone(self.ranks, self.model, err)  # type: ignore[arg-type]

@@ -11,7 +11,8 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Hashable
 
 import torch
 import torch.distributed as dist
@@ -21,6 +22,8 @@ from livevace.distributed.replica import receive_model
 from livevace.distributed.splits import Split, make_split
 from livevace.models.wan import zoo
 from livevace.models.wan.dit import WanDiT
+from livevace.models.wan.lora import read_lora
+from livevace.models.wan.lora_live import LiveLoras
 from livevace.models.wan.recipe import Recipe
 from livevace.models.wan.sampler import StreamSampler
 
@@ -86,6 +89,7 @@ class Replica:
         self.model: WanDiT | None = None
         self.split: Split | None = None
         self.sampler: StreamSampler | None = None
+        self.loras: LiveLoras | None = None
 
     @torch.no_grad()
     def serve(self) -> None:
@@ -107,9 +111,23 @@ class Replica:
         self.model = receive_model(self.device, self.channel.headers)
         self.split = make_split(self.args.split, self.model, self.args.world)
         self.model.split = self.split
+        self.loras = LiveLoras(self.model)
 
     def open(self, recipe: Recipe, height: int, width: int, chunk: int | None,
              steps: tuple[int, ...] | None, seed: int) -> None:
         assert self.model is not None and self.split is not None
         self.sampler = zoo.open_stream(recipe, self.model, height, width, chunk, steps, seed)
         self.split.adapt(self.sampler.cache)
+
+    def lora_add(self, key: Hashable, path: str) -> None:
+        """The file rank 0 added under `key`, read here (the same file: the same merge)."""
+        assert self.loras is not None
+        self.loras.add(key, read_lora(Path(path)))
+
+    def lora_apply(self, scales: dict[Hashable, float]) -> None:
+        assert self.loras is not None
+        self.loras.apply(scales)
+
+    def lora_remove(self, key: Hashable) -> None:
+        assert self.loras is not None
+        self.loras.remove(key)

@@ -185,8 +185,9 @@ def stream(model: WanDiT, recipe: Recipe, layout: CacheLayout, steps: Sequence[i
 
 def set_sink_alpha(cache: StreamCache, alpha: float) -> None:
     """The live `ema_sink_alpha` for a stream's cache; a model without an EMA sink has none
-    to set."""
-    if isinstance(cache, EmaSinkCache):
+    to set. Asked of the cache by its attribute, not its class: on several ranks the cache
+    rank 0's pipeline holds is the facade's, which hands the write to every rank's cache."""
+    if hasattr(cache, "alpha"):
         cache.alpha = alpha
 
 

@@ -51,8 +51,9 @@ class ModelSet:
     def loras(self) -> LoraSlots:
         """The live LoRA slots, merged into `dit` (one set of slots per DiT: every session of
         the set plays the same weights)."""
-        if self._loras is None:
-            self._loras = LoraSlots(LiveLoras(self.dit))
+        if self._loras is None:  # on several ranks: merged on every rank
+            live = getattr(self.streams, "live_loras", LiveLoras)
+            self._loras = LoraSlots(live(self.dit))
         return self._loras
 
     def close(self) -> None:
