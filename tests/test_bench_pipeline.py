@@ -279,3 +279,19 @@ def test_full_size_models_without_a_gpu_are_refused_in_one_line(tmp_path, capsys
     code = main(["bench", "pipeline", "--weights", "random", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "CUDA" in err and "tiny-random" in err and len(err.splitlines()) == 1
+
+
+def test_probe_with_the_output_stage_reports_it(tmp_path, capsys, monkeypatch):
+    """--output-fps/--output-size run the node's output stage in the probe (random files):
+    the sink gets the output rate's frames and the row says what the stage did."""
+    assert main(["bench", "output", "--random-files", str(tmp_path / "models")]) == 0
+    monkeypatch.setenv("LIVEVACE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(tmp_path / "no-scope"))
+    code = main(["bench", "probe", "--weights", "tiny-random", "--device", "cpu", "--resolution",
+                 f"{SIZE}x{SIZE}", "--probe-seconds", "1.5", "--probe-settle", "0.5",
+                 "--output-fps", "60", "--output-size", "64x64", "--out", str(tmp_path)])
+    assert code == 0
+    (row,) = json.loads(next(tmp_path.glob("probe-*.json")).read_text())["rows"]
+    assert row["output_fps"] == 60 and row["output_size"] == [64, 64]
+    assert row["stages_ms"]["stage_output_ms"] > 0
+    assert row["output"]["interpolation_latency_ms"] > 0 or row["output"]["output_degraded"] > 0

@@ -18,3 +18,20 @@ def test_bench_output_tiny_times_every_part_and_both_orders(tmp_path, capsys):
                           "stage interpolate_first", "stage upscale_first"]
     assert all(r["ms"] > 0 and r["ms_each"] > 0 and r["gflop_each"] > 0 for r in rows.values())
     assert rows["stage upscale_first"]["upscaler"].startswith("span (")
+
+
+def test_random_files_are_the_catalogues_files_and_load_as_the_node_loads_them(tmp_path, monkeypatch):
+    """`--random-files` writes what `models pull` would, in its layout: the node's own loaders
+    find and load them (full-size IFNet and SPAN 2x)."""
+    import torch
+
+    from livevace.output.stage import load_rife, load_upscaler
+
+    assert main(["bench", "output", "--random-files", str(tmp_path)]) == 0
+    monkeypatch.setenv("LIVEVACE_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(tmp_path / "no-scope"))
+    cpu = torch.device("cpu")
+    net = load_rife(cpu, torch.float32)
+    network = load_upscaler("span_2x", cpu, torch.float32)
+    assert sum(p.numel() for p in net.parameters()) > 5_000_000
+    assert network.scale == 2 and network.run(torch.rand(1, 3, 16, 24)).shape == (1, 3, 32, 48)

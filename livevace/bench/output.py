@@ -13,6 +13,11 @@ GPU rows are timed with CUDA events, the stage rows by the wall clock (they end 
 the host); every row also counts its floating-point operations once (torch's
 FlopCounterMode), which tells the orders apart on any machine. `--tiny` runs small frames on
 a CPU to exercise the path.
+
+`--random-files DIR` instead writes the catalogue's RIFE and SPAN files with random weights at
+the real shapes into DIR (a models folder), so the whole node can run the output path on a
+machine without the real files (`livevace bench probe --output-fps … --output-size …`, with
+LIVEVACE_MODELS_DIR pointing at DIR).
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--device", default="auto", help="cuda, cpu or auto (default: %(default)s)")
     add("--tiny", action="store_true", help="small frames and networks on the CPU (smoke run)")
     add("--out", default=None, help="results folder (default: bench/results)")
+    add("--random-files", metavar="DIR", default=None,
+        help="write the catalogue's RIFE and SPAN files, random at the real shapes, into the "
+             "models folder DIR and stop")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -80,7 +88,33 @@ def _network(name: str, module: torch.nn.Module, scale: int, device: torch.devic
     return Network(name, name, scale, run)
 
 
+def write_random_files(root: Path) -> list[Path]:
+    """The catalogue's `rife_v4_25` (Practical-RIFE's `module.` keys) and `span_2x` files, random
+    weights at the real shapes, in the catalogue's layout under the models folder `root`."""
+    from safetensors.torch import save_file
+
+    from livevace.store import catalog
+
+    states = {"rife_v4_25": {f"module.{k}": v for k, v in IFNet().state_dict().items()},
+              "span_2x": {k: v.contiguous() for k, v in networks(False)["span"].state_dict().items()}}
+    written = []
+    for key, state in states.items():
+        weights = catalog.get(key).weights
+        path = root / weights.folder / weights.files[0]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".safetensors":
+            save_file(state, str(path))
+        else:
+            torch.save(state, path)
+        written.append(path)
+    return written
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.random_files:
+        for path in write_random_files(Path(args.random_files).expanduser()):
+            print(f"wrote {path} (random weights)")
+        return 0
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
     dtype = torch.float16 if device.type == "cuda" else torch.float32

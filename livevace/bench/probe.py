@@ -11,6 +11,11 @@ annotated ahead (`lookahead`: one more chunk of capture), and the pacer playing 
 one frame period at a time. The pipeline is warmed up first (the same settings as
 `livevace bench pipeline`; defaults to 1-latent-frame chunks), samples from the first
 `--probe-settle` seconds are dropped, then `--probe-seconds` are measured.
+
+`--output-fps` / `--output-size` turn the node's output stage on (motion interpolation,
+upscaling; its files from the models folder, `livevace bench output --random-files` writes
+random ones): the row then also says what the stage took, and the same row without them is
+the generator's cost of the stage (`pipeline_ms`, `fps_pipeline`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 from livevace.bench.measure import Feed, default_warmup, prepare, warm
 from livevace.bench.report import Timing, table, write_result
+from livevace.bench.dit import parse_resolution
 from livevace.bench.rig import (Rig, Settings, add_setting_arguments, rig_for, settings_from,
                                 snapshot)
 from livevace.config import RunConfig
@@ -58,6 +64,27 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measured seconds per probe (default: %(default)s)")
     parser.add_argument("--probe-settle", type=float, default=2.0,
                         help="seconds run before measuring (default: %(default)s)")
+    parser.add_argument("--output-fps", type=int, default=0,
+                        help="the node's output_fps: motion interpolation to this rate "
+                             "(default: 0, off)")
+    parser.add_argument("--output-size", type=parse_resolution, default=None,
+                        metavar="WIDTHxHEIGHT",
+                        help="the node's output_size: upscaling to this size (default: off)")
+
+
+OUTPUT_KEYS = ("output_degraded", "interpolation_latency_ms", "frames_interpolated",
+               "output_cuts", "dropped_output", "output_errors")
+"""The output stage's stats a probe row keeps (stage_output_ms is among `stages_ms`)."""
+
+
+def output_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The live parameters of `--output-fps` / `--output-size` (none when both are off)."""
+    out: dict[str, Any] = {}
+    if args.output_fps:
+        out["output_fps"] = args.output_fps
+    if args.output_size:
+        out["output_size"] = tuple(args.output_size)
+    return out
 
 
 def capture_wait_ms(frames: int, lookahead: int, fps: float) -> float:
@@ -108,6 +135,7 @@ def glass_to_glass(pipeline: Pipeline, overrides: dict[str, Any], width: int, he
             "held": after["held"] - before["held"],
             "dropped": after["dropped"] - before["dropped"],
             "stages_ms": {k: v for k, v in after.items() if k.startswith("stage_")},
+            "output": {k: after.get(k, 0.0) for k in OUTPUT_KEYS},
             "source_fps": fps, "seconds": seconds, "settle_s": settle}
 
 
@@ -121,9 +149,10 @@ def probe_row(rig: Rig, s: Settings, args: argparse.Namespace) -> dict[str, Any]
     except BaseException:
         pipeline.close()
         raise
-    row = glass_to_glass(pipeline, overrides, s.width, s.height, args.probe_fps,
-                         args.probe_seconds, args.probe_settle)
+    row = glass_to_glass(pipeline, {**overrides, **output_overrides(args)}, s.width, s.height,
+                         args.probe_fps, args.probe_seconds, args.probe_settle)
     return {"row": s.label, "key": s.label, "settings": dataclasses.asdict(s),
+            "output_fps": args.output_fps, "output_size": args.output_size,
             "acceleration": rig.acceleration.label, **row}
 
 
@@ -131,7 +160,8 @@ PROBE_NOTE = ("capture_wait_ms: waiting for the chunk's frames (and the chunk ah
               "captured; pipeline_ms: one pipeline call; rest_ms: p50 minus both (pacer, "
               "queues, sink).")
 PROBE_COLUMNS = ["row", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "capture_wait_ms",
-                 "pipeline_ms", "rest_ms", "fps_out", "held", "dropped", "acceleration"]
+                 "pipeline_ms", "rest_ms", "fps_pipeline", "fps_out", "held", "dropped",
+                 "acceleration"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
