@@ -330,3 +330,39 @@ def test_one_frame_chunks_mix_each_evicted_frame_into_its_sink_frame_and_rotate_
         slot = cache.layout.slot(f)
         want = rotate(frame(cache.sink_raw, slot), rope_angles(TINY, range(position, position + 1)))
         assert rel_err(frame(cache.k, slot), want) < 1e-6, f
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_the_compiled_rotation_writes_what_the_eager_one_does(backend):
+    """Behind a compiled DiT the per-layer re-rotation is compiled (`compiled_rotation`); it
+    must leave `k` exactly as the eager rotation does, the slots it does not touch included."""
+    from livevace.models.wan.ema_sink import compiled_rotation, rotate_keys
+
+    if backend == "inductor" and not torch.cuda.is_available():
+        pytest.skip("inductor is the GPU's backend here")
+    device = torch.device("cuda" if backend == "inductor" else "cpu")
+    g = torch.Generator().manual_seed(3)
+    raw = torch.randn(1, 4, 9 * 6, 16, generator=g).to(device, torch.bfloat16)
+    index = torch.tensor([0, 1, 2, 3, 4, 5, 18, 19, 20, 21, 22, 23], device=device)
+    angles = torch.rand(len(index), 8, generator=g).to(device) * 6.28
+    want, got = torch.zeros_like(raw), torch.zeros_like(raw)
+    rotate_keys(want, raw, index, angles.cos(), angles.sin())
+    compiled_rotation(backend)(got, raw, index, angles.cos(), angles.sin())
+    assert torch.equal(got, want)
+    pairs = raw[:, :, index].double().unflatten(-1, (-1, 2))
+    turned = torch.view_as_complex(pairs.contiguous()) * torch.polar(
+        torch.ones_like(angles.double()), angles.double())
+    assert rel_err(want[:, :, index].double(), torch.view_as_real(turned).flatten(-2)) < 1e-2
+    assert not want[:, :, 6:18].any()
+
+
+def test_a_compiled_dit_gets_the_compiled_rotation(model):
+    from livevace.models.wan import ema_sink
+    from livevace.models.wan.compiled import compiled_phases
+
+    sampler = zoo.open_stream(zoo.recipe("reward-forcing"), model, H, W, None, None, seed=4)
+    assert sampler.cache.rotate_layer is ema_sink.rotate_keys
+    compiled = copy.deepcopy(model)
+    compiled.phases = compiled_phases("default", backend="aot_eager")
+    sampler = zoo.open_stream(zoo.recipe("reward-forcing"), compiled, H, W, None, None, seed=4)
+    assert sampler.cache.rotate_layer is ema_sink.compiled_rotation()

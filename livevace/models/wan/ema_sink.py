@@ -32,9 +32,10 @@ frame at its index minus how far the window has slid). Rotation happens once per
 per forward: within a chunk neither the positions nor the other frames' un-rotated keys
 change, and the chunk's own keys are rotated by the block (its positions are its queries'),
 so `begin_chunk` mixes the sink, then re-rotates every other visible frame into the rotated
-buffer the forwards read: per layer a gather, one complex multiply in place and a scatter,
-the RoPE factors gathered on the device from a table of the W positions (the host only
-uploads a few small indices). Rotating in every forward instead would redo the same work for
+buffer the forwards read: per layer a gather, the rotation in float32 and a scatter, the RoPE
+factors gathered on the device from a table of the W positions (the host only uploads a few
+small indices). Behind a compiled DiT (`WanDiT.phases` not eager) that per-layer rotation is
+compiled too, one fused kernel per layer instead of a chain of full-size passes. Rotating in every forward instead would redo the same work for
 each pass of the chunk. The forward is exactly LongLive's (`CacheKV` writes the raw and the
 rotated keys): no host syncs, one visible prefix per state (3, 6, then 9 frames for ever), so
 `compiled.StepGraphs` captures and replays it.
@@ -48,11 +49,13 @@ were generated at, with nothing evicted).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
+from livevace.models.wan.blocks import EAGER
 from livevace.models.wan.cache_policy import SinkRing
 from livevace.models.wan.config import WAN21_VACE_1_3B, WanConfig
 from livevace.models.wan.dit import WanDiT
@@ -90,7 +93,7 @@ class EmaSinkCache(StreamCache):
 
     def __init__(self, cfg: WanConfig, layout: CacheLayout, batch: int = 1,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 alpha: float = DEFAULT_ALPHA) -> None:
+                 alpha: float = DEFAULT_ALPHA, rotate: "RotateLayer | None" = None) -> None:
         if not isinstance(layout.policy, EmaSinkWindow) or layout.sink < 1:
             raise ValueError(f"an EMA sink cache needs a sink and the "
                              f"{EmaSinkWindow.__name__} policy, not {layout}")
@@ -99,9 +102,10 @@ class EmaSinkCache(StreamCache):
         self.alpha = alpha
         w, (h, gw) = layout.window, layout.grid
         cos, sin = self.rope.cos_sin(range(w), h, gw, self.device)
-        self.turns = torch.complex(cos, sin).view(w, layout.frame_tokens, -1)
-        """RoPE as unit complex numbers for the W positions a frame can take [W, T, head_dim/2]
-        (a key's channel pairs times these: one in-place multiply)."""
+        self.turns = torch.stack((cos, sin)).view(2, w, layout.frame_tokens, -1)
+        """RoPE's cos and sin for the W positions a frame can take [2, W, T, head_dim/2]."""
+        self.rotate_layer: RotateLayer = rotate or rotate_keys
+        """One layer's rotation (`rotate_keys`, or it compiled: `compiled_rotation`)."""
 
     @property
     def alpha(self) -> float:
@@ -143,17 +147,35 @@ class EmaSinkCache(StreamCache):
                                              alpha=1.0 - self.alpha)
 
     def _rotate(self, slots: list[int]) -> None:
-        """Rotate the un-rotated keys of `slots` into `k` at their frames' positions: per layer
-        a gather, one complex multiply in place (float32) and the scatter."""
+        """Rotate the un-rotated keys of `slots` into `k` at their frames' positions, layer by
+        layer (`rotate_layer`)."""
         if not slots:
             return
         positions = torch.tensor([self.position(self.slot_frame[s]) for s in slots])
-        turns = self.turns.index_select(0, to_device(positions, self.device)).flatten(0, 1)
+        cos, sin = self.turns.index_select(1, to_device(positions, self.device)).flatten(1, 2)
         index = to_device(self._token_index(slots), self.device)
         for layer in range(self.cfg.num_layers):
-            keys = self.sink_raw[layer].index_select(2, index).float()
-            torch.view_as_complex(keys.unflatten(-1, (-1, 2))).mul_(turns)
-            copy_tokens(self.k[layer], index, keys)
+            self.rotate_layer(self.k[layer], self.sink_raw[layer], index, cos, sin)
+
+
+RotateLayer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+                       None]
+
+
+def rotate_keys(k: torch.Tensor, raw: torch.Tensor, index: torch.Tensor, cos: torch.Tensor,
+                sin: torch.Tensor) -> None:
+    """k[:, :, index] ← raw[:, :, index] rotated by RoPE (cos, sin [N, head_dim/2]) in float32,
+    channel pairs as complex numbers; k, raw [B, H, tokens, head_dim]."""
+    pairs = raw.index_select(2, index).float().unflatten(-1, (-1, 2))
+    a, b = pairs[..., 0], pairs[..., 1]
+    copy_tokens(k, index, torch.stack((a * cos - b * sin, a * sin + b * cos), -1).flatten(-2))
+
+
+@functools.cache
+def compiled_rotation(backend: str = "inductor") -> RotateLayer:
+    """`rotate_keys` under torch.compile (one entry per visible-token count: 3, 6, then 9
+    frames' worth; tests pass a quicker `backend`)."""
+    return torch.compile(rotate_keys, dynamic=False, backend=backend)
 
 
 def runs(pairs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
@@ -179,7 +201,8 @@ def stream(model: WanDiT, recipe: Recipe, layout: CacheLayout, steps: Sequence[i
            seed: int) -> EmaSinkSampler:
     """The recipe's `StreamFactory`."""
     w = model.patch_embedding.weight
-    cache = EmaSinkCache(model.cfg, layout, 1, w.device, w.dtype)
+    rotate = None if model.phases is EAGER else compiled_rotation()
+    cache = EmaSinkCache(model.cfg, layout, 1, w.device, w.dtype, rotate=rotate)
     return EmaSinkSampler.from_recipe(model, cache, recipe, steps, seed)
 
 
