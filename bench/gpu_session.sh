@@ -23,36 +23,37 @@ step() {  # step SECONDS COMMAND...: run it if time is left, bounded by SECONDS
   timeout "$budget" "$@" 2>&1 | grep -v USDT | tee -a "$OUT/session.log"
   echo "== $(date +%T) rc ${PIPESTATUS[0]}" | tee -a "$OUT/session.log"
 }
-lv() { python3 -m livevace "$@"; }
 export LIVEVACE_MODELS_DIR=/tmp/lv-models
 case "${1:?part A, B or C}" in
   A)
-    step 20 lv bench output --random-files "$LIVEVACE_MODELS_DIR"
-    step 90 lv bench output --upscaler span --out "$OUT"
-    step 60 lv bench output --upscaler compact --repeat 10 --out "$OUT"
+    step 20 python3 -m livevace bench output --random-files "$LIVEVACE_MODELS_DIR"
+    step 90 python3 -m livevace bench output --upscaler span --out "$OUT"
+    step 60 python3 -m livevace bench output --upscaler compact --repeat 10 --out "$OUT"
     step 120 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py
     for output in "" "--output-fps 60 --output-size 1920x1080"; do
       # shellcheck disable=SC2086
-      step 200 lv bench probe --weights random --compile --resolution 832x480 --chunk 3 \
+      step 200 python3 -m livevace bench probe --weights random --compile --resolution 832x480 --chunk 3 \
         --probe-fps 30 --probe-seconds 20 --probe-settle 6 $output --out "$OUT"
     done ;;
   B)
-    step 120 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_lora_live.py
-    step 220 lv bench lora --model longlive --weights random --compile --repeat 2 --out "$OUT"
+    step 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_lora_live.py \
+      tests/test_cache_ema_sink.py tests/test_cache_memory_bank.py tests/test_cache_rebuild.py \
+      tests/test_cache_stream_batch.py
+    step 220 python3 -m livevace bench lora --model longlive --weights random --compile --repeat 2 --out "$OUT"
     for model in reward-forcing self-forcing memflow streamdiffusionv2; do
-      step 130 lv bench pipeline --model "$model" --weights random --compile \
+      step 130 python3 -m livevace bench pipeline --model "$model" --weights random --compile \
         --resolution 576x320 --chunks 4 --out "$OUT"
     done
-    step 150 lv bench probe --model streamdiffusionv2 --weights random --compile \
+    step 150 python3 -m livevace bench probe --model streamdiffusionv2 --weights random --compile \
       --resolution 576x320 --probe-fps 30 --probe-seconds 10 --probe-settle 4 --out "$OUT" ;;
   C)
-    step 200 lv bench pipeline --model krea-realtime --weights random --weights-dtype fp8 \
+    step 200 python3 -m livevace bench pipeline --model krea-realtime --weights random --weights-dtype fp8 \
       --compile --resolution 832x480 --chunks 3 --out "$OUT"
-    step 200 lv bench pipeline --model krea-realtime --weights random --compile \
+    step 200 python3 -m livevace bench pipeline --model krea-realtime --weights random --compile \
       --resolution 832x480 --chunks 3 --out "$OUT"
-    step 150 lv bench lora --model krea-realtime --weights random --weights-dtype fp8 \
+    step 150 python3 -m livevace bench lora --model krea-realtime --weights random --weights-dtype fp8 \
       --no-pipeline --ranks 32 --changes 3 --out "$OUT"
-    step 150 lv bench lora --model krea-realtime --weights random --weights-dtype fp8 \
+    step 150 python3 -m livevace bench lora --model krea-realtime --weights random --weights-dtype fp8 \
       --no-pipeline --ranks 32 --changes 3 --base-on-gpu --out "$OUT" ;;
 esac
 tar czf "$RESULTS/results.tgz" -C "$OUT" .

@@ -27,7 +27,6 @@ from typing import Any
 
 from livevace.bench.measure import Feed, default_warmup, prepare, warm
 from livevace.bench.report import Timing, table, write_result
-from livevace.bench.dit import parse_resolution
 from livevace.bench.rig import (Rig, Settings, add_setting_arguments, rig_for, settings_from,
                                 snapshot)
 from livevace.config import RunConfig
@@ -67,7 +66,7 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-fps", type=int, default=0,
                         help="the node's output_fps: motion interpolation to this rate "
                              "(default: 0, off)")
-    parser.add_argument("--output-size", type=parse_resolution, default=None,
+    parser.add_argument("--output-size", type=output_resolution, default=None,
                         metavar="WIDTHxHEIGHT",
                         help="the node's output_size: upscaling to this size (default: off)")
 
@@ -75,6 +74,15 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
 OUTPUT_KEYS = ("output_degraded", "interpolation_latency_ms", "frames_interpolated",
                "output_cuts", "dropped_output", "output_errors")
 """The output stage's stats a probe row keeps (stage_output_ms is among `stages_ms`)."""
+
+
+def output_resolution(text: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT of the output (any even size: the upscaler's, not the model's grid)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
+    return w, h
 
 
 def output_overrides(args: argparse.Namespace) -> dict[str, Any]:
