@@ -332,7 +332,7 @@ def test_one_frame_chunks_mix_each_evicted_frame_into_its_sink_frame_and_rotate_
         assert rel_err(frame(cache.k, slot), want) < 1e-6, f
 
 
-@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.gpu)])
 def test_the_compiled_rotation_writes_what_the_eager_one_does(backend):
     """Behind a compiled DiT the per-layer re-rotation is compiled (`compiled_rotation`); it
     must leave `k` exactly as the eager rotation does, the slots it does not touch included."""

@@ -209,9 +209,13 @@ def test_upscaling_gives_the_size_asked_by_network_or_by_lanczos(tmp_path, caplo
 
 
 @pytest.mark.gpu
-def test_on_the_gpu_a_chunk_becomes_1080p60_in_half_precision_on_the_stages_stream():
-    """832x480 at 30 fps → 1920x1080 at 60 fps with the catalogue's SPAN shape (random)."""
+def test_on_the_gpu_a_chunk_becomes_1080p60_in_half_precision_on_the_stages_stream(monkeypatch):
+    """832x480 at 30 fps → 1920x1080 at 60 fps with the catalogue's SPAN shape (random). The
+    frame budget is lifted: whether SPAN fits it is the benchmark's question, not this test's."""
     from livevace.bench.output import _network, networks
+    from livevace.output import stage as stage_module
+
+    monkeypatch.setattr(stage_module, "BUDGET_SHARE", 1e6)
 
     device = torch.device("cuda")
     net = random_ifnet().to(device, torch.float16)
@@ -219,12 +223,13 @@ def test_on_the_gpu_a_chunk_becomes_1080p60_in_half_precision_on_the_stages_stre
     output = OutputStage(lambda frames: None, device=device, rife=lambda d, t: net,
                          upscaler=lambda m, d, t: span)
     assert output.dtype == torch.float16 and output.stream is not None
+    assert output.stream.priority == stage_module.STREAM_PRIORITY  # ahead of the generator's
     frames = [Frame(np.random.default_rng(i).integers(0, 256, (480, 832, 3), dtype=np.uint8),
                     i / 30.0, i) for i in range(12)]
     params = {"output_fps": 60, "output_size": (1920, 1080), "upscale_model": "span"}
     out = output.process(frames, params)
     assert len(out) == 23 and all(f.image.shape == (1080, 1920, 3) for f in out)
-    assert output.upscaling.startswith("span (")  # within the frame budget on a datacentre GPU
+    assert output.upscaling.startswith("span (")
     between = [f for f in out if "interpolated" in f.meta]
     assert len(between) == 11 and all(f.image.std() > 0 for f in between)
 
@@ -300,3 +305,34 @@ def test_a_fault_mid_show_sends_that_burst_as_generated_then_falls_back_saying_s
     assert np.array_equal(got[1][0].image, got[0][3].image)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "out of memory" in lines[0] and "repeated" in lines[0]
+
+
+def test_in_betweens_made_in_padded_batches_equal_those_made_one_batch_exactly():
+    """The in-between batch is padded to a multiple of BATCH_STEP (few shapes for cuDNN's
+    autotuning); the padding is computed and thrown away, never shown."""
+    from livevace.output.interpolate import BATCH_STEP, Interpolator, Schedule, pad
+
+    net = random_ifnet()
+    frames = generated(0, 4)  # 3 in-betweens after the first frame: not a multiple of 4
+    slots = Schedule().plan(frames, 60.0)
+    between = [k for k, s in enumerate(slots) if s.between]
+    assert len(between) % BATCH_STEP != 0
+    pictures = torch.stack([torch.from_numpy(f.image).permute(2, 0, 1).float() / 255
+                            for f in [frames[0], *frames]])
+    out = Interpolator(net).render(pictures.clone(), slots)
+    padded = pad(pictures)
+    with torch.inference_mode():
+        for k in between:
+            s = slots[k]
+            one = net(padded[[s.a]], padded[[s.b]], torch.tensor([s.t]))[..., :SIDE, :SIDE]
+            assert torch.allclose(out[k], one[0].clamp(0, 1), atol=1e-5)
+    assert out.shape[0] == len(slots)
+
+
+def test_a_burst_reports_its_parts_and_its_slots():
+    stats = Stats()
+    stage(stats=stats).process(generated(0, 4), {"output_fps": 60})
+    s = stats.snapshot()
+    assert s["output_slots"] == 7  # the first frame, then an in-between before each other
+    for part in ("upload", "render", "download"):
+        assert s[f"stage_output_{part}_ms"] > 0

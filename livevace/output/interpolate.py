@@ -101,6 +101,12 @@ class Schedule:
                 or f.image.shape != p.image.shape)
 
 
+BATCH_STEP = 4
+"""In-betweens are made in batches of a multiple of this (the last one repeated): the batch
+then takes a few shapes, so cuDNN's autotuning (on in the node) runs once per shape rather
+than on every burst whose count of in-betweens is new."""
+
+
 def pad(images: Tensor) -> Tensor:
     """Pad the bottom and right with zeros to IFNet's multiple (as Practical-RIFE does)."""
     h, w = images.shape[-2:]
@@ -122,11 +128,12 @@ class Interpolator:
             return out
         h, w = pictures.shape[-2:]
         padded = pad(pictures)
+        batch = between + between[-1:] * (-len(between) % BATCH_STEP)
         with torch.inference_mode():
             feats = self.net.encode(padded)
-            a = torch.tensor([slots[k].a for k in between], device=pictures.device)
-            b = torch.tensor([slots[k].b for k in between], device=pictures.device)
-            t = torch.tensor([slots[k].t for k in between], device=pictures.device)
-            made = self.net(padded[a], padded[b], t, feats[a], feats[b])[..., :h, :w]
+            a = torch.tensor([slots[k].a for k in batch], device=pictures.device)
+            b = torch.tensor([slots[k].b for k in batch], device=pictures.device)
+            t = torch.tensor([slots[k].t for k in batch], device=pictures.device)
+            made = self.net(padded[a], padded[b], t, feats[a], feats[b])[:len(between), :, :h, :w]
         out[between] = made.clamp(0.0, 1.0).to(out.dtype)
         return out

@@ -35,7 +35,9 @@ frames at the output rate, to a Lanczos resize — with one log line. So does a 
 (the GPU out of memory beside a large generator): that burst goes out as generated, and the
 networks are dropped for the fallbacks.
 
-Stats: `stage_output_ms` (a burst's time in the stage), `interpolation_latency_ms` (how much
+Stats: `stage_output_ms` (a burst's time in the stage; with IFNet, its parts too:
+`stage_output_upload_ms`, `stage_output_render_ms`, `stage_output_download_ms`),
+`output_slots` (output frames the last burst planned), `interpolation_latency_ms` (how much
 later the newest generated frame goes out than it would without interpolation: under one
 generated frame), `output_degraded`, counters `frames_interpolated`, `output_cuts`,
 `dropped_output`, `output_errors`.
@@ -77,6 +79,8 @@ LOAD_SHARE = 0.8
 """The most of a burst's play time the stage may spend on it (headroom for jitter)."""
 OVERRUNS = 3
 """Bursts over that in a row before the stage steps down: one late burst is no trend."""
+STREAM_PRIORITY = -1
+"""The stage's CUDA stream priority (lower is sooner; the generator's streams have 0)."""
 
 
 class Level(IntEnum):
@@ -197,9 +201,11 @@ class OutputStage:
     @property
     def stream(self) -> torch.cuda.Stream | None:
         """The stage's own CUDA stream (made at first use: a node that never turns the
-        output path on never touches the GPU for it); None on a CPU."""
+        output path on never touches the GPU for it); None on a CPU. Its priority is above
+        the generator's: the stage's few small kernels must not queue behind a step's
+        long ones, while the generator loses only the stage's own GPU time."""
         if self._cuda_stream is None and self.device.type == "cuda":
-            self._cuda_stream = torch.cuda.Stream(self.device)
+            self._cuda_stream = torch.cuda.Stream(self.device, priority=STREAM_PRIORITY)
         return self._cuda_stream
 
     @property
@@ -285,15 +291,19 @@ class OutputStage:
         size = (frames[0].height, frames[0].width)
         upscaler = self._upscaling(settings, size) if settings.size else None
         stream = self.stream
+        clock = _PartClock(self.stats, stream)
         with torch.cuda.stream(stream) if stream is not None else nullcontext():
             images = self._upload([f.image for f in frames])
+            clock.lap("upload")
             first = upscaler is not None and self._order(upscaler) == "upscale_first"
             if upscaler is not None and first:
                 images = upscaler(images, settings.size)  # type: ignore[arg-type]
             images, metas = self._interpolate(frames, images, settings.rate)
             if upscaler is not None and not first:
                 images = upscaler(images, settings.size)  # type: ignore[arg-type]
+            clock.lap("render")
             pixels = _download(images)
+            clock.lap("download")
         return [Frame(p, m.t_capture, m.index, m.meta) for p, m in zip(pixels, metas)]
 
     def _repeat(self, frames: list[Frame], settings: OutputSettings) -> list[Frame]:
@@ -417,6 +427,7 @@ class OutputStage:
 
     def _report(self, slots: list[Slot], interpolated: bool) -> None:
         made = sum(s.between for s in slots)
+        self.stats.gauge("output_slots", len(slots))
         if made and interpolated:
             self.stats.count("frames_interpolated", made)
         if any(s.frame.meta.get("held") for s in slots):
@@ -465,6 +476,22 @@ class OutputStage:
                             "%.1f ms budget at %g fps", network.name, ms, budget, rate)
                 return None
         return network
+
+
+class _PartClock:
+    """Wall-clock laps of a burst's parts on the stage's stream (`stage_output_<part>_ms`):
+    each lap waits for that stream alone, which the burst's download does anyway."""
+
+    def __init__(self, stats: Stats, stream: torch.cuda.Stream | None) -> None:
+        self.stats, self.stream = stats, stream
+        self.t = time.perf_counter()
+
+    def lap(self, part: str) -> None:
+        if self.stream is not None:
+            self.stream.synchronize()
+        t = time.perf_counter()
+        self.stats.timing(f"output_{part}", (t - self.t) * 1e3)
+        self.t = t
 
 
 def _download(images: Tensor) -> np.ndarray:
