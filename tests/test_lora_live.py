@@ -64,7 +64,16 @@ def test_a_thousand_scale_changes_do_not_drift_and_zero_is_the_base_bitwise(base
     live.apply({"a": 0.0, "b": 0.0})
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
+    kept = live.base_bytes
+    assert kept > 0  # the faders may come back up: no new copy then
+    live.apply({"a": 1.0})
+    assert live.base_bytes == kept
+    live.remove("a")
+    assert 0 < live.base_bytes <= kept  # b still holds what it touches
+    live.remove("b")
     assert live.base_bytes == 0
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
 
 
 def test_bf16_weights_are_rederived_every_so_often(base, loras):

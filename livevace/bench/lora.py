@@ -13,8 +13,8 @@ around a CUDA synchronise, after warm-up:
   crossfade, the heaviest);
 - `upload`: a file read into memory made ready on the GPU (on the slots' reader thread in
   the show, beside the chunks);
-- `restore`: every scale back to 0 (the base copies written back), then the first touch after
-  it (the copies taken again), together.
+- `restore`: every scale back to 0 (the base copies written back), then a scale up again
+  (the copies stay while the LoRA is held, so that touch copies nothing), together.
 `base_copy_MB`: memory the exact copies of one LoRA's weights take (host; GPU with
 `--base-on-gpu`).
 

@@ -7,9 +7,11 @@ rank-r GEMM added to each weight it touches: W += (s_new − s_old) · α/r · u
 
 Exactness: the first time a LoRA touches a parameter, an exact copy of it is kept on the host
 (pinned on a GPU: the memory cost is the touched weights' bytes, bf16 or FP8 as stored). When
-every scale on it is back to 0 the copy is written back and dropped, so the base returns
-bitwise; and every `every` changes a parameter is re-derived as base + Σ s·ΔW, so a long live
-session never drifts beyond one rounding of the merged weight.
+every scale on it is back to 0 the copy is written back, so the base returns bitwise; the
+copy stays while a held LoRA touches the parameter (a fader brought back up costs no new copy)
+and goes with the last such LoRA (`remove`). Every `every` changes a parameter is re-derived
+as base + Σ s·ΔW, so a long live session never drifts beyond one rounding of the merged
+weight.
 
 Weights stored in FP8 (`fp8_weights`): an incremental add would be rounded away by e4m3's three
 mantissa bits, so each change re-derives the parameters the changed LoRAs touch from their
@@ -108,10 +110,14 @@ class LiveLoras:
         return _Part(to(d.down), to(d.up), d.scale, to(d.diff))
 
     def remove(self, key: Hashable) -> None:
-        """Take `key` out of the weights and forget it."""
+        """Take `key` out of the weights and forget it, with the exact copies that no held
+        LoRA touches any more."""
         self.apply({**self.scales, key: 0.0})
         self.parts.pop(key, None)
         self.scales.pop(key, None)
+        held = {name for parts in self.parts.values() for name in parts}
+        for name in [n for n in self.base if n not in held]:
+            del self.base[name], self.changes[name]
 
     @torch.no_grad()
     def apply(self, scales: Mapping[Hashable, float]) -> int:
@@ -144,9 +150,9 @@ class LiveLoras:
         active = [(part, self.scales[k]) for k, parts in self.parts.items()
                   if (part := parts.get(name)) is not None and self.scales[k] != 0.0]
         if not active:
-            for live, exact in zip(stored or (p.detach(),), self.base.pop(name)):
+            for live, exact in zip(stored or (p.detach(),), self.base[name]):
                 live.copy_(exact, non_blocking=True)
-            del self.changes[name]
+            self.changes[name] = 0
         elif stored is not None:
             data, row_scale = self.base[name]
             w = data.to(p.device).float() * row_scale.to(p.device)
