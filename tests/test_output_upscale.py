@@ -72,3 +72,24 @@ def test_a_file_that_is_no_sr_model_is_one_clear_error(tmp_path):
         load_network(path, torch.device("cpu"), torch.float32)
     with pytest.raises(ModelError, match="does not exist"):
         load_network(tmp_path / "absent.pth", torch.device("cpu"), torch.float32)
+
+
+@pytest.mark.gpu
+def test_the_network_is_timed_on_its_own_stream_not_with_the_rest_of_the_gpus_work():
+    """In a node the generator keeps the GPU busy on its streams; the upscaler's measurement
+    must time the network alone, not wait for (and count) that work."""
+    from livevace.output.upscale import Network
+
+    device = torch.device("cuda")
+    net = tiny("SPAN", 2).to(device).eval()
+    network = Network("tiny", "SPAN", 2, lambda x: net(x))
+    busy, own = torch.cuda.Stream(), torch.cuda.Stream()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    with torch.cuda.stream(busy):
+        start.record()
+        torch.cuda._sleep(2_000_000_000)  # seconds of another stream's work
+        end.record()
+    with torch.cuda.stream(own), torch.inference_mode():
+        ms = Upscaler(network).per_frame_ms(32, 32, device, torch.float32)
+    end.synchronize()
+    assert ms * 4 < start.elapsed_time(end) / 10

@@ -260,6 +260,12 @@ class OutputStage:
                 self._busy = False
                 self._cond.notify_all()
 
+    def _on_stream(self) -> Any:
+        """All the stage's GPU work on its own stream, loading and measuring included: none
+        of it on the default stream, where it would wait for the generator's work."""
+        stream = self.stream
+        return torch.cuda.stream(stream) if stream is not None else nullcontext()
+
     def _failed(self, exc: Exception) -> None:
         """A fault mid-show (the GPU out of memory beside a large generator, say): the
         networks are dropped for repeats and Lanczos, which need next to no memory, so the
@@ -276,6 +282,10 @@ class OutputStage:
 
     def process(self, frames: list[Frame], params: Mapping[str, Any]) -> list[Frame]:
         """One burst through interpolation and upscaling, at the stage's present level."""
+        with self._on_stream():
+            return self._process(frames, params)
+
+    def _process(self, frames: list[Frame], params: Mapping[str, Any]) -> list[Frame]:
         settings = self.settings(frames[0], params)
         self._follow(settings)
         if not settings.active:
@@ -287,23 +297,21 @@ class OutputStage:
         return self._repeat(frames, settings)
 
     def _morph(self, frames: list[Frame], settings: OutputSettings) -> list[Frame]:
-        """IFNet's in-betweens and the upscaling, on the stage's stream."""
+        """IFNet's in-betweens and the upscaling (on the stage's stream: `process`)."""
         size = (frames[0].height, frames[0].width)
         upscaler = self._upscaling(settings, size) if settings.size else None
-        stream = self.stream
-        clock = _PartClock(self.stats, stream)
-        with torch.cuda.stream(stream) if stream is not None else nullcontext():
-            images = self._upload([f.image for f in frames])
-            clock.lap("upload")
-            first = upscaler is not None and self._order(upscaler) == "upscale_first"
-            if upscaler is not None and first:
-                images = upscaler(images, settings.size)  # type: ignore[arg-type]
-            images, metas = self._interpolate(frames, images, settings.rate)
-            if upscaler is not None and not first:
-                images = upscaler(images, settings.size)  # type: ignore[arg-type]
-            clock.lap("render")
-            pixels = _download(images)
-            clock.lap("download")
+        clock = _PartClock(self.stats, self.stream)
+        images = self._upload([f.image for f in frames])
+        clock.lap("upload")
+        first = upscaler is not None and self._order(upscaler) == "upscale_first"
+        if upscaler is not None and first:
+            images = upscaler(images, settings.size)  # type: ignore[arg-type]
+        images, metas = self._interpolate(frames, images, settings.rate)
+        if upscaler is not None and not first:
+            images = upscaler(images, settings.size)  # type: ignore[arg-type]
+        clock.lap("render")
+        pixels = _download(images)
+        clock.lap("download")
         return [Frame(p, m.t_capture, m.index, m.meta) for p, m in zip(pixels, metas)]
 
     def _repeat(self, frames: list[Frame], settings: OutputSettings) -> list[Frame]:
@@ -339,9 +347,7 @@ class OutputStage:
         if network is None and (self.level >= Level.LINEAR or self.device.type == "cpu"):
             return [cv2.resize(image, size, interpolation=self._host_filter(image, size))
                     for image in images]
-        stream = self.stream
-        with torch.cuda.stream(stream) if stream is not None else nullcontext():
-            return list(_download(Upscaler(network)(self._upload(images), size)))
+        return list(_download(Upscaler(network)(self._upload(images), size)))
 
     def _host_filter(self, image: np.ndarray, size: tuple[int, int]) -> int:
         if self.level >= Level.NEAREST:
