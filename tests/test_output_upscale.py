@@ -93,3 +93,17 @@ def test_the_network_is_timed_on_its_own_stream_not_with_the_rest_of_the_gpus_wo
         ms = Upscaler(network).per_frame_ms(32, 32, device, torch.float32)
     end.synchronize()
     assert ms * 4 < start.elapsed_time(end) / 10
+
+
+@pytest.mark.parametrize("arch", ["SPAN", "Compact"])
+def test_channels_last_gives_what_the_plain_layout_gives(arch, one_thread):
+    """On a GPU the networks run channels-last (cuDNN's fast layout for half precision); the
+    result is the same picture."""
+    from livevace.output.upscale import network_runner
+
+    net = tiny(arch, 2).eval()
+    x = torch.rand(2, 3, 24, 32, generator=torch.Generator().manual_seed(2))
+    plain = network_runner(net, torch.float32, channels_last=False)(x)
+    fast = network_runner(net, torch.float32, channels_last=True)(x)
+    assert fast.shape == (2, 3, 48, 64)
+    assert ((fast - plain).norm() / plain.norm()).item() < 1e-5

@@ -36,7 +36,7 @@ from livevace.models.rife import IFNet
 from livevace.output.interpolate import Interpolator, Schedule
 from livevace.output.lanczos import resize
 from livevace.output.stage import Order, OutputStage
-from livevace.output.upscale import Network, import_spandrel
+from livevace.output.upscale import Network, import_spandrel, network_runner
 
 ORDERS: tuple[Order, ...] = ("interpolate_first", "upscale_first")
 """The orders timed (the stage's `auto` picks one of them)."""
@@ -79,13 +79,9 @@ def networks(tiny: bool) -> dict[str, torch.nn.Module]:
 
 def _network(name: str, module: torch.nn.Module, scale: int, device: torch.device,
              dtype: torch.dtype) -> Network:
+    """The network as the node runs a loaded one (`network_runner`)."""
     module = module.to(device, dtype).eval().requires_grad_(False)
-
-    def run(images: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return module(images.to(dtype)).clamp(0.0, 1.0)
-
-    return Network(name, name, scale, run)
+    return Network(name, name, scale, network_runner(module, dtype))
 
 
 def write_random_files(root: Path) -> list[Path]:
