@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The pending device rows of issues 19, 20 and 23 in three device calls (kind nvidia-h100-x1,
-# carry .whl), made back to back so the machine and its compile cache stay warm:
-#   device run: bash bench/gpu_session.sh A     # issue 23: output rows, the node with and without it
-#   device run: bash bench/gpu_session.sh B     # issues 20 + 19: LoRA rows, the 1.3B zoo beside LongLive
-#   device run: bash bench/gpu_session.sh C     # issues 19 + 20: Krea 14B rows, its LoRA changes
+# Device rows of issues 19 and 23 still to measure (the rest of BENCHMARKS.md's 2026-12-07 run
+# came from this script's earlier parts), in device calls made back to back (kind
+# nvidia-h100-x1, carry .whl) so the machine and its compile cache stay warm:
+#   device run: bash bench/gpu_session.sh A   # issue 23: output rows, the node with and without it
+#   device run: bash bench/gpu_session.sh B   # issue 19: where Krea's and MemFlow's time goes,
+#                                             # StreamDiffusionV2 14B, the 14B LoRA write-back
 # Each part runs its steps in order of need while LIMIT seconds (default 550) allow, each
 # bounded by its own timeout; every JSON and log lands in one archive, $OUT/results.tgz (a
 # call brings back 8 files at most), and the log also goes to the call's output.
@@ -36,25 +37,15 @@ case "${1:?part A, B or C}" in
         --probe-fps 30 --probe-seconds 20 --probe-settle 6 $output --out "$OUT"
     done ;;
   B)
-    step 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_lora_live.py \
-      tests/test_cache_ema_sink.py tests/test_cache_memory_bank.py tests/test_cache_rebuild.py \
-      tests/test_cache_stream_batch.py
-    step 220 python3 -m livevace bench lora --model longlive --weights random --compile --repeat 2 --out "$OUT"
-    for model in reward-forcing self-forcing memflow streamdiffusionv2; do
-      step 130 python3 -m livevace bench pipeline --model "$model" --weights random --compile \
-        --resolution 576x320 --chunks 4 --out "$OUT"
-    done
-    step 150 python3 -m livevace bench probe --model streamdiffusionv2 --weights random --compile \
-      --resolution 576x320 --probe-fps 30 --probe-seconds 10 --probe-settle 4 --out "$OUT" ;;
-  C)
-    step 200 python3 -m livevace bench pipeline --model krea-realtime --weights random --weights-dtype fp8 \
-      --compile --resolution 832x480 --chunks 3 --out "$OUT"
-    step 200 python3 -m livevace bench pipeline --model krea-realtime --weights random --compile \
-      --resolution 832x480 --chunks 3 --out "$OUT"
-    step 150 python3 -m livevace bench lora --model krea-realtime --weights random --weights-dtype fp8 \
-      --no-pipeline --ranks 32 --changes 3 --out "$OUT"
-    step 150 python3 -m livevace bench lora --model krea-realtime --weights random --weights-dtype fp8 \
-      --no-pipeline --ranks 32 --changes 3 --base-on-gpu --out "$OUT" ;;
+    step 150 python3 -m livevace bench pipeline --model krea-realtime --weights random \
+      --weights-dtype fp8 --precision fp8 --fp8-kernels torchao --compile --resolution 832x480 \
+      --chunks 3 --profile --out "$OUT"
+    step 120 python3 -m livevace bench pipeline --model memflow --weights random --compile \
+      --resolution 576x320 --chunks 4 --profile --out "$OUT"
+    step 150 python3 -m livevace bench pipeline --model streamdiffusionv2-14b --weights random \
+      --weights-dtype fp8 --compile --resolution 576x320 --chunks 4 --out "$OUT"
+    step 120 python3 -m livevace bench lora --model krea-realtime --weights random \
+      --weights-dtype fp8 --no-pipeline --ranks 32 --changes 3 --out "$OUT" ;;
 esac
 tar czf "$RESULTS/results.tgz" -C "$OUT" .
 echo "== $(date +%T) done; archive $(du -h "$RESULTS/results.tgz" | cut -f1)"
