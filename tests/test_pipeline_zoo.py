@@ -292,3 +292,26 @@ def test_livevace_run_takes_the_model_and_the_weights(tmp_path: Path) -> None:
     assert "model streamdiffusionv2 brings its own denoising_steps" in proc.stderr
     with av.open(str(out)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 12
+
+
+def test_lookahead_is_a_run_option_the_pipeline_takes_and_keeps_across_a_model_switch() -> None:
+    """`livevace run --lookahead 1`: StreamDiffusionV2's 1-latent chunks annotated a chunk
+    ahead (its frame-rate setting); the default stays by the chunk size, and a model loaded
+    by a live switch keeps the option."""
+    from livevace.cli import build_parser
+
+    argv = ["run", "--lookahead", "1"]
+    assert build_parser(argv).parse_args(argv).lookahead == 1
+    store = store_with(model="streamdiffusionv2")
+    default = create("vace", CONFIG, store, weights="tiny-random")
+    ahead = create("vace", CONFIG, store_with(model="streamdiffusionv2"), weights="tiny-random",
+                   lookahead=1)
+    switched = None
+    try:
+        assert default.lookahead == 0 and ahead.lookahead == 1
+        switched = ahead._load("self-forcing", ahead.pipeline, store.snapshot())
+        assert switched.models.recipe.name == "self-forcing" and switched.lookahead == 1
+    finally:
+        for pipeline in (default, ahead, switched):
+            if pipeline is not None:
+                pipeline.close()

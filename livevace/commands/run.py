@@ -53,6 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="vace pipeline, QUALITY-AFFECTING: encode the VACE control with the "
                         "tiny autoencoder instead of the Wan VAE (much cheaper; the control is "
                         "followed a little less precisely)")
+    parser.add_argument("--lookahead", type=int, choices=(0, 1),
+                        help="vace pipeline: chunks annotated and encoded ahead, beside the "
+                        "generation: 1 raises the frame rate of 1-latent-chunk models "
+                        "(StreamDiffusionV2) by a chunk more latency (default: 1 for 3-latent "
+                        "chunks, 0 for 1-latent ones)")
     parser.add_argument("--precision", choices=("bf16", "fp8"),
                         help="vace pipeline on a GPU with FP8 (Ada, Hopper or newer), "
                         "QUALITY-AFFECTING: fp8 multiplies the generator's block linears in "
@@ -145,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
                                weights_dtype=args.weights_dtype,
                                compile=False if args.no_compile else None,
                                tae_context=args.tae_context or None, gpus=args.gpus,
-                               split=args.split, precision=args.precision)
+                               split=args.split, precision=args.precision,
+                               lookahead=args.lookahead)
     bind_stats = getattr(pipeline, "bind_stats", None)
     if bind_stats is not None:  # the generator times its stages into the node's stats
         bind_stats(stats)

@@ -57,7 +57,7 @@ register(PipelineEntry("vace", "livevace.pipelines.vace:create",
                        "causal VACE generation by a streaming Wan2.1 model (needs its weights "
                        "and a CUDA GPU; --weights tiny-random runs anywhere)", rank=100,
                        options=("weights", "weights_dtype", "compile", "tae_context",
-                                "gpus", "split", "precision")))
+                                "gpus", "split", "precision", "lookahead")))
 
 
 def pipeline_names() -> list[str]:

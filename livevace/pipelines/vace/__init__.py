@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
            weights_dtype: str | None = None, compile: bool | None = None,
            tae_context: bool | None = None, gpus: str | None = None,
-           split: str | None = None, precision: str | None = None) -> "ModelSwitch":
+           split: str | None = None, precision: str | None = None,
+           lookahead: int | None = None) -> "ModelSwitch":
     """The pipeline for a run, ready to go live; UserError (one line) when it cannot run here.
     The model is the `model` parameter's (`livevace run --model`), its weights from `weights`
     (`choices.WEIGHTS`, default auto), its DiT's block weights stored as `weights_dtype`
@@ -63,7 +64,9 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
     `precision` "fp8" (QUALITY-AFFECTING, off by default; `livevace run --precision fp8`): the
     DiT's block linears multiply in FP8 (`compiled.Acceleration.fp8`; a CUDA GPU with FP8).
     `gpus` (`livevace run --gpus 2` or `0,2`): the DiT's work spread over that many ranks, one
-    process a GPU, by `split` (`distributed.splits`; docs/scaling.md)."""
+    process a GPU, by `split` (`distributed.splits`; docs/scaling.md). `lookahead`
+    (`livevace run --lookahead`): chunks annotated ahead (default: by the chunk size,
+    `StreamingVace.lookahead`)."""
     from livevace.distributed.facade import load_on_ranks
     from livevace.errors import UserError
     from livevace.models.wan import zoo
@@ -98,17 +101,19 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
             reuse=running.models, progress=loading.progress_log(recipe, weights))
         new.streams = running.models.streams
         pipeline = ready(new, config, params, (running.gen_width, running.gen_height), compile,
-                         context_encoder, fp8)
+                         context_encoder, fp8, lookahead)
         adopt(store, recipe, keep_changed=False)  # once loaded: a failed load changes nothing
         return pipeline
 
-    return ModelSwitch(ready(models, config, params, size, compile, context_encoder, fp8),
+    return ModelSwitch(ready(models, config, params, size, compile, context_encoder, fp8,
+                             lookahead),
                        switch_to,
                        lambda name: loading.check(zoo.recipe(name), weights))
 
 
 def ready(models: "ModelSet", config: "RunConfig", params: dict, size: tuple[int, int],
-          compile: bool | None, context_encoder: str, fp8: bool = False) -> "StreamingVace":
+          compile: bool | None, context_encoder: str, fp8: bool = False,
+          lookahead: int | None = None) -> "StreamingVace":
     """A pipeline on `models`, prepared to go live: on a CUDA device on the fast path
     (`fast.go_fast`: cuDNN autotuning, the compiled DiT stepping through CUDA graphs;
     `compile=False` keeps the DiT eager; `fp8` its FP8 linear layers) with everything slow
@@ -118,7 +123,8 @@ def ready(models: "ModelSet", config: "RunConfig", params: dict, size: tuple[int
 
     go_fast(models, compile=compile is not False, fp8=fp8)
     pipeline = StreamingVace(models, config.width, config.height, params, owns_models=True,
-                             context_encoder=context_encoder, generate_at=size)
+                             context_encoder=context_encoder, generate_at=size,
+                             lookahead=lookahead)
     try:
         pipeline.prepare()
     except BaseException:
