@@ -336,3 +336,48 @@ def test_a_burst_reports_its_parts_and_its_slots():
     assert s["output_slots"] == 7  # the first frame, then an in-between before each other
     for part in ("upload", "render", "download"):
         assert s[f"stage_output_{part}_ms"] > 0
+
+
+def test_a_stuck_stage_is_gone_round_and_its_late_burst_dropped(monkeypatch, caplog):
+    """A burst that holds the stage over STALL bursts' play time (here a network load that
+    hangs) does not starve the show: later bursts go out at once at the output size, said
+    once, and the stuck burst, when it ends, is dropped rather than shown out of order."""
+    import threading
+
+    from livevace.output import stage as stage_module
+
+    monkeypatch.setattr(stage_module, "STALL", 0.1)  # 0.1 × 4 frames at 30 fps: 13 ms
+    release, entered = threading.Event(), threading.Event()
+    net = random_ifnet()
+
+    def hanging_rife(device, dtype):
+        entered.set()
+        release.wait(30)
+        return net
+
+    emitted: list[list[Frame]] = []
+    stats = Stats()
+    output = OutputStage(emitted.append, stats, device=CPU, rife=hanging_rife,
+                         upscaler=lambda m, d, t: None)
+    params = {"output_fps": 60, "output_size": (96, 96)}
+    try:
+        output.submit(generated(0, 4), params)
+        assert entered.wait(30)
+        time.sleep(0.05)
+        with caplog.at_level(logging.WARNING, logger="livevace.output"):
+            output.submit(generated(4, 4), params)
+            output.submit(generated(8, 4), params)
+        assert [[f.index for f in burst] for burst in emitted] == [[4, 5, 6, 7], [8, 9, 10, 11]]
+        assert all(f.image.shape == (96, 96, 3) for burst in emitted for f in burst)
+        assert sum("stuck" in r.getMessage() for r in caplog.records) == 1
+        release.set()
+        assert output.drain(30)
+        assert len(emitted) == 2  # the stuck burst came too late to show
+        s = stats.snapshot()
+        assert s["output_bypassed"] == 2 and s["dropped_output"] >= 1
+        output.submit(generated(12, 4), params)  # the stage is back: in-betweens again
+        assert output.drain(30)
+        assert len(emitted) == 3 and any("interpolated" in f.meta for f in emitted[-1])
+    finally:
+        release.set()
+        output.stop()

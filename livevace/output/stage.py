@@ -37,7 +37,8 @@ networks are dropped for the fallbacks.
 
 Stats: `stage_output_ms` (a burst's time in the stage; with IFNet, its parts too:
 `stage_output_upload_ms`, `stage_output_render_ms`, `stage_output_download_ms`),
-`output_slots` (output frames the last burst planned), `interpolation_latency_ms` (how much
+`output_slots` (output frames the last burst planned), `output_bypassed` (bursts sent round
+a stuck stage, `STALL`), `interpolation_latency_ms` (how much
 later the newest generated frame goes out than it would without interpolation: under one
 generated frame), `output_degraded`, counters `frames_interpolated`, `output_cuts`,
 `dropped_output`, `output_errors`.
@@ -79,6 +80,10 @@ LOAD_SHARE = 0.8
 """The most of a burst's play time the stage may spend on it (headroom for jitter)."""
 OVERRUNS = 3
 """Bursts over that in a row before the stage steps down: one late burst is no trend."""
+STALL = 4.0
+"""How many bursts' play time one burst may hold the stage before the next bursts go round
+it (resized on the host, the pacer repeating to the output rate), so a stuck stage never
+starves the show; the stuck burst, once done, is dropped (it is older than what went out)."""
 STREAM_PRIORITY = -1
 """The stage's CUDA stream priority (lower is sooner; the generator's streams have 0)."""
 
@@ -151,6 +156,10 @@ class OutputStage:
         self._queue: deque[tuple[list[Frame], Mapping[str, Any]]] = deque()
         self._cond = threading.Condition()
         self._busy = False
+        self._since = 0.0
+        """When the burst in work was taken (monotonic seconds)."""
+        self._bypassed = False
+        """Whether bursts went round the one in work (`STALL`)."""
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._cuda_stream: torch.cuda.Stream | None = None
@@ -172,10 +181,17 @@ class OutputStage:
         settings = self.settings(frames[0])
         self._say_size(frames[0])
         with self._cond:
+            stalled = settings.active and self._stalled(len(frames))
             if not settings.active and not self._queue and not self._busy:
                 self.schedule.reset()
                 self._prev = None
                 direct = True
+            elif stalled:
+                direct = True
+                self._bypassed = True
+                while self._queue:
+                    self._queue.popleft()
+                    self.stats.count("dropped_output")
             else:
                 direct = False
                 self._queue.append((frames, self._params))
@@ -183,10 +199,33 @@ class OutputStage:
                     self._queue.popleft()
                     self.stats.count("dropped_output")
                 self._cond.notify()
+        if stalled:
+            frames = self._round(frames, settings)
         if direct:
             self.emit(frames)
         elif self._thread is None:
             self._start()
+
+    def _stalled(self, generated: int) -> bool:
+        """Whether the burst in work has held the stage over `STALL` bursts' play time (said
+        once per stall); call with the lock held."""
+        held = time.monotonic() - self._since if self._busy else 0.0
+        if held <= STALL * generated / self.fps:
+            return False
+        if not self._bypassed:
+            log.warning("output stage stuck on one burst for %.1f s: bursts go round it "
+                        "(resized on the host, repeated to the output rate) until it is done",
+                        held)
+        self.stats.count("output_bypassed")
+        return True
+
+    def _round(self, frames: list[Frame], settings: OutputSettings) -> list[Frame]:
+        """A burst sent round a stuck stage: at the output size by a linear resize on the
+        host; the pacer repeats frames to the output rate."""
+        if settings.size is None:
+            return frames
+        return [Frame(cv2.resize(f.image, settings.size, interpolation=cv2.INTER_LINEAR),
+                      f.t_capture, f.index, f.meta) for f in frames]
 
     def settings(self, frame: Frame, params: Mapping[str, Any] | None = None) -> OutputSettings:
         """What the stage does to bursts like `frame`: the parameters' rate and model, at the
@@ -245,7 +284,7 @@ class OutputStage:
                 if self._stopped:
                     return
                 frames, params = self._queue.popleft()
-                self._busy = True
+                self._busy, self._since, self._bypassed = True, time.monotonic(), False
             try:
                 t0 = time.perf_counter()
                 out = self.process(frames, params)
@@ -255,7 +294,12 @@ class OutputStage:
             except Exception as exc:  # the show goes on: the frames as they came
                 self._failed(exc)
                 out = frames
-            self.emit(out)
+            with self._cond:
+                late = self._bypassed  # newer bursts went round it: too old to show now
+            if late:
+                self.stats.count("dropped_output")
+            else:
+                self.emit(out)
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
