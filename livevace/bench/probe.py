@@ -71,7 +71,7 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the node's output_size: upscaling to this size (default: off)")
 
 
-OUTPUT_KEYS = ("output_degraded", "output_slots", "interpolation_latency_ms",
+OUTPUT_KEYS = ("output_degraded", "output_slots", "output_bypassed", "interpolation_latency_ms",
                "frames_interpolated", "output_cuts", "dropped_output", "output_errors")
 """The output stage's stats a probe row keeps (stage_output_ms is among `stages_ms`)."""
 

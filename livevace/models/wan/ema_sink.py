@@ -35,8 +35,8 @@ so `begin_chunk` mixes the sink, then re-rotates every other visible frame into 
 buffer the forwards read: per layer a gather, the rotation in float32 and a scatter, the RoPE
 factors gathered on the device from a table of the W positions (the host only uploads a few
 small indices). Behind a compiled DiT (`WanDiT.phases` not eager) that per-layer rotation is
-compiled too, one fused kernel per layer instead of a chain of full-size passes. Rotating in every forward instead would redo the same work for
-each pass of the chunk. The forward is exactly LongLive's (`CacheKV` writes the raw and the
+compiled too, one fused kernel per layer instead of a chain of full-size passes. Rotating in
+every forward instead would redo the same work for each pass of the chunk. The forward is exactly LongLive's (`CacheKV` writes the raw and the
 rotated keys): no host syncs, one visible prefix per state (3, 6, then 9 frames for ever), so
 `compiled.StepGraphs` captures and replays it.
 
