@@ -14,7 +14,7 @@ Size: in a node every frame leaves at the size the sinks opened at (`size`); a l
 shrink it back would cost the most work for nothing).
 
 Budget: the stage times each burst against the time its frames play (n generated frames:
-n / fps). `OVERRUNS` bursts in a row over `LOAD_SHARE` of it take it one step down, with one
+n / fps); a burst that loaded a network is not held to it. `OVERRUNS` bursts in a row over `LOAD_SHARE` of it take it one step down, with one
 log line each (`STEPS`): interpolation off (repeats), the upscaling network off (Lanczos), a
 linear resize on the host, a nearest-pixel one. `output_degraded` in the stats is the step
 (0: the full path); a change of `output_size` (without sinks) or `upscale_model` tries the
@@ -160,6 +160,8 @@ class OutputStage:
         """When the burst in work was taken (monotonic seconds)."""
         self._bypassed = False
         """Whether bursts went round the one in work (`STALL`)."""
+        self._loaded = False
+        """Whether the burst in work loaded a network (its time is not held to the budget)."""
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._cuda_stream: torch.cuda.Stream | None = None
@@ -287,10 +289,12 @@ class OutputStage:
                 self._busy, self._since, self._bypassed = True, time.monotonic(), False
             try:
                 t0 = time.perf_counter()
+                self._loaded = False
                 out = self.process(frames, params)
                 ms = (time.perf_counter() - t0) * 1e3
                 self.stats.timing("output", ms)
-                self._budget(ms, len(frames))
+                if not self._loaded:  # a load (and the network's first shapes) is no trend
+                    self._budget(ms, len(frames))
             except Exception as exc:  # the show goes on: the frames as they came
                 self._failed(exc)
                 out = frames
@@ -486,6 +490,7 @@ class OutputStage:
 
     def _interpolation(self) -> Interpolator:
         if self._interpolator is None:
+            self._loaded = True
             try:
                 net: IFNet | None = self._load_rife(self.device, self.dtype)
             except UserError as exc:
@@ -503,6 +508,7 @@ class OutputStage:
     def _upscaling(self, settings: OutputSettings, size: tuple[int, int]) -> Upscaler:
         model = settings.model
         if self._upscaler is None or self._upscaler[0] != model:
+            self._loaded = True
             self._upscaler = (model, Upscaler(self._network(model, settings, size)))
             log.info("upscaling to %dx%d: %s", *settings.size or (0, 0),
                      self._upscaler[1].describe)
