@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# Output path speed (issue 23; BENCHMARKS.md "Output path"), on the lent GPU:
+# Output path speed (issue 23; BENCHMARKS.md "Output path"), on the lent GPU, one call:
 #   device run (carry .whl): bash bench/gpu_output.sh [bench output args]
 # Times IFNet, both upscalers, Lanczos and the whole stage in both orders, for each
-# upscaler; then the GPU-marked output tests. BENCH_TIMEOUT (s) bounds each bench call.
+# upscaler; the GPU-marked output tests; then the whole node at 832x480 VACE from a 30 fps
+# source without and with the output stage (60 fps, 1920x1080), the catalogue's RIFE and
+# SPAN files written random at their real shapes. BENCH_TIMEOUT (s) bounds each bench call.
 set -uo pipefail
 source bench/device_env.sh
 for upscaler in span compact; do
-  timeout "${BENCH_TIMEOUT:-240}" python3 -m livevace bench output --upscaler "$upscaler" \
+  timeout "${BENCH_TIMEOUT:-120}" python3 -m livevace bench output --upscaler "$upscaler" \
     --out "$OUT" "$@" 2>&1 | tee -a "$OUT/output.log"
 done
-timeout 180 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py 2>&1 \
-  | tail -15 | tee -a "$OUT/gpu_tests.log"
+timeout 180 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py \
+  tests/test_output_upscale.py 2>&1 | tail -15 | tee -a "$OUT/gpu_tests.log"
+export LIVEVACE_MODELS_DIR="${LIVEVACE_MODELS_DIR:-/tmp/lv-models}"
+python3 -m livevace bench output --random-files "$LIVEVACE_MODELS_DIR"
+for output in "" "--output-fps 60 --output-size 1920x1080"; do
+  # shellcheck disable=SC2086
+  timeout 200 python3 -m livevace bench probe --weights random --compile --resolution 832x480 \
+    --chunk 3 --probe-fps 30 --probe-seconds 20 --probe-settle 6 $output --out "$OUT" 2>&1 \
+    | grep -v USDT | tee -a "$OUT/output.log"
+done

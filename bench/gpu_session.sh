@@ -25,17 +25,9 @@ step() {  # step SECONDS COMMAND...: run it if time is left, bounded by SECONDS
   echo "== $(date +%T) rc ${PIPESTATUS[0]}" | tee -a "$OUT/session.log"
 }
 export LIVEVACE_MODELS_DIR=/tmp/lv-models
-case "${1:?part A, B or C}" in
+case "${1:?part A or B}" in
   A)
-    step 20 python3 -m livevace bench output --random-files "$LIVEVACE_MODELS_DIR"
-    step 90 python3 -m livevace bench output --upscaler span --out "$OUT"
-    step 60 python3 -m livevace bench output --upscaler compact --repeat 10 --out "$OUT"
-    step 120 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py
-    for output in "" "--output-fps 60 --output-size 1920x1080"; do
-      # shellcheck disable=SC2086
-      step 200 python3 -m livevace bench probe --weights random --compile --resolution 832x480 --chunk 3 \
-        --probe-fps 30 --probe-seconds 20 --probe-settle 6 $output --out "$OUT"
-    done ;;
+    step 540 bash bench/gpu_output.sh ;;
   B)
     step 150 python3 -m livevace bench pipeline --model krea-realtime --weights random \
       --weights-dtype fp8 --precision fp8 --fp8-kernels torchao --compile --resolution 832x480 \
