@@ -40,18 +40,24 @@ def decoded_indices(path: Path, *, to_first_error: bool = False) -> list[int]:
     return out
 
 
+def frames_on_disk(path: Path) -> int:
+    """Frames a player reads back from the file so far (0 while it has no whole fragment)."""
+    try:
+        return len(decoded_indices(path, to_first_error=True))
+    except (OSError, av.error.FFmpegError):
+        return 0
+
+
 def start_recording(out: Path, **popen) -> subprocess.Popen:
-    """Start `livevace run` recording to `out`; return once a fragment (1 s of frames
-    after the header) is in the file."""
+    """Start `livevace run` recording to `out`; return once a whole fragment (1 s of frames)
+    reads back from the file. The file's size alone says too little: the header may land in
+    several writes."""
     proc = subprocess.Popen(livevace_run("--sink", f"record:{out}"), **popen)
     deadline = time.monotonic() + 120  # generous: a loaded machine only starts slower
-    header = 0
     while time.monotonic() < deadline and proc.poll() is None:
-        size = out.stat().st_size if out.exists() else 0
-        header = header or size
-        if header and size > header:
+        if out.exists() and frames_on_disk(out) >= 10:
             return proc
-        time.sleep(0.05)
+        time.sleep(0.1)
     proc.kill()
     raise AssertionError("the recorder never wrote a fragment")
 
