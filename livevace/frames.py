@@ -91,3 +91,12 @@ class Pipeline(Protocol):
     def __call__(self, frames: list[Frame], params: dict[str, Any]) -> list[Frame]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Foresight(Protocol):
+    """A pipeline that starts on its next call's frames as they are captured (`Capture.take`
+    hands them over while it waits for the rest), so the call waits only for the work on its
+    last frames. `early` only queues work: it runs on the loop's thread, between calls."""
+
+    def early(self, frames: list[Frame]) -> None: ...

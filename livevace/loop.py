@@ -3,7 +3,8 @@ thread per sink.
 
 The loop thread is the only one that runs the pipeline (the GPU's thread, later). Once per
 call it asks the pipeline how many input frames it wants, takes the newest that many from
-the capture queue, ticks the control service, snapshots the live parameters (triggers are
+the capture queue (a pipeline with `Foresight` is handed them as they come, while the take
+waits for the rest), ticks the control service, snapshots the live parameters (triggers are
 consumed into the snapshot), runs the pipeline and hands the burst on: through the output
 stage (`livevace.output`: interpolation to `output_fps`, upscaling to `output_size`, on its
 own thread; straight through while both are off) to the pacer. The sinks open at the output
@@ -25,7 +26,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from livevace.config import RunConfig
 from livevace.errors import UserError
-from livevace.frames import Frame, Pipeline, Sink, Source, now
+from livevace.frames import Foresight, Frame, Pipeline, Sink, Source, now
 from livevace.io import make_sink, make_source, parse_sink, parse_source
 from livevace.io.capture import Capture, is_slate
 from livevace.io.sinkrunner import SinkRunner
@@ -211,7 +212,8 @@ class Node:
                 self._stop.wait(0.02)
                 continue
             n = max(1, int(self.pipeline.frames_per_call))
-            frames = self.capture.take(n, TAKE_TIMEOUT)
+            early = self._early if isinstance(self.pipeline, Foresight) else None
+            frames = self.capture.take(n, TAKE_TIMEOUT, early)
             if not frames:
                 continue
             if is_slate(frames[0]):
@@ -229,6 +231,15 @@ class Node:
             self.stats.timing("pipeline", (time.perf_counter() - t0) * 1e3)
             self.stats.event("fps_pipeline", len(out))  # slates pass the pacer too: not counted
             self.output.submit(out, params)
+
+    def _early(self, frames: list[Frame]) -> None:
+        """Hand the pipeline frames of its next call as they come (`Foresight`); a fault
+        there only costs the head start: the call does the work itself."""
+        try:
+            self.pipeline.early(frames)  # type: ignore[attr-defined]
+        except Exception as exc:
+            self._report(f"pipeline {self.pipeline.name} (frames ahead)", exc,
+                         "the call does their work")
 
     def _follow_output_rate(self, params: dict[str, Any]) -> None:
         """A live `output_fps` sets the pacer's rate (0: the node's own)."""

@@ -92,13 +92,18 @@ class Recorded:
         self.pipeline = pipeline
         self.name = pipeline.name
         self.bursts: list[list[Frame]] = []
+        self.calls = 0
 
     @property
     def frames_per_call(self) -> int:
         return self.pipeline.frames_per_call
 
+    def early(self, frames: list[Frame]) -> None:
+        self.pipeline.early(frames)
+
     def __call__(self, frames: list[Frame], params: dict[str, Any]) -> list[Frame]:
         out = self.pipeline(frames, params)
+        self.calls += 1
         if out:
             self.bursts.append(out)
         return out

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Literal
+from typing import Callable, Literal
 
 from livevace.errors import SourceError
 from livevace.frames import Frame, Source, now
@@ -49,6 +49,9 @@ class Capture:
         self._thread: threading.Thread | None = None
         self._is_open = False
         self._count = 0
+        self._handed = -1
+        """The index of the newest frame handed to a take's `early` (never handed twice,
+        also when a take times out and the next one waits on)."""
 
     def start(self) -> None:
         """Open the source here (so a missing camera or unreadable file fails the start
@@ -146,12 +149,16 @@ class Capture:
             self.stats.gauge("queue_capture", len(self._queue))
             self._cond.notify_all()
 
-    def take(self, n: int, timeout: float) -> list[Frame]:
+    def take(self, n: int, timeout: float,
+             early: Callable[[list[Frame]], None] | None = None) -> list[Frame]:
         """The newest `n` consecutive frames, or one slate frame while there is no signal;
         [] on timeout.
 
         Older frames are dropped: when the pipeline falls behind, a live node shows the
         present, not a backlog. Real frames a slate overtook are stale and dropped too.
+        `early` is handed, in order and once each, the frames that will be taken while the
+        call still waits for the rest (`Foresight`): work on them starts as they come. It
+        is called under the queue's lock, so it must only queue work.
         """
         deadline = now() + timeout
         with self._cond:
@@ -169,6 +176,11 @@ class Capture:
                     taken = [self._queue.popleft() for _ in range(n)]
                     self.stats.gauge("queue_capture", len(self._queue))
                     return taken
+                if early is not None:
+                    fresh = [f for f in self._queue if f.index > self._handed]
+                    if fresh:
+                        self._handed = fresh[-1].index
+                        early(fresh)
                 left = deadline - now()
                 if left <= 0 or self._stop.is_set():
                     return []

@@ -3,8 +3,13 @@
 The pipeline hands each incoming chunk to `Annotation.submit` at once and generates the
 previous one meanwhile (`StreamingVace(lookahead=1)`), so pose/depth for chunk n+1 run on the
 annotator threads (and the depth model's own CUDA stream) while the DiT denoises chunk n.
-Submission follows the live `control`, `depth_model` and `mask` parameters of the call that
-brought the chunk; a chunk whose annotation turns out to be missing when it is generated
+With no chunk ahead (`lookahead=0`, the latency setting) the frames of the next chunk are
+handed over as they are captured (`early`, from `Capture.take`), so the call that brings the
+chunk waits only for the annotation of its last frames; `submit` takes the early jobs of
+the chunk's first frames and queues the rest behind them on the same lane (the order a
+stateful annotator needs). Submission follows the live `control`, `depth_model` and `mask`
+parameters of the call that brought the chunk (the early frames: of the call before; a
+control changed in between annotates the whole chunk again); a chunk whose annotation turns out to be missing when it is generated
 (control switched on in between) is annotated then, synchronously.
 
 A control that cannot load (depth weights missing) falls back to edges with one log line
@@ -46,6 +51,28 @@ class Chunk:
     job's future completes."""
 
 
+@dataclass(frozen=True)
+class Early:
+    """A frame handed to an annotator before its chunk: the job that holds it, at `offset`."""
+
+    frame: Frame
+    name: str
+    job: Future
+    offset: int
+
+
+def early_run(early: list[Early], frames: list[Frame], name: str) -> list[Early]:
+    """The early jobs of the chunk's first frames, in order, by `name` (frames handed but
+    dropped before the chunk was taken are skipped)."""
+    start = next((i for i, e in enumerate(early) if e.frame is frames[0]), len(early))
+    run = []
+    for e, frame in zip(early[start:], frames):
+        if e.frame is not frame or e.name != name:
+            break
+        run.append(e)
+    return run
+
+
 def wanted(plan: Plan) -> dict[str, str | None]:
     """The annotator of each kind the plan needs (None: not needed)."""
     return {"control": plan.annotator, "mask": plan.person_mask}
@@ -63,6 +90,8 @@ class Annotation:
         self._depth_estimator = depth_estimator
         self._workers: dict[str, AnnotatorWorker] = {}
         self._mask_errors: set[str] = set()
+        self._early: dict[str, list[Early]] = {}
+        """Per kind, the frames of the next chunk handed over early, in order."""
 
     def _build_control(self, name: str, **options: Any) -> Annotator:
         if name == "depth":
@@ -91,20 +120,48 @@ class Annotation:
                 if reload and name == "depth":
                     log.info("depth_model %s: reloading the depth annotator", depth_model)
                 worker.switch(name)
+                self._early.pop(kind, None)  # annotated by the annotator switched from
+
+    def early(self, frames: list[Frame], plan: Plan) -> None:
+        """Start annotating frames of the next chunk as they are captured (module doc)."""
+        for kind, name in wanted(plan).items():
+            worker = self._workers.get(kind)
+            if name is None or worker is None or worker.requested != name:
+                continue
+            job = worker.submit([f.image for f in frames])
+            self._early.setdefault(kind, []).extend(
+                Early(f, name, job, i) for i, f in enumerate(frames))
+
+    @property
+    def handed(self) -> int:
+        """Frames of the next chunk handed over early so far (the most of any kind)."""
+        return max((len(e) for e in self._early.values()), default=0)
 
     def submit(self, frames: list[Frame], plan: Plan, learn: bool = False) -> Chunk:
-        """Start annotating a chunk; `learn`: annotators may make their fast path for its
-        shape meanwhile (`AnnotatorWorker.submit`; `prepare` only)."""
+        """Start annotating a chunk (picking up its frames handed over `early`); `learn`:
+        annotators may make their fast path for its shape meanwhile
+        (`AnnotatorWorker.submit`; `prepare` only)."""
         chunk = Chunk(frames)
+        early, self._early = self._early, {}
         for kind, name in wanted(plan).items():
             if name is not None and kind in self._workers:
-                self._start(chunk, kind, name, learn)
+                self._start(chunk, kind, name, learn, early_run(early.get(kind, []), frames, name))
         return chunk
 
-    def _start(self, chunk: Chunk, kind: str, name: str, learn: bool = False) -> Future:
+    def _start(self, chunk: Chunk, kind: str, name: str, learn: bool = False,
+               ready: list[Early] | None = None) -> Future:
+        """Annotate the chunk's frames past those `ready` (annotated early) on the kind's
+        lane; the chunk's future completes with the lane's last job of them (the lane runs
+        its jobs in order, so the early ones are done by then). The annotate time is the
+        chunk's own: from here, when all its frames are in, to done."""
         t0 = time.perf_counter()
         worker = self._workers[kind]
-        annotated = worker.submit([f.image for f in chunk.frames], learn)
+        ready = ready or []
+        rest = [f.image for f in chunk.frames[len(ready):]]
+        fresh = bool(rest) or not ready
+        last = worker.submit(rest, learn) if fresh else ready[-1].job
+        if ready:
+            self._stats().count("annotated_early", len(ready))
         future: Future = Future()
 
         def done(job: Future) -> None:
@@ -112,13 +169,14 @@ class Annotation:
             # annotator): `active` is this chunk's. Chained, so `result()` sees it set.
             self._stats().timing("annotate", (time.perf_counter() - t0) * 1e3)
             chunk.used[kind] = worker.active
-            error = job.exception()
-            if error is None:
-                future.set_result(job.result())
-            else:
+            try:
+                value = [e.job.result()[e.offset] for e in ready] + (job.result() if fresh else [])
+            except Exception as error:  # noqa: BLE001 - the chunk's future carries it
                 future.set_exception(error)
+            else:
+                future.set_result(value)
 
-        annotated.add_done_callback(done)
+        last.add_done_callback(done)
         chunk.jobs[kind] = (name, future)
         return future
 

@@ -4,10 +4,12 @@ Per call the loop hands over `frames_per_call` input frames and a parameter snap
 once into the call's typed settings (`settings.ChunkSettings`). The pipeline submits the
 chunk's annotation at once and then generates the chunk before it (`lookahead=1`: the
 annotators work on chunk n+1 while the DiT runs chunk n; 0 = no overlap, one chunk less
-latency; by default 1 for 3-latent chunks, where the overlap is what makes the frame rate,
-and 0 for 1-latent chunks, chosen for latency: there a chunk's call fits in its 4 frames'
-capture time on a fast GPU (bench/NOTES_pipeline_speed.md), so waiting a chunk more would only
-add 4 frames of latency). Generating a chunk:
+latency, and the node hands the frames over as they are captured, `early`, so the call
+waits only for its last frames' annotation; by default 1 for 3-latent chunks, where the
+overlap is what makes the frame rate, and 0 for 1-latent chunks, chosen for latency: there a
+chunk's call fits in its 4 frames' capture time on a fast GPU
+(bench/NOTES_pipeline_speed.md), so waiting a chunk more would only add 4 frames of
+latency). Generating a chunk:
 
 1. live parameters land (see `_apply`): resets (every parameter the registry marks
    `apply="reset"`), steps, seed, strengths, chunk size, references, keyframes — all at this
@@ -179,6 +181,13 @@ class StreamingVace:
             out += self._generate(self.pending.popleft(), settings, plan)
         self._encode_ahead(settings, plan)  # (done already when a chunk was generated)
         return out
+
+    def early(self, frames: list[Frame]) -> None:
+        """Frames of the next call, as they are captured (`Foresight`): with no chunk
+        annotated ahead (lookahead 0) their annotation starts now, at the last call's
+        settings, and the call waits only for its last frames' (`Annotation.early`)."""
+        if self.lookahead == 0 and not self.pending:
+            self.annotation.early(frames, modes.plan(self.settings))
 
     def prepare(self, chunk_sizes: tuple[int, ...] | None = None,
                 vace_modes: tuple[bool, ...] | None = None, progress: bool = True) -> float:

@@ -95,6 +95,12 @@ class ModelSwitch:
     def frames_per_call(self) -> int:
         return self.pipeline.frames_per_call
 
+    def early(self, frames: list[Frame]) -> None:
+        """The playing pipeline's head start (`Foresight`); none while a load drops the
+        frames."""
+        if self._loading is None:
+            self.pipeline.early(frames)
+
     def bind_stats(self, stats: Stats) -> None:
         self.stats = stats
         self.pipeline.bind_stats(stats)
