@@ -21,7 +21,7 @@ from livevace.frames import Frame
 from livevace.loop import TRIGGERS
 from livevace.pipelines import REGISTRY
 from livevace.pipelines.vace.pipeline import StreamingVace
-from livevace.pipelines.vace.warmup import warm_annotators, warm_codecs
+from livevace.pipelines.vace.warmup import annotator_batches, warm_annotators, warm_codecs
 from pipeline_support import SIZE, images, make_clip, models, one_thread, store_with  # noqa: F401
 
 
@@ -218,6 +218,24 @@ def test_annotators_warm_up_at_every_chunk_length_and_forget_it(models) -> None:
         warmed.close()
         fresh.close()
     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("lookahead, chunks, batches", [
+    (None, [1], ([1], [1, 4])),  # 1-latent chunks: frames annotated one by one too
+    (1, [1], ([1], [4])),
+    (None, [3], ([9], [12])),
+    (0, [3, 1], ([1, 9], [1, 4, 12])),
+])
+def test_the_annotators_learn_the_batches_they_will_meet(models, lookahead, chunks,  # noqa: F811
+                                                         batches) -> None:
+    """`prepare` makes the depth network's fast path for these batch sizes (`warm_annotators`'
+    second list): later chunks, and single frames where they come as captured."""
+    store = store_with(control="edges")
+    pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=lookahead)
+    try:
+        assert annotator_batches(pipeline, chunks) == batches
+    finally:
+        pipeline.close()
 
 
 def test_run_takes_no_compile_through_the_registry(tmp_path: Path) -> None:

@@ -52,8 +52,9 @@ class Chunk:
 
 
 @dataclass(frozen=True)
-class Early:
-    """A frame handed to an annotator before its chunk: the job that holds it, at `offset`."""
+class FrameJob:
+    """A frame of a chunk on an annotator's lane (handed over early, or with its chunk): the
+    job that holds it, at `offset`."""
 
     frame: Frame
     name: str
@@ -61,7 +62,7 @@ class Early:
     offset: int
 
 
-def early_run(early: list[Early], frames: list[Frame], name: str) -> list[Early]:
+def early_run(early: list[FrameJob], frames: list[Frame], name: str) -> list[FrameJob]:
     """The early jobs of the chunk's first frames, in order, by `name` (frames handed but
     dropped before the chunk was taken are skipped)."""
     start = next((i for i, e in enumerate(early) if e.frame is frames[0]), len(early))
@@ -90,7 +91,7 @@ class Annotation:
         self._depth_estimator = depth_estimator
         self._workers: dict[str, AnnotatorWorker] = {}
         self._mask_errors: set[str] = set()
-        self._early: dict[str, list[Early]] = {}
+        self._early: dict[str, list[FrameJob]] = {}
         """Per kind, the frames of the next chunk handed over early, in order."""
 
     def _build_control(self, name: str, **options: Any) -> Annotator:
@@ -123,14 +124,14 @@ class Annotation:
                 self._early.pop(kind, None)  # annotated by the annotator switched from
 
     def early(self, frames: list[Frame], plan: Plan) -> None:
-        """Start annotating frames of the next chunk as they are captured (module doc)."""
+        """Start annotating frames of the next chunk as they are captured (module doc), a
+        job per frame: a network meets batches of one (learnt in `prepare`) and of a chunk."""
         for kind, name in wanted(plan).items():
             worker = self._workers.get(kind)
             if name is None or worker is None or worker.requested != name:
                 continue
-            job = worker.submit([f.image for f in frames])
             self._early.setdefault(kind, []).extend(
-                Early(f, name, job, i) for i, f in enumerate(frames))
+                FrameJob(f, name, worker.submit([f.image]), 0) for f in frames)
 
     @property
     def handed(self) -> int:
@@ -149,28 +150,32 @@ class Annotation:
         return chunk
 
     def _start(self, chunk: Chunk, kind: str, name: str, learn: bool = False,
-               ready: list[Early] | None = None) -> Future:
+               ready: list[FrameJob] | None = None) -> Future:
         """Annotate the chunk's frames past those `ready` (annotated early) on the kind's
-        lane; the chunk's future completes with the lane's last job of them (the lane runs
-        its jobs in order, so the early ones are done by then). The annotate time is the
+        lane: in one job, or after early ones a job per frame (the batch sizes a network
+        has learnt). The chunk's future completes with the lane's last job of them (the lane
+        runs its jobs in order, so the others are done by then). The annotate time is the
         chunk's own: from here, when all its frames are in, to done."""
         t0 = time.perf_counter()
         worker = self._workers[kind]
         ready = ready or []
-        rest = [f.image for f in chunk.frames[len(ready):]]
-        fresh = bool(rest) or not ready
-        last = worker.submit(rest, learn) if fresh else ready[-1].job
+        frames = chunk.frames[len(ready):]
         if ready:
             self._stats().count("annotated_early", len(ready))
+            parts = ready + [FrameJob(f, name, worker.submit([f.image], learn), 0) for f in frames]
+        else:
+            job = worker.submit([f.image for f in frames], learn)
+            parts = [FrameJob(f, name, job, i) for i, f in enumerate(frames)]
+        last = parts[-1].job if parts else worker.submit([], learn)
         future: Future = Future()
 
-        def done(job: Future) -> None:
+        def done(_: Future) -> None:
             # On the worker's lane, before it takes the next chunk (which may switch the
             # annotator): `active` is this chunk's. Chained, so `result()` sees it set.
             self._stats().timing("annotate", (time.perf_counter() - t0) * 1e3)
             chunk.used[kind] = worker.active
             try:
-                value = [e.job.result()[e.offset] for e in ready] + (job.result() if fresh else [])
+                value = [part.job.result()[part.offset] for part in parts]
             except Exception as error:  # noqa: BLE001 - the chunk's future carries it
                 future.set_exception(error)
             else:

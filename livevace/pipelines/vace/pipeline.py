@@ -155,9 +155,13 @@ class StreamingVace:
     @property
     def lookahead(self) -> int:
         """Chunks annotated ahead: as given, else by the current chunk size (module doc)."""
+        return self.lookahead_for(self.session.chunk)
+
+    def lookahead_for(self, chunk: int) -> int:
+        """Chunks annotated ahead at chunk size `chunk`."""
         if self._lookahead is not None:
             return self._lookahead
-        return 0 if self.session.chunk == 1 else 1
+        return 0 if chunk == 1 else 1
 
     @property
     def frames_per_call(self) -> int:

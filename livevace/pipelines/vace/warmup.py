@@ -88,8 +88,7 @@ def prepare(pipeline: "StreamingVace", chunk_sizes: tuple[int, ...] | None = Non
         bar.update()
         if cuda:
             bar.set_postfix_str("annotators")
-            warm_annotators(pipeline, sorted({pixel_frames(s.chunk, True) for s in sessions}),
-                            sorted({pixel_frames(s.chunk, False) for s in sessions}))
+            warm_annotators(pipeline, *annotator_batches(pipeline, [s.chunk for s in sessions]))
             bar.update()
             for session in sessions:
                 bar.set_postfix_str(f"codecs, chunks of {session.chunk}")
@@ -125,16 +124,26 @@ def take_text(pipeline: "StreamingVace") -> None:
     pipeline.session.sampler.set_text(update.embeddings)
 
 
+def annotator_batches(pipeline: "StreamingVace", chunks: list[int]) -> tuple[list[int], list[int]]:
+    """The annotators' batch sizes at these chunk sizes: (first chunks, the rest). The rest
+    are later chunks, and single frames where frames are annotated as they are captured
+    (lookahead 0, `Annotation.early`)."""
+    early = {1 for c in chunks if pipeline.lookahead_for(c) == 0}
+    return (sorted({pixel_frames(c, True) for c in chunks}),
+            sorted({pixel_frames(c, False) for c in chunks} | early))
+
+
 def warm_annotators(pipeline: "StreamingVace", first: list[int], later: list[int]) -> None:
     """Build the plan's annotators and run them on a grey chunk of each size (a network's
     batch is a chunk: cuDNN tunes each size once), then forget those chunks. The depth
-    network compiles and captures its CUDA graph for the `later` chunk sizes only (a slow
-    compile each the first time): a first chunk comes once per session and runs eagerly."""
+    network compiles and captures its CUDA graph for the `later` sizes only (a slow compile
+    each the first time): a first chunk comes once per session and runs eagerly. `later`
+    holds 1 where frames are annotated one by one as they are captured (lookahead 0)."""
     plan = modes.plan(pipeline.settings)
     annotation = pipeline.annotation
     annotation.follow(plan, pipeline.settings.depth_model)
     grey = np.full((pipeline.height, pipeline.width, 3), 128, np.uint8)
-    for size, learn in sorted({(s, False) for s in first} | {(s, True) for s in later}):
+    for size, learn in sorted({**dict.fromkeys(first, False), **dict.fromkeys(later, True)}.items()):
         chunk = annotation.submit([Frame(grey, 0.0, i) for i in range(size)], plan, learn=learn)
         for kind in ("control", "mask"):
             try:
