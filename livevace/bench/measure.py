@@ -174,6 +174,9 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None,
         ttff_cold = time.perf_counter() - t0 + warm(pipeline, feed, params, max(1, warmup))
         if s.fade:  # the other prompt encoded before timing, as a cued prompt would be
             rig.models.embeddings.request(faded["prompt"][0].text).result()
+        warm_peak = peak_memory(device)  # the prepare's compiles and captures, the warm-up
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         counter = ForwardCounter(dit)
         calls: list[tuple[float, int, list[tuple[str, float]]]] = []
         try:
@@ -187,7 +190,7 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None,
         finally:
             counter.remove()
         layout = pipeline.session.cache.layout
-        peak = peak_memory(device)
+        peak = phase_peaks(warm_peak, peak_memory(device))
         kernels = None if profile is None else try_profile(
             lambda: pipeline(feed.take(pipeline.frames_per_call), params), PROFILE_CALLS,
             device, s.label, profile)
@@ -264,6 +267,15 @@ def flop_floor(rig: Rig, forwards: list[tuple[int, bool, int]], layout: Any,
             "dit_gflop_per_chunk": flops / 1e9, "dit_floor_ms": floor_ms,
             "dit_mfu_%": 100 * floor_ms / dit_ms if dit_ms > 0 else 0.0,
             "floor_fps": row["frames_per_chunk"] / (floor_ms / 1e3) if floor_ms > 0 else 0.0}
+
+
+def phase_peaks(warm: dict[str, float], steady: dict[str, float]) -> dict[str, float]:
+    """The row's peak (`peak_gb`, `reserved_gb`: the larger of its two phases) and each
+    phase's: the warm-up (prepare's compiles and graph captures included) and the timed
+    calls (the show's steady state)."""
+    return {"peak_gb": max(warm["peak_gb"], steady["peak_gb"]),
+            "reserved_gb": max(warm["reserved_gb"], steady["reserved_gb"]),
+            "peak_warmup_gb": warm["peak_gb"], "peak_steady_gb": steady["peak_gb"]}
 
 
 def peak_memory(device: torch.device) -> dict[str, float]:
