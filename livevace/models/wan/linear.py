@@ -4,7 +4,8 @@
 weight row (output feature) has its own scale, set once when FP8 is switched on, and each
 activation row (token) gets its own scale per call, taken from its absolute maximum.
 `torch._scaled_mm` multiplies the e4m3 operands on the FP8 tensor cores and applies both
-scales in its epilogue (bf16 out). Under torch.compile the activation quantisation fuses into
+scales in its epilogue (bf16 out), with Hopper's fast accumulation (no periodic promotion of
+the partial sums: TorchAO's inference default, so both paths below do the same maths). Under torch.compile the activation quantisation fuses into
 the kernel that produced the activation (norm, modulation, GELU). The FP8 copy lives beside the
 bf16 weight as non-persistent buffers `<prefix>weight_fp8` and `<prefix>scale_fp8` of the
 owning module, so checkpoints and `state_dict` never see it and switching FP8 off is free.
@@ -55,7 +56,8 @@ def fp8_linear(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor,
     dtype."""
     lead, k = x.shape[:-1], x.shape[-1]
     x8, x_scale = quantize_rows(x.reshape(-1, k))
-    out = torch._scaled_mm(x8, weight.t(), scale_a=x_scale, scale_b=scale, out_dtype=x.dtype)
+    out = torch._scaled_mm(x8, weight.t(), scale_a=x_scale, scale_b=scale, out_dtype=x.dtype,
+                           use_fast_accum=True)
     if bias is not None:
         out = out + bias
     return out.unflatten(0, lead)
