@@ -4,7 +4,8 @@
 # nvidia-h100-x1, carry .whl) so the machine and its compile cache stay warm:
 #   device run: bash bench/gpu_session.sh A   # issue 23: output rows, the node with and without it
 #   device run: bash bench/gpu_session.sh B   # issue 19: StreamDiffusionV2's glass to glass with
-#                                             # frames annotated as captured, where Krea's and
+#                                             # frames annotated as captured, its video-to-video
+#                                             # rows (speed, glass to glass), where Krea's and
 #                                             # MemFlow's time goes, StreamDiffusionV2 14B, the
 #                                             # 14B LoRA write-back
 # Each part runs its steps in order of need while LIMIT seconds (default 550) allow, each
@@ -34,6 +35,11 @@ case "${1:?part A or B}" in
     step 150 python3 -m livevace bench probe --model streamdiffusionv2 --weights random \
       --compile --resolution 576x320 --probe-fps 30 --probe-seconds 10 --probe-settle 4 \
       --out "$OUT"
+    step 120 python3 -m livevace bench pipeline --model streamdiffusionv2 --weights random \
+      --compile --resolution 576x320 --mode v2v --lookahead 0 --chunks 8 --out "$OUT"
+    step 120 python3 -m livevace bench probe --model streamdiffusionv2 --weights random \
+      --compile --resolution 576x320 --mode v2v --probe-fps 30 --probe-seconds 10 \
+      --probe-settle 4 --out "$OUT"
     step 150 python3 -m livevace bench pipeline --model krea-realtime --weights random \
       --weights-dtype fp8 --precision fp8 --fp8-kernels torchao --compile --resolution 832x480 \
       --chunks 3 --profile --out "$OUT"
