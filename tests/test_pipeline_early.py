@@ -136,6 +136,19 @@ def test_no_frames_are_taken_early_with_a_chunk_annotated_ahead(models) -> None:
     pipeline.close()
 
 
+def test_settle_waits_for_the_frames_handed_over(models) -> None:  # noqa: F811
+    """(Before a model switch prepares on the same GPU.)"""
+    store = store_with(**FLOW)
+    pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
+    chunks = clip(2, chunk=1)
+    pipeline(chunks[0], store.snapshot())
+    pipeline.early(chunks[1][:3])
+    pipeline.settle()
+    jobs = [job.job for jobs in pipeline.annotation._early.values() for job in jobs]
+    assert len(jobs) == 3 and all(job.done() for job in jobs)
+    pipeline.close()
+
+
 @pytest.mark.parametrize("lookahead", [0, 1])
 def test_the_node_hands_frames_over_at_lookahead_0(models, lookahead: int) -> None:  # noqa: F811
     """Frames come one by one; before the last frame of each chunk the node has handed the

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -208,6 +208,10 @@ class Annotation:
                 self._mask_errors.add(key)
                 log.error("person mask unavailable (%s); generating without it", key)
             return None
+
+    def settle(self) -> None:
+        """Wait for the annotation of the frames handed over early."""
+        wait([job.job for jobs in self._early.values() for job in jobs])
 
     def reset(self) -> None:
         """A new session: annotators forget their temporal smoothing."""

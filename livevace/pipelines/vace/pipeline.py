@@ -201,10 +201,12 @@ class StreamingVace:
         return self._worker.submit(prepare, self, chunk_sizes, vace_modes, progress).result()
 
     def settle(self) -> None:
-        """Wait for the work in flight beside the calls (the pending chunks' annotations, a
-        context encoded ahead): before another pipeline prepares on the same GPU while this
-        one is not called (`switch`), so no capture meets its work."""
+        """Wait for the work in flight beside the calls (the pending chunks' annotations, the
+        frames handed over early, a context encoded ahead): before another pipeline prepares
+        on the same GPU while this one is not called (`switch`), so no capture meets its
+        work."""
         wait([future for chunk in self.pending for _, future in chunk.jobs.values()])
+        self.annotation.settle()
         if self.models.device.type == "cuda":
             torch.cuda.synchronize(self.models.device)
 
