@@ -8,6 +8,8 @@
 #                                             # rows (speed, glass to glass), where Krea's and
 #                                             # MemFlow's time goes, StreamDiffusionV2 14B, the
 #                                             # 14B LoRA write-back
+#   device run: bash bench/gpu_session.sh C   # issue 19: who holds the peak memory (Krea FP8
+#                                             # at 832x480, LongLive, StreamDiffusionV2)
 # Each part runs its steps in order of need while LIMIT seconds (default 550) allow, each
 # bounded by its own timeout; every JSON and log lands in one archive, $OUT/results.tgz (a
 # call brings back 8 files at most), and the log also goes to the call's output.
@@ -28,7 +30,7 @@ step() {  # step SECONDS COMMAND...: run it if time is left, bounded by SECONDS
   echo "== $(date +%T) rc ${PIPESTATUS[0]}" | tee -a "$OUT/session.log"
 }
 export LIVEVACE_MODELS_DIR=/tmp/lv-models
-case "${1:?part A or B}" in
+case "${1:?part A, B or C}" in
   A)
     step 540 bash bench/gpu_output.sh ;;
   B)
@@ -49,6 +51,13 @@ case "${1:?part A or B}" in
       --weights-dtype fp8 --compile --resolution 576x320 --chunks 4 --out "$OUT"
     step 120 python3 -m livevace bench lora --model krea-realtime --weights random \
       --weights-dtype fp8 --no-pipeline --ranks 32 --changes 3 --out "$OUT" ;;
+  C)
+    step 200 python3 -m livevace bench pipeline --model krea-realtime --weights random \
+      --weights-dtype fp8 --compile --resolution 832x480 --chunks 2 --memory-history --out "$OUT"
+    step 120 python3 -m livevace bench pipeline --weights random --compile --resolution 576x320 \
+      --chunks 4 --memory-history --out "$OUT"
+    step 150 python3 -m livevace bench pipeline --model streamdiffusionv2 --weights random \
+      --compile --resolution 576x320 --chunks 4 --memory-history --out "$OUT" ;;
 esac
-tar czf "$RESULTS/results.tgz" -C "$OUT" .
+tar czf "$RESULTS/results.tgz" --exclude="*.pickle" -C "$OUT" .  # snapshots: too big to bring back
 echo "== $(date +%T) done; archive $(du -h "$RESULTS/results.tgz" | cut -f1)"

@@ -17,6 +17,7 @@ import torch
 
 from livevace.bench.dit import forward_flops
 from livevace.bench.kernels import try_profile
+from livevace.bench.memory import recorded
 from livevace.bench.report import RESULTS_DIR, Timing, time_cpu
 from livevace.bench.rig import Rig, Settings, free, snapshot, sync
 from livevace.frames import Frame, now
@@ -155,9 +156,26 @@ def copies_ms(rig: Rig, s: Settings, frames: int) -> dict[str, float]:
 
 
 def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None,
-            profile: Path | None = None) -> dict[str, Any]:
+            profile: Path | None = None, memory: Path | None = None) -> dict[str, Any]:
     """One row: `warmup` chunks, then `chunks` timed calls (see the module doc); with a
-    `profile` trace path, then `PROFILE_CALLS` profiled calls (`bench.kernels`)."""
+    `profile` trace path, then `PROFILE_CALLS` profiled calls (`bench.kernels`); with a
+    `memory` path, the allocator's history of the whole row goes there and the row says
+    who held the memory at its peak (`bench.memory`; recording slows the host, so such a
+    row's times are not for quoting)."""
+    if memory is None:
+        return _measure(rig, s, chunks, warmup, profile)
+    with recorded(rig.device, memory) as reports:
+        row = _measure(rig, s, chunks, warmup, profile)
+    if not reports:
+        print("   (no memory history on a CPU)")
+        return row
+    print("\n".join(reports[0].lines()))
+    print(f"   memory history: {memory}")
+    return {**row, "memory_peak": reports[0].as_dict(), "memory_history": str(memory)}
+
+
+def _measure(rig: Rig, s: Settings, chunks: int, warmup: int | None,
+             profile: Path | None) -> dict[str, Any]:
     device, dit = rig.device, rig.models.dit
     warmup = default_warmup(s.chunk) if warmup is None else warmup
     free(device)
@@ -213,12 +231,20 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None,
     return row
 
 
+def row_file(args: argparse.Namespace, s: Settings, what: str, suffix: str) -> Path:
+    """A file of row `s` beside the results: `<what>-<row>-<time><suffix>`."""
+    name = re.sub(r"[^a-z0-9]+", "-", s.label.lower()).strip("-")
+    return (args.out or RESULTS_DIR) / f"{what}-{name}-{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
+
+
 def trace_path(args: argparse.Namespace, s: Settings) -> Path | None:
     """Where `--profile` writes a row's Chrome trace (None without `--profile`)."""
-    if not args.profile:
-        return None
-    name = re.sub(r"[^a-z0-9]+", "-", s.label.lower()).strip("-")
-    return (args.out or RESULTS_DIR) / f"trace-{name}-{time.strftime('%Y%m%d-%H%M%S')}.json.gz"
+    return row_file(args, s, "trace", ".json.gz") if args.profile else None
+
+
+def memory_path(args: argparse.Namespace, s: Settings) -> Path | None:
+    """Where `--memory-history` writes a row's allocator snapshot (None without it)."""
+    return row_file(args, s, "memory", ".pickle") if args.memory_history else None
 
 
 def summarise_calls(calls: list[tuple[float, int, list[tuple[str, float]]]], chunks: int

@@ -41,7 +41,9 @@ Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
   calls), beside the peak `store.vram` estimates for the row's model and settings (`estimate_gb`, full-size models:
   how the estimate that refuses a too-small GPU is calibrated);
 - with `--profile`, `PROFILE_CALLS` more calls profiled (`bench.kernels`): GPU busy and idle
-  time, kernel time per CUDA stream and kind, the top kernels, a Chrome trace file.
+  time, kernel time per CUDA stream and kind, the top kernels, a Chrome trace file;
+- with `--memory-history`, who held the memory at the row's peak (`bench.memory`) and the
+  allocator's snapshot.
 
 `--suite` (`bench.suite`) runs the standard rows and prints each speed target beside what was
 measured, with the spread over `--repeat` runs (a difference smaller than the spread is noise).
@@ -52,7 +54,7 @@ from __future__ import annotations
 import argparse
 
 from livevace.bench.dit import parse_resolution
-from livevace.bench.measure import PROFILE_CALLS, measure, trace_path
+from livevace.bench.measure import PROFILE_CALLS, measure, memory_path, trace_path
 from livevace.bench.probe import add_probe_arguments
 from livevace.bench.report import spread, write_result
 from livevace.bench.rig import add_setting_arguments, rig_for, settings_from
@@ -75,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"after each row's timed chunks, profile {PROFILE_CALLS} more: GPU "
                         "time per CUDA stream and kernel kind, idle time, top kernels; the "
                         "Chrome trace (Perfetto) goes beside the results")
+    parser.add_argument("--memory-history", action="store_true",
+                        help="record the GPU allocator's history of each row: the snapshot "
+                        "goes beside the results (https://pytorch.org/memory_viz) and the row "
+                        "says which code held the memory at its peak (slows the host: not "
+                        "for timing)")
     parser.add_argument("--suite-resolutions", type=lambda t: [parse_resolution(v) for v in
                                                                t.split(",")],
                         default=[(832, 480), (576, 320)],
@@ -100,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
             record = run_suite(rig, args)
         else:
             s = settings_from(args)
-            rows = [{**measure(rig, s, args.chunks, args.warmup, trace_path(args, s)),
+            rows = [{**measure(rig, s, args.chunks, args.warmup, trace_path(args, s),
+                               memory_path(args, s)),
                      "repeat": k}
                     for k in range(args.repeat)]
             for row in rows:

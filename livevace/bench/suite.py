@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from livevace.bench.measure import measure, trace_path
+from livevace.bench.measure import measure, memory_path, trace_path
 from livevace.bench.probe import probe_row
 from livevace.bench.report import spread, table, time_cpu
 from livevace.bench.rig import Rig, Settings, free, sync
@@ -163,10 +163,11 @@ def _run_suite_row(rig: Rig, row: SuiteRow, args: argparse.Namespace) -> dict[st
     if row.kind == "memory":
         with rig.with_text_encoder() as resident:
             result = measure(resident, row.settings, min(args.chunks, 4), args.warmup,
-                             trace_path(args, row.settings))
+                             trace_path(args, row.settings), memory_path(args, row.settings))
             return {**result, "text_encode_ms": text_encode_ms(resident),
                     "text_encoder": resident.describe()["text_encoder"]}
-    return measure(rig, row.settings, args.chunks, args.warmup, trace_path(args, row.settings))
+    return measure(rig, row.settings, args.chunks, args.warmup, trace_path(args, row.settings),
+                   memory_path(args, row.settings))
 
 
 def suite_keys(args: argparse.Namespace) -> set[str]:
