@@ -180,3 +180,43 @@ def test_a_named_source_whose_sender_process_restarts_comes_back():
             if proc is not None:
                 proc.kill()
                 proc.wait()
+
+
+def test_the_node_sends_the_venues_1080p60_over_ndi_and_records_it(tmp_path):
+    """Generated at 64×48 and 30 fps, out at the venue's format (`output_size` 1920×1080,
+    `output_fps` 60; Lanczos, no weights here): the NDI receiver gets 1080p frames the sender
+    states as 60 fps, and the recording is 1080p at 60 fps."""
+    import json
+
+    from livevace.config import RunConfig
+    from livevace.io.record import RecordSink
+    from livevace.loop import Node
+    from livevace.params import ParamStore
+    from livevace.pipelines.passthrough import Passthrough
+
+    name, out = unique_name(), tmp_path / "venue.mp4"
+    store = ParamStore()
+    store.update({"output_fps": 60, "output_size": (1920, 1080), "upscale_model": "lanczos"})
+    config = RunConfig(width=64, height=48, fps=30.0, sinks=(), preview="off")
+    node = Node(config, store, Passthrough(), PatternSource(64, 48, 30.0),
+                [NdiSink(name), RecordSink(str(out))])
+    source = NdiSource(name)
+    node.start()
+    try:
+        source.open()
+        got: list[Frame] = []
+        deadline = now() + 60
+        while len(got) < 5 and now() < deadline:
+            frame = source.read(0.2)
+            if frame is not None:
+                got.append(frame)
+    finally:
+        source.close()
+        node.close()
+    assert len(got) >= 5, "no 1080p frames arrived over NDI"
+    assert all(f.image.shape == (1080, 1920, 3) and f.meta["fps"] == 60.0 for f in got)
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                            "stream=width,height,r_frame_rate", "-of", "json", str(out)],
+                           capture_output=True, text=True, check=True)
+    stream = json.loads(probe.stdout)["streams"][0]
+    assert (stream["width"], stream["height"], stream["r_frame_rate"]) == (1920, 1080, "60/1")

@@ -77,6 +77,7 @@ class NdiSource:
         kind, video, _, _ = ndi.recv_capture_v2(self._recv, max(1, int(timeout * 1000)))
         if kind == ndi.FRAME_TYPE_VIDEO:
             try:
+                fps = video.frame_rate_N / video.frame_rate_D if video.frame_rate_D else 0.0
                 data = np.asarray(video.data)[:, : video.xres]
                 code = cv2.COLOR_RGBA2RGB if data.shape[2] == 4 else None
                 if code is None:
@@ -85,7 +86,7 @@ class NdiSource:
             finally:
                 ndi.recv_free_video_v2(self._recv, video)
             self._connected = True
-            return Frame(image, now())
+            return Frame(image, now(), meta={"fps": fps})  # the sender's stated rate
         if kind == ndi.FRAME_TYPE_ERROR:
             raise SourceError(f"NDI connection to {self.target!r} lost")
         if not self.address:
