@@ -214,6 +214,7 @@ def test_suite_reports_every_target_with_its_spread(tmp_path, capsys):
         assert (direct["latency_p50_ms"] - direct["pipeline_ms"]
                 < ahead["latency_p50_ms"] - ahead["pipeline_ms"])
         assert ahead["fps_out"] > 0 and ahead["settings"]["chunk"] == 1
+        assert ahead["annotated_early"] == 0  # annotated a chunk ahead: none as captured
         # its own 4 frames (3 periods after the first) and, annotated ahead, 4 more
         assert ahead["capture_wait_ms"] == pytest.approx(7 * period_ms)
         assert direct["capture_wait_ms"] == pytest.approx(3 * period_ms)

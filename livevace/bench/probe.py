@@ -142,6 +142,7 @@ def glass_to_glass(pipeline: Pipeline, overrides: dict[str, Any], width: int, he
             "fps_pipeline": after["fps_pipeline"],
             "held": after["held"] - before["held"],
             "dropped": after["dropped"] - before["dropped"],
+            "annotated_early": after.get("annotated_early", 0) - before.get("annotated_early", 0),
             "stages_ms": {k: v for k, v in after.items() if k.startswith("stage_")},
             "output": {k: after.get(k, 0.0) for k in OUTPUT_KEYS},
             "source_fps": fps, "seconds": seconds, "settle_s": settle}
@@ -166,10 +167,10 @@ def probe_row(rig: Rig, s: Settings, args: argparse.Namespace) -> dict[str, Any]
 
 PROBE_NOTE = ("capture_wait_ms: waiting for the chunk's frames (and the chunk ahead) to be "
               "captured; pipeline_ms: one pipeline call; rest_ms: p50 minus both (pacer, "
-              "queues, sink).")
+              "queues, sink); annotated_early: frames annotated as they were captured.")
 PROBE_COLUMNS = ["row", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "capture_wait_ms",
                  "pipeline_ms", "rest_ms", "fps_pipeline", "fps_out", "held", "dropped",
-                 "acceleration"]
+                 "annotated_early", "acceleration"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
