@@ -2,7 +2,8 @@
 # Speed, round two (issue 21; BENCHMARKS.md), on the lent GPU, one call for the whole table:
 #   device run (carry .whl): LIVEVACE_COMMIT=<hash> bash bench/gpu_round2.sh
 # 1. the DiT alone: bf16 against both FP8 paths (hand-written rowwise, TorchAO), with the two
-#    attention output projections in bf16 (default) and without (…all);
+#    attention output projections in bf16 (the default; VARIANTS=…+fp8all,…+fp8aoall for
+#    without: a second call, once the winner is known);
 # 2. the Wan VAE decoder against its convolution floor (eager, compiled, convolutions alone);
 # 3. the suite at 832x480: the round-two targets (FP8 rows, Wan VAE decode) and TorchAO's FP8
 #    rows beside the hand-written ones;
@@ -21,7 +22,7 @@ run() { timeout "$T" python3 -m livevace bench "$@" --out "$OUT" 2>&1 | grep -v 
 for step in $STEPS; do
   case $step in
     1) run dit --resolution 832x480 --resolution 576x320 --chunks 4 --repeat 10 \
-         --variants compile+graph+fa4,compile+graph+fa4+fp8,compile+graph+fa4+fp8ao,compile+graph+fa4+fp8all,compile+graph+fa4+fp8aoall \
+         --variants "${VARIANTS:-compile+graph+fa4,compile+graph+fa4+fp8,compile+graph+fa4+fp8ao}" \
          | tee -a "$OUT/round2_dit.log" ;;
     2) run vae_decoder --sizes 832x480,576x320 --top 12 | tee -a "$OUT/round2_vae_decoder.log" ;;
     3) run pipeline --suite --compile --repeat "${REPEAT:-2}" --deadline $((T - 90)) \
