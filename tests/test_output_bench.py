@@ -1,8 +1,12 @@
-"""`livevace bench output` runs end to end on a CPU with --tiny: every row, both orders."""
+"""`livevace bench output` runs end to end on a CPU with --tiny: every row, both orders; on a
+GPU its other upscaler runners compute the node's pictures."""
 
 from __future__ import annotations
 
 import json
+
+import pytest
+import torch
 
 from livevace.cli import main
 
@@ -35,3 +39,21 @@ def test_random_files_are_the_catalogues_files_and_load_as_the_node_loads_them(t
     network = load_upscaler("span_2x", cpu, torch.float32)
     assert sum(p.numel() for p in net.parameters()) > 5_000_000
     assert network.scale == 2 and network.run(torch.rand(1, 3, 16, 24)).shape == (1, 3, 32, 48)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_a_gpu_the_upscalers_other_runners_give_the_nodes_pictures():
+    """`bench output`'s `nchw` and `compiled` rows time the same function as the node's runner
+    (fp16: to rounding)."""
+    from livevace.bench.output import networks, runner_variants
+    from livevace.output.upscale import network_runner
+
+    torch.backends.cudnn.benchmark = True
+    for module in networks(True).values():
+        module = module.cuda().half().eval().requires_grad_(False)
+        batch = torch.rand(4, 3, 64, 96, device="cuda", dtype=torch.half)
+        variants = runner_variants(module, torch.half, batch)
+        node = network_runner(module, torch.half)(batch)
+        for run in variants.values():
+            torch.testing.assert_close(run(), node, rtol=1e-2, atol=1e-2)

@@ -3,7 +3,9 @@
 Rows (random weights at the real shapes: speed does not depend on their values):
 - `interpolate`: IFNet v4.25 making a chunk's in-betweens in one batch, per output frame made;
 - `sr <arch> <n>x`: each upscaling network on a chunk of frames, per frame (the catalogue's
-  SPAN 2× and compact 4×), then `lanczos` to the output size, per frame;
+  SPAN 2× and compact 4×), as the node runs it (channels-last on a GPU); on a GPU also
+  `… nchw` (without channels-last) and `… compiled` (compiled and replayed as a CUDA graph:
+  a candidate for the node); then `lanczos` to the output size, per frame;
 - `stage interpolate_first` / `stage upscale_first`: `OutputStage.process` on a chunk of
   generated frames (host upload, both steps, download to the host) at `--fps-out` and
   `--to`, per output frame. The stage's `auto` order upscales first when a network
@@ -23,6 +25,7 @@ LIVEVACE_MODELS_DIR pointing at DIR).
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 from typing import Any, Callable
 
@@ -84,6 +87,26 @@ def _network(name: str, module: torch.nn.Module, scale: int, device: torch.devic
     return Network(name, name, scale, network_runner(module, dtype))
 
 
+def runner_variants(module: torch.nn.Module, dtype: torch.dtype,
+                    batch: torch.Tensor) -> dict[str, Callable[[], torch.Tensor]]:
+    """Other ways to run an upscaler on `batch` (a CUDA device): `nchw`, the runner without
+    channels-last; `compiled`, the node's runner compiled and captured as a CUDA graph for
+    this batch (`ShapeGraphs`, as the depth network runs). Each on its own copy."""
+    from livevace.cuda_graphs import ShapeGraphs
+
+    nchw = network_runner(copy.deepcopy(module), dtype, channels_last=False)
+    graphs = ShapeGraphs(network_runner(copy.deepcopy(module), dtype), "the upscaler")
+    with graphs.learning():
+        graphs(batch)
+
+    def compiled() -> torch.Tensor:
+        out = graphs(batch)
+        assert out is not None, "the upscaler's graph was not captured"
+        return out
+
+    return {"nchw": lambda: nchw(batch), "compiled": compiled}
+
+
 def write_random_files(root: Path) -> list[Path]:
     """The catalogue's `rife_v4_25` (Practical-RIFE's `module.` keys) and `span_2x` files, random
     weights at the real shapes, in the catalogue's layout under the models folder `root`."""
@@ -137,6 +160,12 @@ def run(args: argparse.Namespace) -> int:
         batch = pictures[:args.chunk]
         rows.append(_row(f"sr {name} {scales[name]}x", f"{w}x{h}", timed,
                          lambda: network.run(batch), args.chunk, "per frame"))
+    if device.type == "cuda":  # what the node's runner gains over the plain layout, and what
+        for name, module in mods.items():  # compiling it into a CUDA graph would add
+            batch = pictures[:args.chunk]
+            for variant, run in runner_variants(module, dtype, batch).items():
+                rows.append(_row(f"sr {name} {scales[name]}x {variant}", f"{w}x{h}", timed,
+                                 run, args.chunk, "per frame"))
     rows.append(_row("lanczos", f"{w}x{h}->{ow}x{oh}", timed,
                      lambda: resize(pictures[:args.chunk], oh, ow), args.chunk, "per frame"))
 
