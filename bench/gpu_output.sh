@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Output path speed (issue 23; BENCHMARKS.md "Output path"), on the lent GPU, one call:
 #   device run (carry .whl): bash bench/gpu_output.sh [bench output args]
-# Times IFNet, both upscalers, Lanczos and the whole stage in both orders, for each
-# upscaler; the GPU-marked output tests; then the whole node at 832x480 VACE from a 30 fps
+# Times IFNet, both upscalers (also without channels-last and compiled), Lanczos and the
+# whole stage in both orders, for each upscaler; the GPU-marked output tests; then the whole node at 832x480 VACE from a 30 fps
 # source without and with the output stage (60 fps, 1920x1080), the catalogue's RIFE and
 # SPAN files written random at their real shapes. BENCH_TIMEOUT (s) bounds each bench call.
 set -uo pipefail
 source bench/device_env.sh
-for upscaler in span compact; do
-  timeout "${BENCH_TIMEOUT:-120}" python3 -m livevace bench output --upscaler "$upscaler" \
-    --out "$OUT" "$@" 2>&1 | tee -a "$OUT/output.log"
-done
+timeout "${BENCH_TIMEOUT:-240}" python3 -m livevace bench output --upscaler span \
+  --out "$OUT" "$@" 2>&1 | tee -a "$OUT/output.log"
+timeout "${BENCH_TIMEOUT:-120}" python3 -m livevace bench output --upscaler compact \
+  --no-variants --out "$OUT" "$@" 2>&1 | tee -a "$OUT/output.log"
 timeout 180 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py \
   tests/test_output_upscale.py 2>&1 | tail -15 | tee -a "$OUT/gpu_tests.log"
 export LIVEVACE_MODELS_DIR="${LIVEVACE_MODELS_DIR:-/tmp/lv-models}"

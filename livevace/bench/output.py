@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--warmup", type=int, default=3, help="untimed calls first (default: %(default)s)")
     add("--device", default="auto", help="cuda, cpu or auto (default: %(default)s)")
     add("--tiny", action="store_true", help="small frames and networks on the CPU (smoke run)")
+    add("--no-variants", action="store_true",
+        help="on a GPU, skip the upscalers' nchw and compiled rows (each compiles)")
     add("--out", default=None, help="results folder (default: bench/results)")
     add("--random-files", metavar="DIR", default=None,
         help="write the catalogue's RIFE and SPAN files, random at the real shapes, into the "
@@ -160,8 +162,9 @@ def run(args: argparse.Namespace) -> int:
         batch = pictures[:args.chunk]
         rows.append(_row(f"sr {name} {scales[name]}x", f"{w}x{h}", timed,
                          lambda: network.run(batch), args.chunk, "per frame"))
-    if device.type == "cuda":  # what the node's runner gains over the plain layout, and what
-        for name, module in mods.items():  # compiling it into a CUDA graph would add
+    if device.type == "cuda" and not args.no_variants:  # what the node's runner gains over the
+        # plain layout, and what compiling it into a CUDA graph would add
+        for name, module in mods.items():
             batch = pictures[:args.chunk]
             for variant, run in runner_variants(module, dtype, batch).items():
                 rows.append(_row(f"sr {name} {scales[name]}x {variant}", f"{w}x{h}", timed,
