@@ -2,7 +2,8 @@
 # Device rows of issues 19 and 23 still to measure (the rest of BENCHMARKS.md's 2026-12-07 run
 # came from this script's earlier parts), in device calls made back to back (kind
 # nvidia-h100-x1, carry .whl) so the machine and its compile cache stay warm:
-#   device run: bash bench/gpu_session.sh A   # issue 23: output rows, the node with and without it
+#   device run: bash bench/gpu_session.sh A   # issue 23: output rows (SPAN's runners too), tests
+#   device run: bash bench/gpu_session.sh D   # issue 23: the node with and without the output
 #   device run: bash bench/gpu_session.sh B   # issue 19: StreamDiffusionV2's glass to glass with
 #                                             # frames annotated as captured, its video-to-video
 #                                             # rows (speed, glass to glass), where Krea's and
@@ -30,9 +31,11 @@ step() {  # step SECONDS COMMAND...: run it if time is left, bounded by SECONDS
   echo "== $(date +%T) rc ${PIPESTATUS[0]}" | tee -a "$OUT/session.log"
 }
 export LIVEVACE_MODELS_DIR=/tmp/lv-models
-case "${1:?part A, B or C}" in
+case "${1:?part A, B, C or D}" in
   A)
-    step 540 bash bench/gpu_output.sh ;;
+    step 540 env PART=bench bash bench/gpu_output.sh ;;
+  D)
+    step 540 env PART=probes bash bench/gpu_output.sh ;;
   B)
     step 150 python3 -m livevace bench probe --model streamdiffusionv2 --weights random \
       --compile --resolution 576x320 --probe-fps 30 --probe-seconds 10 --probe-settle 4 \
