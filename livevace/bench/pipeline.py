@@ -38,8 +38,9 @@ Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
   (full window) at the measured bf16 matmul rate; MFU = floor / measured DiT stage time;
 - peak GPU memory since the row began (resident weights included; `peak_warmup_gb` the
   prepare's compiles and graph captures and the warm-up chunks, `peak_steady_gb` the timed
-  calls), beside the peak `store.vram` estimates for the row's model and settings (`estimate_gb`, full-size models:
-  how the estimate that refuses a too-small GPU is calibrated);
+  calls), beside the peak `store.vram` estimates for the row's model and settings
+  (`estimate_gb`, full-size models: how the estimate that refuses a too-small GPU is
+  calibrated);
 - with `--profile`, `PROFILE_CALLS` more calls profiled (`bench.kernels`): GPU busy and idle
   time, kernel time per CUDA stream and kind, the top kernels, a Chrome trace file;
 - with `--memory-history`, who held the memory at the row's peak (`bench.memory`) and the

@@ -5,10 +5,11 @@ weight row (output feature) has its own scale, set once when FP8 is switched on,
 activation row (token) gets its own scale per call, taken from its absolute maximum.
 `torch._scaled_mm` multiplies the e4m3 operands on the FP8 tensor cores and applies both
 scales in its epilogue (bf16 out), with Hopper's fast accumulation (no periodic promotion of
-the partial sums: TorchAO's inference default, so both paths below do the same maths). Under torch.compile the activation quantisation fuses into
-the kernel that produced the activation (norm, modulation, GELU). The FP8 copy lives beside the
-bf16 weight as non-persistent buffers `<prefix>weight_fp8` and `<prefix>scale_fp8` of the
-owning module, so checkpoints and `state_dict` never see it and switching FP8 off is free.
+the partial sums: TorchAO's inference default, so both paths below do the same maths). Under
+torch.compile the activation quantisation fuses into the kernel that produced the activation
+(norm, modulation, GELU). The FP8 copy lives beside the bf16 weight as non-persistent buffers
+`<prefix>weight_fp8` and `<prefix>scale_fp8` of the owning module, so checkpoints and
+`state_dict` never see it and switching FP8 off is free.
 
 Two implementations of the same maths (`Fp8Kernels`), so one run can compare them:
 - "rowwise": the quantisation and `_scaled_mm` call written here (`fp8_linear`);

@@ -9,8 +9,9 @@ chunk waits only for the annotation of its last frames; `submit` takes the early
 the chunk's first frames and queues the rest behind them on the same lane (the order a
 stateful annotator needs). Submission follows the live `control`, `depth_model` and `mask`
 parameters of the call that brought the chunk (the early frames: of the call before; a
-control changed in between annotates the whole chunk again); a chunk whose annotation turns out to be missing when it is generated
-(control switched on in between) is annotated then, synchronously.
+control changed in between annotates the whole chunk again); a chunk whose annotation turns
+out to be missing when it is generated (control switched on in between) is annotated then,
+synchronously.
 
 A control that cannot load (depth weights missing) falls back to edges with one log line
 (`AnnotatorWorker`), and the chunk records the annotator that really ran (`Chunk.used`, what

@@ -143,7 +143,8 @@ def warm_annotators(pipeline: "StreamingVace", first: list[int], later: list[int
     annotation = pipeline.annotation
     annotation.follow(plan, pipeline.settings.depth_model)
     grey = np.full((pipeline.height, pipeline.width, 3), 128, np.uint8)
-    for size, learn in sorted({**dict.fromkeys(first, False), **dict.fromkeys(later, True)}.items()):
+    learns = {**dict.fromkeys(first, False), **dict.fromkeys(later, True)}
+    for size, learn in sorted(learns.items()):
         chunk = annotation.submit([Frame(grey, 0.0, i) for i in range(size)], plan, learn=learn)
         for kind in ("control", "mask"):
             try:
