@@ -58,18 +58,24 @@ class Sender:
         self.sink.close()
 
 
+def receive(source: NdiSource, n: int, timeout: float) -> list[Frame]:
+    """Open `source` and read until `n` frames came or `timeout` seconds passed."""
+    source.open()
+    got: list[Frame] = []
+    deadline = now() + timeout
+    while len(got) < n and now() < deadline:
+        frame = source.read(0.1)
+        if frame is not None:
+            got.append(frame)
+    return got
+
+
 def test_ndi_send_receive_loopback():
     name = unique_name()
     sender = Sender(name)
     source = NdiSource(name)
     try:
-        source.open()
-        got: list[Frame] = []
-        deadline = now() + 30
-        while len(got) < 15 and now() < deadline:
-            frame = source.read(0.1)
-            if frame is not None:
-                got.append(frame)
+        got = receive(source, 15, 30)
         assert len(got) >= 15, "no NDI frames arrived on loopback"
         for frame in got[-5:]:
             assert frame.image.shape == (H, W, 3) and frame.image.dtype == np.uint8
@@ -203,13 +209,7 @@ def test_the_node_sends_the_venues_1080p60_over_ndi_and_records_it(tmp_path):
     source = NdiSource(name)
     node.start()
     try:
-        source.open()
-        got: list[Frame] = []
-        deadline = now() + 60
-        while len(got) < 5 and now() < deadline:
-            frame = source.read(0.2)
-            if frame is not None:
-                got.append(frame)
+        got = receive(source, 5, 60)
     finally:
         source.close()
         node.close()

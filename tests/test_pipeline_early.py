@@ -126,23 +126,25 @@ def test_a_frame_handed_over_then_dropped_is_skipped(models) -> None:  # noqa: F
     assert pipeline.stats.snapshot()["annotated_early"] == 2
 
 
-def test_no_frames_are_taken_early_with_a_chunk_annotated_ahead(models) -> None:  # noqa: F811
+def handed_after_a_call(models, lookahead: int, frames: int) -> StreamingVace:  # noqa: F811
+    """A pipeline after its first call, handed `frames` frames of its second early."""
     store = store_with(**FLOW)
-    pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=1)
-    chunks = clip(3, chunk=1)
+    pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=lookahead)
+    chunks = clip(2, chunk=1)
     pipeline(chunks[0], store.snapshot())
-    pipeline.early(chunks[1][:2])
+    pipeline.early(chunks[1][:frames])
+    return pipeline
+
+
+def test_no_frames_are_taken_early_with_a_chunk_annotated_ahead(models) -> None:  # noqa: F811
+    pipeline = handed_after_a_call(models, lookahead=1, frames=2)
     assert pipeline.annotation.handed == 0
     pipeline.close()
 
 
 def test_settle_waits_for_the_frames_handed_over(models) -> None:  # noqa: F811
     """(Before a model switch prepares on the same GPU.)"""
-    store = store_with(**FLOW)
-    pipeline = StreamingVace(models, SIZE, SIZE, store.snapshot(), lookahead=0)
-    chunks = clip(2, chunk=1)
-    pipeline(chunks[0], store.snapshot())
-    pipeline.early(chunks[1][:3])
+    pipeline = handed_after_a_call(models, lookahead=0, frames=3)
     pipeline.settle()
     jobs = [job.job for jobs in pipeline.annotation._early.values() for job in jobs]
     assert len(jobs) == 3 and all(job.done() for job in jobs)
