@@ -4,11 +4,14 @@
 # nvidia-h100-x1, carry .whl) so the machine and its compile cache stay warm:
 #   device run: bash bench/gpu_session.sh A   # issue 23: output rows (SPAN's runners too), tests
 #   device run: bash bench/gpu_session.sh D   # issue 23: the node with and without the output
-#   device run: bash bench/gpu_session.sh B   # issue 19: StreamDiffusionV2's glass to glass with
-#                                             # frames annotated as captured, its video-to-video
-#                                             # rows (speed, glass to glass), where Krea's and
-#                                             # MemFlow's time goes, StreamDiffusionV2 14B, the
-#                                             # 14B LoRA write-back
+#   device run: bash bench/gpu_session.sh B   # issue 19: Krea's 832x480 text-to-video row with
+#                                             # FP8 compute and where its time goes,
+#                                             # StreamDiffusionV2's glass to glass (VACE with
+#                                             # frames annotated as captured; video-to-video) and
+#                                             # its video-to-video speed
+#   device run: bash bench/gpu_session.sh E   # issues 19, 20, 21: where MemFlow's time goes,
+#                                             # StreamDiffusionV2 14B, the 14B LoRA write-back,
+#                                             # the DiT's FP8 paths side by side
 #   device run: bash bench/gpu_session.sh C   # issue 19: who holds the peak memory (Krea FP8
 #                                             # at 832x480, LongLive, StreamDiffusionV2)
 # Each part runs its steps in order of need while LIMIT seconds (default 550) allow, each
@@ -31,29 +34,31 @@ step() {  # step SECONDS COMMAND...: run it if time is left, bounded by SECONDS
   echo "== $(date +%T) rc ${PIPESTATUS[0]}" | tee -a "$OUT/session.log"
 }
 export LIVEVACE_MODELS_DIR=/tmp/lv-models
-case "${1:?part A, B, C or D}" in
+case "${1:?part A, B, C, D or E}" in
   A)
     step 540 env PART=bench bash bench/gpu_output.sh ;;
   D)
     step 540 env PART=probes bash bench/gpu_output.sh ;;
   B)
-    step 150 python3 -m livevace bench probe --model streamdiffusionv2 --weights random \
+    step 190 python3 -m livevace bench pipeline --model krea-realtime --weights random \
+      --weights-dtype fp8 --precision fp8 --fp8-kernels torchao --compile --resolution 832x480 \
+      --mode t2v --chunks 4 --profile --out "$OUT"
+    step 130 python3 -m livevace bench probe --model streamdiffusionv2 --weights random \
       --compile --resolution 576x320 --probe-fps 30 --probe-seconds 10 --probe-settle 4 \
       --out "$OUT"
-    step 120 python3 -m livevace bench pipeline --model streamdiffusionv2 --weights random \
-      --compile --resolution 576x320 --mode v2v --lookahead 0 --chunks 8 --out "$OUT"
-    step 120 python3 -m livevace bench probe --model streamdiffusionv2 --weights random \
+    step 110 python3 -m livevace bench probe --model streamdiffusionv2 --weights random \
       --compile --resolution 576x320 --mode v2v --probe-fps 30 --probe-seconds 10 \
       --probe-settle 4 --out "$OUT"
-    step 150 python3 -m livevace bench pipeline --model krea-realtime --weights random \
-      --weights-dtype fp8 --precision fp8 --fp8-kernels torchao --compile --resolution 832x480 \
-      --chunks 3 --profile --out "$OUT"
+    step 110 python3 -m livevace bench pipeline --model streamdiffusionv2 --weights random \
+      --compile --resolution 576x320 --mode v2v --lookahead 0 --chunks 8 --out "$OUT" ;;
+  E)
     step 120 python3 -m livevace bench pipeline --model memflow --weights random --compile \
       --resolution 576x320 --chunks 4 --profile --out "$OUT"
     step 150 python3 -m livevace bench pipeline --model streamdiffusionv2-14b --weights random \
       --weights-dtype fp8 --compile --resolution 576x320 --chunks 4 --out "$OUT"
-    step 120 python3 -m livevace bench lora --model krea-realtime --weights random \
-      --weights-dtype fp8 --no-pipeline --ranks 32 --changes 3 --out "$OUT" ;;
+    step 100 python3 -m livevace bench lora --model krea-realtime --weights random \
+      --weights-dtype fp8 --no-pipeline --ranks 32 --changes 3 --out "$OUT"
+    step 240 env STEPS=1 bash bench/gpu_round2.sh ;;
   C)
     step 200 python3 -m livevace bench pipeline --model krea-realtime --weights random \
       --weights-dtype fp8 --compile --resolution 832x480 --chunks 2 --memory-history --out "$OUT"
