@@ -54,6 +54,7 @@ def test_on_a_gpu_the_upscalers_other_runners_give_the_nodes_pictures():
         module = module.cuda().half().eval().requires_grad_(False)
         batch = torch.rand(4, 3, 64, 96, device="cuda", dtype=torch.half)
         variants = runner_variants(module, torch.half, batch)
+        assert set(variants) == {"nchw", "compiled"}  # the graph was captured
         node = network_runner(module, torch.half)(batch)
         for run in variants.values():
             torch.testing.assert_close(run(), node, rtol=1e-2, atol=1e-2)
