@@ -21,8 +21,10 @@ class ModelError(UserError):
 
 def describe(err: BaseException) -> str:
     """One line for a log: a UserError's own message (whole: it says what to do), otherwise
-    its type and the first line of its message (at most 200 characters)."""
+    its type and the first line of its message, with the next one where the first only
+    introduces it ("backend='inductor' raised:"), at most 200 characters."""
     if isinstance(err, UserError):
         return str(err)
-    text = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = " ".join(lines[:2] if lines and lines[0].endswith(":") else lines[:1])[:200]
     return f"{type(err).__name__}: {text}" if text else type(err).__name__

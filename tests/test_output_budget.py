@@ -88,10 +88,11 @@ def test_a_slow_interpolator_then_a_slow_network_are_stepped_down_and_bursts_kee
     steps = [line.rsplit(": ", 1)[1] for line in budget_lines(caplog)]
     assert steps[:2] == [STEPS[Level.REPEATS], STEPS[Level.LANCZOS]]
     assert output.level >= Level.LANCZOS and stats.snapshot()["output_degraded"] >= 2
-    # the first burst loaded the networks: not held to the budget, so the steps come one
-    # burst later; the network ran until its step, never after
+    # the first burst loaded the networks and the first on the repeats path met new shapes:
+    # neither is held to the budget, so each step comes one burst later; the network ran
+    # until its step, never after
     held = OVERRUNS + 1
-    assert len(calls) == 2 * OVERRUNS + 1
+    assert len(calls) == 2 * OVERRUNS + 2
     # every burst went out, at the size and rate asked; in-betweens until the first step,
     # repeats after it
     assert len(got) == 3 * OVERRUNS and all(len(b) == 4 for b in got[1:])
@@ -109,7 +110,7 @@ def test_every_step_down_in_order_then_a_new_size_tries_the_full_path_again(tmp_
     output, got, stats = collecting(fps=1e6, rife=lambda d, t: random_ifnet(),
                                     upscaler=lambda m, d, t: net)
     params = {"output_fps": 60, "output_size": (96, 96), "upscale_model": "mine"}
-    bursts = 5 * OVERRUNS
+    bursts = 5 * (OVERRUNS + 1)  # a level's first burst meets new shapes: not held
     with caplog.at_level(logging.INFO, logger="livevace.output"):
         for k in range(bursts):
             output.submit(generated(2 * k, 2), params)
@@ -252,3 +253,34 @@ def test_a_burst_that_loads_the_network_is_not_held_to_the_budget(monkeypatch, c
     assert stats.snapshot()["stage_output_ms"] >= 5 * SLEEP * 1e3  # far over 2 frames' play
     assert output.level == Level.FULL and not budget_lines(caplog)
     assert any("interpolated" in f.meta for f in got[0])
+
+
+def test_in_line_a_burst_is_made_on_the_callers_thread_before_submit_returns():
+    """On a GPU the stage works between the generator's calls (the module doc says why)."""
+    threads: list[str] = []
+    output, got, _ = collecting(fps=30.0, rife=lambda d, t: random_ifnet(), inline=True)
+    output.emit = lambda frames: (threads.append(threading.current_thread().name),
+                                  got.append(frames))
+    for k in range(3):
+        output.submit(generated(2 * k, 2), {"output_fps": 60, "output_size": (96, 96)})
+        assert len(got) == k + 1  # made and emitted already
+    output.submit(generated(6, 2), {})  # both off: straight through
+    assert threads == [threading.current_thread().name] * 4 and output._thread is None
+    assert [len(b) for b in got] == [3, 4, 4, 2]
+    assert all(f.image.shape == (96, 96, 3) for b in got[:3] for f in b)
+    assert sum("interpolated" in f.meta for b in got for f in b) == 5
+
+
+def test_a_burst_that_meets_a_new_shape_is_not_held_to_the_budget(monkeypatch, caplog):
+    """A new burst length (or size, or setting) tunes kernels and sizes batches on a GPU:
+    its first burst is no trend, the second of that shape is."""
+    monkeypatch.setattr(stage_module, "OVERRUNS", 1)
+    output, got, _ = collecting(fps=30.0, rife=lambda d, t: slow_ifnet(), inline=True)
+    params = {"output_fps": 60}
+    with caplog.at_level(logging.WARNING, logger="livevace.output"):
+        output.submit(generated(0, 2), params)  # loads IFNet
+        output.submit(generated(2, 3), params)  # a new length
+        assert not budget_lines(caplog) and output.level == Level.FULL
+        output.submit(generated(5, 3), params)  # the same again: over its budget
+    assert [line.rsplit(": ", 1)[1] for line in budget_lines(caplog)] == [STEPS[Level.REPEATS]]
+    assert output.level == Level.REPEATS and len(got) == 3

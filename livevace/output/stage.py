@@ -1,21 +1,32 @@
 """`OutputStage`: the generator's bursts → interpolated, upscaled bursts → the pacer.
 
-The loop hands every burst to `submit` and goes back to generating. With `output_fps` and
-`output_size` off (the defaults) a burst goes straight on to the pacer on the loop's thread,
-as before. Otherwise the stage's own thread takes it: uploads the chunk's frames, runs the
-interpolation (`interpolate`) and the upscaling (`upscale`) in one batch each on the stage's
-own CUDA stream — beside the generator's work on its streams — and downloads the result for
-the pacer. Repeated slots (no in-between made) share their picture, resized once. A burst
-waits only for the one in work: a newer one replaces a waiting one (`dropped_output`), so
-neither latency nor memory builds up however slow the stage is.
+The loop hands every burst to `submit`. With `output_fps` and `output_size` off (the
+defaults) a burst goes straight on to the pacer on the loop's thread, as before. Otherwise the
+stage uploads the chunk's frames, runs the interpolation (`interpolate`) and the upscaling
+(`upscale`) in one batch each on its own CUDA stream, and downloads the result for the pacer.
+Repeated slots (no in-between made) share their picture, resized once.
+
+Where (`inline`):
+- On a GPU, in line: on the loop's thread, between the generator's calls. The generator
+  keeps the GPU busy with kernels that each hold every SM until they end, so a stage that
+  runs beside it waits behind one of them for each of its own hundreds of small kernels,
+  whatever its stream's priority: on one H100 beside 832×480 VACE, the 2x network took
+  twelve times its time alone, and a burst's in-betweens took seconds instead of
+  milliseconds (BENCHMARKS.md, "Output path"). In line, the stage costs the generator its
+  own GPU time, no more, and that time is what the budget holds it to.
+- Elsewhere (a CPU), on the stage's own thread beside the generator. A burst waits only for
+  the one in work: a newer one replaces a waiting one (`dropped_output`), so neither latency
+  nor memory builds up however slow the stage is.
 
 Size: in a node every frame leaves at the size the sinks opened at (`size`); a live
 `output_size` they cannot take is said once and not made (making it only for each sink to
 shrink it back would cost the most work for nothing).
 
 Budget: the stage times each burst against the time its frames play (n generated frames:
-n / fps); a burst that loaded a network is not held to it. `OVERRUNS` bursts in a row over `LOAD_SHARE` of it take it one step down, with one
-log line each (`STEPS`): interpolation off (repeats), the upscaling network off (Lanczos), a
+n / fps); a burst that loaded a network or met a new shape (its kernels tuned, its batches
+sized) is not held to it. `OVERRUNS` bursts in a row over a share of it (`INLINE_SHARE` in
+line, where the stage's time is the generator's; `LOAD_SHARE` on its own thread) take it one
+step down, with one log line each (`STEPS`): interpolation off (repeats), the upscaling network off (Lanczos), a
 linear resize on the host, a nearest-pixel one. `output_degraded` in the stats is the step
 (0: the full path); a change of `output_size` (without sinks) or `upscale_model` tries the
 full path again, a change of `output_fps` does not.
@@ -77,7 +88,10 @@ MAX_WAITING = 1
 BUDGET_SHARE = 0.25
 """The most of an output frame's period an upscaling network may take per frame."""
 LOAD_SHARE = 0.8
-"""The most of a burst's play time the stage may spend on it (headroom for jitter)."""
+"""The most of a burst's play time the stage on its own thread may spend on it (headroom for
+jitter)."""
+INLINE_SHARE = 0.25
+"""The most of a burst's play time the stage in line may spend on it: the generator's time."""
 OVERRUNS = 3
 """Bursts over that in a row before the stage steps down: one late burst is no trend."""
 STALL = 4.0
@@ -135,7 +149,8 @@ class OutputStage:
     def __init__(self, emit: Emit, stats: Stats | None = None, *,
                  size: tuple[int, int] | None = None, fps: float = 30.0,
                  device: torch.device | None = None, order: Order = "auto",
-                 rife: RifeLoader = load_rife, upscaler: NetworkLoader = load_upscaler) -> None:
+                 rife: RifeLoader = load_rife, upscaler: NetworkLoader = load_upscaler,
+                 inline: bool | None = None) -> None:
         self.emit = emit
         self.stats = stats or Stats()
         self.size = size
@@ -146,6 +161,8 @@ class OutputStage:
         self.device = device or default_device()
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.order = order
+        self.inline = self.device.type == "cuda" if inline is None else inline
+        """Bursts are made on the caller's thread (module doc: "Where")."""
         self._load_rife = rife
         self._load_upscaler = upscaler
         self.schedule = Schedule()
@@ -160,8 +177,10 @@ class OutputStage:
         """When the burst in work was taken (monotonic seconds)."""
         self._bypassed = False
         """Whether bursts went round the one in work (`STALL`)."""
-        self._loaded = False
-        """Whether the burst in work loaded a network (its time is not held to the budget)."""
+        self._warming = False
+        """Whether the burst in work loaded a network or met a new shape (its time is not
+        held to the budget)."""
+        self._shapes: set[tuple[Any, ...]] = set()
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._cuda_stream: torch.cuda.Stream | None = None
@@ -182,6 +201,9 @@ class OutputStage:
             self._params = params
         settings = self.settings(frames[0])
         self._say_size(frames[0])
+        if self.inline:
+            self.emit(self._work(frames, self._params) if settings.active else frames)
+            return
         with self._cond:
             stalled = settings.active and self._stalled(len(frames))
             if not settings.active and not self._queue and not self._busy:
@@ -287,17 +309,7 @@ class OutputStage:
                     return
                 frames, params = self._queue.popleft()
                 self._busy, self._since, self._bypassed = True, time.monotonic(), False
-            try:
-                t0 = time.perf_counter()
-                self._loaded = False
-                out = self.process(frames, params)
-                ms = (time.perf_counter() - t0) * 1e3
-                self.stats.timing("output", ms)
-                if not self._loaded:  # a load (and the network's first shapes) is no trend
-                    self._budget(ms, len(frames))
-            except Exception as exc:  # the show goes on: the frames as they came
-                self._failed(exc)
-                out = frames
+            out = self._work(frames, params)
             with self._cond:
                 late = self._bypassed  # newer bursts went round it: too old to show now
             if late:
@@ -307,6 +319,22 @@ class OutputStage:
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
+
+    def _work(self, frames: list[Frame], params: Mapping[str, Any]) -> list[Frame]:
+        """One burst made, timed and held to the budget; the frames as they came on a fault
+        (the show goes on)."""
+        try:
+            t0 = time.perf_counter()
+            self._warming = False
+            out = self.process(frames, params)
+            ms = (time.perf_counter() - t0) * 1e3
+            self.stats.timing("output", ms)
+            if not self._warming:  # a load or a first shape is no trend
+                self._budget(ms, len(frames))
+            return out
+        except Exception as exc:
+            self._failed(exc)
+            return frames
 
     def _on_stream(self) -> Any:
         """All the stage's GPU work on its own stream, loading and measuring included: none
@@ -336,6 +364,10 @@ class OutputStage:
     def _process(self, frames: list[Frame], params: Mapping[str, Any]) -> list[Frame]:
         settings = self.settings(frames[0], params)
         self._follow(settings)
+        shape = (len(frames), frames[0].width, frames[0].height, settings, self.level)
+        if shape not in self._shapes:
+            self._shapes.add(shape)
+            self._warming = True
         if not settings.active:
             self.schedule.reset()
             self._prev = None
@@ -454,7 +486,7 @@ class OutputStage:
         """A burst's cost against the time its frames play: `OVERRUNS` bursts in a row over
         `LOAD_SHARE` of it take the stage one step down (module doc)."""
         play_ms = generated / self.fps * 1e3
-        if ms <= LOAD_SHARE * play_ms:
+        if ms <= (INLINE_SHARE if self.inline else LOAD_SHARE) * play_ms:
             self._overruns = 0
             return
         self._overruns += 1
@@ -490,7 +522,7 @@ class OutputStage:
 
     def _interpolation(self) -> Interpolator:
         if self._interpolator is None:
-            self._loaded = True
+            self._warming = True
             try:
                 net: IFNet | None = self._load_rife(self.device, self.dtype)
             except UserError as exc:
@@ -508,7 +540,7 @@ class OutputStage:
     def _upscaling(self, settings: OutputSettings, size: tuple[int, int]) -> Upscaler:
         model = settings.model
         if self._upscaler is None or self._upscaler[0] != model:
-            self._loaded = True
+            self._warming = True
             self._upscaler = (model, Upscaler(self._network(model, settings, size)))
             log.info("upscaling to %dx%d: %s", *settings.size or (0, 0),
                      self._upscaler[1].describe)
