@@ -255,18 +255,32 @@ def test_a_burst_that_loads_the_network_is_not_held_to_the_budget(monkeypatch, c
     assert any("interpolated" in f.meta for f in got[0])
 
 
-def test_in_line_a_burst_is_made_on_the_callers_thread_before_submit_returns():
-    """On a GPU the stage works between the generator's calls (the module doc says why)."""
-    threads: list[str] = []
-    output, got, _ = collecting(fps=30.0, rife=lambda d, t: random_ifnet(), inline=True)
-    output.emit = lambda frames: (threads.append(threading.current_thread().name),
+def test_in_line_the_caller_makes_the_in_betweens_and_the_finisher_emits_them_in_order():
+    """On a GPU the stage's kernels run between the generator's calls and its copies to the
+    host beside them (the module doc says why): the in-betweens are made before `submit`
+    returns, on the caller's thread; every burst goes out in order, on the stage's."""
+    rendered: list[str] = []
+
+    class Recording(IFNet):
+        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+            rendered.append(threading.current_thread().name)
+            return super().forward(*args)
+
+    net = Recording()
+    net.load_state_dict(random_ifnet().state_dict())
+    emitted: list[str] = []
+    output, got, _ = collecting(fps=30.0, rife=lambda d, t: net, inline=True)
+    output.emit = lambda frames: (emitted.append(threading.current_thread().name),
                                   got.append(frames))
+    here = threading.current_thread().name
     for k in range(3):
         output.submit(generated(2 * k, 2), {"output_fps": 60, "output_size": (96, 96)})
-        assert len(got) == k + 1  # made and emitted already
-    output.submit(generated(6, 2), {})  # both off: straight through
-    assert threads == [threading.current_thread().name] * 4 and output._thread is None
-    assert [len(b) for b in got] == [3, 4, 4, 2]
+        assert rendered and rendered[-1] == here and len(rendered) == k + 1
+    output.submit(generated(6, 2), {})  # both off: straight on, after the bursts before
+    assert output.drain(timeout=60)
+    output.stop()
+    assert output._thread is None and emitted and here not in emitted
+    assert [b[0].index for b in got] == [0, 1, 3, 6] and [len(b) for b in got] == [3, 4, 4, 2]
     assert all(f.image.shape == (96, 96, 3) for b in got[:3] for f in b)
     assert sum("interpolated" in f.meta for b in got for f in b) == 5
 
@@ -282,5 +296,7 @@ def test_a_burst_that_meets_a_new_shape_is_not_held_to_the_budget(monkeypatch, c
         output.submit(generated(2, 3), params)  # a new length
         assert not budget_lines(caplog) and output.level == Level.FULL
         output.submit(generated(5, 3), params)  # the same again: over its budget
+    assert output.drain(timeout=60)
+    output.stop()
     assert [line.rsplit(": ", 1)[1] for line in budget_lines(caplog)] == [STEPS[Level.REPEATS]]
     assert output.level == Level.REPEATS and len(got) == 3

@@ -7,13 +7,16 @@ stage uploads the chunk's frames, runs the interpolation (`interpolate`) and the
 Repeated slots (no in-between made) share their picture, resized once.
 
 Where (`inline`):
-- On a GPU, in line: on the loop's thread, between the generator's calls. The generator
-  keeps the GPU busy with kernels that each hold every SM until they end, so a stage that
-  runs beside it waits behind one of them for each of its own hundreds of small kernels,
+- On a GPU, in line: the upload and the kernels on the loop's thread, between the
+  generator's calls, which wait for the kernels to end; the copy of the result to the host
+  (a copy engine's work, no SM's) and the frames made of it on the stage's own thread,
+  beside the next call (`_Made`), in the order the bursts came. The generator keeps the GPU
+  busy with kernels that each hold every SM until they end, so a stage whose kernels run
+  beside it waits behind one of them for each of its own hundreds of small kernels,
   whatever its stream's priority: on one H100 beside 832×480 VACE, the 2x network took
   twelve times its time alone, and a burst's in-betweens took seconds instead of
   milliseconds (BENCHMARKS.md, "Output path"). In line, the stage costs the generator its
-  own GPU time, no more, and that time is what the budget holds it to.
+  kernels' time and the upload, no more, and that time is what the budget holds it to.
 - Elsewhere (a CPU), on the stage's own thread beside the generator. A burst waits only for
   the one in work: a newer one replaces a waiting one (`dropped_output`), so neither latency
   nor memory builds up however slow the stage is.
@@ -62,10 +65,12 @@ import threading
 import time
 from contextlib import nullcontext
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, NamedTuple
 
 import cv2
 import numpy as np
@@ -183,6 +188,10 @@ class OutputStage:
         self._shapes: set[tuple[Any, ...]] = set()
         self._stopped = False
         self._thread: threading.Thread | None = None
+        self._finisher = ThreadPoolExecutor(1, "livevace-output") if self.inline else None
+        """In line: makes each burst's frames once its copy to the host is done, and emits
+        them in order (module doc: "Where")."""
+        self._finishing: Future[None] | None = None
         self._cuda_stream: torch.cuda.Stream | None = None
         self._faults: set[str] = set()
         self.level = Level.FULL
@@ -202,7 +211,8 @@ class OutputStage:
         settings = self.settings(frames[0])
         self._say_size(frames[0])
         if self.inline:
-            self.emit(self._work(frames, self._params) if settings.active else frames)
+            made = self._work(frames, self._params, finish=False) if settings.active else frames
+            self._finish_later(made)
             return
         with self._cond:
             stalled = settings.active and self._stalled(len(frames))
@@ -280,6 +290,8 @@ class OutputStage:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+        if self._finisher is not None:
+            self._finisher.shutdown(wait=True)
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -287,6 +299,11 @@ class OutputStage:
     def drain(self, timeout: float = 5.0) -> bool:
         """Wait until every submitted burst has been emitted; False on timeout."""
         end = time.monotonic() + timeout
+        if self._finishing is not None:
+            try:
+                self._finishing.result(timeout)
+            except FutureTimeout:
+                return False
         with self._cond:
             while self._queue or self._busy:
                 left = end - time.monotonic()
@@ -320,13 +337,29 @@ class OutputStage:
                 self._busy = False
                 self._cond.notify_all()
 
-    def _work(self, frames: list[Frame], params: Mapping[str, Any]) -> list[Frame]:
+    def _finish_later(self, made: "list[Frame] | _Made") -> None:
+        """In line: the burst's frames made and emitted on the finisher, after those before."""
+        assert self._finisher is not None
+        if not self._stopped:  # a loop that outlived `stop` (a hung call) sends nothing more
+            self._finishing = self._finisher.submit(self._finish_and_emit, made)
+
+    def _finish_and_emit(self, made: "list[Frame] | _Made") -> None:
+        try:
+            frames = made if isinstance(made, list) else made.frames(self.stats)
+        except Exception as exc:  # a failed copy: the burst is lost, the show goes on
+            self._failed(exc)
+            return
+        self.emit(frames)
+
+    def _work(self, frames: list[Frame], params: Mapping[str, Any], finish: bool = True
+              ) -> "list[Frame] | _Made":
         """One burst made, timed and held to the budget; the frames as they came on a fault
-        (the show goes on)."""
+        (the show goes on). With `finish` off, the burst's copy to the host may still be
+        under way (`_Made`): its time is not the generator's."""
         try:
             t0 = time.perf_counter()
             self._warming = False
-            out = self.process(frames, params)
+            out = self._process(frames, params) if not finish else self.process(frames, params)
             ms = (time.perf_counter() - t0) * 1e3
             self.stats.timing("output", ms)
             if not self._warming:  # a load or a first shape is no trend
@@ -358,10 +391,16 @@ class OutputStage:
 
     def process(self, frames: list[Frame], params: Mapping[str, Any]) -> list[Frame]:
         """One burst through interpolation and upscaling, at the stage's present level."""
-        with self._on_stream():
-            return self._process(frames, params)
+        made = self._process(frames, params)
+        return made if isinstance(made, list) else made.frames(self.stats)
 
-    def _process(self, frames: list[Frame], params: Mapping[str, Any]) -> list[Frame]:
+    def _process(self, frames: list[Frame], params: Mapping[str, Any]
+                 ) -> "list[Frame] | _Made":
+        with self._on_stream():
+            return self._process_on_stream(frames, params)
+
+    def _process_on_stream(self, frames: list[Frame], params: Mapping[str, Any]
+                           ) -> "list[Frame] | _Made":
         settings = self.settings(frames[0], params)
         self._follow(settings)
         shape = (len(frames), frames[0].width, frames[0].height, settings, self.level)
@@ -376,7 +415,7 @@ class OutputStage:
             return self._morph(frames, settings)
         return self._repeat(frames, settings)
 
-    def _morph(self, frames: list[Frame], settings: OutputSettings) -> list[Frame]:
+    def _morph(self, frames: list[Frame], settings: OutputSettings) -> "_Made":
         """IFNet's in-betweens and the upscaling (on the stage's stream: `process`)."""
         size = (frames[0].height, frames[0].width)
         upscaler = self._upscaling(settings, size) if settings.size else None
@@ -389,10 +428,9 @@ class OutputStage:
         images, metas = self._interpolate(frames, images, settings.rate)
         if upscaler is not None and not first:
             images = upscaler(images, settings.size)  # type: ignore[arg-type]
-        clock.lap("render")
-        pixels = _download(images)
-        clock.lap("download")
-        return [Frame(p, m.t_capture, m.index, m.meta) for p, m in zip(pixels, metas)]
+        pixels = _uint8(images)
+        clock.lap("render")  # the kernels are done: the generator may go on
+        return _to_host(pixels)._replace(metas=metas)
 
     def _repeat(self, frames: list[Frame], settings: OutputSettings) -> list[Frame]:
         """Each output slot shows a picture of its own (the frame, or the one before on a
@@ -582,6 +620,40 @@ class _PartClock:
         self.t = t
 
 
-def _download(images: Tensor) -> np.ndarray:
+class _Made(NamedTuple):
+    """A burst's pictures on their way to the host: `pixels` [n, H, W, 3] uint8 (pinned
+    memory on a GPU, filled by the copy that `done` marks), and the frames they become."""
+
+    pixels: Tensor
+    done: torch.cuda.Event | None
+    metas: list[Frame]
+
+    def frames(self, stats: Stats) -> list[Frame]:
+        t0 = time.perf_counter()
+        if self.done is not None:
+            self.done.synchronize()
+        stats.timing("output_download", (time.perf_counter() - t0) * 1e3)
+        return [Frame(p, m.t_capture, m.index, m.meta)
+                for p, m in zip(self.pixels.numpy(), self.metas)]
+
+
+def _uint8(images: Tensor) -> Tensor:
+    """[n, 3, H, W] in [0, 1] → [n, H, W, 3] uint8, on the images' device."""
     pixels = (images.float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    return pixels.permute(0, 2, 3, 1).contiguous()
+
+
+def _to_host(pixels: Tensor) -> _Made:
+    """`_Made` of `_uint8` pictures (without frames yet): on a GPU their copy into pinned
+    memory is queued on the current stream, behind the kernels that made them."""
+    if not pixels.is_cuda:
+        return _Made(pixels, None, [])
+    host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
+    host.copy_(pixels, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record()
+    return _Made(host, done, [])
+
+
+def _download(images: Tensor) -> np.ndarray:
+    return _uint8(images).cpu().numpy()
