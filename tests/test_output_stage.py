@@ -232,6 +232,17 @@ def test_on_the_gpu_a_chunk_becomes_1080p60_in_half_precision_on_the_stages_stre
     assert output.upscaling.startswith("span (")
     between = [f for f in out if "interpolated" in f.meta]
     assert len(between) == 11 and all(f.image.std() > 0 for f in between)
+    # as the node runs it: in line, the copy to the host finished on the stage's thread
+    got: list[list[Frame]] = []
+    inline = OutputStage(got.append, device=device, rife=lambda d, t: net,
+                         upscaler=lambda m, d, t: span)
+    assert inline.inline
+    inline.submit(frames, params)
+    assert inline.drain(timeout=60)
+    inline.stop()
+    assert len(got) == 1 and [f.index for f in got[0]] == [f.index for f in out]
+    assert all(np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
+               for a, b in zip(got[0], out))
 
 
 def test_a_network_upscales_before_interpolation_and_lanczos_after(tmp_path):
