@@ -11,7 +11,7 @@ Where (`inline`):
   generator's calls, which wait for the kernels to end; the copy of the result to the host
   (a copy engine's work, no SM's) and the frames made of it on the stage's own thread,
   beside the next call (`_Made`), in the order the bursts came. The generator keeps the GPU
-  busy with kernels that each hold every SM until they end, so a stage whose kernels run
+  busy with kernels that each fill every SM until they end, so a stage whose kernels run
   beside it waits behind one of them for each of its own hundreds of small kernels,
   whatever its stream's priority: on one H100 beside 832×480 VACE, the 2x network took
   twelve times its time alone, and a burst's in-betweens took seconds instead of
