@@ -11,7 +11,7 @@
 #                                             # its video-to-video speed
 #   device run: bash bench/gpu_session.sh E   # issues 19, 20, 21: where MemFlow's time goes,
 #                                             # StreamDiffusionV2 14B, the 14B LoRA write-back,
-#                                             # the DiT's FP8 paths side by side
+#                                             # the DiT in bf16 and FP8 side by side
 #   device run: bash bench/gpu_session.sh C   # issue 19: who holds the peak memory (Krea FP8
 #                                             # at 832x480, LongLive, StreamDiffusionV2)
 # Each part runs its steps in order of need while LIMIT seconds (default 550) allow, each
@@ -41,7 +41,7 @@ case "${1:?part A, B, C, D or E}" in
     step 540 env PART=probes bash bench/gpu_output.sh ;;
   B)
     step 190 python3 -m livevace bench pipeline --model krea-realtime --weights random \
-      --weights-dtype fp8 --precision fp8 --fp8-kernels torchao --compile --resolution 832x480 \
+      --weights-dtype fp8 --precision fp8 --compile --resolution 832x480 \
       --mode t2v --chunks 4 --profile --out "$OUT"
     step 130 python3 -m livevace bench probe --model streamdiffusionv2 --weights random \
       --compile --resolution 576x320 --probe-fps 30 --probe-seconds 10 --probe-settle 4 \

@@ -114,11 +114,13 @@ def test_a_fused_qkv_and_fp8_compute_copies_are_written(base, loras):
     fused = torch.cat([want[f"blocks.0.self_attn.{p}.weight"] for p in "qkv"])
     assert rel_err(attn.qkv_weight, fused) < 1e-6
     data, scale = quantize_rows(attn.qkv_weight)  # the copy follows the merged weight
-    assert torch.equal(attn.qkv_weight_fp8, data) and torch.equal(attn.qkv_scale_fp8, scale.t())
+    copy_data, copy_scale = stored_fp8(attn.qkv_weight_fp8)
+    assert torch.equal(copy_data, data) and torch.equal(copy_scale, scale)
     ffn = model.blocks[2].ffn[0]
     assert rel_err(ffn.weight, want["blocks.2.ffn.0.weight"]) < 1e-6
     data, scale = quantize_rows(ffn.weight)
-    assert torch.equal(ffn.weight_fp8, data) and torch.equal(ffn.scale_fp8, scale.t())
+    copy_data, copy_scale = stored_fp8(ffn.weight_fp8)
+    assert torch.equal(copy_data, data) and torch.equal(copy_scale, scale)
 
 
 def test_fp8_stored_weights_are_requantised_from_their_exact_base(base, loras):

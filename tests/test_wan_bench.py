@@ -58,12 +58,12 @@ def test_variant_words():
 
 
 
-def test_fp8_variant_words_pick_the_kernels_and_the_bf16_layers():
-    ao = parse_variant("compile+graph+fp8aoall")
-    assert ao.fp8 and ao.fp8_kernels == "torchao" and ao.fp8_bf16 == ()
-    assert ao.label == "compile+graph+fp8aoall"
-    rowwise = parse_variant("compile+fp8")
-    assert rowwise.fp8_kernels == "rowwise" and rowwise.fp8_bf16 == FP8_BF16
-    assert rowwise.label == "compile+fp8"
+def test_fp8_variant_words_pick_the_bf16_layers():
+    every = parse_variant("compile+graph+fp8all")
+    assert every.fp8 and every.fp8_bf16 == ()
+    assert every.label == "compile+graph+fp8all"
+    default = parse_variant("compile+fp8")
+    assert default.fp8 and default.fp8_bf16 == FP8_BF16
+    assert default.label == "compile+fp8"
     with pytest.raises(argparse.ArgumentTypeError):
-        parse_variant("fp8+fp8ao")
+        parse_variant("fp8+fp8all")

@@ -97,13 +97,12 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return w, h
 
 
-VARIANT_WORDS = ("eager", "compile", "autotune", "graph", "fp8", "fp8ao", "fp8all", "fp8aoall",
-                 "fa4", "unfused")
+VARIANT_WORDS = ("eager", "compile", "autotune", "graph", "fp8", "fp8all", "fa4", "unfused")
 
 
 def parse_variant(text: str) -> Acceleration:
-    """"compile+graph+fp8" → Acceleration (words: `VARIANT_WORDS`; fp8ao: TorchAO's FP8
-    kernels, …all: no block linear kept in bf16)."""
+    """"compile+graph+fp8" → Acceleration (words: `VARIANT_WORDS`; fp8all: no block linear
+    kept in bf16)."""
     words = [w for w in text.strip().lower().split("+") if w]
     bad = [w for w in words if w not in VARIANT_WORDS]
     if bad or not words:
@@ -113,11 +112,9 @@ def parse_variant(text: str) -> Acceleration:
                          else "default" if "compile" in words else "off")
     fp8 = [w for w in words if w.startswith("fp8")]
     if len(fp8) > 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: one of fp8, fp8ao, fp8all, fp8aoall")
-    kind = fp8[0] if fp8 else ""
+        raise argparse.ArgumentTypeError(f"{text!r}: one of fp8, fp8all")
     return Acceleration(compile=mode, cuda_graph="graph" in words, fp8=bool(fp8),
-                        fp8_kernels="torchao" if "ao" in kind else "rowwise",
-                        fp8_bf16=() if kind.endswith("all") else FP8_BF16,
+                        fp8_bf16=() if "fp8all" in fp8 else FP8_BF16,
                         fuse_qkv="unfused" not in words, flash4="fa4" in words)
 
 

@@ -1,11 +1,10 @@
-"""FP8's quality cost: the same stream in bf16 and with each FP8 path, compared chunk by chunk.
+"""FP8's quality cost: the same stream in bf16 and with FP8 linear layers, chunk by chunk.
 
 `livevace bench fp8_quality` streams `--chunks` chunks (64 by default) through one model,
-first with bf16 linear layers, then once per FP8 path (`--kernels`: the hand-written rowwise
-kernels and TorchAO's W8A8), each time from the same start: the same seed, text embedding and,
-with `--mode vace`, the same control context per chunk. Every chunk's latents and its frames
-decoded by the Wan VAE (`--decoder wan`, a causal decoder per stream) or the tiny one are set
-against bf16's:
+first with bf16 linear layers, then with FP8 ones (`compiled.Acceleration.fp8`), both times
+from the same start: the same seed, text embedding and, with `--mode vace`, the same control
+context per chunk. Every chunk's latents and its frames decoded by the Wan VAE (`--decoder
+wan`, a causal decoder per stream) or the tiny one are set against bf16's:
 - relative error ‖fp8 − bf16‖ / ‖bf16‖ of the latents and of the frames, per chunk;
 - PSNR of the frames (pixels in [-1, 1], a peak-to-peak range of 2).
 Reported: median, 95th percentile and worst over the chunks, and the first and last chunk's
@@ -34,7 +33,6 @@ from livevace.bench.rig import Settings, load_model_set
 from livevace.errors import UserError
 from livevace.models.wan import zoo
 from livevace.models.wan.compiled import FP8_BF16, Acceleration
-from livevace.models.wan.linear import FP8_KERNELS
 from livevace.pipelines.vace.choices import RANDOM, TINY_RANDOM, WEIGHTS
 from livevace.pipelines.vace.model_set import ModelSet
 
@@ -48,8 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunks", type=int, default=64, help="chunks compared (default 64)")
     parser.add_argument("--mode", choices=("t2v", "vace"), default="t2v",
                         help="t2v, or vace with a random control context per chunk")
-    parser.add_argument("--kernels", default=",".join(FP8_KERNELS),
-                        help=f"FP8 paths compared with bf16, comma list of {', '.join(FP8_KERNELS)}")
     parser.add_argument("--fp8-bf16", type=lambda t: tuple(n for n in t.split(",") if n),
                         default=FP8_BF16, metavar="NAMES",
                         help="block linears FP8 keeps in bf16 ('' for none; default "
@@ -64,14 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (bench/results)")
-
-
-def kernels_of(text: str) -> list[str]:
-    kernels = [k for k in text.split(",") if k]
-    bad = [k for k in kernels if k not in FP8_KERNELS]
-    if bad or not kernels:
-        raise UserError(f"bench fp8_quality: --kernels takes {', '.join(FP8_KERNELS)}; got {text!r}")
-    return kernels
 
 
 def stream(models: ModelSet, args: argparse.Namespace) -> Iterator[Chunk]:
@@ -130,7 +118,6 @@ def compare(reference: list[Chunk], chunks: Iterator[Chunk]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    kernels = kernels_of(args.kernels)
     if args.chunks < 1:
         raise UserError("bench fp8_quality: --chunks must be at least 1")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -143,12 +130,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             models.dit.accelerate(base)
             reference = list(stream(models, args))
-            rows = []
-            for kernel in kernels:
-                models.dit.accelerate(dataclasses.replace(base, fp8=True, fp8_kernels=kernel,
-                                                          fp8_bf16=args.fp8_bf16))
-                rows.append({"fp8": kernel, "acceleration": models.dit.acceleration.label,
-                             **compare(reference, stream(models, args))})
+            models.dit.accelerate(dataclasses.replace(base, fp8=True, fp8_bf16=args.fp8_bf16))
+            rows = [{"acceleration": models.dit.acceleration.label,
+                     **compare(reference, stream(models, args))}]
         except ValueError as exc:
             raise UserError(f"bench fp8_quality: {exc}") from None
     finally:
@@ -168,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def flat(row: dict[str, Any]) -> dict[str, Any]:
-    """One table line of a compared path."""
+    """The table line of the FP8 stream."""
     lat, pix, db = row["latents"], row["frames"], row["psnr_db"]
     return {"fp8": row["acceleration"], "latents median": f"{lat['median']:.2e}",
             "latents p95": f"{lat['p95']:.2e}", "latents worst": f"{lat['worst']:.2e}",

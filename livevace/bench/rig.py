@@ -28,7 +28,6 @@ from livevace.errors import ModelError, UserError
 from livevace.io.pattern import PatternSource
 from livevace.models.wan.compiled import FP8_BF16, Acceleration
 from livevace.models.wan.fp8_weights import store_fp8
-from livevace.models.wan.linear import FP8_KERNELS
 from livevace.models.wan.recipe import Recipe
 from livevace.params import CONTROLS, ParamStore, param
 from livevace.pipelines.vace.fast import accelerate, compile_vae
@@ -43,7 +42,6 @@ from livevace.store.vram import VramSettings, estimate
 MODES = ("t2v", "v2v", "vace-control", "vace-ref", "inpaint")
 WeightsDtype = Literal["bf16", "fp8"]
 WEIGHTS_DTYPES: tuple[WeightsDtype, ...] = ("bf16", "fp8")
-FP8_ROW = ("", "off", *FP8_KERNELS)
 
 
 def step_list(steps: int) -> tuple[int, ...]:
@@ -80,9 +78,8 @@ class Settings:
     fade: int = 0
     """Timed chunks fade the prompt over this many chunks, one fade after another (every
     chunk is a transition step: its text K/V are rebuilt); 0: one prompt throughout."""
-    fp8: str = ""
-    """The DiT's FP8 linear layers for this row (`FP8_ROW`): off, rowwise or torchao (the
-    kernels, `compiled.Acceleration.fp8_kernels`); "": as the run's options say."""
+    fp8: bool | None = None
+    """The DiT's FP8 linear layers on or off for this row; None: as the run's options say."""
 
     @property
     def label(self) -> str:
@@ -91,7 +88,7 @@ class Settings:
                   "" if self.overlap else "serial",
                   f"{self.context_encoder}-context" if self.context_encoder != "wan" else "",
                   f"prompt fades over {self.fade} chunks" if self.fade else "",
-                  {"off": "bf16", "rowwise": "fp8", "torchao": "fp8 torchao"}.get(self.fp8, "")]
+                  {False: "bf16", True: "fp8", None: ""}[self.fp8]]
         return " ".join([f"{self.width}x{self.height} {mode} {self.steps} steps {self.decoder} "
                          f"chunk {self.chunk}", *filter(None, extras)])
 
@@ -246,11 +243,7 @@ class Rig:
         """The DiT's FP8 as row `s` asks (`Settings.fp8`; the run's when it does not say),
         the run's put back afterwards (graphs are made again by the row's `prepare`)."""
         before = self.acceleration
-        if s.fp8 not in FP8_ROW:
-            raise UserError(f"bench pipeline: fp8 {s.fp8!r}: choose {', '.join(FP8_ROW[1:])}")
-        want = before if not s.fp8 else dataclasses.replace(
-            before, fp8=s.fp8 != "off",
-            fp8_kernels=before.fp8_kernels if s.fp8 == "off" else s.fp8)  # type: ignore[arg-type]
+        want = before if s.fp8 is None else dataclasses.replace(before, fp8=s.fp8)
         if want == before:
             yield
             return
@@ -357,12 +350,11 @@ def _load_model_set(model: str, weights: str, device: torch.device, text_encoder
 
 def acceleration_from(args: argparse.Namespace, device: torch.device) -> Acceleration:
     """`--compile`: compiled block phases, plus the step as a CUDA graph on a GPU;
-    `--precision fp8`: FP8 linear layers (quality-affecting) by `--fp8-kernels`, but those
-    `--fp8-bf16` names."""
+    `--precision fp8`: FP8 linear layers (quality-affecting), but those `--fp8-bf16` names."""
     return Acceleration(compile="default" if args.compile else "off",
                         cuda_graph=bool(args.compile) and device.type == "cuda",
-                        fp8=args.precision == "fp8", fp8_kernels=args.fp8_kernels,
-                        fp8_bf16=args.fp8_bf16, flash4=bool(args.compile) and not args.no_fa4)
+                        fp8=args.precision == "fp8", fp8_bf16=args.fp8_bf16,
+                        flash4=bool(args.compile) and not args.no_fa4)
 
 
 def build_rig(args: argparse.Namespace, assets: Assets) -> Rig:
@@ -427,9 +419,6 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fp8: FP8 linear layers in the DiT (quality-affecting)")
     parser.add_argument("--fp8", dest="precision", action="store_const", const="fp8",
                         help="same as --precision fp8")
-    parser.add_argument("--fp8-kernels", choices=FP8_KERNELS, default="rowwise",
-                        help="FP8's implementation: rowwise (hand-written, default) or torchao "
-                        "(TorchAO's row-wise dynamic W8A8)")
     parser.add_argument("--fp8-bf16", type=lambda t: tuple(n for n in t.split(",") if n),
                         default=FP8_BF16, metavar="NAMES",
                         help="block linears FP8 keeps in bf16, comma list of names in a block "

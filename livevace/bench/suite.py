@@ -3,8 +3,8 @@ sizes, 2-step VACE, FP8, the Wan VAE decoder, glass-to-glass latency from a 60 a
 source, memory) and the project's speed targets, each target beside what was measured, with
 the spread over `--repeat` runs (a difference smaller than the spread is noise; `met` is
 judged on the median). Rows named `extra` run only when `--rows` names them. A row that asks
-for its own FP8 setting (`Settings.fp8`) gets it for its run alone, so one call compares bf16,
-the hand-written FP8 and TorchAO's.
+for its own FP8 setting (`Settings.fp8`) gets it for its run alone, so one call compares bf16
+and FP8.
 """
 
 from __future__ import annotations
@@ -62,19 +62,16 @@ def suite(large: tuple[int, int], small: tuple[int, int]
     sw, sh = small
     big, little = f"{lw}×{lh}", f"{sw}×{sh}"
     rows = [SuiteRow("t2v-large", Settings(lw, lh, mode="t2v")),
-            SuiteRow("t2v-large-fp8", Settings(lw, lh, mode="t2v", fp8="rowwise")),
+            SuiteRow("t2v-large-fp8", Settings(lw, lh, mode="t2v", fp8=True)),
             SuiteRow("t2v-large-wan", Settings(lw, lh, mode="t2v", decoder="wan")),
             SuiteRow("vace-large", Settings(lw, lh)),
-            SuiteRow("vace-large-fp8", Settings(lw, lh, fp8="rowwise")),
+            SuiteRow("vace-large-fp8", Settings(lw, lh, fp8=True)),
             SuiteRow("vace-small", Settings(sw, sh)),
             SuiteRow("vace-small-2", Settings(sw, sh, steps=2)),
             SuiteRow("g2g-small", Settings(sw, sh, chunk=1), "probe", probe_fps=60.0),
             SuiteRow("g2g-small-30", Settings(sw, sh, chunk=1), "probe", probe_fps=30.0),
             SuiteRow("g2g-small-l1", Settings(sw, sh, chunk=1, lookahead=1), "probe"),
             SuiteRow("memory", Settings(sw, sh), "memory"),
-            SuiteRow("t2v-large-fp8ao", Settings(lw, lh, mode="t2v", fp8="torchao"), extra=True),
-            SuiteRow("vace-large-fp8ao", Settings(lw, lh, fp8="torchao"), extra=True),
-            SuiteRow("vace-small-fp8ao", Settings(sw, sh, fp8="torchao"), extra=True),
             SuiteRow("vace-small-serial", Settings(sw, sh, overlap=False), extra=True),
             SuiteRow("vace-small-tae", Settings(sw, sh, context_encoder="tae"), extra=True),
             SuiteRow("vace-small-2-tae", Settings(sw, sh, steps=2, context_encoder="tae"),
@@ -120,12 +117,6 @@ def suite(large: tuple[int, int], small: tuple[int, int]
                "vace-large-tae", "fps", "fps"),
         Target(f"{little}, VACE depth 4 steps, the prompt fading every chunk",
                "vace-small-fade", "fps", "fps"),
-        Target(f"{big}, text-to-video, 4 steps, TAE, FP8 by TorchAO", "t2v-large-fp8ao", "fps",
-               "fps"),
-        Target(f"{big}, VACE depth control, 4 steps, TAE, FP8 by TorchAO", "vace-large-fp8ao",
-               "fps", "fps"),
-        Target(f"{little}, VACE depth control, 4 steps, TAE, FP8 by TorchAO", "vace-small-fp8ao",
-               "fps", "fps"),
     ]
     return rows, targets
 

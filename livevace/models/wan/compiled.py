@@ -35,15 +35,14 @@ What each switch does and why:
   prompt fade rebuilds every chunk). Graphs belong to their cache and go with it; weights
   changed after `accelerate` (a LoRA merge, a cast) need `accelerate` again.
 - `fp8` (off by default, QUALITY-AFFECTING): the large linear layers of every block in e4m3
-  with rowwise scales (see `linear`); attention, norms and the time path stay as they are.
-  `fp8_kernels` picks the hand-written path ("rowwise") or TorchAO's dynamic W8A8
-  ("torchao"); both sit inside the compiled phases, so each activation's quantisation can
-  fuse into the element-wise kernel that produced it. `fp8_bf16` names the block linears kept
-  in bf16 anyway: by default the two attention output projections, whose input is the
-  attention's output, made outside the compiled phases, so their quantisation is a pass of its
-  own over the activation, costing about what the FP8 GEMM saves at dim 1536. The VACE
-  before/after projections, the embeddings and the head are not block linears: bf16 always.
-  Speed and quality of each: BENCHMARKS.md.
+  with row-wise scales, TorchAO's dynamic W8A8 (see `linear`); attention, norms and the time
+  path stay as they are. The FP8 GEMMs sit inside the compiled phases, so each activation's
+  quantisation can fuse into the element-wise kernel that produced it. `fp8_bf16` names the
+  block linears kept in bf16 anyway: by default the two attention output projections, whose
+  input is the attention's output, made outside the compiled phases, so their quantisation is
+  a pass of its own over the activation, costing about what the FP8 GEMM saves at dim 1536. The
+  VACE before/after projections, the embeddings and the head are not block linears: bf16
+  always. Speed and quality: BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -60,7 +59,7 @@ import torch
 from livevace.cuda_graphs import capture
 from livevace.models.wan.attention import flash4_runs_on
 from livevace.models.wan.blocks import EAGER, Phases, WanBlock
-from livevace.models.wan.linear import Fp8Kernels, set_fp8
+from livevace.models.wan.linear import set_fp8
 from livevace.models.wan.kv_cache import StreamCache
 
 if TYPE_CHECKING:
@@ -83,7 +82,6 @@ class Acceleration:
     flash4: bool = False
     """FlashAttention-4 for every maskless attention where it is installed and the GPU is a
     Hopper or Blackwell (`attention`); SDPA otherwise. Same maths."""
-    fp8_kernels: Fp8Kernels = "rowwise"
     fp8_bf16: tuple[str, ...] = FP8_BF16
     """Block linears kept in bf16 under `fp8`: names in the block ("ffn.0", "self_attn.qkv"
     for the fused QKV, "self_attn.q" … unfused)."""
@@ -94,11 +92,11 @@ class Acceleration:
 
     @property
     def label(self) -> str:
-        """Short name for tables: eager, compile, autotune, +graph, +fp8 (fp8ao: TorchAO's;
-        …all: no layer kept in bf16), +fa4, +unfused."""
+        """Short name for tables: eager, compile, autotune, +graph, +fp8 (fp8all: no layer
+        kept in bf16), +fa4, +unfused."""
         parts = [{"off": "eager", "default": "compile", "max-autotune": "autotune"}[self.compile]]
-        fp8 = ("fp8" + ("ao" if self.fp8_kernels == "torchao" else "")
-               + ("" if self.fp8_bf16 == FP8_BF16 else "all" if not self.fp8_bf16 else "-custom"))
+        fp8 = "fp8" + ("" if self.fp8_bf16 == FP8_BF16 else "all" if not self.fp8_bf16
+                       else "-custom")
         parts += [name for name, on in (("graph", self.cuda_graph), (fp8, self.fp8),
                                         ("fa4", self.flash4), ("unfused", not self.fuse_qkv)) if on]
         return "+".join(parts)
@@ -121,8 +119,7 @@ def accelerate(model: WanDiT, settings: Acceleration) -> None:
             set_fp8(module, False)
         block.self_attn.fuse_qkv(settings.fuse_qkv)
         for name, (owner, prefix) in fp8_candidates(block).items():
-            set_fp8(owner, settings.fp8 and name not in settings.fp8_bf16, prefix,
-                    settings.fp8_kernels)
+            set_fp8(owner, settings.fp8 and name not in settings.fp8_bf16, prefix)
     model.phases = compiled_phases(settings.compile)
     model.graphs = StepGraphs(model) if settings.cuda_graph else None
     explicit = model.attn_impl == "explicit"  # the slow reference path, chosen by hand: kept

@@ -192,8 +192,10 @@ def _fp8_copies(model: nn.Module) -> dict[str, tuple[nn.Module, str, int]]:
 
 
 def _refresh(p: Tensor, owner: nn.Module, prefix: str, first: int) -> None:
-    """The FP8 compute copy's rows of parameter `p`, from its current value."""
+    """The FP8 compute copy's rows of parameter `p`, from its current value (written into
+    the copy's e4m3 rows and scales, which its GEMMs read)."""
     data, scale = stored_fp8(p) or quantize_rows(p.detach())
     rows = slice(first, first + p.shape[0])
-    getattr(owner, prefix + "weight_fp8")[rows].copy_(data)
-    getattr(owner, prefix + "scale_fp8")[:, rows].copy_(scale.t())
+    copy_data, copy_scale = stored_fp8(getattr(owner, prefix + "weight_fp8"))
+    copy_data[rows].copy_(data)
+    copy_scale[rows].copy_(scale)
