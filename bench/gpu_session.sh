@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Device rows of issues 19 and 23 still to measure (the rest of BENCHMARKS.md's 2026-12-07 run
-# came from this script's earlier parts), in device calls made back to back (kind
-# nvidia-h100-x1, carry .whl) so the machine and its compile cache stay warm:
-#   device run: bash bench/gpu_session.sh A   # issue 23: output rows (SPAN's runners too), tests
-#   device run: bash bench/gpu_session.sh D   # issue 23: the node with and without the output
+# Device rows of issues 19, 21 and 23, in device calls made back to back (kind nvidia-h100-x1,
+# carry .whl) so the machine and its compile cache stay warm. Still to run, in order of need:
+#   device run: bash bench/gpu_session.sh D   # issue 23: GPU tests of the in-line output stage
+#                                             # and of the one FP8 path, then the node with and
+#                                             # without the output stage
+#   device run: bash bench/gpu_session.sh F   # issue 19: MemFlow beside LongLive on one machine
+#   device run: bash bench/gpu_session.sh C   # issue 19: who holds the warm-up's peak memory
+#                                             # (Krea FP8 compute at 832x480, LongLive, SDV2)
+#   device run: bash bench/gpu_session.sh A   # issue 23: output rows (SPAN compiled), tests
+#   then STEPS=2 … 7 of bench/gpu_round2.sh (issue 21).
+# Measured (BENCHMARKS.md, 2026-12-07 16:39–16:50 UTC), to reproduce those rows:
 #   device run: bash bench/gpu_session.sh B   # issue 19: Krea's 832x480 text-to-video row with
 #                                             # FP8 compute and where its time goes,
 #                                             # StreamDiffusionV2's glass to glass (VACE with
@@ -12,8 +18,6 @@
 #   device run: bash bench/gpu_session.sh E   # issues 19, 20, 21: where MemFlow's time goes,
 #                                             # StreamDiffusionV2 14B, the 14B LoRA write-back,
 #                                             # the DiT in bf16 and FP8 side by side
-#   device run: bash bench/gpu_session.sh C   # issue 19: who holds the peak memory (Krea FP8
-#                                             # at 832x480, LongLive, StreamDiffusionV2)
 # Each part runs its steps in order of need while LIMIT seconds (default 550) allow, each
 # bounded by its own timeout; every JSON and log lands in one archive, $OUT/results.tgz (a
 # call brings back 8 files at most), and the log also goes to the call's output.
@@ -34,11 +38,18 @@ step() {  # step SECONDS COMMAND...: run it if time is left, bounded by SECONDS
   echo "== $(date +%T) rc ${PIPESTATUS[0]}" | tee -a "$OUT/session.log"
 }
 export LIVEVACE_MODELS_DIR=/tmp/lv-models
-case "${1:?part A, B, C, D or E}" in
+case "${1:?part A to F}" in
   A)
     step 540 env PART=bench bash bench/gpu_output.sh ;;
   D)
-    step 540 env PART=probes bash bench/gpu_output.sh ;;
+    step 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py \
+      tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py tests/test_lora_live.py
+    step 400 env PART=probes bash bench/gpu_output.sh ;;
+  F)
+    for model in longlive memflow longlive memflow; do
+      step 130 python3 -m livevace bench pipeline --model "$model" --weights random --compile \
+        --resolution 576x320 --chunks 16 --out "$OUT"
+    done ;;
   B)
     step 190 python3 -m livevace bench pipeline --model krea-realtime --weights random \
       --weights-dtype fp8 --precision fp8 --compile --resolution 832x480 \
@@ -61,7 +72,8 @@ case "${1:?part A, B, C, D or E}" in
     step 240 env STEPS=1 bash bench/gpu_round2.sh ;;
   C)
     step 200 python3 -m livevace bench pipeline --model krea-realtime --weights random \
-      --weights-dtype fp8 --compile --resolution 832x480 --chunks 2 --memory-history --out "$OUT"
+      --weights-dtype fp8 --precision fp8 --compile --resolution 832x480 --mode t2v --chunks 2 \
+      --memory-history --out "$OUT"
     step 120 python3 -m livevace bench pipeline --weights random --compile --resolution 576x320 \
       --chunks 4 --memory-history --out "$OUT"
     step 150 python3 -m livevace bench pipeline --model streamdiffusionv2 --weights random \
