@@ -277,6 +277,27 @@ def test_a_model_that_cannot_load_is_refused_and_the_current_one_plays_on(
     assert stats.snapshot().get("pipeline_errors", 0) == 0
 
 
+def test_running_out_of_gpu_memory_while_preparing_is_one_line_saying_what_needs_less(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The estimate that let a model load is a model of the pipeline: where compiling and
+    capturing the steps needs more for a moment than it foresaw, the start is refused in one
+    line that says what needs less, not a CUDA traceback."""
+    import torch
+
+    def out_of_memory(self: StreamingVace, *args: Any, **kwargs: Any) -> float:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 7.00 GiB.\n"
+                                          "Of the allocated memory 30.1 GiB is in use")
+
+    monkeypatch.setattr(StreamingVace, "prepare", out_of_memory)
+    with pytest.raises(ModelError) as err:
+        create("vace", CONFIG, store_with(model="memflow"), weights="tiny-random")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("not enough GPU memory to prepare memflow")
+    assert f" at {SIZE}x{SIZE} (compiling and capturing its steps" in message
+    assert "Tried to allocate 7.00 GiB" in message and "--weights-dtype fp8" in message
+
+
 def test_livevace_run_takes_the_model_and_the_weights(tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     env = {**os.environ, "LIVEVACE_MODELS_DIR": str(tmp_path / "models"),

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from livevace.errors import describe
 from livevace.params import ParamStore
 from livevace.pipelines.vace.choices import AUTO
 
@@ -118,6 +119,9 @@ def ready(models: "ModelSet", config: "RunConfig", params: dict, size: tuple[int
     (`fast.go_fast`: cuDNN autotuning, the compiled DiT stepping through CUDA graphs;
     `compile=False` keeps the DiT eager; `fp8` its FP8 linear layers) with everything slow
     done (`prepare`)."""
+    import torch
+
+    from livevace.errors import ModelError
     from livevace.pipelines.vace.fast import go_fast
     from livevace.pipelines.vace.pipeline import StreamingVace
 
@@ -127,10 +131,28 @@ def ready(models: "ModelSet", config: "RunConfig", params: dict, size: tuple[int
                              lookahead=lookahead)
     try:
         pipeline.prepare()
+    except torch.cuda.OutOfMemoryError as exc:  # the estimate that let it load is a model
+        pipeline.close()
+        raise ModelError(out_of_memory(models.name, size, exc)) from None
     except BaseException:
         pipeline.close()
         raise
     return pipeline
+
+
+def out_of_memory(model: str, size: tuple[int, int], exc: BaseException) -> str:
+    """What to say when preparing ran the GPU out of memory: compiling and capturing the steps
+    can need more for a moment than the show does, beyond what the estimate foresaw."""
+    import torch
+
+    free = ""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        free = f", {torch.cuda.mem_get_info()[0] / 1e9:.1f} GB free now"
+    return (f"not enough GPU memory to prepare {model} at {size[0]}x{size[1]} (compiling and "
+            f"capturing its steps{free}; {describe(exc)}); a smaller size, FP8 weights "
+            "(--weights-dtype fp8), the text encoder on the CPU or --no-compile needs less — "
+            "or use --pipeline controlmap")
 
 
 def cpu_generation_size(config: "RunConfig", size: tuple[int, int]) -> tuple[int, int]:
