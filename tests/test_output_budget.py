@@ -277,12 +277,14 @@ def test_in_line_the_caller_makes_the_in_betweens_and_the_finisher_emits_them_in
         output.submit(generated(2 * k, 2), {"output_fps": 60, "output_size": (96, 96)})
         assert rendered and rendered[-1] == here and len(rendered) == k + 1
     output.submit(generated(6, 2), {})  # both off: straight on, after the bursts before
+    output.submit(generated(8, 2), {"output_fps": 60})  # on again: nothing to morph from
     assert output.drain(timeout=60)
     output.stop()
     assert output._thread is None and emitted and here not in emitted
-    assert [b[0].index for b in got] == [0, 1, 3, 6] and [len(b) for b in got] == [3, 4, 4, 2]
+    assert [b[0].index for b in got] == [0, 1, 3, 6, 8]
+    assert [len(b) for b in got] == [3, 4, 4, 2, 3]
     assert all(f.image.shape == (96, 96, 3) for b in got[:3] for f in b)
-    assert sum("interpolated" in f.meta for b in got for f in b) == 5
+    assert sum("interpolated" in f.meta for b in got for f in b) == 6
 
 
 def test_a_burst_that_meets_a_new_shape_is_not_held_to_the_budget(monkeypatch, caplog):

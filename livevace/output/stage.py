@@ -202,8 +202,8 @@ class OutputStage:
 
     # --- the loop's side
     def submit(self, frames: list[Frame], params: Mapping[str, Any] | None = None) -> None:
-        """Hand a burst on (never blocks); `params`: the call's registry snapshot (None: the
-        last one, for slates)."""
+        """Hand a burst on; `params`: the call's registry snapshot (None: the last one, for
+        slates). In line it returns once the burst's kernels are done, otherwise at once."""
         if not frames:
             return
         if params is not None:
@@ -211,8 +211,12 @@ class OutputStage:
         settings = self.settings(frames[0])
         self._say_size(frames[0])
         if self.inline:
-            made = self._work(frames, self._params, finish=False) if settings.active else frames
-            self._finish_later(made)
+            if settings.active:
+                self._finish_later(self._work(frames, self._params, finish=False))
+            else:  # both off: straight on (in order), nothing to morph from afterwards
+                self.schedule.reset()
+                self._prev = None
+                self._finish_later(frames)
             return
         with self._cond:
             stalled = settings.active and self._stalled(len(frames))
