@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import socket
 import subprocess
 import threading
 import time
@@ -14,9 +15,12 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.tcp_client import SimpleTCPClient
 
-from livevace.params import REGISTRY, Prompt
+from livevace.control import service
+from livevace.errors import UserError
+from livevace.params import REGISTRY, ParamStore, Prompt
 from polling import until
-from test_control_support import OscClient, free_udp_port, oscsend, presets, running  # noqa: F401
+from test_control_support import (OscClient, control_args, free_udp_port, oscsend,  # noqa: F401
+                                  presets, running)
 
 
 def settle(r) -> None:
@@ -169,6 +173,50 @@ def test_tcp_slip_and_size_prefixed(running):
     assert r.store.get("seed") == 31
     assert r.store.get("control") == "flow"
     assert (reply.address, reply.params) == ("/livevace/control", ["flow"])
+
+
+def tcp_taken(port: int) -> socket.socket:
+    """A TCP listener of our own on 127.0.0.1:`port` (so the node cannot listen there)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
+
+
+def test_tcp_on_a_port_tcp_holds_is_one_line(presets):
+    with tcp_taken(0) as held:
+        port = held.getsockname()[1]
+        with pytest.raises(UserError) as err:
+            service.start(control_args("--osc-tcp", "--osc-port", str(port)), ParamStore())
+    assert str(err.value).startswith(f"cannot listen for OSC over TCP on 127.0.0.1:{port} ")
+
+
+def test_with_any_port_a_udp_port_whose_tcp_twin_is_taken_is_given_back(presets, monkeypatch):
+    """`--osc-port 0 --osc-tcp`: the system's free UDP port may be held in TCP (a
+    connection's local end); the first such port is made so, and another one is taken."""
+    real, tried = service.TcpServer, []
+
+    def first_taken(host: str, port: int, *args):  # the first port: really held in TCP
+        tried.append(port)
+        if len(tried) == 1:
+            with tcp_taken(port):
+                return real(host, port, *args)
+        return real(host, port, *args)
+
+    monkeypatch.setattr(service, "TcpServer", first_taken)
+    control = service.start(control_args("--osc-tcp"), ParamStore())
+    try:
+        port = control.osc_address[1]
+        assert len(tried) == 2 and port == tried[1]
+        if tried[0] != port:  # given back (the system may, rarely, hand the same one again)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", tried[0]))
+        client = SimpleTCPClient("127.0.0.1", port, mode="1.1")
+        client.send_message("/livevace/seed", 31)
+        client.close()
+        until(lambda: control.store.get("seed") == 31, "the TCP message never arrived")
+    finally:
+        control.close()
 
 
 def test_allow_list_ignores_other_senders(running, caplog):

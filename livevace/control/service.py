@@ -231,12 +231,9 @@ def start(args: argparse.Namespace, store: ParamStore, stats: Stats | None = Non
             allow = AllowList(args.osc_allow)
             guard = ReplyGuard(reply_policy(args.osc_host, allow,
                                             (parse_target(t)[0] for t in args.feedback)))
-            udp = UdpServer(args.osc_host, args.osc_port, router.handle_packet, allow, guard)
-            service.servers.append(udp)
-            if args.osc_tcp:
-                service.servers.append(TcpServer(args.osc_host, udp.address[1],
-                                                 router.handle_packet, allow, args.osc_tcp_idle))
-            host, port = udp.address
+            servers = osc_servers(args, router.handle_packet, allow, guard)
+            service.servers.extend(servers)
+            host, port = servers[0].address
             log.info("OSC control on %s:%d (udp%s); `livevace osc --list` shows the addresses",
                      host, port, ", tcp" if args.osc_tcp else "")
             log.info("learn mode (/livevace/learn) saves mappings in %s", learn_to)
@@ -256,3 +253,24 @@ def start(args: argparse.Namespace, store: ParamStore, stats: Stats | None = Non
         service.close()
         raise
     return service
+
+
+ANY_PORT_TRIES = 8
+"""Ports tried with `--osc-port 0` and `--osc-tcp` before giving up (see `osc_servers`)."""
+
+
+def osc_servers(args: argparse.Namespace, handle: PacketHandler, allow: AllowList,
+                guard: ReplyGuard, tries: int = ANY_PORT_TRIES) -> list[UdpServer | TcpServer]:
+    """OSC over UDP, and over TCP on the same port number with `--osc-tcp`. With `--osc-port 0`
+    the system picks a free UDP port, whose number TCP may hold already (a connection's local
+    end): then that port is given back and another one tried."""
+    udp = UdpServer(args.osc_host, args.osc_port, handle, allow, guard)
+    if not args.osc_tcp:
+        return [udp]
+    try:
+        return [udp, TcpServer(args.osc_host, udp.address[1], handle, allow, args.osc_tcp_idle)]
+    except UserError:
+        udp.close()
+        if args.osc_port != 0 or tries <= 1:
+            raise
+        return osc_servers(args, handle, allow, guard, tries - 1)
