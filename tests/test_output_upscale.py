@@ -107,3 +107,56 @@ def test_channels_last_gives_what_the_plain_layout_gives(arch, one_thread):
     fast = network_runner(net, torch.float32, channels_last=True)(x)
     assert fast.shape == (2, 3, 48, 64)
     assert ((fast - plain).norm() / plain.norm()).item() < 1e-5
+
+
+def test_span_blocks_are_folded_once_and_give_spandrels_picture(one_thread):
+    """spandrel's SPAN refolds each `Conv3XC` block's weights on every eval call; the runner
+    folds them once. The picture is the one spandrel's own eval forward gives, and a call then
+    runs one convolution per layer instead of the refold's many."""
+    import copy
+
+    from torch.profiler import ProfilerActivity, profile
+
+    from livevace.output.upscale import FoldedConv, network_runner
+
+    net = tiny("SPAN", 2).eval()
+    reference = copy.deepcopy(net)
+    x = torch.rand(2, 3, 24, 32, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        expected = reference(x)
+    run = network_runner(net, torch.float32, channels_last=False)
+    assert sum(isinstance(m, FoldedConv) for m in net.modules()) == 20  # conv_1, 6×3, conv_2
+    assert not [m for m in net.modules() if type(m).__name__ == "Conv3XC"]
+    got = run(x)
+    assert ((got - expected).norm() / expected.norm()).item() < 1e-5
+
+    def convolutions(call) -> int:
+        with profile(activities=[ProfilerActivity.CPU]) as p:
+            call()
+        return sum(e.count for e in p.key_averages() if e.key == "aten::conv2d")
+
+    with torch.inference_mode():
+        refolding = convolutions(lambda: reference(x))
+    assert convolutions(lambda: run(x)) == 22  # the 20 folded, conv_cat and the upsampler
+    assert refolding >= 22 + 2 * 20
+
+
+def test_folding_in_half_precision_folds_in_float32(one_thread):
+    """The fold's sums run in float32 and only the folded weight is rounded to the network's
+    dtype: closer to the float32 fold than folding in bfloat16."""
+    import copy
+
+    from livevace.output.upscale import fold_reparameterised
+
+    net = tiny("SPAN", 2).eval()
+    exact, low = copy.deepcopy(net), copy.deepcopy(net).to(torch.bfloat16)
+    fold_reparameterised(exact)
+    ours = copy.deepcopy(net).to(torch.bfloat16)
+    assert fold_reparameterised(ours) == 20
+    with torch.no_grad():
+        low.conv_1.update_params()
+    want = exact.conv_1.conv.weight
+    assert ours.conv_1.conv.weight.dtype == torch.bfloat16
+    ours_err = (ours.conv_1.conv.weight.float() - want).norm()
+    assert ours_err < (low.conv_1.eval_conv.weight.float() - want).norm()
+    assert ours_err / want.norm() < 1e-2

@@ -102,12 +102,50 @@ def load_network(path: Path, device: torch.device, dtype: torch.dtype) -> Networ
     return Network(path.name, str(descriptor.architecture.id), int(descriptor.scale), run)
 
 
+class FoldedConv(torch.nn.Module):
+    """A re-parameterised block after folding: its one 3×3 convolution, then the block's leaky
+    ReLU where it has one."""
+
+    def __init__(self, conv: torch.nn.Conv2d, relu: bool) -> None:
+        super().__init__()
+        self.conv = conv
+        self.relu = relu
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv(x)
+        return torch.nn.functional.leaky_relu(out, 0.05) if self.relu else out
+
+
+def fold_reparameterised(module: torch.nn.Module) -> int:
+    """Replace each re-parameterised block in `module` (SPAN's `Conv3XC`: a 1×1, 3×3, 1×1 chain
+    and a 1×1 skip that fold into one 3×3 convolution) by its folded convolution, and return
+    how many. spandrel's block refolds its weights on every call in eval mode: a score of small
+    kernels per block per frame, and a `.data` swap inside `forward` that compilers cannot
+    trace. The fold runs once here, in float32 whatever the network's dtype."""
+    count = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            conv = getattr(child, "eval_conv", None)
+            if not (isinstance(conv, torch.nn.Conv2d) and hasattr(child, "update_params")):
+                continue
+            dtype = conv.weight.dtype
+            with torch.no_grad():
+                child.float()
+                child.update_params()
+            folded = FoldedConv(child.eval_conv.to(dtype), bool(getattr(child, "has_relu", False)))
+            setattr(parent, name, folded.requires_grad_(False))
+            count += 1
+    return count
+
+
 def network_runner(module: torch.nn.Module, dtype: torch.dtype,
                    forward: Callable[[Tensor], Tensor] | None = None,
                    channels_last: bool | None = None) -> Callable[[Tensor], Tensor]:
     """`forward` (default: `module`) in inference mode at `dtype`, the result in the input's
-    dtype. Channels-last (default: on a GPU) puts the weights and each input in the layout
-    cuDNN's half-precision convolutions run fastest in."""
+    dtype, with its re-parameterised blocks folded (`fold_reparameterised`). Channels-last
+    (default: on a GPU) puts the weights and each input in the layout cuDNN's half-precision
+    convolutions run fastest in."""
+    fold_reparameterised(module)
     if channels_last is None:
         channels_last = next(module.parameters()).is_cuda
     if channels_last:
