@@ -4,8 +4,9 @@ Rows (random weights at the real shapes: speed does not depend on their values):
 - `interpolate`: IFNet v4.25 making a chunk's in-betweens in one batch, per output frame made;
 - `sr <arch> <n>x`: each upscaling network on a chunk of frames, per frame (the catalogue's
   SPAN 2× and compact 4×), as the node runs it (channels-last on a GPU); on a GPU also
-  `… nchw` (without channels-last) and `… compiled` (compiled and replayed as a CUDA graph:
-  a candidate for the node); then `lanczos` to the output size, per frame;
+  `… nchw` (without channels-last) and `… compiled` / `… compiled nchw` (compiled and replayed
+  as a CUDA graph, in either layout: candidates for the node); then `lanczos` to the output
+  size, per frame;
 - `stage interpolate_first` / `stage upscale_first`: `OutputStage.process` on a chunk of
   generated frames (host upload, both steps, download to the host) at `--fps-out` and
   `--to`, per output frame. The stage's `auto` order upscales first when a network
@@ -92,21 +93,20 @@ def _network(name: str, module: torch.nn.Module, scale: int, device: torch.devic
 def runner_variants(module: torch.nn.Module, dtype: torch.dtype,
                     batch: torch.Tensor) -> dict[str, Callable[[], torch.Tensor]]:
     """Other ways to run an upscaler on `batch` (a CUDA device): `nchw`, the runner without
-    channels-last; `compiled`, the runner compiled and captured as a CUDA graph for this batch
-    (`ShapeGraphs`, as the depth network runs), left out with the warning `ShapeGraphs` logs
-    where the capture fails. Each on its own copy. The compiled one takes the plain layout:
-    inductor picks each convolution's layout itself, and channels-last parameters trip its
-    stride checks."""
+    channels-last; `compiled` and `compiled nchw`, the runner in either layout compiled and
+    captured as a CUDA graph for this batch (`ShapeGraphs`, as the depth network runs), each
+    left out with the warning `ShapeGraphs` logs where the capture fails. Each on its own
+    copy."""
     from livevace.cuda_graphs import ShapeGraphs
 
     nchw = network_runner(copy.deepcopy(module), dtype, channels_last=False)
-    graphs = ShapeGraphs(network_runner(copy.deepcopy(module), dtype, channels_last=False),
-                         "the upscaler")
-    with graphs.learning():
-        captured = graphs(batch) is not None
     variants: dict[str, Callable[[], torch.Tensor]] = {"nchw": lambda: nchw(batch)}
-    if captured:
-        variants["compiled"] = lambda: graphs(batch)  # type: ignore[return-value,arg-type]
+    for name, channels_last in (("compiled", True), ("compiled nchw", False)):
+        graphs = ShapeGraphs(network_runner(copy.deepcopy(module), dtype,
+                                            channels_last=channels_last), "the upscaler")
+        with graphs.learning():
+            if graphs(batch) is not None:
+                variants[name] = lambda graphs=graphs: graphs(batch)  # type: ignore[misc]
     return variants
 
 
