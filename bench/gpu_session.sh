@@ -42,8 +42,9 @@ case "${1:?part A to F}" in
   A)
     step 540 env PART=bench bash bench/gpu_output.sh ;;
   D)
-    step 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py \
-      tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py tests/test_lora_live.py
+    step 170 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py \
+      tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py tests/test_lora_live.py \
+      tests/test_output_upscale.py tests/test_output_bench.py
     step 400 env PART=probes bash bench/gpu_output.sh ;;
   F)
     for model in longlive memflow longlive memflow; do
