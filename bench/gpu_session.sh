@@ -4,6 +4,8 @@
 #   device run: bash bench/gpu_session.sh D   # issue 23: GPU tests of the in-line output stage
 #                                             # and of the one FP8 path, then the node with and
 #                                             # without the output stage
+#   device run: bash bench/gpu_session.sh G   # issues 23, 19: SPAN folded (and compiled), one
+#                                             # LongLive/MemFlow pair, Krea's warm-up memory
 #   device run: bash bench/gpu_session.sh F   # issue 19: MemFlow beside LongLive on one machine
 #   device run: bash bench/gpu_session.sh C   # issue 19: who holds the warm-up's peak memory
 #                                             # (Krea FP8 compute at 832x480, LongLive, SDV2)
@@ -38,7 +40,7 @@ step() {  # step SECONDS COMMAND...: run it if time is left, bounded by SECONDS
   echo "== $(date +%T) rc ${PIPESTATUS[0]}" | tee -a "$OUT/session.log"
 }
 export LIVEVACE_MODELS_DIR=/tmp/lv-models
-case "${1:?part A to F}" in
+case "${1:?part A to G}" in
   A)
     step 540 env PART=bench bash bench/gpu_output.sh ;;
   D)
@@ -46,6 +48,15 @@ case "${1:?part A to F}" in
       tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py tests/test_lora_live.py \
       tests/test_output_upscale.py tests/test_output_bench.py
     step 400 env PART=probes bash bench/gpu_output.sh ;;
+  G)
+    step 200 python3 -m livevace bench output --upscaler span --out "$OUT"
+    for model in longlive memflow; do
+      step 130 python3 -m livevace bench pipeline --model "$model" --weights random --compile \
+        --resolution 576x320 --chunks 16 --out "$OUT"
+    done
+    step 200 python3 -m livevace bench pipeline --model krea-realtime --weights random \
+      --weights-dtype fp8 --precision fp8 --compile --resolution 832x480 --mode t2v --chunks 2 \
+      --memory-history --out "$OUT" ;;
   F)
     for model in longlive memflow longlive memflow; do
       step 130 python3 -m livevace bench pipeline --model "$model" --weights random --compile \
