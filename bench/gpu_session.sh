@@ -2,10 +2,10 @@
 # Device rows of issues 19, 21 and 23, in device calls made back to back (kind nvidia-h100-x1,
 # carry .whl) so the machine and its compile cache stay warm. Still to run, in order of need:
 #   device run: bash bench/gpu_session.sh D   # issue 23: GPU tests of the in-line output stage
-#                                             # and of the one FP8 path, then the node with and
-#                                             # without the output stage
-#   device run: bash bench/gpu_session.sh G   # issues 23, 19: SPAN folded (and compiled), one
-#                                             # LongLive/MemFlow pair, Krea's warm-up memory
+#                                             # and of the one FP8 path, the node with and
+#                                             # without the output stage, SPAN folded/compiled
+#   device run: bash bench/gpu_session.sh G   # issue 19: one LongLive/MemFlow pair, Krea's
+#                                             # warm-up memory
 #   device run: bash bench/gpu_session.sh F   # issue 19: MemFlow beside LongLive on one machine
 #   device run: bash bench/gpu_session.sh C   # issue 19: who holds the warm-up's peak memory
 #                                             # (Krea FP8 compute at 832x480, LongLive, SDV2)
@@ -44,12 +44,12 @@ case "${1:?part A to G}" in
   A)
     step 540 env PART=bench bash bench/gpu_output.sh ;;
   D)
-    step 170 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py \
+    step 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py \
       tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py tests/test_lora_live.py \
       tests/test_output_upscale.py tests/test_output_bench.py
-    step 400 env PART=probes bash bench/gpu_output.sh ;;
+    step 330 env PART=probes bash bench/gpu_output.sh
+    step 150 python3 -m livevace bench output --upscaler span --repeat 10 --out "$OUT" ;;
   G)
-    step 200 python3 -m livevace bench output --upscaler span --out "$OUT"
     for model in longlive memflow; do
       step 130 python3 -m livevace bench pipeline --model "$model" --weights random --compile \
         --resolution 576x320 --chunks 16 --out "$OUT"

@@ -3,10 +3,10 @@
 Rows (random weights at the real shapes: speed does not depend on their values):
 - `interpolate`: IFNet v4.25 making a chunk's in-betweens in one batch, per output frame made;
 - `sr <arch> <n>x`: each upscaling network on a chunk of frames, per frame (the catalogue's
-  SPAN 2× and compact 4×), as the node runs it (channels-last on a GPU); on a GPU also
-  `… nchw` (without channels-last) and `… compiled` / `… compiled nchw` (compiled and replayed
-  as a CUDA graph, in either layout: candidates for the node); then `lanczos` to the output
-  size, per frame;
+  SPAN 2× and compact 4×), as the node runs it (channels-last on a GPU); on a GPU, for the
+  `--upscaler`, also `… nchw` (without channels-last) and `… compiled` / `… compiled nchw`
+  (compiled and replayed as a CUDA graph, in either layout: candidates for the node); then
+  `lanczos` to the output size, per frame;
 - `stage interpolate_first` / `stage upscale_first`: `OutputStage.process` on a chunk of
   generated frames (host upload, both steps, download to the host) at `--fps-out` and
   `--to`, per output frame. The stage's `auto` order upscales first when a network
@@ -54,13 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--fps-out", type=float, default=60.0, help="output_fps (default: %(default)s)")
     add("--chunk", type=int, default=12, help="generated frames a burst (default: %(default)s)")
     add("--upscaler", default="span", choices=("span", "compact"),
-        help="the network of the stage rows (default: %(default)s)")
+        help="the network of the stage rows and of the nchw and compiled rows "
+             "(default: %(default)s)")
     add("--repeat", type=int, default=20, help="timed calls per row (default: %(default)s)")
     add("--warmup", type=int, default=3, help="untimed calls first (default: %(default)s)")
     add("--device", default="auto", help="cuda, cpu or auto (default: %(default)s)")
     add("--tiny", action="store_true", help="small frames and networks on the CPU (smoke run)")
     add("--no-variants", action="store_true",
-        help="on a GPU, skip the upscalers' nchw and compiled rows (each compiles)")
+        help="on a GPU, skip the upscaler's nchw and compiled rows (each compiles)")
     add("--out", default=None, help="results folder (default: bench/results)")
     add("--random-files", metavar="DIR", default=None,
         help="write the catalogue's RIFE and SPAN files, random at the real shapes, into the "
@@ -165,11 +166,10 @@ def run(args: argparse.Namespace) -> int:
                          lambda: network.run(batch), args.chunk, "per frame"))
     if device.type == "cuda" and not args.no_variants:  # what the node's runner gains over the
         # plain layout, and what compiling it into a CUDA graph would add
-        for name, module in mods.items():
-            batch = pictures[:args.chunk]
-            for variant, run in runner_variants(module, dtype, batch).items():
-                rows.append(_row(f"sr {name} {scales[name]}x {variant}", f"{w}x{h}", timed,
-                                 run, args.chunk, "per frame"))
+        name, batch = args.upscaler, pictures[:args.chunk]
+        for variant, run in runner_variants(mods[name], dtype, batch).items():
+            rows.append(_row(f"sr {name} {scales[name]}x {variant}", f"{w}x{h}", timed,
+                             run, args.chunk, "per frame"))
     rows.append(_row("lanczos", f"{w}x{h}->{ow}x{oh}", timed,
                      lambda: resize(pictures[:args.chunk], oh, ow), args.chunk, "per frame"))
 
