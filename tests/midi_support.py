@@ -18,14 +18,17 @@ JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 def jack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A JACK server (`jackd -d dummy`, no sound hardware) named for this test process;
     MIDO_BACKEND points the node at it. Skips where jackd is not installed. Its output goes
-    to a file (a pipe nobody reads would stop it once full)."""
+    to a file (a pipe nobody reads would stop it once full). Synchronous mode: on a loaded
+    machine a client often misses its 2.7 ms cycle, and in the default asynchronous mode the
+    server then moves on without it ("client was not finished"), which can lose MIDI events
+    (a clock test once counted 22 of 23 clocks in CI); synchronous, the cycle waits."""
     jackd = shutil.which("jackd")
     if jackd is None:
         pytest.skip("jackd is not installed (apt-get install jackd2; CI installs it)")
     name = f"livevace-test-{os.getpid()}"
     log = tmp_path_factory.mktemp("jack") / "jackd.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([jackd, "--no-realtime", "-n", name, "-d", "dummy", "-r",
+        proc = subprocess.Popen([jackd, "--no-realtime", "--sync", "-n", name, "-d", "dummy", "-r",
                                  "48000", "-p", "128"], stdout=out, stderr=subprocess.STDOUT)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JACK_DEFAULT_SERVER", name)
