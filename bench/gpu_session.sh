@@ -22,7 +22,8 @@
 #                                             # the DiT in bf16 and FP8 side by side
 # Each part runs its steps in order of need while LIMIT seconds (default 550) allow, each
 # bounded by its own timeout; every JSON and log lands in one archive, $OUT/results.tgz (a
-# call brings back 8 files at most), and the log also goes to the call's output.
+# call brings back 8 files at most), remade after each step, and the log also goes to the
+# call's output.
 set -uo pipefail
 RESULTS="$OUT"
 export OUT=/tmp/results
@@ -38,6 +39,11 @@ step() {  # step SECONDS COMMAND...: run it if time is left, bounded by SECONDS
   echo "== $(date +%T) [${budget} s] $*" | tee -a "$OUT/session.log"
   timeout "$budget" "$@" 2>&1 | grep -v USDT | tee -a "$OUT/session.log"
   echo "== $(date +%T) rc ${PIPESTATUS[0]}" | tee -a "$OUT/session.log"
+  pack
+}
+pack() {  # the archive as of now: a call cut off by the device's budget still brings it back
+  tar czf "$RESULTS/results.tgz.part" --exclude="*.pickle" -C "$OUT" . \
+    && mv "$RESULTS/results.tgz.part" "$RESULTS/results.tgz"
 }
 export LIVEVACE_MODELS_DIR=/tmp/lv-models
 case "${1:?part A to G}" in
@@ -91,5 +97,5 @@ case "${1:?part A to G}" in
     step 150 python3 -m livevace bench pipeline --model streamdiffusionv2 --weights random \
       --compile --resolution 576x320 --chunks 4 --memory-history --out "$OUT" ;;
 esac
-tar czf "$RESULTS/results.tgz" --exclude="*.pickle" -C "$OUT" .  # snapshots: too big to bring back
+pack  # memory snapshots (*.pickle) stay behind: too big to bring back
 echo "== $(date +%T) done; archive $(du -h "$RESULTS/results.tgz" | cut -f1)"
