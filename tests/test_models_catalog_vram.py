@@ -131,6 +131,51 @@ def test_weight_bytes_are_the_real_modules_bytes_in_full_width_and_fp8(fp8) -> N
     assert parameter_bytes(model) - vace_bytes == vram.dit_params(shape).bytes(2, fp8)
 
 
+def fp8_compute_buffers(model) -> list:
+    """The e4m3 rows and scales of every FP8 compute buffer (`<prefix>weight_fp8`)."""
+    from livevace.models.wan.fp8_weights import stored_fp8
+
+    return [part for name, b in model.named_buffers() if name.endswith("weight_fp8")
+            for part in stored_fp8(b)]
+
+
+def test_fp8_compute_copies_are_the_buffers_it_really_adds() -> None:
+    """FP8 compute over bf16 weights adds e4m3 copies and their scales, exactly as many bytes
+    as the estimate's `fp8 copies`; over FP8-stored weights it adds none (the stored rows
+    serve), and the estimate adds none either."""
+    import torch
+
+    from livevace.models.wan.compiled import Acceleration, accelerate
+    from livevace.models.wan.config import TINY_VACE
+    from livevace.models.wan.dit import WanDiT
+    from livevace.models.wan.fp8_weights import block_linears, store_fp8, stored_fp8
+
+    model = WanDiT(TINY_VACE).for_inference(torch.bfloat16)
+    accelerate(model, Acceleration(fp8=True))
+    added = sum(t.numel() * t.element_size() for t in fp8_compute_buffers(model))
+    assert added == vram.fp8_copies(shape_of(TINY_VACE), vace=True).bytes(2, True) > 0
+
+    stored = store_fp8(WanDiT(TINY_VACE).for_inference(torch.bfloat16))
+    accelerate(stored, Acceleration(fp8=True))
+    weights = {t.untyped_storage().data_ptr() for layer in block_linears(stored)
+               for t in stored_fp8(layer.weight)}
+    assert {t.untyped_storage().data_ptr() for t in fp8_compute_buffers(stored)} <= weights
+    both = replace(BASE, weights_dtype="fp8")
+    assert estimate(replace(both, precision="fp8")).parts["fp8 copies"] == 0.0
+
+
+def test_fp8_compute_over_bf16_weights_counts_and_the_refusal_offers_the_ways_out() -> None:
+    krea = replace(BASE, model="krea-realtime", text_encoder="cpu")
+    copies = estimate(replace(krea, precision="fp8")).total - estimate(krea).total
+    assert 11.5 * GB < copies < 13.5 * GB  # ≈ 12 GB of e4m3 rows at 14B, VACE blocks included
+    card = 62 * GB
+    assert estimate(krea).total < card < estimate(replace(krea, precision="fp8")).total
+    with pytest.raises(ModelError, match=r"fp8 compute.*it would fit with .*fp8 weights \(.*"
+                                         r"bf16 compute \("):
+        vram.check(replace(krea, precision="fp8"), free_bytes=card, total_bytes=80 * GB,
+                   device="GPU 0 (H100)")
+
+
 def test_fp8_weights_halve_the_14b_and_leave_krea_room_on_a_32gb_card() -> None:
     full = vram.dit_params(vram.WAN_14B) + vram.vace_params(vram.WAN_14B)
     assert 16.5e9 < full.total < 17.5e9  # Wan2.1-14B + its 8 VACE blocks

@@ -269,6 +269,7 @@ class Rig:
         return VramSettings(width=s.width, height=s.height, chunk_frames=s.chunk,
                             model=self.models.recipe.name, steps=s.steps,
                             weights_dtype=self.weights_dtype,
+                            precision="fp8" if self.acceleration.fp8 else "bf16",
                             text_encoder="gpu" if self.text_resident else "cpu",
                             text_encoder_dtype="fp8" if fp8_text else "bf16",
                             decoder=s.decoder, vace=s.vace, encodes_video=s.mode != "t2v")

@@ -11,8 +11,9 @@ models/; a test holds each entry to its recipe and to the cache it really alloca
 - weights: parameter counts of the model's DiT (Wan2.1-1.3B or 14B, DESIGN §4) and its VACE
   blocks (a LoRA is merged at load, so it adds nothing), the float32 time path included; with
   FP8 weights the blocks' matrices take one byte each plus a float32 scale per row
-  (`models.wan.fp8_weights`); the Wan VAE, the tiny decoder, and UMT5-XXL when the text
-  encoder sits on the GPU;
+  (`models.wan.fp8_weights`); with FP8 compute over bf16 weights, the e4m3 copies beside
+  them (`fp8_copies`); the Wan VAE, the tiny decoder, and UMT5-XXL when the text encoder
+  sits on the GPU;
 - the static self-attention KV cache: main blocks × cached frames × tokens per latent frame
   (H/16 · W/16) × width, where the frames count keys and values apart (a window of 12 is 24,
   plus the un-rotated sink keys a cache keeps beside them), times its rows (StreamDiffusionV2
@@ -128,6 +129,16 @@ def vace_params(d: DitShape) -> Params:
             + Params(other=VACE_IN * PATCH * d.dim + d.dim))
 
 
+def fp8_copies(d: DitShape, vace: bool) -> Params:
+    """What FP8 compute (`--precision fp8`) adds beside block weights stored in bf16: an e4m3
+    copy of each block's FP8 candidates (`compiled.fp8_candidates`: the fused QKV, the cross
+    query, the FFN; the two attention output projections stay bf16), one float32 scale per
+    row, in every main block and VACE block. FP8-stored weights lend their rows instead and
+    add nothing."""
+    per_block = Params(matrices=4 * d.dim * d.dim + 2 * d.dim * d.ffn, rows=5 * d.dim + d.ffn)
+    return per_block * (d.layers + (d.vace_layers if vace else 0))
+
+
 DIT_PARAMS = dit_params(WAN_1_3B).total
 VACE_PARAMS = vace_params(WAN_1_3B).total
 T5_PARAMS = (T5_VOCAB * T5_DIM + T5_DIM
@@ -185,6 +196,8 @@ class VramSettings:
     dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
     weights_dtype: Literal["bf16", "fp8"] = "bf16"
     """fp8: the DiT's block matrices stored in FP8 (quality-affecting option)."""
+    precision: Literal["bf16", "fp8"] = "bf16"
+    """fp8: the block GEMMs computed in FP8 (`--precision fp8`, `fp8_copies`)."""
     text_encoder: Literal["gpu", "cpu"] = "gpu"
     text_encoder_dtype: Literal["bf16", "fp8"] = "fp8"
     decoder: str = str(param("decoder").default)
@@ -211,7 +224,8 @@ class VramSettings:
     def describe(self) -> str:
         text = ("off" if self.text_encoder == "cpu"
                 else f"on the GPU in {self.text_encoder_dtype}")
-        weights = ", fp8 weights" if self.weights_dtype == "fp8" else ""
+        weights = (", fp8 weights" if self.weights_dtype == "fp8" else "") + (
+            ", fp8 compute" if self.precision == "fp8" else "")
         return (f"{self.model}, {self.width}×{self.height}, chunk {self.chunk_frames}, "
                 f"{self.dtype}{weights}, decoder {self.decoder}, text encoder {text}")
 
@@ -245,6 +259,8 @@ def estimate(s: VramSettings) -> VramEstimate:
     parts = {
         "dit": dit_params(d).bytes(b, fp8),
         "vace": vace_params(d).bytes(b, fp8) if s.vace else 0.0,
+        "fp8 copies": (fp8_copies(d, s.vace).bytes(b, True)
+                       if s.precision == "fp8" and not fp8 else 0.0),
         "text encoder": (T5_PARAMS * DTYPE_BYTES[s.text_encoder_dtype]
                          if s.text_encoder == "gpu" else 0.0),
         "vae": VAE_PARAMS * b if (s.encodes_video or s.decoder == "wan") else 0.0,
@@ -269,6 +285,7 @@ REMEDIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("fp8 text encoder", {"text_encoder_dtype": "fp8"}),
     ("decoder tae", {"decoder": "tae"}),
     ("fp8 weights", {"weights_dtype": "fp8"}),
+    ("bf16 compute", {"precision": "bf16"}),
     ("chunk_frames 1", {"chunk_frames": 1}),
     ("576×320", {"width": 576, "height": 320}),
 )
