@@ -4,8 +4,8 @@
 #   device run: bash bench/gpu_session.sh D   # issue 23: GPU tests of the in-line output stage
 #                                             # and of the one FP8 path, the node with and
 #                                             # without the output stage, SPAN folded/compiled
-#   device run: bash bench/gpu_session.sh G   # issue 19: one LongLive/MemFlow pair, Krea's
-#                                             # warm-up memory
+#   device run: bash bench/gpu_session.sh G   # issue 19, for a short call: F's pair once and
+#                                             # C's Krea row (else F and C in full)
 #   device run: bash bench/gpu_session.sh F   # issue 19: MemFlow beside LongLive on one machine
 #   device run: bash bench/gpu_session.sh C   # issue 19: who holds the warm-up's peak memory
 #                                             # (Krea FP8 compute at 832x480, LongLive, SDV2)
