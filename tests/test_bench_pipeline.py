@@ -82,6 +82,10 @@ def test_a_row_writes_consistent_numbers(tmp_path, capsys):
         5 * per_forward / (record["matmul_tflops"] * 1e12) * 1e3)
     assert row["dit_mfu_%"] == pytest.approx(100 * row["dit_floor_ms"] / row["dit"])
     assert row["ttff_s"] > row["ttff_create_s"] > 0 and row["ttff_prepare_s"] == 0
+    first = row["ttff_breakdown_ms"]  # the first call's parts add up to its time
+    assert first["dit"] > 0 and first["encode"] > 0
+    assert sum(first[k] for k in STAGES) + first["other"] == pytest.approx(
+        (row["ttff_s"] - row["ttff_create_s"]) * 1e3)
     assert row["ttff_cold_s"] > 0
     copies = row["copies_ms"]
     assert copies["upload"] > 0 and copies["download"] > 0

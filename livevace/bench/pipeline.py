@@ -24,7 +24,8 @@ Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
   CUDA graph of its new stream cache captured), reported as `ttff_prepare_s` and not
   counted. `ttff_cold_s`: the row's first pipeline, creation → first frame, everything
   counted (compilation, capture, autotuning, allocator growth). Neither counts camera time
-  (the probe does);
+  (the probe does). `ttff_breakdown_ms`: the new pipeline's first call in the parts of the
+  breakdown below (a first chunk encodes and annotates more frames, eagerly);
 - breakdown per chunk (means): text (`stage_cache`: text K/V, transitions, references),
   annotate_wait (what the generator waited for its control frames), encode (VACE context /
   video-to-video input, host→device copy included; the context of a chunk is usually
