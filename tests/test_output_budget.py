@@ -74,8 +74,10 @@ def collecting(**kwargs) -> tuple[OutputStage, list[list[Frame]], Stats]:
     return OutputStage(got.append, stats, device=CPU, **kwargs), got, stats
 
 
-def test_a_slow_interpolator_then_a_slow_network_are_stepped_down_and_bursts_keep_coming(
+def test_a_slow_network_then_a_slow_interpolator_are_stepped_down_and_bursts_keep_coming(
         tmp_path, caplog):
+    """The network goes first: the motion the venue's rate asks for is kept while a Lanczos
+    resize gives the size."""
     net, calls = network(tmp_path, lambda: time.sleep(SLEEP))
     output, got, stats = collecting(fps=30.0, rife=lambda d, t: slow_ifnet(),
                                     upscaler=lambda m, d, t: net)
@@ -86,21 +88,24 @@ def test_a_slow_interpolator_then_a_slow_network_are_stepped_down_and_bursts_kee
             assert output.drain(timeout=60)
         output.stop()
     steps = [line.rsplit(": ", 1)[1] for line in budget_lines(caplog)]
-    assert steps[:2] == [STEPS[Level.REPEATS], STEPS[Level.LANCZOS]]
-    assert output.level >= Level.LANCZOS and stats.snapshot()["output_degraded"] >= 2
-    # the first burst loaded the networks and the first on the repeats path met new shapes:
+    assert steps == [STEPS[Level.LANCZOS], STEPS[Level.REPEATS]]
+    assert output.level == Level.REPEATS and stats.snapshot()["output_degraded"] == 2
+    # the first burst loaded the networks and the first at a new level met new shapes:
     # neither is held to the budget, so each step comes one burst later; the network ran
-    # until its step, never after
-    held = OVERRUNS + 1
-    assert len(calls) == 2 * OVERRUNS + 2
-    # every burst went out, at the size and rate asked; in-betweens until the first step,
-    # repeats after it
-    assert len(got) == 3 * OVERRUNS and all(len(b) == 4 for b in got[1:])
+    # until its step, never after, and in-betweens were made until the second step
+    network_bursts, interpolated = OVERRUNS + 1, 2 * OVERRUNS + 2
+    assert len(calls) == network_bursts
+    # every burst went out, at the size and rate asked; in-betweens until the second step
+    # (after the first, made at the generated size: the first burst there has nothing of
+    # that size to morph from, as after a cut, and the pacer repeats for its missing slot)
+    fresh = {0, network_bursts}
+    assert len(got) == 3 * OVERRUNS
+    assert [len(b) for b in got] == [3 if k in fresh else 4 for k in range(len(got))]
     assert all(f.image.shape == (128, 128, 3) for b in got for f in b)
-    assert all(any("interpolated" in f.meta for f in b) for b in got[:held])
-    assert all(any(f.meta.get("repeat") for f in b) for b in got[held:])
-    assert not any("interpolated" in f.meta for b in got[held:] for f in b)
-    assert stats.snapshot()["frames_interpolated"] == 1 + 2 * OVERRUNS
+    assert all(any("interpolated" in f.meta for f in b) for b in got[:interpolated])
+    assert all(any(f.meta.get("repeat") for f in b) for b in got[interpolated:])
+    assert not any("interpolated" in f.meta for b in got[interpolated:] for f in b)
+    assert stats.snapshot()["frames_interpolated"] == 2 * interpolated - len(fresh)
 
 
 def test_every_step_down_in_order_then_a_new_size_tries_the_full_path_again(tmp_path, caplog):
@@ -119,7 +124,9 @@ def test_every_step_down_in_order_then_a_new_size_tries_the_full_path_again(tmp_
             STEPS.values())
         assert output.level == Level.NEAREST and stats.snapshot()["output_degraded"] == 4
         # nothing left to cut: the bursts keep going out, at the size asked, nearest-pixel
-        assert len(got) == bursts and all(len(b) == 4 for b in got[1:])
+        # (interpolation starts afresh at the generated size after the network's step)
+        fresh = {0, OVERRUNS + 1}
+        assert [len(b) for b in got] == [3 if k in fresh else 4 for k in range(bursts)]
         assert all(f.image.shape == (96, 96, 3) for b in got for f in b)
         last = got[-1][-1]
         assert np.array_equal(last.image, cv2.resize(picture(last.index), (96, 96),
@@ -301,4 +308,4 @@ def test_a_burst_that_meets_a_new_shape_is_not_held_to_the_budget(monkeypatch, c
     assert output.drain(timeout=60)
     output.stop()
     assert [line.rsplit(": ", 1)[1] for line in budget_lines(caplog)] == [STEPS[Level.REPEATS]]
-    assert output.level == Level.REPEATS and len(got) == 3
+    assert output.level == Level.REPEATS and len(got) == 3  # no network: its step is skipped

@@ -29,8 +29,8 @@ Budget: the stage times each burst against the time its frames play (n generated
 n / fps); a burst that loaded a network or met a new shape (its kernels tuned, its batches
 sized) is not held to it. `OVERRUNS` bursts in a row over a share of it (`INLINE_SHARE` in
 line, where the stage's time is the generator's; `LOAD_SHARE` on its own thread) take it one
-step down, with one log line each (`STEPS`): interpolation off (repeats), the upscaling network off (Lanczos), a
-linear resize on the host, a nearest-pixel one. `output_degraded` in the stats is the step
+step down, with one log line each (`STEPS`): the upscaling network off (Lanczos),
+interpolation off (repeats), a linear resize on the host, a nearest-pixel one. `output_degraded` in the stats is the step
 (0: the full path); a change of `output_size` (without sinks) or `upscale_model` tries the
 full path again, a change of `output_fps` does not.
 
@@ -108,17 +108,21 @@ STREAM_PRIORITY = -1
 
 
 class Level(IntEnum):
-    """How far the stage has stepped down to keep up (`output_degraded` in the stats)."""
+    """How far the stage has stepped down to keep up (`output_degraded` in the stats). The
+    upscaling network goes first: the rate the venue asked is kept in motion, and a Lanczos
+    resize is the issue's own fallback for the size. Dropping the network also saves the
+    most: with it the stage upscales first and so interpolates at the output size, where an
+    in-between has several times the pixels of one at the generated size."""
 
     FULL = 0
-    REPEATS = 1
-    LANCZOS = 2
+    LANCZOS = 1
+    REPEATS = 2
     LINEAR = 3
     NEAREST = 4
 
 
-STEPS = {Level.REPEATS: "motion interpolation off, frames are repeated",
-         Level.LANCZOS: "the upscaling network off, a Lanczos resize",
+STEPS = {Level.LANCZOS: "the upscaling network off, a Lanczos resize",
+         Level.REPEATS: "motion interpolation off, frames are repeated",
          Level.LINEAR: "a linear resize instead of Lanczos",
          Level.NEAREST: "the nearest-pixel resize, the cheapest"}
 """What each step down does, as its log line says it."""
@@ -422,7 +426,7 @@ class OutputStage:
     def _morph(self, frames: list[Frame], settings: OutputSettings) -> "_Made":
         """IFNet's in-betweens and the upscaling (on the stage's stream: `process`)."""
         size = (frames[0].height, frames[0].width)
-        upscaler = self._upscaling(settings, size) if settings.size else None
+        upscaler = self._upscaler_now(settings, size) if settings.size else None
         clock = _PartClock(self.stats, self.stream)
         images = self._upload([f.image for f in frames])
         clock.lap("upload")
@@ -464,8 +468,7 @@ class OutputStage:
         host by OpenCV, Lanczos or, once degraded, cheaper."""
         size = settings.size
         assert size is not None
-        network = (self._upscaling(settings, images[0].shape[:2]).network
-                   if self.level < Level.LANCZOS else None)
+        network = self._upscaler_now(settings, images[0].shape[:2]).network
         if network is None and (self.level >= Level.LINEAR or self.device.type == "cpu"):
             return [cv2.resize(image, size, interpolation=self._host_filter(image, size))
                     for image in images]
@@ -549,7 +552,7 @@ class OutputStage:
                          and self._interpolator.net is not None)
         network = (s.size is not None and self._upscaler is not None
                    and self._upscaler[1].network is not None)
-        cuts = {Level.REPEATS: interpolating, Level.LANCZOS: network,
+        cuts = {Level.LANCZOS: network, Level.REPEATS: interpolating,
                 Level.LINEAR: s.size is not None, Level.NEAREST: s.size is not None}
         return next((level for level, cut in cuts.items() if level > self.level and cut), None)
 
@@ -578,6 +581,11 @@ class OutputStage:
         if self.order != "auto":
             return self.order
         return "upscale_first" if upscaler.network is not None else "interpolate_first"
+
+    def _upscaler_now(self, settings: OutputSettings, size: tuple[int, int]) -> Upscaler:
+        """The upscaler at the present level: Lanczos alone once the network is stepped
+        down (nothing loaded for it then)."""
+        return self._upscaling(settings, size) if self.level < Level.LANCZOS else Upscaler(None)
 
     def _upscaling(self, settings: OutputSettings, size: tuple[int, int]) -> Upscaler:
         model = settings.model
