@@ -262,6 +262,28 @@ def test_a_network_upscales_before_interpolation_and_lanczos_after(tmp_path):
     assert seen == [(128, 128), (SIDE, SIDE)]
 
 
+def test_a_change_of_path_is_no_cut_the_stage_goes_on_as_if_always_on_the_new_one(tmp_path):
+    """From the network (upscaled first, in-betweens at the output size) to Lanczos alone
+    (in-betweens at the generated size) mid-stream: the next burst is exactly what a stage
+    that had been on the Lanczos path all along makes, the in-between across the change
+    included."""
+    path = tmp_path / "compact.pth"
+    torch.save(tiny("Compact", 2).state_dict(), path)
+    net = random_ifnet()
+    with_network = {"output_fps": 60, "output_size": (128, 128), "upscale_model": "mine"}
+    lanczos = {**with_network, "upscale_model": "lanczos"}
+    switched = stage(rife=lambda d, t: net,
+                     upscaler=lambda model, device, dtype: load_network(path, device, dtype))
+    always = stage(rife=lambda d, t: net)
+    switched.process(generated(0, 3), with_network)
+    always.process(generated(0, 3), lanczos)
+    got, want = switched.process(generated(3, 3), lanczos), always.process(generated(3, 3), lanczos)
+    assert len(got) == len(want) == 6 and "interpolated" in got[0].meta
+    for a, b in zip(got, want):
+        assert (a.index, a.meta) == (b.index, b.meta)
+        assert np.array_equal(a.image, b.image)
+
+
 def test_the_node_opens_its_sinks_at_the_output_format_and_follows_a_live_rate():
     """pattern 64x48 at 30 fps → passthrough → 96x64 at 60 fps (no RIFE weights here: the
     slots between frames repeat, evenly)."""

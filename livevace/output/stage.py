@@ -30,9 +30,11 @@ n / fps); a burst that loaded a network or met a new shape (its kernels tuned, i
 sized) is not held to it. `OVERRUNS` bursts in a row over a share of it (`INLINE_SHARE` in
 line, where the stage's time is the generator's; `LOAD_SHARE` on its own thread) take it one
 step down, with one log line each (`STEPS`): the upscaling network off (Lanczos),
-interpolation off (repeats), a linear resize on the host, a nearest-pixel one. `output_degraded` in the stats is the step
-(0: the full path); a change of `output_size` (without sinks) or `upscale_model` tries the
-full path again, a change of `output_fps` does not.
+interpolation off (repeats), a linear resize on the host, a nearest-pixel one.
+`output_degraded` in the stats is the step (0: the full path); a change of `output_size`
+(without sinks) or `upscale_model` tries the full path again, a change of `output_fps` does
+not. A change of path (a step, another network or output size) is no cut: the in-between
+across it is made from the last generated frame remade along the new path (`_bridge`).
 
 Order (`order="auto"`): with an upscaling network the frames are upscaled first and then
 interpolated at the output size; with the plain Lanczos resize, interpolated first at the
@@ -178,6 +180,8 @@ class OutputStage:
         self._interpolator: Interpolator | None = None
         self._upscaler: tuple[str, Upscaler] | None = None
         self._prev: Tensor | None = None
+        self._last: np.ndarray | None = None
+        """The generated frame `_prev` was made from (to remake it along another path)."""
         self._params: Mapping[str, Any] = {}
         self._queue: deque[tuple[list[Frame], Mapping[str, Any]]] = deque()
         self._cond = threading.Condition()
@@ -433,12 +437,28 @@ class OutputStage:
         first = upscaler is not None and self._order(upscaler) == "upscale_first"
         if upscaler is not None and first:
             images = upscaler(images, settings.size)  # type: ignore[arg-type]
+        self._bridge(frames, images, upscaler if first else None, settings)
         images, metas = self._interpolate(frames, images, settings.rate)
+        self._last = frames[-1].image
         if upscaler is not None and not first:
             images = upscaler(images, settings.size)  # type: ignore[arg-type]
         pixels = _uint8(images)
         clock.lap("render")  # the kernels are done: the generator may go on
         return _to_host(pixels)._replace(metas=metas)
+
+    def _bridge(self, frames: list[Frame], images: Tensor, upscaler: Upscaler | None,
+                settings: OutputSettings) -> None:
+        """The previous picture remade along this burst's path when the path changed but the
+        generated picture did not (the network stepped down or swapped, another output
+        size): a change of path is no cut, and nothing is lost at it."""
+        prev, last = self._prev, self._last
+        if (prev is None or last is None or prev.shape[1:] == images.shape[1:]
+                or last.shape != frames[0].image.shape):
+            return
+        again = self._upload([last])
+        if upscaler is not None:
+            again = upscaler(again, settings.size)  # type: ignore[arg-type]
+        self._prev = again
 
     def _repeat(self, frames: list[Frame], settings: OutputSettings) -> list[Frame]:
         """Each output slot shows a picture of its own (the frame, or the one before on a
