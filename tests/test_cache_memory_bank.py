@@ -14,11 +14,13 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from wan_support import one_thread, randomise, rel_err  # noqa: F401
 
 from livevace.models.wan.config import TINY_VACE
 from livevace.models.wan.dit import WanDiT
-from livevace.models.wan.memory_bank import MEMFLOW, MemoryBankSampler
+from livevace.models.wan import rope
+from livevace.models.wan.memory_bank import MEMFLOW, MemoryBankCache, MemoryBankSampler
 from livevace.models.wan.rope import Rope, apply_rope
 from livevace.models.wan.zoo import RECIPES, open_stream
 
@@ -276,3 +278,51 @@ def test_cuda_graphs_replay_the_bank_stream_as_eager_steps_it():
     assert runs[0][1] == runs[1][1]
     for i, (a, b) in enumerate(zip(runs[0][0], runs[1][0])):
         assert rel_err(a, b) < 1e-4, f"chunk {i}"
+
+
+class _Ops(TorchDispatchMode):
+    """Counts the tensor operations dispatched inside it that are no views (each one a launch
+    on a GPU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += not func.is_view and func is not torch.ops.aten._unsafe_view.default
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_banks_upkeep_works_on_every_layer_at_once():
+    """A compression and a re-rotation of the bank run eagerly between graph replays, on the
+    host's critical path: their operation count must not grow with the layer count (layer by
+    layer it was about a hundred per layer, some 3 000 for MemFlow's 30)."""
+    counts = []
+    for layers in (2, 8):
+        cfg = replace(TINY_VACE, num_layers=layers, vace_layers=())
+        cache = MemoryBankCache(cfg, MEMFLOW.layout(H, W), 1, "cpu", torch.float32)
+        cache.stagings, cache.committed, cache.staged_frame = BANK + 1, BANK, 27
+        with _Ops() as compress:
+            cache.commit_bank()
+        with _Ops() as rotate:
+            cache._place_sink(2)
+        counts.append((compress.count, rotate.count))
+    assert counts[0] == counts[1]
+    assert max(counts[1]) < 50
+
+
+def test_rotate_layers_equals_apply_rope_layer_by_layer(monkeypatch):
+    """Groups of layers per pass, whatever the group size; one table for all layers or one per
+    layer."""
+    g = torch.Generator().manual_seed(0)
+    src = torch.randn(5, 1, 2, 6, 8, generator=g)
+    shared = [torch.randn(6, 4, generator=g) for _ in range(2)]
+    own = [torch.randn(5, 1, 1, 6, 4, generator=g) for _ in range(2)]
+    for tables, pick in ((shared, lambda t, layer: t), (own, lambda t, layer: t[layer])):
+        want = torch.stack([apply_rope(src[layer], *(pick(t, layer) for t in tables))
+                            for layer in range(5)])
+        for budget in (1, 2 * src[0].numel() * 4, 2**30):  # a layer, two layers, all at once
+            monkeypatch.setattr(rope, "ROTATE_BYTES", budget)
+            dst = torch.zeros_like(src)
+            rope.rotate_layers(dst, src, *tables)
+            assert torch.equal(dst, want)

@@ -207,13 +207,15 @@ def test_a_stream_batch_costs_a_cache_row_per_step() -> None:
 
 def cache_tensors(cache, layers: int) -> int:
     """Bytes of the per-block key/value buffers a stream's cache holds ([layers, rows, heads,
-    tokens, head_dim]; the text K/V apart)."""
+    tokens, head_dim], whole frames of tokens; the text K/V and per-frame summaries such as
+    the memory bank's mean keys apart)."""
     import torch
 
     text = {id(cache.text_k), id(cache.text_v)}
+    frame = cache.layout.frame_tokens
     return sum(t.numel() * t.element_size() for t in vars(cache).values()
                if isinstance(t, torch.Tensor) and t.dim() == 5 and t.shape[0] == layers
-               and id(t) not in text)
+               and t.shape[3] % frame == 0 and id(t) not in text)
 
 
 def test_each_recipe_has_its_dit_and_the_cache_it_really_allocates() -> None:

@@ -47,7 +47,7 @@ import torch
 
 from livevace.models.wan.cache_policy import CachePolicy, SinkRing
 from livevace.models.wan.config import WanConfig
-from livevace.models.wan.rope import Rope, apply_rope
+from livevace.models.wan.rope import Rope, rotate_layers
 from livevace.models.wan.uploads import upload
 
 
@@ -271,8 +271,7 @@ class StreamCache:
         n = lay.sink * lay.frame_tokens
         positions = [lay.policy.position(i, shift) for i in range(lay.sink)]
         cos, sin = self.rope.cos_sin(positions, *lay.grid, self.device)
-        for layer in range(self.cfg.num_layers):
-            self.k[layer, :, :, :n] = apply_rope(self.sink_raw[layer, :, :, :n], cos, sin)
+        rotate_layers(self.k[:, :, :, :n], self.sink_raw[:, :, :, :n], cos, sin)
 
     # ------------------------------------------------------------------------ step side
     @property

@@ -38,6 +38,11 @@ Every pass writes the chunk's own ring slots (the t = 0 pass last, as in `kv_cac
 chunk that stages, the candidate: what the t = 0 pass leaves is what the authors' single
 write leaves, and the shapes never change. Bank slots are refilled on the device at a chunk's
 start (scores, top-k and gathers with fixed shapes, no host sync); the host tracks only counts.
+That refill runs between graph replays, eagerly, so it works on every layer at once: a score
+needs only each frame's mean key over its tokens, rotated by the token grid (RoPE's rotations
+compose: at frame position p a token's angle is its grid angle plus p times the frame
+frequencies), which the t = 0 pass keeps beside the candidate; the kept slots' rotated keys are
+gathered as they are, and only the candidate's slot is rotated.
 
 Long runs (`rope_span`): once the sink slides along (see `kv_cache`), a bank frame is placed at
 max(its frame, the sink's first position), re-rotated from its kept un-rotated key, so no key
@@ -57,7 +62,7 @@ from livevace.models.wan.config import WAN21_VACE_1_3B, WanConfig
 from livevace.models.wan.dit import WanDiT
 from livevace.models.wan.kv_cache import CacheKV, CacheLayout, ChunkPlan, StreamCache
 from livevace.models.wan.recipe import LONGLIVE, Recipe
-from livevace.models.wan.rope import apply_rope
+from livevace.models.wan.rope import apply_rope, rotate_layers
 from livevace.models.wan.sampler import StreamSampler
 from livevace.models.wan.uploads import upload
 
@@ -76,11 +81,12 @@ def bank_ring(window: int, sink: int, rope_span: int | None) -> SinkRing:
 
 class MemoryBankCache(StreamCache):
     """`StreamCache` plus the bank (see the module doc). Extra state: `bank_raw` (un-rotated bank
-    keys; the rotated ones and the values live in the bank's slots of `k`/`v`), `bank_frame`
-    [layers, B, bank] (which frame each slot holds, per layer: layers choose apart),
-    `staged_raw`/`staged_v` (the candidate's un-rotated key and value; `staging`: whether this
-    chunk's passes replace them), and the host counts `stagings` (candidates staged so far)
-    and `committed`."""
+    keys; the rotated ones and the values live in the bank's slots of `k`/`v`), `bank_mean`
+    [layers, B, heads, bank, head_dim] (each slot's key, rotated by the token grid, mean over
+    its tokens, float32: what its score needs), `bank_frame` [layers, B, bank] (which frame each
+    slot holds, per layer: layers choose apart), `staged_raw`/`staged_v`/`staged_mean` (the
+    candidate's; `staging`: whether this chunk's passes replace them), and the host counts
+    `stagings` (candidates staged so far) and `committed`."""
 
     def __init__(self, cfg: WanConfig, layout: CacheLayout, batch: int = 1,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
@@ -96,15 +102,20 @@ class MemoryBankCache(StreamCache):
         self.bank_tokens = slice(ring.window * t, layout.window * t)
         kw = dict(device=self.device, dtype=dtype)
         self.bank_raw = torch.zeros(cfg.num_layers, batch, heads, self.bank * t, hd, **kw)
+        self.bank_mean = torch.zeros(cfg.num_layers, batch, heads, self.bank, hd,
+                                     device=self.device)
         self.bank_frame = torch.zeros(cfg.num_layers, batch, self.bank, device=self.device,
                                       dtype=torch.long)
         self.staged_raw = torch.zeros(cfg.num_layers, batch, heads, t, hd, **kw)
         self.staged_v = torch.zeros_like(self.staged_raw)
+        self.staged_mean = torch.zeros(cfg.num_layers, batch, heads, hd, device=self.device)
         self.staging = torch.zeros((), device=self.device, dtype=torch.bool)
         frame_freqs = self.rope.freqs[0]
         self._frame_freqs = torch.cat([frame_freqs, frame_freqs.new_zeros(hd // 2 - len(
             frame_freqs))]).to(self.device)
         self._grid_angles = self.rope.angles([0], *layout.grid).to(self.device)
+        self._grid_cos = self._grid_angles.cos().float()
+        self._grid_sin = self._grid_angles.sin().float()
         self.stagings = self.committed = 0
         self.staged_frame = 0
         self.bank_visible = 0
@@ -162,61 +173,74 @@ class MemoryBankCache(StreamCache):
         n = self.stagings
         if n == 0 or (n <= self.bank and self.committed == n):
             return  # nothing staged, or already in (the authors rewrite the same data)
-        t = self.layout.frame_tokens
-        if n <= self.bank:
-            rows = slice((n - 1) * t, n * t)
-            self.bank_raw[:, :, :, rows] = self.staged_raw
-            self.v[:, :, :, self.bank_tokens][:, :, :, rows] = self.staged_v
-            self.bank_frame[:, :, n - 1] = self.staged_frame
-        else:
-            for layer in range(self.cfg.num_layers):
-                self._compress(layer)
+        slot = min(n, self.bank) - 1
+        if n > self.bank:
+            self._compress()
+        self._frames(self.bank_raw)[:, :, :, slot] = self.staged_raw
+        self._frames(self.v[:, :, :, self.bank_tokens])[:, :, :, slot] = self.staged_v
+        self.bank_mean[:, :, :, slot] = self.staged_mean
+        self.bank_frame[:, :, slot] = self.staged_frame
         self.committed = n
-        self._place_bank()
+        self._place_bank(slice(slot, slot + 1))
 
-    def scores(self, layer: int) -> torch.Tensor:
-        """[B, bank] each bank frame's score against the prompt in `layer`: the mean over text
-        tokens, heads and frame tokens of (text K · frame K)/√d, keys at their own positions."""
-        t, hd = self.layout.frame_tokens, self.cfg.head_dim
-        cos, sin = self._bank_rope(self.bank_frame[layer])
-        keys = apply_rope(self.bank_raw[layer], cos, sin).float().unflatten(2, (self.bank, t))
-        text = self.text_k[layer].float().mean(dim=2)  # mean over text tokens [B, H, D]
-        per_head = torch.einsum("bhd,bhsd->bhs", text, keys.mean(dim=3))
-        return per_head.mean(dim=1) / hd**0.5
+    def grid_mean(self, raw: torch.Tensor) -> torch.Tensor:
+        """[..., head_dim] float32: one frame's un-rotated keys [..., frame tokens, head_dim]
+        rotated by the token grid (frame position 0), mean over the tokens."""
+        return apply_rope(raw.float(), self._grid_cos, self._grid_sin).mean(dim=-2)
 
-    def _compress(self, layer: int) -> None:
-        """Keep the bank's best `bank - 1` frames of `layer` (best first), then the candidate."""
-        t, keep = self.layout.frame_tokens, self.bank - 1
-        best = self.scores(layer).topk(keep, dim=1).indices  # [B, keep]
-        by_frame = best[:, None, :, None, None]
-        for bank, staged in ((self.bank_raw[layer], self.staged_raw[layer]),
-                             (self.v[layer][:, :, self.bank_tokens], self.staged_v[layer])):
-            frames = bank.unflatten(2, (self.bank, t))
-            kept = frames.gather(2, by_frame.expand(*frames.shape[:2], keep, *frames.shape[3:]))
-            frames[:, :, :keep] = kept
-            frames[:, :, keep] = staged
-        which = self.bank_frame[layer]
-        which[:, :keep] = which.gather(1, best)
-        which[:, keep] = self.staged_frame
+    def scores(self) -> torch.Tensor:
+        """[layers, B, bank] each bank frame's score against the prompt: the mean over text
+        tokens, heads and frame tokens of (text K · frame K)/√d, keys at their own positions
+        (the grid-rotated mean key turned by the frame's own position: rotations compose)."""
+        layers, hd = self.cfg.num_layers, self.cfg.head_dim
+        cos, sin = self._bank_rope(self.bank_frame, tokens=False)
+        keys = apply_rope(self.bank_mean, cos, sin)  # [layers, B, heads, bank, head_dim]
+        text = self.text_k[:layers].float().mean(dim=3)  # mean over text tokens
+        return torch.einsum("lbhd,lbhsd->lbs", text, keys) / (keys.shape[2] * hd**0.5)
+
+    def _compress(self) -> None:
+        """Keep each layer's best `bank - 1` frames (best first); the candidate then takes the
+        last slot (`commit_bank`)."""
+        keep = self.bank - 1
+        best = self.scores().topk(keep, dim=-1).indices  # [layers, B, keep]
+        by_slot = best[:, :, None, :]
+        bank = self.bank_tokens
+        for frames in (self._frames(self.bank_raw), self._frames(self.k[:, :, :, bank]),
+                       self._frames(self.v[:, :, :, bank]), self.bank_mean):
+            index = by_slot.reshape(*by_slot.shape, *(1,) * (frames.dim() - 4))
+            frames[:, :, :, :keep] = frames.gather(3, index.expand(
+                *frames.shape[:3], keep, *frames.shape[4:]))
+        self.bank_frame[:, :, :keep] = self.bank_frame.gather(2, best)
+
+    def _frames(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[layers, B, heads, bank·T, head_dim] → a view [..., bank, T, head_dim]."""
+        return tokens.unflatten(3, (self.bank, self.layout.frame_tokens))
 
     def _place_sink(self, shift: int) -> None:
         super()._place_sink(shift)
         self._place_bank()
 
-    def _place_bank(self) -> None:
-        """Rotate the bank keys into their slots at max(frame, sink shift) (see the module doc)."""
+    def _place_bank(self, slots: slice = slice(None)) -> None:
+        """Rotate the keys of the bank's `slots` at max(frame, sink shift) (see the module doc),
+        every layer."""
         if not self.committed:
             return
-        at = self.bank_frame.clamp_min(self.sink_shift)
-        for layer in range(self.cfg.num_layers):
-            cos, sin = self._bank_rope(at[layer])
-            self.k[layer, :, :, self.bank_tokens] = apply_rope(self.bank_raw[layer], cos, sin)
+        at = self.bank_frame[:, :, slots].clamp_min(self.sink_shift)
+        cos, sin = self._bank_rope(at)
+        keys = self._frames(self.k[:, :, :, self.bank_tokens])[:, :, :, slots]
+        raw = self._frames(self.bank_raw)[:, :, :, slots]
+        rotate_layers(keys.flatten(3, 4), raw.flatten(3, 4), cos, sin)
 
-    def _bank_rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cos, sin) [B, 1, bank·T, head_dim/2] for bank frames at `positions` [B, bank], on the
-        device: the same float64 angles as `Rope.angles`, built without the host knowing them."""
-        frame = positions.double()[:, :, None, None] * self._frame_freqs
-        angles = (self._grid_angles + frame).flatten(1, 2)[:, None]
+    def _bank_rope(self, positions: torch.Tensor, tokens: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos, sin) for frames at `positions` [..., frames], on the device, the host not
+        knowing them: [..., 1, frames·T, head_dim/2] for their tokens (the same float64 angles
+        as `Rope.angles`), or without `tokens` the frame turn alone, [..., 1, frames,
+        head_dim/2]."""
+        angles = positions.double()[..., None] * self._frame_freqs
+        if tokens:
+            angles = (angles[..., None, :] + self._grid_angles).flatten(-3, -2)
+        angles = angles.unsqueeze(-3)
         return angles.cos().float(), angles.sin().float()
 
     def writer(self, write: bool = True) -> "BankKV":
@@ -236,8 +260,10 @@ class BankKV:
         if self.inner.write:
             c: MemoryBankCache = self.inner.cache  # type: ignore[assignment]
             t = c.layout.frame_tokens
-            for staged, new in ((c.staged_raw[layer], k_raw), (c.staged_v[layer], v)):
-                staged.copy_(torch.where(c.staging, new[:, :, :t].to(staged.dtype), staged))
+            for staged, new in ((c.staged_raw[layer], k_raw[:, :, :t]),
+                                (c.staged_v[layer], v[:, :, :t]),
+                                (c.staged_mean[layer], c.grid_mean(k_raw[:, :, :t]))):
+                staged.copy_(torch.where(c.staging, new.to(staged.dtype), staged))
         return out
 
 

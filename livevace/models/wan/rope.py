@@ -56,3 +56,22 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     x0, x1 = x.float().unflatten(-1, (-1, 2)).unbind(-1)
     out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2)
     return out.type_as(x)
+
+
+ROTATE_BYTES = 64 * 2**20
+"""Keys `rotate_layers` rotates per pass: a pass per layer is hundreds of small launches on the
+host's critical path; all layers at once, float32 temporaries of several times the whole."""
+
+
+def rotate_layers(dst: torch.Tensor, src: torch.Tensor, cos: torch.Tensor,
+                  sin: torch.Tensor) -> None:
+    """dst[l] = apply_rope(src[l], …) for every layer l of the leading axis, a group of layers
+    per pass (`ROTATE_BYTES`). `cos`/`sin`: one table for all layers, or one per layer (a
+    leading layer axis, as many dimensions as `src`)."""
+    per_layer = src[0].numel() * src.element_size()
+    step = max(1, ROTATE_BYTES // max(per_layer, 1))
+    own = cos.dim() == src.dim()
+    for first in range(0, src.shape[0], step):
+        group = slice(first, first + step)
+        dst[group] = apply_rope(src[group], cos[group] if own else cos,
+                                sin[group] if own else sin)
