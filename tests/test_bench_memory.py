@@ -61,6 +61,26 @@ def test_the_peak_is_replayed_from_the_events() -> None:
         "owner": "livevace/models/wan/kv_cache.py:42 allocate", "gb": 0.3, "allocations": 1}
 
 
+def test_each_phase_has_its_own_peak() -> None:
+    """The same history cut in phases: a phase's peak counts what is live when it begins
+    (the cache made before it) and nothing of a higher peak in another phase."""
+    events = [
+        {"action": "alloc", "addr": 1, "size": 300 * MB, "frames": CACHE},      # 1300
+        {"action": "alloc", "addr": 2, "size": 500 * MB, "frames": DECODE},     # 1800: warm-up
+        {"action": "free_completed", "addr": 2, "size": 500 * MB},              # 1300
+        {"action": "alloc", "addr": 3, "size": 200 * MB, "frames": GEMM},       # 1500: show
+        {"action": "free_completed", "addr": 3, "size": 200 * MB},              # 1300
+        {"action": "free_completed", "addr": 1, "size": 300 * MB},              # 1000: a phase
+    ]
+    warm, show, empty = (peak_report(events, 1000 * MB, a, b) for a, b in ((0, 3), (3, 5),
+                                                                           (6, 6)))
+    assert warm.peak_bytes == 1800 * MB and warm.events == 3
+    assert show.peak_bytes == 1500 * MB
+    assert show.owners == [("livevace/models/wan/kv_cache.py:42 allocate", 300 * MB, 1),
+                           ("livevace/models/wan/blocks.py:120 forward", 200 * MB, 1)]
+    assert empty.peak_bytes == 1000 * MB and empty.owners == [] and empty.events == 0
+
+
 def test_a_peak_before_any_allocation_is_the_baseline() -> None:
     report = peak_report([{"action": "free_completed", "addr": 7, "size": 5 * MB}], 50 * MB)
     assert report.peak_bytes == 50 * MB and report.owners == []
@@ -74,7 +94,11 @@ def test_on_a_gpu_a_row_says_who_held_its_peak(tmp_path) -> None:
     assert code == 0
     (result,) = tmp_path.glob("pipeline-*.json")
     (row,) = json.loads(result.read_text())["rows"]
-    peak = row["memory_peak"]
-    assert peak["owners"] and all(o["gb"] > 0 for o in peak["owners"])
-    assert abs(peak["peak_gb"] - row["peak_gb"]) < 0.05 * row["peak_gb"]
+    phases = row["memory_peak"]
+    assert list(phases)[:3] == ["warm-up", "show", "time to first frame"]
+    for name in ("warm-up", "show"):
+        peak = phases[name]
+        assert peak["owners"] and all(o["gb"] > 0 for o in peak["owners"])
+        want = row["peak_warmup_gb" if name == "warm-up" else "peak_steady_gb"]
+        assert abs(peak["peak_gb"] - want) < 0.05 * want
     assert list(tmp_path.glob("memory-*.pickle"))

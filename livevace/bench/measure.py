@@ -10,7 +10,7 @@ import statistics
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -170,18 +170,24 @@ def measure(rig: Rig, s: Settings, chunks: int, warmup: int | None = None,
     row's times are not for quoting)."""
     if memory is None:
         return _measure(rig, s, chunks, warmup, profile)
-    with recorded(rig.device, memory) as reports:
-        row = _measure(rig, s, chunks, warmup, profile)
-    if not reports:
+    with recorded(rig.device, memory) as recording:
+        row = _measure(rig, s, chunks, warmup, profile,
+                       recording.phase if recording is not None else lambda name: None)
+    if recording is None:
         print("   (no memory history on a CPU)")
         return row
-    print("\n".join(reports[0].lines()))
+    for name, report in recording.reports.items():
+        print(f"   {name}:")
+        print("\n".join(report.lines()))
     print(f"   memory history: {memory}")
-    return {**row, "memory_peak": reports[0].as_dict(), "memory_history": str(memory)}
+    return {**row, "memory_peak": {name: report.as_dict()
+                                   for name, report in recording.reports.items()},
+            "memory_history": str(memory)}
 
 
 def _measure(rig: Rig, s: Settings, chunks: int, warmup: int | None,
-             profile: Path | None) -> dict[str, Any]:
+             profile: Path | None, phase: Callable[[str], None] = lambda name: None
+             ) -> dict[str, Any]:
     device, dit = rig.device, rig.models.dit
     warmup = default_warmup(s.chunk) if warmup is None else warmup
     free(device)
@@ -199,6 +205,7 @@ def _measure(rig: Rig, s: Settings, chunks: int, warmup: int | None,
         if s.fade:  # the other prompt encoded before timing, as a cued prompt would be
             rig.models.embeddings.request(faded["prompt"][0].text).result()
         warm_peak = peak_memory(device)  # the prepare's compiles and captures, the warm-up
+        phase("warm-up")
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         counter = ForwardCounter(dit)
@@ -215,11 +222,14 @@ def _measure(rig: Rig, s: Settings, chunks: int, warmup: int | None,
             counter.remove()
         layout = pipeline.session.cache.layout
         peak = phase_peaks(warm_peak, peak_memory(device))
+        phase("show")
         kernels = None if profile is None else try_profile(
             lambda: pipeline(feed.take(pipeline.frames_per_call), params), PROFILE_CALLS,
             device, s.label, profile)
     finally:
         pipeline.close()
+    del pipeline  # its cache and buffers go before the next pipeline's are made (`ttff`)
+    free(device)
     row = summarise_calls(calls, chunks)
     if kernels is not None:
         print("\n".join(kernels.lines(f"{s.label}, {PROFILE_CALLS} steady calls profiled")))
@@ -232,6 +242,7 @@ def _measure(rig: Rig, s: Settings, chunks: int, warmup: int | None,
                **peak, estimate_gb=None if rig.tiny else rig.estimate_gb(s))
     row.update(flop_floor(rig, counter.forwards, layout, row))
     row.update(time_to_first_frame(rig, s))
+    phase("time to first frame")
     row["copies_ms"] = copies_ms(rig, s, int(round(row["frames_per_chunk"])) or 1)
     row["copies"] = row["copies_ms"]["total"]
     return row
