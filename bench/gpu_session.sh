@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Device rows of issues 19, 21 and 23, in device calls made back to back (kind nvidia-h100-x1,
 # carry .whl) so the machine and its compile cache stay warm. Still to run, in order of need:
-#   device run: bash bench/gpu_session.sh D   # issue 23: GPU tests of the in-line output stage
-#                                             # and of the one FP8 path, the node with and
-#                                             # without the output stage, SPAN folded/compiled
-#   device run: bash bench/gpu_session.sh G   # issue 19, for a short call: F's pair once and
-#                                             # C's Krea row (else F and C in full)
-#   device run: bash bench/gpu_session.sh F   # issue 19: MemFlow beside LongLive on one machine
-#   device run: bash bench/gpu_session.sh C   # issue 19: who holds the warm-up's peak memory
-#                                             # (Krea FP8 compute at 832x480, LongLive, SDV2)
-#   device run: bash bench/gpu_session.sh A   # issue 23: output rows (SPAN compiled), tests
-#   then STEPS=2 … 7 of bench/gpu_round2.sh (issue 21).
+#   device run: bash bench/gpu_session.sh F   # issue 19: MemFlow beside LongLive on one machine,
+#                                             # the bank's upkeep now on every layer at once
+#   device run: bash bench/gpu_session.sh T   # the GPU-marked tests, one call, -rf (part D's
+#                                             # first step timed out at 120 s and at 300 s)
+#   device run: bash bench/gpu_session.sh C   # issue 19: the warm-up's peak by phase (Krea FP8
+#                                             # compute at 832x480, LongLive, SDV2)
+#   then STEPS=2 … 5 and 7 of bench/gpu_round2.sh (issue 21; 1 and 6 measured).
+# Measured (BENCHMARKS.md, 2026-12-07 22:02–22:18 UTC): D (SPAN folded and compiled, the
+# node pair with the in-line stage), G (MemFlow beside LongLive, Krea's memory history),
+# gpu_round2.sh STEPS=6.
 # Measured (BENCHMARKS.md, 2026-12-07 16:39–16:50 UTC), to reproduce those rows:
 #   device run: bash bench/gpu_session.sh B   # issue 19: Krea's 832x480 text-to-video row with
 #                                             # FP8 compute and where its time goes,
@@ -46,9 +46,14 @@ pack() {  # the archive as of now: a call cut off by the device's budget still b
     && mv "$RESULTS/results.tgz.part" "$RESULTS/results.tgz"
 }
 export LIVEVACE_MODELS_DIR=/tmp/lv-models
-case "${1:?part A to G}" in
+case "${1:?part A to G, or T}" in
   A)
     step 540 env PART=bench bash bench/gpu_output.sh ;;
+  T)
+    step 540 python3 -m pytest -rf -q -p no:cacheprovider -m gpu --durations=10 \
+      tests/test_output_stage.py tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py \
+      tests/test_lora_live.py tests/test_output_upscale.py tests/test_output_bench.py \
+      tests/test_cache_memory_bank.py tests/test_bench_memory.py ;;
   D)
     step 120 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py \
       tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py tests/test_lora_live.py \
