@@ -39,9 +39,9 @@ SLEEP = 0.1
 class SlowIFNet(IFNet):
     """IFNet that sleeps before each batch of in-betweens."""
 
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+    def pairs(self, packed: torch.Tensor) -> torch.Tensor:
         time.sleep(SLEEP)
-        return super().forward(*args)
+        return super().pairs(packed)
 
 
 def slow_ifnet() -> IFNet:
@@ -266,9 +266,9 @@ def test_in_line_the_caller_makes_the_in_betweens_and_the_finisher_emits_them_in
     rendered: list[str] = []
 
     class Recording(IFNet):
-        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        def pairs(self, packed: torch.Tensor) -> torch.Tensor:
             rendered.append(threading.current_thread().name)
-            return super().forward(*args)
+            return super().pairs(packed)
 
     net = Recording()
     net.load_state_dict(random_ifnet().state_dict())

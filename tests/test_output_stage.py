@@ -251,8 +251,8 @@ def test_a_network_upscales_before_interpolation_and_lanczos_after(tmp_path):
     path = tmp_path / "compact.pth"
     torch.save(tiny("Compact", 2).state_dict(), path)
     net, seen = random_ifnet(), []
-    forward = net.forward
-    net.forward = lambda img0, *rest: seen.append(tuple(img0.shape[-2:])) or forward(img0, *rest)
+    pairs = net.pairs
+    net.pairs = lambda packed: seen.append(tuple(packed.shape[-2:])) or pairs(packed)
     params = {"output_fps": 60, "output_size": (128, 128), "upscale_model": "mine"}
     with_network = stage(rife=lambda d, t: net,
                          upscaler=lambda model, device, dtype: load_network(path, device, dtype))
@@ -319,7 +319,7 @@ def test_a_fault_mid_show_sends_that_burst_as_generated_then_falls_back_saying_s
     class OutOfMemory(torch.nn.Module):
         encode = staticmethod(lambda x: x)
 
-        def forward(self, *args):
+        def pairs(self, packed):
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     got: list[list[Frame]] = []

@@ -130,11 +130,16 @@ class IFNet(nn.Module):
                 feat1: Tensor | None = None) -> Tensor:
         """`feat0`/`feat1`: the frames' `encode` features when the caller already has them
         (a chunk's frames each take part in two pairs)."""
-        img0, img1 = img0.clamp(0.0, 1.0), img1.clamp(0.0, 1.0)
         f0 = self.encode(img0) if feat0 is None else feat0
         f1 = self.encode(img1) if feat1 is None else feat1
-        b, _, h, w = img0.shape
-        step = t.to(img0.dtype).view(b, 1, 1, 1).expand(b, 1, h, w)
+        return self.pairs(pack(img0, img1, t, f0, f1))
+
+    def pairs(self, packed: Tensor) -> Tensor:
+        """The in-betweens of packed pairs (`pack`): one tensor in, so a caller may replay it
+        from a CUDA graph per batch size."""
+        f = FEATURES
+        img0, img1 = packed[:, :3].clamp(0.0, 1.0), packed[:, 3:6].clamp(0.0, 1.0)
+        f0, f1, step = packed[:, 6:6 + f], packed[:, 6 + f:6 + 2 * f], packed[:, 6 + 2 * f:]
         first, *rest = self.blocks
         flow, mask, feat = first(torch.cat((img0, img1, f0, f1, step), 1), None, SCALES[0])
         warped0, warped1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
@@ -146,6 +151,14 @@ class IFNet(nn.Module):
             warped0, warped1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
         weight = torch.sigmoid(mask)
         return warped0 * weight + warped1 * (1 - weight)
+
+
+def pack(img0: Tensor, img1: Tensor, t: Tensor, feat0: Tensor, feat1: Tensor) -> Tensor:
+    """Pairs [B, 3 + 3 + 2·FEATURES + 1, H, W] for `IFNet.pairs`: both frames, both frames'
+    features and the timestep as a plane (the first block's input, in its order)."""
+    b, _, h, w = img0.shape
+    step = t.to(img0.dtype).view(b, 1, 1, 1).expand(b, 1, h, w)
+    return torch.cat((img0, img1, feat0, feat1, step), 1)
 
 
 def load_ifnet(path: Path) -> IFNet:

@@ -20,6 +20,7 @@ once, then every in-between together (frames padded to IFNet's multiple of 64).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,9 @@ from torch import Tensor
 
 from livevace.frames import Frame
 from livevace.io.capture import is_slate
-from livevace.models.rife import MULTIPLE, IFNet
+from livevace.models.rife import MULTIPLE, IFNet, pack
+
+Runner = Callable[[Tensor], Tensor]
 
 MAX_GAP = 0.25
 """Seconds between two generated frames beyond which nothing is interpolated (a stall)."""
@@ -114,10 +117,15 @@ def pad(images: Tensor) -> Tensor:
 
 
 class Interpolator:
-    """Renders slots with IFNet (`net`), or, without one, shows each slot's own picture."""
+    """Renders slots with IFNet (`net`), or, without one, shows each slot's own picture.
+    `features` and `pairs` run the network's two parts (default: `net.encode`, `net.pairs`;
+    the stage may hand replayed graphs of them, `Graphed`)."""
 
-    def __init__(self, net: IFNet | None) -> None:
+    def __init__(self, net: IFNet | None, features: Runner | None = None,
+                 pairs: Runner | None = None) -> None:
         self.net = net
+        self.features = features or (net.encode if net is not None else None)
+        self.pairs = pairs or (net.pairs if net is not None else None)
 
     def render(self, pictures: Tensor, slots: list[Slot]) -> Tensor:
         """`pictures` [N + 1, 3, H, W] in [0, 1] (the previous frame first) → one picture
@@ -129,11 +137,13 @@ class Interpolator:
         h, w = pictures.shape[-2:]
         padded = pad(pictures)
         batch = between + between[-1:] * (-len(between) % BATCH_STEP)
+        assert self.features is not None and self.pairs is not None
         with torch.inference_mode():
-            feats = self.net.encode(padded)
+            feats = self.features(padded)
             a = torch.tensor([slots[k].a for k in batch], device=pictures.device)
             b = torch.tensor([slots[k].b for k in batch], device=pictures.device)
             t = torch.tensor([slots[k].t for k in batch], device=pictures.device)
-            made = self.net(padded[a], padded[b], t, feats[a], feats[b])[:len(between), :, :h, :w]
+            packed = pack(padded[a], padded[b], t, feats[a], feats[b])
+            made = self.pairs(packed)[:len(between), :, :h, :w]
         out[between] = made.clamp(0.0, 1.0).to(out.dtype)
         return out
