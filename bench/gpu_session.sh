@@ -58,7 +58,7 @@ case "${1:?part A to G, or T}" in
     step 120 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py \
       tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py tests/test_lora_live.py \
       tests/test_output_upscale.py tests/test_output_bench.py
-    step 120 python3 -m livevace bench output --upscaler span --repeat 10 --out "$OUT"
+    step 240 python3 -m livevace bench output --upscaler span --repeat 10 --out "$OUT"
     step 370 env PART=probes bash bench/gpu_output.sh ;;
   G)
     for model in longlive memflow; do

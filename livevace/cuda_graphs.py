@@ -87,7 +87,8 @@ class _Entry:
 class ShapeGraphs:
     """`fn(x)` (one tensor in, one out) replayed from a CUDA graph per input shape.
 
-    With `compile`, the captured function is `torch.compile(fn)`: fused kernels, and a graph
+    With `compile`, the captured function is `torch.compile(fn)` (with `dynamic`, compiled
+    once for sizes of every kind rather than once per shape): fused kernels, and a graph
     launch instead of hundreds of Python-issued ones (a network on an annotator thread holds
     the GIL while it launches, which delays the generator's thread). If compiling fails (no
     compiler on the machine), the graph captures `fn` as it is, after one warning. `name`
@@ -95,9 +96,9 @@ class ShapeGraphs:
     """
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str,
-                 compile: bool = True) -> None:
+                 compile: bool = True, dynamic: bool = False) -> None:
         self.fn, self.name = fn, name
-        self._compiled = torch.compile(fn, dynamic=False) if compile else None
+        self._compiled = torch.compile(fn, dynamic=dynamic) if compile else None
         self._graphs: dict[tuple, _Entry] = {}
         self._failed: set[tuple] = set()
         self._pool: tuple[int, int] | None = None

@@ -82,7 +82,8 @@ class Pipeline(Protocol):
 
     `frames_per_call` is how many input frames one call consumes (1 for passthrough, 4 or
     12 for the generator); it may change between calls (chunk size is a live parameter).
-    `params` is the registry snapshot taken for this call.
+    A pipeline whose first call differs from the rest also says `steady_frames_per_call`
+    (optional). `params` is the registry snapshot taken for this call.
     """
 
     name: str

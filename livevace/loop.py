@@ -118,6 +118,7 @@ class Node:
                 runner.close(drain=0)
             self.capture.stop()
             raise
+        self._prepare_output()
         self.pacer.start()
         if self.config.duration is not None:
             self._deadline = now() + self.config.duration
@@ -130,6 +131,16 @@ class Node:
                 self.config.width, self.config.height, self.config.fps):
             log.info("output at %dx%d %g fps (output_size, output_fps)", self.out_width,
                      self.out_height, self.out_fps)
+
+    def _prepare_output(self) -> None:
+        """The output stage's networks loaded (and on a GPU compiled) before the show, for the
+        pipeline's bursts (`OutputStage.prepare`): mid-show a compile would stop it."""
+        steady = getattr(self.pipeline, "steady_frames_per_call", self.pipeline.frames_per_call)
+        bursts = {max(1, int(self.pipeline.frames_per_call)), max(1, int(steady))}
+        seconds = self.output.prepare(sorted(bursts), (self.config.width, self.config.height),
+                                      self.store.snapshot())
+        if seconds > 1.0:
+            log.info("output path prepared in %.0f s (%s)", seconds, self.output.upscaling)
 
     def stop(self) -> None:
         """Ask the node to stop (safe from signal handlers and any thread)."""

@@ -414,3 +414,65 @@ def test_a_stuck_stage_is_gone_round_and_its_late_burst_dropped(monkeypatch, cap
     finally:
         release.set()
         output.stop()
+
+
+def test_prepare_loads_the_networks_before_the_show_and_changes_no_picture(tmp_path):
+    """`prepare` (the node calls it before its loop) loads what the parameters ask, so the
+    first burst loads nothing; the bursts are then what an unprepared stage makes; with the
+    path off it loads nothing at all."""
+    path = tmp_path / "compact.pth"
+    torch.save(tiny("Compact", 2).state_dict(), path)
+    net, loads = random_ifnet(), []
+
+    def rife(device, dtype):
+        loads.append("rife")
+        return net
+
+    def upscaler(model, device, dtype):
+        loads.append(model)
+        return load_network(path, device, dtype)
+
+    params = {"output_fps": 60, "output_size": (128, 128), "upscale_model": "mine"}
+    prepared, plain = (stage(rife=rife, upscaler=upscaler) for _ in range(2))
+    assert prepared.prepare([3], (SIDE, SIDE), {"output_fps": 0}) == 0.0 and loads == []
+    assert prepared.prepare([2, 3], (SIDE, SIDE), params) > 0.0
+    assert loads == ["mine", "rife"]
+    bursts = [(generated(0, 3), generated(3, 3)), (generated(0, 3), generated(3, 3))]
+    made = [[s.process(b, params) for b in bursts[k]] for k, s in enumerate((prepared, plain))]
+    assert sorted(loads[2:]) == ["mine", "rife"]  # the plain stage's: the prepared, no more
+    for ours, theirs in zip(*made):
+        assert [f.index for f in ours] == [f.index for f in theirs]
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(ours, theirs))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_a_gpu_prepare_replays_the_networks_from_graphs_for_the_bursts_it_named(tmp_path):
+    """IFNet's features and in-betweens (at the generated size) and the upscaler are
+    compiled and captured for bursts of 3; such bursts replay them and make the pictures of
+    the plain networks (half precision: within 2 of 255); the upscaler on the prepared path,
+    IFNet once the network steps down (Lanczos)."""
+    from livevace.models.rife import PACKED
+
+    path = tmp_path / "compact.pth"
+    torch.save(tiny("Compact", 2).state_dict(), path)
+    cuda = torch.device("cuda")
+    net = random_ifnet()
+    stages = [OutputStage(lambda f: None, device=cuda, rife=lambda d, t: net.to(d, t),
+                          upscaler=lambda m, d, t: load_network(path, d, t), inline=True)
+              for _ in range(2)]
+    lanczos = {"output_fps": 60, "output_size": (128, 128), "upscale_model": "lanczos"}
+    network = {**lanczos, "upscale_model": "mine"}
+    prepared, plain = stages
+    prepared.prepare([3], (SIDE, SIDE), network)
+    features = prepared._interpolator.features
+    assert (4, 3, SIDE, SIDE) in features.shapes
+    assert (4, PACKED, SIDE, SIDE) in prepared._interpolator.pairs.shapes
+    assert (3, 3, SIDE, SIDE) in prepared._upscaler[1].network.run.shapes
+    for params in (network, lanczos):
+        for k in range(3):
+            ours, theirs = (s.process(generated(3 * k, 3), params) for s in stages)
+            assert [f.index for f in ours] == [f.index for f in theirs]
+            assert max(int(np.abs(a.image.astype(int) - b.image.astype(int)).max())
+                       for a, b in zip(ours, theirs)) <= 2
+    assert features.graphs.replays >= 3 and prepared._interpolator.pairs.graphs.replays >= 3

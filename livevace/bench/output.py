@@ -11,7 +11,8 @@ Rows (random weights at the real shapes: speed does not depend on their values):
   generated frames (host upload, both steps, download to the host) at `--fps-out` and
   `--to`, per output frame. The stage's `auto` order upscales first when a network
   upscales and interpolates first with Lanczos (docs/output.md says why); these rows
-  measure both with the network.
+  measure both with the network; on a GPU each again `prepared` (`OutputStage.prepare`, as
+  the node runs it: the networks compiled into CUDA graphs for the chunk).
 GPU rows are timed with CUDA events, the stage rows by the wall clock (they end in a copy to
 the host); every row also counts its floating-point operations once (torch's
 FlopCounterMode), which tells the orders apart on any machine. `--tiny` runs small frames on
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 from pathlib import Path
 from typing import Any, Callable
 
@@ -177,16 +179,20 @@ def run(args: argparse.Namespace) -> int:
     params = {"output_fps": args.fps_out, "output_size": (ow, oh),
               "upscale_model": args.upscaler}
     wall = (lambda fn: time_cpu(fn, args.repeat, args.warmup))
-    for order in ORDERS:
+    prepared = (False, True) if device.type == "cuda" and not args.no_variants else (False,)
+    for order, prepare in itertools.product(ORDERS, prepared):
         stage = OutputStage(lambda out: None, device=device, order=order,
                             rife=lambda d, dt: net, upscaler=lambda m, d, dt: network)
+        if prepare:  # as the node runs it: its networks compiled into graphs for the chunk
+            stage.prepare([args.chunk], (w, h), params)
         outputs = len(stage.process(frames, params))
 
         def call(stage: OutputStage = stage) -> None:
             stage.schedule.reset()
             stage.process(frames, params)
 
-        rows.append({**_row(f"stage {order}", f"{w}x{h}->{ow}x{oh}", wall, call, outputs,
+        what = f"stage {order}" + (" prepared" if prepare else "")
+        rows.append({**_row(what, f"{w}x{h}->{ow}x{oh}", wall, call, outputs,
                             "per output frame"), "upscaler": stage.upscaling})
     columns = ["what", "size", "ms", "p95_ms", "per", "ms_each", "gflop_each", "upscaler"]
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"

@@ -153,6 +153,10 @@ class IFNet(nn.Module):
         return warped0 * weight + warped1 * (1 - weight)
 
 
+PACKED = 3 + 3 + 2 * FEATURES + 1
+"""Channels of a packed pair (`pack`)."""
+
+
 def pack(img0: Tensor, img1: Tensor, t: Tensor, feat0: Tensor, feat1: Tensor) -> Tensor:
     """Pairs [B, 3 + 3 + 2·FEATURES + 1, H, W] for `IFNet.pairs`: both frames, both frames'
     features and the timestep as a plane (the first block's input, in its order)."""

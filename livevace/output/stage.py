@@ -44,6 +44,13 @@ see the fewest frames: the generated ones, not the in-betweens too; without it I
 dear step and works best small. `livevace bench output` measures both orders
 (BENCHMARKS.md, docs/output.md).
 
+Prepared (`prepare`, which the node calls before its loop): the networks the parameters
+ask are loaded before the show, and on a GPU compiled and captured as CUDA graphs
+(`graphed`) for the bursts the pipeline makes: the upscaler for them, IFNet's features and
+in-betweens at the generated size (its size once the network steps down, and always with
+Lanczos). The upscaler is then measured against its budget as a graph. Anything met later
+(a live change of `upscale_model`, an unforeseen shape) runs the plain network.
+
 Weights: RIFE's come from the catalogue (`livevace models pull rife_v4_25`), the upscaler's
 are `upscale_model` (a catalogue key, a file, or `lanczos`). A missing or unreadable file, or
 a network slower than `BUDGET_SHARE` of an output frame's period, falls back — to repeating
@@ -63,6 +70,7 @@ generated frame), `output_degraded`, counters `frames_interpolated`, `output_cut
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from contextlib import nullcontext
@@ -72,7 +80,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, NamedTuple
+from typing import Any, Callable, Literal, Mapping, NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -81,8 +89,9 @@ from torch import Tensor
 
 from livevace.errors import UserError, describe
 from livevace.frames import Frame
-from livevace.models.rife import IFNet, load_ifnet
-from livevace.output.interpolate import Interpolator, Schedule, Slot
+from livevace.models.rife import MULTIPLE, PACKED, IFNet, load_ifnet
+from livevace.output.graphed import Graphed
+from livevace.output.interpolate import BATCH_STEP, Interpolator, Schedule, Slot
 from livevace.output.settings import OutputSettings
 from livevace.output.upscale import LANCZOS, Network, Upscaler, load_network
 from livevace.stats import Stats
@@ -206,6 +215,8 @@ class OutputStage:
         self._overruns = 0
         self._current: OutputSettings | None = None
         self._asked: tuple[int, int] | None = None
+        self._learning: tuple[tuple[int, ...], tuple[int, int], float] | None = None
+        """While `prepare` runs: (burst sizes, largest first; generated size; output rate)."""
         self.stats.gauge("output_degraded", 0)
 
     # --- the loop's side
@@ -323,6 +334,39 @@ class OutputStage:
                     return False
                 self._cond.wait(left)
         return True
+
+    def prepare(self, bursts: Sequence[int], size: tuple[int, int],
+                params: Mapping[str, Any]) -> float:
+        """Before the show, with `output_fps` or `output_size` on: load the networks of
+        `params` and compile them into CUDA graphs for bursts of `bursts` generated frames at
+        `size` (width, height), the shapes a steady show meets (`graphed`); on a CPU, load
+        only. Seconds spent (0 with the path off)."""
+        frame = Frame(np.zeros((size[1], size[0], 3), np.uint8), 0.0, 0)
+        settings = self.settings(frame, params)
+        if not settings.active:
+            return 0.0
+        start = time.perf_counter()
+        if self.device.type == "cuda":
+            log.info("preparing the output path: its networks compiled for bursts of %s frames "
+                     "(the first time about a minute; later runs reuse the compile cache)",
+                     " and ".join(map(str, sorted(set(bursts)))))
+        self._params = params
+        self._learning = (tuple(sorted(set(bursts), reverse=True)), size,
+                          settings.rate or self.fps)
+        try:
+            with self._on_stream():
+                self._follow(settings)
+                if settings.size:
+                    self._upscaling(settings, (size[1], size[0]))
+                if settings.rate:
+                    self._interpolation()
+        except Exception as exc:  # noqa: BLE001 - the show goes on with the fallbacks
+            self._failed(exc)
+        finally:
+            self._learning = None
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - start
 
     # --- the stage's thread
     def _start(self) -> None:
@@ -594,8 +638,24 @@ class OutputStage:
                 log.warning("motion interpolation off, frames are repeated to the output rate: "
                             "%s", exc)
                 net = None
-            self._interpolator = Interpolator(net)
+            self._interpolator = (self._learned_interpolator(net) if net is not None and
+                                  self._learning is not None else Interpolator(net))
         return self._interpolator
+
+    def _learned_interpolator(self, net: IFNet) -> Interpolator:
+        """IFNet's two parts as graphs for the bursts `prepare` names, at the generated size
+        (where the in-betweens are made once the network upscaling steps down, and always
+        without one): the features of a burst and the previous frame, and every batch of
+        in-betweens up to twice the burst's share at the output rate."""
+        bursts, (width, height), rate = self._learning  # type: ignore[misc]
+        h, w = height + -height % MULTIPLE, width + -width % MULTIPLE
+        features = Graphed(net.encode, "IFNet features")
+        pairs = Graphed(net.pairs, "IFNet in-betweens")
+        most = 2 * max(bursts) * max(1.0, rate / self.fps - 1.0)
+        batches = range(BATCH_STEP, BATCH_STEP * math.ceil(most / BATCH_STEP) + 1, BATCH_STEP)
+        features.learn([(n + 1, 3, h, w) for n in bursts], self.device, self.dtype)
+        pairs.learn([(b, PACKED, h, w) for b in batches], self.device, self.dtype)
+        return Interpolator(net, features, pairs)
 
     def _order(self, upscaler: Upscaler) -> Order:
         if self.order != "auto":
@@ -627,8 +687,14 @@ class OutputStage:
             return None
         rate = settings.rate or self.fps
         budget = BUDGET_SHARE * 1e3 / rate
+        batch = 4
+        if self._learning is not None:  # before the show: as a graph for its bursts
+            bursts = self._learning[0]
+            run = Graphed(network.run, f"upscaler {network.name}")
+            run.learn([(n, 3, *size) for n in bursts], self.device, self.dtype)
+            network, batch = replace(network, run=run), max(bursts)
         if self.device.type == "cuda":
-            ms = Upscaler(network).per_frame_ms(size[0], size[1], self.device, self.dtype)
+            ms = Upscaler(network).per_frame_ms(size[0], size[1], self.device, self.dtype, batch)
             if ms > budget:
                 log.warning("upscaling by Lanczos resize: %s takes %.1f ms a frame, over the "
                             "%.1f ms budget at %g fps", network.name, ms, budget, rate)

@@ -169,6 +169,12 @@ class StreamingVace:
         chunk then; a longer chunk than needed is trimmed to its newest frames)."""
         return pixel_frames(self.session.chunk, self.session.first and not self.pending)
 
+    @property
+    def steady_frames_per_call(self) -> int:
+        """Frames of every chunk after the first at the present chunk size (the bursts the
+        output stage prepares for)."""
+        return pixel_frames(self.session.chunk, False)
+
     # ------------------------------------------------------------------------------ call
     def __call__(self, frames: list[Frame], params: dict[str, Any]) -> list[Frame]:
         """Generate (see the module doc); runs on the pipeline's own thread (`_worker`)."""

@@ -95,6 +95,10 @@ class ModelSwitch:
     def frames_per_call(self) -> int:
         return self.pipeline.frames_per_call
 
+    @property
+    def steady_frames_per_call(self) -> int:
+        return self.pipeline.steady_frames_per_call
+
     def early(self, frames: list[Frame]) -> None:
         """The playing pipeline's head start (`Foresight`); none while a load drops the
         frames."""
