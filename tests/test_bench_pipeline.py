@@ -100,13 +100,18 @@ def test_profile_records_steady_calls_of_the_pipeline(tmp_path, capsys):
     assert prof["streams_ms"] == {}  # a CPU: host operators only, read from the trace
     (trace,) = tmp_path.glob("trace-*.json.gz")
     assert row["profile_trace"] == str(trace)
-    names = [e.get("name", "") for e in json.loads(gzip.decompress(trace.read_bytes()))
-             ["traceEvents"]]
-    # the profiled calls ran the pipeline: the VAE encoder's 3D convolutions and the DiT's
-    # linear layers, once per call at least
-    assert sum(n == "aten::conv3d" for n in names) >= PROFILE_CALLS
-    assert sum(n == "aten::linear" for n in names) >= PROFILE_CALLS
-    assert f"{PROFILE_CALLS} steady calls profiled" in capsys.readouterr().out
+    (first,) = tmp_path.glob("first-trace-*.json.gz")  # a new pipeline's calls to its first frame
+    assert row["ttff_profile_trace"] == str(first) and row["ttff_profile_ms"]["calls"] == 1
+    for path, calls in ((trace, PROFILE_CALLS), (first, 1)):
+        names = [e.get("name", "") for e in json.loads(gzip.decompress(path.read_bytes()))
+                 ["traceEvents"]]
+        # the profiled calls ran the pipeline: the VAE encoder's 3D convolutions and the
+        # DiT's linear layers, once per call at least
+        assert sum(n == "aten::conv3d" for n in names) >= calls
+        assert sum(n == "aten::linear" for n in names) >= calls
+    out = capsys.readouterr().out
+    assert f"{PROFILE_CALLS} steady calls profiled" in out
+    assert "a new pipeline's calls to its first frame" in out
 
 
 V2V_STEPS = len(start_timesteps(FlowMatchSchedule().warp(step_list(4)),

@@ -148,9 +148,11 @@ def summarise(events: Iterable[dict[str, Any]], calls: int, wall_ms: float) -> K
 
 
 def profile_calls(call: Callable[[], Any], calls: int, device: torch.device,
-                  trace: Path | None = None) -> KernelProfile:
-    """Profile `calls` calls of `call` (after one unprofiled call, so lazy set-up stays out)
-    and summarise them; the Chrome trace goes to `trace` (gzip if it ends in .gz)."""
+                  trace: Path | None = None, first: bool = False) -> KernelProfile:
+    """Profile `calls` calls of `call` (after one unprofiled call, so lazy set-up stays out;
+    with `first`, the very first call, the host's operators traced too: what a first call
+    does beside the steady ones is the question then) and summarise them; the Chrome trace
+    goes to `trace` (gzip if it ends in .gz)."""
     from torch._C._profiler import _ExperimentalConfig
     from torch.profiler import ProfilerActivity, profile
 
@@ -158,12 +160,15 @@ def profile_calls(call: Callable[[], Any], calls: int, device: torch.device,
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    call()
+    if not first:
+        call()
     sync()
     gpu = device.type == "cuda"
+    activities = [ProfilerActivity.CUDA] if gpu else []
+    if first or not gpu:
+        activities.append(ProfilerActivity.CPU)
     host = {} if gpu else {"experimental_config": _ExperimentalConfig(profile_all_threads=True)}
-    with profile(activities=[ProfilerActivity.CUDA if gpu else ProfilerActivity.CPU],
-                 **host) as prof:
+    with profile(activities=activities, **host) as prof:
         t0 = time.perf_counter()
         for _ in range(calls):
             call()
@@ -184,11 +189,11 @@ def profile_calls(call: Callable[[], Any], calls: int, device: torch.device,
 
 
 def try_profile(call: Callable[[], Any], calls: int, device: torch.device, title: str,
-                trace: Path | None = None) -> KernelProfile | None:
+                trace: Path | None = None, first: bool = False) -> KernelProfile | None:
     """`profile_calls`, or None after one printed line if the profiler fails (a missing
     CUPTI, say): profiling is an extra, the benchmark's own numbers are kept."""
     try:
-        return profile_calls(call, calls, device, trace)
+        return profile_calls(call, calls, device, trace, first)
     except Exception as exc:  # noqa: BLE001
         print(f"{title}: profiling failed: {type(exc).__name__}: {exc}")
         return None

@@ -120,10 +120,12 @@ def default_warmup(chunk: int) -> int:
     return -(-LONGLIVE.window // chunk) + 2
 
 
-def time_to_first_frame(rig: Rig, s: Settings) -> dict[str, Any]:
+def time_to_first_frame(rig: Rig, s: Settings, trace: Path | None = None) -> dict[str, Any]:
     """A new pipeline on the warm model set: creation → first output frame, not counting
     `prepare` (see the module doc); where the first call's time went (`ttff_breakdown_ms`,
-    the parts of `breakdown_ms`), since a first chunk runs parts a later one does not."""
+    the parts of `breakdown_ms`), since a first chunk runs parts a later one does not. With
+    a `trace` path, another new pipeline's first calls are then profiled, the host's
+    operators too (`ttff_profile_ms`; the trace there)."""
     log = StageLog()
     t0 = time.perf_counter()
     pipeline, overrides = rig.pipeline(s, log)
@@ -136,10 +138,30 @@ def time_to_first_frame(rig: Rig, s: Settings) -> dict[str, Any]:
                                 snapshot(overrides))
         called = time.perf_counter() - t1
         first = summarise_calls([(called * 1e3, len(out), log.since(mark))], 1)
-        return {"ttff_s": created + called, "ttff_create_s": created,
-                "ttff_prepare_s": prepare_s, "ttff_breakdown_ms": first["breakdown_ms"]}
+        row = {"ttff_s": created + called, "ttff_create_s": created,
+               "ttff_prepare_s": prepare_s, "ttff_breakdown_ms": first["breakdown_ms"]}
     finally:
         pipeline.close()
+    del pipeline
+    return row if trace is None else {**row, **profile_first_calls(rig, s, trace)}
+
+
+def profile_first_calls(rig: Rig, s: Settings, trace: Path) -> dict[str, Any]:
+    """A new pipeline's calls up to its first output, profiled (`kernels.try_profile` with
+    `first`): the device's busy and idle time and the trace of both sides."""
+    pipeline, overrides = rig.pipeline(s, StageLog())
+    try:
+        prepare(rig, pipeline, s, overrides["prompt"])
+        feed, params = Feed(rig.clip(s.width, s.height)), snapshot(overrides)
+        kernels = try_profile(lambda: call_until_output(pipeline, feed, params), 1, rig.device,
+                              f"{s.label}, first calls", trace, first=True)
+    finally:
+        pipeline.close()
+    if kernels is None:
+        return {}
+    print("\n".join(kernels.lines(f"{s.label}, a new pipeline's calls to its first frame")))
+    print(f"   trace: {trace}")
+    return {"ttff_profile_ms": kernels.as_dict(), "ttff_profile_trace": str(trace)}
 
 
 def copies_ms(rig: Rig, s: Settings, frames: int) -> dict[str, float]:
@@ -241,7 +263,8 @@ def _measure(rig: Rig, s: Settings, chunks: int, warmup: int | None,
                acceleration=rig.acceleration.label, warmup=warmup, ttff_cold_s=ttff_cold,
                **peak, estimate_gb=None if rig.tiny else rig.estimate_gb(s))
     row.update(flop_floor(rig, counter.forwards, layout, row))
-    row.update(time_to_first_frame(rig, s))
+    first_trace = None if profile is None else profile.with_name("first-" + profile.name)
+    row.update(time_to_first_frame(rig, s, first_trace))
     phase("time to first frame")
     row["copies_ms"] = copies_ms(rig, s, int(round(row["frames_per_chunk"])) or 1)
     row["copies"] = row["copies_ms"]["total"]
