@@ -7,6 +7,8 @@
 #                                             # first step timed out at 120 s and at 300 s)
 #   device run: bash bench/gpu_session.sh C   # issue 19: the warm-up's peak by phase (Krea FP8
 #                                             # compute at 832x480, LongLive, SDV2)
+#   device run: bash bench/gpu_session.sh P   # issue 21: where a new pipeline's first calls
+#                                             # spend the time to first frame (576x320)
 #   then STEPS=2 … 5 and 7 of bench/gpu_round2.sh (issue 21; 1 and 6 measured).
 # Measured (BENCHMARKS.md, 2026-12-07 22:02–22:18 UTC): D (SPAN folded and compiled, the
 # node pair with the in-line stage), G (MemFlow beside LongLive, Krea's memory history),
@@ -46,9 +48,12 @@ pack() {  # the archive as of now: a call cut off by the device's budget still b
     && mv "$RESULTS/results.tgz.part" "$RESULTS/results.tgz"
 }
 export LIVEVACE_MODELS_DIR=/tmp/lv-models
-case "${1:?part A to G, or T}" in
+case "${1:?part A to G, P or T}" in
   A)
     step 540 env PART=bench bash bench/gpu_output.sh ;;
+  P)
+    step 200 python3 -m livevace bench pipeline --weights random --compile --resolution 576x320 \
+      --chunks 4 --profile --out "$OUT" ;;
   T)
     step 540 python3 -m pytest -rf -q -p no:cacheprovider -m gpu --durations=10 \
       tests/test_output_stage.py tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py \
