@@ -305,3 +305,4 @@ def test_probe_with_the_output_stage_reports_it(tmp_path, capsys, monkeypatch):
     assert row["output_fps"] == 60 and row["output_size"] == [64, 64]
     assert row["stages_ms"]["stage_output_ms"] > 0
     assert row["output"]["interpolation_latency_ms"] > 0 or row["output"]["output_degraded"] > 0
+    assert row["output"]["output_prepare_s"] > 0  # the node prepared the stage before the show

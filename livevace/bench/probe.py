@@ -72,7 +72,8 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 OUTPUT_KEYS = ("output_degraded", "output_slots", "output_bypassed", "interpolation_latency_ms",
-               "frames_interpolated", "output_cuts", "dropped_output", "output_errors")
+               "frames_interpolated", "output_cuts", "dropped_output", "output_errors",
+               "output_prepare_s")
 """The output stage's stats a probe row keeps (stage_output_ms is among `stages_ms`)."""
 
 

@@ -61,10 +61,10 @@ networks are dropped for the fallbacks.
 Stats: `stage_output_ms` (a burst's time in the stage; with IFNet, its parts too:
 `stage_output_upload_ms`, `stage_output_render_ms`, `stage_output_download_ms`),
 `output_slots` (output frames the last burst planned), `output_bypassed` (bursts sent round
-a stuck stage, `STALL`), `interpolation_latency_ms` (how much
-later the newest generated frame goes out than it would without interpolation: under one
-generated frame), `output_degraded`, counters `frames_interpolated`, `output_cuts`,
-`dropped_output`, `output_errors`.
+a stuck stage, `STALL`), `interpolation_latency_ms` (how much later the newest generated
+frame goes out than it would without interpolation: under one generated frame),
+`output_degraded`, `output_prepare_s` (what `prepare` took), counters
+`frames_interpolated`, `output_cuts`, `dropped_output`, `output_errors`.
 """
 
 from __future__ import annotations
@@ -366,7 +366,9 @@ class OutputStage:
             self._learning = None
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self.stats.gauge("output_prepare_s", seconds)
+        return seconds
 
     # --- the stage's thread
     def _start(self) -> None:
