@@ -28,9 +28,9 @@ def vae() -> WanVAE:
     return model
 
 
-def clip(frames: int, seed: int = 1) -> torch.Tensor:
+def clip(frames: int, seed: int = 1, width: int = 48) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(1, 3, frames, 32, 48, generator=g) * 2 - 1
+    return torch.rand(1, 3, frames, 32, width, generator=g) * 2 - 1
 
 
 def chunked_latents(vae: WanVAE, x: torch.Tensor, chunks: tuple[int, ...]) -> list[torch.Tensor]:
@@ -59,11 +59,13 @@ def test_graphs_are_made_only_while_learning(vae) -> None:
     assert steady.calls == 2 and len(steady.shapes) == 1
     chunked_latents(vae, clip(13, seed=2), (1, 4, 4, 4))  # a learned shape: compiled, live
     assert steady.calls == 5
-    x = clip(17, seed=3)
+    chunked_latents(vae, clip(17, seed=2), (1, 8, 8))  # 8-frame chunks: two 4-frame passes
+    assert steady.calls == 9 and len(steady.shapes) == 1
+    x = clip(17, seed=3, width=64)
     eager = WanVAE(CFG).eval()
     eager.load_state_dict(vae.state_dict())
-    out = chunked_latents(vae, x, (1, 8, 8))  # 8-frame chunks were never learned: eager
-    assert steady.calls == 5 and len(steady.shapes) == 1
+    out = chunked_latents(vae, x, (1, 8, 8))  # frames of another size were never learned
+    assert steady.calls == 9 and len(steady.shapes) == 1
     for a, b in zip(chunked_latents(eager, x, (1, 8, 8)), out, strict=True):
         torch.testing.assert_close(b, a, rtol=0, atol=0)
 
@@ -96,10 +98,10 @@ def test_one_graph_per_shape_whatever_came_before(vae) -> None:
         return gm.forward
 
     vae.steady = SteadyCausal(vae.encoder, backend=backend)
-    with vae.steady.learning():  # later chunks after a 1-frame, a 5-frame and a 4-frame one
+    with vae.steady.learning():  # later passes after a 1-frame, a 5-frame and a 4-frame chunk
         chunked_latents(vae, clip(13), (1, 4, 4, 4))
-        chunked_latents(vae, clip(13), (5, 4, 4))
-    assert vae.steady.calls == 5 and len(graphs) == 1
+        chunked_latents(vae, clip(13), (5, 4, 4))  # the 5: a first frame, then a 4-frame pass
+    assert vae.steady.calls == 6 and len(graphs) == 1
 
 
 def test_a_learned_shape_that_fails_a_guard_runs_eagerly_uncompiled(vae, caplog) -> None:
@@ -197,3 +199,24 @@ def test_inductor_decoder_on_a_gpu_gives_the_eager_frames() -> None:
     assert vae.steady_decoder.calls == 6
     for a, b in zip(eager, compiled, strict=True):
         assert (a.float() - b.float()).abs().mean() < 2e-2  # bf16 rounding, fused differently
+
+
+def test_a_chunk_is_encoded_a_latent_at_a_time_with_the_latents_of_one_pass(vae) -> None:
+    """Wan's own procedure (the first frame alone, then 4 at a time): the causal memory
+    carries across, so the latents are those of the whole chunk in one pass, while a pass
+    holds the feature maps of 4 frames instead of the chunk's 9 or 12."""
+    passes: list[int] = []
+    hook = vae.encoder.register_forward_pre_hook(lambda m, args: passes.append(args[0].shape[2]))
+    try:
+        encoder, x = vae.causal_encoder(), clip(21, seed=7)
+        got = [encoder.encode(x[:, :, :9]), encoder.encode(x[:, :, 9:])]
+    finally:
+        hook.remove()
+    assert passes == [1, 4, 4, 4, 4, 4]
+    state: dict = {}
+    with torch.no_grad():  # the old way: each chunk through the encoder in one pass
+        whole = [vae.quant_conv(vae.encoder(part, state))[:, :CFG.z_dim]
+                 for part in (x[:, :, :9], x[:, :, 9:])]
+    mean, std = vae.latent_stats(x.device)
+    for a, b in zip(whole, got, strict=True):
+        torch.testing.assert_close(b, (a - mean) / std, rtol=1e-5, atol=1e-5)

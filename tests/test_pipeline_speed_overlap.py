@@ -114,9 +114,17 @@ def test_without_lookahead_nothing_is_encoded_ahead(models) -> None:  # noqa: F8
 
 def encodes_per_call(models, pipeline: StreamingVace, store, changes: dict[int, dict],  # noqa: F811, ANN001
                      calls: int) -> list[int]:
-    """Wan VAE encoder passes in each call (`changes[i]` lands before call i)."""
+    """Wan VAE encodes (chunks, whatever their passes) in each call (`changes[i]` lands
+    before call i)."""
     counted: list[int] = []
-    hook = models.vae.encoder.register_forward_hook(lambda *_: counted.append(1))
+    vae = models.vae
+    encode_step = vae.encode_step
+
+    def counting(*args):  # noqa: ANN002, ANN202
+        counted.append(1)
+        return encode_step(*args)
+
+    vae.encode_step = counting
     per_call, index = [], 0
     try:
         for i in range(calls):
@@ -127,7 +135,7 @@ def encodes_per_call(models, pipeline: StreamingVace, store, changes: dict[int, 
             index += n
             per_call.append(len(counted) - before)
     finally:
-        hook.remove()
+        del vae.encode_step
         pipeline.close()
     return per_call
 

@@ -298,12 +298,27 @@ class WanVAE(nn.Module):
         return self._stats[device]
 
     def encode_step(self, pixels: Tensor, state: State) -> Tensor:
-        """One chunk through the encoder: normalised latent mean (the posterior's mode)."""
-        x = pixels.to(self.dtype).contiguous()  # (standard strides: see `vae_compiled`)
-        h = self.steady(x, state) if self.steady is not None else None
-        mu = self.quant_conv(self.encoder(x, state) if h is None else h)[:, : self.config.z_dim]
+        """One chunk through the encoder: normalised latent mean (the posterior's mode). The
+        chunk goes through in passes of one latent's frames, as Wan encodes (a video's first
+        frame alone, then `time_stride` at a time): the same latents as one pass, since the
+        causal memory carries across, with a fraction of one pass's feature maps (a 12-frame
+        chunk's were most of the codec's memory), and one compiled shape for every chunk."""
+        x = pixels.to(self.dtype)
+        stride = self.config.time_stride
+        cuts = [1] if not state else []
+        cuts += [stride] * ((x.shape[2] - sum(cuts)) // stride)
+        if sum(cuts) != x.shape[2]:  # not on latent boundaries (`check_chunk` refuses those)
+            cuts = [x.shape[2]]
+        mu = torch.cat([self._encode_pass(part.contiguous(), state)
+                        for part in x.split(cuts, dim=2)], dim=2)
         mean, std = self.latent_stats(mu.device)
         return ((mu.float() - mean) / std).to(mu.dtype)
+
+    def _encode_pass(self, x: Tensor, state: State) -> Tensor:
+        """Frames in standard strides (see `vae_compiled`) → the latent mean, through the
+        compiled steady state where one was learned."""
+        h = self.steady(x, state) if self.steady is not None else None
+        return self.quant_conv(self.encoder(x, state) if h is None else h)[:, : self.config.z_dim]
 
     def decode_step(self, latents: Tensor, state: State) -> Tensor:
         """Normalised latents through the decoder: pixels in [-1, 1]."""
