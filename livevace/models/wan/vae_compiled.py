@@ -18,12 +18,12 @@ transposes around each 3D convolution. `torch.compile` fuses those, so a chunk's
 takes far less time than eager at both sizes (`bench/NOTES_pipeline_speed.md` part 4).
 
 Only the steady state is compiled: a causal encoder whose memory is full (`state` holds every
-conv's past frames) and a later-chunk shape. A video's first chunk (1+4k frames, empty
-memory) runs eagerly — it happens once per video, and compiling it too would double the cold
-compile (each graph is a slow compile). A graph is made only while `learning()` (the node's
-`prepare`): a compile takes seconds, so a shape first met live (a chunk size that was not
-prepared), or a learned shape whose inputs fail a guard of its graph, runs eagerly instead of
-stalling the show. (The causal memory is kept in standard strides, `vae.remember`, so one
+conv's past frames). The encoder is called a latent's frames at a time (`WanVAE.encode_step`:
+a video's first frame alone, then 4 frames per pass), so one shape serves every chunk size
+and every pass after a video's first frame; that first frame (empty memory) runs eagerly.
+A graph is made only while `learning()` (the node's `prepare`): a compile takes seconds, so
+a shape first met live (another frame size), or a learned shape whose inputs fail a guard of
+its graph, runs eagerly instead of stalling the show. (The causal memory is kept in standard strides, `vae.remember`, so one
 graph serves a shape whatever the previous chunk's length.)
 
 The graph runs a twin of the encoder whose 3D-convolution weights are channels-last
