@@ -48,7 +48,7 @@ pack() {  # the archive as of now: a call cut off by the device's budget still b
     && mv "$RESULTS/results.tgz.part" "$RESULTS/results.tgz"
 }
 export LIVEVACE_MODELS_DIR=/tmp/lv-models
-case "${1:?part A to G, P or T}" in
+case "${1:?part A to H, P or T}" in
   A)
     step 540 env PART=bench bash bench/gpu_output.sh ;;
   P)
@@ -71,6 +71,14 @@ case "${1:?part A to G, P or T}" in
         --resolution 576x320 --chunks 16 --out "$OUT"
     done
     step 200 python3 -m livevace bench pipeline --model krea-realtime --weights random \
+      --weights-dtype fp8 --precision fp8 --compile --resolution 832x480 --mode t2v --chunks 2 \
+      --memory-history --out "$OUT" ;;
+  H)  # F's pair once, then C's Krea row (the warm-up's holders after the encoder's passes)
+    for model in longlive memflow; do
+      step 130 python3 -m livevace bench pipeline --model "$model" --weights random --compile \
+        --resolution 576x320 --chunks 16 --out "$OUT"
+    done
+    step 220 python3 -m livevace bench pipeline --model krea-realtime --weights random \
       --weights-dtype fp8 --precision fp8 --compile --resolution 832x480 --mode t2v --chunks 2 \
       --memory-history --out "$OUT" ;;
   F)
