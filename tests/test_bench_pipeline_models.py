@@ -64,7 +64,7 @@ def test_random_text_embeddings_take_umt5s_place():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
 def test_random_weights_need_a_gpu():
-    settings = vram.VramSettings(width=576, height=320, chunk_frames=3, decoder="tae",
+    settings = vram.VramSettings(width=576, height=320, chunk_frames=3,
                                  text_encoder_dtype="bf16")
     with pytest.raises(ModelError, match="tiny-random") as info:
         load_models("longlive", RANDOM, settings)

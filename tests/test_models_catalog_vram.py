@@ -43,7 +43,6 @@ def test_estimate_grows_with_everything_that_costs_memory() -> None:
     assert total(text_encoder="cpu") < total(text_encoder_dtype="fp8") < total(
         text_encoder_dtype="bf16")
     assert total(vace=False) < total() < total(vace_cache=True)
-    assert total(encodes_video=False) < total()
     assert total(annotator_gb=0.5) == pytest.approx(total() + 0.5 * GB * (1 + vram.MARGIN))
 
 

@@ -262,7 +262,9 @@ class Rig:
 
     def vram_settings(self, s: Settings) -> VramSettings:
         """What the memory estimate (`store.vram`) takes for row `s` on this rig: the model
-        at its real size, whatever the rig's weights."""
+        at its real size, whatever the rig's weights, and what the node would check before
+        loading it — the VACE module wherever the model set has one, whatever the row's mode
+        (mode is live, so a t2v row holds it too)."""
         from livevace.models.wan.text import Fp8Linear
 
         fp8_text = any(isinstance(m, Fp8Linear) for m in self.models.text.model.modules())
@@ -272,7 +274,7 @@ class Rig:
                             precision="fp8" if self.acceleration.fp8 else "bf16",
                             text_encoder="gpu" if self.text_resident else "cpu",
                             text_encoder_dtype="fp8" if fp8_text else "bf16",
-                            decoder=s.decoder, vace=s.vace, encodes_video=s.mode != "t2v")
+                            vace=self.models.dit.cfg.has_vace)
 
     def estimate_gb(self, s: Settings) -> float:
         """The estimated peak of row `s` (GB), to set beside the measured one."""
@@ -341,8 +343,8 @@ def _load_model_set(model: str, weights: str, device: torch.device, text_encoder
     if weights == AUTO:
         try:
             return load_models(model, AUTO, dataclasses.replace(
-                vram_settings(settings.width, settings.height, settings.chunk, settings.decoder,
-                              model), weights_dtype=weights_dtype))
+                vram_settings(settings.width, settings.height, settings.chunk, model),
+                weights_dtype=weights_dtype))
         except ModelError as exc:
             print(f"no weights here ({str(exc).split(';')[0]}): random weights at the real "
                   f"shapes")

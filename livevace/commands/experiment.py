@@ -228,8 +228,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     models = load_models(base["model"], weights, vram_settings(
-        *generation_size(args.width, args.height), base["chunk_frames"], base["decoder"],
-        base["model"]))
+        *generation_size(args.width, args.height), base["chunk_frames"], base["model"]))
     control, controls, annotator = control_frames(base, clip)
     label = control if control == base["control"] else f"{control} (in place of {base['control']})"
     base = {**base, "control": control}

@@ -3,7 +3,7 @@
 Loading 14 GB of weights and then dying with "CUDA out of memory" mid-set is the worst way to
 learn that a GPU is too small. `ensure_fits` estimates the peak from the settings, compares it
 with what the GPU has free, and refuses with one line: the estimate, the GPU, and the changes
-that would fit (the text encoder offloaded, FP8 weights, the tiny decoder, a smaller size).
+that would fit (the text encoder offloaded, FP8 weights, a smaller size).
 
 The estimate is a model of the streaming pipeline, not a measurement. What differs between
 the zoo's models is in `MODELS` (the recipes' facts as plain numbers — store/ sits below
@@ -21,8 +21,11 @@ models/; a test holds each entry to its recipe and to the cache it really alloca
 - activations of one chunk's forward, assuming memory-efficient attention (SDPA flash /
   cuDNN, never the N×M matrix): per token roughly ten model-wide tensors and the FFN's two
   wide ones, fp32 modulation temporaries, and the VACE hints held until injected;
-- codec working sets: the Wan VAE's full-resolution feature maps and causal-conv caches
-  (≈2 GB at 832×480 in bf16, the figure streaming decoders show), the TAE's far smaller ones;
+- the Wan VAE, weights and working set (its full-resolution feature maps and causal-conv
+  caches, ≈2 GB at 832×480 in bf16, the figure streaming decoders show), whatever the mode and
+  decoder: the model set always loads it, and `prepare` runs its encoder and decoder for every
+  plan, so that a live switch of mode or decoder neither compiles nor autotunes mid-show (the
+  TAE's far smaller working set never runs beside it);
 - what the pipeline holds beside the networks (the depth annotator, the next chunk's
   context encoded beside the DiT, staging buffers) as one allowance, the same for every
   model: calibrated on measured peaks, where it is what the parts above leave unexplained;
@@ -48,7 +51,6 @@ T5_VOCAB, T5_DIM, T5_FFN, T5_LAYERS, T5_BUCKETS, T5_HEADS = 256384, 4096, 10240,
 VAE_PARAMS = 127e6            # Wan2.1_VAE.pth: 508 MB of fp32
 TAE_PARAMS = 11.3e6           # taew2_1.pth: 22.7 MB of fp16
 VAE_BYTES_PER_PIXEL = 2500    # working set / (H·W·dtype bytes): ≈2 GB at 832×480 bf16
-TAE_BYTES_PER_PIXEL = 3 * 64 * 4  # three 64-channel maps over the 4 frames of a latent frame
 WORKSPACE = 0.75 * GB
 PIPELINE = 3.0 * GB
 MARGIN = 0.10
@@ -200,10 +202,8 @@ class VramSettings:
     """fp8: the block GEMMs computed in FP8 (`--precision fp8`, `fp8_copies`)."""
     text_encoder: Literal["gpu", "cpu"] = "gpu"
     text_encoder_dtype: Literal["bf16", "fp8"] = "fp8"
-    decoder: str = str(param("decoder").default)
     vace: bool = True
-    encodes_video: bool = True
-    """Input video, control or references go through the Wan VAE encoder (all but t2v)."""
+    """The VACE module is loaded (whatever the mode: it is a live parameter)."""
     vace_cache: bool = False
     """VACE blocks keep a KV cache of their own (else they attend within the chunk)."""
     annotator_gb: float = 0.0
@@ -227,7 +227,7 @@ class VramSettings:
         weights = (", fp8 weights" if self.weights_dtype == "fp8" else "") + (
             ", fp8 compute" if self.precision == "fp8" else "")
         return (f"{self.model}, {self.width}×{self.height}, chunk {self.chunk_frames}, "
-                f"{self.dtype}{weights}, decoder {self.decoder}, text encoder {text}")
+                f"{self.dtype}{weights}, text encoder {text}")
 
 
 @dataclass(frozen=True)
@@ -263,15 +263,14 @@ def estimate(s: VramSettings) -> VramEstimate:
                        if s.precision == "fp8" and not fp8 else 0.0),
         "text encoder": (T5_PARAMS * DTYPE_BYTES[s.text_encoder_dtype]
                          if s.text_encoder == "gpu" else 0.0),
-        "vae": VAE_PARAMS * b if (s.encodes_video or s.decoder == "wan") else 0.0,
-        "tae": TAE_PARAMS * b if s.decoder == "tae" else 0.0,
+        "vae": VAE_PARAMS * b,
+        "tae": TAE_PARAMS * b,
         "kv cache": cache_bytes(cached_blocks, d.dim, m.cached_frames, rows, s.tokens_per_frame,
                                 b),
         "text kv": text_blocks * rows * 2 * TEXT_TOKENS * d.dim * b,
         "activations": chunk_tokens * per_token
         + (d.vace_layers * chunk_tokens * d.dim * b if s.vace else 0.0),
-        "codec work": max(VAE_BYTES_PER_PIXEL * pixels * b if (s.encodes_video or s.decoder == "wan")
-                          else 0.0, TAE_BYTES_PER_PIXEL * pixels * b if s.decoder == "tae" else 0.0),
+        "codec work": VAE_BYTES_PER_PIXEL * pixels * b,
         "annotators": s.annotator_gb * GB,
         "pipeline": PIPELINE,
         "workspace": WORKSPACE,
@@ -283,7 +282,6 @@ def estimate(s: VramSettings) -> VramEstimate:
 REMEDIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("text encoder on the CPU", {"text_encoder": "cpu"}),
     ("fp8 text encoder", {"text_encoder_dtype": "fp8"}),
-    ("decoder tae", {"decoder": "tae"}),
     ("fp8 weights", {"weights_dtype": "fp8"}),
     ("bf16 compute", {"precision": "bf16"}),
     ("chunk_frames 1", {"chunk_frames": 1}),

@@ -85,7 +85,7 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
     compute = precision or "bf16"
     models = load_on_ranks(gpus, split, lambda: loading.load_models(
         params["model"], weights, loading.vram_settings(
-            *size, settings.chunk_frames, settings.decoder, params["model"], dtype, compute)))
+            *size, settings.chunk_frames, params["model"], dtype, compute)))
     if models.device.type == "cpu":
         size = cpu_generation_size(config, size)
     context_encoder = "tae" if tae_context else "wan"
@@ -99,8 +99,7 @@ def create(config: "RunConfig", store: ParamStore, weights: str | None = None,
         recipe = zoo.recipe(name)
         params = {**params, **own_params(recipe)}
         new = loading.load_models(name, weights, loading.vram_settings(
-            running.gen_width, running.gen_height, recipe.chunk, settings.decoder, name, dtype,
-            compute),
+            running.gen_width, running.gen_height, recipe.chunk, name, dtype, compute),
             reuse=running.models, progress=loading.progress_log(recipe, weights))
         new.streams = running.models.streams
         pipeline = ready(new, config, params, (running.gen_width, running.gen_height), compile,

@@ -170,14 +170,13 @@ def _load(recipe: Recipe, found: dict[str, Path], settings: vram.VramSettings,
                     parts["tiny decoder"], parts["text encoder"], device, recipe, AUTO)
 
 
-def vram_settings(width: int, height: int, chunk_frames: int, decoder: str,
-                  model: str, weights_dtype: str = "bf16",
+def vram_settings(width: int, height: int, chunk_frames: int, model: str, weights_dtype: str = "bf16",
                   precision: str = "bf16") -> vram.VramSettings:
     """The estimate's inputs for this run of `model` with its block weights stored as
     `weights_dtype` and computed in `precision` (text encoder dtype from what is on disk)."""
     text_role = next(r for r in catalog.ROLES if r.name == "text encoder")
     fp8 = catalog.role_choice(text_role) == ("umt5_fp8",)
     return vram.VramSettings(width=width, height=height, chunk_frames=chunk_frames,
-                             decoder=decoder, text_encoder_dtype="fp8" if fp8 else "bf16",
+                             text_encoder_dtype="fp8" if fp8 else "bf16",
                              model=model, weights_dtype=weights_dtype,  # type: ignore[arg-type]
                              precision=precision)  # type: ignore[arg-type]
