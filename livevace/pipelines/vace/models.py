@@ -170,8 +170,8 @@ def _load(recipe: Recipe, found: dict[str, Path], settings: vram.VramSettings,
                     parts["tiny decoder"], parts["text encoder"], device, recipe, AUTO)
 
 
-def vram_settings(width: int, height: int, chunk_frames: int, model: str, weights_dtype: str = "bf16",
-                  precision: str = "bf16") -> vram.VramSettings:
+def vram_settings(width: int, height: int, chunk_frames: int, model: str,
+                  weights_dtype: str = "bf16", precision: str = "bf16") -> vram.VramSettings:
     """The estimate's inputs for this run of `model` with its block weights stored as
     `weights_dtype` and computed in `precision` (text encoder dtype from what is on disk)."""
     text_role = next(r for r in catalog.ROLES if r.name == "text encoder")
