@@ -20,6 +20,7 @@ at once.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from typing import Any, Callable, Protocol, Sequence
@@ -40,6 +41,11 @@ log = logging.getLogger("livevace.loop")
 
 TRIGGERS = tuple(p.name for p in REGISTRY if p.kind == "trigger")
 TAKE_TIMEOUT = 0.1
+SWITCH_INTERVAL_S = 0.0005
+"""How long a Python thread may hold the GIL while another waits, while a node runs. The
+pacer's clock thread must wake within a fraction of a frame period; Python's default (5 ms)
+is a third of a 60 fps period, and the node's other threads (the pipeline's host work, the
+output stage, the sinks) kept it waiting that long often enough to cost frames."""
 
 Tap = Callable[[Frame, bool], None]
 """Sees every output frame and whether it is fresh; must return at once (never blocks)."""
@@ -89,6 +95,8 @@ class Node:
         self._deadline = float("inf")
         self._errors: dict[str, int] = {}
         self._closed = False
+        self._switch_interval: float | None = None
+        """Python's GIL switch interval before `start` (restored by `close`)."""
 
     @classmethod
     def from_config(cls, config: RunConfig, store: ParamStore, pipeline: Pipeline,
@@ -119,6 +127,8 @@ class Node:
             self.capture.stop()
             raise
         self._prepare_output()
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
         self.pacer.start()
         if self.config.duration is not None:
             self._deadline = now() + self.config.duration
@@ -185,6 +195,8 @@ class Node:
         self.capture.stop()
         self.output.stop()
         self.pacer.stop()
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
         for runner in self.runners:
             runner.close()
         try:

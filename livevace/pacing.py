@@ -40,6 +40,11 @@ GRACE = 0.5
 """Fraction of a period the pacer waits past a slot before it holds."""
 AFTER_HOLD = 0.5
 """Fraction of a period after a hold before a late frame may follow it."""
+LATE_WAKE = 0.5
+"""Fraction of a period the clock thread may wake late and still keep the grid: in a busy
+node it waits for the GIL (5 ms switch interval, a third of a 60 fps period), and a grid that
+followed each late wake-up would lose those milliseconds on every one — a steady 60 fps
+producer came out at 56–59 fps. Later than this, the grid restarts from now."""
 
 
 class Pacer:
@@ -156,7 +161,7 @@ class Pacer:
         if not self._queue:
             t = now()
             self.stats.count("held")
-            self._record_emit(t)
+            self._record_emit(t, self._on_grid(hold_at, t))
             self._last_was_hold = True
             return self._last_frame, False
         _, arrived = self._queue[0]
@@ -170,10 +175,14 @@ class Pacer:
         self._wait_until(earliest, for_frame=False)
         if self._stopped:
             return None
+        # The frame's slot: `earliest` when it waited for it, its arrival when it came late
+        # (the phase follows the input) — not when this thread happened to wake.
         t = now()
-        # Keep the exact grid when the frame waited for its slot (no drift from wake-up
-        # latency); follow the arrival when it came late.
-        return self._take(t, earliest if t - earliest < 0.1 * self.period else t)
+        return self._take(t, self._on_grid(max(earliest, arrived), t))
+
+    def _on_grid(self, due: float, t: float) -> float:
+        """The slot an emission at `t` that was due at `due` fills (see `LATE_WAKE`)."""
+        return due if t - due < LATE_WAKE * self.period else t
 
     def _take(self, t: float, slot: float) -> tuple[Frame, bool]:
         frame, _ = self._queue.popleft()
@@ -184,11 +193,11 @@ class Pacer:
         self.stats.gauge("queue_pacer", len(self._queue))
         return frame, True
 
-    def _record_emit(self, t: float, slot: float | None = None) -> None:
+    def _record_emit(self, t: float, slot: float) -> None:
         if self._last_frame is not None:
             self.stats.jitter((t - self._last_emit - self.period) * 1e3)
         self._last_emit = t
-        self._last_t = t if slot is None else slot
+        self._last_t = slot
         self.stats.count("frames_out")
         self.stats.event("fps_out")
 

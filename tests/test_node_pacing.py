@@ -11,6 +11,7 @@ is a producer running ahead, which the pacer rightly trims.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ import pytest
 from livevace.config import RunConfig
 from livevace.frames import Frame, now
 from livevace.io.pattern import PatternSource, decode_index
-from livevace.loop import Node
+from livevace.loop import SWITCH_INTERVAL_S, Node
 from livevace.pacing import Pacer
 from livevace.params import ParamStore
 from livevace.stats import Stats
@@ -94,6 +95,26 @@ def test_bursts_play_out_evenly_in_order():
         assert times[-1] - times[0] >= 0.45 * period * (len(times) - 1), burst
     # And close to the period on the whole.
     assert abs(np.median(np.diff([t for t, _ in fresh])) - period) < 0.2 * period
+
+
+def test_a_clock_thread_woken_late_keeps_the_rate(monkeypatch):
+    """Every wake-up for a slot comes 0.3 periods late (as when another thread holds the
+    GIL): the frames still go out one period apart on the whole, not 1.3."""
+    fps = 40.0
+    real_wait = Pacer._wait_until
+
+    def late(self: Pacer, t: float, *, for_frame: bool) -> None:
+        real_wait(self, t, for_frame=for_frame)
+        if not for_frame:
+            time.sleep(0.3 * self.period)
+
+    monkeypatch.setattr(Pacer, "_wait_until", late)
+    with running(fps) as (pacer, out, stats):
+        push_bursts(pacer, burst=8, every=8 / fps, count=8)
+        until(lambda: pacer.depth == 0, "the pacer never took its queued frames")
+    fresh = out.fresh_times()
+    assert np.median(np.diff(fresh)) == pytest.approx(1 / fps, rel=0.15)
+    assert len(fresh) + stats.snapshot().get("dropped_pacer", 0) == 64
 
 
 def test_holds_last_frame_when_generation_is_late():
@@ -191,6 +212,20 @@ def test_node_turns_generator_bursts_into_steady_output():
     assert s["held"] <= 0.35 * len(sink.frames)
     gaps = np.diff([t for t, _ in sink.frames])
     assert np.median(gaps) == pytest.approx(1 / cfg.fps, rel=0.3)
+
+
+def test_a_running_node_lets_its_clock_thread_take_the_gil_soon_and_gives_it_back():
+    before = sys.getswitchinterval()
+    cfg = RunConfig(width=160, height=96, fps=30.0, duration=0.5, sinks=(), preview="off")
+    node = Node(cfg, ParamStore(), BurstyGenerator(cfg.fps), PatternSource(160, 96, cfg.fps),
+                [CollectSink()], Stats())
+    node.start()
+    try:
+        assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL_S))
+        assert node.wait(10)
+    finally:
+        node.close()
+    assert sys.getswitchinterval() == pytest.approx(before)
 
 
 def test_the_first_burst_of_a_stream_is_played_not_trimmed():
