@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Device rows of issues 19, 21 and 23, in device calls made back to back (kind nvidia-h100-x1,
 # carry .whl) so the machine and its compile cache stay warm. Still to run, in order of need:
-#   device run: bash bench/gpu_session.sh F   # issue 19: MemFlow beside LongLive on one machine,
-#                                             # the bank's upkeep now on every layer at once
-#   device run: bash bench/gpu_session.sh T   # the GPU-marked tests, one call, -rf (part D's
-#                                             # first step timed out at 120 s and at 300 s)
-#   device run: bash bench/gpu_session.sh C   # issue 19: the warm-up's peak by phase (Krea FP8
-#                                             # compute at 832x480, LongLive, SDV2)
+#   device run: bash bench/gpu_session.sh O   # issue 23: the GPU-marked output tests (-x -v
+#                                             # -rf: one failed unnamed at 95e8a8a), then the
+#                                             # node pair again (the pacer's fix: 60 fps out?)
+#   device run: bash bench/gpu_session.sh T   # the other GPU-marked tests, one call, -rf
 #   device run: bash bench/gpu_session.sh P   # issue 21: where a new pipeline's first calls
 #                                             # spend the time to first frame (576x320)
+#   device run: bash bench/gpu_session.sh C   # peaks by phase: LongLive, SDV2 (Krea's is G's)
 #   then STEPS=2 … 5 and 7 of bench/gpu_round2.sh (issue 21; 1 and 6 measured).
+# Measured (BENCHMARKS.md, 2026-12-08 00:11–00:24 UTC, code 667a887): G (MemFlow after the
+# bank fix beside LongLive, Krea's warm-up by phase), D's node pair (the prepared stage).
 # Measured (BENCHMARKS.md, 2026-12-07 22:02–22:18 UTC): D (SPAN folded and compiled, the
-# node pair with the in-line stage), G (MemFlow beside LongLive, Krea's memory history),
-# gpu_round2.sh STEPS=6.
+# node pair with the in-line stage), G, gpu_round2.sh STEPS=6.
 # Measured (BENCHMARKS.md, 2026-12-07 16:39–16:50 UTC), to reproduce those rows:
 #   device run: bash bench/gpu_session.sh B   # issue 19: Krea's 832x480 text-to-video row with
 #                                             # FP8 compute and where its time goes,
@@ -48,7 +48,7 @@ pack() {  # the archive as of now: a call cut off by the device's budget still b
     && mv "$RESULTS/results.tgz.part" "$RESULTS/results.tgz"
 }
 export LIVEVACE_MODELS_DIR=/tmp/lv-models
-case "${1:?part A to H, P or T}" in
+case "${1:?part A to G, O, P or T}" in
   A)
     step 540 env PART=bench bash bench/gpu_output.sh ;;
   P)
@@ -70,17 +70,13 @@ case "${1:?part A to H, P or T}" in
       step 130 python3 -m livevace bench pipeline --model "$model" --weights random --compile \
         --resolution 576x320 --chunks 16 --out "$OUT"
     done
-    step 200 python3 -m livevace bench pipeline --model krea-realtime --weights random \
-      --weights-dtype fp8 --precision fp8 --compile --resolution 832x480 --mode t2v --chunks 2 \
-      --memory-history --out "$OUT" ;;
-  H)  # F's pair once, then C's Krea row (the warm-up's holders after the encoder's passes)
-    for model in longlive memflow; do
-      step 130 python3 -m livevace bench pipeline --model "$model" --weights random --compile \
-        --resolution 576x320 --chunks 16 --out "$OUT"
-    done
     step 220 python3 -m livevace bench pipeline --model krea-realtime --weights random \
       --weights-dtype fp8 --precision fp8 --compile --resolution 832x480 --mode t2v --chunks 2 \
       --memory-history --out "$OUT" ;;
+  O)
+    step 170 python3 -m pytest -x -v -rf --tb=short -p no:cacheprovider -m gpu \
+      tests/test_output_stage.py tests/test_output_upscale.py tests/test_output_bench.py
+    step 370 env PART=probes bash bench/gpu_output.sh ;;
   F)
     for model in longlive memflow longlive memflow; do
       step 130 python3 -m livevace bench pipeline --model "$model" --weights random --compile \
