@@ -49,12 +49,16 @@ def test_on_a_gpu_the_upscalers_other_runners_give_the_nodes_pictures():
     from livevace.bench.output import networks, runner_variants
     from livevace.output.upscale import network_runner
 
-    torch.backends.cudnn.benchmark = True
-    for module in networks(True).values():
-        module = module.cuda().half().eval().requires_grad_(False)
-        batch = torch.rand(4, 3, 64, 96, device="cuda", dtype=torch.half)
-        variants = runner_variants(module, torch.half, batch)
-        assert set(variants) == {"nchw", "compiled", "compiled nchw"}  # graphs captured
-        node = network_runner(module, torch.half)(batch)
-        for run in variants.values():
-            torch.testing.assert_close(run(), node, rtol=1e-2, atol=1e-2)
+    tuned = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True  # as the bench runs (restored for later tests)
+    try:
+        for module in networks(True).values():
+            module = module.cuda().half().eval().requires_grad_(False)
+            batch = torch.rand(4, 3, 64, 96, device="cuda", dtype=torch.half)
+            variants = runner_variants(module, torch.half, batch)
+            assert set(variants) == {"nchw", "compiled", "compiled nchw"}  # graphs captured
+            node = network_runner(module, torch.half)(batch)
+            for run in variants.values():
+                torch.testing.assert_close(run(), node, rtol=1e-2, atol=1e-2)
+    finally:
+        torch.backends.cudnn.benchmark = tuned
