@@ -24,10 +24,8 @@ fi
 if [ "$PART" != bench ]; then
   export LIVEVACE_MODELS_DIR="${LIVEVACE_MODELS_DIR:-/tmp/lv-models}"
   python3 -m livevace bench output --random-files "$LIVEVACE_MODELS_DIR"
-  for output in "" "--output-fps 60 --output-size 1920x1080"; do
-    # shellcheck disable=SC2086
-    timeout 200 python3 -m livevace bench probe --weights random --compile --resolution 832x480 \
-      --chunk 3 --probe-fps 30 --probe-seconds 20 --probe-settle 6 $output --out "$OUT" 2>&1 \
-      | grep -v USDT | tee -a "$OUT/output.log"
-  done
+  timeout 340 python3 -m livevace bench probe --weights random --compile --resolution 832x480 \
+    --chunk 3 --probe-fps 30 --probe-seconds 20 --probe-settle 6 --output-fps 60 \
+    --output-size 1920x1080 --with-baseline --out "$OUT" 2>&1 | grep -v USDT \
+    | tee -a "$OUT/output.log"
 fi

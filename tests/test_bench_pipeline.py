@@ -293,15 +293,20 @@ def test_full_size_models_without_a_gpu_are_refused_in_one_line(tmp_path, capsys
 
 def test_probe_with_the_output_stage_reports_it(tmp_path, capsys, monkeypatch):
     """--output-fps/--output-size run the node's output stage in the probe (random files):
-    the sink gets the output rate's frames and the row says what the stage did."""
+    the sink gets the output rate's frames and the row says what the stage did;
+    --with-baseline measures the same row without the stage first."""
     assert main(["bench", "output", "--random-files", str(tmp_path / "models")]) == 0
     monkeypatch.setenv("LIVEVACE_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(tmp_path / "no-scope"))
     code = main(["bench", "probe", "--weights", "tiny-random", "--device", "cpu", "--resolution",
                  f"{SIZE}x{SIZE}", "--probe-seconds", "1.5", "--probe-settle", "0.5",
-                 "--output-fps", "60", "--output-size", "64x64", "--out", str(tmp_path)])
+                 "--output-fps", "60", "--output-size", "64x64", "--with-baseline",
+                 "--out", str(tmp_path)])
     assert code == 0
-    (row,) = json.loads(next(tmp_path.glob("probe-*.json")).read_text())["rows"]
+    baseline, row = json.loads(next(tmp_path.glob("probe-*.json")).read_text())["rows"]
+    assert baseline["output_fps"] == 0 and baseline["output_size"] is None  # the stage off
+    assert baseline["stages_ms"].get("stage_output_ms", 0) == 0
+    assert baseline["output"]["output_prepare_s"] == 0
     assert row["output_fps"] == 60 and row["output_size"] == [64, 64]
     assert row["stages_ms"]["stage_output_ms"] > 0
     assert row["output"]["interpolation_latency_ms"] > 0 or row["output"]["output_degraded"] > 0

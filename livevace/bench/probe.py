@@ -15,7 +15,9 @@ one frame period at a time. The pipeline is warmed up first (the same settings a
 `--output-fps` / `--output-size` turn the node's output stage on (motion interpolation,
 upscaling; its files from the models folder, `livevace bench output --random-files` writes
 random ones): the row then also says what the stage took, and the same row without them is
-the generator's cost of the stage (`pipeline_ms`, `fps_pipeline`).
+the generator's cost of the stage (`pipeline_ms`, `fps_pipeline`). `--with-baseline` measures
+that row first, on the same loaded and compiled models (one process: the pair compares on one
+machine, and the second row's compile comes from the first's).
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-size", type=output_resolution, default=None,
                         metavar="WIDTHxHEIGHT",
                         help="the node's output_size: upscaling to this size (default: off)")
+    parser.add_argument("--with-baseline", action="store_true",
+                        help="with --output-fps/--output-size: first the same row without them, "
+                             "on the same models (the generator's cost of the output stage)")
 
 
 OUTPUT_KEYS = ("output_degraded", "output_slots", "output_bypassed", "interpolation_latency_ms",
@@ -169,7 +174,7 @@ def probe_row(rig: Rig, s: Settings, args: argparse.Namespace) -> dict[str, Any]
 PROBE_NOTE = ("capture_wait_ms: waiting for the chunk's frames (and the chunk ahead) to be "
               "captured; pipeline_ms: one pipeline call; rest_ms: p50 minus both (pacer, "
               "queues, sink); annotated_early: frames annotated as they were captured.")
-PROBE_COLUMNS = ["row", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "capture_wait_ms",
+PROBE_COLUMNS = ["row", "output_fps", "output_size", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "capture_wait_ms",
                  "pipeline_ms", "rest_ms", "fps_pipeline", "fps_out", "held", "dropped",
                  "annotated_early", "acceleration"]
 
@@ -180,13 +185,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(chunk=1)
 
 
+def without_output(args: argparse.Namespace) -> argparse.Namespace:
+    """The same probe with the output stage off (`--with-baseline`)."""
+    return argparse.Namespace(**{**vars(args), "output_fps": 0, "output_size": None})
+
+
 def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    probes = [args]
+    if args.with_baseline and output_overrides(args):
+        probes.insert(0, without_output(args))
     with rig_for(args) as rig:
-        row = probe_row(rig, settings_from(args), args)
+        rows = [probe_row(rig, settings, probe) for probe in probes]
         record = rig.describe()
-    print(table([row], PROBE_COLUMNS))
+    print(table(rows, PROBE_COLUMNS))
     print(f"glass to glass: capture stamp → sink, {args.probe_fps:g} fps source, "
           f"{args.probe_seconds:g} s after {args.probe_settle:g} s settling. {PROBE_NOTE}")
-    path = write_result("probe", {**record, "rows": [row]}, args.out)
+    path = write_result("probe", {**record, "rows": rows}, args.out)
     print(f"wrote {path}")
     return 0
