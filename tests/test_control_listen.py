@@ -91,6 +91,23 @@ def test_a_client_that_lags_gets_the_newest_values_in_order(node):
     listen(node, body)
 
 
+def test_a_value_comes_again_after_another_and_each_press_of_a_trigger_comes(node):
+    """A value the client already has is not sent twice, but one it had before another is,
+    and a trigger is news at each press."""
+    async def body(client: Listener) -> None:
+        await client.command("LISTEN", "/livevace/seed")
+        await client.command("LISTEN", "/livevace/reset_cache")
+        await client.synced()
+        for seed in (7, 8, 7):
+            node.store.set("seed", seed)
+            assert await client.receive() == [("/livevace/seed", [seed])]
+        for _ in range(2):
+            node.store.set("reset_cache", True)
+            assert await client.receive() == [("/livevace/reset_cache", [True])]
+
+    listen(node, body)
+
+
 def test_ignore_stops_the_stream_and_bad_commands_are_ignored(node, caplog):
     async def body(client: Listener) -> None:
         await client.command("LISTEN", "/livevace/seed")

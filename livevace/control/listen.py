@@ -82,13 +82,22 @@ class _Client:
         self.ws = ws
         self.listens: set[str] = set()
         self.values: dict[str, bytes] = {}
+        self.sent: dict[str, bytes] = {}
+        """The last message sent per address."""
         self.replies: deque[bytes] = deque(maxlen=MAX_REPLIES)
         self.wake = asyncio.Event()
 
-    def push(self, address: str, data: bytes) -> None:
-        if address in self.listens:
-            self.values[address] = data
-            self.wake.set()
+    def push(self, address: str, data: bytes, repeats: bool = False) -> None:
+        """Queue a value for an address it listens to. The value it was last sent is not
+        sent again (a flush racing a writer can read the same value twice), and whatever
+        waits is then older than what it has; `repeats`: each push is news (a trigger)."""
+        if address not in self.listens:
+            return
+        if not repeats and self.sent.get(address) == data:
+            self.values.pop(address, None)
+            return
+        self.values[address] = data
+        self.wake.set()
 
     def reply(self, data: bytes) -> None:
         self.replies.append(data)
@@ -99,10 +108,11 @@ class _Client:
             while not self.ws.closed:
                 await self.wake.wait()
                 self.wake.clear()
-                replies, values = list(self.replies), list(self.values.values())
+                replies, values = list(self.replies), list(self.values.items())
                 self.replies.clear()
                 self.values.clear()
-                for data in replies + values:
+                self.sent.update(values)  # before the awaits: a push meanwhile sees them
+                for data in replies + [data for _, data in values]:
                     await self.ws.send_bytes(data)
         except ConnectionError:  # the client went away: its reader ends the connection
             pass
@@ -154,7 +164,7 @@ class Listen:
             value = True if p.kind == "trigger" else self.store.get(name)
             data = encode(p.address, osc_args(p, value))
             for client in self._clients:
-                client.push(p.address, data)
+                client.push(p.address, data, repeats=p.kind == "trigger")
 
     async def serve(self, request: web.BaseRequest) -> web.StreamResponse:
         """Hold one client's WebSocket until it closes."""
