@@ -4,7 +4,8 @@
 #   device run: bash bench/gpu_session.sh O   # issue 23: the GPU-marked output tests (-x -v
 #                                             # -rf: one failed unnamed at 95e8a8a), then the
 #                                             # node pair again (the pacer's fix: 60 fps out?)
-#   device run: bash bench/gpu_session.sh T   # the other GPU-marked tests, one call, -rf
+#   device run: bash bench/gpu_session.sh T   # the other GPU-marked tests, one call, -v -rf
+#                                             # (fp8 first: at 95e8a8a its first GPU test failed)
 #   device run: bash bench/gpu_session.sh P   # issue 21: where a new pipeline's first calls
 #                                             # spend the time to first frame (576x320)
 #   device run: bash bench/gpu_session.sh C   # peaks by phase: LongLive, SDV2 (Krea's is G's)
@@ -55,10 +56,9 @@ case "${1:?part A to G, O, P or T}" in
     step 200 python3 -m livevace bench pipeline --weights random --compile --resolution 576x320 \
       --chunks 4 --profile --out "$OUT" ;;
   T)
-    step 540 python3 -m pytest -rf -q -p no:cacheprovider -m gpu --durations=10 \
-      tests/test_output_stage.py tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py \
-      tests/test_lora_live.py tests/test_output_upscale.py tests/test_output_bench.py \
-      tests/test_cache_memory_bank.py tests/test_bench_memory.py ;;
+    step 540 python3 -m pytest -v -rf --tb=short -p no:cacheprovider -m gpu --durations=10 \
+      tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py tests/test_lora_live.py \
+      tests/test_cache_memory_bank.py tests/test_bench_memory.py tests/test_bench_pipeline_zoo.py ;;
   D)
     step 120 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py \
       tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py tests/test_lora_live.py \
