@@ -58,7 +58,8 @@ case "${1:?part A to G, O, P or T}" in
   T)
     step 540 python3 -m pytest -v -rf --tb=short -p no:cacheprovider -m gpu --durations=10 \
       tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py tests/test_lora_live.py \
-      tests/test_cache_memory_bank.py tests/test_bench_memory.py tests/test_bench_pipeline_zoo.py ;;
+      tests/test_cache_memory_bank.py tests/test_cache_rebuild.py tests/test_cache_stream_batch.py \
+      tests/test_cache_ema_sink.py tests/test_bench_memory.py tests/test_bench_pipeline_zoo.py ;;
   D)
     step 120 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_output_stage.py \
       tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py tests/test_lora_live.py \
