@@ -269,7 +269,7 @@ class BankKV:
 
 class MemoryBankSampler(StreamSampler):
     """`StreamSampler` on a `MemoryBankCache`: a recache commits the candidate first (the authors'
-    recache does), and warming up runs until the bank is full."""
+    recache does), and warming up runs to the first compression."""
 
     cache: MemoryBankCache
 
@@ -280,8 +280,11 @@ class MemoryBankSampler(StreamSampler):
         return super().recache(include_sink)
 
     def steady_after(self) -> int:
+        """The chunk of the first compression (the candidate staged after the bank filled
+        meets a full bank): from there every chunk compresses, and that eager work's first
+        run (its kernels loaded, its memory found) happens while preparing, not in the show."""
         lay, bank = self.cache.layout, self.cache.bank
-        return max(super().steady_after(), -(-(STAGE_EVERY * (bank - 1) + 1) // lay.chunk))
+        return max(super().steady_after(), -(-(STAGE_EVERY * bank + 1) // lay.chunk))
 
 
 def stream(model: WanDiT, recipe: Recipe, layout: CacheLayout, steps: Sequence[int],
