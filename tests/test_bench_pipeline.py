@@ -70,6 +70,9 @@ def test_a_row_writes_consistent_numbers(tmp_path, capsys):
     assert row["fps"] == pytest.approx(row["frames"] / row["seconds"])
     assert row["seconds"] * 1e3 == pytest.approx(3 * row["chunk_ms"]["mean"])
     assert row["chunk_ms"]["min"] <= row["chunk_p50_ms"] <= row["chunk_p95_ms"]
+    each = row["chunk_ms_each"]  # in order, so an outlier says which chunk it was
+    assert len(each) == 3 and (min(each), max(each)) == (row["chunk_ms"]["min"],
+                                                          row["chunk_ms"]["max"])
     stages = sum(row["breakdown_ms"][k] for k in STAGES)
     assert 0 < stages <= row["chunk_ms"]["mean"]
     assert stages + row["other"] == pytest.approx(row["chunk_ms"]["mean"])

@@ -289,7 +289,8 @@ def memory_path(args: argparse.Namespace, s: Settings) -> Path | None:
 
 def summarise_calls(calls: list[tuple[float, int, list[tuple[str, float]]]], chunks: int
                     ) -> dict[str, Any]:
-    """fps, chunk latency and the per-chunk breakdown of the timed calls."""
+    """fps, chunk latency (each call's too, in order: an outlier then says which chunk it
+    was) and the per-chunk breakdown of the timed calls."""
     ms = [c[0] for c in calls]
     frames = sum(c[1] for c in calls)
     seconds = sum(ms) / 1e3
@@ -306,7 +307,7 @@ def summarise_calls(calls: list[tuple[float, int, list[tuple[str, float]]]], chu
     return {"chunks": chunks, "frames": frames, "seconds": seconds,
             "fps": frames / seconds if seconds > 0 else 0.0, "frames_per_chunk": frames / chunks,
             "chunk_p50_ms": timing.p50, "chunk_p95_ms": timing.p95, "chunk_ms": timing.as_dict(),
-            "breakdown_ms": breakdown, **breakdown,
+            "chunk_ms_each": ms, "breakdown_ms": breakdown, **breakdown,
             "annotate": statistics.fmean(annotate) if annotate else 0.0}
 
 
