@@ -207,7 +207,9 @@ def test_with_any_port_a_udp_port_whose_tcp_twin_is_taken_is_given_back(presets,
     control = service.start(control_args("--osc-tcp"), ParamStore())
     try:
         port = control.osc_address[1]
-        assert len(tried) == 2 and port == tried[1]
+        # the first was given back and another taken; on a busy machine the next free UDP
+        # port may be held in TCP too, so more than one retry is the same behaviour
+        assert len(tried) >= 2 and port == tried[-1]
         if tried[0] != port:  # given back (the system may, rarely, hand the same one again)
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.bind(("127.0.0.1", tried[0]))
