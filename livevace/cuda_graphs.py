@@ -67,6 +67,16 @@ def capture(step: Callable[[], T], device: torch.device,
     return graph, out
 
 
+def serving(key: tuple, keys: list[tuple]) -> tuple | None:
+    """Of the captured `keys` (shape, dtype, device), the one whose graph serves an input
+    `key` by its first rows (`ShapeGraphs.rows_independent`): the same rest of the shape,
+    dtype and device, and the fewest rows at least as many as the input's; None if none."""
+    shape, rest = key[0], key[1:]
+    fits = [k for k in keys if shape and len(k[0]) == len(shape) and k[0][1:] == shape[1:]
+            and k[1:] == rest and k[0][0] >= shape[0]]
+    return min(fits, key=lambda k: k[0][0], default=None)
+
+
 def release_rng(device: torch.device) -> None:
     """After a failed capture: PyTorch marks the device's default random generator as
     capturing when a capture begins and unmarks it only when one succeeds, so every later
@@ -93,11 +103,19 @@ class ShapeGraphs:
     the GIL while it launches, which delays the generator's thread). If compiling fails (no
     compiler on the machine), the graph captures `fn` as it is, after one warning. `name`
     appears in that warning.
+
+    With `rows_independent` (each row of the first dimension is computed from that row alone,
+    as a network's batch of pictures is), a batch smaller than a captured one replays the
+    smallest such graph on its rows (`serving`): the rest keep what they held, which changes
+    nothing in the rows read back. A first chunk, shorter than the later ones, then needs no
+    graph of its own and never runs the network's Python.
     """
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str,
-                 compile: bool = True, dynamic: bool = False) -> None:
+                 compile: bool = True, dynamic: bool = False,
+                 rows_independent: bool = False) -> None:
         self.fn, self.name = fn, name
+        self.rows_independent = rows_independent
         self._compiled = torch.compile(fn, dynamic=dynamic) if compile else None
         self._graphs: dict[tuple, _Entry] = {}
         self._failed: set[tuple] = set()
@@ -119,6 +137,8 @@ class ShapeGraphs:
         shape and not learning, x not on a CUDA device, or this shape failed to capture)."""
         key = (tuple(x.shape), x.dtype, x.device)
         entry = self._graphs.get(key)
+        if entry is None and not self._window.open and self.rows_independent:
+            entry = self._graphs.get(serving(key, list(self._graphs)))
         if entry is None:
             if not self._window.open or x.device.type != "cuda" or key in self._failed:
                 return None
@@ -129,10 +149,11 @@ class ShapeGraphs:
                 log.warning("%s: no CUDA graph for chunks of %s (%s); they run eagerly",
                             self.name, "×".join(map(str, key[0])), describe(exc))
                 return None
-        entry.x.copy_(x)
+        rows = len(x)
+        entry.x[:rows].copy_(x)
         entry.graph.replay()
         self.replays += 1
-        return entry.out.clone()
+        return entry.out[:rows].clone()
 
     def _capture(self, x: torch.Tensor) -> _Entry:
         static = x.clone()

@@ -131,12 +131,13 @@ def test_cuda_graphs_made_only_while_learning_replay_the_eager_network(models: P
                                                                       compile: bool) -> None:
     """The depth network's CUDA graph per chunk shape: made inside `learning()` only, then
     replayed for new frames of that shape with the eager call's result (to fp16 rounding
-    when compiled); any other shape runs eagerly."""
+    when compiled); a shorter chunk replays it on its rows; any other shape runs eagerly."""
     from livevace.annotators.depth import TransformersDepth
 
     estimator = TransformersDepth.from_folder(models / DEPTH_ANYTHING_V2_SMALL.folder, "cuda",
                                               input_size=126)
-    estimator.graphs = type(estimator.graphs)(estimator.forward, "depth", compile=compile)
+    estimator.graphs = type(estimator.graphs)(estimator.forward, "depth", compile=compile,
+                                              rows_independent=True)
     rng = np.random.default_rng(0)  # (no scikit-image on the GPU machine)
     picture = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
     chunk = lambda flip: torch.from_numpy(np.stack(  # noqa: E731
@@ -151,8 +152,28 @@ def test_cuda_graphs_made_only_while_learning_replay_the_eager_network(models: P
     assert estimator.graphs.replays == 2
     torch.testing.assert_close(replayed, estimator.forward(chunk(-1)), **tol)
     assert not torch.allclose(replayed, learned)
-    other = torch.from_numpy(np.stack([picture] * 3)).cuda()
-    assert estimator.graphs(other) is None and estimator.graphs.shapes == [(4, 64, 96, 3)]
+    shorter = chunk(-1)[:3]  # a first chunk: the graph's first rows
+    torch.testing.assert_close(estimator(shorter), estimator.forward(shorter), **tol)
+    assert estimator.graphs.replays == 3
+    longer = torch.from_numpy(np.stack([picture] * 5)).cuda()
+    assert estimator.graphs(longer) is None and estimator.graphs.shapes == [(4, 64, 96, 3)]
+
+
+def test_a_shorter_batch_replays_the_graph_with_the_fewest_rows_that_hold_it() -> None:
+    from livevace.cuda_graphs import serving
+
+    gpu, half = torch.device("cuda"), torch.float16
+    keys = [((12, 64, 96, 3), half, gpu), ((4, 64, 96, 3), half, gpu),
+            ((16, 32, 96, 3), half, gpu), ((8, 64, 96, 3), torch.float32, gpu)]
+    assert serving(((3, 64, 96, 3), half, gpu), keys) == keys[1]
+    assert serving(((9, 64, 96, 3), half, gpu), keys) == keys[0]
+    assert serving(((12, 64, 96, 3), half, gpu), keys) == keys[0]
+    assert serving(((13, 64, 96, 3), half, gpu), keys) is None  # more rows than any
+    assert serving(((2, 32, 64, 3), half, gpu), keys) is None  # another picture size
+    assert serving(((6, 64, 96, 3), torch.float32, gpu), keys) == keys[3]
+    assert serving(((6, 64, 96, 3), half, torch.device("cuda", 1)), keys) is None
+    assert serving(((6, 64, 96), half, gpu), keys) is None
+    assert serving(((), half, gpu), [((), half, gpu)]) is None  # a scalar has no rows
 
 
 @pytest.mark.gpu

@@ -105,12 +105,13 @@ class TransformersDepth:
         self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1) / rescale
         from livevace.cuda_graphs import ShapeGraphs
 
-        self.graphs = (ShapeGraphs(self.forward, "the depth network")
+        self.graphs = (ShapeGraphs(self.forward, "the depth network", rows_independent=True)
                        if self.device.type == "cuda" else None)
         """On CUDA: the whole call as a compiled CUDA graph per chunk shape, made in `prepare`
         (`learning`); much less GPU time and one launch instead of the eager network's Python
-        on the annotator thread (`bench/NOTES_pipeline_speed.md` part 6). Shapes first met
-        live run eagerly."""
+        on the annotator thread (`bench/NOTES_pipeline_speed.md` part 6). Each picture's depth
+        is its own, so a shorter chunk (a session's first) replays a longer one's graph on
+        its rows; a shape no graph holds runs eagerly."""
 
     @classmethod
     def from_folder(cls, folder: Path, device: str = "auto", dtype: str | None = None,

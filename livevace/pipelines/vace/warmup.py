@@ -6,7 +6,8 @@ In order, on a CUDA device (on a CPU only 1, 5 and, for a compiled DiT, 4):
 2. the annotators the plan needs are built (weights loaded) and run on a grey chunk of each
    chunk length (first and later), waited for, then reset (their threads are then idle; cuDNN
    has tuned their layers for each batch; the depth network has compiled and captured its
-   CUDA graph for the later chunks' shape, `annotators.depth.TransformersDepth.graphs`);
+   CUDA graph for the later chunks' shape, which a first chunk replays on its rows,
+   `annotators.depth.TransformersDepth.graphs`);
 3. codecs, per prepared chunk size: the VACE context encoder on its lane (first chunk, later
    chunks, an encoder restarted mid-video), the all-zeros latents until the shared cache has
    converged (VACE's inactive video with no mask costs nothing afterwards), a reference
@@ -137,14 +138,15 @@ def warm_annotators(pipeline: "StreamingVace", first: list[int], later: list[int
     """Build the plan's annotators and run them on a grey chunk of each size (a network's
     batch is a chunk: cuDNN tunes each size once), then forget those chunks. The depth
     network compiles and captures its CUDA graph for the `later` sizes only (a slow compile
-    each the first time): a first chunk comes once per session and runs eagerly. `later`
-    holds 1 where frames are annotated one by one as they are captured (lookahead 0)."""
+    each the first time), which run first: a first chunk, shorter, then replays a later
+    chunk's graph on its rows, here as on the show's first chunk. `later` holds 1 where
+    frames are annotated one by one as they are captured (lookahead 0)."""
     plan = modes.plan(pipeline.settings)
     annotation = pipeline.annotation
     annotation.follow(plan, pipeline.settings.depth_model)
     grey = np.full((pipeline.height, pipeline.width, 3), 128, np.uint8)
     learns = {**dict.fromkeys(first, False), **dict.fromkeys(later, True)}
-    for size, learn in sorted(learns.items()):
+    for size, learn in sorted(learns.items(), key=lambda item: (not item[1], item[0])):
         chunk = annotation.submit([Frame(grey, 0.0, i) for i in range(size)], plan, learn=learn)
         for kind in ("control", "mask"):
             try:
