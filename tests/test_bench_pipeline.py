@@ -89,6 +89,8 @@ def test_a_row_writes_consistent_numbers(tmp_path, capsys):
     assert first["dit"] > 0 and first["encode"] > 0
     assert sum(first[k] for k in STAGES) + first["other"] == pytest.approx(
         (row["ttff_s"] - row["ttff_create_s"]) * 1e3)
+    annotation = row["ttff_annotation_ms"]  # the first chunk's depth, and the wait for it
+    assert annotation["annotate"] > 0 and 0 < annotation["annotate_ahead_wait"] <= first["other"]
     assert row["ttff_cold_s"] > 0
     copies = row["copies_ms"]
     assert copies["upload"] > 0 and copies["download"] > 0

@@ -32,6 +32,10 @@ from livevace.stats import Stats
 LOOP_STAGES = ("cache", "annotate_wait", "encode", "dit", "decode")
 """Stages the pipeline times on the calling thread, one sample per chunk, in order. `encode`
 may have run ahead, beside the DiT: `encode_wait` is then what the chunk waited for it."""
+FIRST_ANNOTATION = ("annotate", "annotate_ahead_wait")
+"""A first chunk's annotation, reported beside the time to first frame: its time on the
+annotator threads, and what the submitting call waited for it before planning the chunk's
+context (with lookahead; host time inside the breakdown's `other`)."""
 PROFILE_CALLS = 6
 """Steady calls `--profile` records per row."""
 BREAKDOWN = {"cache": "text", "annotate_wait": "annotate_wait", "encode": "encode", "dit": "dit",
@@ -123,7 +127,8 @@ def default_warmup(chunk: int) -> int:
 def time_to_first_frame(rig: Rig, s: Settings, trace: Path | None = None) -> dict[str, Any]:
     """A new pipeline on the warm model set: creation → first output frame, not counting
     `prepare` (see the module doc); where the first call's time went (`ttff_breakdown_ms`,
-    the parts of `breakdown_ms`), since a first chunk runs parts a later one does not. With
+    the parts of `breakdown_ms`, and `ttff_annotation_ms`), since a first chunk runs parts a
+    later one does not. With
     a `trace` path, another new pipeline's first calls are then profiled, the host's
     operators too (`ttff_profile_ms`; the trace there)."""
     log = StageLog()
@@ -137,9 +142,12 @@ def time_to_first_frame(rig: Rig, s: Settings, trace: Path | None = None) -> dic
         out = call_until_output(pipeline, Feed(rig.clip(s.width, s.height)),
                                 snapshot(overrides))
         called = time.perf_counter() - t1
-        first = summarise_calls([(called * 1e3, len(out), log.since(mark))], 1)
+        samples = log.since(mark)
+        first = summarise_calls([(called * 1e3, len(out), samples)], 1)
         row = {"ttff_s": created + called, "ttff_create_s": created,
-               "ttff_prepare_s": prepare_s, "ttff_breakdown_ms": first["breakdown_ms"]}
+               "ttff_prepare_s": prepare_s, "ttff_breakdown_ms": first["breakdown_ms"],
+               "ttff_annotation_ms": {name: sum(v for k, v in samples if k == name)
+                                      for name in FIRST_ANNOTATION}}
     finally:
         pipeline.close()
     del pipeline

@@ -18,7 +18,9 @@ def one_line(row: dict[str, Any]) -> str:
         return (f"{row['row']}: glass to glass p50 {row['latency_p50_ms']:.1f} ms, "
                 f"p95 {row['latency_p95_ms']:.1f} ms, {row['fps_out']:.1f} fps out")
     estimate = "" if row["estimate_gb"] is None else f", estimated {row['estimate_gb']:.1f}"
-    first = ", ".join(f"{k} {v:.0f}" for k, v in row["ttff_breakdown_ms"].items() if v >= 0.5)
+    first = ", ".join(f"{k} {v:.0f}" for k, v in {**row["ttff_breakdown_ms"],
+                                                   **row.get("ttff_annotation_ms", {})}.items()
+                      if v >= 0.5)
     return (f"{row['model']}, {row['key']} ({row['plan']}): {row['fps']:.1f} fps, "
             f"chunk p50 {row['chunk_p50_ms']:.1f} ms, "
             f"ttff {row['ttff_s']:.3f} s ({first} ms), DiT {row['dit']:.1f} ms "
