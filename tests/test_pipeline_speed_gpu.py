@@ -1,6 +1,7 @@
 """The vace pipeline's fast path on a CUDA GPU, with the tiny random models (skipped without
 one): CUDA graphs are captured and the VAE encoder compiled in `prepare`, never while the
-show runs (resets, recaches, VACE off and on replay or step eagerly; an unprepared chunk
+show runs (resets, recaches, VACE off and on, cache writes without VACE at a zero refinement
+scale replay or step eagerly; an unprepared chunk
 size steps eagerly), the pictures match the eager pipeline's, and the context encoded on its
 own CUDA stream gives the pictures of the serial order."""
 
@@ -22,6 +23,7 @@ from test_pipeline_speed_overlap import frame, live
 pytestmark = pytest.mark.gpu
 
 SCRIPT = {3: {"reset_cache": True},
+          4: {"vace_refinement_scale": 0.0},  # cache writes skip VACE: the no-VACE graphs
           5: {"prompt": "a blue whale"},  # a cut: recache of the cached frames
           6: {"vace_enabled": False, "noise_scale": 1.0},
           8: {"vace_enabled": True, "control": "none"}}

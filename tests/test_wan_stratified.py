@@ -45,8 +45,9 @@ def run(model, conditioning, strength=None, vace=True, steps=(1000, 750, 500)):
     return chunks, first_cache
 
 
-def plain_vace(model, conditioning, scale, steps=(1000, 750, 500)):
-    """The un-stratified loop written out: one hint scale for every pass."""
+def plain_vace(model, conditioning, scale, steps=(1000, 750, 500), refinement=None):
+    """The loop written out: one hint scale for every pass (or `refinement` for the t = 0
+    cache write), the VACE blocks run in every forward."""
     ctx, control = conditioning
     cache = model.new_cache(LAYOUT)
     model.set_text(cache, ctx)
@@ -63,7 +64,8 @@ def plain_vace(model, conditioning, scale, steps=(1000, 750, 500)):
                 if k + 1 < len(sampler.timesteps):
                     s = sampler.schedule.sigma(sampler.timesteps[k + 1])
                     x = (1 - s) * x0 + s * sampler.noise(start, k + 1, x.shape)
-            model(x0, torch.zeros(1, 2), cache, vace=part, hint_scale=scale)
+            model(x0, torch.zeros(1, 2), cache, vace=part,
+                  hint_scale=scale if refinement is None else refinement)
             out.append(x0)
     return out
 
@@ -96,6 +98,26 @@ def test_scale_zero_equals_no_vace(model, conditioning):
     for a, b, c in zip(off, none, on):
         assert torch.equal(a, b)
         assert not torch.allclose(a, c, atol=1e-4)
+
+
+def test_a_pass_whose_scales_are_all_zero_skips_the_vace_blocks_for_the_same_pictures(
+        model, conditioning):
+    """`vace_refinement_scale 0` (Scope's clean-cache pass): the cache writes run no VACE
+    block, and the stream is the one whose cache writes add their hints times 0."""
+    calls = []
+    hook = model.vace_patch_embedding.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        skipped, _ = run(model, conditioning, VaceStrength(0.8, 1.0, 0.0, (1.0,)))
+        assert len(calls) == 3 * CHUNKS  # the generation steps only
+        calls.clear()
+        plain = plain_vace(model, conditioning, 0.8, refinement=torch.zeros(1))
+        assert len(calls) == 4 * CHUNKS
+    finally:
+        hook.remove()
+    for a, b in zip(skipped, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    stratified, _ = run(model, conditioning, VaceStrength(0.8, 1.0, 0.2, (1.0,)))
+    assert not torch.allclose(skipped[1], stratified[1], atol=1e-4)  # the skip is no no-op
 
 
 def test_layer_profile_scales_each_hint(model, conditioning):

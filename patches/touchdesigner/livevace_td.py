@@ -71,7 +71,8 @@ PARAMS = [{'name': 'prompt',
   'pars': ['Vacerefinementscale'],
   'default': 1.0,
   'help': "VACE strength while a chunk's clean K/V are written into the cache (refinement passes): "
-          'how much the past stays anchored to the control.',
+          'how much the past stays anchored to the control. At 0 those passes skip the VACE blocks '
+          '(less work per chunk).',
   'min': 0.0,
   'max': 2.0},
  {'name': 'vace_generation_scale',

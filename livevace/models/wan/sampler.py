@@ -92,6 +92,8 @@ class StreamSampler:
         n = max(1, len(cfg.vace_layers))
         self.hint_scales = {kind: torch.ones(n, device=dev)
                             for kind in ("generation", "refinement")}
+        self.hints_on = dict.fromkeys(self.hint_scales, True)
+        """Per pass kind: whether any of its hint scales is non-zero (see `hints`)."""
         self._ahead: tuple[tuple[int, int, int, tuple[int, ...]], torch.Tensor] | None = None
 
     @classmethod
@@ -121,6 +123,17 @@ class StreamSampler:
         for kind, buffer in self.hint_scales.items():
             values = strength.scales(kind, layers)  # type: ignore[arg-type]
             upload(buffer, torch.tensor(values, dtype=torch.float32))
+            self.hints_on[kind] = any(v != 0.0 for v in values)
+
+    def hints(self, kind: PassKind, vace: torch.Tensor | None
+              ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The VACE context and hint scales a pass of `kind` runs with. Where every scale of
+        that kind is 0 (`vace_refinement_scale 0`, as Scope's clean-cache pass runs), none:
+        hints times 0 add nothing, so the pass skips the VACE blocks, the same pictures for
+        about a third less of that forward's work (the node prepares both variants)."""
+        if vace is None or not self.hints_on[kind]:
+            return None, None
+        return vace, self.hint_scales[kind]
 
     def reset(self) -> None:
         """Forget the stream (cache and history); text K/V and settings stay."""
@@ -221,7 +234,7 @@ class StreamSampler:
         """One forward of the planned chunk at timestep t, hints scaled for its role (for loops
         of the pipeline's own; frames made so are not kept for `recache`)."""
         tt = torch.full((x.shape[0], x.shape[2]), t, device=x.device)
-        scale = self.hint_scales[kind] if vace is not None else None
+        vace, scale = self.hints(kind, vace)
         return self.model(x, tt, self.cache, vace=vace, hint_scale=scale)
 
     def _remember(self, frames: range, x0: torch.Tensor, vace: torch.Tensor | None) -> None:

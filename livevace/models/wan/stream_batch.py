@@ -397,7 +397,7 @@ class StreamBatchSampler(StreamSampler):
                  ) -> torch.Tensor:
         """One forward of every row, each at its own timestep; commits the cache's order."""
         t = to_device(torch.tensor(ts, dtype=torch.float32)[:, None], self.cache.device)
-        scale = self.hint_scales["generation"] if vace is not None else None
+        vace, scale = self.hints("generation", vace)
         flow = self.model(x, t, self.cache, vace=vace, hint_scale=scale)
         self.cache.commit()
         return flow
