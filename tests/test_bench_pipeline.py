@@ -140,6 +140,14 @@ def test_every_mode_runs_the_plan_it_names(rig, mode, mask):
     assert row["vace_forwards_per_chunk"] == (steps + 1 if vace else 0)
 
 
+def test_a_row_at_refinement_0_writes_its_cache_without_vace(rig):
+    row = measure(rig, Settings(SIZE, SIZE, refinement=0.0), chunks=2, warmup=1)
+    assert "refinement 0" in row["key"]
+    assert row["forwards_per_chunk"] == 5 and row["vace_forwards_per_chunk"] == 4
+    assert Settings(refinement=0.0).vace_modes == (True, False)  # both prepared
+    assert Settings().vace_modes == (True,) and Settings(mode="t2v").vace_modes == (False,)
+
+
 def test_every_mode_is_covered():
     assert {mode for mode, _ in EXPECTED} == set(MODES)
 

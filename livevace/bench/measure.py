@@ -114,9 +114,9 @@ def warm(pipeline: StreamingVace, feed: Feed, params: dict[str, Any], chunks: in
 def prepare(rig: Rig, pipeline: StreamingVace, s: Settings, prompt: str) -> float:
     """What the node does before going live (`StreamingVace.prepare`: the prompt encode
     waited for, annotators loaded and run once, cuDNN tuned on every codec shape, and on the
-    fast path compilation and every CUDA-graph capture), for the row's VACE variant only.
+    fast path compilation and every CUDA-graph capture), for the row's DiT variants only.
     Seconds spent (0 for an eager DiT on a CPU)."""
-    return pipeline.prepare(vace_modes=(s.vace,), progress=False)
+    return pipeline.prepare(vace_modes=s.vace_modes, progress=False)
 
 
 def default_warmup(chunk: int) -> int:

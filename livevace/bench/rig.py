@@ -80,6 +80,8 @@ class Settings:
     chunk is a transition step: its text K/V are rebuilt); 0: one prompt throughout."""
     fp8: bool | None = None
     """The DiT's FP8 linear layers on or off for this row; None: as the run's options say."""
+    refinement: float = 1.0
+    """`vace_refinement_scale`; at 0 a chunk's cache write skips the VACE blocks."""
 
     @property
     def label(self) -> str:
@@ -88,13 +90,20 @@ class Settings:
                   "" if self.overlap else "serial",
                   f"{self.context_encoder}-context" if self.context_encoder != "wan" else "",
                   f"prompt fades over {self.fade} chunks" if self.fade else "",
-                  {False: "bf16", True: "fp8", None: ""}[self.fp8]]
+                  {False: "bf16", True: "fp8", None: ""}[self.fp8],
+                  f"refinement {self.refinement:g}" if self.refinement != 1.0 else ""]
         return " ".join([f"{self.width}x{self.height} {mode} {self.steps} steps {self.decoder} "
                          f"chunk {self.chunk}", *filter(None, extras)])
 
     @property
     def vace(self) -> bool:
         return self.mode in ("vace-control", "vace-ref", "inpaint")
+
+    @property
+    def vace_modes(self) -> tuple[bool, ...]:
+        """The DiT variants the row's pipeline runs, so `prepare` captures them: without
+        VACE too where its cache writes skip the VACE blocks."""
+        return (True, False) if self.vace and self.refinement == 0 else (self.vace,)
 
     def overrides(self, assets: "Assets", recipe: Recipe) -> dict[str, Any]:
         """The live parameters that make this configuration of `recipe` (the rest: registry
@@ -103,6 +112,8 @@ class Settings:
                                   "chunk_frames": self.chunk, "decoder": self.decoder}
         if self.fade:
             values["transition_chunks"] = self.fade
+        if self.refinement != 1.0:
+            values["vace_refinement_scale"] = self.refinement
         if self.mode == "t2v":
             values.update(vace_enabled=False, noise_scale=1.0)
         elif self.mode == "v2v":  # at the registry's noise_scale

@@ -77,7 +77,10 @@ def suite(large: tuple[int, int], small: tuple[int, int]
             SuiteRow("vace-small-2-tae", Settings(sw, sh, steps=2, context_encoder="tae"),
                      extra=True),
             SuiteRow("vace-large-tae", Settings(lw, lh, context_encoder="tae"), extra=True),
-            SuiteRow("vace-small-fade", Settings(sw, sh, fade=4), extra=True)]
+            SuiteRow("vace-small-fade", Settings(sw, sh, fade=4), extra=True),
+            SuiteRow("vace-small-r0", Settings(sw, sh, refinement=0.0), extra=True),
+            SuiteRow("vace-small-2-r0", Settings(sw, sh, steps=2, refinement=0.0), extra=True),
+            SuiteRow("vace-large-r0", Settings(lw, lh, refinement=0.0), extra=True)]
     targets = [
         Target(f"{big}, VACE depth control, 4 steps, TAE, FP8", "vace-large-fp8", "fps",
                "fps", 30),
@@ -117,6 +120,12 @@ def suite(large: tuple[int, int], small: tuple[int, int]
                "vace-large-tae", "fps", "fps"),
         Target(f"{little}, VACE depth 4 steps, the prompt fading every chunk",
                "vace-small-fade", "fps", "fps"),
+        Target(f"{little}, VACE depth 4 steps, cache writes without VACE (refinement 0)",
+               "vace-small-r0", "fps", "fps"),
+        Target(f"{little}, VACE depth 2 steps, cache writes without VACE (refinement 0)",
+               "vace-small-2-r0", "fps", "fps"),
+        Target(f"{big}, VACE depth 4 steps, cache writes without VACE (refinement 0)",
+               "vace-large-r0", "fps", "fps"),
     ]
     return rows, targets
 
