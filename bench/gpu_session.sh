@@ -7,9 +7,11 @@
 #   device run: bash bench/gpu_session.sh T   # the other GPU-marked tests, one call, -v -rf
 #                                             # (fp8 first: at 95e8a8a its first GPU test failed)
 #   device run: bash bench/gpu_session.sh P   # issue 21: where a new pipeline's first calls
-#                                             # spend the time to first frame (576x320)
+#                                             # spend the time to first frame (576x320), then
+#                                             # the GPU tests of the first chunk's depth graph
+#                                             # and of cache writes without VACE
 #   device run: bash bench/gpu_session.sh C   # peaks by phase: LongLive, SDV2 (Krea's is G's)
-#   then STEPS=2 … 5 and 7 of bench/gpu_round2.sh (issue 21; 1 and 6 measured).
+#   then STEPS=8, 2 … 5 and 7 of bench/gpu_round2.sh (issue 21; 1 and 6 measured).
 # Measured (BENCHMARKS.md, 2026-12-08 00:11–00:24 UTC, code 667a887): G (MemFlow after the
 # bank fix beside LongLive, Krea's warm-up by phase), D's node pair (the prepared stage).
 # Measured (BENCHMARKS.md, 2026-12-07 22:02–22:18 UTC): D (SPAN folded and compiled, the
@@ -54,7 +56,9 @@ case "${1:?part A to G, O, P or T}" in
     step 540 env PART=bench bash bench/gpu_output.sh ;;
   P)
     step 200 python3 -m livevace bench pipeline --weights random --compile --resolution 576x320 \
-      --chunks 4 --profile --out "$OUT" ;;
+      --chunks 4 --profile --out "$OUT"
+    step 200 python3 -m pytest -v -rf --tb=short -p no:cacheprovider -m gpu \
+      tests/test_annotators_depth.py tests/test_pipeline_speed_gpu.py ;;
   T)
     step 540 python3 -m pytest -v -rf --tb=short -p no:cacheprovider -m gpu --durations=10 \
       tests/test_wan_speed_fp8.py tests/test_wan_fp8_weights.py tests/test_lora_live.py \
