@@ -281,7 +281,8 @@ REGISTRY: tuple[Param, ...] = (
           max=2.0, slew=0.1, group="vace"),
     Param("vace_refinement_scale", "float", 1.0, "VACE strength while a chunk's clean K/V are "
           "written into the cache (refinement passes): how much the past stays anchored to "
-          "the control. At 0 those passes skip the VACE blocks (less work per chunk).", min=0.0, max=2.0, slew=0.1, group="vace"),
+          "the control. At 0 those passes skip the VACE blocks (less work per chunk).",
+          min=0.0, max=2.0, slew=0.1, group="vace"),
     Param("vace_generation_scale", "float", 1.0, "VACE strength while a chunk is being "
           "denoised (generation passes): how hard new frames follow the control.", min=0.0,
           max=2.0, slew=0.1, group="vace"),
