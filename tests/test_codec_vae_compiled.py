@@ -1,6 +1,6 @@
 """The Wan VAE encoder and decoder compiled for their steady state (`vae_compiled`): the
-same latents, frames and causal memory as eager, graphs made only while learning, first
-chunks always eager.
+same latents, frames and causal memory as eager, graphs made only while learning, a video's
+first pass eager unless compiled `from_start` (the node's encoder).
 
 Dynamo captures the real encoder (its state-dict mutations included); the "aot_eager" backend
 keeps the CPU suite free of a C++ compile. Inductor's own kernels run in the GPU test of
@@ -68,6 +68,31 @@ def test_graphs_are_made_only_while_learning(vae) -> None:
     assert steady.calls == 9 and len(steady.shapes) == 1
     for a, b in zip(chunked_latents(eager, x, (1, 8, 8)), out, strict=True):
         torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_from_start_a_videos_first_frame_has_a_graph_of_its_own(vae) -> None:
+    """The node's encoder: the first pass (one frame, empty memory) is learned too, and a
+    new video (a reset, a restarted context) replays it live with the eager latents."""
+    graphs = []
+
+    def backend(gm: torch.fx.GraphModule, inputs: list) -> object:
+        graphs.append(gm)
+        return gm.forward
+
+    chunks = (1, 4, 4, 4)
+    reference = eager_copy(vae)
+    steady = vae.steady = SteadyCausal(vae.encoder, backend=backend, from_start=True)
+    with steady.learning():
+        learned = chunked_latents(vae, clip(13), chunks)
+    assert steady.calls == 4 and len(steady.shapes) == 2 and len(graphs) == 2
+    for a, b in zip(chunked_latents(reference, clip(13), chunks), learned, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    x = clip(13, seed=7)
+    live = chunked_latents(vae, x, (5, 8))  # a new video: its first frame, then 4-frame passes
+    assert steady.calls == 8 and len(graphs) == 2  # replayed, nothing compiled live
+    for a, b in zip(chunked_latents(reference, x, (5, 8)), live, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    assert SteadyCausal(vae.encoder, backend=backend)(clip(1), {}) is None  # default: eager
 
 
 def test_the_compiled_encoder_is_not_part_of_the_weights(vae) -> None:

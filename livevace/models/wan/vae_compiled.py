@@ -1,6 +1,6 @@
 """The Wan VAE encoder and decoder compiled for their steady state, never compiled mid-show.
 
-    vae.steady = SteadyCausal(vae.encoder)       # what `fast.go_fast` does on a GPU
+    vae.steady = SteadyCausal(vae.encoder, from_start=True)  # what `fast.go_fast` does
     vae.steady_decoder = SteadyCausal(vae.decoder, "decoder", conv2d=True)
     with vae.steady.learning():                  # in `StreamingVace.prepare`
         ...encode every later-chunk shape once   # compiles one graph per shape
@@ -17,10 +17,14 @@ mostly memory traffic — fp32 RMS norms, SiLU, the causal concatenations, cuDNN
 transposes around each 3D convolution. `torch.compile` fuses those, so a chunk's encode
 takes far less time than eager at both sizes (`bench/NOTES_pipeline_speed.md` part 4).
 
-Only the steady state is compiled: a causal encoder whose memory is full (`state` holds every
+The steady state is compiled: a causal encoder whose memory is full (`state` holds every
 conv's past frames). The encoder is called a latent's frames at a time (`WanVAE.encode_step`:
 a video's first frame alone, then 4 frames per pass), so one shape serves every chunk size
-and every pass after a video's first frame; that first frame (empty memory) runs eagerly.
+and every pass after a video's first frame. That first frame (empty memory) runs eagerly,
+unless `from_start` gives it a graph of its own: the node's encoder does, since a first chunk
+comes at every start and cache reset and at every restart of the VACE context, and eagerly
+its one frame costs the encoder's launches (hundreds of them) and unfused element-wise work
+on the first chunk's path.
 A graph is made only while `learning()` (the node's `prepare`): a compile takes seconds, so
 a shape first met live (another frame size), or a learned shape whose inputs fail a guard of
 its graph, runs eagerly instead of stalling the show. (The causal memory is kept in standard strides, `vae.remember`, so one
@@ -54,11 +58,13 @@ Key = tuple[Any, ...]
 class SteadyCausal:
     """`module(x, state)` (the VAE's encoder or decoder) through a compiled graph where one
     was learned (see module doc). `name`: for the log; `conv2d`: the twin's 2D convolutions
-    channels-last too; `backend`: torch.compile's (tests use "aot_eager" on a CPU)."""
+    channels-last too; `from_start`: a video's first pass (empty memory) compiled as well;
+    `backend`: torch.compile's (tests use "aot_eager" on a CPU)."""
 
     def __init__(self, module: nn.Module, name: str = "encoder", conv2d: bool = False,
-                 backend: str | Callable[..., Any] = "inductor") -> None:
-        self.name = name
+                 backend: str | Callable[..., Any] = "inductor",
+                 from_start: bool = False) -> None:
+        self.name, self.from_start = name, from_start
         self.twin = channels_last_twin(module, conv2d)
         self._to_twin = dict(zip(module.modules(), self.twin.modules()))
         self._from_twin = {t: m for m, t in self._to_twin.items()}
@@ -76,7 +82,7 @@ class SteadyCausal:
 
     def __call__(self, x: Tensor, state: dict[nn.Module, Any]) -> Tensor | None:
         """The module's output, or None where the caller must run it eagerly."""
-        if not state:  # a video's first chunk: no causal memory yet
+        if not state and not self.from_start:  # a video's first pass: no memory yet
             return None
         key = (tuple(x.shape), x.dtype, x.device, len(state))
         if self._window.open:

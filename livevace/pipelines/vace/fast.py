@@ -109,7 +109,7 @@ def compile_vae(models: ModelSet, on: bool = True) -> None:
     in `prepare`) on a CUDA device, or eager (`on=False`, and always on a CPU)."""
     on = on and models.device.type == "cuda"
     vae = models.vae
-    vae.steady = SteadyCausal(vae.encoder) if on else None
+    vae.steady = SteadyCausal(vae.encoder, from_start=True) if on else None
     vae.steady_decoder = SteadyCausal(vae.decoder, "decoder", conv2d=True) if on else None
 
 

@@ -13,8 +13,8 @@ In order, on a CUDA device (on a CPU only 1, 5 and, for a compiled DiT, 4):
    converged (VACE's inactive video with no mask costs nothing afterwards), a reference
    image's single frame, the tiny and the Wan decoder — each shape once, so cuDNN autotunes
    now (`cudnn.benchmark`, set by `fast.go_fast`) and not on the first frames, and the
-   compiled VAE encoder and decoder (`vae_compiled`) compile their later-chunk graphs now (if
-   that fails, both run eagerly, with one warning);
+   compiled VAE encoder and decoder (`vae_compiled`) compile their graphs now, the encoder's
+   for a video's first frame too (if that fails, both run eagerly, with one warning);
 4. the DiT, per prepared chunk size and with and without VACE: `StreamSampler.warm_up`
    (compilation on first use of each token count, then a capture of every state a session
    passes through, and of the text K/V rebuild that prompt fades replay every chunk) inside
@@ -174,7 +174,7 @@ def warm_codecs_or_eager(pipeline: "StreamingVace", session: GenerationSession) 
 @torch.no_grad()
 def warm_codecs(pipeline: "StreamingVace", session: GenerationSession) -> None:
     """Every codec shape of this chunk size once (see the module doc; the compiled VAE
-    encoder and decoder learn their later-chunk shapes here), state reset after."""
+    encoder and decoder learn their shapes here), state reset after."""
     models, device = pipeline.models, pipeline.models.device
     c, h, w = session.chunk, pipeline.gen_height, pipeline.gen_width
     later = (1, 3, pixel_frames(c, False), h, w)
