@@ -10,7 +10,8 @@
 # 6. the suite at 576x320: 4 and 2 steps, time to first frame, glass to glass from a 60 and a
 #    30 fps source;
 # 7. peak memory at 832x480 VACE with the block weights stored in FP8 (a 16 GB card);
-# 8. the VACE rows with the cache writes skipping the VACE blocks (vace_refinement_scale 0).
+# 8. the VACE rows with the cache writes skipping the VACE blocks (vace_refinement_scale 0),
+#    and glass to glass with 1-latent chunks at 2 steps.
 # Each part fits one device call (10 min): STEPS picks them (default all, in order); REPEAT
 # (default 2) the suite's runs per row; BENCH_TIMEOUT (s) bounds each part.
 set -uo pipefail
@@ -39,7 +40,7 @@ for step in $STEPS; do
     7) run pipeline --suite --compile --repeat 1 --weights-dtype fp8 --rows vace-large-fp8 \
          | tee -a "$OUT/round2_suite_fp8_weights.log" ;;
     8) run pipeline --suite --compile --repeat "${REPEAT:-2}" --deadline $((T - 90)) \
-         --rows vace-small,vace-small-r0,vace-small-2,vace-small-2-r0,vace-large-r0 \
+         --rows vace-small,vace-small-r0,vace-small-2,vace-small-2-r0,vace-large-r0,g2g-small-2 \
          | tee -a "$OUT/round2_suite_r0.log" ;;
   esac
 done

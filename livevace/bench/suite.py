@@ -80,7 +80,9 @@ def suite(large: tuple[int, int], small: tuple[int, int]
             SuiteRow("vace-small-fade", Settings(sw, sh, fade=4), extra=True),
             SuiteRow("vace-small-r0", Settings(sw, sh, refinement=0.0), extra=True),
             SuiteRow("vace-small-2-r0", Settings(sw, sh, steps=2, refinement=0.0), extra=True),
-            SuiteRow("vace-large-r0", Settings(lw, lh, refinement=0.0), extra=True)]
+            SuiteRow("vace-large-r0", Settings(lw, lh, refinement=0.0), extra=True),
+            SuiteRow("g2g-small-2", Settings(sw, sh, chunk=1, steps=2), "probe",
+                     probe_fps=60.0, extra=True)]
     targets = [
         Target(f"{big}, VACE depth control, 4 steps, TAE, FP8", "vace-large-fp8", "fps",
                "fps", 30),
@@ -101,6 +103,8 @@ def suite(large: tuple[int, int], small: tuple[int, int]
                "g2g-small-30", "latency_p50_ms", "ms"),
         Target(f"{little}, 1-latent-frame chunks, glass to glass p50, a chunk annotated ahead",
                "g2g-small-l1", "latency_p50_ms", "ms"),
+        Target(f"{little}, 1-latent-frame chunks, 2 steps, glass to glass p50, 60 fps source",
+               "g2g-small-2", "latency_p50_ms", "ms"),
         Target(f"DiT model FLOP utilisation at {big} (text-to-video)", "t2v-large", "dit_mfu_%",
                "%", 50),
         Target(f"DiT model FLOP utilisation at {big}, VACE", "vace-large", "dit_mfu_%", "%"),
