@@ -14,6 +14,7 @@ from pathlib import Path
 
 from livevace import __version__
 from livevace.errors import UserError
+from livevace.store.paths import keep_compiled
 
 COMMANDS = ("run", "sources", "bench", "soak", "models", "loras", "osc", "midi", "presets",
             "patches", "experiment")
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    keep_compiled()
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -81,3 +81,23 @@ def test_osc_send_reply_with_no_node_says_none_came():
     assert proc.stderr == (f"livevace: no reply from 127.0.0.1:{port} within 1 s: is the node "
                            f"running with --osc-port {port}? (setting a value sends no answer; "
                            "a query is the address alone)\n")
+
+
+def test_a_command_keeps_what_torch_compiles_out_of_the_temporary_folder(
+        tmp_path, monkeypatch, capsys) -> None:
+    """PyTorch compiles into the temporary folder, which a reboot empties; the node keeps its
+    compiled kernels under ~/.cache/livevace/compiled, and a folder the user set stays."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    from livevace.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # restored after the test
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    assert main(["osc", "--list"]) == 0
+    assert cache_dir() == str(tmp_path / ".cache" / "livevace" / "compiled")
+    own = tmp_path / "mine"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(own))
+    assert main(["osc", "--list"]) == 0
+    assert cache_dir() == str(own)
+    capsys.readouterr()

@@ -12,6 +12,21 @@ def models_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "livevace" / "models"
 
 
+def compiled_dir() -> Path:
+    """Where torch.compile keeps what it compiled, between runs: `TORCHINDUCTOR_CACHE_DIR` if
+    set, else ~/.cache/livevace/compiled. PyTorch's own default is in the temporary folder,
+    which a reboot empties: the first start after every reboot would compile for a minute
+    again."""
+    env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "livevace" / "compiled"
+
+
+def keep_compiled() -> None:
+    """Point torch.compile at `compiled_dir` (before it first compiles; a setting of the
+    user's stays)."""
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compiled_dir())
+
+
 def scope_models_dir() -> Path:
     """Daydream Scope's folder: files found here are reused instead of downloaded again."""
     env = os.environ.get("DAYDREAM_SCOPE_MODELS_DIR")
