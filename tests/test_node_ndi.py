@@ -12,6 +12,7 @@ import uuid
 import numpy as np
 import pytest
 
+from livevace.errors import SinkError
 from livevace.frames import Frame, now
 from livevace.io.capture import Capture, is_slate
 from livevace.io.ndi import Discovery
@@ -100,6 +101,26 @@ def take_until(capture: Capture, want_slate: bool, timeout: float) -> Frame | No
     return None
 
 
+def test_a_sender_name_taken_by_another_process_is_one_clear_line():
+    """A second node with the default `ndi:livevace` sink: NDI refuses a name a sender of
+    another process holds, and the message says what to do."""
+    name = unique_name()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, NDIlib as ndi; ndi.initialize(); "
+         "s = ndi.SendCreate(); s.ndi_name = sys.argv[1]; x = ndi.send_create(s); "
+         "print(x is not None, flush=True); sys.stdin.read()", name],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        with pytest.raises(SinkError) as err:
+            NdiSink(name).open(W, H, FPS)
+    finally:
+        holder.communicate("", timeout=30)
+    assert str(err.value) == (
+        f"cannot create the NDI sender {name!r}: another node or program on this machine may "
+        f"be sending under that name; give this one its own (--sink ndi:{name}-2)")
+
+
 def test_ndi_source_vanishes_shows_slate_and_reconnects():
     name = unique_name()
     sender = Sender(name)
@@ -127,6 +148,7 @@ def test_ndi_source_vanishes_shows_slate_and_reconnects():
 
 SENDER = """
 import sys, time
+from livevace.errors import SinkError
 from livevace.frames import Frame, now
 from livevace.io.ndi_out import NdiSink
 from livevace.io.pattern import PatternSource

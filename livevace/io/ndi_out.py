@@ -38,7 +38,9 @@ class NdiSink:
         settings.clock_video = False
         sender = ndi.send_create(settings)
         if sender is None:
-            raise SinkError(f"cannot create the NDI sender {self.sender_name!r}")
+            raise SinkError(f"cannot create the NDI sender {self.sender_name!r}: another node "
+                            "or program on this machine may be sending under that name; give "
+                            f"this one its own (--sink ndi:{self.sender_name}-2)")
         frames = []
         for _ in range(2):
             video = ndi.VideoFrameV2()
