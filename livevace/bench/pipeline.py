@@ -25,8 +25,9 @@ Per row, after `--warmup` chunks, `--chunks` timed calls (one chunk each):
   counted. `ttff_cold_s`: the row's first pipeline, creation → first frame, everything
   counted (compilation, capture, autotuning, allocator growth). Neither counts camera time
   (the probe does). `ttff_breakdown_ms`: the new pipeline's first call in the parts of the
-  breakdown below (a first chunk encodes and annotates more frames); `ttff_annotation_ms`: the first chunk's annotation (`annotate`, on the annotator
-  threads) and what the submitting call waited for it (`annotate_ahead_wait`, within `other`);
+  breakdown below (a first chunk encodes and annotates more frames); `ttff_annotation_ms`:
+  the first chunk's annotation (`annotate`, on the annotator threads) and what the submitting
+  call waited for it (`annotate_ahead_wait`, within `other`);
 - breakdown per chunk (means): text (`stage_cache`: text K/V, transitions, references),
   annotate_wait (what the generator waited for its control frames), encode (VACE context /
   video-to-video input, host→device copy included; the context of a chunk is usually
