@@ -23,6 +23,7 @@ from livevace.models.wan import rope
 from livevace.models.wan.memory_bank import MEMFLOW, MemoryBankCache, MemoryBankSampler
 from livevace.models.wan.rope import Rope, apply_rope
 from livevace.models.wan.zoo import RECIPES, open_stream
+from livevace.pipelines.vace.references import write_sink
 
 H, W = 4, 4
 SINK, WINDOW, BANK, EVERY = 3, 12, 3, 9
@@ -252,6 +253,25 @@ def test_the_bank_grows_every_third_chunk_and_then_needs_no_mask(one_thread,  # 
     assert compressions == [4]
     assert sampler.cache.stagings == 0 and sampler.cache.chunk_start is None
     assert replace(MEMFLOW, chunk=1).layout(H, W).chunk == 1
+
+
+def test_references_written_mid_stream_do_not_replace_the_staged_candidate(
+        one_thread):  # noqa: F811
+    """Frame 0, staged by the first chunk and committed at the next, stays that chunk's frame
+    0 when reference images are written into the sink in between (rewriting its slots)."""
+    model = randomise(WanDiT(TINY_VACE), seed=2).requires_grad_(False)
+    sampler = open_stream(replace(MEMFLOW, config=TINY_VACE), model, H, W, None, None, seed=1)
+    sampler.set_text(torch.randn(1, 4, TINY_VACE.text_dim))
+    cache, t = sampler.cache, sampler.cache.layout.frame_tokens
+    sampler.generate_chunk()
+    staged = cache.v[:, :, :, :t].clone(), cache.sink_raw[:, :, :, :t].clone()
+    write_sink(sampler, torch.randn(1, TINY_VACE.in_channels, SINK, H, W), None)
+    assert not torch.equal(cache.v[:, :, :, :t], staged[0])  # the slots are the references'
+    sampler.generate_chunk()  # its start commits frame 0
+    assert cache.committed == 1
+    banked = cache.v[:, :, :, cache.bank_tokens][:, :, :, :t], cache.bank_raw[:, :, :, :t]
+    for kept, want in zip(banked, staged, strict=True):
+        assert torch.equal(kept, want)
 
 
 def test_memflow_is_a_recipe_of_the_zoo():

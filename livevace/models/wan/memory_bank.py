@@ -34,15 +34,18 @@ Layout: the cache has `window` slots = the sink + ring (`SinkRing` over the firs
 window - `BANK_FRAMES` slots) followed by the bank's slots, so the steady state (everything
 visible) attends over the whole buffer with no mask and replays as a CUDA graph; so do the
 chunks once the ring has filled. Only a fresh stream's second and third chunks need a mask.
-Every pass writes the chunk's own ring slots (the t = 0 pass last, as in `kv_cache`) and, in a
-chunk that stages, the candidate: what the t = 0 pass leaves is what the authors' single
-write leaves, and the shapes never change. Bank slots are refilled on the device at a chunk's
-start (scores, top-k and gathers with fixed shapes, no host sync); the host tracks only counts.
-That refill runs between graph replays, eagerly, so it works on every layer at once: a score
-needs only each frame's mean key over its tokens, rotated by the token grid (RoPE's rotations
-compose: at frame position p a token's angle is its grid angle plus p times the frame
-frequencies), which the t = 0 pass keeps beside the candidate; the kept slots' rotated keys are
-gathered as they are, and only the candidate's slot is rotated.
+Every pass writes the chunk's own ring slots (the t = 0 pass last, as in `kv_cache`), and its
+un-rotated keys into the cache's raw rows (`sink_raw`). A chunk that stages leaves its
+candidate there: it is taken once, for every layer at once, before anything writes the cache
+again (the next chunk's start, a commit) — its un-rotated key from the raw rows, its value
+from its ring slot: what the t = 0 pass left, as the authors' single write. The captured
+steps so carry no staging work, and the shapes never change. Bank slots are refilled on the
+device at a chunk's start (scores, top-k and gathers with fixed shapes, no host sync); the
+host tracks only counts. That refill runs between graph replays, eagerly, so it works on every
+layer at once: a score needs only each frame's mean key over its tokens, rotated by the token
+grid (RoPE's rotations compose: at frame position p a token's angle is its grid angle plus p
+times the frame frequencies), which is taken with the candidate; the kept slots' rotated keys
+are gathered as they are, and only the candidate's slot is rotated.
 
 Long runs (`rope_span`): once the sink slides along (see `kv_cache`), a bank frame is placed at
 max(its frame, the sink's first position), re-rotated from its kept un-rotated key, so no key
@@ -60,11 +63,10 @@ import torch
 from livevace.models.wan.cache_policy import SinkRing
 from livevace.models.wan.config import WAN21_VACE_1_3B, WanConfig
 from livevace.models.wan.dit import WanDiT
-from livevace.models.wan.kv_cache import CacheKV, CacheLayout, ChunkPlan, StreamCache
+from livevace.models.wan.kv_cache import CacheLayout, ChunkPlan, StreamCache
 from livevace.models.wan.recipe import LONGLIVE, Recipe
 from livevace.models.wan.rope import apply_rope, rotate_layers
 from livevace.models.wan.sampler import StreamSampler
-from livevace.models.wan.uploads import upload
 
 BANK_FRAMES = 3
 """Frames of long-term memory (the authors' `bank_size`)."""
@@ -85,8 +87,8 @@ class MemoryBankCache(StreamCache):
     [layers, B, heads, bank, head_dim] (each slot's key, rotated by the token grid, mean over
     its tokens, float32: what its score needs), `bank_frame` [layers, B, bank] (which frame each
     slot holds, per layer: layers choose apart), `staged_raw`/`staged_v`/`staged_mean` (the
-    candidate's; `staging`: whether this chunk's passes replace them), and the host counts
-    `stagings` (candidates staged so far) and `committed`."""
+    candidate's, taken after its chunk: `take_candidate`), and the host counts `stagings`
+    (candidates staged so far) and `committed`."""
 
     def __init__(self, cfg: WanConfig, layout: CacheLayout, batch: int = 1,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
@@ -109,7 +111,11 @@ class MemoryBankCache(StreamCache):
         self.staged_raw = torch.zeros(cfg.num_layers, batch, heads, t, hd, **kw)
         self.staged_v = torch.zeros_like(self.staged_raw)
         self.staged_mean = torch.zeros(cfg.num_layers, batch, heads, hd, device=self.device)
-        self.staging = torch.zeros((), device=self.device, dtype=torch.bool)
+        if self.sink_raw is None:  # kept without a rope span too: the candidate's key is there
+            self.sink_raw = self.k.new_zeros(*self.k.shape[:3], (layout.sink + layout.chunk) * t,
+                                             hd)
+        self.to_take = False
+        """A chunk staged its candidate and it is still in the cache's rows (`take_candidate`)."""
         frame_freqs = self.rope.freqs[0]
         self._frame_freqs = torch.cat([frame_freqs, frame_freqs.new_zeros(hd // 2 - len(
             frame_freqs))]).to(self.device)
@@ -129,22 +135,23 @@ class MemoryBankCache(StreamCache):
     def reset(self) -> None:
         super().reset()
         self.stagings = self.committed = self.bank_visible = self._bank_seen = self.frontier = 0
+        self.to_take = False
 
     def begin_chunk(self, start: int, frames: int | None = None) -> None:
         """A new chunk of the stream (not a recache's replay, nor reference frames written into
         the sink mid-stream) first commits the staged candidate, and stages its own first frame
         if it starts at a multiple of `STAGE_EVERY`."""
+        self.take_candidate()  # before any pass writes the cache again
         new = start >= self.frontier
         if new:
             self.frontier = start + (self.layout.chunk if frames is None else frames)
             self.commit_bank()
         self._bank_seen = self.bank_visible = min(self.committed, self.bank)
         super().begin_chunk(start, frames)
-        stage = new and start % STAGE_EVERY == 0
-        if stage:
+        if new and start % STAGE_EVERY == 0:
             self.stagings += 1
             self.staged_frame = start
-        upload(self.staging, torch.tensor(stage))
+            self.to_take = True
 
     def plan_ahead(self, start: int) -> None:
         self._bank_seen = min(self.stagings, self.bank)  # what that chunk's commit will show
@@ -168,8 +175,23 @@ class MemoryBankCache(StreamCache):
 
     # --------------------------------------------------------------------- device side
     @torch.no_grad()
+    def take_candidate(self) -> None:
+        """Copy the staging chunk's first frame out of the cache, once its passes are done
+        (see the module doc): its un-rotated key, its value and its grid-rotated mean key."""
+        if not self.to_take:
+            return
+        self.to_take = False
+        t, frame = self.layout.frame_tokens, self.staged_frame
+        raw_at, slot_at = self.layout.policy.raw_slot(frame, 0) * t, self.layout.slot(frame) * t
+        raw = self.sink_raw[:, :, :, raw_at:raw_at + t]
+        self.staged_raw.copy_(raw)
+        self.staged_v.copy_(self.v[:, :, :, slot_at:slot_at + t])
+        self.staged_mean.copy_(self.grid_mean(raw))
+
+    @torch.no_grad()
     def commit_bank(self) -> None:
         """Move the staged candidate into the bank (a free slot, or compression when full)."""
+        self.take_candidate()
         n = self.stagings
         if n == 0 or (n <= self.bank and self.committed == n):
             return  # nothing staged, or already in (the authors rewrite the same data)
@@ -242,29 +264,6 @@ class MemoryBankCache(StreamCache):
             angles = (angles[..., None, :] + self._grid_angles).flatten(-3, -2)
         angles = angles.unsqueeze(-3)
         return angles.cos().float(), angles.sin().float()
-
-    def writer(self, write: bool = True) -> "BankKV":
-        return BankKV(super().writer(write))
-
-
-class BankKV:
-    """The cache writer plus the candidate: in a chunk that stages, its first frame's un-rotated
-    key and value (selected on the device, so one captured graph serves both kinds of chunk)."""
-
-    def __init__(self, inner: CacheKV) -> None:
-        self.inner = inner
-
-    def __call__(self, layer: int, k_raw: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        out = self.inner(layer, k_raw, k, v)
-        if self.inner.write:
-            c: MemoryBankCache = self.inner.cache  # type: ignore[assignment]
-            t = c.layout.frame_tokens
-            for staged, new in ((c.staged_raw[layer], k_raw[:, :, :t]),
-                                (c.staged_v[layer], v[:, :, :t]),
-                                (c.staged_mean[layer], c.grid_mean(k_raw[:, :, :t]))):
-                staged.copy_(torch.where(c.staging, new.to(staged.dtype), staged))
-        return out
 
 
 class MemoryBankSampler(StreamSampler):
