@@ -10,6 +10,8 @@
 #                                             # spend the time to first frame (576x320), then
 #                                             # the GPU tests of the first chunk's depth graph
 #                                             # and of cache writes without VACE
+#   device run: bash bench/gpu_session.sh F   # issue 19: MemFlow beside LongLive again (the
+#                                             # candidate taken once per chunk)
 #   device run: bash bench/gpu_session.sh C   # peaks by phase: LongLive, SDV2 (Krea's is G's)
 #   then STEPS=8, 2 … 5 and 7 of bench/gpu_round2.sh (issue 21; 1 and 6 measured).
 # Measured (BENCHMARKS.md, 2026-12-08 00:11–00:24 UTC, code 667a887): G (MemFlow after the
